@@ -1,0 +1,109 @@
+"""avgen turns a topic or a script into a finished, narrated, captioned video.
+
+Offline out of the box (a local script splitter, the Piper neural voice, procedural visuals
+and one ffmpeg pass), with pluggable agents for anything else.
+
+Quick start::
+
+    from avgen import VideoGenerator
+
+    generator = VideoGenerator()                      # the offline agents
+    video = generator.generate_sync(script="Octopuses have three hearts. Two pump blood "
+                                           "through the gills, one through the body.",
+                                    preset="shorts")
+    print(video.path)                                 # outputs/session_…/final_output/….mp4
+
+In async code (or a notebook cell) ``video = await generator.generate(...)``.
+From the shell: ``avgen make --script examples/scripts/water_cycle.md``.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import logging as _logging
+
+from avgen._version import __version__
+from avgen.agents import (
+                          AgentSet,
+                          ClipGenerator,
+                          Composer,
+                          ImageGenerator,
+                          Narrator,
+                          ScriptWriter,
+                          available_agents,
+                          load_agents,
+)
+from avgen.errors import (
+                          AgentError,
+                          AvgenError,
+                          ConfigurationError,
+                          ContentRejected,
+                          FFmpegError,
+                          GenerationError,
+                          MediaError,
+                          RateLimited,
+                          ServiceUnavailable,
+                          SessionError,
+                          UnsafePathError,
+                          UsageError,
+)
+from avgen.generator import Event, VideoGenerator
+from avgen.media.captions import CaptionStyle
+from avgen.models import (
+                          PRESETS,
+                          AudioAsset,
+                          CardVisual,
+                          ClipAsset,
+                          ImageAsset,
+                          Preset,
+                          Scene,
+                          Script,
+                          Segment,
+                          Video,
+                          VideoRequest,
+                          preset,
+)
+from avgen.session import Session
+
+_logging.getLogger("avgen").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "PRESETS",
+    "AgentError",
+    "AgentSet",
+    "AudioAsset",
+    "AvgenError",
+    "CaptionStyle",
+    "CardVisual",
+    "ClipAsset",
+    "ClipGenerator",
+    "Composer",
+    "ConfigurationError",
+    "ContentRejected",
+    "Event",
+    "FFmpegError",
+    "GenerationError",
+    "ImageAsset",
+    "ImageGenerator",
+    "MediaError",
+    "Narrator",
+    "Preset",
+    "RateLimited",
+    "Scene",
+    "Script",
+    "ScriptWriter",
+    "Segment",
+    "ServiceUnavailable",
+    "Session",
+    "SessionError",
+    "UnsafePathError",
+    "UsageError",
+    "Video",
+    "VideoGenerator",
+    "VideoRequest",
+    "__version__",
+    "available_agents",
+    "load_agents",
+    "preset",
+]

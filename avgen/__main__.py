@@ -1,0 +1,3 @@
+from avgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,23 @@
+"""Agents: the protocols they follow, the registry that names them, and the built-in ones.
+
+See `avgen.agents.protocols` for the contracts and `avgen.agents.local` for the offline
+defaults.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from avgen.agents.protocols import ClipGenerator, Composer, ImageGenerator, Narrator, ScriptWriter
+from avgen.agents.registry import AgentSet, available_agents, load_agents
+
+__all__ = [
+    "AgentSet",
+    "ClipGenerator",
+    "Composer",
+    "ImageGenerator",
+    "Narrator",
+    "ScriptWriter",
+    "available_agents",
+    "load_agents",
+]

@@ -1,0 +1,39 @@
+"""The embedded default agents: no key, no network.
+
+- `LocalScriptWriter`: your own text, split into scenes (markdown and stage directions
+  are not read aloud); a bare topic becomes a short title sequence.
+- `PiperNarrator`: neural narration with the voice that ships as a pip package.
+- `StillImages`: your own pictures, one per scene, given Ken Burns motion.
+- Scenes with no picture show a procedural card (animated gradient and title) that
+  `avgen.media.composer.FFmpegComposer` renders in the same ffmpeg pass as everything else.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from typing import Any
+
+from avgen.agents.local.images import StillImages
+from avgen.agents.local.narrator import DEFAULT_VOICE, PiperNarrator
+from avgen.agents.local.script import LocalScriptWriter
+from avgen.agents.registry import AgentSet
+from avgen.media.composer import FFmpegComposer
+
+__all__ = ["DEFAULT_VOICE", "LocalScriptWriter", "PiperNarrator", "StillImages", "local_agents"]
+
+
+def local_agents(**options: Any) -> AgentSet:
+    """The offline family: local script writer, Piper narrator, ffmpeg composer.
+
+    Args:
+        **options: Passed to `PiperNarrator` (``voice``, ``sentence_pause``,
+            ``length_scale``), except ``images``: a list of picture files for `StillImages`.
+    """
+    images = options.pop("images", None)
+    return AgentSet(
+        script_writer=LocalScriptWriter(),
+        narrator=PiperNarrator(**options),
+        composer=FFmpegComposer(),
+        image_generator=StillImages(images) if images else None,
+    )

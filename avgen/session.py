@@ -1,0 +1,411 @@
+"""One folder per run: its layout, safe paths, atomic writes, the manifest and the log.
+
+A session lives at ``outputs/session_YYYYMMDD_HHMMSS_<suffix>/`` with the folders
+``video_clips/ audio/ images/ scripts/ metadata/ final_output/ logs/``. Every path is taken
+through `Session.path`, which refuses anything that would land outside the session root;
+every file is written to a temporary name in its final folder and moved into place with
+`os.replace`, so a crash or Ctrl-C never leaves half a file under a final name.
+
+`metadata/manifest.json` records each step of a run (see `StepRecord`); resuming a session
+re-does only the steps whose outputs are missing or fail their checksum.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import contextlib
+import contextvars
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from avgen.errors import SessionError, UnsafePathError, UsageError
+
+__all__ = ["SUBFOLDERS", "Manifest", "OutputRecord", "Session", "StepRecord", "sha256_file"]
+
+SUBFOLDERS: tuple[str, ...] = (
+    "video_clips", "audio", "images", "scripts", "metadata", "final_output", "logs",
+)
+"""The folders every session has."""
+
+_logger = logging.getLogger("avgen.session")
+_active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
+_MANIFEST_VERSION = 1
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file, read in chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@attrs.frozen
+class OutputRecord:
+    """A file a step produced, as the manifest keeps it."""
+
+    path: str
+    """Path relative to the session root, with forward slashes."""
+    size: int
+    """Size in bytes."""
+    sha256: str
+    """Hex SHA-256 of the content."""
+
+
+def _outputs(value: Iterable[OutputRecord]) -> tuple[OutputRecord, ...]:
+    return tuple(value)
+
+
+StepStatus = Literal["done", "failed", "fallback"]
+
+
+@attrs.frozen
+class StepRecord:
+    """One step of a run in the manifest: what went in, who did it, what came out."""
+
+    id: str
+    """Stable step name, e.g. ``"scene-003.narration"``."""
+    agent: str
+    """The agent (or component) that did the work."""
+    inputs_hash: str
+    """SHA-256 of the step's inputs; a changed input makes a resume redo the step."""
+    status: StepStatus
+    """``done``, ``failed`` (an error is attached) or ``fallback`` (a lower tier served)."""
+    outputs: tuple[OutputRecord, ...] = attrs.field(default=(), converter=_outputs)
+    """Files produced, with sizes and checksums."""
+    started: float = 0.0
+    """Start time, seconds since the epoch."""
+    seconds: float = 0.0
+    """Wall time the step took."""
+    tier: str | None = None
+    """For visuals: ``clip``, ``image`` or ``card``."""
+    cost: float = 0.0
+    """Money spent, in US dollars (0 for local agents)."""
+    error: str | None = None
+    """The error that failed the step or made it fall back."""
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    """Step-specific facts (e.g. the asset it produced) needed to resume without redoing it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
+        """Rebuild a record read from the manifest."""
+        fields = dict(data)
+        fields["outputs"] = tuple(OutputRecord(**o) for o in fields.get("outputs", ()))
+        return cls(**fields)
+
+
+class Manifest:
+    """The session's ``metadata/manifest.json``: run facts and one `StepRecord` per step.
+
+    Writes are atomic and serialised by a lock, so steps finishing concurrently never lose
+    each other's records.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self.path = session.path("metadata/manifest.json")
+        """Where the manifest lives."""
+        if self.path.exists():
+            try:
+                self._data: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SessionError(f"cannot read the manifest {self.path}: {exc}") from exc
+        else:
+            self._data = {"version": _MANIFEST_VERSION, "session": session.id, "steps": {}}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A run-level value (``request``, ``script``, ``status`` …) or ``default``."""
+        return self._data.get(key, default)
+
+    def update(self, **values: Any) -> None:
+        """Set run-level values and save."""
+        with self._lock:
+            self._data.update(values)
+            self._save()
+
+    @property
+    def steps(self) -> dict[str, StepRecord]:
+        """All step records by id."""
+        with self._lock:
+            raw = dict(self._data["steps"])
+        return {key: StepRecord.from_dict(value) for key, value in raw.items()}
+
+    def step(self, step_id: str) -> StepRecord | None:
+        """The record of one step, if it was recorded."""
+        with self._lock:
+            raw = self._data["steps"].get(step_id)
+        return StepRecord.from_dict(raw) if raw is not None else None
+
+    def record(self, step: StepRecord) -> None:
+        """Add or replace a step record and save."""
+        with self._lock:
+            self._data["steps"][step.id] = step.to_dict()
+            self._save()
+
+    def output(self, path: Path) -> OutputRecord:
+        """Describe a file inside the session (relative path, size, checksum)."""
+        relative = self._session.relative(path)
+        return OutputRecord(relative, path.stat().st_size, sha256_file(path))
+
+    def is_valid(self, step: StepRecord, inputs_hash: str | None = None) -> bool:
+        """True when the step succeeded, had these inputs, and its outputs are intact."""
+        if step.status == "failed":
+            return False
+        if inputs_hash is not None and step.inputs_hash != inputs_hash:
+            return False
+        for out in step.outputs:
+            try:
+                path = self._session.path(out.path)
+                if path.stat().st_size != out.size or sha256_file(path) != out.sha256:
+                    return False
+            except (OSError, UsageError):
+                return False
+        return True
+
+    def _save(self) -> None:
+        text = json.dumps(self._data, indent=2, sort_keys=True, default=str)
+        self._session.write_text("metadata/manifest.json", text + "\n")
+
+
+class _SessionFilter(logging.Filter):
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # `Session.log` tags its records with their session; others go to the active one.
+        owner = getattr(record, "avgen_session", None)
+        return (owner if owner is not None else _active.get()) == self.session_id
+
+
+class Session:
+    """The folder of one run. Create with `Session.create`, reopen with `Session.open`.
+
+    Use it as a context manager: on exit the session's log file is closed.
+
+    Example:
+        >>> import tempfile
+        >>> with Session.create(tempfile.mkdtemp()) as session:
+        ...     path = session.write_text("scripts/hello.txt", "hi")
+        ...     print(session.relative(path))
+        scripts/hello.txt
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Wrap an existing session folder; prefer `create` and `open`."""
+        self.root = root.resolve()
+        """The session folder (absolute, resolved)."""
+        self.id = self.root.name
+        """The folder's name, e.g. ``session_20261123_120000_a1b2c3d4``."""
+        for name in SUBFOLDERS:
+            (self.root / name).mkdir(exist_ok=True)
+        self.manifest = Manifest(self)
+        """The run's manifest."""
+        self._handler: logging.Handler | None = None
+
+    @classmethod
+    def create(cls, base: str | os.PathLike[str] = "outputs") -> Session:
+        """Make a new session folder under ``base`` with a name no other run can take.
+
+        The name is ``session_YYYYMMDD_HHMMSS_<random suffix>``; the folder is created with an
+        exclusive ``mkdir``, so runs started in the same second, even in parallel processes,
+        never share a folder.
+
+        Raises:
+            UsageError: ``base`` cannot be created or written.
+        """
+        base_path = Path(base).expanduser()
+        try:
+            base_path.mkdir(parents=True, exist_ok=True)
+            probe = base_path / f".avgen-write-test-{secrets.token_hex(4)}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError("out", f"the output folder {str(base_path)!r} cannot be written "
+                             f"({exc.strerror or exc}); choose a writable folder") from exc
+        stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
+        for _ in range(100):
+            root = base_path / f"session_{stamp}_{secrets.token_hex(4)}"
+            try:
+                root.mkdir()
+            except FileExistsError:
+                continue
+            return cls(root)
+        raise SessionError(f"could not create a unique session folder in {base_path}")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Session:
+        """Reopen an existing session folder (to resume it or read its manifest).
+
+        Raises:
+            UsageError: ``path`` is not a session folder.
+        """
+        root = Path(path).expanduser()
+        if not (root / "metadata" / "manifest.json").is_file():
+            raise UsageError("session", f"{str(root)!r} is not an avgen session folder "
+                             "(no metadata/manifest.json)")
+        return cls(root)
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def path(self, relative: str | os.PathLike[str]) -> Path:
+        """The absolute path of ``relative`` inside the session.
+
+        Raises:
+            UnsafePathError: The path is absolute, climbs out with ``..``, or resolves
+                outside the root through a symlink.
+        """
+        raw = os.fspath(relative)
+        candidate = Path(raw)
+        if not raw or "\x00" in raw:
+            raise UnsafePathError("path", f"{raw!r} is not a valid path")
+        if candidate.is_absolute() or candidate.drive:
+            raise UnsafePathError("path", f"{raw!r} is absolute; give a path inside the session")
+        if ".." in candidate.parts:
+            raise UnsafePathError("path", f"{raw!r} climbs out of the session with '..'")
+        try:
+            resolved = (self.root / candidate).resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise UnsafePathError("path", f"{raw!r} cannot be resolved ({exc})") from exc
+        if resolved != self.root and not resolved.is_relative_to(self.root):
+            raise UnsafePathError("path", f"{raw!r} resolves outside the session root "
+                                  "(through a symlink)")
+        return resolved
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` relative to the session root, with forward slashes.
+
+        Raises:
+            UnsafePathError: ``path`` is outside the session.
+        """
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise UnsafePathError("path", f"{str(path)!r} is outside the session {self.root}")
+        return resolved.relative_to(self.root).as_posix()
+
+    @contextlib.contextmanager
+    def atomic_path(self, relative: str | os.PathLike[str]) -> Iterator[Path]:
+        """Yield a temporary path beside ``relative``; on success it is moved into place.
+
+        The temporary name keeps the extension (tools such as ffmpeg pick the format from
+        it). If the block raises, or leaves no file, the temporary file is removed and the
+        final name is untouched.
+        """
+        final = self.path(relative)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        try:
+            yield temp
+            if not temp.exists():
+                raise SessionError(f"nothing was written for {self.relative(final)}")
+            os.replace(temp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    def write_bytes(self, relative: str | os.PathLike[str], data: bytes) -> Path:
+        """Write ``data`` atomically; returns the final path."""
+        with self.atomic_path(relative) as temp, open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return self.path(relative)
+
+    def write_text(self, relative: str | os.PathLike[str], text: str) -> Path:
+        """Write UTF-8 ``text`` atomically; returns the final path."""
+        return self.write_bytes(relative, text.encode("utf-8"))
+
+    def write_json(self, relative: str | os.PathLike[str], value: Any) -> Path:
+        """Write ``value`` as indented JSON atomically; returns the final path."""
+        return self.write_text(relative, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+    # -- logging -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Session]:
+        """Route this run's ``avgen`` log records to ``logs/session.log`` while active.
+
+        Records are tagged through a context variable, so two sessions running in one
+        process (or in threads started from the run) each get only their own records.
+        """
+        token = _active.set(self.id)
+        if self._handler is None:
+            handler = logging.FileHandler(self.path("logs/session.log"), encoding="utf-8")
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            handler.addFilter(_SessionFilter(self.id))
+            logging.getLogger("avgen").addHandler(handler)
+            self._handler = handler
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        """Write a record to this session's log, and to the ``avgen`` logger if enabled."""
+        record = _logger.makeRecord(_logger.name, level, "(avgen)", 0, message, args, None,
+                                    extra={"avgen_session": self.id})
+        reached = False
+        if _logger.isEnabledFor(level):
+            _logger.handle(record)
+            # Through the ``avgen`` logger the record reaches this session's handler (other
+            # sessions' handlers refuse it by its tag) unless propagation is cut.
+            reached = _logger.propagate and not _logger.disabled
+        if self._handler is not None and not reached:
+            self._handler.handle(record)
+
+    def close(self) -> None:
+        """Close the session's log file. The folder stays."""
+        if self._handler is not None:
+            logging.getLogger("avgen").removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def cleanup(self, keep: Iterable[str] = ("final_output", "metadata")) -> None:
+        """Delete the session's working files, keeping the folders named in ``keep``.
+
+        Raises:
+            UsageError: ``keep`` names a folder that sessions do not have.
+        """
+        kept = set(keep)
+        unknown = kept - set(SUBFOLDERS)
+        if unknown:
+            raise UsageError("keep", f"unknown folders {sorted(unknown)}; "
+                             f"choose from {', '.join(SUBFOLDERS)}")
+        self.close()
+        for name in SUBFOLDERS:
+            if name not in kept:
+                shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"Session({str(self.root)!r})"
+

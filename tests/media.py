@@ -1,0 +1,174 @@
+"""Real media for tests: make it with ffmpeg (or Python's `wave`), and decode it back.
+
+Nothing here is mocked: `make_clip` and `make_image` run the ffmpeg avgen runs, and
+`decode`, `gray_frame` and `mean_luma` decode the real output, so a test checks what a
+player would see and hear.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+from typing import TypedDict
+
+from avgen.media.ffmpeg import ffmpeg_exe, probe
+
+__all__ = [
+    "DECODE_RATE",
+    "Decoded",
+    "decode",
+    "gray_frame",
+    "make_clip",
+    "make_image",
+    "make_wav",
+    "mean_abs_diff",
+    "mean_luma",
+]
+
+DECODE_RATE = 48_000
+"""Sample rate `decode` resamples audio to before counting samples."""
+
+Box = tuple[int, int, int, int]
+"""A rectangle of a frame: x, y, width, height in pixels."""
+
+
+def _ffmpeg(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg quietly (errors only); raise with its stderr when it fails."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error", *args],
+                          capture_output=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"ffmpeg {' '.join(args)} failed ({proc.returncode}):\n"
+                             + proc.stderr.decode("utf-8", "replace"))
+    return proc
+
+
+def make_wav(path: Path, seconds: float, rate: int = 22050, freq: float = 440) -> Path:
+    """Write a mono 16-bit sine WAV of exactly ``round(seconds * rate)`` samples."""
+    count = round(seconds * rate)
+    samples = (round(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(count))
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return path
+
+
+def make_clip(path: Path, seconds: float, width: int, height: int, fps: int = 25,
+              audio: bool = False) -> Path:
+    """Write an H.264 MP4 of ffmpeg's ``testsrc2`` pattern, with a sine track if ``audio``."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={fps}:d={seconds}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:d={seconds}",
+                 "-c:a", "aac", "-b:a", "64k"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+    _ffmpeg(*args)
+    return path
+
+
+def make_image(path: Path, width: int, height: int) -> Path:
+    """Write one frame of ffmpeg's ``testsrc2`` pattern as an image (format from the suffix)."""
+    _ffmpeg("-f", "lavfi", "-i", f"testsrc2=s={width}x{height}", "-frames:v", "1",
+            "-update", "1", str(path))
+    return path
+
+
+class Decoded(TypedDict):
+    """What `decode` found in a file."""
+
+    errors: str
+    """Everything ffmpeg printed at ``-v error`` while decoding every stream: empty when
+    the file decodes cleanly."""
+    frames: int
+    """Video frames decoded (0 without video)."""
+    audio_samples: int
+    """Audio samples decoded, per channel, at `DECODE_RATE` (0 without audio)."""
+    audio_duration: float
+    """``audio_samples / DECODE_RATE``: the exact length of the decoded sound, seconds."""
+    width: int
+    """Frame width, from `avgen.media.ffmpeg.probe`."""
+    height: int
+    """Frame height."""
+    fps: float
+    """Frame rate."""
+    duration: float | None
+    """Container duration."""
+    has_video: bool
+    """There is a video stream."""
+    has_audio: bool
+    """There is an audio stream."""
+
+
+def decode(path: Path) -> Decoded:
+    """Decode every frame and sample of ``path`` in one ffmpeg run and describe the result.
+
+    The video stream is decoded to ``framemd5`` (one line per frame, every frame kept) and
+    the audio to raw mono 16-bit samples at `DECODE_RATE`, whose bytes are counted; any
+    decoding error ffmpeg reports ends up in ``errors``.
+    """
+    info = probe(path)
+    with tempfile.TemporaryDirectory(prefix="avgen-decode-") as tmp:
+        md5, raw = Path(tmp) / "frames.md5", Path(tmp) / "audio.raw"
+        args = ["-i", str(path)]
+        if info.has_video:
+            args += ["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", str(md5)]
+        if info.has_audio:
+            args += ["-map", "0:a:0", "-ac", "1", "-ar", str(DECODE_RATE), "-f", "s16le",
+                     "-c:a", "pcm_s16le", str(raw)]
+        proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *args],
+                              capture_output=True, timeout=120, check=False)
+        errors = proc.stderr.decode("utf-8", "replace").strip()
+        if proc.returncode != 0:
+            errors = errors or f"ffmpeg exited with {proc.returncode}"
+        frames = 0
+        if md5.exists():
+            frames = sum(1 for line in md5.read_text().splitlines()
+                         if line.strip() and not line.startswith("#"))
+        samples = raw.stat().st_size // 2 if raw.exists() else 0
+    return Decoded(errors=errors, frames=frames, audio_samples=samples,
+                   audio_duration=samples / DECODE_RATE, width=info.width, height=info.height,
+                   fps=info.fps, duration=info.duration, has_video=info.has_video,
+                   has_audio=info.has_audio)
+
+
+def gray_frame(path: Path, t: float) -> tuple[int, int, bytes]:
+    """Decode the frame shown at ``t`` seconds as 8-bit gray: ``(width, height, pixels)``."""
+    info = probe(path)
+    proc = _ffmpeg("-ss", f"{t:.6f}", "-i", str(path), "-map", "0:v:0", "-frames:v", "1",
+                   "-f", "rawvideo", "-pix_fmt", "gray", "-")
+    pixels = proc.stdout
+    if len(pixels) != info.width * info.height:
+        raise AssertionError(f"expected a {info.width}x{info.height} frame at {t} s of {path}, "
+                             f"got {len(pixels)} bytes")
+    return info.width, info.height, pixels
+
+
+def _box(width: int, height: int, pixels: bytes, box: Box) -> list[int]:
+    x, y, w, h = box
+    if not (x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height):
+        raise ValueError(f"box {box} is not inside a {width}x{height} frame")
+    return [pixels[row * width + col] for row in range(y, y + h) for col in range(x, x + w)]
+
+
+def mean_luma(path: Path, t: float, box: Box) -> float:
+    """Mean brightness (0-255) of ``box`` (x, y, w, h) in the frame shown at ``t`` seconds."""
+    values = _box(*gray_frame(path, t), box)
+    return sum(values) / len(values)
+
+
+def mean_abs_diff(a: Path, b: Path, t: float, box: Box) -> float:
+    """Mean absolute brightness difference of ``box`` between two videos at ``t`` seconds.
+
+    Zero when the box looks the same in both (e.g. two renders of one deterministic
+    timeline); text drawn in one of them makes it clearly positive.
+    """
+    wa, ha, pa = gray_frame(a, t)
+    wb, hb, pb = gray_frame(b, t)
+    if (wa, ha) != (wb, hb):
+        raise AssertionError(f"frame sizes differ: {wa}x{ha} and {wb}x{hb}")
+    va, vb = _box(wa, ha, pa, box), _box(wb, hb, pb, box)
+    return sum(abs(p - q) for p, q in zip(va, vb, strict=True)) / len(va)

@@ -1,0 +1,352 @@
+"""Tests of avgen.media.captions: wrapping, cue timing, and the SRT, WebVTT and ASS forms."""
+
+from __future__ import annotations
+
+import re
+import string
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from avgen.errors import UsageError
+from avgen.media.captions import (
+    CaptionStyle,
+    Cue,
+    balanced_groups,
+    caption_margin,
+    make_cues,
+    to_ass,
+    to_srt,
+    to_vtt,
+    wrap_words,
+)
+from avgen.models import PRESETS, Segment
+
+# --------------------------------------------------------------------------- strategies
+
+WORD_ALPHABET = string.ascii_letters + string.digits + ".,!?'{}\\<>&éשا"
+words = st.text(alphabet=WORD_ALPHABET, min_size=1, max_size=90)
+texts = st.lists(words, min_size=0, max_size=25).map(" ".join)
+styles = st.builds(
+    CaptionStyle,
+    font_size=st.floats(0.01, 0.29),
+    max_chars_per_line=st.integers(8, 80),
+    max_lines=st.integers(1, 3),
+    outline=st.floats(0.0, 0.29),
+    bold=st.booleans(),
+)
+
+
+@st.composite
+def segment_lists(draw: st.DrawFn) -> list[Segment]:
+    """Segments with monotonic, non-overlapping times (some empty, some zero-length)."""
+    count = draw(st.integers(0, 12))
+    time = draw(st.floats(0.0, 5.0))
+    out = []
+    for _ in range(count):
+        time += draw(st.floats(0.0, 3.0))
+        duration = draw(st.one_of(st.just(0.0), st.floats(0.05, 8.0)))
+        text = draw(st.one_of(texts, st.just("   ")))
+        out.append(Segment(text, time, time + duration))
+        time += duration
+    return out
+
+
+offsets = st.floats(0.0, 1000.0)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def parse_timed(text: str, sep: str) -> list[tuple[float, float, list[str]]]:
+    """A small SRT/WebVTT parser: (start, end, lines) per block."""
+    time = rf"(\d+):(\d\d):(\d\d){re.escape(sep)}(\d\d\d)"
+    arrow = re.compile(rf"^{time} --> {time}$")
+    blocks = []
+    for chunk in text.strip("\n").split("\n\n"):
+        rows = chunk.split("\n")
+        if rows == ["WEBVTT"] or not chunk:
+            continue
+        if sep == ",":
+            assert rows[0].isdigit(), chunk
+            rows = rows[1:]
+        match = arrow.match(rows[0])
+        assert match, chunk
+        g = [int(x) for x in match.groups()]
+        start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+        end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+        assert rows[1:], chunk
+        blocks.append((start, end, rows[1:]))
+    return blocks
+
+
+def check_round_trip(cues: list[Cue], parsed: list[tuple[float, float, list[str]]],
+                     unescape: bool = False) -> None:
+    """Every block matches the next cue within 1 ms; cues left out are shorter than 1 ms."""
+    position = 0
+    for cue in cues:
+        if position < len(parsed):
+            start, end, lines = parsed[position]
+            if unescape:
+                lines = [ln.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+                         for ln in lines]
+            if (lines == list(cue.lines) and abs(start - cue.start) <= 0.001
+                    and abs(end - cue.end) <= 0.001):
+                position += 1
+                continue
+        assert cue.end - cue.start < 0.001, (cue, parsed[position:position + 1])
+    assert position == len(parsed)
+    for (s1, e1, _), (s2, _e2, _) in pairwise(parsed):
+        assert s1 < e1 <= s2
+    if parsed:
+        assert parsed[-1][0] < parsed[-1][1]
+
+
+ASS_TIME = re.compile(r"^(\d+):(\d\d):(\d\d)\.(\d\d)$")
+
+
+def ass_seconds(value: str) -> float:
+    match = ASS_TIME.match(value)
+    assert match, value
+    h, m, s, cs = (int(x) for x in match.groups())
+    return h * 3600 + m * 60 + s + cs / 100
+
+
+def dialogues(script: str) -> list[list[str]]:
+    return [line[len("Dialogue: "):].split(",", 9) for line in script.splitlines()
+            if line.startswith("Dialogue: ")]
+
+
+# --------------------------------------------------------------------------- properties
+
+@given(texts, st.integers(1, 80))
+def test_wrap_words_properties(text: str, max_chars: int) -> None:
+    lines = wrap_words(text, max_chars)
+    assert " ".join(lines).split() == text.split()
+    for line in lines:
+        assert line == line.strip() and line
+        assert len(line) <= max_chars or " " not in line
+    for line, following in pairwise(lines):  # greedy: the next word did not fit
+        assert len(line) + 1 + len(following.split()[0]) > max_chars
+
+
+@settings(max_examples=300)
+@given(segment_lists(), offsets, styles)
+def test_make_cues_properties(segments: list[Segment], offset: float,
+                              style: CaptionStyle) -> None:
+    cues = make_cues(segments, offset, style)
+    for a, b in pairwise(cues):
+        assert a.start <= a.end <= b.start
+    for cue in cues:
+        assert 1 <= len(cue.lines) <= style.max_lines
+        assert cue.text == " ".join(cue.lines)
+        for line in cue.lines:
+            assert line and (len(line) <= style.max_chars_per_line or " " not in line)
+
+    position = 0
+    for segment in segments:
+        start, end = segment.start + offset, segment.end + offset
+        lines = wrap_words(segment.text, style.max_chars_per_line)
+        if not lines or end <= start:
+            continue
+        # this segment's cues: the ones up to the one that ends at the segment's end
+        mine = []
+        while position < len(cues) and (not mine or mine[-1].end < end):
+            mine.append(cues[position])
+            position += 1
+        # never more blocks than words, never fewer than the line count demands
+        assert -(-len(lines) // style.max_lines) <= len(mine) <= len(segment.text.split())
+        assert mine[0].start == start and mine[-1].end == end
+        for a, b in pairwise(mine):
+            assert a.end == b.start
+        assert " ".join(c.text for c in mine).split() == segment.text.split()
+    assert position == len(cues)
+
+
+@settings(max_examples=200)
+@given(segment_lists(), offsets, styles)
+def test_srt_and_vtt_round_trip(segments: list[Segment], offset: float,
+                                style: CaptionStyle) -> None:
+    cues = make_cues(segments, offset, style)
+    srt = to_srt(cues)
+    parsed = parse_timed(srt, ",")
+    check_round_trip(cues, parsed)
+    assert [int(chunk.split("\n")[0]) for chunk in srt.strip("\n").split("\n\n") if chunk] \
+        == list(range(1, len(parsed) + 1))
+
+    vtt = to_vtt(cues)
+    assert vtt.startswith("WEBVTT\n\n" if parsed else "WEBVTT\n")
+    check_round_trip(cues, parse_timed(vtt, "."), unescape=True)
+
+
+@settings(max_examples=200)
+@given(segment_lists(), offsets, styles,
+       st.lists(st.tuples(st.floats(0, 500), st.floats(0.1, 10), texts), max_size=4))
+def test_ass_times_monotonic_and_text_escaped(
+    segments: list[Segment], offset: float, style: CaptionStyle,
+    raw_cards: list[tuple[float, float, str]],
+) -> None:
+    cues = make_cues(segments, offset, style)
+    cards = [(start, start + length, title) for start, length, title in raw_cards]
+    script = to_ass(cues, width=720, height=1280, style=style, margin=0.22, cards=cards)
+    events = dialogues(script)
+    starts = [ass_seconds(e[1]) for e in events]
+    assert starts == sorted(starts)
+    for event in events:
+        assert ass_seconds(event[1]) < ass_seconds(event[2])
+        assert "{" not in event[9] and "}" not in event[9]
+        assert "\\" not in event[9].replace("\\N", "")
+    captions = [e for e in events if e[3] == "Caption"]
+    for a, b in pairwise(captions):
+        assert ass_seconds(a[2]) <= ass_seconds(b[1])
+    for event in events:
+        if event[3] == "Card":
+            assert 1 <= len(event[9].split("\\N")) <= 4
+    assert len([e for e in events if e[3] == "Card"]) == sum(1 for c in cards if c[2].split())
+
+
+# --------------------------------------------------------------------------- examples
+
+TWO = [Cue(1.0, 2.5, ("Hello world",)), Cue(2.5, 3661.25, ("Second line", "here & <there>"))]
+
+
+def test_srt_exact() -> None:
+    assert to_srt(TWO) == (
+        "1\n00:00:01,000 --> 00:00:02,500\nHello world\n\n"
+        "2\n00:00:02,500 --> 01:01:01,250\nSecond line\nhere & <there>\n"
+    )
+
+
+def test_vtt_exact() -> None:
+    assert to_vtt(TWO) == (
+        "WEBVTT\n\n"
+        "00:00:01.000 --> 00:00:02.500\nHello world\n\n"
+        "00:00:02.500 --> 01:01:01.250\nSecond line\nhere &amp; &lt;there&gt;\n"
+    )
+
+
+def test_empty_outputs() -> None:
+    assert to_srt([]) == ""
+    assert to_vtt([]) == "WEBVTT\n"
+
+
+def test_contiguous_cues_stay_contiguous_after_rounding() -> None:
+    cues = [Cue(0.0, 1.0005, ("a",)), Cue(1.0005, 2.0, ("b",))]
+    parsed = parse_timed(to_srt(cues), ",")
+    assert parsed[0][1] == parsed[1][0]
+    events = dialogues(to_ass(cues, width=640, height=360, style=CaptionStyle(), margin=0.1))
+    assert events[0][2] == events[1][1]
+
+
+def test_make_cues_example() -> None:
+    style = CaptionStyle(max_chars_per_line=10, max_lines=1)
+    cues = make_cues([Segment("aaaa bbbb cccccccccccccccccc", 0.0, 3.0)], 10.0, style)
+    assert [c.lines for c in cues] == [("aaaa bbbb",), ("cccccccccccccccccc",)]
+    assert cues[0].start == 10.0 and cues[-1].end == 13.0
+    assert cues[0].end == pytest.approx(10.0 + 3.0 * 9 / 27)
+    assert cues[0].end == cues[1].start
+
+
+def test_make_cues_skips_empty_and_reversed_and_clips_overlap() -> None:
+    style = CaptionStyle()
+    cues = make_cues([Segment("  ", 0, 1), Segment("backwards", 2, 1.5), Segment("zero", 3, 3),
+                      Segment("first", 4, 6), Segment("overlap", 5, 7)], 0.0, style)
+    assert [(c.start, c.end, c.text) for c in cues] == [(4, 6, "first"), (6, 7, "overlap")]
+
+
+def test_ass_example() -> None:
+    style = CaptionStyle()
+    margin = caption_margin(style, PRESETS["draft"])
+    assert margin == 0.22
+    cues = [Cue(0.0, 1.5, ("Use {\\b1} tags", "and a \\N here")), Cue(1.5, 3.0, ("שלום",))]
+    script = to_ass(cues, width=720, height=1280, style=style, margin=margin,
+                    cards=[(0.0, 3.0, "A title card with a fairly long name that wraps")])
+    assert "PlayResX: 720" in script and "PlayResY: 1280" in script
+    assert "WrapStyle: 2" in script and "ScaledBorderAndShadow: yes" in script
+    assert ("Style: Caption,DejaVu Sans,32,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
+            "-1,0,0,0,100,100,0,0,1,2.88,0,2,43,43,282,1") in script
+    assert "Style: Card,DejaVu Sans,64," in script
+    card_style = next(ln for ln in script.splitlines() if ln.startswith("Style: Card"))
+    assert card_style.split(",")[18] == "5"
+    events = dialogues(script)
+    caption_texts = [e[9] for e in events if e[3] == "Caption"]
+    assert caption_texts[0] == "Use (/b1) tags\\Nand a /N here"
+    assert caption_texts[1] == "שלום"
+    assert all("{" not in e[9] for e in events)
+    card = next(e for e in events if e[3] == "Card")
+    assert card[1] == "0:00:00.00" and card[2] == "0:00:03.00"
+    assert all(len(line) <= 22 for line in card[9].split("\\N"))
+    assert len(card[9].split("\\N")) > 1
+
+
+def test_ass_colours_and_margin_override() -> None:
+    style = CaptionStyle(color="#112233", outline_color="#aabbcc", margin=0.1, bold=False)
+    assert caption_margin(style, PRESETS["tiktok"]) == 0.1
+    script = to_ass([], width=1920, height=1080, style=style, margin=0.1)
+    line = next(ln for ln in script.splitlines() if ln.startswith("Style: Caption"))
+    fields = line.split(",")
+    assert fields[2] == str(round(0.045 * 1080))
+    assert fields[3] == "&H00332211" and fields[5] == "&H00CCBBAA"
+    assert fields[7] == "0" and fields[21] == "108"
+
+
+def test_card_title_capped_at_four_lines() -> None:
+    title = " ".join(["word"] * 60)
+    script = to_ass([], width=720, height=1280, style=CaptionStyle(), margin=0.1,
+                    cards=[(0.0, 2.0, title)])
+    (card,) = dialogues(script)
+    lines = card[9].split("\\N")
+    assert len(lines) == 4 and lines[-1].endswith("…")
+
+
+def test_wrap_words_examples() -> None:
+    assert wrap_words("the quick brown fox", 9) == ["the quick", "brown fox"]
+    assert wrap_words("a supercalifragilistic b", 8) == ["a", "supercalifragilistic", "b"]
+    assert wrap_words(" \n ", 10) == []
+
+
+# --------------------------------------------------------------------------- validation
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_chars_per_line": 7}, "caption_style.max_chars_per_line"),
+        ({"max_chars_per_line": 81}, "caption_style.max_chars_per_line"),
+        ({"max_lines": 0}, "caption_style.max_lines"),
+        ({"max_lines": 4}, "caption_style.max_lines"),
+        ({"color": "white"}, "caption_style.color"),
+        ({"color": "#FFF"}, "caption_style.color"),
+        ({"outline_color": "#GGGGGG"}, "caption_style.outline_color"),
+        ({"font_size": 0.0}, "caption_style.font_size"),
+        ({"font_size": 0.3}, "caption_style.font_size"),
+        ({"outline": -0.01}, "caption_style.outline"),
+        ({"outline": 0.3}, "caption_style.outline"),
+        ({"margin": 0.5}, "caption_style.margin"),
+        ({"margin": -0.1}, "caption_style.margin"),
+        ({"font": ""}, "caption_style.font"),
+        ({"font": "Bad,Font"}, "caption_style.font"),
+    ],
+)
+def test_bad_style_raises_usage_error(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(UsageError) as info:
+        CaptionStyle(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert isinstance(info.value, ValueError)
+
+
+def test_bad_ass_arguments() -> None:
+    with pytest.raises(UsageError) as info:
+        to_ass([], width=0, height=100, style=CaptionStyle(), margin=0.1)
+    assert info.value.field == "width"
+    with pytest.raises(UsageError) as info:
+        to_ass([], width=100, height=100, style=CaptionStyle(), margin=0.6)
+    assert info.value.field == "margin"
+
+
+def test_blocks_are_balanced_so_no_stray_word_is_left_alone() -> None:
+    text = "It has been travelling for billions of years, and it never stops."
+    blocks = balanced_groups(text, 32, 2)
+    sizes = [len(" ".join(block)) for block in blocks]
+    assert " ".join(" ".join(b) for b in blocks) == text
+    assert min(sizes) >= max(sizes) / 2  # the greedy split left "stops." alone

@@ -1,0 +1,236 @@
+"""The pipeline with fast test agents: fallbacks, custom agents, resume, bad input, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from avgen import (
+    AgentError,
+    AudioAsset,
+    GenerationError,
+    Scene,
+    Script,
+    UsageError,
+    VideoGenerator,
+    VideoRequest,
+)
+from avgen.agents import Narrator, ScriptWriter
+from avgen.media.ffmpeg import probe
+from avgen.session import Session
+from avgen.testing import PatternClips, PatternImages, ToneNarrator
+
+SCRIPT = """# Three Facts
+
+Octopuses have three hearts.
+
+Honey never spoils. Archaeologists found edible honey in ancient tombs.
+
+Bananas are berries, but strawberries are not.
+"""
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+def manifest(video_session: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((video_session / "metadata/manifest.json").read_text())
+    return data
+
+
+def test_fallback_chain_clip_then_image_then_card(tmp_path: Path) -> None:
+    clips = PatternClips(fail_on={1, 2})
+    images = PatternImages(fail_on={2})
+    events: list[str] = []
+    generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=clips,
+                               image_generator=images, output_dir=tmp_path,
+                               on_event=lambda e: events.append(e.kind))
+    video = generator.generate_sync(script=SCRIPT)
+
+    assert video.tiers == ("clip", "image", "card")
+    steps = manifest(video.session)["steps"]
+    assert steps["scene-000.visual"]["status"] == "done"
+    assert steps["scene-001.visual"]["status"] == "fallback"
+    assert steps["scene-001.visual"]["tier"] == "image"
+    assert "no clip for scene 1" in steps["scene-001.visual"]["error"]
+    assert steps["scene-002.visual"]["tier"] == "card"
+    assert "no image for scene 2" in steps["scene-002.visual"]["error"]
+    assert events.count("fallback") == 3
+    info = probe(video.path)
+    assert (info.width, info.height) == (360, 640)
+    narration = sum(wav_seconds(p) for p in sorted((video.session / "audio").glob("*.wav")))
+    assert info.duration is not None and abs(info.duration - narration) <= 0.5
+
+
+def test_required_tier_fails_the_run_and_keeps_the_assets(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=PatternClips(fail_on={0}),
+                               output_dir=tmp_path, required_tier="clip")
+    with pytest.raises(GenerationError) as caught:
+        generator.generate_sync(script=SCRIPT)
+    assert isinstance(caught.value.__cause__, AgentError)
+    session = caught.value.session
+    assert session is not None and (session / "audio/scene_000.wav").is_file()
+    data = manifest(session)
+    assert data["status"] == "failed"
+    assert data["steps"]["scene-000.visual"]["status"] == "failed"
+    assert not list((session / "final_output").glob("*.mp4"))
+
+
+class PlainWriter:
+    """A script writer with a plain (blocking) method and no avgen base class."""
+
+    def write(self, request: VideoRequest) -> Script:
+        words = (request.topic or "").split()
+        return Script("Plain", [Scene(i, f"Word {w}.", title=w) for i, w in enumerate(words)])
+
+
+class CountingNarrator:
+    """A narrator written from scratch: wraps the tone narrator without inheriting."""
+
+    def __init__(self) -> None:
+        self.inner = ToneNarrator(seconds_per_word=0.3)
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        return await self.inner.speak(text, target, voice=voice)
+
+
+def test_custom_agents_need_no_base_class(tmp_path: Path) -> None:
+    writer, narrator = PlainWriter(), CountingNarrator()
+    assert isinstance(writer, ScriptWriter) and isinstance(narrator, Narrator)
+    generator = VideoGenerator(script_writer=writer, narrator=narrator, output_dir=tmp_path)
+    video = generator.generate_sync(topic="alpha beta")
+    assert narrator.inner.spoken == ["Word alpha.", "Word beta."]
+    assert manifest(video.session)["agents"]["narrator"] == "CountingNarrator"
+    assert video.tiers == ("card", "card")
+    assert "Word alpha." in video.captions["srt"].read_text()
+
+
+def test_an_object_without_the_method_is_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        VideoGenerator(narrator=object(), output_dir=tmp_path)
+    assert caught.value.field == "narrator"
+
+
+def test_resume_redoes_only_missing_or_corrupt_steps(tmp_path: Path) -> None:
+    narrator, images = ToneNarrator(), PatternImages()
+    generator = VideoGenerator(narrator=narrator, image_generator=images, output_dir=tmp_path)
+    video = generator.generate_sync(script=SCRIPT)
+    assert (narrator.calls, images.calls) == (3, 3)
+    first_video = video.path.read_bytes()
+
+    # nothing missing: nothing is redone, the video is kept
+    again = generator.resume_sync(video.session)
+    assert (narrator.calls, images.calls) == (3, 3)
+    assert again.path.read_bytes() == first_video
+
+    # a deleted narration, an image corrupted in place, a deleted video
+    (video.session / "audio/scene_001.wav").unlink()
+    image = video.session / "images/scene_002.png"
+    image.write_bytes(image.read_bytes()[:-1] + b"\x00")
+    video.path.unlink()
+    resumed = generator.resume_sync(video.session)
+    assert narrator.spoken[3:] == ["Honey never spoils. Archaeologists found edible honey in "
+                                   "ancient tombs."]
+    assert images.calls == 4
+    assert resumed.path == video.path and resumed.path.is_file()
+    assert manifest(video.session)["status"] == "done"
+
+
+def test_resume_of_a_folder_that_is_not_a_session(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        VideoGenerator(narrator=ToneNarrator()).resume_sync(tmp_path)
+    assert caught.value.field == "session"
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"script": ""}, "script"),
+    ({"script": "  \n\t "}, "script"),
+    ({"topic": "   "}, "script"),
+    ({"script": "Hi.", "preset": "cinema"}, "preset"),
+    ({"script": "Hi.", "duration": 0.1}, "duration"),
+    ({"script": "Hi.", "duration": 99999}, "duration"),
+    ({"script": "Hi.", "voice": "no-such-voice"}, "voice"),
+    ({"script": "[Music]\n\n(pause)"}, "script"),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path: Path, fields: dict[str, Any],
+                                              field: str) -> None:
+    narrator = ToneNarrator()
+    generator = VideoGenerator(output_dir=tmp_path / "out")
+    generator_fake = VideoGenerator(narrator=narrator, output_dir=tmp_path / "out")
+    target = generator if field == "voice" else generator_fake
+    with pytest.raises(UsageError) as caught:
+        target.generate_sync(**fields)
+    assert caught.value.field == field
+    assert narrator.calls == 0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_unwritable_output_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=blocker / "out")
+    with pytest.raises(UsageError) as caught:
+        generator.generate_sync(script="Hello.")
+    assert caught.value.field == "out"
+
+
+class BrokenComposer:
+    """Writes half a file, then crashes."""
+
+    async def compose(self, timeline: Any, target: Path, progress: Any = None) -> None:
+        target.write_bytes(b"\x00" * 1000)
+        raise RuntimeError("power cut")
+
+
+def test_a_crash_never_leaves_a_partial_file_under_a_final_name(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), composer=BrokenComposer(),
+                               output_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="power cut"):
+        generator.generate_sync(script="Hello there.")
+    (session,) = tmp_path.iterdir()
+    assert not list(session.rglob("*.mp4"))
+    assert not list(session.rglob("*.part*"))
+    assert (session / "audio/scene_000.wav").is_file()
+
+
+def test_generate_sync_works_inside_a_running_event_loop(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+
+    async def notebook_cell() -> Path:
+        asyncio.get_running_loop()  # as in Jupyter: a loop is already running
+        return generator.generate_sync(script="Inside a loop.").path
+
+    assert asyncio.run(notebook_cell()).is_file()
+
+
+def test_generate_is_awaitable_and_runs_sessions_concurrently(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+
+    async def both() -> list[Path]:
+        videos = await asyncio.gather(generator.generate(script="First video."),
+                                      generator.generate(script="Second video."))
+        return [v.session for v in videos]
+
+    first, second = asyncio.run(both())
+    assert first != second
+    for session, text in ((first, "First video."), (second, "Second video.")):
+        log = (session / "logs/session.log").read_text()
+        assert str(session) in log
+        other = second if session == first else first
+        assert str(other) not in log
+        assert text in (session / "scripts/narration.txt").read_text()
+
+
+def test_session_reopens_with_its_request(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    video = generator.generate_sync(script="Saved request.", preset="square", title="T")
+    request = VideoRequest.from_dict(Session.open(video.session).manifest["request"])
+    assert request.preset.name == "square" and request.title == "T"
+    assert (video.width, video.height) == (1080, 1080)

@@ -1,0 +1,372 @@
+"""Tests of avgen.session: layout, unique names, path safety, atomic writes, manifest, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from avgen.errors import SessionError, UnsafePathError, UsageError
+from avgen.session import SUBFOLDERS, Manifest, Session, StepRecord, sha256_file
+
+NAME = re.compile(r"session_\d{8}_\d{6}_[0-9a-f]+")
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[Session]:
+    with Session.create(tmp_path / "outputs") as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    with Session.create(tmp_path_factory.mktemp("shared")) as made:
+        yield made
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".part" in p.name]
+
+
+# --------------------------------------------------------------------------- layout and ids
+
+
+def test_layout(tmp_path: Path) -> None:
+    with Session.create(tmp_path) as s:
+        assert [p.name for p in tmp_path.iterdir()] == [s.id]  # the write probe is gone
+        assert NAME.fullmatch(s.id), s.id
+        assert s.root == (tmp_path / s.id).resolve()
+        assert {p.name for p in s.root.iterdir()} == set(SUBFOLDERS)
+        assert all(p.is_dir() for p in s.root.iterdir())
+
+
+def test_ids_unique_in_one_process(tmp_path: Path) -> None:
+    sessions = [Session.create(tmp_path) for _ in range(200)]
+    assert len({s.id for s in sessions}) == 200
+    assert len(list(tmp_path.iterdir())) == 200
+
+
+def test_ids_unique_across_processes(tmp_path: Path) -> None:
+    code = ("import sys\nfrom avgen.session import Session\n"
+            "for _ in range(25): print(Session.create(sys.argv[1]).id)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    names: list[str] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        names += out.split()
+    assert len(names) == 100 and len(set(names)) == 100
+    on_disk = {p.name for p in tmp_path.iterdir() if p.is_dir()}
+    assert on_disk == set(names)
+    assert all(NAME.fullmatch(n) for n in on_disk)
+
+
+# --------------------------------------------------------------------------- path safety
+
+SEGMENTS = st.one_of(
+    st.sampled_from(["..", ".", "", "a", "b c", "é", "日本語", "x.png", "...", "..a", "a..", " "]),
+    st.text(st.characters(codec="utf-8", exclude_characters="/\x00"),
+            min_size=1, max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from(["", "/", "//"]), segments=st.lists(SEGMENTS, max_size=6))
+def test_path_stays_inside(shared: Session, prefix: str, segments: list[str]) -> None:
+    raw = prefix + "/".join(segments)
+    must_fail = raw == "" or raw.startswith("/") or ".." in segments
+    try:
+        result = shared.path(raw)
+    except UnsafePathError as exc:
+        assert isinstance(exc, UsageError) and isinstance(exc, ValueError)
+        assert exc.field == "path"
+        assert must_fail or raw.strip("/.") == "", raw
+        return
+    assert not must_fail, f"{raw!r} was accepted as {result}"
+    assert result.is_absolute()
+    assert result == shared.root or result.is_relative_to(shared.root)
+    assert result == (shared.root / raw).resolve()
+
+
+@pytest.mark.parametrize("raw", ["..", "../x", "a/../../x", "images/../..", "/etc/passwd",
+                                 "//srv/x", "", "a\x00b", Path("/tmp")])
+def test_path_rejects(session: Session, raw: str | Path) -> None:
+    with pytest.raises(UnsafePathError):
+        session.path(raw)
+
+
+def test_symlinks(session: Session, tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    os.symlink(tmp_path / "outside", session.root / "images" / "link")
+    with pytest.raises(UnsafePathError):
+        session.path("images/link/x.png")
+    with pytest.raises(UnsafePathError):
+        session.write_bytes("images/link/x.png", b"escape")
+    assert list((tmp_path / "outside").iterdir()) == []
+    os.symlink(session.root / "audio", session.root / "images" / "inside")
+    os.symlink("../audio", session.root / "images" / "relative")
+    assert session.path("images/inside/x.png") == session.root / "audio" / "x.png"
+    assert session.path("images/relative/y.png") == session.root / "audio" / "y.png"
+
+
+def test_symlink_loop_is_unsafe(session: Session) -> None:
+    os.symlink("loop", session.root / "images" / "loop")
+    with pytest.raises(UnsafePathError):
+        session.path("images/loop/x.png")
+    record = StepRecord("s", "a", "h", "done", [attrs.evolve(
+        session.manifest.output(session.write_bytes("images/ok.png", b"1")),
+        path="images/loop/x.png")])
+    assert session.manifest.is_valid(record) is False
+
+
+def test_relative(session: Session, tmp_path: Path) -> None:
+    assert session.relative(session.root / "scripts" / "a.txt") == "scripts/a.txt"
+    for outside in (tmp_path / "elsewhere.txt", Path(f"{session.root}_evil") / "x",
+                    session.root / ".." / "x"):
+        with pytest.raises(UnsafePathError):
+            session.relative(outside)
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_write_helpers(session: Session) -> None:
+    assert session.write_bytes("audio/a.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+    assert session.write_text("scripts/t.txt", "héllo").read_text("utf-8") == "héllo"
+    path = session.write_json("metadata/x.json", {"k": [1, "é"]})
+    assert json.loads(path.read_text("utf-8")) == {"k": [1, "é"]}
+    assert session.write_text("scripts/t.txt", "second").read_text("utf-8") == "second"
+    assert temp_files(session.root) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize("existing", [None, b"old content"])
+def test_failed_atomic_write(session: Session, error: type[BaseException],
+                             existing: bytes | None) -> None:
+    final = session.root / "final_output" / "v.mp4"
+    if existing is not None:
+        final.write_bytes(existing)
+    with pytest.raises(error), session.atomic_path("final_output/v.mp4") as tmp:
+        assert tmp.parent == final.parent and tmp.suffix == ".mp4" and tmp != final
+        tmp.write_bytes(b"partial")
+        raise error("boom")
+    assert not tmp.exists()
+    assert temp_files(session.root) == []
+    if existing is None:
+        assert not final.exists()
+    else:
+        assert final.read_bytes() == existing
+
+
+def test_atomic_write_success_and_empty_block(session: Session) -> None:
+    with session.atomic_path("final_output/v.mp4") as tmp:
+        tmp.write_bytes(b"video")
+        assert not (session.root / "final_output" / "v.mp4").exists()
+    assert (session.root / "final_output" / "v.mp4").read_bytes() == b"video"
+    with pytest.raises(SessionError), session.atomic_path("final_output/w.mp4"):
+        pass
+    assert not (session.root / "final_output" / "w.mp4").exists()
+    assert temp_files(session.root) == []
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def make_step(session: Session, step_id: str = "scene-001.narration") -> StepRecord:
+    out = session.write_bytes("audio/scene-001.wav", b"RIFF" + bytes(range(256)) * 4)
+    return StepRecord(step_id, "LocalNarrator", "h" * 64, "fallback",
+                      (session.manifest.output(out),), started=1700000000.25, seconds=1.5,
+                      tier="image", cost=0.125, error="quota",
+                      data={"asset": {"path": "audio/scene-001.wav", "duration": 2.5},
+                            "words": ["a", "b"]})
+
+
+def test_manifest_round_trip(session: Session) -> None:
+    step = make_step(session)
+    assert step.outputs[0].path == "audio/scene-001.wav"
+    assert step.outputs[0].sha256 == sha256_file(session.root / "audio" / "scene-001.wav")
+    session.manifest.record(step)
+    session.manifest.update(status="running")
+    reopened = Session.open(session.root)
+    try:
+        assert reopened.manifest.step(step.id) == step
+        assert reopened.manifest.steps == {step.id: step}
+        assert reopened.manifest.get("status") == "running"
+        assert reopened.manifest["session"] == session.id
+        assert reopened.manifest.is_valid(step, step.inputs_hash)
+    finally:
+        reopened.close()
+
+
+@given(st.builds(
+    StepRecord, id=st.text(min_size=1), agent=st.text(), inputs_hash=st.text(),
+    status=st.sampled_from(["done", "failed", "fallback"]),
+    started=st.floats(allow_nan=False, allow_infinity=False),
+    cost=st.floats(min_value=0, allow_infinity=False),
+    error=st.none() | st.text(),
+    data=st.dictionaries(st.text(), st.integers() | st.text() | st.lists(st.integers())),
+))
+def test_step_record_json_round_trip(step: StepRecord) -> None:
+    assert StepRecord.from_dict(json.loads(json.dumps(step.to_dict()))) == step
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "same size"])
+def test_is_valid_detects_damage(session: Session, damage: str) -> None:
+    step = make_step(session)
+    session.manifest.record(step)
+    assert session.manifest.is_valid(step)
+    assert session.manifest.is_valid(attrs.evolve(step, status="done"), step.inputs_hash)
+    assert not session.manifest.is_valid(step, "0" * 64)
+    assert not session.manifest.is_valid(attrs.evolve(step, status="failed"))
+    path = session.root / "audio" / "scene-001.wav"
+    data = bytearray(path.read_bytes())
+    if damage == "delete":
+        path.unlink()
+    elif damage == "truncate":
+        path.write_bytes(data[:-1])
+    else:
+        data[10] ^= 0xFF
+        path.write_bytes(bytes(data))
+        assert path.stat().st_size == step.outputs[0].size
+    assert not session.manifest.is_valid(step)
+
+
+def test_concurrent_records(session: Session) -> None:
+    manifest_path = session.root / "metadata" / "manifest.json"
+    session.manifest.update(status="running")
+    done = threading.Event()
+    bad: list[str] = []
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        while not done.is_set():
+            try:
+                json.loads(manifest_path.read_text("utf-8"))
+                reads += 1
+            except (OSError, ValueError) as exc:
+                bad.append(repr(exc))
+
+    def writer(n: int) -> None:
+        for i in range(50):
+            session.manifest.record(StepRecord(f"t{n}.s{i}", "agent", str(i), "done"))
+
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    watcher.join()
+    assert bad == [] and reads > 0
+    assert len(session.manifest.steps) == 400
+    assert len(Manifest(session).steps) == 400
+    assert len(json.loads(manifest_path.read_text("utf-8"))["steps"]) == 400
+    assert temp_files(session.root) == []
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_open_needs_a_manifest(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(UsageError) as info:
+        Session.open(tmp_path / "plain")
+    assert info.value.field == "session"
+
+
+@pytest.mark.parametrize("sub", ["file.txt", "file.txt/sub", "file.txt/sub/deeper"])
+def test_create_in_unwritable_base(tmp_path: Path, sub: str) -> None:
+    (tmp_path / "file.txt").write_text("not a folder")
+    with pytest.raises(UsageError) as info:
+        Session.create(tmp_path / sub)
+    assert info.value.field == "out"
+    assert (tmp_path / "file.txt").read_text() == "not a folder"
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def log_text(s: Session) -> str:
+    return (s.root / "logs" / "session.log").read_text("utf-8")
+
+
+def test_logging_routes_to_the_active_session(tmp_path: Path) -> None:
+    avgen_logger = logging.getLogger("avgen")
+    with Session.create(tmp_path) as a, Session.create(tmp_path) as b:
+        with a.activate() as active:
+            assert active is a
+            logging.getLogger("avgen.x").warning("hello")
+            a.log(logging.INFO, "info %s", 1)
+        with b.activate():
+            logging.getLogger("avgen.x").warning("for b only")
+            b.log(logging.INFO, "b info")
+            a.log(logging.WARNING, "a while b is active")
+        a.log(logging.INFO, "a while inactive")
+        assert "hello" in log_text(a) and "info 1" in log_text(a)
+        assert "for b only" not in log_text(a) and "b info" not in log_text(a)
+        assert "for b only" in log_text(b) and "b info" in log_text(b)
+        assert "hello" not in log_text(b) and "a while b is active" not in log_text(b)
+        assert "a while b is active" in log_text(a) and "a while inactive" in log_text(a)
+        handlers = [h for h in avgen_logger.handlers if isinstance(h, logging.FileHandler)]
+        assert len(handlers) >= 2
+    assert all(h not in avgen_logger.handlers for h in handlers)
+    logging.getLogger("avgen.x").warning("after close")
+    assert "after close" not in log_text(a)
+
+
+def test_close_removes_handler(session: Session) -> None:
+    with session.activate():
+        pass
+    handler = session._handler
+    assert handler is not None and handler in logging.getLogger("avgen").handlers
+    session.close()
+    assert handler not in logging.getLogger("avgen").handlers
+    session.close()  # idempotent
+
+
+# --------------------------------------------------------------------------- housekeeping
+
+
+def test_cleanup(session: Session) -> None:
+    session.write_bytes("final_output/v.mp4", b"video")
+    session.write_json("metadata/x.json", {})
+    session.write_bytes("images/a.png", b"png")
+    with session.activate():
+        logging.getLogger("avgen.x").warning("x")
+    with pytest.raises(UsageError) as info:
+        session.cleanup(keep=["nope"])
+    assert info.value.field == "keep"
+    assert (session.root / "images" / "a.png").exists()
+    session.cleanup()
+    assert {p.name for p in session.root.iterdir()} == {"final_output", "metadata"}
+    assert (session.root / "final_output" / "v.mp4").read_bytes() == b"video"
+    assert (session.root / "metadata" / "x.json").exists()
+    assert session._handler is None
+
+
+def test_context_manager(tmp_path: Path) -> None:
+    made = Session.create(tmp_path)
+    with made as entered:
+        assert entered is made
+        with entered.activate():
+            pass
+        handler = entered._handler
+        assert handler in logging.getLogger("avgen").handlers
+    assert handler not in logging.getLogger("avgen").handlers
+    assert made._handler is None
