@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -251,7 +252,9 @@ class Session:
                 root.mkdir()
             except FileExistsError:
                 continue
-            return cls(root)
+            session = cls(root)
+            session.manifest.update(created=time.time())
+            return session
         raise SessionError(f"could not create a unique session folder in {base_path}")
 
     @classmethod

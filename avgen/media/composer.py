@@ -69,14 +69,21 @@ class FFmpegComposer:
                 try:
                     info = probe(visual.path)
                 except MediaError as exc:
-                    raise MediaError(f"{where}: {exc}") from exc
+                    raise _in_scene(where, exc) from exc
                 if not info.has_video:
                     raise MediaError(f"{where}: the picture has no video stream", visual.path)
             if scene.narration is not None:
                 try:
                     info = probe(scene.narration.path)
                 except MediaError as exc:
-                    raise MediaError(f"{where}: {exc}") from exc
+                    raise _in_scene(where, exc) from exc
                 if not info.has_audio:
                     raise MediaError(f"{where}: the narration has no audio stream",
                                      scene.narration.path)
+
+
+def _in_scene(where: str, exc: MediaError) -> MediaError:
+    """``exc`` prefixed with the scene, keeping its `MediaError.path` (already in the text)."""
+    error = MediaError(f"{where}: {exc}")
+    error.path = exc.path
+    return error
