@@ -311,7 +311,9 @@ class _Run:
         timeline = Timeline.build(
             self.request.preset, [(scene, audio, visual) for scene, (audio, visual, _)
                                   in zip(script.scenes, results, strict=True)],
-            style=self.generator.caption_style, burn_captions=self.request.captions)
+            style=self.generator.caption_style, burn_captions=self.request.captions,
+            transition=self.request.transition, soundtrack=self.request.soundtrack,
+            fit=self.request.fit)
         tiers = tuple(tier for _, _, tier in results)
         return await self._compose(script, timeline, tiers)
 

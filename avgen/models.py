@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import os
 import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,15 +21,19 @@ from avgen.errors import UsageError
 
 __all__ = [
     "PRESETS",
+    "TRANSITION_STYLES",
     "AudioAsset",
     "CardVisual",
     "ClipAsset",
+    "Fit",
     "ImageAsset",
     "Preset",
     "Scene",
     "Script",
     "Segment",
+    "Soundtrack",
     "Tier",
+    "Transition",
     "Video",
     "VideoRequest",
     "Visual",
@@ -44,6 +49,16 @@ MIN_DURATION = 1.0
 MAX_DURATION = 3600.0
 """Longest target duration accepted, in seconds."""
 
+Fit = Literal["cover", "blur"]
+"""How a picture of another shape fills the frame: ``cover`` crops it, ``blur`` shows all of
+it over a blurred, enlarged copy of itself."""
+
+TRANSITION_STYLES: tuple[str, ...] = (
+    "cut", "fade", "dissolve", "fadeblack", "wipeleft", "wiperight", "slideleft", "slideright",
+    "slideup", "slidedown", "circleopen", "circleclose", "radial", "smoothleft", "zoomin",
+)
+"""Transitions between scenes: ``cut`` or one of ffmpeg's ``xfade`` styles."""
+
 Tier = Literal["clip", "image", "card"]
 """Where a scene's picture came from: a generated clip, a still with Ken Burns motion, or a
 procedural card rendered by the composer (the tier that cannot fail)."""
@@ -56,6 +71,9 @@ def _check_side(field: str, value: int) -> None:
         raise UsageError(
             field, f"must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE}, got {value}"
         )
+
+
+_CODECS = {"libx264": "h264", "libx265": "hevc"}
 
 
 @attrs.frozen
@@ -83,6 +101,8 @@ class Preset:
     Vertical presets keep captions above the platform's own buttons and text."""
     audio_bitrate: str = "160k"
     """AAC bitrate of the soundtrack."""
+    video_codec: str = "libx264"
+    """Video encoder: ``libx264`` (H.264, plays everywhere) or ``libx265`` (HEVC, smaller)."""
 
     def __attrs_post_init__(self) -> None:
         if not self.name.strip():
@@ -97,8 +117,16 @@ class Preset:
                    "slower", "veryslow")
         if self.encoder_preset not in allowed:
             raise UsageError("preset.encoder_preset", f"must be one of {', '.join(allowed)}")
+        if self.video_codec not in _CODECS:
+            raise UsageError("preset.video_codec",
+                             f"must be one of {', '.join(_CODECS)}, got {self.video_codec!r}")
         if not 0.0 <= self.caption_margin < 0.5:
             raise UsageError("preset.caption_margin", "must be from 0 to 0.5 (of the height)")
+
+    @property
+    def video_codec_name(self) -> str:
+        """The codec as ffmpeg names it in a file (``h264``, ``hevc``)."""
+        return _CODECS[self.video_codec]
 
     @property
     def vertical(self) -> bool:
@@ -133,6 +161,72 @@ PRESETS: Mapping[str, Preset] = types.MappingProxyType(
 )
 """The built-in presets: ``tiktok``, ``reels`` and ``shorts`` (1080×1920), ``youtube``
 (1920×1080), ``square`` (1080×1080) and ``draft`` (360×640, fast, for previews and tests)."""
+
+
+@attrs.frozen
+class Transition:
+    """How one scene gives way to the next.
+
+    A transition never changes the video's length or the timing of narration and captions:
+    the outgoing picture lingers for ``seconds`` into the next scene's narration while the
+    incoming one takes over.
+    """
+
+    style: str = "cut"
+    """``cut`` or an ``xfade`` style (see `TRANSITION_STYLES`)."""
+    seconds: float = 0.5
+    """Length of the overlap (ignored for ``cut``), 0.04 to 3 seconds."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.style not in TRANSITION_STYLES:
+            raise UsageError("transition.style", f"unknown transition {self.style!r}; choose one "
+                             f"of {', '.join(TRANSITION_STYLES)}")
+        if not 0.04 <= self.seconds <= 3.0:
+            raise UsageError("transition.seconds",
+                             f"must be from 0.04 to 3 seconds, got {self.seconds!r}")
+
+    @property
+    def is_cut(self) -> bool:
+        """True for a plain cut (no overlap)."""
+        return self.style == "cut"
+
+
+def _transition(value: str | Transition) -> Transition:
+    return value if isinstance(value, Transition) else Transition(str(value))
+
+
+def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value).expanduser()
+
+
+@attrs.frozen
+class Soundtrack:
+    """The final mix: optional background music, ducked under the narration, and loudness."""
+
+    music: Path | None = attrs.field(default=None, converter=_optional_path)
+    """A music file, looped or trimmed to the video's length; ``None`` for narration only."""
+    music_volume: float = -18.0
+    """Music level relative to full scale before ducking, in dB (-60 to 0)."""
+    duck: bool = True
+    """Lower the music while the narration speaks (a sidechain compressor)."""
+    fade_seconds: float = 2.0
+    """Music fade-in and fade-out at the ends, in seconds (0 to 10)."""
+    loudness: float = -14.0
+    """Integrated loudness of the final mix in LUFS (EBU R128), -36 to -8; -14 suits social
+    platforms."""
+
+    def __attrs_post_init__(self) -> None:
+        if not -60.0 <= self.music_volume <= 0.0:
+            raise UsageError("soundtrack.music_volume",
+                             f"must be from -60 to 0 dB, got {self.music_volume!r}")
+        if not 0.0 <= self.fade_seconds <= 10.0:
+            raise UsageError("soundtrack.fade_seconds",
+                             f"must be from 0 to 10 seconds, got {self.fade_seconds!r}")
+        if not -36.0 <= self.loudness <= -8.0:
+            raise UsageError("soundtrack.loudness",
+                             f"must be from -36 to -8 LUFS, got {self.loudness!r}")
+        if self.music is not None and not self.music.is_file():
+            raise UsageError("soundtrack.music", f"no such music file: {str(self.music)!r}")
 
 
 def preset(name_or_preset: str | Preset) -> Preset:
@@ -207,6 +301,12 @@ class VideoRequest:
     """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``)."""
     title: str | None = None
     """Title of the video; defaults to the script's first heading or the topic."""
+    transition: Transition = attrs.field(default=Transition(), converter=_transition)
+    """Between scenes: a `Transition` or a style name (``"fade"``, ``"slideleft"`` …)."""
+    soundtrack: Soundtrack = attrs.field(factory=Soundtrack)
+    """Background music and loudness of the final mix."""
+    fit: Fit = "cover"
+    """How pictures of another shape fill the frame: ``cover`` or ``blur``."""
 
     def __attrs_post_init__(self) -> None:
         topic = (self.topic or "").strip()
@@ -220,19 +320,26 @@ class VideoRequest:
                 "duration", f"must be from {MIN_DURATION:g} to {MAX_DURATION:g} seconds, "
                 f"got {self.duration!r}"
             )
+        if self.fit not in ("cover", "blur"):
+            raise UsageError("fit", f"must be 'cover' or 'blur', got {self.fit!r}")
         if not self.language or not self.language.replace("-", "").isalnum():
             raise UsageError("language",
                              f"must be a BCP 47 tag such as 'en', got {self.language!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full)."""
-        return attrs.asdict(self)
+        return attrs.asdict(self, value_serializer=lambda _i, _f, v: str(v)
+                            if isinstance(v, Path) else v)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VideoRequest:
         """Rebuild a request saved with `to_dict`."""
         fields = dict(data)
         fields["preset"] = Preset(**fields["preset"])
+        if "transition" in fields:
+            fields["transition"] = Transition(**fields["transition"])
+        if "soundtrack" in fields:
+            fields["soundtrack"] = Soundtrack(**fields["soundtrack"])
         return cls(**fields)
 
 
@@ -319,7 +426,10 @@ class AudioAsset:
     duration: float
     """Measured length in seconds."""
     segments: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
-    """Sentence (or word) timings, when the narrator knows them; captions use them."""
+    """Sentence timings, when the narrator knows them; captions follow them."""
+    words: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
+    """Word timings, when the narrator reports them; caption blocks then start and end on
+    the words they show."""
     kind: Literal["audio"] = "audio"
 
 
@@ -391,6 +501,7 @@ def asset_from_dict(data: Mapping[str, Any], root: Path | None = None) -> AudioA
         fields["path"] = root / fields["path"]
     if kind == "audio":
         fields["segments"] = tuple(Segment(**s) for s in fields.get("segments", ()))
+        fields["words"] = tuple(Segment(**s) for s in fields.get("words", ()))
         return AudioAsset(**fields)
     if kind == "image":
         return ImageAsset(**fields)

@@ -160,8 +160,12 @@ def arg_after(args: list[str], flag: str) -> str:
     return args[args.index(flag) + 1]
 
 
-def narration_of(scene_audio: AudioAsset | None, silent_seconds: float) -> float:
-    return scene_audio.duration if scene_audio is not None else silent_seconds
+def narration_of(scene_audio: AudioAsset | None, silent_seconds: float,
+                 visual: object = None) -> float:
+    """How long a scene must last: its narration; a silent clip, its clip; else silence."""
+    if scene_audio is not None:
+        return scene_audio.duration
+    return visual.duration if isinstance(visual, ClipAsset) else silent_seconds
 
 
 # --------------------------------------------------------------------------- Timeline.build
@@ -180,7 +184,7 @@ def check_timeline(timeline: Timeline, parts: list[Part], preset: Preset,
         assert placed.start * fps == pytest.approx(round(placed.start * fps), abs=1e-6)
         assert placed.duration == placed.frames / fps
         # never cuts the narration, and adds less than one frame to it
-        seconds = narration_of(audio, silent_seconds)
+        seconds = narration_of(audio, silent_seconds, visual)
         assert placed.frames >= seconds * fps - FORGIVEN_FRAMES
         assert placed.frames < seconds * fps + 1
         assert placed.duration >= seconds - FORGIVEN_FRAMES / fps
@@ -272,14 +276,12 @@ def test_silent_scene_and_default_segment() -> None:
 
 
 def expected_inputs(timeline: Timeline) -> list[tuple[str, str]]:
-    """(path, stream) of every input, in the order the command must open them."""
-    inputs = []
-    for scene in timeline.scenes:
-        if isinstance(scene.visual, (ClipAsset, ImageAsset)):
-            inputs.append((str(scene.visual.path), "v"))
-        if scene.narration is not None:
-            inputs.append((str(scene.narration.path), "a"))
-    return inputs
+    """(path, stream) of every input, in the order the command must open them: the
+    pictures of the video graph, then the narrations of the audio graph."""
+    inputs = [(str(s.visual.path), "v") for s in timeline.scenes
+              if isinstance(s.visual, (ClipAsset, ImageAsset))]
+    return inputs + [(str(s.narration.path), "a") for s in timeline.scenes
+                     if s.narration is not None]
 
 
 special_paths = st.text(alphabet=":'\\[],;= %abc/", min_size=1, max_size=20).map(
@@ -303,7 +305,10 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
     assert arg_after(args, "-c:v") == "libx264" and arg_after(args, "-c:a") == "aac"
     assert arg_after(args, "-preset") == preset.encoder_preset
     assert arg_after(args, "-crf") == str(preset.crf)
-    graph = arg_after(args, "-filter_complex")
+    graphs = [args[i + 1] for i, a in enumerate(args) if a == "-filter_complex"]
+    assert len(graphs) == 2  # video and audio run as two graphs, each in its own thread
+    video_graph, audio_graph = graphs
+    graph = ";".join(graphs)
     maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
     assert maps == ["[vout]", "[aout]"]
 
@@ -330,32 +335,40 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
                                                "-t", args[at - 2]]
                 assert float(args[at - 2]) >= scene.duration
 
-    # the graph: one video and one audio chain per scene, the concat, and two tails
-    chains = split_graph(graph)
-    assert len(chains) == 2 * n + 3
-    assert graph.count("concat=") == 1
-    concat = chains[2 * n]
-    pads = "".join(f"[v{s.index}][a{s.index}]" for s in timeline.scenes)
-    assert concat == f"{pads}concat=n={n}:v=1:a=1[vcat][acat]"
+    # every scene's picture ends on its exact frame count, then one concat (cuts only)
+    video_chains = split_graph(video_graph)
+    for scene in timeline.scenes:
+        ends = [c for c in video_chains if c.endswith(f"[v{scene.index}]")]
+        assert len(ends) == 1
+        assert ends[0].endswith(f"format=yuv420p,trim=end_frame={scene.frames}"
+                                f"[v{scene.index}]")
+        if isinstance(scene.visual, CardVisual):
+            assert ends[0].startswith("gradients=")
+    labels = "".join(f"[v{s.index}]" for s in timeline.scenes)
+    assert f"{labels}concat=n={n}:v=1:a=0[vcat]" in video_chains
+    assert "xfade" not in video_graph
+
+    # every narration padded to its scene, joined, then normalised to the target loudness
+    audio_chains = split_graph(audio_graph)
     for k, scene in enumerate(timeline.scenes):
-        video, audio = chains[2 * k], chains[2 * k + 1]
-        assert video.endswith(f"trim=end_frame={scene.frames},setpts=PTS-STARTPTS"
-                              f"[v{scene.index}]")
         samples = round(scene.duration * AUDIO_RATE)
-        assert audio.endswith(f"apad,atrim=end_sample={samples},asetpts=PTS-STARTPTS"
+        audio = audio_chains[k]
+        assert audio.endswith(f"apad,atrim=end_sample={samples},asetpts=N/SR/TB"
                               f"[a{scene.index}]")
         assert audio.startswith("anullsrc=" if scene.narration is None else "[")
-        if isinstance(scene.visual, CardVisual):
-            assert video.startswith("gradients=")
+    pads = "".join(f"[a{s.index}]" for s in timeline.scenes)
+    assert audio_chains[n] == f"{pads}concat=n={n}:v=0:a=1[narr]"
+    assert audio_chains[-1].startswith("[narr]loudnorm=I=-14.0:")
+    assert audio_chains[-1].endswith(
+        f"atrim=end_sample={round(timeline.duration * AUDIO_RATE)}[aout]")
     assert sum(round(s.duration * AUDIO_RATE) for s in timeline.scenes) == pytest.approx(
         timeline.duration * AUDIO_RATE, abs=n)
 
     # the subtitle tail: filename and fontsdir survive ffmpeg's two levels of unescaping
-    tail = chains[2 * n + 1]
+    tail = video_chains[-1]
     assert tail.startswith("[vcat]") and tail.endswith("format=yuv420p[vout]")
-    assert chains[2 * n + 2] == "[acat]aformat=sample_fmts=fltp:channel_layouts=stereo[aout]"
     if ass is None:
-        assert tail == "[vcat]null,format=yuv420p[vout]"
+        assert tail == "[vcat]format=yuv420p[vout]"
     else:
         assert option_values(tail, "filename") == [str(ass)]
         assert option_values(tail, "fontsdir") == ([str(fonts)] if fonts else [])

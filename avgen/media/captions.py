@@ -189,12 +189,22 @@ def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str
     return [tuple(greedy[i:i + max_lines]) for i in range(0, len(greedy), max_lines)]
 
 
-def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle) -> list[Cue]:
+def _word_starts(segment: Segment, words: Sequence[Segment], count: int) -> list[float] | None:
+    """Start times of the segment's words, if the narrator timed exactly these words."""
+    inside = [w for w in words if segment.start - 1e-6 <= w.start < segment.end]
+    if len(inside) != count:
+        return None
+    return [w.start for w in inside]
+
+
+def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *,
+              words: Sequence[Segment] = ()) -> list[Cue]:
     """Turn timed narration segments into caption cues.
 
-    Each segment's text is wrapped with `wrap_words`, its lines grouped into cues of at most
-    ``style.max_lines`` lines, and its time span shared among those cues in proportion to
-    their character counts. The cues of a segment tile its span exactly: the first starts at
+    Each segment's text is split into balanced blocks (`balanced_groups`). With word
+    timings for exactly the segment's words, each block starts when its first word is
+    spoken; otherwise the segment's time is shared among its blocks in proportion to their
+    lengths. The cues of a segment tile its span exactly: the first starts at
     ``segment.start + offset``, the last ends at ``segment.end + offset`` and each ends where
     the next begins.
 
@@ -202,6 +212,7 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle) -
         segments: Sentence timings inside one audio file.
         offset: Where that audio file starts in the video, in seconds.
         style: Gives the line length and the number of lines per cue.
+        words: Word timings inside the same audio file, when the narrator reports them.
 
     Returns:
         The cues, sorted and non-overlapping. Segments with blank text or ``end <= start``
@@ -216,16 +227,23 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle) -
         groups = balanced_groups(segment.text, style.max_chars_per_line, style.max_lines)
         if not groups or not end > start:
             continue
-        weights = [len(" ".join(group)) for group in groups]
-        total = sum(weights)
-        span = end - start
-        boundary = start
-        done = 0
-        for position, (group, weight) in enumerate(zip(groups, weights, strict=True)):
-            done += weight
-            stop = end if position == len(groups) - 1 else min(start + span * done / total, end)
-            cues.append(Cue(boundary, stop, group))
-            boundary = stop
+        sizes = [len(" ".join(group).split()) for group in groups]
+        spoken = _word_starts(segment, words, sum(sizes)) if words else None
+        boundaries = [start]
+        if spoken is not None:
+            first = 0
+            for size in sizes[:-1]:
+                first += size
+                boundaries.append(min(max(spoken[first] + offset, boundaries[-1]), end))
+        else:
+            weights = [len(" ".join(group)) for group in groups]
+            total, done = sum(weights), 0
+            for weight in weights[:-1]:
+                done += weight
+                boundaries.append(min(start + (end - start) * done / total, end))
+        boundaries.append(end)
+        for position, group in enumerate(groups):
+            cues.append(Cue(boundaries[position], boundaries[position + 1], group))
         floor = end
     return cues
 

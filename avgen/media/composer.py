@@ -1,8 +1,13 @@
 """`FFmpegComposer`: renders a `Timeline` with one ffmpeg process.
 
-No frame passes through Python: the timeline compiles to a single filtergraph (see
+No frame passes through Python: the timeline compiles to one ffmpeg command (see
 `avgen.media.timeline.Timeline.to_ffmpeg_args`), and ffmpeg reads the assets, fits them to
-the frame, lays the narration in, burns the captions with libass and encodes once.
+the frame, lays the narration and music in, burns the captions with libass and encodes once
+— or, when every clip already matches the output, joins the clips by stream copy.
+
+Everything that can be checked is checked before the encode starts: every asset is probed
+(a corrupt, empty or stream-less file fails naming its scene and path), and the caption
+font must have a glyph for every character it will draw.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ __docformat__ = "google"
 
 import contextlib
 import secrets
-from importlib import resources
 from pathlib import Path
 
 import attrs
 
-from avgen.errors import MediaError
-from avgen.media.ffmpeg import ProgressCallback, probe, run_ffmpeg
+from avgen.errors import ConfigurationError, MediaError
+from avgen.media.ffmpeg import MediaInfo, ProgressCallback, probe, run_ffmpeg
+from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_glyphs
+from avgen.media.graph import copy_plan
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
 
@@ -26,45 +32,69 @@ __all__ = ["FFmpegComposer", "fonts_dir"]
 
 def fonts_dir() -> Path:
     """The folder of fonts avgen ships (DejaVu Sans: Latin, Greek, Cyrillic, Hebrew, Arabic)."""
-    return Path(str(resources.files("avgen.media").joinpath("fonts")))
+    return bundled_fonts_dir()
 
 
 @attrs.frozen
 class FFmpegComposer:
-    """The default `avgen.agents.Composer`: one filtergraph, one ffmpeg process.
-
-    Every input is checked before the encode starts, so a corrupt or missing asset fails
-    fast with its file named, and nothing already made is touched.
-    """
+    """The default `avgen.agents.Composer`: one ffmpeg process per video."""
 
     name: str = "ffmpeg"
     """Shown in the manifest."""
+    stream_copy: bool = True
+    """Join clips by stream copy when they already match the output (no re-encode)."""
 
     async def compose(self, timeline: Timeline, target: Path,
                       progress: ProgressCallback | None = None) -> None:
         """Render ``timeline`` into the MP4 at ``target``.
 
         Raises:
-            MediaError: An input is missing, empty, corrupt or lacks the stream it needs.
+            MediaError: An input is missing, empty, corrupt or lacks the stream it needs
+                (the message names the scene and the file).
+            ConfigurationError: The caption font is missing or lacks glyphs for the text.
             FFmpegError: The encode failed.
         """
-        self.check_inputs(timeline)
-        ass_path = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.ass")
-        ass_path.write_text(timeline.ass_script(), encoding="utf-8")
+        infos = self.check_inputs(timeline)
+        font = self.check_font(timeline)
+        if font is not None and font.family != timeline.style.font:
+            timeline = attrs.evolve(timeline, style=attrs.evolve(timeline.style,
+                                                                 font=font.family))
+        temporary: list[Path] = []
+
+        def scratch(suffix: str, text: str) -> Path:
+            path = target.with_name(f".{target.stem}.{secrets.token_hex(4)}{suffix}")
+            path.write_text(text, encoding="utf-8")
+            temporary.append(path)
+            return path
+
         try:
-            args = timeline.to_ffmpeg_args(target, ass=ass_path, fonts_dir=fonts_dir())
+            copy_list = ass = None
+            if self.stream_copy and copy_plan(timeline, infos):
+                copy_list = scratch(".ffconcat", _ffconcat(timeline))
+            elif timeline.draws_on_picture:
+                ass = scratch(".ass", timeline.ass_script())
+            args = timeline.to_ffmpeg_args(
+                target, ass=ass, fonts_dir=font.path.parent if font else None,
+                copy_list=copy_list)
             await run_ffmpeg(args, total=timeline.duration, progress=progress,
                              what=f"composing {target.name}")
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                ass_path.unlink()
+            for path in temporary:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     @staticmethod
-    def check_inputs(timeline: Timeline) -> None:
-        """Probe every asset of the timeline; raise `MediaError` naming the scene and file."""
+    def check_inputs(timeline: Timeline) -> list[MediaInfo | None]:
+        """Probe every asset of the timeline; returns each scene picture's probe.
+
+        Raises:
+            MediaError: An asset is unusable; the message names the scene and the file.
+        """
+        infos: list[MediaInfo | None] = []
         for scene in timeline.scenes:
             where = f"scene {scene.index}"
             visual = scene.visual
+            info: MediaInfo | None = None
             if isinstance(visual, (ClipAsset, ImageAsset)):
                 try:
                     info = probe(visual.path)
@@ -72,14 +102,58 @@ class FFmpegComposer:
                     raise _in_scene(where, exc) from exc
                 if not info.has_video:
                     raise MediaError(f"{where}: the picture has no video stream", visual.path)
+            infos.append(info)
             if scene.narration is not None:
                 try:
-                    info = probe(scene.narration.path)
+                    sound = probe(scene.narration.path)
                 except MediaError as exc:
                     raise _in_scene(where, exc) from exc
-                if not info.has_audio:
+                if not sound.has_audio:
                     raise MediaError(f"{where}: the narration has no audio stream",
                                      scene.narration.path)
+        music = timeline.soundtrack.music
+        if music is not None:
+            try:
+                sound = probe(music)
+            except MediaError as exc:
+                raise _in_scene("music", exc) from exc
+            if not sound.has_audio:
+                raise MediaError("music: the file has no audio stream", music)
+        return infos
+
+    @staticmethod
+    def check_font(timeline: Timeline) -> FontFile | None:
+        """Find the caption font and check it can draw every caption and card title.
+
+        Returns:
+            The font, or ``None`` when nothing will be drawn.
+
+        Raises:
+            ConfigurationError: The font is not found, or lacks glyphs; the message names
+                the font, the characters and the first scene that needs them.
+        """
+        if not timeline.draws_on_picture:
+            return None
+        font = find_font(timeline.style.font)
+        for scene in timeline.scenes:
+            texts = [cue.text for cue in scene.cues] if timeline.burn_captions else []
+            texts.append(getattr(scene.visual, "title", "") or "")
+            missing = missing_glyphs(font, texts)
+            if missing:
+                raise ConfigurationError(
+                    f"scene {scene.index}: the font {font.family!r} ({font.path}) has no "
+                    f"glyphs for {missing!r}; choose a caption font that covers them "
+                    "(CaptionStyle(font=...), a family name or a .ttf path)")
+        return font
+
+
+def _ffconcat(timeline: Timeline) -> str:
+    lines = ["ffconcat version 1.0"]
+    for scene in timeline.scenes:
+        assert isinstance(scene.visual, ClipAsset)
+        path = str(scene.visual.path.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{path}'")
+    return "\n".join(lines) + "\n"
 
 
 def _in_scene(where: str, exc: MediaError) -> MediaError:

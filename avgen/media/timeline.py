@@ -2,9 +2,11 @@
 
 `Timeline.build` is pure arithmetic: each scene lasts as long as its narration, rounded *up*
 to a whole frame so no word is cut, and starts where the previous one ends. Captions are
-placed from the narrator's measured sentence timings. `Timeline.to_ffmpeg_args` compiles the
-whole video into one filtergraph for one ffmpeg process, and is there for you to read:
-nothing else runs.
+placed from the narrator's measured sentence (or word) timings. Transitions never move
+anything: the outgoing picture lingers under the start of the next scene while the new one
+takes over, so the length and every caption stay where the narration puts them.
+`Timeline.to_ffmpeg_args` shows the single ffmpeg command that renders it all
+(see `avgen.media.graph`).
 """
 
 from __future__ import annotations
@@ -12,27 +14,30 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 
 from avgen.media.captions import CaptionStyle, Cue, caption_margin, make_cues, to_ass
+from avgen.media.graph import AUDIO_RATE, compile_graph, escape_filter_value
 from avgen.models import (
     AudioAsset,
     CardVisual,
     ClipAsset,
-    ImageAsset,
+    Fit,
     Preset,
     Scene,
     Segment,
+    Soundtrack,
+    Transition,
     Visual,
 )
 
 __all__ = ["AUDIO_RATE", "Timeline", "TimelineScene", "escape_filter_value"]
 
-AUDIO_RATE = 48_000
-"""Sample rate of the final soundtrack."""
+_CUT = Transition()
+
 
 def _cues(value: Iterable[Cue]) -> tuple[Cue, ...]:
     return tuple(value)
@@ -40,21 +45,6 @@ def _cues(value: Iterable[Cue]) -> tuple[Cue, ...]:
 
 def _scenes(value: Iterable[TimelineScene]) -> tuple[TimelineScene, ...]:
     return tuple(value)
-
-
-_AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
-_KEN_BURNS_ZOOM = 0.12
-_CARD_SCALE = 4  # procedural gradients are drawn at 1/4 size and scaled up: smooth anyway
-
-
-def escape_filter_value(value: str) -> str:
-    """Escape a string to be an option value inside an ffmpeg filtergraph.
-
-    Two levels, as ffmpeg parses them: the option value (``\\``, ``'``, ``:``) and then the
-    graph (``\\``, ``'``, ``[``, ``]``, ``,``, ``;``).
-    """
-    level1 = "".join("\\" + c if c in "\\':" else c for c in value)
-    return "".join("\\" + c if c in "\\'[],;" else c for c in level1)
 
 
 @attrs.frozen
@@ -75,6 +65,11 @@ class TimelineScene:
     """What is heard (``None``: silence)."""
     cues: tuple[Cue, ...] = attrs.field(converter=_cues)
     """Captions, in video time."""
+    transition: Transition = _CUT
+    """How this scene takes over from the previous one (ignored for the first)."""
+    transition_frames: int = 0
+    """Frames of overlap with the previous scene's picture (0 for a cut or the first
+    scene; never more than this scene's own frames)."""
 
     @property
     def duration(self) -> float:
@@ -99,6 +94,10 @@ class Timeline:
     """How captions look."""
     burn_captions: bool = True
     """Draw captions into the picture (sidecar files are written either way)."""
+    soundtrack: Soundtrack = attrs.field(factory=Soundtrack)
+    """Music and loudness of the final mix."""
+    fit: Fit = "cover"
+    """How pictures of another shape fill the frame."""
 
     @classmethod
     def build(
@@ -109,33 +108,48 @@ class Timeline:
         style: CaptionStyle | None = None,
         burn_captions: bool = True,
         silent_seconds: float = 3.0,
+        transition: Transition = _CUT,
+        soundtrack: Soundtrack | None = None,
+        fit: Fit = "cover",
     ) -> Timeline:
         """Lay scenes end to end, each as long as its measured narration.
 
         Args:
             preset: Output format.
             parts: For each scene, in order: the scene, its narration (or ``None`` for a
-                silent scene of ``silent_seconds``), and its picture.
+                silent scene: as long as its clip, or ``silent_seconds``), and its picture.
             style: Caption style; the default suits every preset.
             burn_captions: Draw captions into the picture.
-            silent_seconds: Length of a scene without narration.
+            silent_seconds: Length of a silent scene that has no clip.
+            transition: Between every two scenes.
+            soundtrack: Music and loudness of the final mix.
+            fit: How pictures of another shape fill the frame.
         """
         style = style or CaptionStyle()
         scenes: list[TimelineScene] = []
-        start = 0.0
         frames_so_far = 0
-        for scene, audio, visual in parts:
-            seconds = audio.duration if audio is not None else silent_seconds
+        for position, (scene, audio, visual) in enumerate(parts):
+            if audio is not None:
+                seconds = audio.duration
+            elif isinstance(visual, ClipAsset):
+                seconds = visual.duration
+            else:
+                seconds = silent_seconds
             frames = max(1, math.ceil(round(seconds * preset.fps, 6)))
             start = frames_so_far / preset.fps
-            segments: Sequence[Segment] = ()
+            cues: list[Cue] = []
             if audio is not None:
-                segments = audio.segments or (Segment(scene.narration, 0.0, audio.duration),)
-            cues = make_cues(segments, start, style)
+                segments: Sequence[Segment] = audio.segments or (
+                    Segment(scene.narration, 0.0, audio.duration),)
+                cues = make_cues(segments, start, style, words=audio.words)
+            overlap = 0
+            if position > 0 and not transition.is_cut:
+                overlap = min(frames, max(1, round(transition.seconds * preset.fps)))
             scenes.append(TimelineScene(scene.index, start, frames, preset.fps, visual, audio,
-                                        cues))
+                                        cues, transition if overlap else _CUT, overlap))
             frames_so_far += frames
-        return cls(preset, tuple(scenes), style, burn_captions)
+        return cls(preset, tuple(scenes), style, burn_captions,
+                   soundtrack or Soundtrack(), fit)
 
     @property
     def frames(self) -> int:
@@ -164,95 +178,21 @@ class Timeline:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset), cards=self.cards)
 
-    # -- compilation ---------------------------------------------------------------------
+    @property
+    def draws_on_picture(self) -> bool:
+        """True when something is drawn over the pictures (captions or card titles)."""
+        return bool(self.cards) or (self.burn_captions and bool(self.cues)) or any(
+            isinstance(s.visual, CardVisual) for s in self.scenes)
 
-    def to_ffmpeg_args(self, output: Path, *, ass: Path | None,
-                       fonts_dir: Path | None) -> list[str]:
+    def to_ffmpeg_args(self, output: Path, *, ass: Path | None, fonts_dir: Path | None,
+                       copy_list: Path | None = None) -> list[str]:
         """The ffmpeg arguments (after the binary and global flags) that render the video.
 
         Args:
             output: The MP4 to write.
             ass: The subtitle script to burn in (from `ass_script`), or ``None``.
             fonts_dir: A folder of fonts for libass, so no system font is needed.
+            copy_list: An ffconcat list of the clips, to join them by stream copy (see
+                `avgen.media.graph.copy_plan`).
         """
-        p = self.preset
-        inputs: list[str] = []
-        graph: list[str] = []
-        count = 0
-
-        def add_input(*args: str) -> int:
-            nonlocal count
-            inputs.extend(args)
-            count += 1
-            return count - 1
-
-        pairs = []
-        for scene in self.scenes:
-            vlabel, alabel = f"v{scene.index}", f"a{scene.index}"
-            graph.append(self._video_chain(scene, add_input) + f"[{vlabel}]")
-            graph.append(self._audio_chain(scene, add_input) + f"[{alabel}]")
-            pairs.append(f"[{vlabel}][{alabel}]")
-        graph.append("".join(pairs) + f"concat=n={len(self.scenes)}:v=1:a=1[vcat][acat]")
-        video_tail = "[vcat]"
-        if ass is not None:
-            option = f"ass=filename={escape_filter_value(str(ass))}"
-            if fonts_dir is not None:
-                option += f":fontsdir={escape_filter_value(str(fonts_dir))}"
-            video_tail += option + ","
-        else:
-            video_tail += "null,"
-        graph.append(video_tail + "format=yuv420p[vout]")
-        graph.append("[acat]aformat=sample_fmts=fltp:channel_layouts=stereo[aout]")
-        return [
-            *inputs,
-            "-filter_complex", ";".join(graph),
-            "-map", "[vout]", "-map", "[aout]",
-            "-c:v", "libx264", "-preset", p.encoder_preset, "-crf", str(p.crf),
-            "-pix_fmt", "yuv420p", "-r", str(p.fps),
-            "-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),
-            "-movflags", "+faststart",
-            "-frames:v", str(self.frames),
-            str(output),
-        ]
-
-    def _video_chain(self, scene: TimelineScene, add_input: _AddInput) -> str:
-        p, visual = self.preset, scene.visual
-        fit = f"setsar=1,format=yuv420p,trim=end_frame={scene.frames},setpts=PTS-STARTPTS"
-        if isinstance(visual, ClipAsset):
-            loop = ["-stream_loop", "-1"] if visual.duration < scene.duration else []
-            idx = add_input(*loop, "-i", str(visual.path))
-            # tpad: a clip whose video ends before its declared duration (e.g. its own
-            # sound track is longer) holds its last frame instead of ending the scene early
-            return (f"[{idx}:v]fps={p.fps},scale={p.width}:{p.height}:"
-                    f"force_original_aspect_ratio=increase,crop={p.width}:{p.height},"
-                    f"tpad=stop=-1:stop_mode=clone,{fit}")
-        if isinstance(visual, ImageAsset):
-            idx = add_input("-loop", "1", "-framerate", str(p.fps),
-                            "-t", f"{scene.duration + 1 / p.fps:.6f}", "-i", str(visual.path))
-            return f"[{idx}:v]" + self._ken_burns(scene) + "," + fit
-        colors = visual.colors
-        w, h = max(2, p.width // _CARD_SCALE), max(2, p.height // _CARD_SCALE)
-        return (f"gradients=s={w}x{h}:r={p.fps}:c0={colors[0]}:c1={colors[1]}:"
-                f"x0=0:y0=0:x1={w}:y1={h}:speed=0.015:seed={scene.index},"
-                f"scale={p.width}:{p.height}:flags=bicubic,{fit}")
-
-    def _ken_burns(self, scene: TimelineScene) -> str:
-        """Slow zoom (in on even scenes, out on odd ones) centred on the picture."""
-        p = self.preset
-        big_w, big_h = p.width * 3 // 2 // 2 * 2, p.height * 3 // 2 // 2 * 2
-        n = max(1, scene.frames - 1)
-        zoom = (f"1+{_KEN_BURNS_ZOOM}*on/{n}" if scene.index % 2 == 0
-                else f"1+{_KEN_BURNS_ZOOM}-{_KEN_BURNS_ZOOM}*on/{n}")
-        return (f"scale={big_w}:{big_h}:force_original_aspect_ratio=increase,"
-                f"crop={big_w}:{big_h},"
-                f"zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:"
-                f"s={p.width}x{p.height}:fps={p.fps}")
-
-    def _audio_chain(self, scene: TimelineScene, add_input: _AddInput) -> str:
-        samples = round(scene.duration * AUDIO_RATE)
-        tail = (f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                f"apad,atrim=end_sample={samples},asetpts=PTS-STARTPTS")
-        if scene.narration is None:
-            return f"anullsrc=r={AUDIO_RATE}:cl=stereo," + tail
-        idx = add_input("-i", str(scene.narration.path))
-        return f"[{idx}:a]" + tail
+        return compile_graph(self, output, ass=ass, fonts_dir=fonts_dir, copy_list=copy_list)

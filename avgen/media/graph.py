@@ -1,0 +1,244 @@
+"""Compile a `avgen.media.timeline.Timeline` into the arguments of one ffmpeg process.
+
+Two filtergraphs run side by side in that process (ffmpeg gives each its own thread):
+
+- **video**: every scene's picture fitted to the frame (cover-crop or blur-pad), stills
+  given Ken Burns motion, procedural cards drawn, each cut to an exact number of frames,
+  joined by cuts or ``xfade`` transitions, captions burned in with libass;
+- **audio**: each narration padded to its scene, joined, optional music looped, faded and
+  ducked under the narration with a sidechain compressor, the mix normalised to the target
+  loudness (EBU R128).
+
+When every scene is a clip already in the output's codec, size and rate and nothing needs
+drawing on the picture, the video is joined by stream copy instead (`copy_plan`).
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from avgen.media.ffmpeg import MediaInfo
+from avgen.models import CardVisual, ClipAsset, ImageAsset
+
+if TYPE_CHECKING:
+    from avgen.media.timeline import Timeline, TimelineScene
+
+__all__ = ["AUDIO_RATE", "compile_graph", "copy_plan", "escape_filter_value"]
+
+AUDIO_RATE = 48_000
+"""Sample rate of the final soundtrack."""
+
+_KEN_BURNS_ZOOM = 0.12
+_CARD_SCALE = 4  # procedural gradients are drawn at 1/4 size and scaled up: smooth anyway
+_BLUR_SCALE = 8  # the blurred background is computed at 1/8 size
+_AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
+
+
+def escape_filter_value(value: str) -> str:
+    """Escape a string to be an option value inside an ffmpeg filtergraph.
+
+    Two levels, as ffmpeg parses them: the option value (``\\``, ``'``, ``:``) and then the
+    graph (``\\``, ``'``, ``[``, ``]``, ``,``, ``;``).
+    """
+    level1 = "".join("\\" + c if c in "\\':" else c for c in value)
+    return "".join("\\" + c if c in "\\'[],;" else c for c in level1)
+
+
+def _even(value: float) -> int:
+    return max(2, int(value) // 2 * 2)
+
+
+def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
+    """True when the video can be joined by stream copy: every scene is a whole clip that
+    already has the output's codec, pixel format, size and rate, with cuts only and nothing
+    drawn on the picture.
+
+    Args:
+        timeline: The timeline.
+        infos: The probe of each scene's picture, in scene order (``None`` for cards).
+    """
+    p = timeline.preset
+    if timeline.draws_on_picture or any(not s.transition.is_cut for s in timeline.scenes[1:]):
+        return False
+    for scene, info in zip(timeline.scenes, infos, strict=True):
+        if not isinstance(scene.visual, ClipAsset) or info is None or info.duration is None:
+            return False
+        if (info.video_codec, info.pix_fmt, info.width, info.height) != (
+                p.video_codec_name, "yuv420p", p.width, p.height):
+            return False
+        if abs(info.fps - p.fps) > 1e-3 or round(info.duration * p.fps) != scene.frames:
+            return False
+    return True
+
+
+def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
+                  fonts_dir: Path | None, copy_list: Path | None = None) -> list[str]:
+    """The ffmpeg arguments (after the binary and global flags) that render ``timeline``.
+
+    Args:
+        timeline: What to render.
+        output: The MP4 to write.
+        ass: The subtitle script to burn in, or ``None``.
+        fonts_dir: A folder of fonts for libass.
+        copy_list: An ffconcat list of the clips: join the video by stream copy (only when
+            `copy_plan` allows it).
+    """
+    p = timeline.preset
+    inputs: list[str] = []
+
+    def add_input(*args: str) -> int:
+        inputs.extend(args)
+        return sum(1 for a in inputs if a == "-i") - 1
+
+    if copy_list is not None:
+        video_index = add_input("-f", "concat", "-safe", "0", "-i", str(copy_list))
+        video_graph = None
+        video_map = f"{video_index}:v:0"
+    else:
+        video_graph = _video_graph(timeline, add_input, ass, fonts_dir)
+        video_map = "[vout]"
+    audio_graph = _audio_graph(timeline, add_input)
+    args = [*inputs]
+    if video_graph is not None:
+        args += ["-filter_complex", video_graph]
+    args += ["-filter_complex", audio_graph, "-map", video_map, "-map", "[aout]"]
+    if copy_list is not None:
+        args += ["-c:v", "copy"]
+    else:
+        args += ["-c:v", p.video_codec, "-preset", p.encoder_preset, "-crf", str(p.crf),
+                 "-pix_fmt", "yuv420p", "-r", str(p.fps), "-frames:v", str(timeline.frames)]
+        if p.video_codec == "libx265":
+            args += ["-tag:v", "hvc1"]
+    args += ["-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),
+             "-movflags", "+faststart", str(output)]
+    return args
+
+
+# -- video -------------------------------------------------------------------------------
+
+
+def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
+                 fonts_dir: Path | None) -> str:
+    p = timeline.preset
+    chains: list[str] = []
+    scenes = timeline.scenes
+    for position, scene in enumerate(scenes):
+        overlap = scenes[position + 1].transition_frames if position + 1 < len(scenes) else 0
+        frames = scene.frames + overlap  # the picture lingers under the next transition
+        source = _picture(timeline, scene, frames, add_input, chains)
+        chains.append(f"{source}settb=1/{p.fps},setpts=N/{p.fps}/TB,format=yuv420p,"
+                      f"trim=end_frame={frames}[v{scene.index}]")
+    labels = [f"[v{s.index}]" for s in scenes]
+    if all(s.transition_frames == 0 for s in scenes[1:]):
+        chains.append("".join(labels) + f"concat=n={len(scenes)}:v=1:a=0[vcat]")
+    else:
+        current = labels[0]
+        for position, scene in enumerate(scenes[1:], start=1):
+            out = f"[x{position}]" if position < len(scenes) - 1 else "[vcat]"
+            if scene.transition_frames == 0:
+                chains.append(f"{current}{labels[position]}concat=n=2:v=1:a=0{out}")
+            else:
+                chains.append(
+                    f"{current}{labels[position]}xfade=transition={scene.transition.style}:"
+                    f"duration={scene.transition_frames / p.fps:.6f}:"
+                    f"offset={scene.start:.6f}{out}")
+            current = out
+    tail = "[vcat]"
+    if ass is not None:
+        tail += f"ass=filename={escape_filter_value(str(ass))}"
+        if fonts_dir is not None:
+            tail += f":fontsdir={escape_filter_value(str(fonts_dir))}"
+        tail += ","
+    chains.append(tail + "format=yuv420p[vout]")
+    return ";".join(chains)
+
+
+def _fit(timeline: Timeline, label: str, width: int, height: int, chains: list[str]) -> str:
+    """Fit ``[label]`` into width×height by the timeline's fit mode; returns the new label."""
+    if timeline.fit == "cover":
+        chains.append(f"[{label}]scale={width}:{height}:force_original_aspect_ratio=increase,"
+                      f"setsar=1,crop={width}:{height}[{label}f]")
+        return f"{label}f"
+    small_w, small_h = _even(width / _BLUR_SCALE), _even(height / _BLUR_SCALE)
+    chains.append(
+        f"[{label}]split=2[{label}bg][{label}fg];"
+        f"[{label}bg]scale={small_w}:{small_h}:force_original_aspect_ratio=increase,"
+        f"crop={small_w}:{small_h},boxblur=4:2,scale={width}:{height},setsar=1[{label}bb];"
+        f"[{label}fg]scale={width}:{height}:force_original_aspect_ratio=decrease,setsar=1"
+        f"[{label}fs];[{label}bb][{label}fs]overlay=(W-w)/2:(H-h)/2[{label}f]")
+    return f"{label}f"
+
+
+def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _AddInput,
+             chains: list[str]) -> str:
+    """The start of a scene's video chain (ends with a comma or a label)."""
+    p, visual = timeline.preset, scene.visual
+    seconds = frames / p.fps
+    if isinstance(visual, ClipAsset):
+        loop = ["-stream_loop", "-1"] if visual.duration < seconds else []
+        idx = add_input(*loop, "-i", str(visual.path))
+        chains.append(f"[{idx}:v]fps={p.fps}[c{scene.index}]")
+        fitted = _fit(timeline, f"c{scene.index}", p.width, p.height, chains)
+        # hold the last frame if the clip's picture ends early (its sound may be longer)
+        return f"[{fitted}]tpad=stop=-1:stop_mode=clone,"
+    if isinstance(visual, ImageAsset):
+        idx = add_input("-loop", "1", "-framerate", str(p.fps),
+                        "-t", f"{seconds + 1 / p.fps:.6f}", "-i", str(visual.path))
+        big_w, big_h = _even(p.width * 1.5), _even(p.height * 1.5)
+        chains.append(f"[{idx}:v]null[i{scene.index}]")
+        fitted = _fit(timeline, f"i{scene.index}", big_w, big_h, chains)
+        n = max(1, frames - 1)
+        zoom = (f"1+{_KEN_BURNS_ZOOM}*on/{n}" if scene.index % 2 == 0
+                else f"1+{_KEN_BURNS_ZOOM}-{_KEN_BURNS_ZOOM}*on/{n}")
+        return (f"[{fitted}]zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:"
+                f"s={p.width}x{p.height}:fps={p.fps},")
+    assert isinstance(visual, CardVisual)
+    c0, c1 = visual.colors
+    w, h = _even(p.width / _CARD_SCALE), _even(p.height / _CARD_SCALE)
+    return (f"gradients=s={w}x{h}:r={p.fps}:c0={c0}:c1={c1}:x0=0:y0=0:x1={w}:y1={h}:"
+            f"speed=0.015:seed={scene.index},scale={p.width}:{p.height}:flags=bicubic,setsar=1,")
+
+
+# -- audio -------------------------------------------------------------------------------
+
+
+def _audio_graph(timeline: Timeline, add_input: _AddInput) -> str:
+    chains: list[str] = []
+    fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
+    total = round(timeline.duration * AUDIO_RATE)
+    for scene in timeline.scenes:
+        samples = round(scene.duration * AUDIO_RATE)
+        pad = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{scene.index}]"
+        if scene.narration is None:
+            chains.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,{fmt},{pad}")
+        else:
+            idx = add_input("-i", str(scene.narration.path))
+            chains.append(f"[{idx}:a]{fmt},{pad}")
+    labels = "".join(f"[a{s.index}]" for s in timeline.scenes)
+    chains.append(f"{labels}concat=n={len(timeline.scenes)}:v=0:a=1[narr]")
+    track = timeline.soundtrack
+    mix = "[narr]"
+    if track.music is not None:
+        idx = add_input("-stream_loop", "-1", "-i", str(track.music))
+        fade = min(track.fade_seconds, timeline.duration / 2)
+        music = (f"[{idx}:a]{fmt},atrim=end_sample={total},asetpts=N/SR/TB,"
+                 f"volume={track.music_volume}dB")
+        if fade > 0:
+            music += (f",afade=t=in:d={fade:.3f},"
+                      f"afade=t=out:st={timeline.duration - fade:.6f}:d={fade:.3f}")
+        chains.append(music + "[music]")
+        if track.duck:
+            chains.append("[narr]asplit=2[voice][key]")
+            chains.append("[music][key]sidechaincompress=threshold=0.02:ratio=12:attack=20:"
+                          "release=400:makeup=1[ducked]")
+            chains.append("[voice][ducked]amix=inputs=2:duration=first:normalize=0[mixed]")
+        else:
+            chains.append("[narr][music]amix=inputs=2:duration=first:normalize=0[mixed]")
+        mix = "[mixed]"
+    chains.append(f"{mix}loudnorm=I={track.loudness}:TP=-1.5:LRA=11,{fmt},apad,"
+                  f"atrim=end_sample={total}[aout]")
+    return ";".join(chains)
