@@ -110,7 +110,9 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
         args += ["-c:v", "copy"]
     else:
         args += ["-c:v", p.video_codec, "-preset", p.encoder_preset, "-crf", str(p.crf),
-                 "-pix_fmt", "yuv420p", "-r", str(p.fps), "-frames:v", str(timeline.frames)]
+                 "-pix_fmt", "yuv420p", "-r", str(p.fps)]
+        # no -frames:v: the graph already ends on the exact frame, and the limit would stop
+        # the muxer while loudnorm's look-ahead still holds the last of the audio
         if p.video_codec == "libx265":
             args += ["-tag:v", "hvc1"]
     args += ["-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),

@@ -108,7 +108,7 @@ class Timeline:
         style: CaptionStyle | None = None,
         burn_captions: bool = True,
         silent_seconds: float = 3.0,
-        transition: Transition = _CUT,
+        transition: Transition | str = _CUT,
         soundtrack: Soundtrack | None = None,
         fit: Fit = "cover",
     ) -> Timeline:
@@ -121,11 +121,13 @@ class Timeline:
             style: Caption style; the default suits every preset.
             burn_captions: Draw captions into the picture.
             silent_seconds: Length of a silent scene that has no clip.
-            transition: Between every two scenes.
+            transition: Between every two scenes (a `Transition` or a style name).
             soundtrack: Music and loudness of the final mix.
             fit: How pictures of another shape fill the frame.
         """
         style = style or CaptionStyle()
+        if isinstance(transition, str):
+            transition = Transition(transition)
         scenes: list[TimelineScene] = []
         frames_so_far = 0
         for position, (scene, audio, visual) in enumerate(parts):

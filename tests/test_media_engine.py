@@ -1,0 +1,234 @@
+"""The media engine on real media: transitions, music, loudness, fitting, copy, fonts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from media import decode, make_clip, make_image, make_wav, mean_abs_diff, mean_luma
+
+from avgen import (
+    CaptionStyle,
+    ConfigurationError,
+    Preset,
+    Scene,
+    Soundtrack,
+    Transition,
+    UsageError,
+)
+from avgen.media.captions import make_cues
+from avgen.media.composer import FFmpegComposer
+from avgen.media.ffmpeg import ffmpeg_exe
+from avgen.media.graph import copy_plan
+from avgen.media.timeline import Timeline
+from avgen.models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
+
+TINY = Preset("tiny", 192, 336, fps=12, crf=30, encoder_preset="ultrafast",
+              caption_margin=0.2)
+
+
+def compose(timeline: Timeline, target: Path) -> Path:
+    asyncio.run(FFmpegComposer().compose(timeline, target))
+    return target
+
+
+def ffmpeg_text(*args: str) -> str:
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
+                          capture_output=True, text=True, check=True)
+    return proc.stderr
+
+
+def integrated_loudness(path: Path) -> float:
+    text = ffmpeg_text("-i", str(path), "-map", "0:a", "-af", "ebur128", "-f", "null", "-")
+    summary = text[text.rindex("Summary:"):]
+    match = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    assert match, summary
+    return float(match.group(1))
+
+
+def band_level(path: Path, start: float, seconds: float, freq: int) -> float:
+    """Mean level (dB) of a narrow band around ``freq`` over a window of the soundtrack."""
+    text = ffmpeg_text("-ss", f"{start}", "-t", f"{seconds}", "-i", str(path), "-map", "0:a",
+                       "-af", f"bandpass=f={freq}:width_type=q:w=8,bandpass=f={freq}:"
+                       "width_type=q:w=8,volumedetect", "-f", "null", "-")
+    match = re.search(r"mean_volume: (-?[\d.]+) dB", text)
+    assert match, text
+    return float(match.group(1))
+
+
+def tone_scene(tmp: Path, index: int, seconds: float, freq: int = 1000,
+               text: str = "Hello there.") -> tuple[Scene, AudioAsset, CardVisual]:
+    wav = make_wav(tmp / f"n{index}.wav", seconds, freq=freq)
+    return (Scene(index, text), AudioAsset(wav, seconds, (Segment(text, 0.0, seconds),)),
+            CardVisual(""))
+
+
+# -- transitions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["fade", "slideleft", "circleopen"])
+def test_transitions_keep_the_length_and_the_captions_exact(tmp_path: Path, style: str) -> None:
+    parts = [tone_scene(tmp_path, 0, 1.3), tone_scene(tmp_path, 1, 0.9, text="Second one."),
+             (Scene(2, "Third."), AudioAsset(make_wav(tmp_path / "n2.wav", 1.1), 1.1),
+              ImageAsset(make_image(tmp_path / "i.png", 320, 180), 320, 180))]
+    cut = Timeline.build(TINY, parts)
+    faded = Timeline.build(TINY, parts, transition=Transition(style, 0.5))
+    assert faded.frames == cut.frames and faded.cues == cut.cues
+    assert [s.transition_frames for s in faded.scenes] == [0, 6, 6]
+    decoded = decode(compose(faded, tmp_path / "faded.mp4"))
+    assert decoded["errors"] == ""
+    assert decoded["frames"] == faded.frames
+    assert abs(decoded["audio_duration"] - faded.duration) <= 1 / TINY.fps
+
+
+def test_a_transition_never_outlasts_the_scene_it_leads_into(tmp_path: Path) -> None:
+    parts = [tone_scene(tmp_path, 0, 1.0), tone_scene(tmp_path, 1, 0.2)]
+    timeline = Timeline.build(TINY, parts, transition=Transition("dissolve", 2.0))
+    assert timeline.scenes[1].transition_frames == timeline.scenes[1].frames == 3
+    assert decode(compose(timeline, tmp_path / "short.mp4"))["frames"] == timeline.frames
+
+
+def test_unknown_transitions_are_usage_errors() -> None:
+    with pytest.raises(UsageError) as caught:
+        Transition("spin")
+    assert caught.value.field == "transition.style" and "fade" in str(caught.value)
+    with pytest.raises(UsageError) as caught:
+        Transition("fade", 10)
+    assert caught.value.field == "transition.seconds"
+
+
+# -- audio -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [-14.0, -20.0])
+def test_the_mix_meets_the_loudness_target(tmp_path: Path, target: float) -> None:
+    parts = [tone_scene(tmp_path, i, 4.0, freq=300 + 200 * i) for i in range(2)]
+    timeline = Timeline.build(TINY, parts, burn_captions=False,
+                              soundtrack=Soundtrack(loudness=target))
+    out = compose(timeline, tmp_path / "loud.mp4")
+    assert abs(integrated_loudness(out) - target) <= 1.0
+
+
+def test_music_is_looped_audible_and_ducked_under_the_narration(tmp_path: Path) -> None:
+    music = make_wav(tmp_path / "music.wav", 1.5, freq=220)  # shorter: it must loop
+    narrated = tone_scene(tmp_path, 0, 4.0, freq=1500)
+    silent = (Scene(1, "Silent."), None, CardVisual(""))
+    levels = {}
+    for duck in (True, False):
+        timeline = Timeline.build(TINY, [narrated, silent], silent_seconds=4.0,
+                                  burn_captions=False,
+                                  soundtrack=Soundtrack(music=music, duck=duck,
+                                                        fade_seconds=0.2))
+        out = compose(timeline, tmp_path / f"music-{duck}.mp4")
+        assert abs(decode(out)["audio_duration"] - 8.0) <= 1 / TINY.fps
+        under_voice = band_level(out, 1.0, 2.5, 220)
+        alone = band_level(out, 5.0, 2.5, 220)
+        assert alone > -45  # the music plays (looped) where nothing is said
+        levels[duck] = under_voice - alone
+    # ducking lowers the music under the voice by at least 6 dB more than without it
+    assert levels[True] <= levels[False] - 6
+
+
+def test_a_missing_music_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        Soundtrack(music=tmp_path / "nope.mp3")
+    assert caught.value.field == "soundtrack.music"
+
+
+# -- pictures ----------------------------------------------------------------------------
+
+
+def test_blur_fit_fills_the_bars_that_cover_would_crop(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "wide.png", 640, 360)
+    audio = AudioAsset(make_wav(tmp_path / "n.wav", 1.0), 1.0)
+    parts = [(Scene(0, "Wide."), audio, ImageAsset(image, 640, 360))]
+    renders = {fit: compose(Timeline.build(TINY, parts, burn_captions=False, fit=fit),
+                            tmp_path / f"{fit}.mp4") for fit in ("cover", "blur")}
+    top_band = (0, 0, TINY.width, 40)  # above the picture when it is shown whole
+    assert mean_luma(renders["blur"], 0.5, top_band) > 10  # a blurred copy, not black bars
+    assert mean_abs_diff(renders["blur"], renders["cover"], 0.5, top_band) > 3
+    assert decode(renders["blur"])["frames"] == 12
+
+
+def test_clips_that_match_the_output_are_joined_by_stream_copy(tmp_path: Path) -> None:
+    preset = Preset("hd", 320, 180, fps=25, encoder_preset="ultrafast")
+    clips = [make_clip(tmp_path / f"c{i}.mp4", 1.0 + i * 0.4, 320, 180, fps=25)
+             for i in range(3)]
+    parts = [(Scene(i, "x"), None, ClipAsset(clip, 1.0 + i * 0.4, 320, 180, 25.0))
+             for i, clip in enumerate(clips)]
+    timeline = Timeline.build(preset, parts, burn_captions=False)
+    infos = FFmpegComposer.check_inputs(timeline)
+    assert copy_plan(timeline, infos)
+    out = compose(timeline, tmp_path / "joined.mp4")
+    decoded = decode(out)
+    assert decoded["frames"] == timeline.frames == 25 + 35 + 45
+    # the very same frames: nothing was re-encoded
+    def frame_hashes(path: Path) -> list[str]:
+        text = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v",
+                               "-f", "framemd5", "-"], capture_output=True, text=True,
+                              check=True).stdout
+        return [line.rsplit(",", 1)[1].strip() for line in text.splitlines()
+                if line and not line.startswith("#")]
+
+    assert frame_hashes(out) == [h for clip in clips for h in frame_hashes(clip)]
+    # a transition (or captions) needs a re-encode
+    faded = Timeline.build(preset, parts, burn_captions=False, transition="fade")
+    assert not copy_plan(faded, infos)
+
+
+# -- captions and fonts ------------------------------------------------------------------
+
+
+def test_captions_start_within_a_frame_of_each_narration_boundary(tmp_path: Path) -> None:
+    parts = [tone_scene(tmp_path, i, 0.77 + 0.31 * i, text=f"Sentence number {i}.")
+             for i in range(4)]
+    timeline = Timeline.build(TINY, parts)
+    narration_start = 0.0
+    for scene, (_, audio, _) in zip(timeline.scenes, parts, strict=True):
+        assert abs(scene.cues[0].start - narration_start) <= 1 / TINY.fps
+        assert abs(scene.start - narration_start) <= 1 / TINY.fps
+        narration_start = scene.start + audio.duration  # the next voice starts on a frame
+
+
+def test_word_timings_place_caption_blocks_on_the_words() -> None:
+    text = "one two three four five six seven eight nine ten eleven twelve"
+    words = [Segment(w, 0.5 * i, 0.5 * i + 0.4) for i, w in enumerate(text.split())]
+    style = CaptionStyle(max_chars_per_line=10, max_lines=1)
+    cues = make_cues([Segment(text, 0.0, 6.0)], 10.0, style, words=words)
+    assert len(cues) > 2
+    starts = {round(w.start + 10.0, 6): w.text for w in words}
+    for cue in cues[1:]:
+        assert starts[round(cue.start, 6)] == cue.lines[0].split()[0]
+
+
+def test_a_font_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0)],
+                              style=CaptionStyle(font="No Such Sans"))
+    with pytest.raises(ConfigurationError, match="No Such Sans"):
+        compose(timeline, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_text_the_font_cannot_draw_is_refused_before_the_encode(tmp_path: Path) -> None:
+    parts = [tone_scene(tmp_path, 0, 1.0), tone_scene(tmp_path, 1, 1.0, text="你好世界。")]
+    with pytest.raises(ConfigurationError) as caught:
+        compose(Timeline.build(TINY, parts), tmp_path / "x.mp4")
+    message = str(caught.value)
+    assert "scene 1" in message and "DejaVu Sans" in message and "你" in message
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:
+    from avgen.media.fonts import bundled_fonts_dir
+
+    bold = bundled_fonts_dir() / "DejaVuSans-Bold.ttf"
+    timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0, text="שלום עולם")],
+                              style=CaptionStyle(font=str(bold)))
+    out = compose(timeline, tmp_path / "rtl.mp4")
+    plain = compose(Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0, text="שלום עולם")],
+                                   burn_captions=False), tmp_path / "plain.mp4")
+    band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
+    assert mean_abs_diff(out, plain, 0.5, band) > 1.0  # the Hebrew caption was drawn
