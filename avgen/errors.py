@@ -15,6 +15,7 @@ avgen::
         ├── ContentRejected               a safety filter refused the prompt or the output
         ├── RateLimited                   a quota was hit (carries the delay asked for)
         └── ServiceUnavailable            a remote service is down or its circuit is open
+            └── CircuitOpen               a circuit breaker refused the call (fail fast)
 
 `GenerationError` is raised by `avgen.VideoGenerator` when a run cannot finish; its
 ``__cause__`` is the error that stopped it, and its `session` attribute names the folder
@@ -30,6 +31,7 @@ from pathlib import Path
 __all__ = [
     "AgentError",
     "AvgenError",
+    "CircuitOpen",
     "ConfigurationError",
     "ContentRejected",
     "FFmpegError",
@@ -144,6 +146,22 @@ class RateLimited(AgentError):
 
 class ServiceUnavailable(AgentError):
     """A remote service is unreachable, failing, or its circuit breaker is open."""
+
+
+class CircuitOpen(ServiceUnavailable):
+    """A circuit breaker refused the call without trying it: fail fast, do not retry.
+
+    Args:
+        message: Why the call was refused.
+        agent: The breaker's name.
+        remaining: Seconds until the breaker lets a trial call through (``inf`` when it
+            was forced open, ``0.0`` when it is half-open and its trial calls are busy).
+    """
+
+    def __init__(self, message: str, agent: str = "", remaining: float = 0.0) -> None:
+        self.remaining = remaining
+        """Seconds until the breaker lets a trial call through."""
+        super().__init__(message, agent)
 
 
 class GenerationError(AvgenError, RuntimeError):
