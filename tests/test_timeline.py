@@ -350,17 +350,21 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
 
     # every narration padded to its scene, joined, then normalised to the target loudness
     audio_chains = split_graph(audio_graph)
-    for k, scene in enumerate(timeline.scenes):
-        samples = round(scene.duration * AUDIO_RATE)
-        audio = audio_chains[k]
-        assert audio.endswith(f"apad,atrim=end_sample={samples},asetpts=N/SR/TB"
-                              f"[a{scene.index}]")
-        assert audio.startswith("anullsrc=" if scene.narration is None else "[")
-    pads = "".join(f"[a{s.index}]" for s in timeline.scenes)
-    assert audio_chains[n] == f"{pads}concat=n={n}:v=0:a=1[narr]"
-    assert audio_chains[-1].startswith("[narr]loudnorm=I=-14.0:")
-    assert audio_chains[-1].endswith(
-        f"atrim=end_sample={round(timeline.duration * AUDIO_RATE)}[aout]")
+    total = round(timeline.duration * AUDIO_RATE)
+    if all(s.narration is None for s in timeline.scenes):
+        assert audio_chains == [f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end_sample={total}"
+                                "[aout]"]  # nothing to mix: plain silence
+    else:
+        for k, scene in enumerate(timeline.scenes):
+            samples = round(scene.duration * AUDIO_RATE)
+            audio = audio_chains[k]
+            assert audio.endswith(f"apad,atrim=end_sample={samples},asetpts=N/SR/TB"
+                                  f"[a{scene.index}]")
+            assert audio.startswith("anullsrc=" if scene.narration is None else "[")
+        pads = "".join(f"[a{s.index}]" for s in timeline.scenes)
+        assert audio_chains[n] == f"{pads}concat=n={n}:v=0:a=1[narr]"
+        assert audio_chains[-1].startswith("[narr]loudnorm=I=-14.0:")
+        assert audio_chains[-1].endswith(f"atrim=end_sample={total}[aout]")
     assert sum(round(s.duration * AUDIO_RATE) for s in timeline.scenes) == pytest.approx(
         timeline.duration * AUDIO_RATE, abs=n)
 

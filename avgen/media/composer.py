@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import concurrent.futures
 import contextlib
 import secrets
 from pathlib import Path
@@ -55,6 +56,7 @@ class FFmpegComposer:
             FFmpegError: The encode failed.
         """
         infos = self.check_inputs(timeline)
+        timeline = _with_probed_clips(timeline, infos)
         font = self.check_font(timeline)
         if font is not None and font.family != timeline.style.font:
             timeline = attrs.evolve(timeline, style=attrs.evolve(timeline.style,
@@ -90,36 +92,30 @@ class FFmpegComposer:
         Raises:
             MediaError: An asset is unusable; the message names the scene and the file.
         """
-        infos: list[MediaInfo | None] = []
+        jobs: list[tuple[str, Path, str]] = []  # (where, file, stream it needs)
         for scene in timeline.scenes:
-            where = f"scene {scene.index}"
-            visual = scene.visual
-            info: MediaInfo | None = None
-            if isinstance(visual, (ClipAsset, ImageAsset)):
-                try:
-                    info = probe(visual.path)
-                except MediaError as exc:
-                    raise _in_scene(where, exc) from exc
-                if not info.has_video:
-                    raise MediaError(f"{where}: the picture has no video stream", visual.path)
-            infos.append(info)
+            if isinstance(scene.visual, (ClipAsset, ImageAsset)):
+                jobs.append((f"scene {scene.index}", scene.visual.path, "video"))
             if scene.narration is not None:
-                try:
-                    sound = probe(scene.narration.path)
-                except MediaError as exc:
-                    raise _in_scene(where, exc) from exc
-                if not sound.has_audio:
-                    raise MediaError(f"{where}: the narration has no audio stream",
-                                     scene.narration.path)
-        music = timeline.soundtrack.music
-        if music is not None:
+                jobs.append((f"scene {scene.index}", scene.narration.path, "audio"))
+        if timeline.soundtrack.music is not None:
+            jobs.append(("music", timeline.soundtrack.music, "audio"))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each probe is a process
+            futures = [pool.submit(probe, path) for _, path, _ in jobs]
+        probed: dict[Path, MediaInfo] = {}
+        for (where, path, stream), future in zip(jobs, futures, strict=True):
             try:
-                sound = probe(music)
+                info = future.result()
             except MediaError as exc:
-                raise _in_scene("music", exc) from exc
-            if not sound.has_audio:
-                raise MediaError("music: the file has no audio stream", music)
-        return infos
+                raise _in_scene(where, exc) from exc
+            if stream == "video" and not info.has_video:
+                raise MediaError(f"{where}: the picture has no video stream", path)
+            if stream == "audio" and not info.has_audio:
+                what = "narration" if where != "music" else "file"
+                raise MediaError(f"{where}: the {what} has no audio stream", path)
+            probed[path] = info
+        return [probed.get(scene.visual.path) if isinstance(scene.visual, (ClipAsset,
+                ImageAsset)) else None for scene in timeline.scenes]
 
     @staticmethod
     def check_font(timeline: Timeline) -> FontFile | None:
@@ -145,6 +141,20 @@ class FFmpegComposer:
                     f"glyphs for {missing!r}; choose a caption font that covers them "
                     "(CaptionStyle(font=...), a family name or a .ttf path)")
         return font
+
+
+def _with_probed_clips(timeline: Timeline, infos: list[MediaInfo | None]) -> Timeline:
+    """Trust the file, not the agent: take each clip's size, rate and length from its probe."""
+    scenes = []
+    for scene, info in zip(timeline.scenes, infos, strict=True):
+        visual = scene.visual
+        if isinstance(visual, ClipAsset) and info is not None:
+            visual = attrs.evolve(visual, width=info.width, height=info.height,
+                                  fps=info.fps or visual.fps,
+                                  duration=info.duration or visual.duration)
+            scene = attrs.evolve(scene, visual=visual)
+        scenes.append(scene)
+    return attrs.evolve(timeline, scenes=scenes)
 
 
 def _ffconcat(timeline: Timeline) -> str:

@@ -183,10 +183,14 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
     if isinstance(visual, ClipAsset):
         loop = ["-stream_loop", "-1"] if visual.duration < seconds else []
         idx = add_input(*loop, "-i", str(visual.path))
-        chains.append(f"[{idx}:v]fps={p.fps}[c{scene.index}]")
-        fitted = _fit(timeline, f"c{scene.index}", p.width, p.height, chains)
+        if (visual.width, visual.height) == (p.width, p.height) and \
+                abs(visual.fps - p.fps) < 1e-3:
+            fitted = f"{idx}:v"  # already the output's size and rate: nothing to convert
+        else:
+            chains.append(f"[{idx}:v]fps={p.fps}[c{scene.index}]")
+            fitted = _fit(timeline, f"c{scene.index}", p.width, p.height, chains)
         # hold the last frame if the clip's picture ends early (its sound may be longer)
-        return f"[{fitted}]tpad=stop=-1:stop_mode=clone,"
+        return f"[{fitted}]setsar=1,tpad=stop=-1:stop_mode=clone,"
     if isinstance(visual, ImageAsset):
         idx = add_input("-loop", "1", "-framerate", str(p.fps),
                         "-t", f"{seconds + 1 / p.fps:.6f}", "-i", str(visual.path))
@@ -212,6 +216,8 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput) -> str:
     chains: list[str] = []
     fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
     total = round(timeline.duration * AUDIO_RATE)
+    if timeline.soundtrack.music is None and all(s.narration is None for s in timeline.scenes):
+        return f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end_sample={total}[aout]"  # silence
     for scene in timeline.scenes:
         samples = round(scene.duration * AUDIO_RATE)
         pad = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{scene.index}]"
