@@ -1,0 +1,561 @@
+"""Retries with exponential backoff for calls to remote services, built on stamina.
+
+`retry` wraps a sync or async function (or method). Each failure is sorted by `classify`:
+
+- **transient** — HTTP 408/500/502/503/504, timeouts, dropped connections,
+  `avgen.errors.ServiceUnavailable`: retried with exponential backoff and jitter;
+- **rate_limited** — HTTP 429, `avgen.errors.RateLimited`: retried after the delay the
+  service asked for (``Retry-After`` header or Google's ``RetryInfo.retryDelay``), clamped to
+  ``wait_max``; when the service asks for longer than the time budget left, or the attempts
+  run out, `avgen.errors.RateLimited` is raised carrying that delay;
+- **permanent** — every other error, including `avgen.errors.CircuitOpen` (an open circuit
+  means fail fast): raised at once.
+
+Each retry is reported as a ``retry.attempt`` event before the wait, the end of the road as a
+``retry.giveup`` event (see `avgen.resilience.events`).
+
+In tests, `set_testing` turns every backoff into zero while keeping the computed delays in
+the events, so a test can check them without sleeping.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import contextlib
+import datetime as dt
+import functools
+import inspect
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, cast
+
+import attrs
+import stamina
+
+from avgen.errors import CircuitOpen, ContentRejected, RateLimited, ServiceUnavailable, UsageError
+from avgen.resilience.events import Hook, ResilienceEvent, emit
+
+__all__ = [
+    "Classification",
+    "RetryDecorator",
+    "RetryOn",
+    "RetryPolicy",
+    "classify",
+    "http_status",
+    "retry",
+    "retryable",
+    "server_delay",
+    "set_testing",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Classification: TypeAlias = Literal["transient", "permanent", "rate_limited"]
+"""How `classify` sorts an error."""
+
+RetryOn: TypeAlias = (
+    type[BaseException]
+    | tuple[type[BaseException], ...]
+    | Callable[[Exception], "bool | float | dt.timedelta"]
+)
+"""What may be retried: exception types, or a predicate returning a bool or a delay."""
+
+_TRANSIENT_STATUS = frozenset({408, 500, 502, 503, 504})
+_GRPC_STATUS = {"RESOURCE_EXHAUSTED": 429, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+                "INTERNAL": 500}
+_CONNECTION_NAMES = ("ConnectError", "ConnectionError", "RemoteProtocolError")
+_DELAY_TEXT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*s?\s*")
+_NO_CAP = 2**31
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries, read duck-typed, or None.
+
+    Looks at ``exc.code`` (google-genai's ``APIError``), ``exc.status_code``,
+    ``exc.response.status_code`` (httpx, requests) and, failing those, a gRPC status name in
+    ``exc.status`` such as ``"RESOURCE_EXHAUSTED"``.
+    """
+    response = getattr(exc, "response", None)
+    for value in (getattr(exc, "code", None), getattr(exc, "status_code", None),
+                  getattr(response, "status_code", None), getattr(exc, "status", None)):
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    status = getattr(exc, "status", None)
+    if isinstance(status, str):
+        return _GRPC_STATUS.get(status.strip().upper())
+    return None
+
+
+def classify(exc: BaseException) -> Classification:
+    """Sort an error into ``"transient"``, ``"rate_limited"`` or ``"permanent"``.
+
+    Args:
+        exc: The error a call raised.
+
+    Returns:
+        ``"rate_limited"`` for HTTP 429 and `avgen.errors.RateLimited`; ``"transient"`` for
+        HTTP 408/500/502/503/504, `TimeoutError` and any class named like ``*Timeout*``
+        (httpx's ``ReadTimeout``), `ConnectionError` and classes named like
+        ``*ConnectError*``, ``*ConnectionError*`` or ``*RemoteProtocolError*``, and
+        `avgen.errors.ServiceUnavailable` except `avgen.errors.CircuitOpen`;
+        ``"permanent"`` for everything else (other 4xx and 5xx, `ContentRejected`,
+        `UsageError`, unknown errors).
+    """
+    if isinstance(exc, CircuitOpen):
+        return "permanent"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, ServiceUnavailable):
+        return "transient"
+    if isinstance(exc, ContentRejected | UsageError):
+        return "permanent"
+    status = http_status(exc)
+    if status is not None:
+        if status == 429:
+            return "rate_limited"
+        return "transient" if status in _TRANSIENT_STATUS else "permanent"
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return "transient"
+    for klass in type(exc).__mro__:
+        name = klass.__name__
+        if "Timeout" in name or any(part in name for part in _CONNECTION_NAMES):
+            return "transient"
+    return "permanent"
+
+
+def retryable(exc: Exception) -> bool:
+    """The default ``on=`` predicate of `retry`: everything `classify` calls not permanent."""
+    return classify(exc) != "permanent"
+
+
+def server_delay(exc: BaseException) -> float | None:
+    """The delay, in seconds, a service asked for before the next call, or None.
+
+    Reads `avgen.errors.RateLimited.retry_after`, Google's ``RetryInfo.retryDelay`` in the
+    parsed error body ``exc.details`` (``"7s"``, ``"1.5s"``), and the ``Retry-After`` header
+    of ``exc.headers`` or ``exc.response.headers`` (seconds or an HTTP date). When several
+    are present, the longest wins.
+    """
+    found: list[float] = []
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        found.append(exc.retry_after)
+    found.extend(_retry_info_delays(getattr(exc, "details", None)))
+    header = _retry_after_header(exc)
+    if header is not None:
+        found.append(header)
+    usable = [d for d in found if math.isfinite(d) and d >= 0]
+    return max(usable) if usable else None
+
+
+def _retry_info_delays(body: object, depth: int = 0) -> Iterator[float]:
+    """Every ``retryDelay`` of a ``google.rpc.RetryInfo`` found in a parsed error body."""
+    if depth > 5:
+        return
+    if isinstance(body, Mapping):
+        if str(body.get("@type", "")).endswith("RetryInfo"):
+            delay = _parse_duration(body.get("retryDelay"))
+            if delay is not None:
+                yield delay
+        for value in body.values():
+            if isinstance(value, Mapping | list | tuple):
+                yield from _retry_info_delays(value, depth + 1)
+    elif isinstance(body, list | tuple):
+        for item in body:
+            yield from _retry_info_delays(item, depth + 1)
+
+
+def _parse_duration(value: object) -> float | None:
+    """A protobuf JSON duration (``"7s"``, ``"1.5s"``, ``{"seconds": 7}``) in seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and (match := _DELAY_TEXT.fullmatch(value)):
+        return float(match.group(1))
+    if isinstance(value, Mapping):
+        try:
+            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _retry_after_header(exc: BaseException) -> float | None:
+    """The ``Retry-After`` header of the error's response, in seconds from now."""
+    headers = getattr(exc, "headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    value: object = None
+    if isinstance(headers, Mapping) or hasattr(headers, "items"):
+        for key, item in cast(Mapping[object, object], headers).items():
+            if isinstance(key, str) and key.lower() == "retry-after":
+                value = item
+                break
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def _hook_tuple(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
+    return tuple(hooks)
+
+
+def _check_positive(field: str, value: float | None, *, allow_zero: bool = False,
+                    optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    bad = (value is None or isinstance(value, bool) or not isinstance(value, int | float)
+           or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero))
+    if bad:
+        bound = ">= 0" if allow_zero else "> 0"
+        extra = " or None" if optional else ""
+        raise UsageError(field, f"must be a finite number {bound}{extra}, not {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """The settings of one `retry` decorator (exposed as ``.retry_policy``)."""
+
+    on: RetryOn = retryable
+    """What is retried: exception types, or a predicate returning a bool or a delay."""
+    attempts: int = 5
+    """The most calls made in all, the first one included."""
+    timeout: float | None = 60.0
+    """The time budget in seconds for all attempts and waits; None for no budget."""
+    wait_initial: float = 0.5
+    """The backoff before the first retry, in seconds (before jitter)."""
+    wait_max: float = 20.0
+    """The longest wait between two attempts, server-given delays included."""
+    wait_jitter: float = 1.0
+    """The largest random amount added to each exponential backoff."""
+    wait_exp_base: float = 2.0
+    """The factor by which the backoff grows after each retry."""
+    hooks: tuple[Hook, ...] = attrs.field(default=(), converter=_hook_tuple)
+    """Where ``retry.attempt`` and ``retry.giveup`` events go (besides `collect` blocks)."""
+    name: str | None = None
+    """The event source and the agent named in `RateLimited`; the function's qualified name
+    when None."""
+
+    def __attrs_post_init__(self) -> None:
+        on_ok = callable(self.on) or (
+            isinstance(self.on, tuple)
+            and all(isinstance(t, type) and issubclass(t, BaseException) for t in self.on))
+        if not on_ok:
+            raise UsageError("on", "must be an exception type, a tuple of them, or a "
+                             f"predicate taking an exception; got {self.on!r}")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
+                or self.attempts < 1:
+            raise UsageError("attempts", f"must be an int >= 1, not {self.attempts!r}")
+        _check_positive("timeout", self.timeout, optional=True)
+        _check_positive("wait_initial", self.wait_initial, allow_zero=True)
+        _check_positive("wait_max", self.wait_max, allow_zero=True)
+        _check_positive("wait_jitter", self.wait_jitter, allow_zero=True)
+        if not (isinstance(self.wait_exp_base, int | float) and self.wait_exp_base >= 1):
+            raise UsageError("wait_exp_base", f"must be a number >= 1, not {self.wait_exp_base!r}")
+        if not all(callable(h) for h in self.hooks):
+            raise UsageError("hooks", "must be callables taking a ResilienceEvent")
+
+    def verdict(self, exc: Exception) -> bool | float:
+        """Whether ``exc`` may be retried: False, True, or a delay asked for by ``on``."""
+        if not callable(self.on) or (isinstance(self.on, type)
+                                     and issubclass(self.on, BaseException)):
+            return isinstance(exc, self.on)
+        answer = cast(Callable[[Exception], "bool | float | dt.timedelta"], self.on)(exc)
+        if isinstance(answer, dt.timedelta):
+            return answer.total_seconds()
+        if isinstance(answer, bool) or not isinstance(answer, int | float):
+            return bool(answer)
+        return float(answer)
+
+    def backoff(self, retry_number: int) -> float:
+        """The exponential backoff with jitter before retry number ``retry_number`` (1-based),
+        capped at `wait_max`."""
+        jitter = random.uniform(0, self.wait_jitter) if self.wait_jitter else 0.0
+        try:
+            grown = self.wait_initial * self.wait_exp_base ** (retry_number - 1)
+        except OverflowError:
+            return self.wait_max
+        return min(self.wait_max, grown + jitter)
+
+
+# --------------------------------------------------------------------------- testing switch
+
+
+class _TestingState:
+    """What `set_testing` asked for: mirrored here so events match what stamina does."""
+
+    cap: int | None = None
+
+
+_testing = _TestingState()
+
+
+class _RestoreTesting(contextlib.AbstractContextManager[None]):
+    def __init__(self, stamina_restore: contextlib.AbstractContextManager[None],
+                 previous_cap: int | None) -> None:
+        self._stamina_restore = stamina_restore
+        self._previous_cap = previous_cap
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stamina_restore.__exit__(exc_type, exc, tb)
+        _testing.cap = self._previous_cap
+
+
+def set_testing(enabled: bool = True, *, attempts: int | None = None
+                ) -> contextlib.AbstractContextManager[None]:
+    """Switch test mode on or off: every backoff becomes zero, no real sleeping happens.
+
+    Wraps `stamina.set_testing`. The delays `retry` computes are still reported in the
+    ``retry.attempt`` events, so tests can check them.
+
+    Args:
+        enabled: True to turn test mode on, False to turn it off.
+        attempts: In test mode, at most this many attempts per call (each policy keeps its
+            own ``attempts`` when it is lower); None keeps every policy's own.
+
+    Returns:
+        A context manager that restores the previous mode on exit; the new mode is already
+        in force whether or not it is entered.
+
+    Example:
+        >>> with set_testing(True, attempts=2):
+        ...     pass
+    """
+    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
+                                 or attempts < 1):
+        raise UsageError("attempts", f"must be an int >= 1 or None, not {attempts!r}")
+    previous = _testing.cap
+    restore = stamina.set_testing(enabled, attempts=attempts or _NO_CAP, cap=True)
+    _testing.cap = attempts if enabled else None
+    return _RestoreTesting(restore, previous)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+class _Call:
+    """The bookkeeping of one decorated call across its attempts."""
+
+    __slots__ = ("attempt", "budget_delay", "policy", "reason", "server_delay", "source",
+                 "start", "waited")
+
+    def __init__(self, policy: RetryPolicy, source: str) -> None:
+        self.policy = policy
+        self.source = source
+        self.start = time.monotonic()
+        self.attempt = 0
+        self.waited = 0.0
+        self.reason: str | None = None
+        self.server_delay: float | None = None
+        self.budget_delay: float | None = None
+
+    def _limit(self) -> int:
+        cap = _testing.cap if stamina.is_testing() else None
+        return self.policy.attempts if cap is None else min(cap, self.policy.attempts)
+
+    def _remaining(self) -> float | None:
+        if self.policy.timeout is None:
+            return None
+        spent = time.monotonic() - self.start
+        if stamina.is_testing():  # the computed waits were not slept: count them anyway
+            spent += self.waited
+        return self.policy.timeout - spent
+
+    def decide(self, exc: BaseException) -> bool | float:
+        """stamina's ``on=`` hook: False to stop, or the delay before the next attempt."""
+        if not isinstance(exc, Exception):
+            return False
+        verdict = self.policy.verdict(exc)
+        asked = server_delay(exc)
+        if asked is not None:
+            self.server_delay = asked
+        if verdict is False:
+            self.reason = "not retryable"
+            return False
+        if self.attempt >= self._limit():
+            self.reason = "attempts exhausted"
+            return False
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            self.reason = "time budget spent"
+            return False
+        requested = asked if verdict is True else float(verdict)
+        if requested is not None and remaining is not None and requested > remaining:
+            self.reason = "delay exceeds time budget"
+            self.budget_delay = requested
+            return False
+        delay = self.policy.backoff(self.attempt) if requested is None else requested
+        delay = min(delay, self.policy.wait_max, math.inf if remaining is None else remaining)
+        self.waited += delay
+        emit(ResilienceEvent("retry.attempt", self.source, {
+            "attempt": self.attempt, "delay": delay, "error": _describe(exc),
+            "classification": classify(exc)}), self.policy.hooks)
+        return delay
+
+    def give_up(self, exc: Exception) -> Exception | None:
+        """Report the end and return what to raise instead of ``exc``, if anything."""
+        reason = self.reason or "retrying stopped"
+        kind = classify(exc)
+        delay = self.budget_delay if self.budget_delay is not None else self.server_delay
+        data: dict[str, Any] = {"attempt": self.attempt, "error": _describe(exc),
+                                "classification": kind, "reason": reason}
+        if delay is not None:
+            data["delay"] = delay
+        emit(ResilienceEvent("retry.giveup", self.source, data), self.policy.hooks)
+        if kind != "rate_limited" or isinstance(exc, RateLimited):
+            return None
+        if self.budget_delay is not None:
+            message = (f"the service asked to wait {self.budget_delay:g}s, longer than the "
+                       f"retry budget left (timeout={self.policy.timeout:g}s)")
+        else:
+            message = f"still rate limited after {self.attempt} attempt(s) ({reason})"
+        return RateLimited(message, agent=self.source, retry_after=delay)
+
+
+# --------------------------------------------------------------------------- the decorator
+
+
+class RetryDecorator:
+    """What `retry` returns: apply it to a sync or async function or method."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.retry_policy = policy
+        """The settings, as a frozen `RetryPolicy`."""
+
+    def _stamina_kw(self, call: _Call) -> dict[str, Any]:
+        p = self.retry_policy
+        return {"on": call.decide, "attempts": p.attempts, "timeout": p.timeout,
+                "wait_initial": p.wait_initial, "wait_max": p.wait_max,
+                "wait_jitter": p.wait_jitter, "wait_exp_base": p.wait_exp_base}
+
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """Wrap ``fn``; the wrapper keeps its name and docstring and has ``.retry_policy``."""
+        source = self.retry_policy.name or str(getattr(fn, "__qualname__", repr(fn)))
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(fn):
+            async_fn = cast(Callable[..., Any], fn)
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                call = _Call(self.retry_policy, source)
+                try:
+                    async for attempt in stamina.retry_context(**self._stamina_kw(call)):
+                        with attempt:
+                            call.attempt = attempt.num
+                            return await async_fn(*args, **kwargs)
+                except Exception as exc:
+                    replacement = call.give_up(exc)
+                    if replacement is None:
+                        raise
+                    raise replacement from exc
+                raise AssertionError("unreachable")  # pragma: no cover
+
+            wrapper = async_wrapper
+        else:
+
+            @functools.wraps(fn)
+            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                call = _Call(self.retry_policy, source)
+                try:
+                    for attempt in stamina.retry_context(**self._stamina_kw(call)):
+                        with attempt:
+                            call.attempt = attempt.num
+                            return fn(*args, **kwargs)
+                except Exception as exc:
+                    replacement = call.give_up(exc)
+                    if replacement is None:
+                        raise
+                    raise replacement from exc
+                raise AssertionError("unreachable")  # pragma: no cover
+
+            wrapper = sync_wrapper
+        cast(Any, wrapper).retry_policy = self.retry_policy
+        return cast(Callable[P, T], wrapper)
+
+
+def retry(
+    *,
+    on: RetryOn = retryable,
+    attempts: int = 5,
+    timeout: float | None = 60.0,
+    wait_initial: float = 0.5,
+    wait_max: float = 20.0,
+    wait_jitter: float = 1.0,
+    wait_exp_base: float = 2.0,
+    hooks: Sequence[Hook] = (),
+    name: str | None = None,
+) -> RetryDecorator:
+    """Retry a sync or async function (or method) on transient and rate-limit errors.
+
+    Backoff before retry *n* is ``min(wait_max, wait_initial * wait_exp_base**(n-1) +
+    random(0, wait_jitter))``, cut to the time budget left. A delay the service asks for
+    (``Retry-After``, ``RetryInfo.retryDelay``, or a number returned by ``on``) replaces it,
+    clamped to ``wait_max``; if it is longer than the budget left, retrying stops at once.
+    A rate-limit error that ends the retries is raised as `avgen.errors.RateLimited`
+    (chained from the original) carrying the delay asked for; any other error is raised
+    unchanged. `avgen.errors.CircuitOpen` is never retried.
+
+    Never combine with an SDK's own retries (google-genai's ``HttpRetryOptions``, httpx
+    transports with ``retries=``): exactly one layer retries, or attempts multiply.
+    Do not wrap a paid submit whose outcome is ambiguous after a timeout: retry the polling.
+
+    Args:
+        on: What is retried: exception types, or a predicate taking the exception and
+            returning a bool, or a delay in seconds (float or timedelta) to wait instead of
+            the backoff. Default: `retryable` (not `classify`-ed permanent).
+        attempts: The most calls in all, the first included.
+        timeout: The time budget in seconds for all attempts and waits; None for none.
+        wait_initial: The backoff before the first retry, before jitter.
+        wait_max: The longest single wait, server-given delays included.
+        wait_jitter: The largest random amount added to each backoff.
+        wait_exp_base: The growth factor of the backoff.
+        hooks: Callables receiving ``retry.attempt`` (data: ``attempt`` that failed,
+            ``delay``, ``error``, ``classification``) and ``retry.giveup`` events (data:
+            ``attempt``, ``error``, ``classification``, ``reason``, ``delay`` when known).
+        name: The event source and agent name; the function's qualified name by default.
+
+    Returns:
+        The decorator; it and the functions it wraps expose ``.retry_policy``.
+
+    Raises:
+        avgen.errors.UsageError: A setting is out of range.
+
+    Example:
+        >>> @retry(attempts=3, name="gemini")
+        ... async def write(prompt: str) -> str: ...
+        >>> write.retry_policy.attempts
+        3
+    """
+    return RetryDecorator(RetryPolicy(
+        on=on, attempts=attempts, timeout=timeout, wait_initial=wait_initial,
+        wait_max=wait_max, wait_jitter=wait_jitter, wait_exp_base=wait_exp_base,
+        hooks=tuple(hooks), name=name))
