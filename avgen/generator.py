@@ -51,6 +51,8 @@ from avgen.models import (
     asset_from_dict,
     asset_to_dict,
 )
+from avgen.policy import AgentPolicy, check_policies, policy_for, summarize
+from avgen.resilience import CircuitRegistry, ResilienceEvent, collect
 from avgen.session import OutputRecord, Session, StepRecord
 
 __all__ = ["Event", "EventHandler", "VideoGenerator"]
@@ -131,6 +133,8 @@ class VideoGenerator:
         caption_style: How captions look.
         required_tier: If set, a scene that cannot get a picture of this tier fails the run
             instead of falling back (``"clip"`` or ``"image"``).
+        policies: Retry and circuit-breaker settings by role (``"narrator"``,
+            ``"clip_generator"`` …), overriding the agents' own (see `avgen.policy`).
 
     Example:
         >>> from avgen import VideoGenerator
@@ -151,6 +155,7 @@ class VideoGenerator:
         on_event: EventHandler | None = None,
         caption_style: CaptionStyle | None = None,
         required_tier: Tier | None = None,
+        policies: dict[str, AgentPolicy] | None = None,
     ) -> None:
         base = load_agents(agents or "local") if not isinstance(agents, AgentSet) else agents
         overrides = {key: value for key, value in {
@@ -171,6 +176,11 @@ class VideoGenerator:
         """How captions look."""
         self.required_tier = required_tier
         """The picture tier every scene must reach, if any."""
+        self.policies = check_policies(policies or {})
+        """Per-role overrides of the agents' resilience policies."""
+        self.breakers = CircuitRegistry()
+        """This generator's circuit breakers, one per agent that asks for one; they keep
+        their state from run to run, so a service found down stays skipped."""
         self._handlers: list[EventHandler] = [on_event] if on_event else []
 
     def __repr__(self) -> str:
@@ -282,14 +292,39 @@ class _Run:
         self.generator, self.session, self.request = generator, session, request
         self.agents = generator.agents
         self.limits: dict[int, asyncio.Semaphore] = {}
+        self.guards: dict[tuple[str, int], Callable[..., Any]] = {}
+        self.progress = 0.0
         self.scenes_done = 0.0
         self.scene_count = 1
 
     def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
              **data: Any) -> None:
+        self.progress = max(self.progress, progress)
         self.session.log(logging.WARNING if kind in ("fallback", "failed") else logging.INFO,
                          "%s", message)
         self.generator._emit(Event(kind, message, progress, scene, data))
+
+    def _guarded(self, role: str, agent: Any, method: str) -> Callable[..., Any]:
+        """The agent's method wrapped by its policy (monitored, retried, breaker)."""
+        key = (role, id(agent))
+        if key not in self.guards:
+            bound = getattr(agent, method)
+
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                return await _call(bound, *args, **kwargs)
+
+            policy = policy_for(role, agent, self.generator.policies)
+            self.guards[key] = policy.wrap(call, name=agent_name(agent),
+                                           registry=self.generator.breakers,
+                                           hooks=(self._on_resilience,))
+        return self.guards[key]
+
+    def _on_resilience(self, event: ResilienceEvent) -> None:
+        if event.kind == "retry.attempt":
+            data = event.data
+            self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
+                      f"({data.get('error')}); retrying in {data.get('delay', 0):.1f} s",
+                      self.progress, **dict(data))
 
     def _limit(self, agent: object) -> asyncio.Semaphore:
         key = id(agent)
@@ -329,7 +364,8 @@ class _Run:
             self.emit("script", f"script reused: {len(script.scenes)} scenes", self.SCRIPT_SHARE)
             return script
         started = time.time()
-        script = await _call(writer.write, self.request)
+        with collect() as events:
+            script = await self._guarded("script_writer", writer, "write")(self.request)
         if not isinstance(script, Script):
             raise AgentError(f"write() returned {type(script).__name__}, not a Script",
                              agent_name(writer))
@@ -338,7 +374,8 @@ class _Run:
         self.session.manifest.record(StepRecord(
             "script", agent_name(writer), inputs, "done",
             (self.session.manifest.output(path),), started, time.time() - started,
-            data={"scenes": len(script.scenes), "title": script.title}))
+            data={"scenes": len(script.scenes), "title": script.title,
+                  "resilience": summarize(events)}))
         self.session.manifest.update(title=script.title, notes=list(script.notes))
         self.emit("script", f"script: {len(script.scenes)} scenes, “{script.title}”",
                   self.SCRIPT_SHARE)
@@ -368,9 +405,9 @@ class _Run:
         relative = f"audio/scene_{scene.index:03d}.wav"
         async with self._limit(narrator):
             started = time.time()  # the time spent working, not waiting for a turn
-            with self.session.atomic_path(relative) as temp:
-                asset = await _call(narrator.speak, scene.narration, temp,
-                                    voice=self.request.voice)
+            with self.session.atomic_path(relative) as temp, collect() as events:
+                asset = await self._guarded("narrator", narrator, "speak")(
+                    scene.narration, temp, voice=self.request.voice)
                 if not isinstance(asset, AudioAsset):
                     raise AgentError(f"speak() returned {type(asset).__name__}, "
                                      "not an AudioAsset", name)
@@ -381,7 +418,8 @@ class _Run:
         self.session.manifest.record(StepRecord(
             step_id, name, inputs, "done", (self.session.manifest.output(asset.path),),
             started, time.time() - started,
-            data={"asset": asset_to_dict(asset, self.session.root)}))
+            data={"asset": asset_to_dict(asset, self.session.root),
+                  "resilience": summarize(events)}))
         self.emit("narration", f"scene {scene.index}: narration {asset.duration:.1f} s",
                   self._scene_progress(0.5), scene.index)
         return asset
@@ -407,6 +445,19 @@ class _Run:
             return reused, tier
         errors: list[str] = []
         started = time.time()
+        with collect() as events:
+            return await self._fall_through(scene, seconds, tiers, step_id, inputs, started,
+                                            errors, events)
+
+    async def _fall_through(self, scene: Scene, seconds: float,
+                            tiers: list[tuple[Tier, Any, str]], step_id: str, inputs: str,
+                            started: float, errors: list[str],
+                            events: list[ResilienceEvent]) -> tuple[Visual, Tier]:
+        """Try each tier in turn; the procedural card is the tier that cannot fail."""
+        def record(agent: str, status: str, tier: Tier, visual: Visual | None) -> None:
+            self._record_visual(step_id, inputs, agent, status, tier, visual, started, errors,
+                                summarize(events))
+
         for tier, agent, relative in tiers:
             try:
                 visual = await self._make(tier, agent, relative, scene, seconds)
@@ -415,19 +466,15 @@ class _Run:
                 self.emit("fallback", f"scene {scene.index}: {tier} failed, falling back: {exc}",
                           self.SCRIPT_SHARE, scene.index, tier=tier, error=str(exc))
                 if tier == self.generator.required_tier:
-                    self._record_visual(step_id, inputs, agent_name(agent), "failed", tier,
-                                        None, started, errors)
+                    record(agent_name(agent), "failed", tier, None)
                     raise
                 continue
-            status = "done" if not errors else "fallback"
-            self._record_visual(step_id, inputs, agent_name(agent), status, tier, visual,
-                                started, errors)
+            record(agent_name(agent), "done" if not errors else "fallback", tier, visual)
             self.emit("visual", f"scene {scene.index}: {tier} ready", self._scene_progress(0.5),
                       scene.index, tier=tier)
             return visual, tier
         card = CardVisual(scene.title, _PALETTES[scene.index % len(_PALETTES)])
-        self._record_visual(step_id, inputs, "ffmpeg-card", "fallback" if errors else "done",
-                            "card", card, started, errors)
+        record("ffmpeg-card", "fallback" if errors else "done", "card", card)
         self.emit("visual", f"scene {scene.index}: procedural card", self._scene_progress(0.5),
                   scene.index, tier="card")
         return card, "card"
@@ -438,9 +485,11 @@ class _Run:
         async with self._limit(agent):
             with self.session.atomic_path(relative) as temp:
                 if tier == "clip":
-                    made = await _call(agent.generate, scene, seconds, preset, temp)
+                    made = await self._guarded("clip_generator", agent, "generate")(
+                        scene, seconds, preset, temp)
                 else:
-                    made = await _call(agent.generate, scene, preset, temp)
+                    made = await self._guarded("image_generator", agent, "generate")(
+                        scene, preset, temp)
                 expected = ClipAsset if tier == "clip" else ImageAsset
                 if not isinstance(made, expected):
                     raise AgentError(f"generate() returned {type(made).__name__}, "
@@ -450,11 +499,14 @@ class _Run:
         return attrs.evolve(made, path=self.session.path(relative))
 
     def _record_visual(self, step_id: str, inputs: str, agent: str, status: Any, tier: Tier,
-                       visual: Visual | None, started: float, errors: list[str]) -> None:
+                       visual: Visual | None, started: float, errors: list[str],
+                       resilience: dict[str, Any]) -> None:
         outputs: tuple[OutputRecord, ...] = ()
         if isinstance(visual, (ClipAsset, ImageAsset)):
             outputs = (self.session.manifest.output(visual.path),)
-        data = {"asset": asset_to_dict(visual, self.session.root)} if visual else {}
+        data: dict[str, Any] = {"resilience": resilience}
+        if visual is not None:
+            data["asset"] = asset_to_dict(visual, self.session.root)
         self.session.manifest.record(StepRecord(
             step_id, agent, inputs, status, outputs, started, time.time() - started, tier=tier,
             error="; ".join(errors) or None, data=data))
@@ -486,7 +538,7 @@ class _Run:
                 self.generator._emit(Event("compose", "composing", base + (1 - base) * fraction))
 
             with self.session.atomic_path(relative) as temp:
-                await _call(composer.compose, timeline, temp, progress)
+                await self._guarded("composer", composer, "compose")(timeline, temp, progress)
                 info = probe(temp)
                 if not info.has_video or not info.duration:
                     raise MediaError("the composed video has no picture", temp)

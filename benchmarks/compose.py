@@ -150,8 +150,7 @@ def raw_copy(clips: list[Path], out: Path, listing: Path) -> None:
 
 
 def run_moviepy(clips: list[Path], voices: list[Path] | None, out: Path) -> None:
-    from moviepy import AudioFileClip, VideoFileClip, concatenate_audioclips, \
-        concatenate_videoclips
+    from moviepy import AudioFileClip, VideoFileClip, concatenate_audioclips, concatenate_videoclips
 
     videos = [VideoFileClip(str(c), audio=False) for c in clips]
     joined = concatenate_videoclips(videos)
