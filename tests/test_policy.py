@@ -9,8 +9,16 @@ from typing import Any
 
 import pytest
 
-from avgen import (AudioAsset, ClipAsset, ContentRejected, Preset, Scene, ServiceUnavailable,
-                   UsageError, VideoGenerator)
+from avgen import (
+    AudioAsset,
+    ClipAsset,
+    ContentRejected,
+    Preset,
+    Scene,
+    ServiceUnavailable,
+    UsageError,
+    VideoGenerator,
+)
 from avgen.policy import AgentPolicy
 from avgen.resilience import CircuitSettings, RetryPolicy, set_testing
 from avgen.testing import PatternImages, ToneNarrator
