@@ -232,3 +232,35 @@ def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:
                                    burn_captions=False), tmp_path / "plain.mp4")
     band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
     assert mean_abs_diff(out, plain, 0.5, band) > 1.0  # the Hebrew caption was drawn
+
+
+# -- long videos in parts ------------------------------------------------------------------
+
+
+def test_a_long_video_rendered_in_parts_matches_one_pass(tmp_path: Path) -> None:
+    image = make_image(tmp_path / "still.png", 320, 180)
+    clip = make_clip(tmp_path / "clip.mp4", 0.8, 320, 180, fps=25)
+    parts = []
+    for i in range(7):
+        text = ("Hi.", "A much longer caption, two full lines of it.", "Middling words here.")
+        scene, audio, _ = tone_scene(tmp_path, i, 0.6 + 0.1 * i, text=text[i % 3])
+        visual = (ImageAsset(image, 320, 180) if i % 3 == 1 else
+                  ClipAsset(clip, 0.8, 320, 180, 25.0) if i % 3 == 2 else CardVisual(f"T{i}"))
+        parts.append((scene, audio, visual))
+    timeline = Timeline.build(TINY, parts, transition=Transition("fade", 0.25))
+    one = tmp_path / "one.mp4"
+    asyncio.run(FFmpegComposer(max_scenes_per_pass=100).compose(timeline, one))
+    split = tmp_path / "split.mp4"
+    seen: list[float] = []
+    asyncio.run(FFmpegComposer(max_scenes_per_pass=2).compose(timeline, split, seen.append))
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]  # parts cleaned up
+    decoded = decode(split)
+    assert decoded["errors"] == "" and decoded["frames"] == timeline.frames
+    assert abs(decoded["audio_duration"] - timeline.duration) <= 1 / TINY.fps
+    whole = (0, 0, TINY.width, TINY.height)
+    captions = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
+    for scene in timeline.scenes:  # same pictures and captions, transitions included
+        t = scene.start + 0.05
+        assert mean_abs_diff(one, split, t, whole) < 4.0
+        assert mean_abs_diff(one, split, t, captions) < 6.0

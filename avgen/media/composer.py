@@ -24,7 +24,7 @@ import attrs
 from avgen.errors import ConfigurationError, MediaError
 from avgen.media.ffmpeg import MediaInfo, ProgressCallback, probe, run_ffmpeg
 from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_glyphs
-from avgen.media.graph import copy_plan
+from avgen.media.graph import compile_part, copy_plan, part_ranges
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
 
@@ -44,6 +44,10 @@ class FFmpegComposer:
     """Shown in the manifest."""
     stream_copy: bool = True
     """Join clips by stream copy when they already match the output (no re-encode)."""
+    max_scenes_per_pass: int = 5
+    """Longer videos are rendered in parts of at most this many scenes, joined by stream
+    copy: every scene rendered in one pass holds memory until the pass ends, so parts keep
+    memory flat however long the video is."""
 
     async def compose(self, timeline: Timeline, target: Path,
                       progress: ProgressCallback | None = None) -> None:
@@ -71,19 +75,56 @@ class FFmpegComposer:
 
         try:
             copy_list = ass = None
-            if self.stream_copy and copy_plan(timeline, infos):
-                copy_list = scratch(".ffconcat", _ffconcat(timeline))
-            elif timeline.draws_on_picture:
+            fonts = font.path.parent if font else None
+            if timeline.draws_on_picture:
                 ass = scratch(".ass", timeline.ass_script())
-            args = timeline.to_ffmpeg_args(
-                target, ass=ass, fonts_dir=font.path.parent if font else None,
-                copy_list=copy_list)
-            await run_ffmpeg(args, total=timeline.duration, progress=progress,
+            parts = part_ranges(timeline, self.max_scenes_per_pass)
+            if self.stream_copy and copy_plan(timeline, infos):
+                clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
+                copy_list = scratch(".ffconcat", _ffconcat(clips))
+            elif len(parts) > 1:
+                rendered = await self._render_parts(timeline, parts, target, ass, fonts,
+                                                    temporary, progress)
+                copy_list = scratch(".ffconcat", _ffconcat(rendered))
+                ass = None
+            done = timeline.frames if copy_list is not None and len(parts) > 1 else 0
+
+            def overall(fraction: float) -> None:
+                if progress is not None:
+                    share = 0.95 if done else 0.0
+                    progress(share + (1 - share) * fraction)
+
+            args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts,
+                                           copy_list=copy_list)
+            await run_ffmpeg(args, total=timeline.duration, progress=overall,
                              what=f"composing {target.name}")
         finally:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+    @staticmethod
+    async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]], target: Path,
+                            ass: Path | None, fonts: Path | None, temporary: list[Path],
+                            progress: ProgressCallback | None) -> list[Path]:
+        """Render the picture part by part; returns the part files in order."""
+        rendered: list[Path] = []
+        total = timeline.frames
+        for number, (first, stop) in enumerate(parts):
+            path = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{number}.mp4")
+            temporary.append(path)
+            frames_before = sum(s.frames for s in timeline.scenes[:first])
+            frames = sum(s.frames for s in timeline.scenes[first:stop])
+
+            def report(fraction: float, before: int = frames_before, size: int = frames) -> None:
+                if progress is not None:
+                    progress(0.95 * (before + size * fraction) / total)
+
+            args = compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)
+            await run_ffmpeg(args, total=frames / timeline.preset.fps, progress=report,
+                             what=f"composing part {number + 1} of {len(parts)}")
+            rendered.append(path)
+        return rendered
 
     @staticmethod
     def check_inputs(timeline: Timeline) -> list[MediaInfo | None]:
@@ -157,12 +198,11 @@ def _with_probed_clips(timeline: Timeline, infos: list[MediaInfo | None]) -> Tim
     return attrs.evolve(timeline, scenes=scenes)
 
 
-def _ffconcat(timeline: Timeline) -> str:
+def _ffconcat(paths: list[Path]) -> str:
     lines = ["ffconcat version 1.0"]
-    for scene in timeline.scenes:
-        assert isinstance(scene.visual, ClipAsset)
-        path = str(scene.visual.path.resolve()).replace("'", "'\\''")
-        lines.append(f"file '{path}'")
+    for path in paths:
+        quoted = str(path.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,8 @@ from avgen.models import CardVisual, ClipAsset, ImageAsset
 if TYPE_CHECKING:
     from avgen.media.timeline import Timeline, TimelineScene
 
-__all__ = ["AUDIO_RATE", "compile_graph", "copy_plan", "escape_filter_value"]
+__all__ = ["AUDIO_RATE", "compile_graph", "compile_part", "copy_plan", "escape_filter_value",
+           "part_ranges"]
 
 AUDIO_RATE = 48_000
 """Sample rate of the final soundtrack."""
@@ -109,14 +111,51 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
     if copy_list is not None:
         args += ["-c:v", "copy"]
     else:
-        args += ["-c:v", p.video_codec, "-preset", p.encoder_preset, "-crf", str(p.crf),
-                 "-pix_fmt", "yuv420p", "-r", str(p.fps)]
         # no -frames:v: the graph already ends on the exact frame, and the limit would stop
         # the muxer while loudnorm's look-ahead still holds the last of the audio
-        if p.video_codec == "libx265":
-            args += ["-tag:v", "hvc1"]
+        args += _video_codec_args(timeline)
     args += ["-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),
              "-movflags", "+faststart", str(output)]
+    return args
+
+
+def part_ranges(timeline: Timeline, max_scenes: int) -> list[tuple[int, int]]:
+    """Split the scenes into balanced parts of at most ``max_scenes`` (positions, half-open).
+
+    Every input ffmpeg opens holds decoded frames until the end of the process, so memory
+    grows with the number of scenes rendered in one pass. Rendering at most ``max_scenes``
+    per pass keeps memory flat however long the video is.
+    """
+    count = len(timeline.scenes)
+    parts = max(1, -(-count // max(1, max_scenes)))
+    bounds = [round(i * count / parts) for i in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
+                 ass: Path | None, fonts_dir: Path | None) -> list[str]:
+    """The ffmpeg arguments rendering the picture (no sound) of scenes ``first:stop``.
+
+    Parts are encoded alike, so they join by stream copy into the final video (the sound is
+    mixed once, over the whole video, by `compile_graph` with ``copy_list``).
+    """
+    inputs: list[str] = []
+
+    def add_input(*args: str) -> int:
+        inputs.extend(args)
+        return sum(1 for a in inputs if a == "-i") - 1
+
+    graph = _video_graph(timeline, add_input, ass, fonts_dir, first, stop)
+    return [*inputs, "-filter_complex", graph, "-map", "[vout]", "-an",
+            *_video_codec_args(timeline), str(output)]
+
+
+def _video_codec_args(timeline: Timeline) -> list[str]:
+    p = timeline.preset
+    args = ["-c:v", p.video_codec, "-preset", p.encoder_preset, "-crf", str(p.crf),
+            "-pix_fmt", "yuv420p", "-r", str(p.fps)]
+    if p.video_codec == "libx265":
+        args += ["-tag:v", "hvc1"]
     return args
 
 
@@ -124,19 +163,38 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
 
 
 def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
-                 fonts_dir: Path | None) -> str:
+                 fonts_dir: Path | None, first: int = 0, stop: int | None = None) -> str:
+    """The video graph of scenes ``first`` to ``stop`` (positions; all by default).
+
+    A part that starts inside a transition also draws the tail of the scene before it, so
+    the transition is whole and the part can be joined to the previous one by stream copy.
+    """
     p = timeline.preset
     chains: list[str] = []
-    scenes = timeline.scenes
-    for position, scene in enumerate(scenes):
-        overlap = scenes[position + 1].transition_frames if position + 1 < len(scenes) else 0
+    everything = timeline.scenes
+    stop = len(everything) if stop is None else stop
+    scenes = everything[first:stop]
+    offset = scenes[0].start
+    for position, scene in enumerate(scenes, start=first):
+        following = everything[position + 1] if position + 1 < stop else None
+        overlap = following.transition_frames if following is not None else 0
         frames = scene.frames + overlap  # the picture lingers under the next transition
         source = _picture(timeline, scene, frames, add_input, chains)
         chains.append(f"{source}settb=1/{p.fps},setpts=N/{p.fps}/TB,format=yuv420p,"
                       f"trim=end_frame={frames}[v{scene.index}]")
     labels = [f"[v{s.index}]" for s in scenes]
-    if all(s.transition_frames == 0 for s in scenes[1:]):
-        chains.append("".join(labels) + f"concat=n={len(scenes)}:v=1:a=0[vcat]")
+    lead = scenes[0].transition_frames if first > 0 else 0
+    if lead:  # the previous scene's last frames, under this part's first transition
+        before = everything[first - 1]
+        frames = before.frames + lead
+        source = _picture(timeline, before, frames, add_input, chains)
+        chains.append(f"{source}settb=1/{p.fps},setpts=N/{p.fps}/TB,format=yuv420p,"
+                      f"trim=start_frame={before.frames}:end_frame={frames},"
+                      f"setpts=N/{p.fps}/TB[lead]")
+        labels.insert(0, "[lead]")
+        scenes = (before, *scenes)  # the lead blends into this part's first scene at 0
+    if all(s.transition_frames == 0 for s in scenes[1:]) and not lead:
+        chains.append("".join(labels) + f"concat=n={len(labels)}:v=1:a=0[vcat]")
     else:
         current = labels[0]
         for position, scene in enumerate(scenes[1:], start=1):
@@ -144,17 +202,20 @@ def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
             if scene.transition_frames == 0:
                 chains.append(f"{current}{labels[position]}concat=n=2:v=1:a=0{out}")
             else:
+                start = scene.start - offset
                 chains.append(
                     f"{current}{labels[position]}xfade=transition={scene.transition.style}:"
                     f"duration={scene.transition_frames / p.fps:.6f}:"
-                    f"offset={scene.start:.6f}{out}")
+                    f"offset={max(0.0, start):.6f}{out}")
             current = out
     tail = "[vcat]"
     if ass is not None:
-        tail += f"ass=filename={escape_filter_value(str(ass))}"
+        # captions are timed for the whole video: show the part at its place in it
+        shift = f"setpts=PTS+{offset:.6f}/TB," if offset else ""
+        tail += f"{shift}ass=filename={escape_filter_value(str(ass))}"
         if fonts_dir is not None:
             tail += f":fontsdir={escape_filter_value(str(fonts_dir))}"
-        tail += ","
+        tail += "," + ("setpts=PTS-STARTPTS," if offset else "")
     chains.append(tail + "format=yuv420p[vout]")
     return ";".join(chains)
 
