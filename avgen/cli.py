@@ -21,7 +21,7 @@ from typing import TextIO
 from avgen._version import __version__
 from avgen.errors import AvgenError, GenerationError, UsageError
 from avgen.generator import Event, VideoGenerator
-from avgen.models import PRESETS, VideoRequest
+from avgen.models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
 
 __all__ = ["main"]
 
@@ -96,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--images", nargs="+", metavar="IMAGE",
                       help="your own pictures, one per scene in turn (local agents)")
     make.add_argument("--no-captions", action="store_true", help="do not burn captions in")
+    make.add_argument("--transition", default="cut",
+                      help=f"between scenes: {', '.join(TRANSITION_STYLES)} (default: cut)")
+    make.add_argument("--fit", choices=("cover", "blur"), default="cover",
+                      help="pictures of another shape: crop (cover) or blur-pad (blur)")
+    make.add_argument("--music", metavar="FILE", help="background music, ducked under the voice")
+    make.add_argument("--loudness", type=float, default=-14.0, metavar="LUFS",
+                      help="loudness of the final mix (default: -14)")
     make.add_argument("--agents", default="local", help="agent family (default: local)")
     make.add_argument("-q", "--quiet", action="store_true", help="print only the video path")
 
@@ -128,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             script = _read_script(args.script) if args.script else None
             request = VideoRequest(topic=args.topic, script=script, preset=args.preset,
                                    voice=args.voice, title=args.title,
-                                   captions=not args.no_captions)
+                                   captions=not args.no_captions, fit=args.fit,
+                                   transition=args.transition,
+                                   soundtrack=Soundtrack(music=args.music,
+                                                         loudness=args.loudness))
             if not args.quiet:
                 names = ", ".join(f"{k.replace('_', ' ')}={v}"
                                   for k, v in generator.agents.names().items() if v)

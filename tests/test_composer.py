@@ -263,7 +263,8 @@ def not_media(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("problem", ["empty clip", "text clip", "missing narration",
-                                     "clip without video", "narration without audio"])
+                                     "clip without video", "narration without audio",
+                                     "narration without samples"])
 def test_bad_input_is_refused_before_the_encode(
         problem: str, assets: dict[str, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,6 +285,9 @@ def test_bad_input_is_refused_before_the_encode(
     elif problem == "clip without video":
         bad = assets["wav2"]
         visual = ClipAsset(bad, 1.0, 320, 180)
+    elif problem == "narration without samples":
+        bad = make_wav(bad_dir / "silent.wav", 0.0)
+        narration = AudioAsset(bad, 1.0)
     else:
         bad = assets["image"]
         narration = AudioAsset(bad, 1.0)

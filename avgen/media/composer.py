@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
 import concurrent.futures
 import contextlib
 import secrets
@@ -24,7 +25,7 @@ import attrs
 from avgen.errors import ConfigurationError, MediaError
 from avgen.media.ffmpeg import MediaInfo, ProgressCallback, probe, run_ffmpeg
 from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_glyphs
-from avgen.media.graph import compile_part, copy_plan, part_ranges
+from avgen.media.graph import compile_audio, compile_join, compile_part, copy_plan, part_ranges
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
 
@@ -74,29 +75,27 @@ class FFmpegComposer:
             return path
 
         try:
-            copy_list = ass = None
             fonts = font.path.parent if font else None
-            if timeline.draws_on_picture:
-                ass = scratch(".ass", timeline.ass_script())
+            final = progress
+            ass = scratch(".ass", timeline.ass_script()) if timeline.draws_on_picture else None
             parts = part_ranges(timeline, self.max_scenes_per_pass)
             if self.stream_copy and copy_plan(timeline, infos):
                 clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
-                copy_list = scratch(".ffconcat", _ffconcat(clips))
-            elif len(parts) > 1:
-                rendered = await self._render_parts(timeline, parts, target, ass, fonts,
-                                                    temporary, progress)
-                copy_list = scratch(".ffconcat", _ffconcat(rendered))
-                ass = None
-            done = timeline.frames if copy_list is not None and len(parts) > 1 else 0
-
-            def overall(fraction: float) -> None:
+                args = timeline.to_ffmpeg_args(target, ass=None, fonts_dir=None,
+                                               copy_list=scratch(".ffconcat", _ffconcat(clips)))
+            elif len(parts) == 1:
+                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts)
+            else:
+                audio = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.m4a")
+                temporary.append(audio)
+                mix = run_ffmpeg(compile_audio(timeline, audio), what="mixing the soundtrack")
+                rendered, _ = await asyncio.gather(
+                    self._render_parts(timeline, parts, target, ass, fonts, temporary, progress),
+                    mix)
+                args = compile_join(scratch(".ffconcat", _ffconcat(rendered)), audio, target)
                 if progress is not None:
-                    share = 0.95 if done else 0.0
-                    progress(share + (1 - share) * fraction)
-
-            args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts,
-                                           copy_list=copy_list)
-            await run_ffmpeg(args, total=timeline.duration, progress=overall,
+                    final = lambda fraction: progress(0.99 + 0.01 * fraction)  # noqa: E731
+            await run_ffmpeg(args, total=timeline.duration, progress=final,
                              what=f"composing {target.name}")
         finally:
             for path in temporary:
@@ -118,7 +117,7 @@ class FFmpegComposer:
 
             def report(fraction: float, before: int = frames_before, size: int = frames) -> None:
                 if progress is not None:
-                    progress(0.95 * (before + size * fraction) / total)
+                    progress(0.99 * (before + size * fraction) / total)
 
             args = compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)
             await run_ffmpeg(args, total=frames / timeline.preset.fps, progress=report,
@@ -151,9 +150,11 @@ class FFmpegComposer:
                 raise _in_scene(where, exc) from exc
             if stream == "video" and not info.has_video:
                 raise MediaError(f"{where}: the picture has no video stream", path)
+            what = "narration" if where != "music" else "music"
             if stream == "audio" and not info.has_audio:
-                what = "narration" if where != "music" else "file"
                 raise MediaError(f"{where}: the {what} has no audio stream", path)
+            if stream == "audio" and not info.duration:
+                raise MediaError(f"{where}: the {what} has no samples (0 s long)", path)
             probed[path] = info
         return [probed.get(scene.visual.path) if isinstance(scene.visual, (ClipAsset,
                 ImageAsset)) else None for scene in timeline.scenes]

@@ -28,8 +28,8 @@ from avgen.models import CardVisual, ClipAsset, ImageAsset
 if TYPE_CHECKING:
     from avgen.media.timeline import Timeline, TimelineScene
 
-__all__ = ["AUDIO_RATE", "compile_graph", "compile_part", "copy_plan", "escape_filter_value",
-           "part_ranges"]
+__all__ = ["AUDIO_RATE", "compile_audio", "compile_graph", "compile_join", "compile_part",
+           "copy_plan", "escape_filter_value", "part_ranges"]
 
 AUDIO_RATE = 48_000
 """Sample rate of the final soundtrack."""
@@ -148,6 +148,30 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
     graph = _video_graph(timeline, add_input, ass, fonts_dir, first, stop)
     return [*inputs, "-filter_complex", graph, "-map", "[vout]", "-an",
             *_video_codec_args(timeline), str(output)]
+
+
+def compile_audio(timeline: Timeline, output: Path) -> list[str]:
+    """The ffmpeg arguments mixing the whole soundtrack alone, into an AAC file.
+
+    Run beside the picture's parts (it uses little CPU), then joined by `compile_join`.
+    """
+    inputs: list[str] = []
+
+    def add_input(*args: str) -> int:
+        inputs.extend(args)
+        return sum(1 for a in inputs if a == "-i") - 1
+
+    graph = _audio_graph(timeline, add_input)
+    p = timeline.preset
+    return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-c:a", "aac",
+            "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE), str(output)]
+
+
+def compile_join(copy_list: Path, audio: Path, output: Path) -> list[str]:
+    """The ffmpeg arguments joining rendered parts and a mixed soundtrack, copying both."""
+    return ["-f", "concat", "-safe", "0", "-i", str(copy_list), "-i", str(audio),
+            "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
+            str(output)]
 
 
 def _video_codec_args(timeline: Timeline) -> list[str]:
