@@ -52,7 +52,7 @@ from avgen.models import (
     asset_to_dict,
 )
 from avgen.policy import AgentPolicy, check_policies, policy_for, summarize
-from avgen.resilience import CircuitRegistry, ResilienceEvent, collect
+from avgen.resilience import CircuitRegistry, Monitor, ResilienceEvent, collect
 from avgen.session import OutputRecord, Session, StepRecord
 
 __all__ = ["Event", "EventHandler", "VideoGenerator"]
@@ -135,6 +135,9 @@ class VideoGenerator:
             instead of falling back (``"clip"`` or ``"image"``).
         policies: Retry and circuit-breaker settings by role (``"narrator"``,
             ``"clip_generator"`` …), overriding the agents' own (see `avgen.policy`).
+        monitor: A `avgen.resilience.Monitor` that times every agent call; its report
+            (calls, seconds, failures per agent, resource peaks if it samples) is saved in
+            the manifest at the end of each run.
 
     Example:
         >>> from avgen import VideoGenerator
@@ -156,6 +159,7 @@ class VideoGenerator:
         caption_style: CaptionStyle | None = None,
         required_tier: Tier | None = None,
         policies: dict[str, AgentPolicy] | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         base = load_agents(agents or "local") if not isinstance(agents, AgentSet) else agents
         overrides = {key: value for key, value in {
@@ -178,6 +182,8 @@ class VideoGenerator:
         """The picture tier every scene must reach, if any."""
         self.policies = check_policies(policies or {})
         """Per-role overrides of the agents' resilience policies."""
+        self.monitor = monitor
+        """Times every agent call; its report goes into each run's manifest."""
         self.breakers = CircuitRegistry()
         """This generator's circuit breakers, one per agent that asks for one; they keep
         their state from run to run, so a service found down stays skipped."""
@@ -273,6 +279,8 @@ class VideoGenerator:
                 raise GenerationError(f"the video could not be made: {exc}", session.root) \
                     from exc
             session.manifest.update(status="done", video=session.relative(video.path))
+            if self.monitor is not None:
+                session.manifest.update(report=self.monitor.report())
             return video
 
     def _emit(self, event: Event) -> None:
@@ -316,7 +324,8 @@ class _Run:
             policy = policy_for(role, agent, self.generator.policies)
             self.guards[key] = policy.wrap(call, name=agent_name(agent),
                                            registry=self.generator.breakers,
-                                           hooks=(self._on_resilience,))
+                                           hooks=(self._on_resilience,),
+                                           monitor=self.generator.monitor)
         return self.guards[key]
 
     def _on_resilience(self, event: ResilienceEvent) -> None:

@@ -27,6 +27,7 @@ from avgen.resilience import (
     CircuitRegistry,
     CircuitSettings,
     Hook,
+    Monitor,
     ResilienceEvent,
     RetryPolicy,
     monitored,
@@ -59,7 +60,7 @@ class AgentPolicy:
     """Breaker settings (the breaker is shared by every call of the agent); ``None``: none."""
 
     def wrap(self, call: AsyncCall, *, name: str, registry: CircuitRegistry,
-             hooks: Iterable[Hook] = ()) -> AsyncCall:
+             hooks: Iterable[Hook] = (), monitor: Monitor | None = None) -> AsyncCall:
         """Wrap an async agent call: ``monitored(retry(circuit(call)))``.
 
         Args:
@@ -69,6 +70,7 @@ class AgentPolicy:
             hooks: Receive the events of `retry` and `monitored` as they happen (the
                 breaker's own go to its settings' hooks and to `collect` blocks, since the
                 breaker outlives this wrapper).
+            monitor: Receives every call for its run report.
         """
         hooks = tuple(hooks)
         wrapped = call
@@ -79,7 +81,7 @@ class AgentPolicy:
             settings["hooks"] = (*self.retry.hooks, *hooks)
             settings["name"] = self.retry.name or name
             wrapped = retry(**settings)(wrapped)
-        return monitored(name, hooks=hooks)(wrapped)
+        return monitored(name, hooks=hooks, monitor=monitor)(wrapped)
 
 
 DEFAULT_POLICY = AgentPolicy()

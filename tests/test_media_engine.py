@@ -264,3 +264,16 @@ def test_a_long_video_rendered_in_parts_matches_one_pass(tmp_path: Path) -> None
         t = scene.start + 0.05
         assert mean_abs_diff(one, split, t, whole) < 4.0
         assert mean_abs_diff(one, split, t, captions) < 6.0
+
+
+def test_loudness_gain_leaves_silence_alone_and_stays_bounded(tmp_path: Path) -> None:
+    from avgen.media.graph import compile_loudness_probe, loudness_gain
+
+    timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0)],
+                              soundtrack=Soundtrack(loudness=-16.0))
+    assert loudness_gain(timeline, -20.0) == pytest.approx(4.0)
+    assert loudness_gain(timeline, -70.0) == 0.0  # silence: nothing to bring up
+    assert loudness_gain(timeline, None) == 0.0
+    assert loudness_gain(timeline, 30.0) == -40.0
+    silent = Timeline.build(TINY, [(Scene(0, "Quiet."), None, CardVisual(""))])
+    assert compile_loudness_probe(silent) is None

@@ -134,3 +134,17 @@ def test_policies_are_checked(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         VideoGenerator(narrator=ToneNarrator(),
                        policies={"narrator": "retry please"})  # type: ignore[dict-item]
+
+
+def test_a_monitor_times_every_agent_call_and_reports_in_the_manifest(tmp_path: Path) -> None:
+    from avgen.resilience import Monitor
+
+    monitor = Monitor()
+    generator = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(),
+                               output_dir=tmp_path, monitor=monitor)
+    video = generator.generate_sync(script=SCRIPT)
+    report = json.loads(video.manifest.read_text())["report"]["steps"]
+    assert report["tone"]["calls"] == 4 and report["tone"]["failures"] == 0
+    assert report["pattern-images"]["calls"] == 4
+    assert report["ffmpeg"]["calls"] == 1 and report["ffmpeg"]["max_seconds"] > 0
+    assert not monitor.running  # a monitor samples the machine only when started

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import asyncio
 import concurrent.futures
 import contextlib
 import secrets
@@ -23,9 +22,15 @@ from pathlib import Path
 import attrs
 
 from avgen.errors import ConfigurationError, MediaError
-from avgen.media.ffmpeg import MediaInfo, ProgressCallback, probe, run_ffmpeg
+from avgen.media.ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
 from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_glyphs
-from avgen.media.graph import compile_audio, compile_join, compile_part, copy_plan, part_ranges
+from avgen.media.graph import (
+    compile_loudness_probe,
+    compile_part,
+    copy_plan,
+    loudness_gain,
+    part_ranges,
+)
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
 
@@ -76,25 +81,26 @@ class FFmpegComposer:
 
         try:
             fonts = font.path.parent if font else None
-            final = progress
+            probe_args = compile_loudness_probe(timeline)
+            measured = await measure_loudness(probe_args) if probe_args else None
+            gain = loudness_gain(timeline, measured)
             ass = scratch(".ass", timeline.ass_script()) if timeline.draws_on_picture else None
             parts = part_ranges(timeline, self.max_scenes_per_pass)
+            final = progress
             if self.stream_copy and copy_plan(timeline, infos):
                 clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
-                args = timeline.to_ffmpeg_args(target, ass=None, fonts_dir=None,
+                args = timeline.to_ffmpeg_args(target, ass=None, fonts_dir=None, gain_db=gain,
                                                copy_list=scratch(".ffconcat", _ffconcat(clips)))
             elif len(parts) == 1:
-                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts)
+                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts, gain_db=gain)
             else:
-                audio = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.m4a")
-                temporary.append(audio)
-                mix = run_ffmpeg(compile_audio(timeline, audio), what="mixing the soundtrack")
-                rendered, _ = await asyncio.gather(
-                    self._render_parts(timeline, parts, target, ass, fonts, temporary, progress),
-                    mix)
-                args = compile_join(scratch(".ffconcat", _ffconcat(rendered)), audio, target)
+                rendered = await self._render_parts(timeline, parts, target, ass, fonts,
+                                                    temporary, progress)
+                args = timeline.to_ffmpeg_args(
+                    target, ass=None, fonts_dir=None, gain_db=gain,
+                    copy_list=scratch(".ffconcat", _ffconcat(rendered)))
                 if progress is not None:
-                    final = lambda fraction: progress(0.99 + 0.01 * fraction)  # noqa: E731
+                    final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
             await run_ffmpeg(args, total=timeline.duration, progress=final,
                              what=f"composing {target.name}")
         finally:
@@ -117,7 +123,7 @@ class FFmpegComposer:
 
             def report(fraction: float, before: int = frames_before, size: int = frames) -> None:
                 if progress is not None:
-                    progress(0.99 * (before + size * fraction) / total)
+                    progress(0.95 * (before + size * fraction) / total)
 
             args = compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)
             await run_ffmpeg(args, total=frames / timeline.preset.fps, progress=report,

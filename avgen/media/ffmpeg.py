@@ -23,7 +23,8 @@ import attrs
 
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "measure_loudness", "probe", "run_ffmpeg",
+           "run_ffmpeg_sync"]
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, from 0.0 to 1.0."""
@@ -148,10 +149,10 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     return info
 
 
-def _command(args: Sequence[str], progress: bool) -> list[str]:
-    head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
+def _command(args: Sequence[str], progress: bool, loglevel: str = "error") -> list[str]:
+    head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-y", "-loglevel", loglevel]
     if progress:
-        head += ["-progress", "pipe:1", "-nostats"]
+        head += ["-progress", "pipe:1"]
     return head + list(args)
 
 
@@ -175,7 +176,8 @@ async def run_ffmpeg(
     progress: ProgressCallback | None = None,
     what: str = "ffmpeg",
     cwd: Path | None = None,
-) -> None:
+    loglevel: str = "error",
+) -> str:
     """Run ffmpeg without blocking the event loop, reporting progress.
 
     Args:
@@ -184,13 +186,17 @@ async def run_ffmpeg(
         progress: Called with the fraction done as ffmpeg reports it.
         what: Names the work in an error message.
         cwd: Working folder for the process.
+        loglevel: ffmpeg's ``-loglevel`` (``info`` to read a filter's report).
+
+    Returns:
+        The last lines ffmpeg printed on its error stream.
 
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached. If the task is
             cancelled the process is killed before the cancellation propagates.
     """
     proc = await asyncio.create_subprocess_exec(
-        *_command(args, progress is not None and bool(total)),
+        *_command(args, progress is not None and bool(total), loglevel),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
     )
     assert proc.stdout is not None and proc.stderr is not None
@@ -221,3 +227,21 @@ async def run_ffmpeg(
         raise FFmpegError(what, code, "\n".join(tail))
     if progress:
         progress(1.0)
+    return "\n".join(tail)
+
+
+_LOUDNESS = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.MULTILINE)
+
+
+async def measure_loudness(args: Sequence[str]) -> float | None:
+    """Run an ffmpeg command whose graph ends in ``ebur128``; its integrated loudness (LUFS).
+
+    Returns:
+        The loudness, or ``None`` if the meter reported none.
+    """
+    report = await run_ffmpeg([*args], what="measuring loudness", loglevel="info")
+    found = _LOUDNESS.findall(report[report.rfind("Summary:"):] if "Summary:" in report
+                              else report)
+    if not found or found[-1] == "-inf":
+        return None
+    return float(found[-1])

@@ -6,8 +6,8 @@ Two filtergraphs run side by side in that process (ffmpeg gives each its own thr
   given Ken Burns motion, procedural cards drawn, each cut to an exact number of frames,
   joined by cuts or ``xfade`` transitions, captions burned in with libass;
 - **audio**: each narration padded to its scene, joined, optional music looped, faded and
-  ducked under the narration with a sidechain compressor, the mix normalised to the target
-  loudness (EBU R128).
+  ducked under the narration with a sidechain compressor, the mix brought to the target
+  loudness (EBU R128) by the gain a quick measuring pass found (`compile_loudness_probe`).
 
 When every scene is a clip already in the output's codec, size and rate and nothing needs
 drawing on the picture, the video is joined by stream copy instead (`copy_plan`).
@@ -28,8 +28,8 @@ from avgen.models import CardVisual, ClipAsset, ImageAsset
 if TYPE_CHECKING:
     from avgen.media.timeline import Timeline, TimelineScene
 
-__all__ = ["AUDIO_RATE", "compile_audio", "compile_graph", "compile_join", "compile_part",
-           "copy_plan", "escape_filter_value", "part_ranges"]
+__all__ = ["AUDIO_RATE", "compile_graph", "compile_loudness_probe", "compile_part", "copy_plan",
+           "escape_filter_value", "loudness_gain", "part_ranges"]
 
 AUDIO_RATE = 48_000
 """Sample rate of the final soundtrack."""
@@ -38,6 +38,7 @@ _KEN_BURNS_ZOOM = 0.12
 _CARD_SCALE = 4  # procedural gradients are drawn at 1/4 size and scaled up: smooth anyway
 _BLUR_SCALE = 8  # the blurred background is computed at 1/8 size
 _AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
+_PEAK_LIMIT = 0.84  # -1.5 dBFS
 
 
 def escape_filter_value(value: str) -> str:
@@ -78,7 +79,8 @@ def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
 
 
 def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
-                  fonts_dir: Path | None, copy_list: Path | None = None) -> list[str]:
+                  fonts_dir: Path | None, copy_list: Path | None = None,
+                  gain_db: float = 0.0) -> list[str]:
     """The ffmpeg arguments (after the binary and global flags) that render ``timeline``.
 
     Args:
@@ -86,8 +88,9 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
         output: The MP4 to write.
         ass: The subtitle script to burn in, or ``None``.
         fonts_dir: A folder of fonts for libass.
-        copy_list: An ffconcat list of the clips: join the video by stream copy (only when
-            `copy_plan` allows it).
+        copy_list: An ffconcat list of files to join by stream copy: the clips (when
+            `copy_plan` allows it) or parts rendered by `compile_part`.
+        gain_db: Gain that brings the mix to the target loudness (`loudness_gain`).
     """
     p = timeline.preset
     inputs: list[str] = []
@@ -103,7 +106,7 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
     else:
         video_graph = _video_graph(timeline, add_input, ass, fonts_dir)
         video_map = "[vout]"
-    audio_graph = _audio_graph(timeline, add_input)
+    audio_graph = _audio_graph(timeline, add_input, gain_db)
     args = [*inputs]
     if video_graph is not None:
         args += ["-filter_complex", video_graph]
@@ -136,8 +139,8 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
                  ass: Path | None, fonts_dir: Path | None) -> list[str]:
     """The ffmpeg arguments rendering the picture (no sound) of scenes ``first:stop``.
 
-    Parts are encoded alike, so they join by stream copy into the final video (the sound is
-    mixed once, over the whole video, by `compile_graph` with ``copy_list``).
+    Parts are encoded alike, so they join by stream copy into the final video; the sound is
+    mixed once, over the whole video, by `compile_graph` with ``copy_list``.
     """
     inputs: list[str] = []
 
@@ -150,28 +153,33 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
             *_video_codec_args(timeline), str(output)]
 
 
-def compile_audio(timeline: Timeline, output: Path) -> list[str]:
-    """The ffmpeg arguments mixing the whole soundtrack alone, into an AAC file.
+def compile_loudness_probe(timeline: Timeline) -> list[str] | None:
+    """The ffmpeg arguments that mix the soundtrack and measure its loudness (EBU R128).
 
-    Run beside the picture's parts (it uses little CPU), then joined by `compile_join`.
+    The measuring pass is cheap (about a second for ten minutes of sound): the mix is then
+    brought to the target by one gain, which keeps speech natural, instead of a dynamic
+    normaliser that would cost twenty times as much. ``None`` when there is nothing to hear.
     """
+    if timeline.soundtrack.music is None and all(s.narration is None for s in timeline.scenes):
+        return None
     inputs: list[str] = []
 
     def add_input(*args: str) -> int:
         inputs.extend(args)
         return sum(1 for a in inputs if a == "-i") - 1
 
-    graph = _audio_graph(timeline, add_input)
-    p = timeline.preset
-    return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-c:a", "aac",
-            "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE), str(output)]
+    graph = _audio_graph(timeline, add_input, None)
+    return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-f", "null", "-"]
 
 
-def compile_join(copy_list: Path, audio: Path, output: Path) -> list[str]:
-    """The ffmpeg arguments joining rendered parts and a mixed soundtrack, copying both."""
-    return ["-f", "concat", "-safe", "0", "-i", str(copy_list), "-i", str(audio),
-            "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
-            str(output)]
+def loudness_gain(timeline: Timeline, measured_lufs: float | None) -> float:
+    """The gain (dB) that brings a mix measured at ``measured_lufs`` to the target.
+
+    Silence (nothing above the R128 gate) gets no gain; the gain is kept within ±40 dB.
+    """
+    if measured_lufs is None or measured_lufs <= -69.0:
+        return 0.0
+    return max(-40.0, min(40.0, timeline.soundtrack.loudness - measured_lufs))
 
 
 def _video_codec_args(timeline: Timeline) -> list[str]:
@@ -297,7 +305,9 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
 # -- audio -------------------------------------------------------------------------------
 
 
-def _audio_graph(timeline: Timeline, add_input: _AddInput) -> str:
+def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None) -> str:
+    """The soundtrack; with ``gain_db=None`` it ends in a loudness meter instead (the
+    measuring pass of `compile_loudness_probe`)."""
     chains: list[str] = []
     fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
     total = round(timeline.duration * AUDIO_RATE)
@@ -332,6 +342,9 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput) -> str:
         else:
             chains.append("[narr][music]amix=inputs=2:duration=first:normalize=0[mixed]")
         mix = "[mixed]"
-    chains.append(f"{mix}loudnorm=I={track.loudness}:TP=-1.5:LRA=11,{fmt},apad,"
-                  f"atrim=end_sample={total}[aout]")
+    if gain_db is None:
+        chains.append(f"{mix}ebur128=framelog=quiet[aout]")
+    else:  # one gain for the whole mix keeps speech natural; the limiter guards the peaks
+        chains.append(f"{mix}volume={gain_db:.2f}dB,alimiter=limit={_PEAK_LIMIT}:level=false,"
+                      f"{fmt},apad,atrim=end_sample={total}[aout]")
     return ";".join(chains)

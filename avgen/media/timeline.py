@@ -187,14 +187,17 @@ class Timeline:
             isinstance(s.visual, CardVisual) for s in self.scenes)
 
     def to_ffmpeg_args(self, output: Path, *, ass: Path | None, fonts_dir: Path | None,
-                       copy_list: Path | None = None) -> list[str]:
+                       copy_list: Path | None = None, gain_db: float = 0.0) -> list[str]:
         """The ffmpeg arguments (after the binary and global flags) that render the video.
 
         Args:
             output: The MP4 to write.
             ass: The subtitle script to burn in (from `ass_script`), or ``None``.
             fonts_dir: A folder of fonts for libass, so no system font is needed.
-            copy_list: An ffconcat list of the clips, to join them by stream copy (see
+            copy_list: An ffconcat list of files to join by stream copy (see
                 `avgen.media.graph.copy_plan`).
+            gain_db: Gain that brings the mix to the target loudness (the composer measures
+                it first; see `avgen.media.graph.compile_loudness_probe`).
         """
-        return compile_graph(self, output, ass=ass, fonts_dir=fonts_dir, copy_list=copy_list)
+        return compile_graph(self, output, ass=ass, fonts_dir=fonts_dir, copy_list=copy_list,
+                             gain_db=gain_db)
