@@ -445,3 +445,26 @@ def test_av_get_token_model() -> None:
     assert av_get_token("'a:b'\\'c:d", ":") == ("a:b'c", ":d")
     assert av_get_token("x\\ ", ":") == ("x ", "")
     assert split_graph("a=b\\;c;d='e;f';g") == ["a=b\\;c", "d='e;f'", "g"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds=st.lists(st.sampled_from("cvi"), min_size=1, max_size=40),
+       limit=st.integers(1, 8))
+def test_parts_cover_the_scenes_with_few_decoded_files_each(kinds: list[str],
+                                                            limit: int) -> None:
+    from avgen.media.graph import part_ranges
+
+    parts = []
+    for i, kind in enumerate(kinds):
+        visual: Visual = (CardVisual("") if kind == "c" else
+                          ClipAsset(Path("c.mp4"), 1.0, 320, 180) if kind == "v" else
+                          ImageAsset(Path("i.png"), 320, 180))
+        parts.append((Scene(i, "A"), AudioAsset(Path("a.wav"), 1.0), visual))
+    timeline = Timeline.build(Preset("p", 64, 64), parts)
+    ranges = part_ranges(timeline, limit)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(kinds)
+    assert all(a < b for a, b in ranges)
+    assert all(ranges[k][1] == ranges[k + 1][0] for k in range(len(ranges) - 1))
+    heavy = [sum(k != "c" for k in kinds[a:b]) for a, b in ranges]
+    assert max(heavy) <= limit
+    assert len(ranges) == max(1, -(-sum(heavy) // limit))  # no more passes than needed

@@ -123,15 +123,27 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
 
 
 def part_ranges(timeline: Timeline, max_scenes: int) -> list[tuple[int, int]]:
-    """Split the scenes into balanced parts of at most ``max_scenes`` (positions, half-open).
+    """Split the scenes into parts with at most ``max_scenes`` clips or stills each
+    (positions, half-open), as even as possible.
 
-    Every input ffmpeg opens holds decoded frames until the end of the process, so memory
-    grows with the number of scenes rendered in one pass. Rendering at most ``max_scenes``
-    per pass keeps memory flat however long the video is.
+    Every file ffmpeg decodes holds frames until the end of the process, so memory grows
+    with the number of clips and stills rendered in one pass; procedural cards cost nothing
+    of the kind. Rendering at most ``max_scenes`` of them per pass keeps memory flat however
+    long the video is.
     """
-    count = len(timeline.scenes)
-    parts = max(1, -(-count // max(1, max_scenes)))
-    bounds = [round(i * count / parts) for i in range(parts + 1)]
+    heavy = [isinstance(s.visual, (ClipAsset, ImageAsset)) for s in timeline.scenes]
+    total = sum(heavy)
+    limit = max(1, max_scenes)
+    if total <= limit:
+        return [(0, len(heavy))]
+    share = -(-total // -(-total // limit))  # balanced: the fewest parts, evenly filled
+    bounds, count = [0], 0
+    for position, is_heavy in enumerate(heavy):
+        if is_heavy and count == share:
+            bounds.append(position)
+            count = 0
+        count += is_heavy
+    bounds.append(len(heavy))
     return list(itertools.pairwise(bounds))
 
 
