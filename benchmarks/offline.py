@@ -130,7 +130,7 @@ def main() -> int:
     print(f"real-time factor {rtf:6.2f}   (target <= {TARGET_RTF}: "
           f"{'met' if rtf <= TARGET_RTF else 'MISSED'}; ratio to target {rtf / TARGET_RTF:.2f})")
     print(f"  narration      {narration:6.1f} s  (Piper, summed over scenes)")
-    print(f"  composition    {compose:6.1f} s  (one ffmpeg process)")
+    print(f"  composition    {compose:6.1f} s  (loudness pass + encode)")
     print(f"  raw ffmpeg     {raw:6.1f} s  (same command by hand; composer ratio "
           f"{compose / raw:.2f})")
     mb = 1024 * 1024
