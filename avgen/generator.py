@@ -278,6 +278,9 @@ class VideoGenerator:
                     raise
                 raise GenerationError(f"the video could not be made: {exc}", session.root) \
                     from exc
+            except Exception as exc:  # a bug in an agent: record it, let its traceback show
+                session.manifest.update(status="failed", error=repr(exc))
+                raise
             session.manifest.update(status="done", video=session.relative(video.path))
             if self.monitor is not None:
                 session.manifest.update(report=self.monitor.report())
@@ -307,7 +310,7 @@ class _Run:
 
     def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
              **data: Any) -> None:
-        self.progress = max(self.progress, progress)
+        progress = self.progress = max(self.progress, progress)  # never moves backwards
         self.session.log(logging.WARNING if kind in ("fallback", "failed") else logging.INFO,
                          "%s", message)
         self.generator._emit(Event(kind, message, progress, scene, data))

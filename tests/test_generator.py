@@ -49,10 +49,13 @@ def test_fallback_chain_clip_then_image_then_card(tmp_path: Path) -> None:
     clips = PatternClips(fail_on={1, 2})
     images = PatternImages(fail_on={2})
     events: list[str] = []
+    progress: list[float] = []
     generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=clips,
                                image_generator=images, output_dir=tmp_path,
-                               on_event=lambda e: events.append(e.kind))
+                               on_event=lambda e: (events.append(e.kind),
+                                                   progress.append(e.progress)))
     video = generator.generate_sync(script=SCRIPT)
+    assert progress == sorted(progress) and progress[-1] == 1.0  # a bar never goes back
 
     assert video.tiers == ("clip", "image", "card")
     steps = manifest(video.session)["steps"]
@@ -195,6 +198,8 @@ def test_a_crash_never_leaves_a_partial_file_under_a_final_name(tmp_path: Path) 
     with pytest.raises(RuntimeError, match="power cut"):
         generator.generate_sync(script="Hello there.")
     (session,) = tmp_path.iterdir()
+    assert manifest(session)["status"] == "failed"
+    assert "power cut" in manifest(session)["error"]
     assert not list(session.rglob("*.mp4"))
     assert not list(session.rglob("*.part*"))
     assert (session / "audio/scene_000.wav").is_file()
