@@ -447,8 +447,10 @@ class _Run:
             tiers.append(("image", self.agents.image_generator,
                           f"images/scene_{scene.index:03d}.png"))
         names = [agent_name(agent) for _, agent, _ in tiers]
-        inputs = _hash([scene.visual, scene.title, round(seconds, 3), preset.width,
-                        preset.height, names])
+        # not the narration's exact length: a re-spoken narration (Piper's voice varies a
+        # little from take to take) must not make a resume pay for the clip again; the
+        # composer fits any clip to the scene's length
+        inputs = _hash([scene.visual, scene.title, preset.width, preset.height, names])
         reused = await self._reuse(step_id, inputs)
         if reused is not None:
             tier: Tier = reused.kind

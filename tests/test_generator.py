@@ -239,3 +239,18 @@ def test_session_reopens_with_its_request(tmp_path: Path) -> None:
     request = VideoRequest.from_dict(Session.open(video.session).manifest["request"])
     assert request.preset.name == "square" and request.title == "T"
     assert (video.width, video.height) == (1080, 1080)
+
+
+def test_a_re_spoken_narration_does_not_pay_for_the_clip_again(tmp_path: Path) -> None:
+    clips = PatternClips()
+    generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=clips,
+                               output_dir=tmp_path)
+    video = generator.generate_sync(script="A paid clip lives here.")
+    assert clips.calls == 1
+    (video.session / "audio/scene_000.wav").unlink()
+    # the same voice, a slightly different take: the narration is a little longer
+    retake = VideoGenerator(narrator=ToneNarrator(seconds_per_word=0.23), clip_generator=clips,
+                            output_dir=tmp_path)
+    resumed = retake.resume_sync(video.session)
+    assert clips.calls == 1
+    assert resumed.duration > video.duration  # the video follows the new narration

@@ -277,3 +277,34 @@ def test_loudness_gain_leaves_silence_alone_and_stays_bounded(tmp_path: Path) ->
     assert loudness_gain(timeline, 30.0) == -40.0
     silent = Timeline.build(TINY, [(Scene(0, "Quiet."), None, CardVisual(""))])
     assert compile_loudness_probe(silent) is None
+
+
+def test_every_scene_speaks_at_the_same_level(tmp_path: Path) -> None:
+    import math
+    import struct
+    import wave
+
+    def tone(path: Path, amplitude: float, seconds: float = 3.0, rate: int = 16000) -> Path:
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            wav.writeframes(b"".join(struct.pack("<h", int(32000 * amplitude * math.sin(
+                2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))))
+        return path
+
+    quiet, loud = tone(tmp_path / "quiet.wav", 0.03), tone(tmp_path / "loud.wav", 0.6)
+    parts = [(Scene(i, "Level."), AudioAsset(path, 3.0), CardVisual(""))
+             for i, path in enumerate((quiet, loud))]
+    out = compose(Timeline.build(TINY, parts, burn_captions=False), tmp_path / "level.mp4")
+
+    def mean_volume(start: float) -> float:
+        text = ffmpeg_text("-ss", str(start), "-t", "2", "-i", str(out), "-map", "0:a",
+                           "-af", "volumedetect", "-f", "null", "-")
+        match = re.search(r"mean_volume: (-?[\d.]+) dB", text)
+        assert match, text
+        return float(match.group(1))
+
+    # 26 dB apart going in, within 1 dB coming out
+    assert abs(mean_volume(0.5) - mean_volume(3.5)) <= 1.0
+    assert abs(integrated_loudness(out) - (-14.0)) <= 1.0

@@ -27,9 +27,11 @@ from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_gl
 from avgen.media.graph import (
     compile_loudness_probe,
     compile_part,
+    compile_voice_probe,
     copy_plan,
     loudness_gain,
     part_ranges,
+    voice_gains,
 )
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
@@ -81,23 +83,23 @@ class FFmpegComposer:
 
         try:
             fonts = font.path.parent if font else None
-            probe_args = compile_loudness_probe(timeline)
-            measured = await measure_loudness(probe_args) if probe_args else None
-            gain = loudness_gain(timeline, measured)
+            gain, levels = await self._loudness(timeline)
             ass = scratch(".ass", timeline.ass_script()) if timeline.draws_on_picture else None
             parts = part_ranges(timeline, self.max_scenes_per_pass)
             final = progress
             if self.stream_copy and copy_plan(timeline, infos):
                 clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
                 args = timeline.to_ffmpeg_args(target, ass=None, fonts_dir=None, gain_db=gain,
+                                               voice_gains=levels,
                                                copy_list=scratch(".ffconcat", _ffconcat(clips)))
             elif len(parts) == 1:
-                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts, gain_db=gain)
+                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts, gain_db=gain,
+                                               voice_gains=levels)
             else:
                 rendered = await self._render_parts(timeline, parts, target, ass, fonts,
                                                     temporary, progress)
                 args = timeline.to_ffmpeg_args(
-                    target, ass=None, fonts_dir=None, gain_db=gain,
+                    target, ass=None, fonts_dir=None, gain_db=gain, voice_gains=levels,
                     copy_list=scratch(".ffconcat", _ffconcat(rendered)))
                 if progress is not None:
                     final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
@@ -107,6 +109,16 @@ class FFmpegComposer:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+    @staticmethod
+    async def _loudness(timeline: Timeline) -> tuple[float, list[float]]:
+        """Level every narration to the target, then find the gain that brings the whole
+        mix (music included) there: two quick measuring passes, no dynamic processing."""
+        voices = compile_voice_probe(timeline)
+        levels = voice_gains(timeline, await measure_loudness(voices) if voices else [])
+        mix = compile_loudness_probe(timeline, levels)
+        measured = (await measure_loudness(mix) or [None])[0] if mix else None
+        return loudness_gain(timeline, measured), levels
 
     @staticmethod
     async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]], target: Path,

@@ -177,6 +177,7 @@ async def run_ffmpeg(
     what: str = "ffmpeg",
     cwd: Path | None = None,
     loglevel: str = "error",
+    keep_lines: int = 40,
 ) -> str:
     """Run ffmpeg without blocking the event loop, reporting progress.
 
@@ -187,6 +188,7 @@ async def run_ffmpeg(
         what: Names the work in an error message.
         cwd: Working folder for the process.
         loglevel: ffmpeg's ``-loglevel`` (``info`` to read a filter's report).
+        keep_lines: How many of the last lines of ffmpeg's error stream to keep.
 
     Returns:
         The last lines ffmpeg printed on its error stream.
@@ -200,7 +202,7 @@ async def run_ffmpeg(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    tail: collections.deque[str] = collections.deque(maxlen=40)
+    tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
 
     async def read_progress() -> None:
         assert proc.stdout is not None
@@ -233,15 +235,24 @@ async def run_ffmpeg(
 _LOUDNESS = re.compile(r"^\s*I:\s+(-?[\d.]+|-inf) LUFS", re.MULTILINE)
 
 
-async def measure_loudness(args: Sequence[str]) -> float | None:
-    """Run an ffmpeg command whose graph ends in ``ebur128``; its integrated loudness (LUFS).
+_SUMMARY = re.compile(r"Parsed_ebur128_(\d+) @ [^\]]*\] Summary:")
+
+
+async def measure_loudness(args: Sequence[str]) -> list[float | None]:
+    """Run an ffmpeg command whose graph has ``ebur128`` meters; their integrated loudness.
 
     Returns:
-        The loudness, or ``None`` if the meter reported none.
+        One value (LUFS) per meter, in the order the meters appear in the graph; ``None``
+        where a meter measured nothing above the R128 gate (silence).
     """
-    report = await run_ffmpeg([*args], what="measuring loudness", loglevel="info")
-    found = _LOUDNESS.findall(report[report.rfind("Summary:"):] if "Summary:" in report
-                              else report)
-    if not found or found[-1] == "-inf":
-        return None
-    return float(found[-1])
+    report = await run_ffmpeg([*args], what="measuring loudness", loglevel="info",
+                              keep_lines=100_000)
+    found: list[tuple[int, float | None]] = []
+    marks = list(_SUMMARY.finditer(report))
+    for position, mark in enumerate(marks):
+        end = marks[position + 1].start() if position + 1 < len(marks) else len(report)
+        value = _LOUDNESS.search(report, mark.end(), end)
+        loud = float(value.group(1)) if value and value.group(1) != "-inf" else None
+        found.append((int(mark.group(1)), None if loud is not None and loud <= -69.0
+                      else loud))
+    return [loud for _, loud in sorted(found)]

@@ -28,8 +28,9 @@ from avgen.models import CardVisual, ClipAsset, ImageAsset
 if TYPE_CHECKING:
     from avgen.media.timeline import Timeline, TimelineScene
 
-__all__ = ["AUDIO_RATE", "compile_graph", "compile_loudness_probe", "compile_part", "copy_plan",
-           "escape_filter_value", "loudness_gain", "part_ranges"]
+__all__ = ["AUDIO_RATE", "compile_graph", "compile_loudness_probe", "compile_part",
+           "compile_voice_probe", "copy_plan", "escape_filter_value", "loudness_gain",
+           "part_ranges", "voice_gains"]
 
 AUDIO_RATE = 48_000
 """Sample rate of the final soundtrack."""
@@ -80,7 +81,7 @@ def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
 
 def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
                   fonts_dir: Path | None, copy_list: Path | None = None,
-                  gain_db: float = 0.0) -> list[str]:
+                  gain_db: float = 0.0, voice_gains: Sequence[float] = ()) -> list[str]:
     """The ffmpeg arguments (after the binary and global flags) that render ``timeline``.
 
     Args:
@@ -91,6 +92,7 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
         copy_list: An ffconcat list of files to join by stream copy: the clips (when
             `copy_plan` allows it) or parts rendered by `compile_part`.
         gain_db: Gain that brings the mix to the target loudness (`loudness_gain`).
+        voice_gains: Per scene, the gain that levels its narration (`voice_gains`).
     """
     p = timeline.preset
     inputs: list[str] = []
@@ -106,7 +108,7 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
     else:
         video_graph = _video_graph(timeline, add_input, ass, fonts_dir)
         video_map = "[vout]"
-    audio_graph = _audio_graph(timeline, add_input, gain_db)
+    audio_graph = _audio_graph(timeline, add_input, gain_db, voice_gains)
     args = [*inputs]
     if video_graph is not None:
         args += ["-filter_complex", video_graph]
@@ -165,7 +167,44 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
             *_video_codec_args(timeline), str(output)]
 
 
-def compile_loudness_probe(timeline: Timeline) -> list[str] | None:
+def compile_voice_probe(timeline: Timeline) -> list[str] | None:
+    """The ffmpeg arguments that measure each narration's loudness (one meter per scene
+    with narration, in scene order); ``None`` when there is no narration."""
+    voiced = [s for s in timeline.scenes if s.narration is not None]
+    if not voiced:
+        return None
+    inputs: list[str] = []
+    chains = []
+    for number, scene in enumerate(voiced):
+        assert scene.narration is not None
+        inputs += ["-i", str(scene.narration.path)]
+        chains.append(f"[{number}:a]aresample={AUDIO_RATE},"
+                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                      f"ebur128=framelog=quiet[m{number}]")
+    labels = "".join(f"[m{n}]" for n in range(len(voiced)))
+    chains.append(f"{labels}concat=n={len(voiced)}:v=0:a=1[aout]")
+    return [*inputs, "-filter_complex", ";".join(chains), "-map", "[aout]", "-f", "null", "-"]
+
+
+def voice_gains(timeline: Timeline, measured: Sequence[float | None]) -> list[float]:
+    """Per scene, the gain that brings its narration to the target loudness, so every scene
+    speaks at the same level whatever the narrator did (0 for silence and silent scenes).
+
+    Args:
+        timeline: The timeline.
+        measured: The loudness of each narration, in the order of `compile_voice_probe`.
+    """
+    values = iter(measured)
+    gains = []
+    for scene in timeline.scenes:
+        loud = next(values, None) if scene.narration is not None else None
+        gains.append(0.0 if loud is None else
+                     max(-40.0, min(40.0, timeline.soundtrack.loudness - loud)))
+    return gains
+
+
+def compile_loudness_probe(timeline: Timeline,
+                           voice_gains: Sequence[float] = ()) -> list[str] | None:
     """The ffmpeg arguments that mix the soundtrack and measure its loudness (EBU R128).
 
     The measuring pass is cheap (about a second for ten minutes of sound): the mix is then
@@ -180,7 +219,7 @@ def compile_loudness_probe(timeline: Timeline) -> list[str] | None:
         inputs.extend(args)
         return sum(1 for a in inputs if a == "-i") - 1
 
-    graph = _audio_graph(timeline, add_input, None)
+    graph = _audio_graph(timeline, add_input, None, voice_gains)
     return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-f", "null", "-"]
 
 
@@ -317,9 +356,10 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
 # -- audio -------------------------------------------------------------------------------
 
 
-def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None) -> str:
+def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None,
+                 voice_gains: Sequence[float] = ()) -> str:
     """The soundtrack; with ``gain_db=None`` it ends in a loudness meter instead (the
-    measuring pass of `compile_loudness_probe`)."""
+    measuring pass of `compile_loudness_probe`). ``voice_gains`` level each narration."""
     chains: list[str] = []
     fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
     total = round(timeline.duration * AUDIO_RATE)
@@ -332,7 +372,10 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None
             chains.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,{fmt},{pad}")
         else:
             idx = add_input("-i", str(scene.narration.path))
-            chains.append(f"[{idx}:a]{fmt},{pad}")
+            position = timeline.scenes.index(scene)
+            gain = voice_gains[position] if position < len(voice_gains) else 0.0
+            level = f"volume={gain:.2f}dB," if gain else ""
+            chains.append(f"[{idx}:a]{fmt},{level}{pad}")
     labels = "".join(f"[a{s.index}]" for s in timeline.scenes)
     chains.append(f"{labels}concat=n={len(timeline.scenes)}:v=0:a=1[narr]")
     track = timeline.soundtrack

@@ -187,7 +187,8 @@ class Timeline:
             isinstance(s.visual, CardVisual) for s in self.scenes)
 
     def to_ffmpeg_args(self, output: Path, *, ass: Path | None, fonts_dir: Path | None,
-                       copy_list: Path | None = None, gain_db: float = 0.0) -> list[str]:
+                       copy_list: Path | None = None, gain_db: float = 0.0,
+                       voice_gains: Sequence[float] = ()) -> list[str]:
         """The ffmpeg arguments (after the binary and global flags) that render the video.
 
         Args:
@@ -198,6 +199,8 @@ class Timeline:
                 `avgen.media.graph.copy_plan`).
             gain_db: Gain that brings the mix to the target loudness (the composer measures
                 it first; see `avgen.media.graph.compile_loudness_probe`).
+            voice_gains: Per scene, the gain that levels its narration
+                (`avgen.media.graph.voice_gains`).
         """
         return compile_graph(self, output, ass=ass, fonts_dir=fonts_dir, copy_list=copy_list,
-                             gain_db=gain_db)
+                             gain_db=gain_db, voice_gains=voice_gains)
