@@ -881,3 +881,10 @@ def test_stacks_with_other_decorators_in_any_order() -> None:
     asyncio.run(main())
     assert ran == [1, 2]
     assert inspect.iscoroutinefunction(inner) and inspect.iscoroutinefunction(outer)
+
+
+def test_disk_store_expands_the_home_folder(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = DiskStore("~/avgen-cache")
+    assert store.directory == tmp_path / "avgen-cache"

@@ -100,7 +100,7 @@ class DiskStore:
             raise UsageError("max_bytes", f"must be a positive int or None, not {max_bytes!r}")
         if ttl is not None and not ttl > 0:
             raise UsageError("ttl", f"must be a positive number of seconds or None, not {ttl!r}")
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         """The cache folder."""
         self.max_bytes = max_bytes
         """The limit on stored data, in bytes (``None``: no limit)."""
