@@ -398,7 +398,7 @@ class _Run:
         visual, tier = await self._visual(scene, audio.duration)
         return audio, visual, tier
 
-    async def _reuse(self, step_id: str, inputs: str) -> Any | None:
+    def _reuse(self, step_id: str, inputs: str) -> Any | None:
         step = self.session.manifest.step(step_id)
         if step and step.data.get("asset") and self.session.manifest.is_valid(step, inputs):
             return asset_from_dict(step.data["asset"], self.session.root)
@@ -409,7 +409,7 @@ class _Run:
         name = agent_name(narrator)
         step_id = f"scene-{scene.index:03d}.narration"
         inputs = _hash([scene.narration, self.request.voice, name])
-        reused = await self._reuse(step_id, inputs)
+        reused = self._reuse(step_id, inputs)
         if isinstance(reused, AudioAsset):
             self.emit("narration", f"scene {scene.index}: narration reused",
                       self._scene_progress(0.5), scene.index)
@@ -451,7 +451,7 @@ class _Run:
         # little from take to take) must not make a resume pay for the clip again; the
         # composer fits any clip to the scene's length
         inputs = _hash([scene.visual, scene.title, preset.width, preset.height, names])
-        reused = await self._reuse(step_id, inputs)
+        reused = self._reuse(step_id, inputs)
         if reused is not None:
             tier: Tier = reused.kind
             self.emit("visual", f"scene {scene.index}: {tier} reused", self._scene_progress(0.5),

@@ -14,8 +14,9 @@ from media import decode, gray_frame, make_clip, make_image, make_wav, mean_abs_
 from avgen.errors import MediaError
 from avgen.media import composer as composer_module
 from avgen.media.captions import caption_margin
-from avgen.media.composer import FFmpegComposer, fonts_dir
+from avgen.media.composer import FFmpegComposer
 from avgen.media.ffmpeg import ProgressCallback, ffmpeg_exe, probe
+from avgen.media.fonts import bundled_fonts_dir
 from avgen.media.timeline import Timeline, escape_filter_value
 from avgen.models import (
     PRESETS,
@@ -213,7 +214,7 @@ def ass_warnings(timeline: Timeline, folder: Path) -> str:
     ass.write_text(timeline.ass_script(), encoding="utf-8")
     size = f"{timeline.preset.width}x{timeline.preset.height}"
     option = (f"ass=filename={escape_filter_value(str(ass))}"
-              f":fontsdir={escape_filter_value(str(fonts_dir()))}")
+              f":fontsdir={escape_filter_value(str(bundled_fonts_dir()))}")
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "warning", "-f",
                            "lavfi", "-i", f"color=s={size}:r=4:d={timeline.duration:.3f}",
                            "-vf", option, "-f", "null", "-"],

@@ -23,7 +23,7 @@ import attrs
 
 from avgen.errors import ConfigurationError, MediaError
 from avgen.media.ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
-from avgen.media.fonts import FontFile, bundled_fonts_dir, find_font, missing_glyphs
+from avgen.media.fonts import FontFile, find_font, missing_glyphs
 from avgen.media.graph import (
     compile_loudness_probe,
     compile_part,
@@ -36,12 +36,7 @@ from avgen.media.graph import (
 from avgen.media.timeline import Timeline
 from avgen.models import ClipAsset, ImageAsset
 
-__all__ = ["FFmpegComposer", "fonts_dir"]
-
-
-def fonts_dir() -> Path:
-    """The folder of fonts avgen ships (DejaVu Sans: Latin, Greek, Cyrillic, Hebrew, Arabic)."""
-    return bundled_fonts_dir()
+__all__ = ["FFmpegComposer"]
 
 
 @attrs.frozen

@@ -39,6 +39,17 @@ _KEN_BURNS_ZOOM = 0.12
 _CARD_SCALE = 4  # procedural gradients are drawn at 1/4 size and scaled up: smooth anyway
 _BLUR_SCALE = 8  # the blurred background is computed at 1/8 size
 _AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
+
+
+class _Inputs(list[str]):
+    """The ``-i`` arguments of a command, in order; `add` returns the input's index."""
+
+    opened = 0
+
+    def add(self, *args: str) -> int:
+        self.extend(args)
+        self.opened += 1
+        return self.opened - 1
 _PEAK_LIMIT = 0.84  # -1.5 dBFS
 
 
@@ -95,11 +106,8 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
         voice_gains: Per scene, the gain that levels its narration (`voice_gains`).
     """
     p = timeline.preset
-    inputs: list[str] = []
-
-    def add_input(*args: str) -> int:
-        inputs.extend(args)
-        return sum(1 for a in inputs if a == "-i") - 1
+    inputs = _Inputs()
+    add_input = inputs.add
 
     if copy_list is not None:
         video_index = add_input("-f", "concat", "-safe", "0", "-i", str(copy_list))
@@ -156,11 +164,8 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
     Parts are encoded alike, so they join by stream copy into the final video; the sound is
     mixed once, over the whole video, by `compile_graph` with ``copy_list``.
     """
-    inputs: list[str] = []
-
-    def add_input(*args: str) -> int:
-        inputs.extend(args)
-        return sum(1 for a in inputs if a == "-i") - 1
+    inputs = _Inputs()
+    add_input = inputs.add
 
     graph = _video_graph(timeline, add_input, ass, fonts_dir, first, stop)
     return [*inputs, "-filter_complex", graph, "-map", "[vout]", "-an",
@@ -213,11 +218,8 @@ def compile_loudness_probe(timeline: Timeline,
     """
     if timeline.soundtrack.music is None and all(s.narration is None for s in timeline.scenes):
         return None
-    inputs: list[str] = []
-
-    def add_input(*args: str) -> int:
-        inputs.extend(args)
-        return sum(1 for a in inputs if a == "-i") - 1
+    inputs = _Inputs()
+    add_input = inputs.add
 
     graph = _audio_graph(timeline, add_input, None, voice_gains)
     return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-f", "null", "-"]
@@ -365,14 +367,13 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None
     total = round(timeline.duration * AUDIO_RATE)
     if timeline.soundtrack.music is None and all(s.narration is None for s in timeline.scenes):
         return f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=end_sample={total}[aout]"  # silence
-    for scene in timeline.scenes:
+    for position, scene in enumerate(timeline.scenes):
         samples = round(scene.duration * AUDIO_RATE)
         pad = f"apad,atrim=end_sample={samples},asetpts=N/SR/TB[a{scene.index}]"
         if scene.narration is None:
             chains.append(f"anullsrc=r={AUDIO_RATE}:cl=stereo,{fmt},{pad}")
         else:
             idx = add_input("-i", str(scene.narration.path))
-            position = timeline.scenes.index(scene)
             gain = voice_gains[position] if position < len(voice_gains) else 0.0
             level = f"volume={gain:.2f}dB," if gain else ""
             chains.append(f"[{idx}:a]{fmt},{level}{pad}")
