@@ -4,8 +4,10 @@
 
     avgen make "A TOPIC"                      # a title sequence (the local agents need a script)
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
+    avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
     avgen resume SESSION_DIR
     avgen presets
+    avgen docs [--out docs/api] [--check]   # the API reference (needs avgen[dev])
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from avgen._version import __version__
+from avgen.agents.registry import AgentSet, load_agents
 from avgen.errors import AvgenError, GenerationError, UsageError
 from avgen.generator import Event, VideoGenerator
 from avgen.models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
@@ -103,16 +106,72 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--music", metavar="FILE", help="background music, ducked under the voice")
     make.add_argument("--loudness", type=float, default=-14.0, metavar="LUFS",
                       help="loudness of the final mix (default: -14)")
-    make.add_argument("--agents", default="local", help="agent family (default: local)")
+    make.add_argument("--duration", type=float, metavar="SECONDS",
+                      help="target length, for script writers that plan it (google)")
+    _agent_options(make)
+    make.add_argument("--budget", type=float, metavar="USD",
+                      help="the most the video may cost; a paid call that would go over it "
+                           "is not made")
+    make.add_argument("--estimate", action="store_true",
+                      help="print what the video would cost, and stop")
     make.add_argument("-q", "--quiet", action="store_true", help="print only the video path")
 
     resume = commands.add_parser("resume", help="finish an interrupted run")
     resume.add_argument("session", help="the session folder")
-    resume.add_argument("--agents", default="local", help="agent family (default: local)")
+    _agent_options(resume)
+    resume.add_argument("--budget", type=float, metavar="USD",
+                        help="the most the whole video may cost")
     resume.add_argument("-q", "--quiet", action="store_true", help="print only the video path")
 
     commands.add_parser("presets", help="list the output presets")
+
+    docs = commands.add_parser("docs", help="build the HTML API reference (needs avgen[dev])")
+    docs.add_argument("--out", type=Path, default=Path("docs", "api"), metavar="DIR",
+                      help="output folder (default: docs/api)")
+    docs.add_argument("--check", action="store_true",
+                      help="only check that every public name has a docstring")
     return parser
+
+
+def _agent_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--agents", default=None,
+                         help="agent family: local, google, or a plugin's name (default: "
+                              "google when Google credentials are set, else local)")
+    command.add_argument("--no-cache", action="store_true",
+                         help="google: do not reuse assets paid for by earlier runs")
+
+
+def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
+    """The agents the command line asks for, and a line saying which they are."""
+    from avgen.agents.google.connection import credentials_present
+
+    name = args.agents or ("google" if credentials_present() else "local")
+    options: dict[str, Any] = {}
+    if getattr(args, "images", None):
+        options["images"] = args.images
+    if name == "google" and args.no_cache:
+        options["cache"] = False
+    agents = load_agents(name, **options)
+    connection = getattr(agents.script_writer, "connection", None)
+    where = f" ({connection.describe()})" if connection is not None else ""
+    chosen = ", ".join(f"{role.replace('_', ' ')}={agent}"
+                       for role, agent in agents.names().items() if agent)
+    missing = [role.replace("_", " ") for role, agent in agents.names().items() if not agent]
+    line = f"agents: {name}{where}: {chosen}"
+    if missing:
+        line += f"; none: {', '.join(missing)}"
+    return agents, line
+
+
+def _docs(out: Path, check_only: bool) -> int:
+    """``avgen docs``: refuse undocumented public names, then build the pdoc reference."""
+    from avgen import _docs
+
+    try:
+        return _docs.run(out, check_only=check_only)
+    except AvgenError as exc:  # ConfigurationError: pdoc is not installed
+        print(f"avgen: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,13 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, p in PRESETS.items():
             print(f"{name:8} {p.width}x{p.height} {p.fps} fps")
         return 0
+    if args.command == "docs":
+        return _docs(args.out, args.check)
     bar = _ProgressBar(sys.stderr, args.quiet)
     try:
-        options = {"images": args.images} if getattr(args, "images", None) else {}
-        from avgen.agents.registry import load_agents
-
-        generator = VideoGenerator(load_agents(args.agents, **options),
-                                   output_dir=getattr(args, "out", "outputs"), on_event=bar)
+        agents, line = _agents(args)
+        generator = VideoGenerator(agents, output_dir=getattr(args, "out", "outputs"),
+                                   on_event=bar, budget=args.budget)
+        if not args.quiet:
+            print(line, file=sys.stderr)
         if args.command == "resume":
             video = generator.resume_sync(args.session)
         else:
@@ -137,12 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    voice=args.voice, title=args.title,
                                    captions=not args.no_captions, fit=args.fit,
                                    transition=args.transition,
+                                   duration=args.duration,
                                    soundtrack=Soundtrack(music=args.music,
                                                          loudness=args.loudness))
-            if not args.quiet:
-                names = ", ".join(f"{k.replace('_', ' ')}={v}"
-                                  for k, v in generator.agents.names().items() if v)
-                print(f"agents: {names}", file=sys.stderr)
+            if args.estimate:
+                print(generator.estimate(request))
+                return 0
             video = generator.generate_sync(request)
     except UsageError as exc:
         bar.close()

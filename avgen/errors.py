@@ -13,6 +13,7 @@ avgen::
     │   └── FFmpegError                   an ffmpeg process that failed (carries its stderr)
     └── AgentError(RuntimeError)          an agent failed to deliver (carries the agent's name)
         ├── ContentRejected               a safety filter refused the prompt or the output
+        ├── BudgetExceeded                a paid call would go over the run's budget (not made)
         ├── RateLimited                   a quota was hit (carries the delay asked for)
         └── ServiceUnavailable            a remote service is down or its circuit is open
             └── CircuitOpen               a circuit breaker refused the call (fail fast)
@@ -31,6 +32,7 @@ from pathlib import Path
 __all__ = [
     "AgentError",
     "AvgenError",
+    "BudgetExceeded",
     "CircuitOpen",
     "ConfigurationError",
     "ContentRejected",
@@ -133,6 +135,29 @@ class ContentRejected(AgentError):
         self.reason = reason
         """The reason the service gave, if any."""
         super().__init__(f"{message} ({reason})" if reason else message, agent)
+
+
+class BudgetExceeded(AgentError):
+    """A paid call was not made because it would take the run over its budget.
+
+    Args:
+        message: What was about to be paid for.
+        agent: The agent that was about to pay.
+        budget: The run's budget, in US dollars.
+        committed: Dollars already spent or reserved by calls in flight.
+        price: The price of the refused call, in US dollars.
+    """
+
+    def __init__(self, message: str, agent: str = "", *, budget: float = 0.0,
+                 committed: float = 0.0, price: float = 0.0) -> None:
+        self.budget = budget
+        """The run's budget, in US dollars."""
+        self.committed = committed
+        """Dollars spent or reserved when the call was refused."""
+        self.price = price
+        """The price of the refused call, in US dollars."""
+        super().__init__(f"{message}: ${price:.4f} would bring the run to "
+                         f"${committed + price:.4f}, over its budget of ${budget:.2f}", agent)
 
 
 class RateLimited(AgentError):

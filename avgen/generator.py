@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import re
 import time
 import unicodedata
@@ -33,6 +34,7 @@ import attrs
 
 from avgen._version import __version__
 from avgen.agents.registry import AgentSet, agent_name, load_agents
+from avgen.costs import Charge, CostEstimate, Ledger, check_budget, total_usd
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media.captions import CaptionStyle, caption_margin, to_ass, to_srt, to_vtt
 from avgen.media.ffmpeg import probe
@@ -106,6 +108,16 @@ async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return result
 
 
+def _charges(charges: list[Charge]) -> list[dict[str, Any]]:
+    return [charge.to_dict() for charge in charges]
+
+
+def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
+    if request is None:
+        return VideoRequest(**fields)
+    return attrs.evolve(request, **fields) if fields else request
+
+
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even inside a running event loop
     (a notebook cell): then it runs on its own loop in a worker thread."""
@@ -138,6 +150,10 @@ class VideoGenerator:
         monitor: A `avgen.resilience.Monitor` that times every agent call; its report
             (calls, seconds, failures per agent, resource peaks if it samples) is saved in
             the manifest at the end of each run.
+        budget: The most one video may cost, in US dollars (``None``: no limit). A paid
+            call that would go over it is not made (`avgen.errors.BudgetExceeded`): a
+            scene's picture falls back to a cheaper tier, a script or narration stops the
+            run, which `resume` can finish later with a larger budget. See `estimate`.
 
     Example:
         >>> from avgen import VideoGenerator
@@ -160,6 +176,7 @@ class VideoGenerator:
         required_tier: Tier | None = None,
         policies: dict[str, AgentPolicy] | None = None,
         monitor: Monitor | None = None,
+        budget: float | None = None,
     ) -> None:
         base = load_agents(agents or "local") if not isinstance(agents, AgentSet) else agents
         overrides = {key: value for key, value in {
@@ -184,6 +201,8 @@ class VideoGenerator:
         """Per-role overrides of the agents' resilience policies."""
         self.monitor = monitor
         """Times every agent call; its report goes into each run's manifest."""
+        self.budget = check_budget(budget)
+        """The most one video may cost, in US dollars (``None``: no limit)."""
         self.breakers = CircuitRegistry()
         """This generator's circuit breakers, one per agent that asks for one; they keep
         their state from run to run, so a service found down stays skipped."""
@@ -211,6 +230,29 @@ class VideoGenerator:
             if callable(checker):
                 checker(request)
 
+    def estimate(self, request: VideoRequest | None = None, /, **fields: Any) -> CostEstimate:
+        """What making ``request`` is expected to cost, before anything is spent.
+
+        Each agent with an ``estimate(request)`` method prices its share (the google agents
+        do, from `avgen.agents.google.prices`); agents without one cost nothing. Assets
+        already in an agent's cache are not paid for again, so a re-run costs less than
+        the estimate.
+
+        Args:
+            request: What to make; or give `avgen.VideoRequest` fields as keywords.
+
+        Raises:
+            UsageError: Bad input.
+        """
+        request = _request(request, fields)
+        self.check(request)
+        charges: list[Charge] = []
+        for field in attrs.fields(AgentSet):
+            estimator = getattr(getattr(self.agents, field.name), "estimate", None)
+            if callable(estimator):
+                charges.extend(estimator(request))
+        return CostEstimate(tuple(charges), self.budget)
+
     async def generate(self, request: VideoRequest | None = None, /,
                        **fields: Any) -> Video:
         """Make a video.
@@ -226,10 +268,7 @@ class VideoGenerator:
             UsageError: Bad input, raised before any work starts.
             GenerationError: The run could not finish; its session keeps every asset made.
         """
-        if request is None:
-            request = VideoRequest(**fields)
-        elif fields:
-            request = attrs.evolve(request, **fields)
+        request = _request(request, fields)
         self.check(request)
         session = Session.create(self.output_dir)
         session.manifest.update(request=request.to_dict(), created=time.time(),
@@ -269,10 +308,10 @@ class VideoGenerator:
             try:
                 video = await run.execute()
             except (asyncio.CancelledError, KeyboardInterrupt):
-                session.manifest.update(status="interrupted")
+                session.manifest.update(status="interrupted", cost=run.cost())
                 raise
             except AvgenError as exc:
-                session.manifest.update(status="failed", error=str(exc))
+                session.manifest.update(status="failed", error=str(exc), cost=run.cost())
                 run.emit("failed", str(exc), 1.0)
                 if isinstance(exc, UsageError):
                     raise
@@ -281,7 +320,8 @@ class VideoGenerator:
             except Exception as exc:  # a bug in an agent: record it, let its traceback show
                 session.manifest.update(status="failed", error=repr(exc))
                 raise
-            session.manifest.update(status="done", video=session.relative(video.path))
+            session.manifest.update(status="done", video=session.relative(video.path),
+                                    cost=run.cost())
             if self.monitor is not None:
                 session.manifest.update(report=self.monitor.report())
             return video
@@ -307,6 +347,16 @@ class _Run:
         self.progress = 0.0
         self.scenes_done = 0.0
         self.scene_count = 1
+        # scenes whose visual step has finished, and what it made (for continuity)
+        self.visuals: dict[int, Visual] = {}
+        self.visual_done: dict[int, asyncio.Event] = {}
+        # a resumed run counts what its session already paid
+        self.ledger = Ledger(generator.budget, spent=math.fsum(
+            step.cost for step in session.manifest.steps.values()))
+
+    def cost(self) -> dict[str, Any]:
+        """The manifest's run-level cost entry."""
+        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
 
     def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
              **data: Any) -> None:
@@ -376,7 +426,7 @@ class _Run:
             self.emit("script", f"script reused: {len(script.scenes)} scenes", self.SCRIPT_SHARE)
             return script
         started = time.time()
-        with collect() as events:
+        with collect() as events, self.ledger.step() as charges:
             script = await self._guarded("script_writer", writer, "write")(self.request)
         if not isinstance(script, Script):
             raise AgentError(f"write() returned {type(script).__name__}, not a Script",
@@ -386,17 +436,32 @@ class _Run:
         self.session.manifest.record(StepRecord(
             "script", agent_name(writer), inputs, "done",
             (self.session.manifest.output(path),), started, time.time() - started,
+            cost=total_usd(charges),
             data={"scenes": len(script.scenes), "title": script.title,
-                  "resilience": summarize(events)}))
+                  "resilience": summarize(events), "charges": _charges(charges)}))
         self.session.manifest.update(title=script.title, notes=list(script.notes))
         self.emit("script", f"script: {len(script.scenes)} scenes, “{script.title}”",
                   self.SCRIPT_SHARE)
         return script
 
     async def _scene(self, scene: Scene) -> tuple[AudioAsset, Visual, Tier]:
-        audio = await self._narration(scene)
-        visual, tier = await self._visual(scene, audio.duration)
+        done = self.visual_done.setdefault(scene.index, asyncio.Event())
+        try:
+            audio = await self._narration(scene)
+            visual, tier = await self._visual(scene, audio.duration)
+            self.visuals[scene.index] = visual
+        finally:
+            done.set()  # a scene that failed must not hold up the next one
         return audio, visual, tier
+
+    async def _previous_clip(self, scene: Scene) -> Path | None:
+        """For a clip generator with ``continuity``: wait for the previous scene's visual
+        and return its clip (None when it is not a clip, or for the first scene)."""
+        if scene.index == 0:
+            return None
+        await self.visual_done.setdefault(scene.index - 1, asyncio.Event()).wait()
+        previous = self.visuals.get(scene.index - 1)
+        return previous.path if isinstance(previous, ClipAsset) else None
 
     def _reuse(self, step_id: str, inputs: str) -> Any | None:
         step = self.session.manifest.step(step_id)
@@ -417,7 +482,8 @@ class _Run:
         relative = f"audio/scene_{scene.index:03d}.wav"
         async with self._limit(narrator):
             started = time.time()  # the time spent working, not waiting for a turn
-            with self.session.atomic_path(relative) as temp, collect() as events:
+            with self.session.atomic_path(relative) as temp, collect() as events, \
+                    self.ledger.step() as charges:
                 asset = await self._guarded("narrator", narrator, "speak")(
                     scene.narration, temp, voice=self.request.voice)
                 if not isinstance(asset, AudioAsset):
@@ -429,9 +495,9 @@ class _Run:
         asset = attrs.evolve(asset, path=self.session.path(relative))
         self.session.manifest.record(StepRecord(
             step_id, name, inputs, "done", (self.session.manifest.output(asset.path),),
-            started, time.time() - started,
+            started, time.time() - started, cost=total_usd(charges),
             data={"asset": asset_to_dict(asset, self.session.root),
-                  "resilience": summarize(events)}))
+                  "resilience": summarize(events), "charges": _charges(charges)}))
         self.emit("narration", f"scene {scene.index}: narration {asset.duration:.1f} s",
                   self._scene_progress(0.5), scene.index)
         return asset
@@ -458,23 +524,27 @@ class _Run:
                       scene.index, tier=tier)
             return reused, tier
         errors: list[str] = []
+        previous = None
+        if getattr(self.agents.clip_generator, "continuity", False):
+            previous = await self._previous_clip(scene)
         started = time.time()
-        with collect() as events:
+        with collect() as events, self.ledger.step() as charges:
             return await self._fall_through(scene, seconds, tiers, step_id, inputs, started,
-                                            errors, events)
+                                            errors, events, charges, previous)
 
     async def _fall_through(self, scene: Scene, seconds: float,
                             tiers: list[tuple[Tier, Any, str]], step_id: str, inputs: str,
                             started: float, errors: list[str],
-                            events: list[ResilienceEvent]) -> tuple[Visual, Tier]:
+                            events: list[ResilienceEvent], charges: list[Charge],
+                            previous: Path | None) -> tuple[Visual, Tier]:
         """Try each tier in turn; the procedural card is the tier that cannot fail."""
         def record(agent: str, status: str, tier: Tier, visual: Visual | None) -> None:
             self._record_visual(step_id, inputs, agent, status, tier, visual, started, errors,
-                                summarize(events))
+                                summarize(events), charges)
 
         for tier, agent, relative in tiers:
             try:
-                visual = await self._make(tier, agent, relative, scene, seconds)
+                visual = await self._make(tier, agent, relative, scene, seconds, previous)
             except AvgenError as exc:
                 errors.append(f"{tier} ({agent_name(agent)}): {exc}")
                 self.emit("fallback", f"scene {scene.index}: {tier} failed, falling back: {exc}",
@@ -494,13 +564,15 @@ class _Run:
         return card, "card"
 
     async def _make(self, tier: Tier, agent: Any, relative: str, scene: Scene,
-                    seconds: float) -> Visual:
+                    seconds: float, previous: Path | None) -> Visual:
         preset = self.request.preset
         async with self._limit(agent):
             with self.session.atomic_path(relative) as temp:
                 if tier == "clip":
+                    extra = ({"previous": previous} if getattr(agent, "continuity", False)
+                             else {})
                     made = await self._guarded("clip_generator", agent, "generate")(
-                        scene, seconds, preset, temp)
+                        scene, seconds, preset, temp, **extra)
                 else:
                     made = await self._guarded("image_generator", agent, "generate")(
                         scene, preset, temp)
@@ -514,16 +586,16 @@ class _Run:
 
     def _record_visual(self, step_id: str, inputs: str, agent: str, status: Any, tier: Tier,
                        visual: Visual | None, started: float, errors: list[str],
-                       resilience: dict[str, Any]) -> None:
+                       resilience: dict[str, Any], charges: list[Charge]) -> None:
         outputs: tuple[OutputRecord, ...] = ()
         if isinstance(visual, (ClipAsset, ImageAsset)):
             outputs = (self.session.manifest.output(visual.path),)
-        data: dict[str, Any] = {"resilience": resilience}
+        data: dict[str, Any] = {"resilience": resilience, "charges": _charges(charges)}
         if visual is not None:
             data["asset"] = asset_to_dict(visual, self.session.root)
         self.session.manifest.record(StepRecord(
             step_id, agent, inputs, status, outputs, started, time.time() - started, tier=tier,
-            error="; ".join(errors) or None, data=data))
+            cost=total_usd(charges), error="; ".join(errors) or None, data=data))
 
     async def _compose(self, script: Script, timeline: Timeline,
                        tiers: tuple[Tier, ...]) -> Video:

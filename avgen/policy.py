@@ -120,8 +120,9 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
 
     Returns:
         ``attempts`` (calls of the agent, retries included), ``retries`` (each with its
-        delay and error), ``circuit`` (transitions and refusals) and ``seconds`` (time in
-        the agent, retries and waits included).
+        delay and error), ``circuit`` (transitions and refusals), ``seconds`` (time in
+        the agent, retries and waits included) and, when the agent keeps an asset cache,
+        ``cache`` (``"hit"`` or ``"miss"`` for each lookup).
     """
     summary: dict[str, Any] = {"attempts": 0, "retries": [], "circuit": []}
     for event in events:
@@ -134,6 +135,8 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
         elif event.kind.startswith("circuit."):
             summary["circuit"].append({"event": event.kind, **{
                 k: v for k, v in event.data.items() if isinstance(v, (str, int, float))}})
+        elif event.kind in ("cache.hit", "cache.miss"):
+            summary.setdefault("cache", []).append(event.kind.removeprefix("cache."))
         elif event.kind == "call":
             summary["seconds"] = event.data.get("seconds")
     summary["attempts"] = 1 + len(summary["retries"])

@@ -11,6 +11,9 @@ and fail on request to exercise fallbacks and resumes::
     generator = VideoGenerator(narrator=narrator, image_generator=PatternImages())
     video = generator.generate_sync(script="One. Two.", preset="draft")
     assert narrator.calls == 1
+
+`block_paid_calls` makes paid calls impossible in a test run: a google connection then
+refuses to talk to anything but a local server (such as a fake API server the tests start).
 """
 
 from __future__ import annotations
@@ -18,18 +21,22 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import contextlib
 import math
+import os
 import struct
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
+from avgen.agents.google.connection import BLOCK_ENV
 from avgen.errors import AgentError
 from avgen.media.ffmpeg import probe, run_ffmpeg_sync
 from avgen.models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Segment
 
-__all__ = ["PatternClips", "PatternImages", "ToneNarrator"]
+__all__ = ["PatternClips", "PatternImages", "ToneNarrator", "block_paid_calls"]
 
 
 def _split(text: str) -> list[str]:
@@ -133,3 +140,28 @@ class PatternClips:
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(target)])
         info = probe(target)
         return ClipAsset(target, info.duration or length, info.width, info.height, info.fps)
+
+
+@contextlib.contextmanager
+def block_paid_calls() -> Iterator[None]:
+    """Inside the block, a `avgen.agents.google.GoogleConnection` refuses any endpoint but a
+    local one (``127.0.0.1``, ``localhost``), so no test can reach Google and pay.
+
+    It sets the ``AVGEN_BLOCK_PAID_CALLS`` environment variable (inherited by child
+    processes, such as an ``avgen`` command a test runs) and restores it on exit. In pytest,
+    use it in an autouse fixture::
+
+        @pytest.fixture(autouse=True)
+        def _no_paid_calls():
+            with block_paid_calls():
+                yield
+    """
+    old = os.environ.get(BLOCK_ENV)
+    os.environ[BLOCK_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(BLOCK_ENV, None)
+        else:
+            os.environ[BLOCK_ENV] = old

@@ -12,6 +12,13 @@ An agent may also have:
 - ``max_concurrency`` (int): how many scenes it may work on at once (default 4);
 - ``check(request)``: validate a `avgen.VideoRequest` up front and raise
   `avgen.errors.UsageError`, before any agent does any work.
+- ``resilience`` (`avgen.AgentPolicy`): how the generator retries and guards its calls;
+- ``estimate(request)``: the `avgen.costs.Charge` objects the request is expected to cost
+  (summed by `avgen.VideoGenerator.estimate`); paid calls themselves go through
+  `avgen.costs.paid_call`, which enforces the run's budget;
+- ``continuity`` (bool, clip generators): the generator then makes the scenes' clips in
+  order and passes ``previous=`` (the previous scene's clip, or ``None``) to ``generate``,
+  so a clip can start where the last one ended.
 """
 
 from __future__ import annotations

@@ -74,7 +74,13 @@ def _local(**options: Any) -> AgentSet:
     return local_agents(**options)
 
 
-_BUILTIN: dict[str, Callable[..., AgentSet]] = {"local": _local}
+def _google(**options: Any) -> AgentSet:
+    from avgen.agents.google import google_agents
+
+    return google_agents(**options)
+
+
+_BUILTIN: dict[str, Callable[..., AgentSet]] = {"google": _google, "local": _local}
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:

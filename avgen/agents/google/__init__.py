@@ -1,0 +1,168 @@
+"""The google agents: Gemini writes the script, Gemini TTS narrates, Imagen or a Gemini image
+model paints stills, Veo films clips — all through the ``google-genai`` SDK.
+
+::
+
+    from avgen import VideoGenerator
+
+    generator = VideoGenerator("google", budget=5.00)    # credentials from the environment
+    print(generator.estimate(topic="How bees dance", duration=40, preset="shorts"))
+    video = generator.generate_sync(topic="How bees dance", duration=40, preset="shorts")
+
+`google_agents` builds the family from a `GoogleConnection` (environment variables, or a
+`google.genai.Client` you pass). In Vertex AI mode every scene gets a Veo clip, with an
+Imagen still and then a procedural card as its fallbacks. The Developer API cannot serve
+Veo or Imagen (google-genai 3.x): there, ``clips="auto"`` (the default) makes stills with a
+Gemini image model and warns that clips need Vertex AI, and ``clips=True`` refuses up front.
+
+Every call is priced (`avgen.agents.google.prices`), checked against the generator's
+budget before it is sent, recorded in the manifest, and kept in the `AssetCache` so the same
+request is never paid for twice. Quota errors and outages are retried with backoff and
+judged by a circuit breaker per agent (`GOOGLE_POLICY`); safety refusals make the scene
+fall back. Keys and tokens never reach a log, an event, the manifest or an error message.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import logging
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from avgen.agents.google._common import GOOGLE_POLICY, GoogleAgent
+from avgen.agents.google.cache import AssetCache, default_cache_dir
+from avgen.agents.google.connection import GoogleConnection, credentials_present
+from avgen.agents.google.images import GeminiImages, ImagenImages
+from avgen.agents.google.narrator import VOICES, GeminiNarrator
+from avgen.agents.google.prices import PRICES, SOURCE_DATE, Price
+from avgen.agents.google.script import GeminiScriptWriter
+from avgen.agents.registry import AgentSet
+from avgen.errors import UsageError
+from avgen.media.composer import FFmpegComposer
+
+__all__ = [
+    "GOOGLE_POLICY",
+    "PRICES",
+    "SOURCE_DATE",
+    "VOICES",
+    "AssetCache",
+    "GeminiImages",
+    "GeminiNarrator",
+    "GeminiScriptWriter",
+    "GoogleAgent",
+    "GoogleConnection",
+    "ImagenImages",
+    "Price",
+    "VeoClips",
+    "credentials_present",
+    "default_cache_dir",
+    "google_agents",
+]
+
+_logger = logging.getLogger("avgen.agents.google")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VeoClips":  # the module is imported when first used
+        from avgen.agents.google.clips import VeoClips
+
+        return VeoClips
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def google_agents(
+    connection: GoogleConnection | None = None,
+    *,
+    client: Any = None,
+    env: Mapping[str, str] | None = None,
+    script_model: str = "gemini-2.5-flash",
+    tts_model: str = "gemini-2.5-flash-preview-tts",
+    image_model: str | None = None,
+    video_model: str = "veo-3.1-fast-generate-preview",
+    voice: str = "Kore",
+    clips: bool | Literal["auto"] = "auto",
+    images: bool = True,
+    clip_audio: bool = False,
+    continuity: bool = False,
+    max_clip_operations: int = 2,
+    cache: AssetCache | bool | None = True,
+    prices: Mapping[str, Price] | None = None,
+    timeout: float = 120.0,
+) -> AgentSet:
+    """The google family of agents.
+
+    Args:
+        connection: A `GoogleConnection`; default: ``client`` or the environment.
+        client: A `google.genai.Client` to use (made without ``retry_options``).
+        env: Environment variables to read instead of ``os.environ``.
+        script_model: The Gemini model that writes the script.
+        tts_model: The Gemini speech model.
+        image_model: The still model; default ``imagen-4.0-fast-generate-001`` on Vertex AI,
+            ``gemini-2.5-flash-image`` on the Developer API (an ``imagen-*`` id needs Vertex).
+        video_model: The Veo model (Veo 2 and 3 ids work).
+        voice: The narrator's default voice (one of `VOICES`).
+        clips: ``"auto"``: Veo clips when the mode serves them, else stills with a warning;
+            ``True``: clips or a `avgen.errors.UsageError`; ``False``: no clips.
+        images: Make stills (as the picture, or as the clips' fallback).
+        clip_audio: Ask Veo 3 for its own sound (mixed under the narration; costs more).
+        continuity: Start each clip from the last frame of the previous one.
+        max_clip_operations: Veo operations in flight at once.
+        cache: ``True``: the `AssetCache` in `default_cache_dir`; an `AssetCache`; or
+            ``False``/``None``: no cache (every run pays again).
+        prices: Price overrides by model id.
+        timeout: Seconds an HTTP request may take.
+
+    Raises:
+        ConfigurationError: No credentials are configured.
+        UsageError: A bad option, or clips asked for in a mode that cannot make them.
+    """
+    if connection is None:
+        connection = (GoogleConnection.from_client(client) if client is not None
+                      else GoogleConnection.from_env(env, timeout=timeout))
+    store: AssetCache | None
+    if cache is True:
+        store = AssetCache()
+    elif cache is False or cache is None:
+        store = None
+    elif isinstance(cache, AssetCache):
+        store = cache
+    else:
+        raise UsageError("cache", f"must be True, False, None or an AssetCache, not {cache!r}")
+    if clips not in ("auto", True, False):
+        raise UsageError("clips", f"must be 'auto', True or False, not {clips!r}")
+    shared: dict[str, Any] = {"cache": store, "prices": prices}
+    clip_generator = None
+    if clips is not False:
+        if connection.supports("video"):
+            from avgen.agents.google.clips import VeoClips
+
+            clip_generator = VeoClips(connection, video_model, audio=clip_audio,
+                                      continuity=continuity,
+                                      max_concurrency=max_clip_operations, **shared)
+        elif clips is True:
+            raise UsageError("clips", f"Veo clips need Vertex AI and this is "
+                             f"{connection.describe()}: set GOOGLE_GENAI_USE_VERTEXAI=true "
+                             "with GOOGLE_CLOUD_PROJECT, or pass clips='auto' to make "
+                             "stills instead")
+        else:
+            message = (f"Veo clips need Vertex AI ({connection.describe()}): every scene "
+                       "gets a still with Ken Burns motion instead")
+            warnings.warn(message, UserWarning, stacklevel=2)
+            _logger.warning("%s", message)
+    image_generator: ImagenImages | GeminiImages | None = None
+    if images:
+        model = image_model or ("imagen-4.0-fast-generate-001" if connection.supports("imagen")
+                                else "gemini-2.5-flash-image")
+        if "imagen" in model:
+            image_generator = ImagenImages(connection, model, **shared)
+        else:
+            image_generator = GeminiImages(connection, model, **shared)
+    return AgentSet(
+        script_writer=GeminiScriptWriter(connection, script_model, **shared),
+        narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared),
+        composer=FFmpegComposer(),
+        image_generator=image_generator,
+        clip_generator=clip_generator,
+    )

@@ -1,0 +1,118 @@
+"""What every google agent shares: the connection, the cache, prices, policy, error mapping."""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from avgen.agents.google.cache import AssetCache
+from avgen.agents.google.connection import Capability, GoogleConnection
+from avgen.agents.google.prices import Price, price_of
+from avgen.errors import BudgetExceeded, ContentRejected, UsageError
+from avgen.models import VideoRequest
+from avgen.policy import AgentPolicy
+from avgen.resilience import CircuitSettings, RetryPolicy
+
+T = TypeVar("T")
+
+GOOGLE_POLICY = AgentPolicy(
+    retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),
+    circuit=CircuitSettings(window_size=10, minimum_calls=4, failure_rate_threshold=50.0,
+                            wait_open=60.0, ignore=(ContentRejected, BudgetExceeded,
+                                                    UsageError)),
+)
+"""How the generator calls a google agent: quota (429) and outages are retried with
+backoff (honouring ``Retry-After``), a safety refusal or a budget stop is not; a breaker
+per agent opens when half of its last calls failed, so the remaining scenes fall back at
+once instead of waiting on a service that is down."""
+
+WORDS_PER_SECOND = 2.5
+"""Speaking rate used to plan narration length (about 150 words a minute)."""
+
+SCENE_SECONDS = 8.0
+"""The length a planned scene aims at (one Veo clip)."""
+
+
+def planned_seconds(request: VideoRequest) -> float:
+    """How long the narration of ``request`` is expected to last."""
+    if request.duration:
+        return float(request.duration)
+    if request.script:
+        return max(4.0, len(request.script.split()) / WORDS_PER_SECOND)
+    return 30.0
+
+
+def planned_scenes(request: VideoRequest) -> int:
+    """How many scenes the script of ``request`` is expected to have."""
+    return max(1, math.ceil(planned_seconds(request) / SCENE_SECONDS))
+
+
+class GoogleAgent:
+    """Base of the google agents (not part of the public protocols: any agent will do).
+
+    Args:
+        connection: The shared `avgen.agents.google.GoogleConnection`.
+        model: The model id.
+        cache: Where paid results are kept (``None``: no cache).
+        prices: Price overrides by model id.
+        max_concurrency: Calls in flight at once for this agent.
+    """
+
+    kind = "google"
+    """A word naming the agent's job, used in its name."""
+    needs: Capability = "text"
+    """What the connection must be able to serve."""
+
+    def __init__(self, connection: GoogleConnection, model: str, *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_concurrency: int = 4) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise UsageError("model", f"must be a model id, not {model!r}")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
+                or max_concurrency < 1:
+            raise UsageError("max_concurrency", f"must be an int >= 1, not {max_concurrency!r}")
+        self.connection = connection
+        """The shared connection."""
+        self.model = model
+        """The model id."""
+        self.cache = cache
+        """Where paid results are kept (``None``: nothing is cached)."""
+        self.price: Price = price_of(model, prices)
+        """The model's price."""
+        self.max_concurrency = max_concurrency
+        """Calls in flight at once."""
+        self.resilience = GOOGLE_POLICY
+        """How the generator retries and guards this agent's calls."""
+
+    @property
+    def name(self) -> str:
+        """``<kind>:<model>``, as the manifest and events show it."""
+        return f"{self.kind}:{self.model}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, {self.connection.describe()})"
+
+    def check(self, request: VideoRequest) -> None:
+        """Validate a request up front: the connection's mode must serve this agent.
+
+        Raises:
+            UsageError: The mode cannot serve it (for instance clips in Developer mode).
+        """
+        if not self.connection.supports(self.needs):
+            raise UsageError(
+                "agents", f"{self.name} needs Vertex AI ({self.needs} is not served in "
+                f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true with "
+                "GOOGLE_CLOUD_PROJECT, or leave this agent out")
+
+    async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Await one SDK call, turning its errors into avgen's (redacted)."""
+        try:
+            return await call()
+        except Exception as exc:
+            raise self.connection.translate(exc, self.name) from exc
+
+    def _redact(self, value: Any) -> str:
+        return self.connection.redact(str(value))

@@ -1,0 +1,275 @@
+"""One `google.genai.Client`, set up the way the Google ecosystem expects, and what it can do.
+
+Credentials come from the usual environment variables (the same ones the ``google-genai``
+SDK and Google's samples read):
+
+=============================== ===============================================================
+``GEMINI_API_KEY``              Developer API key (``GOOGLE_API_KEY`` wins when both are set)
+``GOOGLE_API_KEY``              Developer API key, or a Vertex express-mode key
+``GOOGLE_GENAI_USE_VERTEXAI``   ``true``/``1``: use Vertex AI (Imagen and Veo need it)
+``GOOGLE_CLOUD_PROJECT``        Vertex project (with Application Default Credentials)
+``GOOGLE_CLOUD_LOCATION``       Vertex region (default ``us-central1``)
+``GOOGLE_GEMINI_BASE_URL``      another endpoint for the Developer API (a proxy, a test server)
+``GOOGLE_VERTEX_BASE_URL``      another endpoint for Vertex AI
+=============================== ===============================================================
+
+or from a ready `google.genai.Client` passed in. The SDK's own retries stay off: avgen's
+`avgen.resilience.retry` is the one layer that retries, so a failing call is never
+multiplied.
+
+**What each mode can do** (google-genai 3.x): the Developer API serves Gemini text,
+structured output, speech and Gemini image models; Imagen (``generate_images``) and Veo
+(``generate_videos``) need Vertex AI. `GoogleConnection.supports` answers up front, so a
+request for clips in Developer mode gets a clear error before anything is paid.
+
+**Secrets** (API keys, access tokens) never appear in a repr, a log line, an event, the
+manifest or an error message: `GoogleConnection.redact` scrubs every message that leaves
+the agents, and `describe` names the mode without the key.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from avgen.errors import (
+    AgentError,
+    AvgenError,
+    ConfigurationError,
+    RateLimited,
+    ServiceUnavailable,
+    UsageError,
+)
+from avgen.resilience.retry import server_delay
+
+__all__ = [
+    "BLOCK_ENV",
+    "Capability",
+    "GoogleConnection",
+    "Mode",
+    "credentials_present",
+]
+
+Mode = Literal["developer", "vertex"]
+"""``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""
+
+Capability = Literal["text", "speech", "gemini_image", "imagen", "video"]
+"""What a mode may serve: see `GoogleConnection.supports`."""
+
+_CAPABILITIES: dict[Mode, frozenset[str]] = {
+    "developer": frozenset({"text", "speech", "gemini_image"}),
+    "vertex": frozenset({"text", "speech", "gemini_image", "imagen", "video"}),
+}
+
+BLOCK_ENV = "AVGEN_BLOCK_PAID_CALLS"
+"""When this environment variable is set (``avgen.testing.block_paid_calls`` sets it), a
+connection refuses to be made to anything but a local server: tests cannot pay by mistake."""
+
+_TRUE = {"1", "true", "yes", "on"}
+_KEY_LIKE = re.compile(r"\b(AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]{10,})")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in _TRUE
+
+
+def credentials_present(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment configures Google: an API key, or Vertex AI with a project.
+
+    Args:
+        env: The variables to read (default: ``os.environ``).
+    """
+    env = os.environ if env is None else env
+    if env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY"):
+        return True
+    return _truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI")) and bool(env.get("GOOGLE_CLOUD_PROJECT"))
+
+
+def _is_local(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class GoogleConnection:
+    """A `google.genai.Client` with its mode, its capabilities and its secrets.
+
+    Build one with `from_env` (or `from_client` for a client you made); the google agents
+    share it.
+
+    Args:
+        client: The SDK client.
+        mode: ``"developer"`` or ``"vertex"``.
+        secrets: Strings to scrub from every message (API keys, tokens).
+        describe: How to name this connection to a user (never includes a secret).
+    """
+
+    def __init__(self, client: Any, mode: Mode, *, secrets: tuple[str, ...] = (),
+                 describe: str = "") -> None:
+        self.client = client
+        """The `google.genai.Client`."""
+        self.mode: Mode = mode
+        """``"developer"`` or ``"vertex"``."""
+        self._secrets = tuple(s for s in secrets if s)
+        self._describe = describe or f"{mode} mode"
+        base_url = _base_url_of(client)
+        if os.environ.get(BLOCK_ENV) and not _is_local(base_url):
+            raise ConfigurationError(
+                f"paid calls are blocked ({BLOCK_ENV} is set): point the client at a local "
+                f"server (base_url), not {base_url or 'Google'}")
+
+    def __repr__(self) -> str:
+        return f"GoogleConnection({self._describe})"
+
+    # -- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, timeout: float = 120.0,
+                 base_url: str | None = None, credentials: Any = None) -> GoogleConnection:
+        """Make a client from environment variables (see the module docstring).
+
+        Args:
+            env: The variables to read (default: ``os.environ``).
+            timeout: Seconds an HTTP request may take before it is abandoned.
+            base_url: Another endpoint (default: the SDK's, or the ``*_BASE_URL`` variable).
+            credentials: Google auth credentials for Vertex AI (default: Application
+                Default Credentials, found by the SDK).
+
+        Raises:
+            ConfigurationError: No credentials are configured.
+            UsageError: ``timeout`` is not positive.
+        """
+        from google import genai
+        from google.genai import types
+
+        env = os.environ if env is None else env
+        if not timeout > 0:
+            raise UsageError("timeout", f"must be a positive number of seconds, not {timeout!r}")
+        vertex = _truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI"))
+        api_key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY") or None
+        if vertex:
+            base_url = base_url or env.get("GOOGLE_VERTEX_BASE_URL") or None
+        else:
+            base_url = base_url or env.get("GOOGLE_GEMINI_BASE_URL") or None
+        options = types.HttpOptions(base_url=base_url, timeout=int(timeout * 1000))
+        secrets: list[str] = [api_key] if api_key else []
+        token = getattr(credentials, "token", None)
+        if isinstance(token, str):
+            secrets.append(token)
+        if vertex:
+            project = env.get("GOOGLE_CLOUD_PROJECT") or None
+            location = env.get("GOOGLE_CLOUD_LOCATION") or "us-central1"
+            if project:
+                client = genai.Client(vertexai=True, project=project, location=location,
+                                      credentials=credentials, http_options=options)
+                where = f"vertex mode, project {project!r} in {location}"
+            elif api_key:
+                client = genai.Client(vertexai=True, api_key=api_key, http_options=options)
+                where = "vertex mode (express, API key)"
+            else:
+                raise ConfigurationError(
+                    "GOOGLE_GENAI_USE_VERTEXAI is set but neither GOOGLE_CLOUD_PROJECT nor "
+                    "GOOGLE_API_KEY is: set the project (with Application Default "
+                    "Credentials) or an express-mode API key")
+            return cls(client, "vertex", secrets=tuple(secrets), describe=where)
+        if not api_key:
+            raise ConfigurationError(
+                "no Google credentials: set GEMINI_API_KEY (Developer API), or "
+                "GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT (Vertex AI), or "
+                "pass a google.genai.Client")
+        client = genai.Client(api_key=api_key, http_options=options)
+        return cls(client, "developer", secrets=tuple(secrets), describe="developer mode")
+
+    @classmethod
+    def from_client(cls, client: Any) -> GoogleConnection:
+        """Wrap a `google.genai.Client` you made.
+
+        Raises:
+            UsageError: The client has the SDK's retries switched on (they would multiply
+                with avgen's), or is not a client.
+        """
+        api = getattr(client, "_api_client", None)
+        if api is None or not hasattr(client, "models"):
+            raise UsageError("client", f"must be a google.genai.Client, not "
+                             f"{type(client).__name__}")
+        options = getattr(api, "_http_options", None)
+        if getattr(options, "retry_options", None) is not None:
+            raise UsageError("client", "has HttpOptions(retry_options=...) set; avgen retries "
+                             "failed calls itself, so make the client without retry_options")
+        mode: Mode = "vertex" if getattr(api, "vertexai", False) else "developer"
+        secrets = tuple(s for s in (getattr(api, "api_key", None),
+                                    getattr(getattr(api, "_credentials", None), "token", None))
+                        if isinstance(s, str))
+        return cls(client, mode, secrets=secrets, describe=f"{mode} mode (client given)")
+
+    # -- what it can do ------------------------------------------------------------------
+
+    def supports(self, capability: Capability) -> bool:
+        """Whether this mode serves ``capability``: ``text``, ``speech``, ``gemini_image``
+        (every mode), ``imagen`` and ``video`` (Vertex AI only)."""
+        return capability in _CAPABILITIES[self.mode]
+
+    def describe(self) -> str:
+        """The mode in words, for messages (never contains a secret)."""
+        return self._describe
+
+    # -- messages and errors -------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this connection (and anything shaped like a Google
+        API key or access token) replaced by ``[redacted]``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return _KEY_LIKE.sub("[redacted]", text)
+
+    def translate(self, exc: BaseException, agent: str) -> AvgenError:
+        """Turn an SDK or transport error into avgen's error tree (message redacted).
+
+        429 → `avgen.errors.RateLimited` (with the delay asked for); 408 and 5xx,
+        timeouts and connection failures → `avgen.errors.ServiceUnavailable` (retried by
+        `avgen.resilience.retry`); 401/403 → an `avgen.errors.AgentError` naming the
+        credentials; other errors → `avgen.errors.AgentError`. Errors that already belong to
+        avgen pass through.
+        """
+        if isinstance(exc, AvgenError):
+            return exc
+        code = getattr(exc, "code", None)
+        status = getattr(exc, "status", None) or ""
+        detail = self.redact(str(getattr(exc, "message", None) or exc))[:500]
+        name = type(exc).__name__
+        if isinstance(code, int) and type(exc).__module__.startswith("google.genai"):
+            if code == 429:
+                return RateLimited(f"quota exceeded (429 {status}): {detail}", agent,
+                                   retry_after=server_delay(exc))
+            if code in (408, 500, 502, 503, 504):
+                return ServiceUnavailable(f"service error ({code} {status}): {detail}", agent)
+            if code in (401, 403):
+                return AgentError(f"the credentials were refused ({code} {status}; "
+                                  f"{self.describe()}): {detail}", agent)
+            return AgentError(f"request refused ({code} {status}): {detail}", agent)
+        if "Timeout" in name or isinstance(exc, TimeoutError):
+            return ServiceUnavailable(f"no answer in time ({name})", agent)
+        if any(part in name for part in ("ConnectError", "ConnectionError", "RemoteProtocol")) \
+                or isinstance(exc, ConnectionError):
+            return ServiceUnavailable(f"cannot reach the service ({name}: {detail})", agent)
+        return AgentError(f"{name}: {detail}", agent)
+
+
+def _base_url_of(client: Any) -> str | None:
+    """The endpoint a client talks to (its ``HttpOptions.base_url``)."""
+    api = getattr(client, "_api_client", None)
+    options = getattr(api, "_http_options", None)
+    url = getattr(options, "base_url", None)
+    return url if isinstance(url, str) else None

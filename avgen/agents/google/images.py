@@ -1,0 +1,189 @@
+"""Stills from Google: `ImagenImages` (Imagen, Vertex AI) and `GeminiImages` (a Gemini image
+model, which the Developer API serves too).
+
+Both ask for the preset's aspect ratio (the nearest the model offers), keep a "no text in
+the picture" instruction in the prompt (captions are added later), and report a filtered
+image as `avgen.errors.ContentRejected` with the reason the service gave, so the scene
+falls back to a procedural card and the manifest says why.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from avgen.agents.google._common import GoogleAgent, planned_scenes
+from avgen.agents.google.cache import AssetCache
+from avgen.agents.google.connection import GoogleConnection
+from avgen.agents.google.prices import Price
+from avgen.costs import Charge, paid_call
+from avgen.errors import AgentError, ContentRejected, MediaError, UsageError
+from avgen.media.ffmpeg import probe
+from avgen.models import ImageAsset, Preset, Scene, VideoRequest
+
+__all__ = ["ASPECT_RATIOS", "GeminiImages", "ImagenImages", "aspect_ratio"]
+
+ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+"""The aspect ratios both image services accept."""
+
+_BLOCKED = ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY",
+            "IMAGE_PROHIBITED_CONTENT")
+
+
+def aspect_ratio(preset: Preset) -> str:
+    """The accepted aspect ratio nearest to the preset's frame."""
+    ratio = preset.width / preset.height
+
+    def distance(option: str) -> float:
+        w, h = (int(x) for x in option.split(":"))
+        return abs(w / h - ratio)
+
+    return min(ASPECT_RATIOS, key=distance)
+
+
+def _prompt(scene: Scene) -> str:
+    return (f"{scene.visual or scene.narration}\n"
+            "A single photograph-quality frame. No text, letters, captions or watermarks.")
+
+
+class _Stills(GoogleAgent):
+    """What both image agents share: cache, charge, checks on the file."""
+
+    async def generate(self, scene: Scene, preset: Preset, target: Path) -> ImageAsset:
+        """Write a picture for ``scene`` at ``target`` in the preset's aspect ratio.
+
+        Raises:
+            ContentRejected: The prompt or the picture was filtered (with the reason).
+            AgentError: The service answered without a picture.
+        """
+        prompt, ratio = _prompt(scene), aspect_ratio(preset)
+        key = AssetCache.key("image", model=self.model, prompt=prompt, aspect=ratio)
+        if self.cache is None or not self.cache.fetch(key, target, source=self.name):
+            with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
+                           usd=self.price.per_image):
+                data = await self._picture(prompt, ratio)
+                target.write_bytes(data)
+                asset = self._describe(target)
+            if self.cache is not None:
+                self.cache.keep(key, target)
+            return asset
+        return self._describe(target)
+
+    def _describe(self, target: Path) -> ImageAsset:
+        info = probe(target)
+        if not info.has_video or not info.width or not info.height:
+            raise MediaError(f"{self.name} sent something that is not a picture", target)
+        return ImageAsset(target, info.width, info.height)
+
+    async def _picture(self, prompt: str, ratio: str) -> bytes:
+        raise NotImplementedError
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        """One picture per planned scene."""
+        count = planned_scenes(request)
+        return [Charge(self.name, self.model, count, "image", count * self.price.per_image)]
+
+
+class ImagenImages(_Stills):
+    """Stills from Imagen (needs Vertex AI in google-genai 3.x).
+
+    Args:
+        connection: The shared connection.
+        model: An Imagen model.
+        cache: Where pictures are kept: the same prompt and shape is paid once.
+        prices: Price overrides by model id.
+        max_concurrency: Requests in flight at once.
+        person_generation: Imagen's ``person_generation`` setting (``None``: its default).
+    """
+
+    kind = "imagen"
+    needs = "imagen"
+
+    def __init__(self, connection: GoogleConnection,
+                 model: str = "imagen-4.0-fast-generate-001", *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_concurrency: int = 4, person_generation: str | None = None) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices,
+                         max_concurrency=max_concurrency)
+        from google.genai import types
+
+        allowed = [member.value for member in types.PersonGeneration]
+        if person_generation is not None and person_generation not in allowed:
+            raise UsageError("person_generation", f"must be one of {', '.join(allowed)} or "
+                             f"None, not {person_generation!r}")
+        self.person_generation = person_generation
+        """Imagen's ``person_generation`` setting."""
+
+    def _person(self) -> Any:
+        from google.genai import types
+
+        if self.person_generation is None:
+            return None
+        return types.PersonGeneration(self.person_generation)
+
+    async def _picture(self, prompt: str, ratio: str) -> bytes:
+        from google.genai import types
+
+        config = types.GenerateImagesConfig(number_of_images=1, aspect_ratio=ratio,
+                                            include_rai_reason=True,
+                                            person_generation=self._person())
+        response = await self._api(lambda: self.connection.client.aio.models.generate_images(
+            model=self.model, prompt=prompt, config=config))
+        for generated in response.generated_images or []:
+            image = generated.image
+            if image is not None and image.image_bytes:
+                return bytes(image.image_bytes)
+            if generated.rai_filtered_reason:
+                raise ContentRejected("the picture was filtered", self.name,
+                                      reason=self._redact(generated.rai_filtered_reason))
+        raise ContentRejected("no picture came back (filtered)", self.name,
+                              reason="no image in the answer")
+
+
+class GeminiImages(_Stills):
+    """Stills from a Gemini image model (served by the Developer API and by Vertex AI).
+
+    Args:
+        connection: The shared connection.
+        model: A Gemini image model.
+        cache: Where pictures are kept: the same prompt and shape is paid once.
+        prices: Price overrides by model id.
+        max_concurrency: Requests in flight at once.
+    """
+
+    kind = "gemini-image"
+    needs = "gemini_image"
+
+    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash-image", *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_concurrency: int = 4) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices,
+                         max_concurrency=max_concurrency)
+
+    async def _picture(self, prompt: str, ratio: str) -> bytes:
+        from google.genai import types
+
+        config = types.GenerateContentConfig(response_modalities=["IMAGE"],
+                                             image_config=types.ImageConfig(aspect_ratio=ratio))
+        response = await self._api(lambda: self.connection.client.aio.models.generate_content(
+            model=self.model, contents=prompt, config=config))
+        return self._image_of(response)
+
+    def _image_of(self, response: Any) -> bytes:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise ContentRejected("the picture prompt was blocked", self.name,
+                                  reason=str(getattr(feedback.block_reason, "value",
+                                                     feedback.block_reason)))
+        for candidate in response.candidates or []:
+            finish = str(getattr(candidate.finish_reason, "value", "") or "")
+            if finish in _BLOCKED:
+                raise ContentRejected("the picture was filtered", self.name, reason=finish)
+            for part in (candidate.content.parts or []) if candidate.content else []:
+                data = part.inline_data
+                if data is not None and data.data and (data.mime_type or "").startswith("image/"):
+                    return bytes(data.data)
+        raise AgentError("the model answered without a picture", self.name)

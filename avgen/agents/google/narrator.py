@@ -1,0 +1,203 @@
+"""`GeminiNarrator`: narration spoken by a Gemini text-to-speech model.
+
+The model answers with raw 16-bit little-endian mono PCM whose sample rate is in the mime
+type (``audio/L16;codec=pcm;rate=24000``); the narrator writes the WAV header itself,
+reading the rate from there, and measures the duration from the samples. Long narration is
+split at sentence boundaries into parts of at most ``max_chars`` characters, spoken one
+after the other and joined; each sentence gets a caption segment, timed within its part in
+proportion to its length.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import math
+import re
+import wave
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from avgen.agents.google._common import WORDS_PER_SECOND, GoogleAgent, planned_seconds
+from avgen.agents.google.cache import AssetCache
+from avgen.agents.google.connection import GoogleConnection
+from avgen.agents.google.prices import Price
+from avgen.agents.local.script import split_sentences
+from avgen.costs import Charge, paid_call
+from avgen.errors import AgentError, ContentRejected, UsageError
+from avgen.models import AudioAsset, Segment, VideoRequest
+
+__all__ = ["VOICES", "GeminiNarrator", "pcm_rate"]
+
+VOICES = ("Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe",
+          "Callirrhoe", "Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux",
+          "Iapetus", "Kore", "Laomedeia", "Leda", "Orus", "Puck", "Pulcherrima", "Rasalgethi",
+          "Sadachbia", "Sadaltager", "Schedar", "Sulafat", "Umbriel", "Vindemiatrix",
+          "Zephyr", "Zubenelgenubi")
+"""The prebuilt voices of the Gemini speech models."""
+
+_RATE = re.compile(r"rate=(\d+)")
+
+
+def pcm_rate(mime_type: str | None, default: int = 24000) -> int:
+    """The sample rate in a PCM mime type such as ``audio/L16;codec=pcm;rate=24000``."""
+    match = _RATE.search(mime_type or "")
+    return int(match.group(1)) if match else default
+
+
+def _parts(text: str, max_chars: int) -> list[list[str]]:
+    """Sentences grouped into parts of at most ``max_chars`` (a longer sentence stays whole)."""
+    parts: list[list[str]] = []
+    size = 0
+    for sentence in split_sentences(text) or [text.strip()]:
+        if parts and size + len(sentence) + 1 <= max_chars:
+            parts[-1].append(sentence)
+            size += len(sentence) + 1
+        else:
+            parts.append([sentence])
+            size = len(sentence)
+    return parts
+
+
+class GeminiNarrator(GoogleAgent):
+    """Speaks narration with a Gemini TTS model.
+
+    Args:
+        connection: The shared connection.
+        model: A Gemini speech model.
+        voice: The default voice, one of `VOICES` (``VideoRequest.voice`` overrides it).
+        cache: Where narrations are kept: the same text in the same voice is paid once.
+        prices: Price overrides by model id.
+        max_chars: The longest part spoken in one request.
+        max_concurrency: Requests in flight at once.
+    """
+
+    kind = "gemini-tts"
+    needs = "speech"
+
+    def __init__(self, connection: GoogleConnection,
+                 model: str = "gemini-2.5-flash-preview-tts", *, voice: str = "Kore",
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_chars: int = 800, max_concurrency: int = 4) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices,
+                         max_concurrency=max_concurrency)
+        self.voice = self._voice(voice, "voice")
+        """The default voice."""
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 80:
+            raise UsageError("max_chars", f"must be an int >= 80, not {max_chars!r}")
+        self.max_chars = max_chars
+        """The longest part spoken in one request."""
+
+    @staticmethod
+    def _voice(voice: str, field: str) -> str:
+        for known in VOICES:
+            if voice.strip().lower() == known.lower():
+                return known
+        raise UsageError(field, f"unknown Gemini voice {voice!r}; choose one of "
+                         f"{', '.join(VOICES)}")
+
+    def check(self, request: VideoRequest) -> None:
+        """Validate the request's voice before any work.
+
+        Raises:
+            UsageError: The voice is not one of `VOICES`, or the mode cannot speak.
+        """
+        super().check(request)
+        if request.voice is not None:
+            self._voice(request.voice, "voice")
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        """The expected price of the whole narration."""
+        seconds = planned_seconds(request)
+        tokens = seconds * WORDS_PER_SECOND * 1.4
+        usd = seconds * self.price.per_audio_second + self.price.tokens(tokens, 0)
+        return [Charge(self.name, self.model, round(seconds, 1), "audio_second", usd)]
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        """Speak ``text`` into a 16-bit mono WAV at ``target``.
+
+        Raises:
+            ContentRejected: A safety filter blocked the text.
+            AgentError: The model sent no audio.
+        """
+        chosen = self._voice(voice, "voice") if voice else self.voice
+        key = AssetCache.key("speech", model=self.model, voice=chosen, text=text,
+                             max_chars=self.max_chars)
+        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+            return self._describe(target, text)
+        pcm_parts: list[bytes] = []
+        rate = 0
+        for sentences in _parts(text, self.max_chars):
+            pcm, part_rate = await self._say(" ".join(sentences), chosen)
+            if rate and part_rate != rate:
+                raise AgentError(f"the speech changed sample rate ({rate} → {part_rate})",
+                                 self.name)
+            rate = part_rate
+            pcm_parts.append(pcm[: len(pcm) // 2 * 2])
+        with wave.open(str(target), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            for pcm in pcm_parts:
+                wav.writeframes(pcm)
+        asset = self._describe(target, text)
+        if self.cache is not None:
+            self.cache.keep(key, target)
+        return asset
+
+    def _describe(self, path: Path, text: str) -> AudioAsset:
+        """Measure the WAV and time its sentences (in proportion to their length per part)."""
+        with wave.open(str(path), "rb") as wav:
+            duration = wav.getnframes() / wav.getframerate()
+        if duration <= 0:
+            raise AgentError("the speech is empty", self.name)
+        sentences = split_sentences(text) or [text.strip()]
+        weights = [max(1, len(s)) for s in sentences]
+        total = sum(weights)
+        segments, start = [], 0.0
+        for sentence, weight in zip(sentences, weights, strict=True):
+            end = min(duration, start + duration * weight / total)
+            segments.append(Segment(sentence, start, end))
+            start = end
+        return AudioAsset(path, duration, tuple(segments))
+
+    async def _say(self, text: str, voice: str) -> tuple[bytes, int]:
+        """One paid request: the PCM of ``text`` and its sample rate."""
+        from google.genai import types
+
+        config = types.GenerateContentConfig(
+            response_modalities=["AUDIO"],
+            speech_config=types.SpeechConfig(voice_config=types.VoiceConfig(
+                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice))))
+        expected = max(1.0, len(text.split()) / WORDS_PER_SECOND)
+        with paid_call(agent=self.name, model=self.model, quantity=round(expected, 2),
+                       unit="audio_second", usd=expected * self.price.per_audio_second
+                       + self.price.tokens(len(text) / 4, 0)) as bill:
+            response = await self._api(lambda: self.connection.client.aio.models
+                                       .generate_content(model=self.model, contents=text,
+                                                         config=config))
+            pcm, rate = self._audio(response)
+            seconds = len(pcm) / 2 / rate
+            bill.settle(quantity=round(seconds, 3), usd=seconds * self.price.per_audio_second
+                        + self.price.tokens(len(text) / 4, 0))
+        return pcm, rate
+
+    def _audio(self, response: Any) -> tuple[bytes, int]:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise ContentRejected("the narration was blocked", self.name,
+                                  reason=str(getattr(feedback.block_reason, "value",
+                                                     feedback.block_reason)))
+        for candidate in response.candidates or []:
+            finish = str(getattr(candidate.finish_reason, "value", "") or "")
+            if finish in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"):
+                raise ContentRejected("the narration was blocked", self.name, reason=finish)
+            for part in (candidate.content.parts or []) if candidate.content else []:
+                data = part.inline_data
+                if data is not None and data.data and (data.mime_type or "").startswith("audio/"):
+                    rate = pcm_rate(data.mime_type)
+                    if not 8000 <= rate <= 192000 or math.isnan(rate):
+                        raise AgentError(f"unusable sample rate in {data.mime_type!r}", self.name)
+                    return data.data, rate
+        raise AgentError("the model answered without audio", self.name)

@@ -1,0 +1,244 @@
+"""`GeminiScriptWriter`: a Gemini model plans the video as structured JSON.
+
+The model is asked for a title and scenes (narration, a visual prompt for the picture, a
+length in seconds) through structured output, planned to the requested length and to the
+preset's shape. The answer is checked here — the SDK returns ``parsed=None`` without an
+error when the JSON is invalid or truncated — and a malformed, truncated or empty answer is
+asked again with the problem stated, up to ``attempts`` times, then refused with an
+`avgen.errors.AgentError` that says what was wrong. Narration is cleaned of Markdown and
+stage directions whatever the model sends. A safety block is an
+`avgen.errors.ContentRejected` with the reason.
+
+When the request has a script, the model keeps its words (it splits them into scenes and
+writes the visual prompts); with only a topic, it writes the narration too.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from avgen.agents.google._common import (
+    WORDS_PER_SECOND,
+    GoogleAgent,
+    planned_scenes,
+    planned_seconds,
+)
+from avgen.agents.google.cache import AssetCache
+from avgen.agents.google.connection import GoogleConnection
+from avgen.agents.google.prices import Price
+from avgen.agents.local.script import clean_narration
+from avgen.costs import Charge, paid_call
+from avgen.errors import AgentError, ContentRejected, UsageError
+from avgen.models import Scene, Script, VideoRequest
+
+__all__ = ["SCRIPT_SCHEMA", "GeminiScriptWriter", "parse_script"]
+
+SCRIPT_SCHEMA: dict[str, Any] = {
+    "type": "OBJECT",
+    "properties": {
+        "title": {"type": "STRING"},
+        "scenes": {
+            "type": "ARRAY",
+            "items": {
+                "type": "OBJECT",
+                "properties": {
+                    "title": {"type": "STRING"},
+                    "narration": {"type": "STRING"},
+                    "visual": {"type": "STRING"},
+                    "seconds": {"type": "NUMBER"},
+                },
+                "required": ["narration", "visual", "seconds"],
+            },
+        },
+    },
+    "required": ["title", "scenes"],
+}
+"""The structured-output schema the model answers in."""
+
+MAX_SCENES = 60
+"""The most scenes a script may have."""
+
+
+def parse_script(text: str | None, *, title: str | None = None) -> Script:
+    """Check and convert the model's JSON answer into a `avgen.Script`.
+
+    Args:
+        text: The JSON text of the answer.
+        title: A title that wins over the model's.
+
+    Raises:
+        ValueError: The text is not JSON of the schema's shape, or a scene has nothing
+            speakable; the message says what is wrong (it is sent back to the model).
+    """
+    if not text or not text.strip():
+        raise ValueError("the answer was empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not valid JSON ({exc.msg} at character {exc.pos}; "
+                         "was it cut off?)") from None
+    if not isinstance(data, dict):
+        raise ValueError("the answer must be a JSON object with 'title' and 'scenes'")
+    raw_scenes = data.get("scenes")
+    if not isinstance(raw_scenes, list) or not raw_scenes:
+        raise ValueError("'scenes' must be a non-empty list")
+    if len(raw_scenes) > MAX_SCENES:
+        raise ValueError(f"'scenes' has {len(raw_scenes)} items; at most {MAX_SCENES}")
+    scenes: list[Scene] = []
+    for index, raw in enumerate(raw_scenes):
+        if not isinstance(raw, dict):
+            raise ValueError(f"scenes[{index}] must be an object")
+        narration = clean_narration(str(raw.get("narration") or ""))
+        if not narration:
+            raise ValueError(f"scenes[{index}].narration is empty once markdown and stage "
+                             "directions are removed")
+        visual = str(raw.get("visual") or "").strip() or narration
+        seconds = raw.get("seconds")
+        hint = float(seconds) if isinstance(seconds, int | float) and not isinstance(
+            seconds, bool) and math.isfinite(seconds) and 0 < seconds <= 120 else None
+        scene_title = str(raw.get("title") or "").strip() or " ".join(narration.split()[:6])
+        scenes.append(Scene(index=index, narration=narration, visual=visual,
+                            title=scene_title, duration_hint=hint))
+    model_title = str(data.get("title") or "").strip()
+    return Script(title or model_title or scenes[0].title, scenes)
+
+
+def _shape(request: VideoRequest) -> str:
+    preset = request.preset
+    if preset.height > preset.width:
+        return "vertical (9:16, for phones)"
+    return "square" if preset.height == preset.width else "horizontal (16:9)"
+
+
+def _prompt(request: VideoRequest) -> str:
+    seconds = planned_seconds(request)
+    scenes = planned_scenes(request)
+    lines = [
+        "You plan short narrated videos. Answer with JSON only, matching the schema.",
+        f"Length: about {seconds:.0f} seconds of narration (about "
+        f"{seconds * WORDS_PER_SECOND:.0f} words) in about {scenes} scenes of 4 to 8 "
+        "seconds each; 'seconds' is each scene's spoken length.",
+        f"Picture format: {_shape(request)}. Each 'visual' is a concrete prompt for an "
+        "image or video model: subject, setting, camera, light; no text on screen.",
+        f"Narration language: {request.language}. Narration is plain spoken sentences: no "
+        "markdown, no headings, no lists, no stage directions, no speaker labels, no emoji.",
+    ]
+    if request.script:
+        lines.append("Keep the narration's words exactly as given below, in order, split "
+                     "into scenes at sentence boundaries; write the visuals and a title.")
+        lines.append("NARRATION:\n" + request.script.strip())
+    else:
+        lines.append(f"Topic: {(request.topic or '').strip()}")
+    if request.title:
+        lines.append(f"Title: {request.title}")
+    return "\n".join(lines)
+
+
+class GeminiScriptWriter(GoogleAgent):
+    """Writes the `avgen.Script` with a Gemini model and structured output.
+
+    Args:
+        connection: The shared connection.
+        model: A Gemini text model.
+        cache: Where answers are kept: the same request is never paid for twice.
+        prices: Price overrides by model id.
+        attempts: Answers asked for at most when one is malformed (each is paid).
+        temperature: The model's sampling temperature.
+    """
+
+    kind = "gemini-script"
+
+    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash", *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 attempts: int = 3, temperature: float = 0.7) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
+            raise UsageError("attempts", f"must be an int from 1 to 10, not {attempts!r}")
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+            raise UsageError("temperature", f"must be from 0 to 2, not {temperature!r}")
+        self.attempts = attempts
+        """Answers asked for at most."""
+        self.temperature = float(temperature)
+        """The sampling temperature."""
+
+    def _expected_tokens(self, request: VideoRequest) -> tuple[float, float]:
+        prompt = len(_prompt(request)) / 4 + 300  # the schema travels with the prompt
+        answer = planned_seconds(request) * WORDS_PER_SECOND * 1.4 \
+            + planned_scenes(request) * 60
+        return prompt, answer
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        """The expected price of one answer (a re-ask costs as much again)."""
+        prompt, answer = self._expected_tokens(request)
+        return [Charge(self.name, self.model, round(prompt + answer), "token",
+                       self.price.tokens(prompt, answer))]
+
+    async def write(self, request: VideoRequest) -> Script:
+        """Plan the video.
+
+        Raises:
+            ContentRejected: The prompt or the answer was blocked by a safety filter.
+            AgentError: No valid answer after `attempts` tries.
+        """
+        prompt = _prompt(request)
+        key = AssetCache.key("script", model=self.model, prompt=prompt,
+                             temperature=self.temperature, schema=SCRIPT_SCHEMA)
+        if self.cache is not None:
+            kept = self.cache.get_json(key, source=self.name)
+            if isinstance(kept, str):
+                return parse_script(kept, title=request.title)
+        problems: list[str] = []
+        for _ in range(self.attempts):
+            asked = prompt if not problems else (
+                f"{prompt}\n\nYour previous answer was rejected: {problems[-1]}. Answer "
+                "again with complete, valid JSON matching the schema.")
+            text, cut_off = await self._ask(asked, request)
+            if cut_off:
+                problems.append("the answer was cut off at the output token limit; "
+                                "write fewer, shorter scenes")
+                continue
+            try:
+                script = parse_script(text, title=request.title)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            if self.cache is not None and text is not None:
+                self.cache.set_json(key, text)
+            return script
+        raise AgentError(f"no valid script after {self.attempts} answers: "
+                         + "; ".join(problems), self.name)
+
+    async def _ask(self, prompt: str, request: VideoRequest) -> tuple[str | None, bool]:
+        """One paid answer: its text, and whether it was cut off."""
+        from google.genai import types
+
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json", response_schema=SCRIPT_SCHEMA,
+            temperature=self.temperature)
+        expected_in, expected_out = self._expected_tokens(request)
+        with paid_call(agent=self.name, model=self.model, quantity=expected_in + expected_out,
+                       unit="token", usd=self.price.tokens(expected_in, expected_out)) as bill:
+            response = await self._api(lambda: self.connection.client.aio.models
+                                       .generate_content(model=self.model, contents=prompt,
+                                                         config=config))
+            usage = response.usage_metadata
+            if usage is not None:
+                used_in = usage.prompt_token_count or 0
+                used_out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+                bill.settle(quantity=used_in + used_out,
+                            usd=self.price.tokens(used_in, used_out))
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise ContentRejected("the script prompt was blocked", self.name,
+                                  reason=str(getattr(feedback.block_reason, "value",
+                                                     feedback.block_reason)))
+        candidates = response.candidates or []
+        finish = str(getattr(candidates[0].finish_reason, "value", "")) if candidates else ""
+        if finish in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"):
+            raise ContentRejected("the script answer was blocked", self.name, reason=finish)
+        return response.text, finish == "MAX_TOKENS"

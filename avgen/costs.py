@@ -1,0 +1,229 @@
+"""What a run will cost, what it spent, and a budget it cannot go over.
+
+An agent that pays per call wraps each paid request in `paid_call`::
+
+    with paid_call(agent="veo", model="veo-3.1-fast-generate-preview", quantity=8,
+                   unit="video_second", usd=0.80) as bill:
+        clip = await submit_and_wait(...)
+        bill.settle(quantity=clip_seconds)       # when the amount billed differs
+
+Before the request is sent, its price is reserved against the run's budget: if it does not
+fit, `avgen.errors.BudgetExceeded` is raised and the request is never made. When the block
+ends normally the `Charge` is recorded in the current step (the manifest's ``cost`` and
+``charges``); when it raises, nothing is charged. `avgen.VideoGenerator` opens a `Ledger`
+per run (``VideoGenerator(budget=...)``) and a step per manifest step; outside a run,
+`paid_call` only measures, and ``with Ledger(budget=1.0).step() as charges:`` meters agent
+calls made by hand.
+
+Agents may also price a request before any work: an ``estimate(request)`` method returning
+`Charge` objects, summed by `avgen.VideoGenerator.estimate` into a `CostEstimate`.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import contextlib
+import contextvars
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from avgen.errors import BudgetExceeded, UsageError
+
+__all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "check_budget", "paid_call", "total_usd"]
+
+
+@attrs.frozen
+class Charge:
+    """The price of one paid call (or, in an estimate, of a group of calls)."""
+
+    agent: str
+    """The agent that paid."""
+    model: str
+    """The model billed."""
+    quantity: float
+    """How much was billed, in `unit`."""
+    unit: str
+    """``video_second``, ``image``, ``input_token``, ``output_token`` or ``audio_second``."""
+    usd: float
+    """The price in US dollars."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class CostEstimate:
+    """What a request is expected to cost, line by line, before anything is spent."""
+
+    charges: tuple[Charge, ...] = attrs.field(converter=tuple[Charge, ...])
+    """One line per agent and model."""
+    budget: float | None = None
+    """The generator's budget, if it has one."""
+
+    @property
+    def total(self) -> float:
+        """The sum of every line, in US dollars."""
+        return math.fsum(charge.usd for charge in self.charges)
+
+    @property
+    def within_budget(self) -> bool:
+        """Whether the total fits the budget (always true without one)."""
+        return self.budget is None or self.total <= self.budget + 1e-9
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form."""
+        return {"total": self.total, "budget": self.budget,
+                "charges": [charge.to_dict() for charge in self.charges]}
+
+    def __str__(self) -> str:
+        lines = [f"{c.agent:<22} {c.model:<34} {c.quantity:>10.1f} {c.unit:<13} ${c.usd:>8.4f}"
+                 for c in self.charges]
+        lines.append(f"{'total':<82} ${self.total:>8.4f}")
+        if self.budget is not None:
+            lines.append(f"{'budget':<82} ${self.budget:>8.4f}")
+        return "\n".join(lines)
+
+
+def check_budget(budget: float | None) -> float | None:
+    """Validate a budget in US dollars.
+
+    Raises:
+        UsageError: ``budget`` is not ``None`` or a finite number >= 0.
+    """
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int | float) \
+            or not math.isfinite(budget) or budget < 0:
+        raise UsageError("budget", f"must be a number of US dollars >= 0, or None; "
+                         f"got {budget!r}")
+    return float(budget)
+
+
+@attrs.define
+class _Tab:
+    ledger: Ledger
+    charges: list[Charge]
+
+
+_tab: contextvars.ContextVar[_Tab | None] = contextvars.ContextVar("avgen_tab", default=None)
+
+
+class Ledger:
+    """The spending of one run, held against an optional budget (thread- and task-safe).
+
+    Args:
+        budget: The most the run may spend, in US dollars; ``None``: no limit.
+        spent: Dollars already spent (a resumed run counts what it paid before).
+
+    Raises:
+        UsageError: A bad budget.
+    """
+
+    def __init__(self, budget: float | None = None, *, spent: float = 0.0) -> None:
+        self.budget = check_budget(budget)
+        """The most the run may spend, in US dollars (``None``: no limit)."""
+        self._spent = float(spent)
+        self._reserved = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Ledger(budget={self.budget}, spent={self.spent:.4f})"
+
+    @property
+    def spent(self) -> float:
+        """Dollars charged so far."""
+        return self._spent
+
+    @property
+    def reserved(self) -> float:
+        """Dollars held by paid calls in flight."""
+        return self._reserved
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[list[Charge]]:
+        """Meter the paid calls made inside the block (in this task and the threads and
+        tasks it starts); yields the list their charges are appended to."""
+        charges: list[Charge] = []
+        token = _tab.set(_Tab(self, charges))
+        try:
+            yield charges
+        finally:
+            _tab.reset(token)
+
+    def _reserve(self, usd: float, agent: str, what: str) -> None:
+        with self._lock:
+            committed = self._spent + self._reserved
+            if self.budget is not None and committed + usd > self.budget + 1e-9:
+                raise BudgetExceeded(what, agent, budget=self.budget, committed=committed,
+                                     price=usd)
+            self._reserved += usd
+
+    def _settle(self, reserved: float, charge: Charge | None) -> None:
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - reserved)
+            if charge is not None:
+                self._spent += charge.usd
+
+
+class Bill:
+    """The handle `paid_call` yields: adjust what is charged once the answer is in."""
+
+    def __init__(self, charge: Charge) -> None:
+        self.charge = charge
+        """What will be charged when the block ends normally."""
+        self.cancelled = False
+        """True when `cancel` was called: nothing will be charged."""
+
+    def settle(self, *, quantity: float | None = None, usd: float | None = None) -> None:
+        """Replace the quantity and/or the price (e.g. tokens counted by the service)."""
+        self.charge = attrs.evolve(
+            self.charge,
+            quantity=self.charge.quantity if quantity is None else float(quantity),
+            usd=self.charge.usd if usd is None else float(usd))
+
+    def cancel(self) -> None:
+        """Charge nothing (the service did not bill: e.g. a cache answered)."""
+        self.cancelled = True
+
+
+@contextlib.contextmanager
+def paid_call(*, agent: str, model: str, quantity: float, unit: str,
+              usd: float) -> Iterator[Bill]:
+    """Around one paid request: reserve its price first, record the charge after.
+
+    Args:
+        agent: The agent paying.
+        model: The model billed.
+        quantity: The amount billed, in ``unit``.
+        unit: ``video_second``, ``image``, ``input_token``, ``output_token`` or
+            ``audio_second``.
+        usd: The expected price in US dollars (reserved against the budget).
+
+    Raises:
+        BudgetExceeded: The price does not fit the run's budget; the block does not run.
+    """
+    bill = Bill(Charge(agent, model, float(quantity), unit, float(usd)))
+    tab = _tab.get()
+    if tab is None:
+        yield bill
+        return
+    tab.ledger._reserve(bill.charge.usd, agent, f"{model} ({quantity:g} {unit})")
+    charged: Charge | None = None
+    try:
+        yield bill
+        if not bill.cancelled:
+            charged = bill.charge
+            tab.charges.append(charged)
+    finally:
+        tab.ledger._settle(usd, charged)
+
+
+def total_usd(charges: Iterable[Charge]) -> float:
+    """The sum of ``charges`` in US dollars."""
+    return math.fsum(charge.usd for charge in charges)

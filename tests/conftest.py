@@ -1,0 +1,36 @@
+"""Shared fixtures: no test can pay Google, and none sees the developer's own credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avgen.testing import block_paid_calls
+
+collect_ignore = ["typing"]  # type-checked by test_typing.py, never run
+
+_CREDENTIALS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI",
+                "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GEMINI_BASE_URL",
+                "GOOGLE_VERTEX_BASE_URL", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+@pytest.fixture(autouse=True)
+def _no_paid_calls(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[None]:
+    for name in _CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("AVGEN_CACHE_DIR", str(tmp_path_factory.mktemp("avgen-cache")))
+    with block_paid_calls():
+        yield
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """An empty asset cache folder for one test."""
+    path = tmp_path / "cache"
+    path.mkdir()
+    return path

@@ -1,0 +1,726 @@
+"""A local fake of the Gemini / Vertex AI REST API, for tests that drive the real google-genai SDK.
+
+`FakeGemini` serves, over real HTTP on 127.0.0.1, the calls the SDK makes for structured
+scripts, speech, images (Gemini and Imagen) and Veo clips (submit, poll, download), in the
+Developer-API and Vertex path forms. It records every request, answers with real media (PCM,
+PNG, H.264/AAC MP4 made with ffmpeg) and can inject faults with `FakeGemini.fail`.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import http.server
+import itertools
+import json
+import math
+import re
+import socket
+import socketserver
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+__all__ = ["FAULTS", "KINDS", "OPERATION_ERROR", "PCM_RATE", "RAI_REASON", "SPEECH_MIME",
+           "VIDEO_FPS", "FakeGemini", "FakeOperation", "Recorded", "image_size", "make_mp4",
+           "make_pcm", "make_png", "video_size"]
+
+KINDS = ("script", "speech", "image", "text", "imagen", "veo", "poll", "download", "unknown")
+"""Every kind a request can be classified as."""
+
+_GENERATE = frozenset({"script", "speech", "image", "text"})
+_ANY = frozenset(KINDS) - {"unknown"}
+FAULTS: dict[str, frozenset[str]] = {
+    "rate_limit": _ANY,
+    "server_error": _ANY,
+    "slow": _ANY,
+    "malformed_json": frozenset({"script"}),
+    "wrong_shape": frozenset({"script"}),
+    "safety_block": _GENERATE | {"imagen", "veo", "poll"},
+    "filtered": _GENERATE | {"imagen", "veo", "poll"},
+    "operation_error": frozenset({"veo", "poll"}),
+}
+"""Each fault `FakeGemini.fail` knows, and the kinds it applies to."""
+
+PCM_RATE = 24_000
+SPEECH_MIME = f"audio/L16;codec=pcm;rate={PCM_RATE}"
+VIDEO_FPS = 24
+RAI_REASON = ("Your current safety settings filtered out the generated media. "
+              "Support codes: 58061214")
+OPERATION_ERROR = {"code": 13, "message": "Internal error while generating"}
+VERTEX_VIDEO_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+DEV_VIDEO_TYPE = ("type.googleapis.com/google.ai.generativelanguage.v1beta."
+                  "PredictLongRunningResponse")
+
+_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 409: "ABORTED",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
+                 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+_VERSION = r"/(?P<version>v1|v1beta|v1beta1|v1alpha)/"
+_MODEL = (r"(?P<model_path>(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
+          r"models/(?P<model>[^/:]+))")
+_RE_METHOD = re.compile(_VERSION + _MODEL + r":(?P<method>[A-Za-z]+)$")
+_RE_OPERATION = re.compile(_VERSION + r"(?P<name>" + _MODEL + r"/operations/(?P<op>[^/:]+))$")
+_RE_FILE = re.compile(_VERSION + r"files/(?P<id>[a-z0-9]+):download$")
+_RE_MEDIA = re.compile(r"/media/(?P<id>[a-z0-9]+)\.mp4$")
+
+_IMAGE_SIZES = {"1:1": (128, 128), "9:16": (90, 160), "16:9": (160, 90), "3:4": (96, 128),
+                "4:3": (128, 96), "2:3": (96, 144), "3:2": (144, 96), "4:5": (128, 160),
+                "5:4": (160, 128), "21:9": (168, 72)}
+_VIDEO_SIZES = {"9:16": (144, 256), "16:9": (256, 144), "1:1": (192, 192)}
+
+
+def _default_script() -> dict[str, Any]:
+    return {
+        "title": "The Water Cycle",
+        "scenes": [
+            {"title": "Evaporation",
+             "narration": "The sun warms the ocean every day. "
+                          "Water rises into the air as invisible vapour.",
+             "visual": "Sunlight glittering on a calm blue ocean with rising mist",
+             "seconds": 6},
+            {"title": "Condensation",
+             "narration": "High in the sky the vapour cools down. "
+                          "It gathers into clouds made of tiny droplets.",
+             "visual": "White clouds forming and drifting over green mountains",
+             "seconds": 6},
+            {"title": "Precipitation",
+             "narration": "The droplets join and grow heavy. "
+                          "They fall back to the ground as rain and snow.",
+             "visual": "Rain falling on a forest and flowing into a river",
+             "seconds": 6},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the fake received, and how it answered."""
+
+    method: str
+    path: str
+    """The URL path, without the query string."""
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Request headers, lower-case names."""
+    body: Any
+    """The parsed JSON body, or None (no body, or not JSON)."""
+    kind: str
+    """One of `KINDS`."""
+    prompt: str | None
+    """The text prompt found in the body (for a poll or download: the operation's prompt)."""
+    has_image: bool
+    """An input image was sent (inline image part, or a Veo/Imagen instance image)."""
+    status: int
+    """The HTTP status the fake answered."""
+    voice: str | None = None
+    """The prebuilt voice name of a speech request."""
+    operation: str | None = None
+    """The operation name a veo submit created, or a poll asked for."""
+    fault: str | None = None
+    """The fault injected into this request, if any."""
+
+
+@dataclass
+class FakeOperation:
+    """A Veo long-running operation the fake created."""
+
+    id: str
+    name: str
+    prompt: str | None
+    duration_seconds: int
+    aspect_ratio: str
+    generate_audio: bool | None
+    has_image: bool
+    sample_count: int = 1
+    polls: int = 0
+    outcome: str = "video"
+    """``"video"``, ``"filtered"`` or ``"error"``."""
+    media: list[str] = field(default_factory=list)
+    """Ids of the clips served under ``/media/<id>.mp4``."""
+
+
+@dataclass
+class _Fault:
+    kind: str
+    fault: str
+    remaining: int
+    match: str | None
+    options: dict[str, Any]
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json; charset=UTF-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, value: Any, headers: dict[str, str] | None = None) -> _Answer:
+    return _Answer(status, json.dumps(value).encode(), headers=headers or {})
+
+
+def _error(status: int, message: str, details: list[Any] | None = None,
+           headers: dict[str, str] | None = None) -> _Answer:
+    error: dict[str, Any] = {"code": status, "message": message,
+                             "status": _STATUS_NAMES.get(status, "UNKNOWN")}
+    if details is not None:
+        error["details"] = details
+    return _json(status, {"error": error}, headers)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _get(value: Any, *keys: str | int) -> Any:
+    """``value[k1][k2]...`` or None when any step is missing.
+
+    A camelCase key also matches its snake_case spelling: like the real API (proto JSON),
+    the fake accepts both, and the SDK sends some nested fields (``inlineData.mime_type``,
+    ``speechConfig.voice_config``...) in snake_case.
+    """
+    for key in keys:
+        if isinstance(key, int):
+            if not isinstance(value, list) or len(value) <= key:
+                return None
+            value = value[key]
+        elif not isinstance(value, dict):
+            return None
+        else:
+            value = value[key] if key in value else value.get(_snake(key))
+    return value
+
+
+def _tokens(text: str | None) -> int:
+    return max(1, len(text or "") // 4)
+
+
+def _usage(prompt: str | None, output_tokens: int) -> dict[str, int]:
+    prompt_tokens = _tokens(prompt)
+    return {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens}
+
+
+# ---------------------------------------------------------------------------------- media
+
+_media_lock = threading.Lock()
+_png_cache: dict[tuple[int, int], bytes] = {}
+_mp4_cache: dict[tuple[int, int, float, bool], bytes] = {}
+
+
+def image_size(aspect_ratio: str | None) -> tuple[int, int]:
+    """The (width, height) of the PNG served for an aspect ratio such as ``"9:16"``."""
+    ratio = aspect_ratio or "1:1"
+    if ratio in _IMAGE_SIZES:
+        return _IMAGE_SIZES[ratio]
+    try:
+        w, h = (float(part) for part in ratio.split(":"))
+        scale = 160 / max(w, h)
+        return max(1, round(w * scale)), max(1, round(h * scale))
+    except ValueError:
+        return _IMAGE_SIZES["1:1"]
+
+
+def video_size(aspect_ratio: str | None) -> tuple[int, int]:
+    """The (width, height) of the MP4 served for an aspect ratio (default 16:9)."""
+    return _VIDEO_SIZES.get(aspect_ratio or "16:9", _VIDEO_SIZES["16:9"])
+
+
+def make_png(width: int, height: int) -> bytes:
+    """An RGB PNG of a gradient with a checker pattern (cached)."""
+    with _media_lock:
+        if (width, height) in _png_cache:
+            return _png_cache[(width, height)]
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)
+        for x in range(width):
+            check = 200 if (x // 16 + y // 16) % 2 else 40
+            rows += bytes((x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), check))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    png = (b"\x89PNG\r\n\x1a\n"
+           + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(bytes(rows)))
+           + chunk(b"IEND", b""))
+    with _media_lock:
+        _png_cache[(width, height)] = png
+    return png
+
+
+def make_pcm(seconds: float, rate: int = PCM_RATE) -> bytes:
+    """Raw 16-bit little-endian mono PCM of a quiet 200 Hz sine, ``round(seconds * rate)``
+    samples long."""
+    period = rate // 200
+    one = b"".join(struct.pack("<h", round(3000 * math.sin(2 * math.pi * i / period)))
+                   for i in range(period))
+    count = round(seconds * rate)
+    return (one * (count // period + 1))[: count * 2]
+
+
+def _ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def make_mp4(width: int, height: int, seconds: float, audio: bool = True) -> bytes:
+    """An H.264 yuv420p MP4 of ffmpeg's moving ``testsrc2`` pattern at 24 fps, with an AAC
+    sine track when ``audio`` (cached by parameters for the whole test session)."""
+    key = (width, height, float(seconds), audio)
+    with _media_lock:
+        if key in _mp4_cache:
+            return _mp4_cache[key]
+        args = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
+                "-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={VIDEO_FPS}:d={seconds}"]
+        if audio:
+            args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:d={seconds}",
+                     "-c:a", "aac", "-b:a", "48k"]
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                 "-movflags", "+faststart"]
+        with tempfile.TemporaryDirectory(prefix="fake-gemini-") as tmp:
+            out = Path(tmp) / "clip.mp4"
+            proc = subprocess.run([*args, str(out)], capture_output=True, timeout=120,
+                                  check=False)
+            if proc.returncode != 0:
+                raise RuntimeError("ffmpeg failed: " + proc.stderr.decode("utf-8", "replace"))
+            data = out.read_bytes()
+        _mp4_cache[key] = data
+        return data
+
+
+# ---------------------------------------------------------------------------------- server
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # Skip HTTPServer.server_bind's reverse DNS lookup (getfqdn).
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | socket.timeout):
+            return  # the client went away (e.g. its timeout fired during a "slow" fault)
+        super().handle_error(request, client_address)
+
+
+def _handler_class(fake: FakeGemini) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "FakeGemini/1.0"
+
+        def _any(self) -> None:
+            fake._serve(self)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class FakeGemini:
+    """A fake Gemini / Vertex AI HTTP server; use as a context manager.
+
+    ``polls_until_done``: a Veo operation is done at its n-th poll, n = polls_until_done
+    (0: already done in the submit answer). ``speech_seconds_per_char``: length of the TTS
+    audio per character of text (at least 0.5 s). ``video_delivery``: ``"inline"`` (video
+    bytes in the operation) or ``"uri"`` (a URL to download them from).
+    """
+
+    def __init__(self, *, polls_until_done: int = 1, speech_seconds_per_char: float = 0.04,
+                 video_delivery: str = "inline") -> None:
+        if video_delivery not in ("inline", "uri"):
+            raise ValueError(f"video_delivery must be 'inline' or 'uri', not {video_delivery!r}")
+        self.polls_until_done = polls_until_done
+        self.speech_seconds_per_char = speech_seconds_per_char
+        self.video_delivery = video_delivery
+        self.script: Any = _default_script()
+        self.requests: list[Recorded] = []
+        self.operations: dict[str, FakeOperation] = {}
+        """Veo operations by id."""
+        self.errors: list[str] = []
+        """Tracebacks of bugs in the fake itself (each answered with HTTP 500)."""
+        self._faults: list[_Fault] = []
+        self._media: dict[str, tuple[int, int, float, bool, str | None]] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._stop = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def __enter__(self) -> FakeGemini:
+        self._stop.clear()
+        self._server = _Server(("127.0.0.1", 0), _handler_class(self))
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="fake-gemini", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()  # wakes "slow" faults
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` while running."""
+        if self._server is None:
+            raise RuntimeError("FakeGemini is not running: use it in a `with` block")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- inspection and control
+
+    def calls(self, kind: str | None = None) -> list[Recorded]:
+        """The recorded requests (of one kind), in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if kind is None or r.kind == kind]
+
+    def count(self, kind: str) -> int:
+        """How many requests of ``kind`` arrived."""
+        return len(self.calls(kind))
+
+    def fail(self, kind: str, fault: str, *, times: int = 1, match: str | None = None,
+             **options: Any) -> None:
+        """Answer the next ``times`` requests of ``kind`` (whose prompt contains ``match``)
+        with ``fault`` instead of normally. Options: ``retry_after`` (rate_limit, seconds),
+        ``status`` (server_error, default 503), ``seconds`` (slow, required)."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
+        if kind not in FAULTS[fault]:
+            raise ValueError(f"fault {fault!r} does not apply to kind {kind!r}; "
+                             f"it applies to {sorted(FAULTS[fault])}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if fault == "slow" and "seconds" not in options:
+            raise ValueError("the 'slow' fault needs seconds=...")
+        with self._lock:
+            self._faults.append(_Fault(kind, fault, times, match, dict(options)))
+
+    def reset(self) -> None:
+        """Forget the recorded requests and every pending fault."""
+        with self._lock:
+            self.requests.clear()
+            self._faults.clear()
+
+    def _take_fault(self, kind: str, prompt: str | None) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == kind and (fault.match is None or fault.match in (prompt or "")):
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _new_id(self) -> str:
+        return f"op{next(self._ids):04d}{id(self) % 100000:05d}"
+
+    # -- HTTP
+
+    def _serve(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        url = urlsplit(handler.path)
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        info: dict[str, Any] = {"kind": "unknown", "prompt": None, "has_image": False}
+        try:
+            answer, fault = self._dispatch(handler.command, url.path, body, info)
+        except Exception:
+            trace = traceback.format_exc()
+            self.errors.append(trace)
+            answer, fault = _error(500, "fake_gemini bug:\n" + trace), None
+        recorded = Recorded(
+            method=handler.command, path=url.path, query=dict(parse_qsl(url.query)),
+            headers={k.lower(): v for k, v in handler.headers.items()}, body=body,
+            kind=info["kind"], prompt=info["prompt"], has_image=info["has_image"],
+            status=answer.status, voice=info.get("voice"), operation=info.get("operation"),
+            fault=fault.fault if fault else None)
+        with self._lock:
+            self.requests.append(recorded)
+        if fault is not None and fault.fault == "slow":
+            self._stop.wait(float(fault.options["seconds"]))
+        handler.send_response(answer.status)
+        handler.send_header("Content-Type", answer.content_type)
+        handler.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(answer.body)
+
+    def _dispatch(self, method: str, path: str, body: Any,
+                  info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+        match = _RE_METHOD.match(path)
+        if match and method == "POST":
+            rpc = match["method"]
+            if rpc in ("generateContent", "streamGenerateContent"):
+                return self._generate(match["model"], body, info, stream=rpc != "generateContent")
+            if rpc == "predict":
+                return self._imagen(body, info)
+            if rpc == "predictLongRunning":
+                return self._veo(match["model_path"], body, info)
+            if rpc == "fetchPredictOperation":
+                return self._poll(_get(body, "operationName"), info, vertex=True)
+        match = _RE_OPERATION.match(path)
+        if match and method == "GET":
+            vertex = match["model_path"].startswith(("projects/", "publishers/"))
+            return self._poll(match["name"], info, vertex=vertex)
+        match = _RE_MEDIA.match(path) or _RE_FILE.match(path)
+        if match and method == "GET":
+            return self._download(match["id"], info)
+        return _error(404, f"Method not found: {method} {path}"), None
+
+    @staticmethod
+    def _common_fault(fault: _Fault | None) -> _Answer | None:
+        if fault is None:
+            return None
+        if fault.fault == "rate_limit":
+            delay = fault.options.get("retry_after", 1)
+            return _error(429, "Resource has been exhausted (e.g. check quota).",
+                          [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                            "retryDelay": f"{delay}s"}], {"Retry-After": str(delay)})
+        if fault.fault == "server_error":
+            status = int(fault.options.get("status", 503))
+            message = {500: "Internal error encountered.",
+                       503: "The service is currently unavailable."}.get(status, "Server error.")
+            return _error(status, message)
+        return None
+
+    # -- generateContent
+
+    def _generate(self, model: str, body: Any, info: dict[str, Any],
+                  stream: bool) -> tuple[_Answer, _Fault | None]:
+        config = _get(body, "generationConfig") or {}
+        modalities = [str(m).upper() for m in _get(config, "responseModalities") or []]
+        if "AUDIO" in modalities:
+            kind = "speech"
+        elif "IMAGE" in modalities or ("-image" in model and not modalities):
+            kind = "image"
+        elif _get(config, "responseMimeType") == "application/json":
+            kind = "script"
+        else:
+            kind = "text"
+        texts: list[str] = []
+        has_image = False
+        for content in _get(body, "contents") or []:
+            for sent in _get(content, "parts") or []:
+                if isinstance(_get(sent, "text"), str):
+                    texts.append(sent["text"])
+                mime = _get(sent, "inlineData", "mimeType") or _get(sent, "fileData", "mimeType")
+                has_image = has_image or str(mime or "").startswith("image/")
+        prompt = "\n".join(texts) if texts else None
+        info.update(kind=kind, prompt=prompt, has_image=has_image)
+        if kind == "speech":
+            speech = _get(config, "speechConfig") or {}
+            voices = [_get(speech, "voiceConfig", "prebuiltVoiceConfig", "voiceName")]
+            voices += [_get(s, "voiceConfig", "prebuiltVoiceConfig", "voiceName")
+                       for s in _get(speech, "multiSpeakerVoiceConfig", "speakerVoiceConfigs")
+                       or []]
+            info["voice"] = ",".join(v for v in voices if v) or None
+        fault = self._take_fault(kind, prompt)
+        answer = self._common_fault(fault)
+        if answer is not None:
+            return answer, fault
+        name = fault.fault if fault else None
+        result: dict[str, Any]
+        if name == "safety_block":
+            result = {"promptFeedback": {
+                "blockReason": "SAFETY",
+                "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                                   "probability": "HIGH", "blocked": True}]},
+                "usageMetadata": _usage(prompt, 0)}
+        elif name == "filtered":
+            result = {"candidates": [{
+                "finishReason": "SAFETY", "index": 0,
+                "safetyRatings": [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                                   "probability": "HIGH", "blocked": True}]}],
+                "usageMetadata": _usage(prompt, 0)}
+        else:
+            if kind == "script":
+                text = json.dumps(self.script)
+                if name == "malformed_json":
+                    text = text[: len(text) // 2]
+                elif name == "wrong_shape":
+                    text = json.dumps({"scenes": "none"})
+                part: dict[str, Any] = {"text": text}
+                out_tokens = _tokens(text)
+            elif kind == "speech":
+                seconds = max(0.5, len(prompt or "") * self.speech_seconds_per_char)
+                part = {"inlineData": {"mimeType": SPEECH_MIME, "data": _b64(make_pcm(seconds))}}
+                out_tokens = round(seconds * 25)
+            elif kind == "image":
+                ratio = _get(config, "imageConfig", "aspectRatio")
+                part = {"inlineData": {"mimeType": "image/png",
+                                       "data": _b64(make_png(*image_size(ratio)))}}
+                out_tokens = 1290
+            else:
+                text = f"This is a fake answer to: {(prompt or '')[:200]}"
+                part = {"text": text}
+                out_tokens = _tokens(text)
+            result = {"candidates": [{"content": {"role": "model", "parts": [part]},
+                                      "finishReason": "STOP", "index": 0}],
+                      "usageMetadata": _usage(prompt, out_tokens)}
+        result["modelVersion"] = model
+        if stream:
+            return _Answer(200, f"data: {json.dumps(result)}\r\n\r\n".encode(),
+                           "text/event-stream"), fault
+        return _json(200, result), fault
+
+    # -- Imagen
+
+    def _imagen(self, body: Any, info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+        prompt = _get(body, "instances", 0, "prompt")
+        info.update(kind="imagen", prompt=prompt,
+                    has_image=_get(body, "instances", 0, "image") is not None)
+        fault = self._take_fault("imagen", prompt)
+        answer = self._common_fault(fault)
+        if answer is not None:
+            return answer, fault
+        count = int(_get(body, "parameters", "sampleCount") or 1)
+        if fault and fault.fault in ("safety_block", "filtered"):
+            return _json(200, {"predictions": [{"raiFilteredReason": RAI_REASON}]}), fault
+        png = make_png(*image_size(_get(body, "parameters", "aspectRatio")))
+        prediction = {"bytesBase64Encoded": _b64(png), "mimeType": "image/png"}
+        return _json(200, {"predictions": [dict(prediction) for _ in range(count)]}), fault
+
+    # -- Veo
+
+    def _veo(self, model_path: str, body: Any,
+             info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+        prompt = _get(body, "instances", 0, "prompt")
+        has_image = _get(body, "instances", 0, "image") is not None
+        info.update(kind="veo", prompt=prompt, has_image=has_image)
+        fault = self._take_fault("veo", prompt)
+        answer = self._common_fault(fault)
+        if answer is not None:
+            return answer, fault
+        params = _get(body, "parameters") or {}
+        op_id = self._new_id()
+        op = FakeOperation(
+            id=op_id, name=f"{model_path}/operations/{op_id}", prompt=prompt,
+            duration_seconds=int(_get(params, "durationSeconds") or 8),
+            aspect_ratio=str(_get(params, "aspectRatio") or "16:9"),
+            generate_audio=_get(params, "generateAudio"), has_image=has_image,
+            sample_count=int(_get(params, "sampleCount") or 1))
+        if fault and fault.fault in ("safety_block", "filtered"):
+            op.outcome = "filtered"
+        elif fault and fault.fault == "operation_error":
+            op.outcome = "error"
+        with self._lock:
+            self.operations[op_id] = op
+        info["operation"] = op.name
+        if self.polls_until_done <= 0:
+            return _json(200, self._operation_state(op, done=True, vertex=True)), fault
+        return _json(200, {"name": op.name}), fault
+
+    def _poll(self, name: Any, info: dict[str, Any],
+              vertex: bool) -> tuple[_Answer, _Fault | None]:
+        info.update(kind="poll", operation=name)
+        op_id = str(name).rpartition("/operations/")[2] if isinstance(name, str) else ""
+        with self._lock:
+            op = self.operations.get(op_id)
+        info["prompt"] = op.prompt if op else None
+        info["has_image"] = op.has_image if op else False
+        fault = self._take_fault("poll", info["prompt"])
+        answer = self._common_fault(fault)
+        if answer is not None:
+            return answer, fault
+        if op is None:
+            return _error(404, f"Operation {name} not found."), fault
+        forced = fault is not None and fault.fault in ("safety_block", "filtered",
+                                                       "operation_error")
+        with self._lock:
+            if fault is not None and forced:
+                op.outcome = "error" if fault.fault == "operation_error" else "filtered"
+            op.polls += 1
+            done = forced or op.polls >= self.polls_until_done
+        state = self._operation_state(op, done=done, vertex=vertex)
+        state["name"] = name
+        return _json(200, state), fault
+
+    def _operation_state(self, op: FakeOperation, *, done: bool, vertex: bool) -> dict[str, Any]:
+        if not done:
+            return {"name": op.name, "done": False}
+        if op.outcome == "error":
+            return {"name": op.name, "done": True, "error": dict(OPERATION_ERROR)}
+        response: dict[str, Any]
+        if op.outcome == "filtered":
+            response = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}
+        else:
+            width, height = video_size(op.aspect_ratio)
+            audio = op.generate_audio is not False
+            with self._lock:
+                if not op.media:
+                    for _ in range(op.sample_count):
+                        media_id = f"{op.id}v{len(self._media)}"
+                        self._media[media_id] = (width, height, float(op.duration_seconds),
+                                                 audio, op.prompt)
+                        op.media.append(media_id)
+            videos: list[dict[str, Any]] = []
+            for media_id in op.media:
+                if self.video_delivery == "uri":
+                    uri = (f"{self.base_url}/media/{media_id}.mp4" if vertex else
+                           f"https://generativelanguage.googleapis.com/v1beta/files/{media_id}"
+                           ":download?alt=media")
+                    videos.append({"gcsUri": uri, "mimeType": "video/mp4"} if vertex
+                                  else {"video": {"uri": uri}})
+                else:
+                    data = _b64(make_mp4(width, height, op.duration_seconds, audio))
+                    videos.append({"bytesBase64Encoded": data, "mimeType": "video/mp4"}
+                                  if vertex else
+                                  {"video": {"encodedVideo": data, "encoding": "video/mp4"}})
+            response = {"videos": videos} if vertex else {"generatedSamples": videos}
+        if vertex:
+            return {"name": op.name, "done": True,
+                    "response": {"@type": VERTEX_VIDEO_TYPE, **response}}
+        return {"name": op.name, "done": True,
+                "response": {"@type": DEV_VIDEO_TYPE,
+                             "generateVideoResponse": copy.deepcopy(response)}}
+
+    def _download(self, media_id: str, info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+        with self._lock:
+            media = self._media.get(media_id)
+        info.update(kind="download", prompt=media[4] if media else None)
+        fault = self._take_fault("download", info["prompt"])
+        answer = self._common_fault(fault)
+        if answer is not None:
+            return answer, fault
+        if media is None:
+            return _error(404, f"Media {media_id} not found."), fault
+        width, height, seconds, audio, _ = media
+        return _Answer(200, make_mp4(width, height, seconds, audio), "video/mp4"), fault
