@@ -3,18 +3,22 @@
 Offline out of the box (a local script splitter, the Piper neural voice, procedural visuals
 and one ffmpeg pass), with pluggable agents for anything else.
 
-Quick start::
+Quick start (the README's)::
 
     from avgen import VideoGenerator
 
-    generator = VideoGenerator()                      # the offline agents
-    video = generator.generate_sync(script="Octopuses have three hearts. Two pump blood "
-                                           "through the gills, one through the body.",
-                                    preset="shorts")
-    print(video.path)                                 # outputs/session_…/final_output/….mp4
+    video = VideoGenerator().generate_sync(
+        script="Octopuses have three hearts. Two pump blood through the gills, "
+               "one through the body.",
+        preset="shorts",
+    )
+    print(video.path)   # outputs/session_…/final_output/….mp4 (1080×1920, narrated, captioned)
 
-In async code (or a notebook cell) ``video = await generator.generate(...)``.
-From the shell: ``avgen make --script examples/scripts/water_cycle.md``.
+In async code, ``video = await VideoGenerator().generate(script=...)``. In Jupyter, await it
+in a cell: the `Video` displays as a player, and `avgen.notebook.ProgressBar` draws a
+progress bar (``examples/quickstart.ipynb`` walks through it). From the shell:
+``avgen make --script examples/scripts/water_cycle.md``; ``avgen docs`` builds this API
+reference into ``docs/api/``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from avgen.agents import (
 from avgen.errors import (
     AgentError,
     AvgenError,
+    BudgetExceeded,
     CircuitOpen,
     ConfigurationError,
     ContentRejected,
@@ -81,6 +86,7 @@ __all__ = [
     "AgentSet",
     "AudioAsset",
     "AvgenError",
+    "BudgetExceeded",
     "CaptionStyle",
     "CardVisual",
     "CircuitOpen",

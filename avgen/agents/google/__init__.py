@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from avgen.agents.google._common import GOOGLE_POLICY, GoogleAgent
 from avgen.agents.google.cache import AssetCache, default_cache_dir
+from avgen.agents.google.clips import VeoClips
 from avgen.agents.google.connection import GoogleConnection, credentials_present
 from avgen.agents.google.images import GeminiImages, ImagenImages
 from avgen.agents.google.narrator import VOICES, GeminiNarrator
@@ -64,14 +65,6 @@ __all__ = [
 _logger = logging.getLogger("avgen.agents.google")
 
 
-def __getattr__(name: str) -> Any:
-    if name == "VeoClips":  # the module is imported when first used
-        from avgen.agents.google.clips import VeoClips
-
-        return VeoClips
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def google_agents(
     connection: GoogleConnection | None = None,
     *,
@@ -87,6 +80,7 @@ def google_agents(
     clip_audio: bool = False,
     continuity: bool = False,
     max_clip_operations: int = 2,
+    poll_interval: float = 5.0,
     cache: AssetCache | bool | None = True,
     prices: Mapping[str, Price] | None = None,
     timeout: float = 120.0,
@@ -109,6 +103,8 @@ def google_agents(
         clip_audio: Ask Veo 3 for its own sound (mixed under the narration; costs more).
         continuity: Start each clip from the last frame of the previous one.
         max_clip_operations: Veo operations in flight at once.
+        poll_interval: Seconds before the first poll of a Veo operation (the wait grows to
+            30 s between polls).
         cache: ``True``: the `AssetCache` in `default_cache_dir`; an `AssetCache`; or
             ``False``/``None``: no cache (every run pays again).
         prices: Price overrides by model id.
@@ -136,10 +132,9 @@ def google_agents(
     clip_generator = None
     if clips is not False:
         if connection.supports("video"):
-            from avgen.agents.google.clips import VeoClips
-
             clip_generator = VeoClips(connection, video_model, audio=clip_audio,
-                                      continuity=continuity,
+                                      continuity=continuity, poll_interval=poll_interval,
+                                      poll_max_interval=max(30.0, poll_interval),
                                       max_concurrency=max_clip_operations, **shared)
         elif clips is True:
             raise UsageError("clips", f"Veo clips need Vertex AI and this is "

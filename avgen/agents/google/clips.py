@@ -1,0 +1,427 @@
+"""`VeoClips`: a scene's clip from Google's Veo models (Vertex AI only).
+
+**Modes.** *Text-to-video*: the scene's ``visual`` (else its narration) is the prompt.
+*Image-to-video*: with ``still=`` (an `avgen.agents.ImageGenerator`, such as an Imagen
+agent) a still is made first and animated. *Continuity* (``continuity=True``): each clip
+starts on the last frame of the previous scene's clip, which `avgen.VideoGenerator` passes
+as ``previous=``. The aspect ratio follows the preset (``9:16`` when taller than wide, else
+``16:9``); the length is the shortest the model allows that covers the narration (Veo 2:
+5–8 s, Veo 3: 4, 6 or 8 s), capped at its maximum — the composer fits any clip.
+
+**Cost and cache.** A clip's price (per second, `avgen.agents.google.prices`) is reserved
+against the run's budget before anything is sent (`avgen.costs.paid_call`), and charged
+only when the clip arrives. Clips are kept in the `avgen.agents.google.cache.AssetCache`
+under a key of model, prompt, aspect, length, audio, resolution, negative prompt and the
+SHA-256 of the input image: an identical request is answered from disk, free.
+
+**Retries.** A submit the service *refused* (429, 5xx) created nothing: its error
+propagates and the generator's policy may resubmit. A submit *sent* without an answer (a
+read timeout, a dropped connection) may have been accepted and billed: it is never retried
+(`avgen.errors.AgentError`; the scene falls back). Polling is retried on transient errors,
+and an operation whose polling or download failed is remembered, so a retried call resumes
+it instead of paying again. Operations in flight are bounded by ``max_concurrency`` per
+event loop, across every run sharing the agent.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import hashlib
+import inspect
+import math
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
+from avgen.agents.google.cache import AssetCache
+from avgen.agents.google.connection import Capability, GoogleConnection
+from avgen.agents.google.prices import Price
+from avgen.costs import Charge, paid_call
+from avgen.errors import (
+    AgentError,
+    ContentRejected,
+    MediaError,
+    RateLimited,
+    ServiceUnavailable,
+    UsageError,
+)
+from avgen.media.ffmpeg import probe, run_ffmpeg
+from avgen.models import ClipAsset, Preset, Scene, VideoRequest
+from avgen.resilience import RetryDecorator, retry
+
+__all__ = ["VeoClips"]
+
+_VEO2_SECONDS = (5, 6, 7, 8)
+_VEO3_SECONDS = (4, 6, 8)
+_VEO2_RESOLUTIONS = ("720p",)
+_VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
+# transport errors raised before the request left this machine: nothing was created
+_NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ClientConnectorError")
+# after the request was sent: the service may have accepted (and billed) it
+_NO_ANSWER = ("ReadError", "WriteError", "RemoteProtocolError", "ServerDisconnectedError",
+              "NetworkError")
+
+
+def _sent_without_answer(exc: BaseException) -> bool:
+    """Whether a transport error means the request was sent but its answer was lost."""
+    names = [klass.__name__ for klass in type(exc).__mro__]
+    if any(name in _NOT_SENT for name in names) or isinstance(exc, ConnectionRefusedError):
+        return False
+    return isinstance(exc, TimeoutError | ConnectionError) or any(
+        "Timeout" in name or name in _NO_ANSWER for name in names)
+
+
+def _positive(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value <= 0:
+        raise UsageError(field, f"must be a finite number of seconds > 0, not {value!r}")
+    return float(value)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class _Overdue(AgentError):
+    """An operation ran past the deadline (kept, so a later identical call resumes it)."""
+
+
+class VeoClips(GoogleAgent):
+    """A `avgen.agents.ClipGenerator` backed by Veo (needs a Vertex AI connection).
+
+    Args:
+        connection: The shared `avgen.agents.google.connection.GoogleConnection` (Vertex).
+        model: A Veo model id (``veo-2.0-generate-001``, ``veo-3.0-generate-001``,
+            ``veo-3.1-generate-preview``, ``veo-3.1-fast-generate-preview`` …).
+        cache: Where clips are kept (``None``: no cache).
+        prices: Price overrides by model id.
+        max_concurrency: Operations in flight at once (Veo quotas are small).
+        audio: Ask Veo 3 for a sound track (priced higher; the narration stays the
+            soundtrack). Veo 2 makes silent clips.
+        continuity: Start each clip on the last frame of the previous scene's clip.
+        still: An image generator whose still each clip animates (image-to-video).
+        resolution: ``"720p"``, ``"1080p"`` or ``"4k"`` (Veo 3); ``None``: the default.
+        negative_prompt: What the clips should not show.
+        poll_interval: Seconds before the first poll; each wait grows 1.5 times.
+        poll_max_interval: The longest wait between two polls.
+        deadline: Seconds an operation may run before it is given up (not resubmitted).
+
+    Raises:
+        UsageError: An argument is out of range; the error names it.
+    """
+
+    kind = "veo"
+    """Names the agent (``veo:<model>``)."""
+    needs: Capability = "video"
+    """Veo is served by Vertex AI only."""
+
+    def __init__(self, connection: GoogleConnection,
+                 model: str = "veo-3.1-fast-generate-preview", *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_concurrency: int = 2, audio: bool = False, continuity: bool = False,
+                 still: Any = None, resolution: str | None = None,
+                 negative_prompt: str | None = None, poll_interval: float = 5.0,
+                 poll_max_interval: float = 30.0, deadline: float = 900.0) -> None:
+        if not isinstance(connection, GoogleConnection):
+            raise UsageError("connection", "must be a GoogleConnection, not "
+                             f"{type(connection).__name__}")
+        if isinstance(model, str) and "veo" not in model.lower():
+            raise UsageError("model", f"must be a Veo model id (veo-…), not {model!r}")
+        super().__init__(connection, model, cache=cache, prices=prices,
+                         max_concurrency=max_concurrency)
+        if cache is not None and not isinstance(cache, AssetCache):
+            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
+        self.veo2 = "veo-2" in model.lower()
+        """True for a Veo 2 model: 5–8 s clips, no audio parameter."""
+        for field, flag in (("audio", audio), ("continuity", continuity)):
+            if not isinstance(flag, bool):
+                raise UsageError(field, f"must be True or False, not {flag!r}")
+        if audio and self.veo2:
+            raise UsageError("audio", f"{model} makes silent clips; use a Veo 3 model for audio")
+        if still is not None and not callable(getattr(still, "generate", None)):
+            raise UsageError("still", "must be an ImageGenerator (with generate(scene, preset, "
+                             f"target)) or None, not {type(still).__name__}")
+        allowed = _VEO2_RESOLUTIONS if self.veo2 else _VEO3_RESOLUTIONS
+        if resolution is not None and resolution not in allowed:
+            raise UsageError("resolution", f"must be None or one of {', '.join(allowed)} for "
+                             f"{model}, not {resolution!r}")
+        if negative_prompt is not None and (not isinstance(negative_prompt, str)
+                                            or not negative_prompt.strip()):
+            raise UsageError("negative_prompt", "must be a non-empty text or None")
+        self.poll_interval = _positive("poll_interval", poll_interval)
+        """Seconds before the first poll."""
+        self.poll_max_interval = _positive("poll_max_interval", poll_max_interval)
+        """The longest wait between two polls."""
+        if self.poll_max_interval < self.poll_interval:
+            raise UsageError("poll_max_interval", f"must be >= poll_interval "
+                             f"({poll_interval!r}), not {poll_max_interval!r}")
+        self.deadline = _positive("deadline", deadline)
+        """Seconds an operation may run before it is given up."""
+        self.audio = audio
+        """Whether Veo 3 makes a sound track."""
+        self.continuity = continuity
+        """Whether a clip starts on the last frame of the previous one."""
+        self.still = still
+        """The image generator whose stills are animated, or None."""
+        self.resolution = resolution
+        """The resolution asked for (None: the model's default)."""
+        self.negative_prompt = negative_prompt
+        """What the clips should not show."""
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                               asyncio.Semaphore] = weakref.WeakKeyDictionary()
+        self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
+
+    @property
+    def durations(self) -> tuple[int, ...]:
+        """The clip lengths the model allows, in seconds."""
+        return _VEO2_SECONDS if self.veo2 else _VEO3_SECONDS
+
+    def duration_for(self, seconds: float) -> int:
+        """The shortest allowed length >= ``seconds``, or the longest one when none is.
+
+        Raises:
+            UsageError: ``seconds`` is not a finite number > 0.
+        """
+        wanted = _positive("seconds", seconds)
+        return next((d for d in self.durations if d >= wanted), self.durations[-1])
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        """One clip per planned scene (plus the stills' own estimate when ``still`` has one;
+        an upper bound with ``continuity``, which needs a still for the first scene only)."""
+        scenes = planned_scenes(request)
+        duration = self.duration_for(planned_seconds(request) / scenes)
+        charges = [Charge(self.name, self.model, float(scenes * duration), "video_second",
+                          scenes * self.price.video(duration, self.audio))]
+        estimator = getattr(self.still, "estimate", None)
+        if callable(estimator):
+            charges.extend(estimator(request))
+        return charges
+
+    async def generate(self, scene: Scene, seconds: float, preset: Preset, target: Path, *,
+                       previous: Path | None = None) -> ClipAsset:
+        """Write a clip for ``scene`` at ``target`` (see the module docstring).
+
+        Args:
+            scene: The scene; its ``visual`` (else its narration) is the prompt.
+            seconds: The narration's length; the clip is the shortest allowed length
+                covering it, capped at the model's maximum.
+            preset: The output format (gives the aspect ratio).
+            target: Where to write the MP4.
+            previous: The previous scene's clip (used with ``continuity``).
+
+        Raises:
+            UsageError: The connection cannot serve Veo (Developer mode).
+            BudgetExceeded: The clip does not fit the run's budget; nothing was sent.
+            RateLimited: The submit was refused for quota (nothing was created).
+            ServiceUnavailable: The service refused or could not be reached, or polling
+                kept failing (a retried call resumes the same operation).
+            ContentRejected: Veo's safety filters kept the clip back.
+            AgentError: The operation failed or ran past ``deadline``, or the submit got no
+                answer (not retried: it may have been billed).
+            MediaError: What came back is not a video.
+        """
+        if not self.connection.supports(self.needs):
+            raise UsageError("agents", f"{self.name} needs Vertex AI (video is not served in "
+                             f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true")
+        duration = self.duration_for(seconds)
+        aspect = "9:16" if preset.height > preset.width else "16:9"
+        prompt = scene.visual or scene.narration
+        with tempfile.TemporaryDirectory(prefix="avgen-veo-") as tmp:
+            image = await self._input_image(scene, preset, previous, Path(tmp))
+        audio = self.audio and not self.veo2
+        key = AssetCache.key(
+            "veo", model=self.model, prompt=prompt, aspect=aspect, seconds=duration,
+            audio=audio, resolution=self.resolution, negative_prompt=self.negative_prompt,
+            image=hashlib.sha256(image).hexdigest() if image is not None else None)
+        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+            return await self._asset(target)
+        async with self._slot():
+            with paid_call(agent=self.name, model=self.model, quantity=duration,
+                           unit="video_second", usd=self.price.video(duration, audio)):
+                asset = await self._produce(key, target, prompt, image, duration, aspect,
+                                            audio)
+        if self.cache is not None:
+            self.cache.keep(key, target)
+        return asset
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots[loop] = asyncio.Semaphore(self.max_concurrency)
+        return self._slots[loop]
+
+    async def _input_image(self, scene: Scene, preset: Preset, previous: Path | None,
+                           tmp: Path) -> bytes | None:
+        if self.continuity and previous is not None:
+            if not Path(previous).is_file():
+                raise MediaError("the previous scene's clip is missing", previous)
+            frame = tmp / "last.png"
+            await run_ffmpeg(["-sseof", "-1", "-i", str(previous), "-an", "-update", "1",
+                              str(frame)], what="taking the last frame of the previous clip")
+            if not frame.is_file() or not frame.stat().st_size:
+                raise MediaError("no frame could be taken from the previous clip", previous)
+            return frame.read_bytes()
+        if self.still is not None:
+            still, make = tmp / "still.png", self.still.generate
+            if inspect.iscoroutinefunction(make):
+                await make(scene, preset, still)
+            else:  # a plain (blocking) image generator runs in a worker thread
+                await asyncio.to_thread(make, scene, preset, still)
+            if not still.is_file() or not still.stat().st_size:
+                raise MediaError(f"{type(self.still).__name__} wrote no still", still)
+            return still.read_bytes()
+        return None
+
+    async def _produce(self, key: str, target: Path, prompt: str, image: bytes | None,
+                       duration: int, aspect: str, audio: bool) -> ClipAsset:
+        """Submit (or resume) the operation for ``key``, wait for it, save and check the clip.
+
+        An operation is remembered until its clip is saved or it has failed for good: a
+        call retried after a transient failure (or a cancellation, or the deadline) resumes
+        it instead of paying for a new one.
+        """
+        operation = self._pending.get(key)
+        if operation is None:
+            operation = await self._submit(prompt, image, duration, aspect, audio)
+            self._pending[key] = operation
+        try:
+            operation = self._pending[key] = await self._wait(operation)
+            await self._save(self._video(operation), target)
+            asset = await self._asset(target)
+        except (ServiceUnavailable, RateLimited, _Overdue, asyncio.CancelledError):
+            raise
+        except BaseException:
+            self._pending.pop(key, None)
+            raise
+        self._pending.pop(key, None)
+        return asset
+
+    async def _submit(self, prompt: str, image: bytes | None, duration: int, aspect: str,
+                      audio: bool) -> Any:
+        from google.genai import types
+
+        config = types.GenerateVideosConfig(
+            duration_seconds=duration, aspect_ratio=aspect, resolution=self.resolution,
+            negative_prompt=self.negative_prompt, generate_audio=None if self.veo2 else audio)
+        source = types.GenerateVideosSource(prompt=prompt, image=None if image is None else
+                                            types.Image(image_bytes=image,
+                                                        mime_type=_mime(image)))
+        client = self.connection.client
+        try:
+            return await self._api(lambda: client.aio.models.generate_videos(
+                model=self.model, source=source, config=config))
+        except ServiceUnavailable as exc:
+            cause = exc.__cause__
+            if cause is None or not _sent_without_answer(cause):
+                raise  # refused or never sent: nothing was created, a retry is safe
+            raise AgentError(self._redact(
+                f"the clip request was sent but no answer came back ({type(cause).__name__})"
+                "; Veo may have accepted and billed it, so it was not retried"),
+                self.name) from exc
+
+    async def _wait(self, operation: Any) -> Any:
+        client = self.connection.client
+        started = time.monotonic()
+        interval = self.poll_interval
+        while not operation.done:
+            elapsed = time.monotonic() - started
+            if elapsed >= self.deadline:
+                raise _Overdue(self._redact(
+                    f"operation {operation.name} ran past its deadline ({elapsed:.1f} s > "
+                    f"{self.deadline:g} s); it was not resubmitted"), self.name)
+            await asyncio.sleep(min(interval, self.deadline - elapsed))
+            interval = min(interval * 1.5, self.poll_max_interval)
+
+            async def poll(current: Any = operation) -> Any:
+                return await self._api(lambda: client.aio.operations.get(current))
+
+            remaining = max(0.001, self.deadline - (time.monotonic() - started))
+            operation = await self._retry(remaining)(poll)()
+        return operation
+
+    def _retry(self, budget: float) -> RetryDecorator:
+        """Retries for the safe calls (polls, downloads) within ``budget`` seconds."""
+        return retry(attempts=5, timeout=budget, wait_initial=min(self.poll_interval, 2.0),
+                     wait_max=self.poll_max_interval, name=self.name)
+
+    def _video(self, operation: Any) -> Any:
+        if operation.error:
+            error = dict(operation.error)
+            raise AgentError(self._redact(
+                f"operation {operation.name} failed (code {error.get('code')}): "
+                f"{error.get('message') or error}"), self.name)
+        response = operation.response or operation.result
+        if response is None:
+            raise AgentError(f"operation {operation.name} ended with neither a result nor "
+                             "an error", self.name)
+        videos = [g.video for g in response.generated_videos or [] if g.video is not None]
+        if not videos:
+            reasons = response.rai_media_filtered_reasons or []
+            raise ContentRejected("Veo returned no clip: its safety filters kept it back",
+                                  self.name, reason=self._redact("; ".join(reasons)
+                                                                 or "no reason given"))
+        return videos[0]
+
+    async def _save(self, video: Any, target: Path) -> None:
+        if video.video_bytes:
+            await asyncio.to_thread(target.write_bytes, video.video_bytes)
+            return
+        uri = str(video.uri or "")
+        if uri.startswith("gs://"):
+            raise AgentError(self._redact(
+                f"Veo stored the clip in Cloud Storage ({uri}); avgen does not set an output "
+                "bucket and cannot read gs:// URIs, so the clip was expected inline"), self.name)
+        if not uri.startswith(("http://", "https://")):
+            raise AgentError("Veo returned neither video bytes nor a URI", self.name)
+
+        await self._retry(self.deadline)(self._http_get)(uri, target)
+
+    async def _http_get(self, uri: str, target: Path) -> None:
+        """Stream ``uri`` to ``target``; the API key goes only to the connection's host."""
+        import httpx2
+
+        api = getattr(self.connection.client, "_api_client", None)
+        options = getattr(api, "_http_options", None)
+        base = str(getattr(options, "base_url", None) or "")
+        key = getattr(api, "api_key", None)
+        headers = ({"x-goog-api-key": key} if isinstance(key, str) and key and base
+                   and _origin(base) == _origin(uri) else {})
+        timeout = getattr(options, "timeout", None)
+        try:
+            async with httpx2.AsyncClient(timeout=timeout / 1000 if timeout else 120.0,
+                                          follow_redirects=not headers) as http, \
+                    http.stream("GET", uri, headers=headers) as answer:
+                status = answer.status_code
+                if status != 200:
+                    transient = status >= 500 or status in (408, 429)
+                    raise (ServiceUnavailable if transient else AgentError)(
+                        f"downloading the clip failed: HTTP {status}", self.name)
+                with target.open("wb") as out:
+                    async for chunk in answer.aiter_bytes():
+                        out.write(chunk)
+        except AgentError:
+            raise
+        except Exception as exc:
+            raise self.connection.translate(exc, self.name) from exc
+
+    async def _asset(self, target: Path) -> ClipAsset:
+        info = await asyncio.to_thread(probe, target)
+        if not info.has_video or not info.duration:
+            raise MediaError(f"{self.name} returned a file with no video stream", target)
+        return ClipAsset(target, info.duration, info.width, info.height, info.fps or 24.0,
+                         info.has_audio)
+
+
+def _mime(image: bytes) -> str:
+    return "image/jpeg" if image.startswith(b"\xff\xd8") else "image/png"

@@ -1,0 +1,248 @@
+"""Whole videos with the google agents: the real SDK over HTTP to FakeGemini, real ffmpeg,
+decoded output; faults injected per scene; re-runs served by the cache; the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_gemini import FakeGemini
+from media import decode
+
+from avgen import Event, GenerationError, VideoGenerator
+from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+from avgen.agents.google.prices import price_of
+from avgen.resilience import set_testing
+
+KEY = "AIzaFAKE-video-key-0123456789abcdef"
+TOKEN = "ya29.fake-access-token-0123456789"
+PAID = ("script", "speech", "image", "imagen", "veo")
+VISUALS = ("Sunlight glittering", "White clouds forming", "Rain falling")
+NARRATIONS = ("The sun warms", "High in the sky", "The droplets join")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGemini]:
+    with FakeGemini(polls_until_done=2) as server, set_testing():
+        yield server
+
+
+def vertex(fake: FakeGemini, *, project: bool = False) -> GoogleConnection:
+    if project:
+        from google.oauth2.credentials import Credentials
+
+        return GoogleConnection.from_env(
+            {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_CLOUD_PROJECT": "demo"},
+            base_url=fake.base_url, credentials=Credentials(token=TOKEN))
+    return GoogleConnection.from_env({"GOOGLE_GENAI_USE_VERTEXAI": "true",
+                                      "GOOGLE_API_KEY": KEY}, base_url=fake.base_url)
+
+
+def developer(fake: FakeGemini) -> GoogleConnection:
+    return GoogleConnection.from_env({"GEMINI_API_KEY": KEY}, base_url=fake.base_url)
+
+
+def generator(connection: GoogleConnection, tmp_path: Path, **options: Any) -> VideoGenerator:
+    budget = options.pop("budget", None)
+    on_event = options.pop("on_event", None)
+    options.setdefault("cache", AssetCache(tmp_path / "cache"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Developer mode: stills instead of clips
+        agents = google_agents(connection, poll_interval=0.01, **options)
+    return VideoGenerator(agents, output_dir=tmp_path / "out", budget=budget, on_event=on_event)
+
+
+def manifest(video_session: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((video_session / "metadata" / "manifest.json")
+                                      .read_text("utf-8"))
+    return data
+
+
+def paid(fake: FakeGemini) -> dict[str, int]:
+    return {kind: fake.count(kind) for kind in PAID if fake.count(kind)}
+
+
+def test_vertex_video_from_gemini_script_tts_and_veo_clips(fake: FakeGemini,
+                                                            tmp_path: Path) -> None:
+    video = generator(vertex(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                            preset="draft")
+    decoded = decode(video.path)
+    assert decoded["errors"] == ""
+    assert (decoded["width"], decoded["height"]) == (360, 640) and decoded["has_audio"]
+    narration = [max(0.5, len(s["narration"]) * fake.speech_seconds_per_char)
+                 for s in fake.script["scenes"]]
+    assert decoded["audio_duration"] == pytest.approx(sum(narration), abs=0.25)
+    assert video.tiers == ("clip", "clip", "clip")
+    assert paid(fake) == {"script": 1, "speech": 3, "veo": 3}
+    assert all(call.body["parameters"]["aspectRatio"] == "9:16" for call in fake.calls("veo"))
+    data = manifest(video.session)
+    steps = data["steps"]
+    veo = price_of("veo-3.1-fast-generate-preview")
+    for index in range(3):
+        visual = steps[f"scene-{index:03d}.visual"]
+        assert visual["status"] == "done" and visual["tier"] == "clip"
+        [charge] = visual["data"]["charges"]
+        assert visual["cost"] == pytest.approx(veo.video(charge["quantity"], False))
+        assert steps[f"scene-{index:03d}.narration"]["cost"] > 0
+    assert steps["script"]["cost"] > 0
+    assert data["cost"]["spent"] == pytest.approx(
+        math.fsum(step["cost"] for step in steps.values()), abs=1e-6)
+    assert data["agents"]["clip_generator"] == "veo:veo-3.1-fast-generate-preview"
+
+
+def test_faults_on_some_scenes_still_make_the_video(fake: FakeGemini, tmp_path: Path) -> None:
+    fake.fail("veo", "rate_limit", match=VISUALS[0], retry_after=1)
+    fake.fail("veo", "filtered", match=VISUALS[1])
+    fake.fail("speech", "server_error", status=503, match=NARRATIONS[2])
+    fake.fail("veo", "operation_error", match=VISUALS[2])
+    events: list[Event] = []
+    video = generator(vertex(fake), tmp_path, on_event=events.append).generate_sync(
+        topic="the water cycle", preset="draft")
+    assert decode(video.path)["errors"] == ""
+    assert video.tiers == ("clip", "image", "image")
+    steps = manifest(video.session)["steps"]
+    first = steps["scene-000.visual"]
+    assert first["tier"] == "clip" and first["data"]["resilience"]["attempts"] == 2
+    assert "429" in first["data"]["resilience"]["retries"][0]["error"]
+    assert len([c for c in fake.calls("veo") if VISUALS[0] in (c.prompt or "")]) == 2
+    second = steps["scene-001.visual"]
+    assert second["status"] == "fallback" and second["tier"] == "image"
+    assert "filtered" in second["error"] or "safety" in second["error"].lower()
+    third = steps["scene-002.visual"]
+    assert third["status"] == "fallback" and "failed" in third["error"]
+    assert len([c for c in fake.calls("veo") if VISUALS[2] in (c.prompt or "")]) == 1
+    narration = steps["scene-002.narration"]["data"]["resilience"]
+    assert narration["attempts"] == 2 and "503" in narration["retries"][0]["error"]
+    assert {e.kind for e in events} >= {"fallback", "retry", "done"}
+    # the filtered clip was not charged; the still that replaced it was
+    assert [c["unit"] for c in second["data"]["charges"]] == ["image"]
+
+
+def test_the_same_request_again_pays_for_nothing(fake: FakeGemini, tmp_path: Path) -> None:
+    first = generator(vertex(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                            preset="draft")
+    fake.reset()
+    again = generator(vertex(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                            preset="draft")
+    assert again.session != first.session
+    assert paid(fake) == {}
+    assert fake.requests == []
+    data = manifest(again.session)
+    assert data["cost"]["spent"] == 0
+    hits = [step["data"]["resilience"].get("cache") for step in data["steps"].values()
+            if step["id"] != "compose"]
+    assert hits and all(hit == ["hit"] for hit in hits)
+    assert decode(again.path)["errors"] == "" and again.tiers == first.tiers
+    # an edited request pays for its script again, then only for the scene that changed
+    fake.script["scenes"][1]["narration"] = "Then a storm builds over the sea."
+    fake.script["scenes"][1]["visual"] = "A thunderstorm over the sea"
+    generator(vertex(fake), tmp_path).generate_sync(topic="the water cycle, with storms",
+                                                    preset="draft")
+    assert paid(fake) == {"script": 1, "speech": 1, "veo": 1}
+
+
+def test_developer_mode_makes_a_video_from_stills(fake: FakeGemini, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="Vertex AI"):
+        agents = google_agents(developer(fake), cache=False)
+    video = VideoGenerator(agents, output_dir=tmp_path).generate_sync(
+        script="Bees dance. They tell the hive where flowers are.", preset="draft")
+    assert video.tiers == ("image",) * len(fake.script["scenes"])
+    assert paid(fake) == {"script": 1, "speech": 3, "image": 3}
+    assert decode(video.path)["errors"] == ""
+
+
+def test_an_open_breaker_makes_the_other_scenes_fall_back_at_once(fake: FakeGemini,
+                                                                   tmp_path: Path) -> None:
+    fake.fail("veo", "server_error", status=503, times=100)
+    gen = generator(vertex(fake), tmp_path, max_clip_operations=1)
+    gen.agents.clip_generator.max_concurrency = 1  # type: ignore[union-attr]
+    video = gen.generate_sync(topic="the water cycle", preset="draft")
+    assert video.tiers == ("image", "image", "image")
+    assert fake.count("veo") == 4  # one scene's 4 attempts open it; the others are refused
+    steps = manifest(video.session)["steps"]
+    refused = [s for s in steps.values() if "circuit" in (s.get("error") or "").lower()
+               or "open" in (s.get("error") or "")]
+    assert len(refused) == 2
+
+
+def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) -> None:
+    gen = generator(vertex(fake), tmp_path, budget=0.10)
+    estimate = gen.estimate(topic="the water cycle", preset="draft")
+    assert estimate.total > 0.10 and not estimate.within_budget
+    assert {c.agent.split(":")[0] for c in estimate.charges} == {
+        "gemini-script", "gemini-tts", "imagen", "veo"}
+    assert estimate.total == pytest.approx(math.fsum(c.usd for c in estimate.charges))
+    assert fake.requests == []  # estimating costs nothing
+    video = gen.generate_sync(topic="the water cycle", preset="draft")
+    data = manifest(video.session)
+    assert data["cost"]["spent"] <= 0.10
+    assert fake.count("veo") == 0  # a 4 s clip ($0.40) never fitted
+    assert video.tiers == ("image", "image", "image")
+    assert all("budget" in data["steps"][f"scene-{i:03d}.visual"]["error"] for i in range(3))
+
+
+def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    fake.fail("veo", "rate_limit", match=VISUALS[0])
+    fake.fail("imagen", "server_error", status=500, times=2)
+    fake.fail("veo", "filtered", match=VISUALS[1])
+    events: list[Event] = []
+    caplog.set_level(logging.DEBUG)
+    for connection, secret in ((vertex(fake), KEY), (vertex(fake, project=True), TOKEN)):
+        gen = generator(connection, tmp_path, on_event=events.append)
+        video = gen.generate_sync(topic="the water cycle", preset="draft")
+        written = [p for p in tmp_path.rglob("*") if p.is_file()]
+        assert any(p.suffix == ".json" for p in written) and any(p.suffix == ".log"
+                                                                 for p in written)
+        for path in written:
+            assert secret.encode() not in path.read_bytes(), path
+        assert secret not in caplog.text
+        assert secret not in repr(events) and secret not in repr(gen)
+        assert secret not in repr(gen.agents)
+        assert video.path.exists()
+    assert fake.calls("imagen")[0].headers.get("x-goog-api-key") == KEY  # it was used
+
+
+def test_avgen_make_picks_the_google_agents_and_says_which(fake: FakeGemini,
+                                                           tmp_path: Path) -> None:
+    script = tmp_path / "bees.md"
+    script.write_text("# Bees\n\nBees dance. They tell the hive where flowers are.\n")
+    env = {**os.environ, "GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": fake.base_url,
+           "AVGEN_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "avgen", "make", "--script", str(script), "--preset",
+               "draft", "--out", str(tmp_path / "out")]
+    estimate = subprocess.run([*command, "--estimate"], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert estimate.returncode == 0, estimate.stderr
+    assert "total" in estimate.stdout and "gemini-tts" in estimate.stdout
+    assert fake.requests == []
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert made.returncode == 0, made.stderr
+    assert "agents: google (developer mode)" in made.stderr
+    assert "clip generator" in made.stderr and "Vertex AI" in made.stderr
+    assert KEY not in made.stderr + made.stdout
+    path = Path(made.stdout.strip().splitlines()[-1])
+    assert decode(path)["errors"] == "" and paid(fake)["speech"] == 3
+    local = subprocess.run([*command, "--agents", "local"], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert local.returncode == 0 and "agents: local:" in local.stderr
+
+
+def test_a_blocked_script_fails_the_run_with_the_reason(fake: FakeGemini,
+                                                        tmp_path: Path) -> None:
+    fake.fail("script", "safety_block")
+    with pytest.raises(GenerationError, match="SAFETY") as failed:
+        generator(vertex(fake), tmp_path).generate_sync(topic="something", preset="draft")
+    assert failed.value.session is not None
+    assert manifest(failed.value.session)["status"] == "failed"
+    assert fake.count("speech") == 0
