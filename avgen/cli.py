@@ -163,7 +163,7 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     return agents, line
 
 
-def _docs(out: Path, check_only: bool) -> int:
+def _build_docs(out: Path, check_only: bool) -> int:
     """``avgen docs``: refuse undocumented public names, then build the pdoc reference."""
     from avgen import _docs
 
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:8} {p.width}x{p.height} {p.fps} fps")
         return 0
     if args.command == "docs":
-        return _docs(args.out, args.check)
+        return _build_docs(args.out, args.check)
     bar = _ProgressBar(sys.stderr, args.quiet)
     try:
         agents, line = _agents(args)

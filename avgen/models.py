@@ -513,9 +513,59 @@ def asset_from_dict(data: Mapping[str, Any], root: Path | None = None) -> AudioA
     raise ValueError(f"unknown asset kind {kind!r}")
 
 
+HTML_EMBED_LIMIT = 20 * 1024 * 1024
+"""Largest MP4, in bytes (20 MiB), that a `Video` displayed in a notebook embeds in the page.
+
+Embedded, the video plays wherever the notebook goes (saved, exported, on another machine),
+but as base64 text a third larger, which the saved notebook keeps and the browser holds in
+memory. A larger file is played from a path relative to the working directory (where
+notebook front-ends serve files from), and one outside it is only named. Change it with
+``avgen.models.HTML_EMBED_LIMIT = ...``."""
+
+_PLAYER_BOX = (640, 480)
+"""The largest inline player, in CSS pixels (width, height): a vertical video is shown 270
+pixels wide, not 1080."""
+
+
+def _player_size(width: int, height: int) -> tuple[int, int]:
+    """The size of the inline player: the frame scaled down (never up) into `_PLAYER_BOX`."""
+    scale = min(1.0, _PLAYER_BOX[0] / max(width, 1), _PLAYER_BOX[1] / max(height, 1))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _player_source(path: Path) -> tuple[str | None, str]:
+    """Where a notebook front-end can load ``path`` from: a ``data:`` URI when the file is at
+    most `HTML_EMBED_LIMIT` bytes, else a URL relative to the working directory when the
+    file lies under it, else ``None``; and a sentence saying why, for the page."""
+    import base64
+    from urllib.parse import quote
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None, "The video file does not exist (any more), so it cannot be shown."
+    if size <= HTML_EMBED_LIMIT:
+        return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode('ascii')}", ""
+    megabytes = f"{size / 2**20:.3g} MiB, over the {HTML_EMBED_LIMIT / 2**20:.3g} MiB limit"
+    try:
+        relative = path.resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return None, (f"The video is too large to embed ({megabytes}) and lies outside the "
+                      "working directory, where the notebook cannot serve it from, so it is "
+                      "not shown here. Open the file above in a player, or copy it under "
+                      "the notebook's folder.")
+    return quote(relative.as_posix()), (f"Played from a path relative to the working "
+                                        f"directory ({megabytes}).")
+
+
 @attrs.frozen
 class Video:
-    """A finished video and everything that describes it."""
+    """A finished video and everything that describes it.
+
+    In Jupyter, a `Video` as the last expression of a cell displays as a player: the MP4 is
+    embedded in the page when it is at most `HTML_EMBED_LIMIT` bytes (20 MiB), else played
+    from its path relative to the working directory, else (a large file elsewhere) named.
+    """
 
     path: Path = attrs.field(converter=_path)
     """The MP4 file in the session's ``final_output/``."""
@@ -547,8 +597,16 @@ class Video:
         return VideoFileClip(str(self.path))
 
     def _repr_html_(self) -> str:
+        """The notebook display: an inline player sized to fit 640×480, and the facts."""
         from html import escape
 
-        return (f'<video src="{escape(self.path.as_posix())}" controls '
-                f'style="max-height:480px"></video><br><code>{escape(str(self.path))}</code> '
-                f"· {self.width}×{self.height} · {self.duration:.1f} s")
+        source, note = _player_source(self.path)
+        facts = (f"<code>{escape(str(self.path))}</code> · {self.width}×{self.height} · "
+                 f"{self.duration:.1f} s")
+        if source is None:
+            return f"<p>{facts}</p><p><strong>{escape(note)}</strong></p>"
+        width, height = _player_size(self.width, self.height)
+        player = (f'<video controls preload="metadata" width="{width}" height="{height}">'
+                  f'<source src="{escape(source)}" type="video/mp4">'
+                  "Your browser cannot play this video.</video>")
+        return f"{player}<br>{facts}" + (f"<br><small>{escape(note)}</small>" if note else "")

@@ -1,5 +1,7 @@
-"""The documentation: every public name has a docstring, the API reference builds, and the
-Python examples in README.md and docs/*.md compile and import only names that exist."""
+"""The documentation: every public name has a docstring, the API reference builds (with
+``avgen docs``, and ``docs/build.py`` wraps it), the package docstring carries the README's
+quick start, and the Python examples in README.md and docs/*.md compile and import only
+names that exist."""
 
 from __future__ import annotations
 
@@ -7,12 +9,17 @@ import ast
 import importlib
 import importlib.util
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+import avgen
+from avgen.cli import main
+from avgen.models import Video
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -50,22 +57,77 @@ def test_there_are_examples() -> None:
     assert len(EXAMPLES) >= 20
     assert {where.split(":")[0] for where, _ in EXAMPLES} >= {
         "README.md", "docs/getting-started.md", "docs/custom-agents.md",
-        "docs/resilience.md", "docs/sessions.md"}
+        "docs/resilience.md", "docs/sessions.md", "docs/google.md"}
 
 
 def test_every_public_name_is_documented() -> None:
     assert _load_build().undocumented() == []
 
 
-# pdoc cannot tell where the ``__name__``/``__qualname__`` annotations of the
-# `CachedFunction` protocol come from; harmless.
-@pytest.mark.filterwarnings("ignore:Cannot determine where:UserWarning")
-def test_api_reference_builds(tmp_path: Path) -> None:
-    _load_build().build(tmp_path)
-    page = (tmp_path / "avgen.html").read_text("utf-8")
-    assert "VideoGenerator" in page
-    assert (tmp_path / "avgen" / "resilience.html").is_file()
-    assert (tmp_path / "avgen" / "agents" / "protocols.html").is_file()
+def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
+    out = tmp_path / "api"
+    proc = subprocess.run([sys.executable, "-m", "avgen", "docs", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"API reference written to {out}")
+    assert "Cannot determine where" not in proc.stderr  # pdoc's known, harmless warnings
+    assert "avgen.html" in (out / "index.html").read_text("utf-8")
+    page = (out / "avgen.html").read_text("utf-8")
+    assert "VideoGenerator" in page and "Octopuses have three hearts" in page
+    assert (out / "avgen" / "resilience.html").is_file()
+    assert (out / "avgen" / "agents" / "protocols.html").is_file()
+    notebook = (out / "avgen" / "notebook.html").read_text("utf-8")
+    assert "ProgressBar" in notebook and "HTML_EMBED_LIMIT" in notebook
+    assert not (out / "avgen" / "_docs.html").exists()  # private modules are left out
+
+
+def test_avgen_docs_refuses_undocumented_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(Video.to_moviepy, "__doc__", None)
+    monkeypatch.setattr(Video, "__doc__", "  ")
+    assert main(["docs", "--out", str(tmp_path / "api")]) == 1
+    err = capsys.readouterr().err
+    assert "2 public name(s) have no docstring" in err
+    assert "  avgen.models.Video\n" in err and "  avgen.models.Video.to_moviepy\n" in err
+    assert not (tmp_path / "api").exists()  # nothing is built
+    assert main(["docs", "--check"]) == 1
+
+
+def test_avgen_docs_without_pdoc_says_what_to_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "pdoc", None)  # `import pdoc` raises ImportError
+    assert main(["docs", "--out", str(tmp_path / "api")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("avgen: error: building the API reference needs pdoc")
+    assert "avgen[dev]" in err and "Traceback" not in err
+    assert main(["docs", "--check"]) == 0  # the check alone needs no pdoc
+    assert capsys.readouterr().out == "every public name has a docstring\n"
+
+
+def test_build_script_wraps_avgen_docs() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--check"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "every public name has a docstring\n"
+    build = _load_build()
+    assert build.DEFAULT_OUT == ROOT / "docs" / "api"
+    assert build.undocumented is avgen._docs.undocumented
+
+
+def _quick_start(text: str) -> ast.AST:
+    return ast.parse(textwrap.dedent(text))
+
+
+def test_package_docstring_has_the_readme_quick_start() -> None:
+    readme = next(code for where, code in EXAMPLES if where.startswith("README.md:"))
+    doc = avgen.__doc__ or ""
+    block = re.search(r"Quick start[^\n]*::\n\n(?P<code>(?:    .*\n|\n)+)", doc)
+    assert block is not None, "no `Quick start::` block in avgen's docstring"
+    # The same code (the docstring may wrap lines differently).
+    assert ast.dump(_quick_start(block.group("code"))) == ast.dump(_quick_start(readme))
 
 
 def _exists(module: str, name: str) -> bool:

@@ -1,0 +1,140 @@
+"""Build avgen's API reference with pdoc, refusing to build it with undocumented names.
+
+Used by ``avgen docs`` and by ``docs/build.py``. A public name, here, is: every module of
+the ``avgen`` package (except ``avgen.__main__`` and private modules, whose name starts with
+``_``), each class and function named in the module's ``__all__``, and the public methods
+and properties of the classes the module defines. pdoc comes with the ``dev`` extra; it is
+imported only by `build`.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import functools
+import importlib
+import inspect
+import pkgutil
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import TextIO
+
+from avgen.errors import ConfigurationError
+
+__all__ = ["PACKAGE", "build", "modules", "run", "undocumented"]
+
+PACKAGE = "avgen"
+"""The package documented."""
+
+
+def modules() -> list[ModuleType]:
+    """Every public module of the package, imported, in name order."""
+    root = importlib.import_module(PACKAGE)
+    found = [root]
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{PACKAGE}."):
+        parts = info.name.split(".")
+        if any(part.startswith("_") for part in parts[1:]):
+            continue  # private modules and avgen.__main__
+        found.append(importlib.import_module(info.name))
+    return sorted(found, key=lambda module: module.__name__)
+
+
+def _has_doc(obj: object) -> bool:
+    doc = getattr(obj, "__doc__", None)
+    return isinstance(doc, str) and bool(doc.strip())
+
+
+def _members(cls: type) -> list[tuple[str, object]]:
+    """Public methods and properties defined in the body of ``cls``."""
+    found: list[tuple[str, object]] = []
+    for name, value in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if inspect.isfunction(value) or isinstance(value, (property, functools.cached_property)):
+            found.append((name, value))
+    return found
+
+
+def undocumented() -> list[str]:
+    """Qualified names of the public classes, functions, methods and properties without a
+    docstring, sorted."""
+    missing: set[str] = set()
+    for module in modules():
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue  # constants, type aliases, instances
+            where = f"{getattr(obj, '__module__', module.__name__)}.{obj.__qualname__}"
+            if not _has_doc(obj):
+                missing.add(where)
+            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+                for member, value in _members(obj):
+                    if not _has_doc(value):
+                        missing.add(f"{where}.{member}")
+    return sorted(missing)
+
+
+def build(out: Path) -> None:
+    """Render the HTML reference of the package into ``out`` (``index.html`` and one page
+    per module).
+
+    Raises:
+        ConfigurationError: pdoc is not installed.
+    """
+    try:
+        import pdoc
+        import pdoc.render
+    except ImportError as exc:
+        raise ConfigurationError(
+            "building the API reference needs pdoc, which is not installed: install the "
+            "development extra, e.g. `python -m pip install \"avgen[dev]\"` (or "
+            "`python -m pip install -e \".[dev]\"` in a checkout)") from exc
+
+    pdoc.render.configure(docformat="google", footer_text="avgen API reference")
+    # pdoc follows a package's __all__ to find submodules, and most of avgen's lists name
+    # no modules: give it every public module explicitly (some it then finds twice).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The module specification .* adds a module")
+        # pdoc cannot tell where the ``__name__``/``__qualname__`` annotations of the
+        # `CachedFunction` protocol come from, and says so; harmless.
+        warnings.filterwarnings("ignore", category=UserWarning, message=r"Cannot determine "
+                                r"where \S+\.CachedFunction\.__(qual)?name__ is taken from")
+        pdoc.pdoc(*(module.__name__ for module in modules()), output_directory=Path(out))
+
+
+def run(out: Path, *, check_only: bool = False, stdout: TextIO | None = None,
+        stderr: TextIO | None = None) -> int:
+    """Check that every public name has a docstring, then build the reference into ``out``.
+
+    Args:
+        out: The output folder (created if needed).
+        check_only: Only check the docstrings; build nothing.
+        stdout: Where the success line goes (default: `sys.stdout`).
+        stderr: Where the undocumented names go (default: `sys.stderr`).
+
+    Returns:
+        The exit status: 0 built (or checked), 1 some public names have no docstring (each
+        one is printed, and nothing is built).
+
+    Raises:
+        ConfigurationError: pdoc is not installed (only when building).
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    missing = undocumented()
+    if missing:
+        print(f"{len(missing)} public name(s) have no docstring; document them to build the "
+              "API reference:", file=stderr)
+        for name in missing:
+            print(f"  {name}", file=stderr)
+        return 1
+    if check_only:
+        print("every public name has a docstring", file=stdout)
+        return 0
+    build(out)
+    print(f"API reference written to {out} (open {Path(out) / 'index.html'})", file=stdout)
+    return 0
