@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from avgen.agents.google.cache import AssetCache
 from avgen.agents.google.connection import Capability, GoogleConnection
 from avgen.agents.google.prices import Price, price_of
-from avgen.errors import BudgetExceeded, ContentRejected, UsageError
+from avgen.errors import AgentError, BudgetExceeded, ContentRejected, UsageError
 from avgen.models import VideoRequest
 from avgen.policy import AgentPolicy
 from avgen.resilience import CircuitSettings, RetryPolicy
@@ -28,6 +28,10 @@ GOOGLE_POLICY = AgentPolicy(
 backoff (honouring ``Retry-After``), a safety refusal or a budget stop is not; a breaker
 per agent opens when half of its last calls failed, so the remaining scenes fall back at
 once instead of waiting on a service that is down."""
+
+BLOCKED_FINISH = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
+                            "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"})
+"""Finish reasons of a ``generate_content`` answer that mean a safety filter kept it back."""
 
 WORDS_PER_SECOND = 2.5
 """Speaking rate used to plan narration length (about 150 words a minute)."""
@@ -116,3 +120,40 @@ class GoogleAgent:
 
     def _redact(self, value: Any) -> str:
         return self.connection.redact(str(value))
+
+    def _refuse_blocked(self, response: Any, what: str) -> str:
+        """Raise `avgen.errors.ContentRejected` when a ``generate_content`` answer was
+        blocked (the prompt, or the answer); else return the first finish reason."""
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise ContentRejected(f"the {what} prompt was blocked", self.name,
+                                  reason=_value(feedback.block_reason))
+        finish = ""
+        for candidate in response.candidates or []:
+            reason = _value(candidate.finish_reason)
+            if reason in BLOCKED_FINISH:
+                raise ContentRejected(f"the {what} was blocked", self.name, reason=reason)
+            finish = finish or reason
+        return finish
+
+    def _inline(self, response: Any, mime_prefix: str, what: str) -> Any:
+        """The first inline part whose mime type starts with ``mime_prefix`` (its
+        ``data`` and ``mime_type``), after refusing a blocked answer.
+
+        Raises:
+            ContentRejected: The answer was blocked.
+            AgentError: No such part came back.
+        """
+        self._refuse_blocked(response, what)
+        for candidate in response.candidates or []:
+            for part in (candidate.content.parts or []) if candidate.content else []:
+                data = part.inline_data
+                if data is not None and data.data and (data.mime_type or "").startswith(
+                        mime_prefix):
+                    return data
+        raise AgentError(f"the model answered without {what}", self.name)
+
+
+def _value(reason: Any) -> str:
+    """An SDK enum (or string) as its plain value."""
+    return str(getattr(reason, "value", reason) or "")

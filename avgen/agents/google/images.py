@@ -20,7 +20,7 @@ from avgen.agents.google.cache import AssetCache
 from avgen.agents.google.connection import GoogleConnection
 from avgen.agents.google.prices import Price
 from avgen.costs import Charge, paid_call
-from avgen.errors import AgentError, ContentRejected, MediaError, UsageError
+from avgen.errors import ContentRejected, MediaError, UsageError
 from avgen.media.ffmpeg import probe
 from avgen.models import ImageAsset, Preset, Scene, VideoRequest
 
@@ -28,9 +28,6 @@ __all__ = ["ASPECT_RATIOS", "GeminiImages", "ImagenImages", "aspect_ratio"]
 
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 """The aspect ratios both image services accept."""
-
-_BLOCKED = ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY",
-            "IMAGE_PROHIBITED_CONTENT")
 
 
 def aspect_ratio(preset: Preset) -> str:
@@ -170,20 +167,4 @@ class GeminiImages(_Stills):
                                              image_config=types.ImageConfig(aspect_ratio=ratio))
         response = await self._api(lambda: self.connection.client.aio.models.generate_content(
             model=self.model, contents=prompt, config=config))
-        return self._image_of(response)
-
-    def _image_of(self, response: Any) -> bytes:
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason:
-            raise ContentRejected("the picture prompt was blocked", self.name,
-                                  reason=str(getattr(feedback.block_reason, "value",
-                                                     feedback.block_reason)))
-        for candidate in response.candidates or []:
-            finish = str(getattr(candidate.finish_reason, "value", "") or "")
-            if finish in _BLOCKED:
-                raise ContentRejected("the picture was filtered", self.name, reason=finish)
-            for part in (candidate.content.parts or []) if candidate.content else []:
-                data = part.inline_data
-                if data is not None and data.data and (data.mime_type or "").startswith("image/"):
-                    return bytes(data.data)
-        raise AgentError("the model answered without a picture", self.name)
+        return bytes(self._inline(response, "image/", "picture").data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import math
 import re
 import wave
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from avgen.agents.google.connection import GoogleConnection
 from avgen.agents.google.prices import Price
 from avgen.agents.local.script import split_sentences
 from avgen.costs import Charge, paid_call
-from avgen.errors import AgentError, ContentRejected, UsageError
+from avgen.errors import AgentError, UsageError
 from avgen.models import AudioAsset, Segment, VideoRequest
 
 __all__ = ["VOICES", "GeminiNarrator", "pcm_rate"]
@@ -184,20 +183,8 @@ class GeminiNarrator(GoogleAgent):
         return pcm, rate
 
     def _audio(self, response: Any) -> tuple[bytes, int]:
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason:
-            raise ContentRejected("the narration was blocked", self.name,
-                                  reason=str(getattr(feedback.block_reason, "value",
-                                                     feedback.block_reason)))
-        for candidate in response.candidates or []:
-            finish = str(getattr(candidate.finish_reason, "value", "") or "")
-            if finish in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"):
-                raise ContentRejected("the narration was blocked", self.name, reason=finish)
-            for part in (candidate.content.parts or []) if candidate.content else []:
-                data = part.inline_data
-                if data is not None and data.data and (data.mime_type or "").startswith("audio/"):
-                    rate = pcm_rate(data.mime_type)
-                    if not 8000 <= rate <= 192000 or math.isnan(rate):
-                        raise AgentError(f"unusable sample rate in {data.mime_type!r}", self.name)
-                    return data.data, rate
-        raise AgentError("the model answered without audio", self.name)
+        data = self._inline(response, "audio/", "narration")
+        rate = pcm_rate(data.mime_type)
+        if not 8000 <= rate <= 192000:
+            raise AgentError(f"unusable sample rate in {data.mime_type!r}", self.name)
+        return bytes(data.data), rate

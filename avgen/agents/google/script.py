@@ -33,7 +33,7 @@ from avgen.agents.google.connection import GoogleConnection
 from avgen.agents.google.prices import Price
 from avgen.agents.local.script import clean_narration
 from avgen.costs import Charge, paid_call
-from avgen.errors import AgentError, ContentRejected, UsageError
+from avgen.errors import AgentError, UsageError
 from avgen.models import Scene, Script, VideoRequest
 
 __all__ = ["SCRIPT_SCHEMA", "GeminiScriptWriter", "parse_script"]
@@ -232,13 +232,5 @@ class GeminiScriptWriter(GoogleAgent):
                 used_out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
                 bill.settle(quantity=used_in + used_out,
                             usd=self.price.tokens(used_in, used_out))
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason:
-            raise ContentRejected("the script prompt was blocked", self.name,
-                                  reason=str(getattr(feedback.block_reason, "value",
-                                                     feedback.block_reason)))
-        candidates = response.candidates or []
-        finish = str(getattr(candidates[0].finish_reason, "value", "")) if candidates else ""
-        if finish in ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"):
-            raise ContentRejected("the script answer was blocked", self.name, reason=finish)
+        finish = self._refuse_blocked(response, "script")
         return response.text, finish == "MAX_TOKENS"
