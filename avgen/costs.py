@@ -17,6 +17,21 @@ calls made by hand.
 
 Agents may also price a request before any work: an ``estimate(request)`` method returning
 `Charge` objects, summed by `avgen.VideoGenerator.estimate` into a `CostEstimate`.
+
+Example:
+    >>> ledger = Ledger(budget=1.00)
+    >>> with ledger.step() as charges:
+    ...     with paid_call(agent="imagen", model="imagen-4.0-generate-001", quantity=1,
+    ...                    unit="image", usd=0.04):
+    ...         pass                                   # the request goes here
+    >>> charges[0].usd, ledger.spent
+    (0.04, 0.04)
+    >>> with ledger.step():
+    ...     with paid_call(agent="veo", model="veo-3.1-generate-preview", quantity=8,
+    ...                    unit="video_second", usd=3.20):
+    ...         pass
+    Traceback (most recent call last):
+    avgen.errors.BudgetExceeded: veo: ... over its budget of $1.00
 """
 
 from __future__ import annotations

@@ -108,6 +108,12 @@ _FAMILIES: tuple[tuple[tuple[str, ...], str], ...] = (
 def price_of(model: str, prices: Mapping[str, Price] | None = None) -> Price:
     """The price of ``model``: from ``prices`` (your overrides), the table, or its family.
 
+    Example:
+        >>> price_of("veo-3.1-fast-generate-preview").video(8, audio=False)
+        0.8
+        >>> price_of("imagen-5.0-ultra-generate-002").per_image   # priced by its family
+        0.06
+
     Raises:
         UsageError: No price is known for ``model``.
     """
