@@ -148,6 +148,9 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     name = args.agents or ("google" if credentials_present() else "local")
     options: dict[str, Any] = {}
     if getattr(args, "images", None):
+        if name != "local":
+            raise UsageError("images", f"--images works with the local agents, not {name!r} "
+                             "(add --agents local)")
         options["images"] = args.images
     if name == "google" and args.no_cache:
         options["cache"] = False

@@ -246,3 +246,15 @@ def test_a_blocked_script_fails_the_run_with_the_reason(fake: FakeGemini,
     assert failed.value.session is not None
     assert manifest(failed.value.session)["status"] == "failed"
     assert fake.count("speech") == 0
+
+
+def test_cli_refuses_local_only_options_with_the_google_agents(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from avgen.cli import main
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    status = main(["make", "--script", "-", "--images", "a.png", "--out", str(tmp_path)])
+    assert status == 2
+    assert "--agents local" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
