@@ -73,6 +73,11 @@ class GoogleAgent:
     def __init__(self, connection: GoogleConnection, model: str, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4) -> None:
+        if not isinstance(connection, GoogleConnection):
+            raise UsageError("connection", "must be a GoogleConnection, not "
+                             f"{type(connection).__name__}")
+        if cache is not None and not isinstance(cache, AssetCache):
+            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
         if not isinstance(model, str) or not model.strip():
             raise UsageError("model", f"must be a model id, not {model!r}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \

@@ -37,7 +37,6 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google.cache import AssetCache
@@ -85,12 +84,6 @@ def _positive(field: str, value: object) -> float:
     return float(value)
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
 class _Overdue(AgentError):
     """An operation ran past the deadline (kept, so a later identical call resumes it)."""
 
@@ -131,15 +124,10 @@ class VeoClips(GoogleAgent):
                  still: Any = None, resolution: str | None = None,
                  negative_prompt: str | None = None, poll_interval: float = 5.0,
                  poll_max_interval: float = 30.0, deadline: float = 900.0) -> None:
-        if not isinstance(connection, GoogleConnection):
-            raise UsageError("connection", "must be a GoogleConnection, not "
-                             f"{type(connection).__name__}")
         if isinstance(model, str) and "veo" not in model.lower():
             raise UsageError("model", f"must be a Veo model id (veo-…), not {model!r}")
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency)
-        if cache is not None and not isinstance(cache, AssetCache):
-            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
         self.veo2 = "veo-2" in model.lower()
         """True for a Veo 2 model: 5–8 s clips, no audio parameter."""
         for field, flag in (("audio", audio), ("continuity", continuity)):
@@ -391,15 +379,9 @@ class VeoClips(GoogleAgent):
         """Stream ``uri`` to ``target``; the API key goes only to the connection's host."""
         import httpx2
 
-        api = getattr(self.connection.client, "_api_client", None)
-        options = getattr(api, "_http_options", None)
-        base = str(getattr(options, "base_url", None) or "")
-        key = getattr(api, "api_key", None)
-        headers = ({"x-goog-api-key": key} if isinstance(key, str) and key and base
-                   and _origin(base) == _origin(uri) else {})
-        timeout = getattr(options, "timeout", None)
+        headers = self.connection.auth_headers(uri)
         try:
-            async with httpx2.AsyncClient(timeout=timeout / 1000 if timeout else 120.0,
+            async with httpx2.AsyncClient(timeout=self.connection.timeout,
                                           follow_redirects=not headers) as http, \
                     http.stream("GET", uri, headers=headers) as answer:
                 status = answer.status_code

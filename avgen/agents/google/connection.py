@@ -124,7 +124,7 @@ class GoogleConnection:
         """``"developer"`` or ``"vertex"``."""
         self._secrets = tuple(s for s in secrets if s)
         self._describe = describe or f"{mode} mode"
-        base_url = _base_url_of(client)
+        base_url = _http_option(client, "base_url")
         if os.environ.get(BLOCK_ENV) and not _is_local(base_url):
             raise ConfigurationError(
                 f"paid calls are blocked ({BLOCK_ENV} is set): point the client at a local "
@@ -204,8 +204,7 @@ class GoogleConnection:
         if api is None or not hasattr(client, "models"):
             raise UsageError("client", f"must be a google.genai.Client, not "
                              f"{type(client).__name__}")
-        options = getattr(api, "_http_options", None)
-        if getattr(options, "retry_options", None) is not None:
+        if _http_option(client, "retry_options") is not None:
             raise UsageError("client", "has HttpOptions(retry_options=...) set; avgen retries "
                              "failed calls itself, so make the client without retry_options")
         mode: Mode = "vertex" if getattr(api, "vertexai", False) else "developer"
@@ -220,6 +219,28 @@ class GoogleConnection:
         """Whether this mode serves ``capability``: ``text``, ``speech``, ``gemini_image``
         (every mode), ``imagen`` and ``video`` (Vertex AI only)."""
         return capability in _CAPABILITIES[self.mode]
+
+    @property
+    def base_url(self) -> str | None:
+        """The endpoint the client talks to, when one was set (``None``: Google's own)."""
+        url = _http_option(self.client, "base_url")
+        return url if isinstance(url, str) else None
+
+    @property
+    def timeout(self) -> float:
+        """Seconds an HTTP request may take (the client's setting, else 120)."""
+        millis = _http_option(self.client, "timeout")
+        return millis / 1000 if isinstance(millis, int | float) and millis > 0 else 120.0
+
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The API-key header for a download from ``url`` — only when ``url`` is on the
+        connection's own endpoint (same scheme, host and port); else none, so a key is
+        never sent to another host."""
+        key = getattr(getattr(self.client, "_api_client", None), "api_key", None)
+        base = self.base_url
+        if isinstance(key, str) and key and base and _origin(base) == _origin(url):
+            return {"x-goog-api-key": key}
+        return {}
 
     def describe(self) -> str:
         """The mode in words, for messages (never contains a secret)."""
@@ -267,9 +288,13 @@ class GoogleConnection:
         return AgentError(f"{name}: {detail}", agent)
 
 
-def _base_url_of(client: Any) -> str | None:
-    """The endpoint a client talks to (its ``HttpOptions.base_url``)."""
-    api = getattr(client, "_api_client", None)
-    options = getattr(api, "_http_options", None)
-    url = getattr(options, "base_url", None)
-    return url if isinstance(url, str) else None
+def _http_option(client: Any, name: str) -> Any:
+    """One of the client's ``HttpOptions`` (the SDK keeps them on its API client)."""
+    options = getattr(getattr(client, "_api_client", None), "_http_options", None)
+    return getattr(options, name, None)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port

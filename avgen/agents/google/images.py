@@ -58,16 +58,15 @@ class _Stills(GoogleAgent):
         """
         prompt, ratio = _prompt(scene), aspect_ratio(preset)
         key = AssetCache.key("image", model=self.model, prompt=prompt, aspect=ratio)
-        if self.cache is None or not self.cache.fetch(key, target, source=self.name):
-            with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
-                           usd=self.price.per_image):
-                data = await self._picture(prompt, ratio)
-                target.write_bytes(data)
-                asset = self._describe(target)
-            if self.cache is not None:
-                self.cache.keep(key, target)
-            return asset
-        return self._describe(target)
+        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+            return self._describe(target)
+        with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
+                       usd=self.price.per_image):
+            target.write_bytes(await self._picture(prompt, ratio))
+            asset = self._describe(target)
+        if self.cache is not None:
+            self.cache.keep(key, target)
+        return asset
 
     def _describe(self, target: Path) -> ImageAsset:
         info = probe(target)
