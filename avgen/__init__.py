@@ -54,7 +54,7 @@ from avgen.errors import (
     UnsafePathError,
     UsageError,
 )
-from avgen.generator import Event, VideoGenerator
+from avgen.generator import RunEvent, VideoGenerator
 from avgen.media.captions import CaptionStyle
 from avgen.models import (
     PRESETS,
@@ -95,7 +95,6 @@ __all__ = [
     "Composer",
     "ConfigurationError",
     "ContentRejected",
-    "Event",
     "FFmpegError",
     "GenerationError",
     "ImageAsset",
@@ -104,6 +103,7 @@ __all__ = [
     "Narrator",
     "Preset",
     "RateLimited",
+    "RunEvent",
     "Scene",
     "Script",
     "ScriptWriter",

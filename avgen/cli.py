@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from avgen._version import __version__
 from avgen.agents.registry import AgentSet, load_agents
 from avgen.errors import AvgenError, GenerationError, UsageError
-from avgen.generator import Event, VideoGenerator
+from avgen.generator import RunEvent, VideoGenerator
 from avgen.models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
 
 __all__ = ["main"]
@@ -37,7 +37,7 @@ class _ProgressBar:
         self.tty = stream.isatty()
         self.drawn = False
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: RunEvent) -> None:
         if self.quiet:
             return
         if event.kind in ("note", "fallback", "failed"):

@@ -11,20 +11,27 @@ Before the request is sent, its price is reserved against the run's budget: if i
 fit, `avgen.errors.BudgetExceeded` is raised and the request is never made. When the block
 ends normally the `Charge` is recorded in the current step (the manifest's ``cost`` and
 ``charges``); when it raises, nothing is charged. `avgen.VideoGenerator` opens a `Ledger`
-per run (``VideoGenerator(budget=...)``) and a step per manifest step; outside a run,
-`paid_call` only measures, and ``with Ledger(budget=1.0).step() as charges:`` meters agent
+per run (``VideoGenerator(budget=...)``) and a `Tab` per manifest step; outside a run,
+`paid_call` only measures, and ``with Ledger(budget=1.0).step() as tab:`` meters agent
 calls made by hand.
+
+The step's `Tab` reaches `paid_call` in the task that runs the step and in the threads it
+starts with `asyncio.to_thread` (both copy the context). A thread of an agent's own pool
+does not inherit it: take the tab in the agent's coroutine with `current_tab` and hand it
+over explicitly, ``paid_call(..., tab=tab)``. A paid call that finds no tab while a step
+is being metered in this process is refused (`avgen.errors.UsageError`) before anything is
+sent: spending can never slip past a budget unseen.
 
 Agents may also price a request before any work: an ``estimate(request)`` method returning
 `Charge` objects, summed by `avgen.VideoGenerator.estimate` into a `CostEstimate`.
 
 Example:
     >>> ledger = Ledger(budget=1.00)
-    >>> with ledger.step() as charges:
+    >>> with ledger.step() as tab:
     ...     with paid_call(agent="imagen", model="imagen-4.0-generate-001", quantity=1,
     ...                    unit="image", usd=0.04):
     ...         pass                                   # the request goes here
-    >>> charges[0].usd, ledger.spent
+    >>> tab[0].usd, ledger.spent
     (0.04, 0.04)
     >>> with ledger.step():
     ...     with paid_call(agent="veo", model="veo-3.1-generate-preview", quantity=8,
@@ -49,7 +56,8 @@ import attrs
 
 from avgen.errors import BudgetExceeded, UsageError
 
-__all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "check_budget", "paid_call", "total_usd"]
+__all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "Tab", "check_budget", "current_tab",
+           "paid_call", "total_usd"]
 
 
 @attrs.frozen
@@ -120,13 +128,48 @@ def check_budget(budget: float | None) -> float | None:
     return float(budget)
 
 
-@attrs.define
-class _Tab:
-    ledger: Ledger
-    charges: list[Charge]
+class Tab(list[Charge]):
+    """The charges of one step, held against a `Ledger`: what `Ledger.step` yields.
+
+    A list of the `Charge` objects recorded so far; hand it to `paid_call` (``tab=``)
+    from a thread that does not inherit the step's context.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self.ledger = ledger
+        """The ledger the charges are held against."""
 
 
-_tab: contextvars.ContextVar[_Tab | None] = contextvars.ContextVar("avgen_tab", default=None)
+_tab: contextvars.ContextVar[Tab | None] = contextvars.ContextVar("avgen_tab", default=None)
+
+
+class _OpenTabs:
+    """How many steps are being metered in this process (a paid call with no tab in reach
+    while one is open comes from a thread that lost the step's context)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def change(self, delta: int) -> None:
+        with self._lock:
+            self._count += delta
+
+
+_open_tabs = _OpenTabs()
+
+
+def current_tab() -> Tab | None:
+    """The `Tab` of the step being metered in this task or thread, if any.
+
+    Call it in an agent's coroutine and pass the result to `paid_call` (``tab=``) from a
+    thread of the agent's own pool, which does not inherit the step's context.
+    """
+    return _tab.get()
 
 
 class Ledger:
@@ -161,14 +204,16 @@ class Ledger:
         return self._reserved
 
     @contextlib.contextmanager
-    def step(self) -> Iterator[list[Charge]]:
+    def step(self) -> Iterator[Tab]:
         """Meter the paid calls made inside the block (in this task and the threads and
-        tasks it starts); yields the list their charges are appended to."""
-        charges: list[Charge] = []
-        token = _tab.set(_Tab(self, charges))
+        tasks it starts); yields the `Tab` their charges are recorded in."""
+        tab = Tab(self)
+        token = _tab.set(tab)
+        _open_tabs.change(+1)
         try:
-            yield charges
+            yield tab
         finally:
+            _open_tabs.change(-1)
             _tab.reset(token)
 
     def _reserve(self, usd: float, agent: str, what: str) -> None:
@@ -208,8 +253,8 @@ class Bill:
 
 
 @contextlib.contextmanager
-def paid_call(*, agent: str, model: str, quantity: float, unit: str,
-              usd: float) -> Iterator[Bill]:
+def paid_call(*, agent: str, model: str, quantity: float, unit: str, usd: float,
+              tab: Tab | None = None) -> Iterator[Bill]:
     """Around one paid request: reserve its price first, record the charge after.
 
     Args:
@@ -219,13 +264,23 @@ def paid_call(*, agent: str, model: str, quantity: float, unit: str,
         unit: ``video_second``, ``image``, ``input_token``, ``output_token`` or
             ``audio_second``.
         usd: The expected price in US dollars (reserved against the budget).
+        tab: The step to charge; by default the one in reach (`current_tab`).
 
     Raises:
         BudgetExceeded: The price does not fit the run's budget; the block does not run.
+        UsageError: No tab is in reach while a step is being metered in this process (the
+            call comes from a thread that did not inherit the step's context); the block
+            does not run.
     """
     bill = Bill(Charge(agent, model, float(quantity), unit, float(usd)))
-    tab = _tab.get()
+    tab = tab if tab is not None else _tab.get()
     if tab is None:
+        if _open_tabs:
+            raise UsageError("tab", f"{agent}: a paid call ({model}) was made while a run is "
+                             "metering its spending, but no ledger is in reach (a thread "
+                             "of an agent's own pool does not inherit it): take "
+                             "avgen.costs.current_tab() in the agent's coroutine and pass "
+                             "paid_call(..., tab=tab), or use asyncio.to_thread")
         yield bill
         return
     tab.ledger._reserve(bill.charge.usd, agent, f"{model} ({quantity:g} {unit})")
@@ -234,7 +289,7 @@ def paid_call(*, agent: str, model: str, quantity: float, unit: str,
         yield bill
         if not bill.cancelled:
             charged = bill.charge
-            tab.charges.append(charged)
+            tab.append(charged)
     finally:
         tab.ledger._settle(usd, charged)
 

@@ -18,7 +18,6 @@ __docformat__ = "google"
 
 import asyncio
 import concurrent.futures
-import hashlib
 import inspect
 import json
 import logging
@@ -28,22 +27,23 @@ import time
 import unicodedata
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast
 
 import attrs
 
+from avgen._fallback import VisualChain, VisualSource
+from avgen._hashing import json_sha256
+from avgen._steps import Made, StepRunner
 from avgen._version import __version__
 from avgen.agents.registry import AgentSet, agent_name, load_agents
-from avgen.costs import Charge, CostEstimate, Ledger, check_budget, total_usd
+from avgen.costs import Charge, CostEstimate, Ledger, check_budget
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media.captions import CaptionStyle, caption_margin, to_ass, to_srt, to_vtt
 from avgen.media.ffmpeg import probe
 from avgen.media.timeline import Timeline
 from avgen.models import (
     AudioAsset,
-    CardVisual,
-    ClipAsset,
-    ImageAsset,
     Scene,
     Script,
     Tier,
@@ -53,21 +53,17 @@ from avgen.models import (
     asset_from_dict,
     asset_to_dict,
 )
-from avgen.policy import AgentPolicy, check_policies, policy_for, summarize
-from avgen.resilience import CircuitRegistry, Monitor, ResilienceEvent, collect
-from avgen.session import OutputRecord, Session, StepRecord
+from avgen.policy import AgentPolicy, check_policies, policy_for
+from avgen.resilience import CircuitRegistry, Monitor, ResilienceEvent
+from avgen.session import Session
 
-__all__ = ["Event", "EventHandler", "VideoGenerator"]
+__all__ = ["EventHandler", "RunEvent", "VideoGenerator"]
 
 _logger = logging.getLogger("avgen.generator")
 T = TypeVar("T")
 
-_PALETTES = (("0x1e3a8a", "0x7c3aed"), ("0x0f766e", "0x1d4ed8"), ("0x9d174d", "0xea580c"),
-             ("0x065f46", "0x0e7490"), ("0x312e81", "0xbe185d"), ("0x7c2d12", "0xb45309"))
-
-
 @attrs.frozen
-class Event:
+class RunEvent:
     """Something that happened during a run, for progress bars and observers."""
 
     kind: str
@@ -83,13 +79,8 @@ class Event:
     """Extra facts (paths, tiers, errors)."""
 
 
-EventHandler = Callable[[Event], None]
-"""A callable that receives every `Event` of a run."""
-
-
-def _hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+EventHandler = Callable[[RunEvent], None]
+"""A callable that receives every `RunEvent` of a run."""
 
 
 def _slug(title: str) -> str:
@@ -106,10 +97,6 @@ async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-def _charges(charges: list[Charge]) -> list[dict[str, Any]]:
-    return [charge.to_dict() for charge in charges]
 
 
 def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
@@ -141,7 +128,7 @@ class VideoGenerator:
         clip_generator: Replaces the family's clip generator.
         composer: Replaces the family's composer.
         output_dir: Where session folders are created.
-        on_event: Called with every `Event` (progress, fallbacks, notes).
+        on_event: Called with every `RunEvent` (progress, fallbacks, notes).
         caption_style: How captions look.
         required_tier: If set, a scene that cannot get a picture of this tier fails the run
             instead of falling back (``"clip"`` or ``"image"``).
@@ -211,8 +198,47 @@ class VideoGenerator:
     def __repr__(self) -> str:
         return f"VideoGenerator({self.agents.names()!r})"
 
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every agent that has a ``close()`` method (connections, pools).
+
+        Use the generator as a context manager (``with`` or ``async with``) to close it
+        when the block ends. A closed generator's agents may not be usable again.
+        """
+        for agent in self._distinct_agents():
+            closer = getattr(agent, "close", None)
+            if callable(closer) and not inspect.iscoroutinefunction(closer):
+                closer()
+
+    async def aclose(self) -> None:
+        """Close every agent: its ``aclose()`` when it has one, else its ``close()``."""
+        for agent in self._distinct_agents():
+            closer = getattr(agent, "aclose", None) or getattr(agent, "close", None)
+            if callable(closer):
+                await _call(closer)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def _distinct_agents(self) -> list[object]:
+        agents = [getattr(self.agents, field.name) for field in attrs.fields(AgentSet)]
+        unique = {id(agent): agent for agent in agents if agent is not None}
+        return list(unique.values())
+
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
-        """Call ``handler`` with every `Event`; returns a function that unsubscribes it."""
+        """Call ``handler`` with every `RunEvent`; returns a function that unsubscribes it."""
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler)
 
@@ -326,7 +352,7 @@ class VideoGenerator:
                 session.manifest.update(report=self.monitor.report())
             return video
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event: RunEvent) -> None:
         for handler in list(self._handlers):
             try:
                 handler(event)
@@ -335,68 +361,32 @@ class VideoGenerator:
 
 
 class _Run:
-    """The state of one run (kept off the generator, so one generator runs many at once)."""
+    """One run, in the order the data flows::
+
+        script step ─► scenes under one task group (each: narration step, then visual step)
+                   ─► timeline ─► caption sidecars ─► compose step ─► Video
+
+    Every step goes through the `StepRunner` (reuse, timing, charges, the manifest record);
+    a scene's picture comes from the `VisualChain` (clip → image → card). A failing scene
+    cancels its siblings before any of them starts another paid call.
+    """
 
     SCRIPT_SHARE, SCENES_SHARE = 0.05, 0.55
 
     def __init__(self, generator: VideoGenerator, session: Session, request: VideoRequest):
         self.generator, self.session, self.request = generator, session, request
         self.agents = generator.agents
-        self.limits: dict[int, asyncio.Semaphore] = {}
-        self.guards: dict[tuple[str, int], Callable[..., Any]] = {}
-        self.progress = 0.0
-        self.scenes_done = 0.0
-        self.scene_count = 1
-        # scenes whose visual step has finished, and what it made (for continuity)
-        self.visuals: dict[int, Visual] = {}
-        self.visual_done: dict[int, asyncio.Event] = {}
         # a resumed run counts what its session already paid
-        self.ledger = Ledger(generator.budget, spent=math.fsum(
-            step.cost for step in session.manifest.steps.values()))
+        spent = math.fsum(step.cost for step in session.manifest.steps.values())
+        self.ledger = Ledger(generator.budget, spent=spent)
+        self.steps = StepRunner(session, self.ledger)
+        self.chain = VisualChain(self._visual_sources(), session=session, turn=self.steps.turn,
+                                 required=generator.required_tier, on_fallback=self._fallback)
+        self.progress = self.scenes_done = 0.0
+        self.scene_count = 1
+        self.pictures: dict[int, asyncio.Future[Visual | None]] = {}  # for continuity
 
-    def cost(self) -> dict[str, Any]:
-        """The manifest's run-level cost entry."""
-        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
-
-    def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
-             **data: Any) -> None:
-        progress = self.progress = max(self.progress, progress)  # never moves backwards
-        self.session.log(logging.WARNING if kind in ("fallback", "failed") else logging.INFO,
-                         "%s", message)
-        self.generator._emit(Event(kind, message, progress, scene, data))
-
-    def _guarded(self, role: str, agent: Any, method: str) -> Callable[..., Any]:
-        """The agent's method wrapped by its policy (monitored, retried, breaker)."""
-        key = (role, id(agent))
-        if key not in self.guards:
-            bound = getattr(agent, method)
-
-            async def call(*args: Any, **kwargs: Any) -> Any:
-                return await _call(bound, *args, **kwargs)
-
-            policy = policy_for(role, agent, self.generator.policies)
-            self.guards[key] = policy.wrap(call, name=agent_name(agent),
-                                           registry=self.generator.breakers,
-                                           hooks=(self._on_resilience,),
-                                           monitor=self.generator.monitor)
-        return self.guards[key]
-
-    def _on_resilience(self, event: ResilienceEvent) -> None:
-        if event.kind == "retry.attempt":
-            data = event.data
-            self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
-                      f"({data.get('error')}); retrying in {data.get('delay', 0):.1f} s",
-                      self.progress, **dict(data))
-
-    def _limit(self, agent: object) -> asyncio.Semaphore:
-        key = id(agent)
-        if key not in self.limits:
-            self.limits[key] = asyncio.Semaphore(max(1, int(getattr(agent, "max_concurrency", 4))))
-        return self.limits[key]
-
-    def _scene_progress(self, amount: float) -> float:
-        self.scenes_done += amount
-        return self.SCRIPT_SHARE + self.SCENES_SHARE * self.scenes_done / self.scene_count
+    # -- the flow ------------------------------------------------------------------------
 
     async def execute(self) -> Video:
         self.emit("session", f"session {self.session.root}", 0.0, path=str(self.session.root))
@@ -404,86 +394,72 @@ class _Run:
         self.scene_count = len(script.scenes)
         for note in script.notes:
             self.emit("note", note, self.SCRIPT_SHARE)
-        results = await asyncio.gather(*(self._scene(scene) for scene in script.scenes))
+        loop = asyncio.get_running_loop()
+        self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._scene(scene)) for scene in script.scenes]
+        except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
+            raise failed.exceptions[0] from None
+        made = [task.result() for task in tasks]
         timeline = Timeline.build(
-            self.request.preset, [(scene, audio, visual) for scene, (audio, visual, _)
-                                  in zip(script.scenes, results, strict=True)],
+            self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
+                                  in zip(script.scenes, made, strict=True)],
             style=self.generator.caption_style, burn_captions=self.request.captions,
             transition=self.request.transition, soundtrack=self.request.soundtrack,
             fit=self.request.fit)
-        tiers = tuple(tier for _, _, tier in results)
+        tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         return await self._compose(script, timeline, tiers)
+
+    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
+        picture = self.pictures[scene.index]
+        try:
+            audio = await self._narration(scene)
+            visual = await self._visual(scene, audio.duration)
+        finally:
+            if not picture.done():  # a scene that failed must not hold up the next one
+                picture.set_result(None)
+        return audio, visual
 
     # -- steps ---------------------------------------------------------------------------
 
     async def _script(self) -> Script:
         writer = self.agents.script_writer
-        inputs = _hash([self.request.to_dict(), agent_name(writer)])
-        step = self.session.manifest.step("script")
-        if step and self.session.manifest.is_valid(step, inputs):
-            script = Script.from_dict(json.loads(self.session.path("scripts/script.json")
-                                                 .read_text("utf-8")))
+        name = agent_name(writer)
+        inputs = json_sha256([self.request.to_dict(), name])
+        if self.steps.reusable("script", inputs):
+            script = Script.from_dict(json.loads(
+                self.session.path("scripts/script.json").read_text("utf-8")))
             self.emit("script", f"script reused: {len(script.scenes)} scenes", self.SCRIPT_SHARE)
             return script
-        started = time.time()
-        with collect() as events, self.ledger.step() as charges:
+
+        async def write() -> Made[Script]:
             script = await self._guarded("script_writer", writer, "write")(self.request)
-        if not isinstance(script, Script):
-            raise AgentError(f"write() returned {type(script).__name__}, not a Script",
-                             agent_name(writer))
-        path = self.session.write_json("scripts/script.json", script.to_dict())
-        self.session.write_text("scripts/narration.txt", script.narration + "\n")
-        self.session.manifest.record(StepRecord(
-            "script", agent_name(writer), inputs, "done",
-            (self.session.manifest.output(path),), started, time.time() - started,
-            cost=total_usd(charges),
-            data={"scenes": len(script.scenes), "title": script.title,
-                  "resilience": summarize(events), "charges": _charges(charges)}))
+            if not isinstance(script, Script):
+                raise AgentError(f"write() returned {type(script).__name__}, not a Script",
+                                 name)
+            path = self.session.write_json("scripts/script.json", script.to_dict())
+            self.session.write_text("scripts/narration.txt", script.narration + "\n")
+            return Made(script, (path,), {"scenes": len(script.scenes), "title": script.title})
+
+        script = (await self.steps.run("script", name, inputs, write)).value
         self.session.manifest.update(title=script.title, notes=list(script.notes))
         self.emit("script", f"script: {len(script.scenes)} scenes, “{script.title}”",
                   self.SCRIPT_SHARE)
         return script
 
-    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Visual, Tier]:
-        done = self.visual_done.setdefault(scene.index, asyncio.Event())
-        try:
-            audio = await self._narration(scene)
-            visual, tier = await self._visual(scene, audio.duration)
-            self.visuals[scene.index] = visual
-        finally:
-            done.set()  # a scene that failed must not hold up the next one
-        return audio, visual, tier
-
-    async def _previous_clip(self, scene: Scene) -> Path | None:
-        """For a clip generator with ``continuity``: wait for the previous scene's visual
-        and return its clip (None when it is not a clip, or for the first scene)."""
-        if scene.index == 0:
-            return None
-        await self.visual_done.setdefault(scene.index - 1, asyncio.Event()).wait()
-        previous = self.visuals.get(scene.index - 1)
-        return previous.path if isinstance(previous, ClipAsset) else None
-
-    def _reuse(self, step_id: str, inputs: str) -> Any | None:
-        step = self.session.manifest.step(step_id)
-        if step and step.data.get("asset") and self.session.manifest.is_valid(step, inputs):
-            return asset_from_dict(step.data["asset"], self.session.root)
-        return None
-
     async def _narration(self, scene: Scene) -> AudioAsset:
         narrator = self.agents.narrator
-        name = agent_name(narrator)
-        step_id = f"scene-{scene.index:03d}.narration"
-        inputs = _hash([scene.narration, self.request.voice, name])
-        reused = self._reuse(step_id, inputs)
+        name, step_id = agent_name(narrator), f"scene-{scene.index:03d}.narration"
+        inputs = json_sha256([scene.narration, self.request.voice, name])
+        reused = self._reused(step_id, inputs)
         if isinstance(reused, AudioAsset):
-            self.emit("narration", f"scene {scene.index}: narration reused",
-                      self._scene_progress(0.5), scene.index)
+            self._scene_event("narration", scene, "narration reused")
             return reused
         relative = f"audio/scene_{scene.index:03d}.wav"
-        async with self._limit(narrator):
-            started = time.time()  # the time spent working, not waiting for a turn
-            with self.session.atomic_path(relative) as temp, collect() as events, \
-                    self.ledger.step() as charges:
+
+        async def speak() -> Made[AudioAsset]:
+            with self.session.atomic_path(relative) as temp:
                 asset = await self._guarded("narrator", narrator, "speak")(
                     scene.narration, temp, voice=self.request.voice)
                 if not isinstance(asset, AudioAsset):
@@ -492,110 +468,42 @@ class _Run:
                 info = probe(temp)
                 if not info.has_audio or not info.duration or asset.duration <= 0:
                     raise MediaError(f"scene {scene.index}: the narration has no audio", temp)
-        asset = attrs.evolve(asset, path=self.session.path(relative))
-        self.session.manifest.record(StepRecord(
-            step_id, name, inputs, "done", (self.session.manifest.output(asset.path),),
-            started, time.time() - started, cost=total_usd(charges),
-            data={"asset": asset_to_dict(asset, self.session.root),
-                  "resilience": summarize(events), "charges": _charges(charges)}))
-        self.emit("narration", f"scene {scene.index}: narration {asset.duration:.1f} s",
-                  self._scene_progress(0.5), scene.index)
-        return asset
+            asset = attrs.evolve(asset, path=self.session.path(relative))
+            return Made(asset, (asset.path,), {"asset": self._saved(asset)})
 
-    async def _visual(self, scene: Scene, seconds: float) -> tuple[Visual, Tier]:
+        async with self.steps.turn(narrator):
+            audio = (await self.steps.run(step_id, name, inputs, speak)).value
+        self._scene_event("narration", scene, f"narration {audio.duration:.1f} s")
+        return audio
+
+    async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
         step_id = f"scene-{scene.index:03d}.visual"
         preset = self.request.preset
-        tiers: list[tuple[Tier, Any, str]] = []
-        if self.agents.clip_generator is not None:
-            tiers.append(("clip", self.agents.clip_generator,
-                          f"video_clips/scene_{scene.index:03d}.mp4"))
-        if self.agents.image_generator is not None:
-            tiers.append(("image", self.agents.image_generator,
-                          f"images/scene_{scene.index:03d}.png"))
-        names = [agent_name(agent) for _, agent, _ in tiers]
         # not the narration's exact length: a re-spoken narration (Piper's voice varies a
         # little from take to take) must not make a resume pay for the clip again; the
         # composer fits any clip to the scene's length
-        inputs = _hash([scene.visual, scene.title, preset.width, preset.height, names])
-        reused = self._reuse(step_id, inputs)
-        if reused is not None:
-            tier: Tier = reused.kind
-            self.emit("visual", f"scene {scene.index}: {tier} reused", self._scene_progress(0.5),
-                      scene.index, tier=tier)
-            return reused, tier
-        errors: list[str] = []
-        previous = None
-        if getattr(self.agents.clip_generator, "continuity", False):
-            previous = await self._previous_clip(scene)
-        started = time.time()
-        with collect() as events, self.ledger.step() as charges:
-            return await self._fall_through(scene, seconds, tiers, step_id, inputs, started,
-                                            errors, events, charges, previous)
+        inputs = json_sha256([scene.visual, scene.title, preset.width, preset.height,
+                              self.chain.names])
+        reused = self._reused(step_id, inputs)
+        if reused is not None and not isinstance(reused, AudioAsset):
+            made: Made[Visual] = Made(reused, tier=reused.kind)
+            self._scene_event("visual", scene, f"{reused.kind} reused", tier=reused.kind)
+        else:
+            previous = await self._previous_clip(scene) if self.chain.continuity else None
+            made = await self.steps.run(
+                step_id, "+".join(self.chain.names) or "ffmpeg-card", inputs,
+                lambda: self.chain.make(scene, seconds, preset, previous))
+            ready = "procedural card" if made.tier == "card" else f"{made.tier} ready"
+            self._scene_event("visual", scene, ready, tier=made.tier)
+        self.pictures[scene.index].set_result(made.value)
+        return made
 
-    async def _fall_through(self, scene: Scene, seconds: float,
-                            tiers: list[tuple[Tier, Any, str]], step_id: str, inputs: str,
-                            started: float, errors: list[str],
-                            events: list[ResilienceEvent], charges: list[Charge],
-                            previous: Path | None) -> tuple[Visual, Tier]:
-        """Try each tier in turn; the procedural card is the tier that cannot fail."""
-        def record(agent: str, status: str, tier: Tier, visual: Visual | None) -> None:
-            self._record_visual(step_id, inputs, agent, status, tier, visual, started, errors,
-                                summarize(events), charges)
-
-        for tier, agent, relative in tiers:
-            try:
-                visual = await self._make(tier, agent, relative, scene, seconds, previous)
-            except AvgenError as exc:
-                errors.append(f"{tier} ({agent_name(agent)}): {exc}")
-                self.emit("fallback", f"scene {scene.index}: {tier} failed, falling back: {exc}",
-                          self.SCRIPT_SHARE, scene.index, tier=tier, error=str(exc))
-                if tier == self.generator.required_tier:
-                    record(agent_name(agent), "failed", tier, None)
-                    raise
-                continue
-            record(agent_name(agent), "done" if not errors else "fallback", tier, visual)
-            self.emit("visual", f"scene {scene.index}: {tier} ready", self._scene_progress(0.5),
-                      scene.index, tier=tier)
-            return visual, tier
-        card = CardVisual(scene.title, _PALETTES[scene.index % len(_PALETTES)])
-        record("ffmpeg-card", "fallback" if errors else "done", "card", card)
-        self.emit("visual", f"scene {scene.index}: procedural card", self._scene_progress(0.5),
-                  scene.index, tier="card")
-        return card, "card"
-
-    async def _make(self, tier: Tier, agent: Any, relative: str, scene: Scene,
-                    seconds: float, previous: Path | None) -> Visual:
-        preset = self.request.preset
-        async with self._limit(agent):
-            with self.session.atomic_path(relative) as temp:
-                if tier == "clip":
-                    extra = ({"previous": previous} if getattr(agent, "continuity", False)
-                             else {})
-                    made = await self._guarded("clip_generator", agent, "generate")(
-                        scene, seconds, preset, temp, **extra)
-                else:
-                    made = await self._guarded("image_generator", agent, "generate")(
-                        scene, preset, temp)
-                expected = ClipAsset if tier == "clip" else ImageAsset
-                if not isinstance(made, expected):
-                    raise AgentError(f"generate() returned {type(made).__name__}, "
-                                     f"not {expected.__name__}", agent_name(agent))
-                if not probe(temp).has_video:
-                    raise MediaError(f"scene {scene.index}: the {tier} has no picture", temp)
-        return attrs.evolve(made, path=self.session.path(relative))
-
-    def _record_visual(self, step_id: str, inputs: str, agent: str, status: Any, tier: Tier,
-                       visual: Visual | None, started: float, errors: list[str],
-                       resilience: dict[str, Any], charges: list[Charge]) -> None:
-        outputs: tuple[OutputRecord, ...] = ()
-        if isinstance(visual, (ClipAsset, ImageAsset)):
-            outputs = (self.session.manifest.output(visual.path),)
-        data: dict[str, Any] = {"resilience": resilience, "charges": _charges(charges)}
-        if visual is not None:
-            data["asset"] = asset_to_dict(visual, self.session.root)
-        self.session.manifest.record(StepRecord(
-            step_id, agent, inputs, status, outputs, started, time.time() - started, tier=tier,
-            cost=total_usd(charges), error="; ".join(errors) or None, data=data))
+    async def _previous_clip(self, scene: Scene) -> Path | None:
+        """The previous scene's clip, once it is made (None for a still, a card or scene 0)."""
+        if scene.index == 0:
+            return None
+        previous = await asyncio.shield(self.pictures[scene.index - 1])
+        return previous.path if previous is not None and previous.kind == "clip" else None
 
     async def _compose(self, script: Script, timeline: Timeline,
                        tiers: tuple[Tier, ...]) -> Video:
@@ -611,31 +519,100 @@ class _Run:
         }
         relative = f"final_output/{stem}.mp4"
         checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
-                     if not s.id.startswith("compose")]
-        inputs = _hash([timeline.to_ffmpeg_args(Path("out.mp4"), ass=None, fonts_dir=None),
-                        timeline.ass_script(), sorted(checksums), agent_name(composer)])
-        step = self.session.manifest.step("compose")
+                     if s.id != "compose"]
+        inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
+                              agent_name(composer)])
         base = self.SCRIPT_SHARE + self.SCENES_SHARE
-        if not (step and self.session.manifest.is_valid(step, inputs)):
-            started = time.time()
+        if not self.steps.reusable("compose", inputs):
             self.emit("compose", f"composing {timeline.duration:.1f} s of video", base)
 
             def progress(fraction: float) -> None:
-                self.generator._emit(Event("compose", "composing", base + (1 - base) * fraction))
+                self.emit("compose", "composing", base + (1 - base) * fraction, quiet=True)
 
-            with self.session.atomic_path(relative) as temp:
-                await self._guarded("composer", composer, "compose")(timeline, temp, progress)
-                info = probe(temp)
-                if not info.has_video or not info.duration:
-                    raise MediaError("the composed video has no picture", temp)
-            final = self.session.path(relative)
-            self.session.manifest.record(StepRecord(
-                "compose", agent_name(composer), inputs, "done",
-                (self.session.manifest.output(final),), started, time.time() - started,
-                data={"duration": info.duration, "width": info.width, "height": info.height}))
+            async def render() -> Made[None]:
+                with self.session.atomic_path(relative) as temp:
+                    await self._guarded("composer", composer, "compose")(timeline, temp,
+                                                                         progress)
+                    info = probe(temp)
+                    if not info.has_video or not info.duration:
+                        raise MediaError("the composed video has no picture", temp)
+                return Made(None, (self.session.path(relative),), {
+                    "duration": info.duration, "width": info.width, "height": info.height})
+
+            await self.steps.run("compose", agent_name(composer), inputs, render)
         final = self.session.path(relative)
         info = probe(final)
         video = Video(final, info.duration or timeline.duration, info.width, info.height,
                       self.session.root, sidecars, tiers)
         self.emit("done", str(final), 1.0, path=str(final))
         return video
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _visual_sources(self) -> list[VisualSource]:
+        sources = []
+        for tier, role in (("clip", "clip_generator"), ("image", "image_generator")):
+            agent = getattr(self.agents, role)
+            if agent is not None:
+                sources.append(VisualSource(cast(Tier, tier), agent, agent_name(agent),
+                                            self._guarded(role, agent, "generate")))
+        return sources
+
+    def _guarded(self, role: str, agent: Any, method: str) -> Callable[..., Any]:
+        """The agent's method wrapped by its policy (monitored, retried, breaker)."""
+        bound = getattr(agent, method)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await _call(bound, *args, **kwargs)
+
+        policy = policy_for(role, agent, self.generator.policies)
+        return policy.wrap(call, name=agent_name(agent), registry=self.generator.breakers,
+                           hooks=(self._on_resilience,), monitor=self.generator.monitor)
+
+    def _reused(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
+        step = self.steps.reusable(step_id, inputs)
+        if step is None or not step.data.get("asset"):
+            return None
+        return asset_from_dict(step.data["asset"], self.session.root)
+
+    def _saved(self, asset: AudioAsset | Visual) -> dict[str, Any]:
+        return asset_to_dict(asset, self.session.root)
+
+    def cost(self) -> dict[str, Any]:
+        """The manifest's run-level cost entry."""
+        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
+
+    def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
+             quiet: bool = False, **data: Any) -> None:
+        progress = self.progress = max(self.progress, progress)  # never moves backwards
+        if not quiet:
+            self.session.log(logging.WARNING if kind in ("fallback", "failed") else logging.INFO,
+                             "%s", message)
+        self.generator._emit(RunEvent(kind, message, progress, scene, data))
+
+    def _scene_event(self, kind: str, scene: Scene, what: str, **data: Any) -> None:
+        """Half of a scene is done (its narration or its visual)."""
+        self.scenes_done += 0.5
+        progress = self.SCRIPT_SHARE + self.SCENES_SHARE * self.scenes_done / self.scene_count
+        self.emit(kind, f"scene {scene.index}: {what}", progress, scene.index, **data)
+
+    def _fallback(self, scene: Scene, tier: Tier, exc: AvgenError) -> None:
+        self.emit("fallback", f"scene {scene.index}: {tier} failed, falling back: {exc}",
+                  self.SCRIPT_SHARE, scene.index, tier=tier, error=str(exc))
+
+    def _on_resilience(self, event: ResilienceEvent) -> None:
+        if event.kind == "retry.attempt":
+            data = event.data
+            self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
+                      f"({data.get('error')}); retried after {data.get('delay', 0):.1f} s",
+                      self.progress, **dict(data))
+
+
+def _fingerprint(composer: object, timeline: Timeline) -> str:
+    """What the composer would render: its own ``fingerprint(timeline)`` when it has one,
+    else the whole timeline (any change to it renders again)."""
+    own = getattr(composer, "fingerprint", None)
+    if callable(own):
+        return str(own(timeline))
+    return json_sha256(attrs.asdict(timeline, value_serializer=lambda _i, _a, v: (
+        str(v) if isinstance(v, Path) else v)))

@@ -10,8 +10,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import os
-import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,19 +147,39 @@ class Preset:
 
 
 _VERTICAL_MARGIN = 0.22
-PRESETS: Mapping[str, Preset] = types.MappingProxyType(
-    {
-        "tiktok": Preset("tiktok", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
-        "reels": Preset("reels", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
-        "shorts": Preset("shorts", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
-        "youtube": Preset("youtube", 1920, 1080),
-        "square": Preset("square", 1080, 1080, caption_margin=0.1),
-        "draft": Preset("draft", 360, 640, fps=24, crf=28, encoder_preset="ultrafast",
-                        caption_margin=_VERTICAL_MARGIN, audio_bitrate="96k"),
-    }
-)
-"""The built-in presets: ``tiktok``, ``reels`` and ``shorts`` (1080×1920), ``youtube``
-(1920×1080), ``square`` (1080×1080) and ``draft`` (360×640, fast, for previews and tests)."""
+class _PresetTable(Mapping[str, Preset]):
+    """The built-in presets by name, read-only: ``tiktok``, ``reels`` and ``shorts``
+    (1080×1920), ``youtube`` (1920×1080), ``square`` (1080×1080) and ``draft`` (360×640,
+    fast, for previews and tests). `preset` looks a name up with a clear error."""
+
+    def __init__(self, presets: Iterable[Preset]) -> None:
+        self._presets = {p.name: p for p in presets}
+
+    def __getitem__(self, name: str) -> Preset:
+        return self._presets[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._presets)
+
+    def __len__(self) -> int:
+        return len(self._presets)
+
+    def __repr__(self) -> str:
+        return f"PRESETS({', '.join(self._presets)})"
+
+
+PRESETS: Mapping[str, Preset] = _PresetTable([
+    Preset("tiktok", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+    Preset("reels", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+    Preset("shorts", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+    Preset("youtube", 1920, 1080),
+    Preset("square", 1080, 1080, caption_margin=0.1),
+    Preset("draft", 360, 640, fps=24, crf=28, encoder_preset="ultrafast",
+           caption_margin=_VERTICAL_MARGIN, audio_bitrate="96k"),
+])
+"""The built-in presets by name, read-only: ``tiktok``, ``reels`` and ``shorts``
+(1080×1920), ``youtube`` (1920×1080), ``square`` (1080×1080) and ``draft`` (360×640,
+fast, for previews and tests)."""
 
 
 @attrs.frozen

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, Self, TextIO
 
 from avgen.errors import ConfigurationError
-from avgen.generator import Event, VideoGenerator
+from avgen.generator import RunEvent, VideoGenerator
 
 __all__ = ["ProgressBar"]
 
@@ -111,7 +111,7 @@ class ProgressBar:
 
     # -- the handler ---------------------------------------------------------------------
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: RunEvent) -> None:
         """Show ``event``: move the bar to its progress and its message to the label."""
         with self._lock:
             if event.kind == "session" and self._bar is not None:

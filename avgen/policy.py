@@ -119,8 +119,8 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
     """What the decorators did during one step, for the manifest.
 
     Returns:
-        ``attempts`` (calls of the agent, retries included), ``retries`` (each with its
-        delay and error), ``circuit`` (transitions and refusals), ``seconds`` (time in
+        ``attempts`` (calls of the agent, retries included), ``retries`` (each with the
+        seconds waited, the delay the service asked for if any, and the error), ``circuit`` (transitions and refusals), ``seconds`` (time in
         the agent, retries and waits included) and, when the agent keeps an asset cache,
         ``cache`` (``"hit"`` or ``"miss"`` for each lookup).
     """
@@ -129,6 +129,7 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
         if event.kind == "retry.attempt":
             summary["retries"].append({"attempt": event.data.get("attempt"),
                                        "delay": event.data.get("delay"),
+                                       "requested": event.data.get("requested"),
                                        "error": event.data.get("error")})
         elif event.kind == "retry.giveup":
             summary["gave_up"] = event.data.get("reason")

@@ -17,7 +17,6 @@ __docformat__ = "google"
 import contextlib
 import contextvars
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -31,9 +30,10 @@ from typing import Any, Literal
 
 import attrs
 
+from avgen._hashing import file_sha256
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
-__all__ = ["SUBFOLDERS", "Manifest", "OutputRecord", "Session", "StepRecord", "sha256_file"]
+__all__ = ["SUBFOLDERS", "Manifest", "OutputRecord", "Session", "StepRecord"]
 
 SUBFOLDERS: tuple[str, ...] = (
     "video_clips", "audio", "images", "scripts", "metadata", "final_output", "logs",
@@ -43,15 +43,6 @@ SUBFOLDERS: tuple[str, ...] = (
 _logger = logging.getLogger("avgen.session")
 _active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
 _MANIFEST_VERSION = 1
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The SHA-256 of a file, read in chunks (memory stays flat)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @attrs.frozen
@@ -167,7 +158,7 @@ class Manifest:
     def output(self, path: Path) -> OutputRecord:
         """Describe a file inside the session (relative path, size, checksum)."""
         relative = self._session.relative(path)
-        return OutputRecord(relative, path.stat().st_size, sha256_file(path))
+        return OutputRecord(relative, path.stat().st_size, file_sha256(path))
 
     def is_valid(self, step: StepRecord, inputs_hash: str | None = None) -> bool:
         """True when the step succeeded, had these inputs, and its outputs are intact."""
@@ -178,7 +169,7 @@ class Manifest:
         for out in step.outputs:
             try:
                 path = self._session.path(out.path)
-                if path.stat().st_size != out.size or sha256_file(path) != out.sha256:
+                if path.stat().st_size != out.size or file_sha256(path) != out.sha256:
                     return False
             except (OSError, UsageError):
                 return False

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from avgen import PRESETS, Event, VideoGenerator
+from avgen import PRESETS, RunEvent, VideoGenerator
 
 SCRIPT = "Octopuses have three hearts. Two pump blood through the gills, one through the body."
 
 
-def show_progress(event: Event) -> None:
+def show_progress(event: RunEvent) -> None:
     """Print one line per event; the composer's many fine-grained ticks are skipped."""
     if event.kind == "compose" and event.message == "composing":
         return

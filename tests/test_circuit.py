@@ -34,7 +34,6 @@ from avgen.resilience import (
     CircuitState,
     Permit,
     ResilienceEvent,
-    breakers,
     circuit,
     collect,
 )
@@ -754,14 +753,19 @@ def test_registry_shares_breakers_by_name() -> None:
         circuit("x", registry=registry, bogus=1)
 
 
-def test_default_registry() -> None:
-    name = "test-default-registry"
-    try:
-        assert circuit(name) is breakers.get(name)
-        assert name in breakers.names()
-    finally:
-        breakers.clear()
-    assert name not in breakers
+def test_without_a_registry_each_breaker_is_its_own() -> None:
+    first, second = circuit("same-name"), circuit("same-name")
+    assert first is not second and first.name == second.name == "same-name"
+
+    @first
+    def one() -> int:
+        return 1
+
+    @first
+    def two() -> int:
+        return 2
+
+    assert one.breaker is two.breaker is first  # type: ignore[attr-defined]
 
 
 def test_breaker_used_as_a_permit_context_manager() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 from pathlib import Path
@@ -12,10 +13,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avgen import GenerationError, VideoGenerator, VideoRequest
-from avgen.costs import Charge, CostEstimate, Ledger, check_budget, paid_call
+from avgen.costs import (
+    Charge,
+    CostEstimate,
+    Ledger,
+    Tab,
+    check_budget,
+    current_tab,
+    paid_call,
+)
 from avgen.errors import BudgetExceeded, UsageError
-from avgen.models import AudioAsset
-from avgen.testing import PatternImages, ToneNarrator
+from avgen.models import AudioAsset, ClipAsset, Preset, Scene
+from avgen.testing import PatternClips, PatternImages, ToneNarrator
 
 
 class PaidNarrator:
@@ -48,7 +57,7 @@ def test_a_charge_is_recorded_only_when_the_call_succeeds() -> None:
             raise RuntimeError("the service failed")
         with paid_call(agent="a", model="m", quantity=1, unit="image", usd=0.5) as bill:
             bill.cancel()
-    assert charges == [Charge("a", "m", 1, "image", 0.125)]
+    assert list(charges) == [Charge("a", "m", 1, "image", 0.125)]
     assert ledger.spent == 0.125 and ledger.reserved == 0
 
 
@@ -132,8 +141,11 @@ def test_a_run_stopped_by_its_budget_resumes_with_a_larger_one(tmp_path: Path) -
     data = json.loads((session / "metadata" / "manifest.json").read_text())
     assert data["status"] == "failed" and data["cost"] == {"spent": 0.2, "budget": 0.25}
     spoken = [s for s in data["steps"].values() if s["id"].endswith("narration")]
-    assert sorted(s["cost"] for s in spoken) == [0.1, 0.1]
-    assert all(s["data"]["charges"][0]["agent"] == "paid-voice" for s in spoken)
+    assert sorted(s["cost"] for s in spoken if s["status"] == "done") == [0.1, 0.1]
+    refused = [s for s in spoken if s["status"] == "failed"]
+    assert refused and all("budget" in s["error"] and s["cost"] == 0 for s in refused)
+    assert all(s["data"]["charges"][0]["agent"] == "paid-voice" for s in spoken
+               if s["status"] == "done")
 
     # the resumed run counts the 0.20 already spent: 0.35 allows one more call only
     tight = VideoGenerator(narrator=narrator, image_generator=PatternImages(),
@@ -156,7 +168,7 @@ def test_ledger_steps_are_separate_per_task() -> None:
             await asyncio.sleep(0.01)
             with paid_call(agent="a", model="m", quantity=1, unit="image", usd=price):
                 await asyncio.sleep(0.01)
-        return charges
+        return list(charges)
 
     async def both() -> list[list[Charge]]:
         return list(await asyncio.gather(one(0.1), one(0.2)))
@@ -164,3 +176,67 @@ def test_ledger_steps_are_separate_per_task() -> None:
     first, second = asyncio.run(both())
     assert [c.usd for c in first] == [0.1] and [c.usd for c in second] == [0.2]
     assert ledger.spent == pytest.approx(0.3)
+
+
+class PoolPaidClips:
+    """A clip generator that pays from a thread of its own pool (which does not inherit the
+    run's context), optionally handing the step's tab over explicitly."""
+
+    name = "pool-clips"
+
+    def __init__(self, usd: float, *, hand_over: bool) -> None:
+        self.usd, self.hand_over = usd, hand_over
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.requests = 0
+        self.inner = PatternClips()
+
+    def _pay(self, tab: Tab | None) -> None:
+        with paid_call(agent=self.name, model="clip-1", quantity=1, unit="video_second",
+                       usd=self.usd, tab=tab):
+            self.requests += 1  # the request would be sent here
+
+    async def generate(self, scene: Scene, seconds: float, preset: Preset,
+                       target: Path) -> ClipAsset:
+        tab = current_tab() if self.hand_over else None
+        await asyncio.get_running_loop().run_in_executor(self.pool, self._pay, tab)
+        return await self.inner.generate(scene, seconds, preset, target)
+
+
+def test_a_call_paid_from_an_agents_own_thread_is_refused_without_a_tab(
+        tmp_path: Path) -> None:
+    clips = PoolPaidClips(5.0, hand_over=False)
+    generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=clips,
+                               output_dir=tmp_path, budget=1.0)
+    video = generator.generate_sync(script="One scene only.")
+    assert clips.requests == 0  # refused before anything was sent
+    step = json.loads((video.session / "metadata/manifest.json").read_text())[
+        "steps"]["scene-000.visual"]
+    assert step["tier"] == "card" and "no ledger is in reach" in step["error"]
+    assert video.tiers == ("card",)
+
+
+def test_a_tab_handed_to_an_agents_own_thread_holds_the_budget(tmp_path: Path) -> None:
+    clips = PoolPaidClips(5.0, hand_over=True)
+    generator = VideoGenerator(narrator=ToneNarrator(), clip_generator=clips,
+                               output_dir=tmp_path, budget=1.0)
+    video = generator.generate_sync(script="One scene only.")
+    assert clips.requests == 0 and video.tiers == ("card",)  # $5 does not fit $1
+    data = json.loads((video.session / "metadata/manifest.json").read_text())
+    assert "budget" in data["steps"]["scene-000.visual"]["error"]
+    assert data["cost"]["spent"] == 0
+
+    cheap = PoolPaidClips(0.25, hand_over=True)
+    paid = VideoGenerator(narrator=ToneNarrator(), clip_generator=cheap, output_dir=tmp_path,
+                          budget=1.0).generate_sync(script="One scene only.")
+    data = json.loads((paid.session / "metadata/manifest.json").read_text())
+    assert cheap.requests == 1 and paid.tiers == ("clip",)
+    assert data["cost"]["spent"] == 0.25
+    assert data["steps"]["scene-000.visual"]["data"]["charges"][0]["agent"] == "pool-clips"
+
+
+def test_outside_any_run_a_thread_may_pay_without_a_tab() -> None:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        def pay() -> float:
+            with paid_call(agent="a", model="m", quantity=1, unit="image", usd=9.0) as bill:
+                return bill.charge.usd
+        assert pool.submit(pay).result() == 9.0

@@ -13,7 +13,9 @@ import pytest
 from avgen import (
     AgentError,
     AudioAsset,
+    ClipAsset,
     GenerationError,
+    Preset,
     Scene,
     Script,
     UsageError,
@@ -21,6 +23,7 @@ from avgen import (
     VideoRequest,
 )
 from avgen.agents import Narrator, ScriptWriter
+from avgen.costs import paid_call
 from avgen.media.ffmpeg import probe
 from avgen.session import Session
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
@@ -254,3 +257,89 @@ def test_a_re_spoken_narration_does_not_pay_for_the_clip_again(tmp_path: Path) -
     resumed = retake.resume_sync(video.session)
     assert clips.calls == 1
     assert resumed.duration > video.duration  # the video follows the new narration
+
+
+class GatedClips:
+    """Clips that wait at a gate and then pay: a scene still running after its run failed
+    would pay once the gate opens."""
+
+    name = "gated-clips"
+
+    def __init__(self, waiting_for: int) -> None:
+        self.waiting_for = waiting_for
+        self.started: set[int] = set()
+        self.all_started = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.paid = self.cancelled = 0
+        self.inner = PatternClips()
+
+    async def generate(self, scene: Scene, seconds: float, preset: Preset,
+                       target: Path) -> ClipAsset:
+        self.started.add(scene.index)
+        if len(self.started) == self.waiting_for:
+            self.all_started.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        with paid_call(agent=self.name, model="clip", quantity=1, unit="video_second", usd=1):
+            self.paid += 1
+        return await self.inner.generate(scene, seconds, preset, target)
+
+
+class FirstSceneFails:
+    """Fails scene 0's narration once the other scenes are making their clips."""
+
+    def __init__(self, clips: GatedClips) -> None:
+        self.clips, self.inner, self.broken = clips, ToneNarrator(), True
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        if self.broken and text.startswith("Octopuses"):
+            await self.clips.all_started.wait()
+            raise AgentError("the voice is gone", "first-fails")
+        return await self.inner.speak(text, target, voice=voice)
+
+
+def test_a_failed_scene_cancels_its_siblings_before_they_pay(tmp_path: Path) -> None:
+    clips = GatedClips(waiting_for=2)
+    narrator = FirstSceneFails(clips)
+    generator = VideoGenerator(narrator=narrator, clip_generator=clips, output_dir=tmp_path)
+
+    async def main() -> Path:
+        with pytest.raises(GenerationError) as failed:
+            await generator.generate(script=SCRIPT)
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no scene is left running
+        assert clips.cancelled == 2
+        session = failed.value.session
+        assert session is not None
+        recorded = (session / "metadata/manifest.json").read_text()
+        clips.gate.set()  # a sibling still alive would pay and record its step now
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert clips.paid == 0
+        assert (session / "metadata/manifest.json").read_text() == recorded
+        return session
+
+    session = asyncio.run(main())
+    data = manifest(session)
+    assert data["status"] == "failed" and data["cost"]["spent"] == 0
+    assert data["steps"]["scene-000.narration"]["status"] == "failed"
+    assert "scene-001.visual" not in data["steps"]
+
+    # a resume keeps what finished: the two narrations spoken before the failure
+    narrator.broken = False
+    spoken_before = len(narrator.inner.spoken)
+    clips.gate.set()
+    video = generator.resume_sync(session)
+    assert narrator.inner.spoken[spoken_before:] == ["Octopuses have three hearts."]
+    assert video.tiers == ("clip", "clip", "clip") and clips.paid == 3
+
+
+def test_generate_sync_cancels_the_siblings_the_same_way(tmp_path: Path) -> None:
+    clips = GatedClips(waiting_for=2)
+    generator = VideoGenerator(narrator=FirstSceneFails(clips), clip_generator=clips,
+                               output_dir=tmp_path)
+    with pytest.raises(GenerationError, match="the voice is gone"):
+        generator.generate_sync(script=SCRIPT)
+    assert (clips.cancelled, clips.paid) == (2, 0)

@@ -373,3 +373,33 @@ def test_vertex_mode_gets_veo_clips_and_imagen_stills(fake: FakeGemini) -> None:
         google_agents(vertex(fake), cache=False, video_model="sora-2")
     with pytest.raises(UsageError, match="price"):
         google_agents(vertex(fake), cache=False, script_model="claude-9")
+
+
+def test_a_generator_closes_the_connection_it_was_given_agents_on(fake: FakeGemini) -> None:
+    from avgen import VideoGenerator
+    from avgen.agents.google import google_agents
+
+    connection = developer(fake)
+    with VideoGenerator(google_agents(connection, clips=False)) as generator:
+        run(generator.agents.script_writer.write(VideoRequest(topic="bees")))
+    assert connection.closed
+    with pytest.raises(RuntimeError, match="closed"):  # the SDK refuses a closed client
+        connection.client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+
+    async def async_use() -> GoogleConnection:
+        opened = developer(fake)
+        async with VideoGenerator(google_agents(opened, clips=False)) as generator:
+            await generator.agents.script_writer.write(VideoRequest(topic="bees"))
+        return opened
+
+    assert run(async_use()).closed
+
+
+def test_a_client_you_made_stays_open_when_the_connection_closes(fake: FakeGemini) -> None:
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=fake.base_url))
+    with GoogleConnection.from_client(client) as connection:
+        run(GeminiScriptWriter(connection).write(VideoRequest(topic="bees")))
+    assert connection.closed
+    run(GeminiScriptWriter(GoogleConnection.from_client(client)).write(
+        VideoRequest(topic="ants")))  # still usable
+    assert len(fake.calls("script")) == 2

@@ -349,7 +349,7 @@ def test_rate_limited_submit_is_resubmitted_by_the_policy(fake: FakeGemini,
         asset = asyncio.run(call(SCENE, 3.0, TALL, tmp_path / "clip.mp4"))
     assert [c.status for c in fake.calls("veo")] == [429, 200]
     [attempt] = [e for e in events if e.kind == "retry.attempt"]
-    assert attempt.data["delay"] == 3 and attempt.data["classification"] == "rate_limited"
+    assert attempt.data["requested"] == 3 and attempt.data["classification"] == "rate_limited"
     assert len(charges) == 1 and decode(asset.path)["frames"] == 96
 
 

@@ -18,7 +18,7 @@ import pytest
 from fake_gemini import FakeGemini
 from media import decode
 
-from avgen import Event, GenerationError, VideoGenerator
+from avgen import GenerationError, RunEvent, VideoGenerator
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
 from avgen.agents.google.prices import price_of
 from avgen.resilience import set_testing
@@ -104,7 +104,7 @@ def test_faults_on_some_scenes_still_make_the_video(fake: FakeGemini, tmp_path: 
     fake.fail("veo", "filtered", match=VISUALS[1])
     fake.fail("speech", "server_error", status=503, match=NARRATIONS[2])
     fake.fail("veo", "operation_error", match=VISUALS[2])
-    events: list[Event] = []
+    events: list[RunEvent] = []
     video = generator(vertex(fake), tmp_path, on_event=events.append).generate_sync(
         topic="the water cycle", preset="draft")
     assert decode(video.path)["errors"] == ""
@@ -195,7 +195,7 @@ def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: 
     fake.fail("veo", "rate_limit", match=VISUALS[0])
     fake.fail("imagen", "server_error", status=500, times=2)
     fake.fail("veo", "filtered", match=VISUALS[1])
-    events: list[Event] = []
+    events: list[RunEvent] = []
     caplog.set_level(logging.DEBUG)
     for connection, secret in ((vertex(fake), KEY), (vertex(fake, project=True), TOKEN)):
         gen = generator(connection, tmp_path, on_event=events.append)

@@ -31,7 +31,7 @@ from nbclient import NotebookClient
 from traitlets import default
 
 import avgen.models
-from avgen import AgentError, AgentPolicy, ConfigurationError, Event, Video, VideoGenerator
+from avgen import AgentError, AgentPolicy, ConfigurationError, RunEvent, Video, VideoGenerator
 from avgen.notebook import ProgressBar
 from avgen.testing import ToneNarrator
 
@@ -232,7 +232,7 @@ def test_progress_bar_text_fallback_follows_a_run(tmp_path: Path) -> None:
     generator = VideoGenerator(narrator=ToneNarrator(), image_generator=BrokenImages(),
                                output_dir=tmp_path, policies={
                                    "image_generator": AgentPolicy(retry=None)})
-    events: list[Event] = []
+    events: list[RunEvent] = []
     generator.subscribe(events.append)
     with ProgressBar(generator, file=out, description="making") as bar:
         assert bar.closed and bar.runs == 0  # nothing is drawn before the first event
@@ -263,19 +263,19 @@ def test_progress_bar_handles_runs_in_turn_and_closes_an_unfinished_bar() -> Non
     out = io.StringIO()
     bar = ProgressBar(file=out, widget=False)
     for run in range(2):
-        bar(Event("session", f"session {run}", 0.0))
-        bar(Event("script", "script: 1 scene", 0.05))
-        bar(Event("done", f"video {run}", 1.0))
+        bar(RunEvent("session", f"session {run}", 0.0))
+        bar(RunEvent("script", "script: 1 scene", 0.05))
+        bar(RunEvent("done", f"video {run}", 1.0))
         assert bar.closed and bar.progress == 1.0
-    bar(Event("session", "session 2", 0.0))
-    bar(Event("narration", "scene 0: narration 1.0 s", 0.3))
+    bar(RunEvent("session", "session 2", 0.0))
+    bar(RunEvent("narration", "scene 0: narration 1.0 s", 0.3))
     assert not bar.closed and bar.progress == 0.3
     bar.close()
     bar.close()  # twice is fine
     assert bar.closed and bar.runs == 3
-    bar(Event("session", "session 3", 0.0))
-    bar(Event("script", "script: 1 scene", 0.05))
-    bar(Event("failed", "the narrator is broken", 1.0))  # failed events say 1.0 ...
+    bar(RunEvent("session", "session 3", 0.0))
+    bar(RunEvent("script", "script: 1 scene", 0.05))
+    bar(RunEvent("failed", "the narrator is broken", 1.0))  # failed events say 1.0 ...
     assert bar.closed and bar.progress == 0.05  # ... but the bar stays where it stopped
     # What stays on screen: each line as its last carriage return left it.
     shown = [line.rsplit("\r", 1)[-1] for line in out.getvalue().split("\n")]

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from avgen._hashing import file_sha256
 from avgen.errors import SessionError, UnsafePathError, UsageError
-from avgen.session import SUBFOLDERS, Manifest, Session, StepRecord, sha256_file
+from avgen.session import SUBFOLDERS, Manifest, Session, StepRecord
 
 NAME = re.compile(r"session_\d{8}_\d{6}_[0-9a-f]+")
 
@@ -197,7 +198,7 @@ def make_step(session: Session, step_id: str = "scene-001.narration") -> StepRec
 def test_manifest_round_trip(session: Session) -> None:
     step = make_step(session)
     assert step.outputs[0].path == "audio/scene-001.wav"
-    assert step.outputs[0].sha256 == sha256_file(session.root / "audio" / "scene-001.wav")
+    assert step.outputs[0].sha256 == file_sha256(session.root / "audio" / "scene-001.wav")
     session.manifest.record(step)
     session.manifest.update(status="running")
     reopened = Session.open(session.root)

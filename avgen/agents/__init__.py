@@ -8,10 +8,18 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-from avgen.agents.protocols import ClipGenerator, Composer, ImageGenerator, Narrator, ScriptWriter
+from avgen.agents.protocols import (
+    AgentCapabilities,
+    ClipGenerator,
+    Composer,
+    ImageGenerator,
+    Narrator,
+    ScriptWriter,
+)
 from avgen.agents.registry import AgentSet, available_agents, load_agents
 
 __all__ = [
+    "AgentCapabilities",
     "AgentSet",
     "ClipGenerator",
     "Composer",

@@ -6,33 +6,30 @@ their file at the ``target`` path they are given (a temporary name in the sessio
 generator moves into place once the asset is checked), and return a value object from
 `avgen.models` describing it.
 
-An agent may also have:
-
-- ``name`` (str): shown in the manifest and events (default: the class name);
-- ``max_concurrency`` (int): how many scenes it may work on at once (default 4);
-- ``check(request)``: validate a `avgen.VideoRequest` up front and raise
-  `avgen.errors.UsageError`, before any agent does any work.
-- ``resilience`` (`avgen.AgentPolicy`): how the generator retries and guards its calls;
-- ``estimate(request)``: the `avgen.costs.Charge` objects the request is expected to cost
-  (summed by `avgen.VideoGenerator.estimate`); paid calls themselves go through
-  `avgen.costs.paid_call`, which enforces the run's budget;
-- ``continuity`` (bool, clip generators): the generator then makes the scenes' clips in
-  order and passes ``previous=`` (the previous scene's clip, or ``None``) to ``generate``,
-  so a clip can start where the last one ended.
+Beyond its method, an agent may have any of the members `AgentCapabilities` documents
+(``name``, ``max_concurrency``, ``check``, ``estimate``, ``resilience``, ``continuity``,
+``close``/``aclose``; a composer also ``fingerprint``): the generator uses each one it
+finds and does without the others.
 """
 
 from __future__ import annotations
 
 __docformat__ = "google"
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from avgen.media.ffmpeg import ProgressCallback
 from avgen.media.timeline import Timeline
 from avgen.models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Script, VideoRequest
 
-__all__ = ["ClipGenerator", "Composer", "ImageGenerator", "Narrator", "ScriptWriter"]
+if TYPE_CHECKING:
+    from avgen.costs import Charge
+    from avgen.policy import AgentPolicy
+
+__all__ = ["AgentCapabilities", "ClipGenerator", "Composer", "ImageGenerator", "Narrator",
+           "ScriptWriter"]
 
 
 @runtime_checkable
@@ -89,4 +86,54 @@ class Composer(Protocol):
     async def compose(self, timeline: Timeline, target: Path,
                       progress: ProgressCallback | None = None) -> None:
         """Render the video at ``target``, calling ``progress`` with the fraction done."""
+        ...
+
+
+class AgentCapabilities(Protocol):
+    """The optional members of an agent: implement any of them, none is required.
+
+    `avgen.VideoGenerator` looks each one up on every agent and uses what it finds; an
+    agent without a member gets the default given here. This protocol documents them (and
+    lets a type checker check an agent that declares it); it is not used with
+    ``isinstance``.
+    """
+
+    name: str
+    """Shown in the manifest, the events and the errors (default: the class name)."""
+    max_concurrency: int
+    """How many scenes the agent may work on at once in one run (default 4)."""
+    resilience: AgentPolicy
+    """How its calls are retried and guarded by a circuit breaker (default: a few retries of
+    transient errors, no breaker; see `avgen.policy`)."""
+    continuity: bool
+    """Clip generators only: True to make the scenes' clips in order and receive
+    ``previous=`` (the previous scene's clip, or ``None``) in ``generate``."""
+
+    def check(self, request: VideoRequest) -> None:
+        """Validate ``request`` before any agent works or pays.
+
+        Raises:
+            avgen.errors.UsageError: A field is not acceptable; the error names it.
+        """
+        ...
+
+    def estimate(self, request: VideoRequest) -> Iterable[Charge]:
+        """What ``request`` is expected to cost with this agent (`avgen.costs.Charge`
+        lines summed by `avgen.VideoGenerator.estimate`). Paid calls themselves go
+        through `avgen.costs.paid_call`, which holds the run's budget."""
+        ...
+
+    def fingerprint(self, timeline: Timeline) -> str:
+        """Composers only: a digest of what rendering ``timeline`` would produce; a resume
+        renders again only when it changes (default: a digest of the whole timeline)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the agent holds (connections, pools); called by
+        `avgen.VideoGenerator.close` and when a ``with`` block ends."""
+        ...
+
+    async def aclose(self) -> None:
+        """The async form of `close`, preferred by `avgen.VideoGenerator.aclose` and
+        ``async with``."""
         ...

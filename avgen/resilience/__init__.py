@@ -43,7 +43,6 @@ from avgen.resilience.circuit import (
     CircuitSettings,
     CircuitState,
     Permit,
-    breakers,
     circuit,
 )
 from avgen.resilience.events import Hook, ResilienceEvent, collect, emit
@@ -78,7 +77,6 @@ __all__ = [
     "RetryDecorator",
     "RetryPolicy",
     "Threshold",
-    "breakers",
     "cached",
     "circuit",
     "classify",

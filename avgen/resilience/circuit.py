@@ -53,7 +53,6 @@ __all__ = [
     "CircuitSettings",
     "CircuitState",
     "Permit",
-    "breakers",
     "circuit",
 ]
 
@@ -584,17 +583,17 @@ class CircuitRegistry:
             return name in self._breakers
 
 
-breakers = CircuitRegistry()
-"""The default registry used by `circuit`."""
-
-
 def circuit(name: str, *, registry: CircuitRegistry | None = None,
             **settings: Any) -> CircuitBreaker:
-    """The breaker called ``name`` from ``registry`` (default `breakers`), as a decorator.
+    """A circuit breaker called ``name``, as a decorator.
+
+    Without ``registry`` the breaker is new and belongs to what it decorates (decorate
+    several functions with the one returned object to share it); with a registry, every
+    caller of ``circuit`` with the same name gets the same breaker.
 
     Args:
-        name: The breaker's name: functions decorated with the same name share it.
-        registry: Where to find or put the breaker.
+        name: The breaker's name (its events' source).
+        registry: Where to find or put the breaker (e.g. ``VideoGenerator.breakers``).
         **settings: `CircuitSettings` fields for a new breaker; given for an existing one,
             they must match its settings.
 
@@ -607,5 +606,7 @@ def circuit(name: str, *, registry: CircuitRegistry | None = None,
             conflict with the existing breaker of that name.
     """
     _check_names(settings)
-    chosen = breakers if registry is None else registry
-    return chosen.get(name, CircuitSettings(**settings) if settings else None)
+    chosen = CircuitSettings(**settings) if settings else None
+    if registry is None:
+        return CircuitBreaker(name, chosen)
+    return registry.get(name, chosen)

@@ -3,7 +3,9 @@
 `retry` wraps a sync or async function (or method). Each failure is sorted by `classify`:
 
 - **transient** — HTTP 408/500/502/503/504, timeouts, dropped connections,
-  `avgen.errors.ServiceUnavailable`: retried with exponential backoff and jitter;
+  `avgen.errors.ServiceUnavailable`: retried with stamina's exponential backoff and jitter
+  (``wait_initial``, ``wait_exp_base``, ``wait_jitter``, ``wait_max``), within the
+  ``attempts`` and the ``timeout`` budget stamina enforces;
 - **rate_limited** — HTTP 429, `avgen.errors.RateLimited`: retried after the delay the
   service asked for (``Retry-After`` header or Google's ``RetryInfo.retryDelay``), clamped to
   ``wait_max``; when the service asks for longer than the time budget left, or the attempts
@@ -11,11 +13,13 @@
 - **permanent** — every other error, including `avgen.errors.CircuitOpen` (an open circuit
   means fail fast): raised at once.
 
-Each retry is reported as a ``retry.attempt`` event before the wait, the end of the road as a
-``retry.giveup`` event (see `avgen.resilience.events`).
+stamina does the retrying, the backoff, the time budget and the test mode; this module adds
+what it lacks: the classification, the delays services ask for, and `RateLimited` carrying
+that delay when retrying ends. Each retry is reported as a ``retry.attempt`` event when it
+starts (with the seconds actually waited, and the delay the service asked for, if any), the
+end of the road as a ``retry.giveup`` event (see `avgen.resilience.events`).
 
-In tests, `set_testing` turns every backoff into zero while keeping the computed delays in
-the events, so a test can check them without sleeping.
+In tests, `set_testing` (stamina's test mode) turns every wait into zero.
 """
 
 from __future__ import annotations
@@ -27,12 +31,10 @@ import datetime as dt
 import functools
 import inspect
 import math
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, cast
 
 import attrs
@@ -295,47 +297,16 @@ class RetryPolicy:
             return bool(answer)
         return float(answer)
 
-    def backoff(self, retry_number: int) -> float:
-        """The exponential backoff with jitter before retry number ``retry_number`` (1-based),
-        capped at `wait_max`."""
-        jitter = random.uniform(0, self.wait_jitter) if self.wait_jitter else 0.0
-        try:
-            grown = self.wait_initial * self.wait_exp_base ** (retry_number - 1)
-        except OverflowError:
-            return self.wait_max
-        return min(self.wait_max, grown + jitter)
-
 
 # --------------------------------------------------------------------------- testing switch
 
 
-class _TestingState:
-    """What `set_testing` asked for: mirrored here so events match what stamina does."""
-
-    cap: int | None = None
-
-
-_testing = _TestingState()
-
-
-class _RestoreTesting(contextlib.AbstractContextManager[None]):
-    def __init__(self, stamina_restore: contextlib.AbstractContextManager[None],
-                 previous_cap: int | None) -> None:
-        self._stamina_restore = stamina_restore
-        self._previous_cap = previous_cap
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stamina_restore.__exit__(exc_type, exc, tb)
-        _testing.cap = self._previous_cap
-
-
 def set_testing(enabled: bool = True, *, attempts: int | None = None
                 ) -> contextlib.AbstractContextManager[None]:
-    """Switch test mode on or off: every backoff becomes zero, no real sleeping happens.
+    """Switch test mode on or off: every wait becomes zero, no real sleeping happens.
 
-    Wraps `stamina.set_testing`. The delays `retry` computes are still reported in the
-    ``retry.attempt`` events, so tests can check them.
+    This is `stamina.set_testing` with the attempts capped rather than set: a policy with
+    fewer attempts keeps its own.
 
     Args:
         enabled: True to turn test mode on, False to turn it off.
@@ -353,45 +324,41 @@ def set_testing(enabled: bool = True, *, attempts: int | None = None
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
                                  or attempts < 1):
         raise UsageError("attempts", f"must be an int >= 1 or None, not {attempts!r}")
-    previous = _testing.cap
-    restore = stamina.set_testing(enabled, attempts=attempts or _NO_CAP, cap=True)
-    _testing.cap = attempts if enabled else None
-    return _RestoreTesting(restore, previous)
+    return stamina.set_testing(enabled, attempts=attempts or _NO_CAP, cap=True)
 
 
 # --------------------------------------------------------------------------- one call
 
 
 class _Call:
-    """The bookkeeping of one decorated call across its attempts."""
+    """The bookkeeping of one decorated call across its attempts: what stamina is told
+    after each failure, and what the events and `RateLimited` say."""
 
-    __slots__ = ("attempt", "budget_delay", "policy", "reason", "server_delay", "source",
-                 "start", "waited")
+    __slots__ = ("attempt", "budget_delay", "failed_at", "pending", "policy", "reason",
+                 "server_delay", "source", "start")
 
     def __init__(self, policy: RetryPolicy, source: str) -> None:
         self.policy = policy
         self.source = source
         self.start = time.monotonic()
         self.attempt = 0
-        self.waited = 0.0
         self.reason: str | None = None
         self.server_delay: float | None = None
         self.budget_delay: float | None = None
+        self.pending: dict[str, Any] | None = None
+        self.failed_at = 0.0
 
-    def _limit(self) -> int:
-        cap = _testing.cap if stamina.is_testing() else None
-        return self.policy.attempts if cap is None else min(cap, self.policy.attempts)
-
-    def _remaining(self) -> float | None:
-        if self.policy.timeout is None:
-            return None
-        spent = time.monotonic() - self.start
-        if stamina.is_testing():  # the computed waits were not slept: count them anyway
-            spent += self.waited
-        return self.policy.timeout - spent
+    def begin(self, number: int) -> None:
+        """Attempt ``number`` starts: report the retry it is, with the time waited."""
+        self.attempt = number
+        if self.pending is not None:
+            data = {**self.pending, "delay": time.monotonic() - self.failed_at}
+            self.pending = None
+            emit(ResilienceEvent("retry.attempt", self.source, data), self.policy.hooks)
 
     def decide(self, exc: BaseException) -> bool | float:
-        """stamina's ``on=`` hook: False to stop, or the delay before the next attempt."""
+        """stamina's ``on=`` hook: False to stop, True for stamina's backoff, or the delay
+        the service asked for (at most ``wait_max``)."""
         if not isinstance(exc, Exception):
             return False
         verdict = self.policy.verdict(exc)
@@ -401,29 +368,32 @@ class _Call:
         if verdict is False:
             self.reason = "not retryable"
             return False
-        if self.attempt >= self._limit():
-            self.reason = "attempts exhausted"
-            return False
-        remaining = self._remaining()
-        if remaining is not None and remaining <= 0:
-            self.reason = "time budget spent"
-            return False
         requested = asked if verdict is True else float(verdict)
+        timeout = self.policy.timeout
+        remaining = None if timeout is None else timeout - (time.monotonic() - self.start)
         if requested is not None and remaining is not None and requested > remaining:
             self.reason = "delay exceeds time budget"
             self.budget_delay = requested
             return False
-        delay = self.policy.backoff(self.attempt) if requested is None else requested
-        delay = min(delay, self.policy.wait_max, math.inf if remaining is None else remaining)
-        self.waited += delay
-        emit(ResilienceEvent("retry.attempt", self.source, {
-            "attempt": self.attempt, "delay": delay, "error": _describe(exc),
-            "classification": classify(exc)}), self.policy.hooks)
-        return delay
+        self.failed_at = time.monotonic()
+        self.pending = {"attempt": self.attempt, "error": _describe(exc),
+                        "classification": classify(exc)}
+        if requested is None:
+            return True
+        self.pending["requested"] = min(requested, self.policy.wait_max)
+        return float(self.pending["requested"])
 
     def give_up(self, exc: Exception) -> Exception | None:
         """Report the end and return what to raise instead of ``exc``, if anything."""
-        reason = self.reason or "retrying stopped"
+        timeout = self.policy.timeout
+        if self.reason is not None:
+            reason = self.reason
+        elif self.attempt >= self.policy.attempts or stamina.is_testing():
+            reason = "attempts exhausted"
+        elif timeout is not None and time.monotonic() - self.start >= timeout:
+            reason = "time budget spent"
+        else:
+            reason = "attempts exhausted"
         kind = classify(exc)
         delay = self.budget_delay if self.budget_delay is not None else self.server_delay
         data: dict[str, Any] = {"attempt": self.attempt, "error": _describe(exc),
@@ -435,7 +405,7 @@ class _Call:
             return None
         if self.budget_delay is not None:
             message = (f"the service asked to wait {self.budget_delay:g}s, longer than the "
-                       f"retry budget left (timeout={self.policy.timeout:g}s)")
+                       f"retry budget left (timeout={timeout:g}s)")
         else:
             message = f"still rate limited after {self.attempt} attempt(s) ({reason})"
         return RateLimited(message, agent=self.source, retry_after=delay)
@@ -469,8 +439,8 @@ class RetryDecorator:
                 call = _Call(self.retry_policy, source)
                 try:
                     async for attempt in stamina.retry_context(**self._stamina_kw(call)):
+                        call.begin(attempt.num)
                         with attempt:
-                            call.attempt = attempt.num
                             return await async_fn(*args, **kwargs)
                 except Exception as exc:
                     replacement = call.give_up(exc)
@@ -487,8 +457,8 @@ class RetryDecorator:
                 call = _Call(self.retry_policy, source)
                 try:
                     for attempt in stamina.retry_context(**self._stamina_kw(call)):
+                        call.begin(attempt.num)
                         with attempt:
-                            call.attempt = attempt.num
                             return fn(*args, **kwargs)
                 except Exception as exc:
                     replacement = call.give_up(exc)
@@ -516,10 +486,11 @@ def retry(
 ) -> RetryDecorator:
     """Retry a sync or async function (or method) on transient and rate-limit errors.
 
-    Backoff before retry *n* is ``min(wait_max, wait_initial * wait_exp_base**(n-1) +
-    random(0, wait_jitter))``, cut to the time budget left. A delay the service asks for
-    (``Retry-After``, ``RetryInfo.retryDelay``, or a number returned by ``on``) replaces it,
-    clamped to ``wait_max``; if it is longer than the budget left, retrying stops at once.
+    stamina retries: the backoff before retry *n* is ``min(wait_max, wait_initial *
+    wait_exp_base**(n-1) + random(0, wait_jitter))``, and no retry starts once ``timeout``
+    seconds have passed. A delay the service asks for (``Retry-After``,
+    ``RetryInfo.retryDelay``, or a number returned by ``on``) replaces the backoff, clamped
+    to ``wait_max``; if it is longer than the budget left, retrying stops at once.
     A rate-limit error that ends the retries is raised as `avgen.errors.RateLimited`
     (chained from the original) carrying the delay asked for; any other error is raised
     unchanged. `avgen.errors.CircuitOpen` is never retried.
@@ -538,9 +509,11 @@ def retry(
         wait_max: The longest single wait, server-given delays included.
         wait_jitter: The largest random amount added to each backoff.
         wait_exp_base: The growth factor of the backoff.
-        hooks: Callables receiving ``retry.attempt`` (data: ``attempt`` that failed,
-            ``delay``, ``error``, ``classification``) and ``retry.giveup`` events (data:
-            ``attempt``, ``error``, ``classification``, ``reason``, ``delay`` when known).
+        hooks: Callables receiving ``retry.attempt`` events as each retry starts (data:
+            ``attempt`` that failed, ``delay`` waited in seconds, ``requested`` when the
+            service asked for a delay, ``error``, ``classification``) and ``retry.giveup``
+            events (data: ``attempt``, ``error``, ``classification``, ``reason``, ``delay``
+            when known).
         name: The event source and agent name; the function's qualified name by default.
 
     Returns:

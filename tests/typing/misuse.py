@@ -14,9 +14,9 @@ import avgen
 from avgen import (
     AgentPolicy,
     AudioAsset,
-    Event,
     Narrator,
     Preset,
+    RunEvent,
     Transition,
     VideoGenerator,
     VideoRequest,
@@ -78,7 +78,7 @@ async def mistakes() -> None:
     video.duration = 2.0  # type: ignore[misc]
     video.path.upper()  # type: ignore[attr-defined]
 
-    event = Event("done", "finished", 1.0)
+    event = RunEvent("done", "finished", 1.0)
     event.progress = 0.5  # type: ignore[misc]
 
     try:

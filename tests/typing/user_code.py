@@ -15,11 +15,11 @@ from avgen import (
     AgentPolicy,
     AgentSet,
     AudioAsset,
-    Event,
     ImageAsset,
     ImageGenerator,
     Narrator,
     Preset,
+    RunEvent,
     Scene,
     Script,
     ScriptWriter,
@@ -73,7 +73,7 @@ writer: ScriptWriter = OneScene()
 progress: list[float] = []
 
 
-def show(event: Event) -> None:
+def show(event: RunEvent) -> None:
     progress.append(event.progress)
     where = f"scene {event.scene}" if event.scene is not None else "run"
     print(f"{event.progress:4.0%} {event.kind} ({where}): {event.message} {event.data}")

@@ -96,6 +96,14 @@ class GoogleAgent:
         self.resilience = GOOGLE_POLICY
         """How the generator retries and guards this agent's calls."""
 
+    def close(self) -> None:
+        """Close the shared connection (the other agents on it are closed with it)."""
+        self.connection.close()
+
+    async def aclose(self) -> None:
+        """`close` from async code."""
+        await self.connection.aclose()
+
     @property
     def name(self) -> str:
         """``<kind>:<model>``, as the manifest and events show it."""

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avgen._hashing import json_sha256
 from avgen.resilience import DiskStore, ResilienceEvent, emit
 
 __all__ = ["AssetCache", "default_cache_dir"]
@@ -62,9 +61,7 @@ class AssetCache:
     def key(kind: str, **request: Any) -> str:
         """The key of a request: SHA-256 of its kind and canonical JSON parameters (pass
         bytes-valued inputs as their SHA-256)."""
-        text = json.dumps({"kind": kind, **request}, sort_keys=True, ensure_ascii=False,
-                          default=str)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return json_sha256({"kind": kind, **request})
 
     def fetch(self, key: str, target: Path, *, source: str) -> bool:
         """Copy the file kept under ``key`` to ``target``; False when there is none.

@@ -35,7 +35,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from avgen.errors import (
@@ -107,23 +107,29 @@ class GoogleConnection:
     """A `google.genai.Client` with its mode, its capabilities and its secrets.
 
     Build one with `from_env` (or `from_client` for a client you made); the google agents
-    share it.
+    share it. Close it when done (`close`, `aclose`, or ``with`` / ``async with``): a
+    connection made by `from_env` closes its client's HTTP connections; one made by
+    `from_client` leaves your client open (it is yours to close). Closing twice is harmless.
 
     Args:
         client: The SDK client.
         mode: ``"developer"`` or ``"vertex"``.
         secrets: Strings to scrub from every message (API keys, tokens).
         describe: How to name this connection to a user (never includes a secret).
+        owns_client: Whether `close` closes ``client``.
     """
 
     def __init__(self, client: Any, mode: Mode, *, secrets: tuple[str, ...] = (),
-                 describe: str = "") -> None:
+                 describe: str = "", owns_client: bool = True) -> None:
         self.client = client
         """The `google.genai.Client`."""
         self.mode: Mode = mode
         """``"developer"`` or ``"vertex"``."""
         self._secrets = tuple(s for s in secrets if s)
         self._describe = describe or f"{mode} mode"
+        self._owns_client = owns_client
+        self.closed = False
+        """True once `close` or `aclose` ran."""
         base_url = _http_option(client, "base_url")
         if os.environ.get(BLOCK_ENV) and not _is_local(base_url):
             raise ConfigurationError(
@@ -132,6 +138,37 @@ class GoogleConnection:
 
     def __repr__(self) -> str:
         return f"GoogleConnection({self._describe})"
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the client's HTTP connections (sync and async) if this connection owns it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._owns_client:
+            self.client.close()
+
+    async def aclose(self) -> None:
+        """`close` from async code: the async client's connections are closed too."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._owns_client:
+            await self.client.aio.aclose()
+            self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- construction --------------------------------------------------------------------
 
@@ -211,7 +248,8 @@ class GoogleConnection:
         secrets = tuple(s for s in (getattr(api, "api_key", None),
                                     getattr(getattr(api, "_credentials", None), "token", None))
                         if isinstance(s, str))
-        return cls(client, mode, secrets=secrets, describe=f"{mode} mode (client given)")
+        return cls(client, mode, secrets=secrets, describe=f"{mode} mode (client given)",
+                   owns_client=False)
 
     # -- what it can do ------------------------------------------------------------------
 

@@ -1,0 +1,146 @@
+"""A scene's picture from a chain of visual agents: clip → image → procedural card.
+
+`VisualChain` is itself a visual agent: it asks each source in turn and the first that
+delivers a checked picture wins; the procedural card is the source that cannot fail. What
+failed on the way is kept (the manifest records the tier that served and why the ones
+above it did not). A source marked as the required tier stops the chain instead of falling
+back.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from avgen._steps import Made
+from avgen.errors import AgentError, AvgenError, MediaError
+from avgen.media.ffmpeg import probe
+from avgen.models import (
+    CardVisual,
+    ClipAsset,
+    ImageAsset,
+    Preset,
+    Scene,
+    Tier,
+    Visual,
+    asset_to_dict,
+)
+from avgen.session import Session
+
+__all__ = ["CARD_PALETTES", "VisualChain", "VisualSource"]
+
+CARD_PALETTES = (("0x1e3a8a", "0x7c3aed"), ("0x0f766e", "0x1d4ed8"), ("0x9d174d", "0xea580c"),
+                 ("0x065f46", "0x0e7490"), ("0x312e81", "0xbe185d"), ("0x7c2d12", "0xb45309"))
+"""Gradient colour pairs of the procedural cards, taken in turn by scene number."""
+
+Generate = Callable[..., Awaitable[Any]]
+Turn = Callable[[object], Any]
+OnFallback = Callable[[Scene, Tier, AvgenError], None]
+
+
+@attrs.frozen
+class VisualSource:
+    """One link of the chain: a clip or image agent and how to call it."""
+
+    tier: Tier
+    """``clip`` or ``image``."""
+    agent: object
+    """The agent (its ``max_concurrency`` bounds the scenes it works on at once)."""
+    name: str
+    """The agent's name in the manifest."""
+    generate: Generate
+    """The agent's ``generate`` method, as the run guards it (retries, breaker)."""
+
+    @property
+    def continuity(self) -> bool:
+        """Whether the agent wants the previous scene's clip (``previous=``)."""
+        return self.tier == "clip" and bool(getattr(self.agent, "continuity", False))
+
+    def relative(self, scene: Scene) -> str:
+        """Where the scene's file of this tier goes in the session."""
+        if self.tier == "clip":
+            return f"video_clips/scene_{scene.index:03d}.mp4"
+        return f"images/scene_{scene.index:03d}.png"
+
+    async def make(self, scene: Scene, seconds: float, preset: Preset, target: Path,
+                   previous: Path | None) -> ClipAsset | ImageAsset:
+        """Ask the agent for the scene's picture at ``target`` and check what it returns."""
+        if self.tier == "clip":
+            extra = {"previous": previous} if self.continuity else {}
+            made = await self.generate(scene, seconds, preset, target, **extra)
+        else:
+            made = await self.generate(scene, preset, target)
+        expected: type[ClipAsset | ImageAsset] = ClipAsset if self.tier == "clip" else ImageAsset
+        if not isinstance(made, expected):
+            raise AgentError(f"generate() returned {type(made).__name__}, "
+                             f"not {expected.__name__}", self.name)
+        if not probe(target).has_video:
+            raise MediaError(f"scene {scene.index}: the {self.tier} has no picture", target)
+        return made
+
+
+class VisualChain:
+    """Clip, image, then card: the first source that delivers makes the scene's picture.
+
+    Args:
+        sources: The clip and/or image sources, best first.
+        session: Where the pictures are written (atomically).
+        turn: ``turn(agent)`` — an async context manager that waits for a turn of the
+            agent (its concurrency limit).
+        required: A tier every scene must reach: its failure stops the chain.
+        on_fallback: Told of each source that failed before the next is tried.
+    """
+
+    def __init__(self, sources: Sequence[VisualSource], *, session: Session, turn: Turn,
+                 required: Tier | None = None, on_fallback: OnFallback | None = None) -> None:
+        self.sources = tuple(sources)
+        self.session = session
+        self.required = required
+        self._turn = turn
+        self._on_fallback = on_fallback
+
+    @property
+    def names(self) -> list[str]:
+        """The sources' agent names, best first (part of a visual step's inputs)."""
+        return [source.name for source in self.sources]
+
+    @property
+    def continuity(self) -> bool:
+        """Whether a source wants the previous scene's clip."""
+        return any(source.continuity for source in self.sources)
+
+    async def make(self, scene: Scene, seconds: float, preset: Preset,
+                   previous: Path | None = None) -> Made[Visual]:
+        """The scene's picture, with the tier that served and what failed above it.
+
+        Raises:
+            AvgenError: The required tier failed.
+        """
+        errors: list[str] = []
+        for source in self.sources:
+            try:
+                async with self._turn(source.agent):
+                    with self.session.atomic_path(source.relative(scene)) as temp:
+                        made = await source.make(scene, seconds, preset, temp, previous)
+            except AvgenError as exc:
+                errors.append(f"{source.tier} ({source.name}): {exc}")
+                if self._on_fallback is not None:
+                    self._on_fallback(scene, source.tier, exc)
+                if source.tier == self.required:
+                    raise
+                continue
+            placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))
+            return self._made(placed, source.name, source.tier, errors)
+        card = CardVisual(scene.title, CARD_PALETTES[scene.index % len(CARD_PALETTES)])
+        return self._made(card, "ffmpeg-card", "card", errors)
+
+    def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str]) -> Made[Visual]:
+        outputs = (visual.path,) if isinstance(visual, ClipAsset | ImageAsset) else ()
+        return Made(visual, outputs, {"asset": asset_to_dict(visual, self.session.root)},
+                    agent=agent, tier=tier, status="fallback" if errors else "done",
+                    error="; ".join(errors) or None)

@@ -1,0 +1,115 @@
+"""The life of one step of a run, owned in one place.
+
+A step (the script, a scene's narration, a scene's visual, the composition) is reused when
+the manifest holds a record with the same inputs hash whose outputs still check out;
+otherwise its work runs while the runner times it, meters its paid calls (a
+`avgen.costs.Tab` of the run's ledger), collects what the resilience decorators did, and
+records the outcome — done, fallback or failed — in the manifest. Outputs are written by
+the work through `avgen.session.Session.atomic_path`, so a crash never leaves a half file
+under a final name.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from avgen.costs import Ledger, total_usd
+from avgen.policy import summarize
+from avgen.resilience import collect
+from avgen.session import Session, StepRecord, StepStatus
+
+__all__ = ["Made", "StepRunner"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Made(Generic[T]):
+    """What a step's work made: the value for the run and what the manifest keeps."""
+
+    value: T
+    """Handed back to the run."""
+    outputs: tuple[Path, ...] = ()
+    """Files in the session (checksummed in the record; a resume checks them)."""
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    """Step facts needed to resume without redoing it (e.g. the asset)."""
+    agent: str | None = None
+    """Who did the work, when not the step's agent (a fallback tier)."""
+    tier: str | None = None
+    """For visuals: the tier that delivered."""
+    status: StepStatus = "done"
+    """``done``, or ``fallback`` when a lower tier served."""
+    error: str | None = None
+    """What failed on the way (for a fallback)."""
+
+
+class StepRunner:
+    """Runs the steps of one session's run against one ledger.
+
+    Args:
+        session: Where outputs and records go.
+        ledger: The run's spending, held against its budget.
+    """
+
+    def __init__(self, session: Session, ledger: Ledger) -> None:
+        self.session = session
+        self.ledger = ledger
+        self._limits: dict[int, asyncio.Semaphore] = {}
+
+    def reusable(self, step_id: str, inputs: str) -> StepRecord | None:
+        """The recorded step, if it had these inputs, succeeded and its outputs check out."""
+        step = self.session.manifest.step(step_id)
+        if step is not None and self.session.manifest.is_valid(step, inputs):
+            return step
+        return None
+
+    @contextlib.asynccontextmanager
+    async def turn(self, agent: object) -> AsyncIterator[None]:
+        """Wait for a turn of ``agent`` (at most its ``max_concurrency`` at once, default 4)."""
+        key = id(agent)
+        if key not in self._limits:
+            limit = getattr(agent, "max_concurrency", 4)
+            self._limits[key] = asyncio.Semaphore(max(1, int(limit)))
+        async with self._limits[key]:
+            yield
+
+    async def run(self, step_id: str, agent: str, inputs: str,
+                  work: Callable[[], Awaitable[Made[T]]]) -> Made[T]:
+        """Do a step's work and record it; a failure is recorded, then raised.
+
+        A cancelled step (a sibling failed, or the run was interrupted) records nothing.
+        """
+        started = time.time()
+        with collect() as events, self.ledger.step() as tab:
+            try:
+                made = await work()
+            except Exception as exc:
+                self._record(StepRecord(
+                    step_id, agent, inputs, "failed", (), started, time.time() - started,
+                    cost=total_usd(tab), error=str(exc) or repr(exc),
+                    data=self._facts({}, events, tab)))
+                raise
+        manifest = self.session.manifest
+        self._record(StepRecord(
+            step_id, made.agent or agent, inputs, made.status,
+            tuple(manifest.output(path) for path in made.outputs), started,
+            time.time() - started, tier=made.tier, cost=total_usd(tab), error=made.error,
+            data=self._facts(made.data, events, tab)))
+        return made
+
+    def _record(self, step: StepRecord) -> None:
+        self.session.manifest.record(step)
+
+    @staticmethod
+    def _facts(data: Mapping[str, Any], events: Any, tab: Any) -> dict[str, Any]:
+        return {**data, "resilience": summarize(events),
+                "charges": [charge.to_dict() for charge in tab]}
