@@ -55,11 +55,11 @@ from avgen.errors import (
     UsageError,
 )
 from avgen.generator import RunEvent, VideoGenerator
-from avgen.media.captions import CaptionStyle
 from avgen.models import (
     PRESETS,
     TRANSITION_STYLES,
     AudioAsset,
+    CaptionStyle,
     CardVisual,
     ClipAsset,
     ImageAsset,

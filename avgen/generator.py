@@ -39,7 +39,6 @@ from avgen._version import __version__
 from avgen.agents.registry import AgentSet, agent_name, load_agents
 from avgen.costs import Charge, CostEstimate, Ledger, check_budget
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
-from avgen.media.captions import CaptionStyle, caption_margin, to_ass, to_srt, to_vtt
 from avgen.media.ffmpeg import probe
 from avgen.media.timeline import Timeline
 from avgen.models import (
@@ -129,7 +128,6 @@ class VideoGenerator:
         composer: Replaces the family's composer.
         output_dir: Where session folders are created.
         on_event: Called with every `RunEvent` (progress, fallbacks, notes).
-        caption_style: How captions look.
         required_tier: If set, a scene that cannot get a picture of this tier fails the run
             instead of falling back (``"clip"`` or ``"image"``).
         policies: Retry and circuit-breaker settings by role (``"narrator"``,
@@ -159,7 +157,6 @@ class VideoGenerator:
         composer: Any = None,
         output_dir: str | Path = "outputs",
         on_event: EventHandler | None = None,
-        caption_style: CaptionStyle | None = None,
         required_tier: Tier | None = None,
         policies: dict[str, AgentPolicy] | None = None,
         monitor: Monitor | None = None,
@@ -180,8 +177,6 @@ class VideoGenerator:
             raise UsageError("required_tier", "'image' needs an image generator")
         self.output_dir = Path(output_dir)
         """Where new sessions are created."""
-        self.caption_style = caption_style or CaptionStyle()
-        """How captions look."""
         self.required_tier = required_tier
         """The picture tier every scene must reach, if any."""
         self.policies = check_policies(policies or {})
@@ -405,7 +400,7 @@ class _Run:
         timeline = Timeline.build(
             self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
                                   in zip(script.scenes, made, strict=True)],
-            style=self.generator.caption_style, burn_captions=self.request.captions,
+            style=self.request.caption_style, burn_captions=self.request.captions,
             transition=self.request.transition, soundtrack=self.request.soundtrack,
             fit=self.request.fit)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
@@ -466,9 +461,13 @@ class _Run:
                     raise AgentError(f"speak() returned {type(asset).__name__}, "
                                      "not an AudioAsset", name)
                 info = probe(temp)
-                if not info.has_audio or not info.duration or asset.duration <= 0:
+                if not info.has_audio or not info.duration:
                     raise MediaError(f"scene {scene.index}: the narration has no audio", temp)
-            asset = attrs.evolve(asset, path=self.session.path(relative))
+            # the file's length rules, not the narrator's claim (ffmpeg reports 10 ms steps,
+            # so a claim within that of the measurement keeps its precision)
+            duration = asset.duration if abs(asset.duration - info.duration) <= 0.02 \
+                else info.duration
+            asset = attrs.evolve(asset, path=self.session.path(relative), duration=duration)
             return Made(asset, (asset.path,), {"asset": self._saved(asset)})
 
         async with self.steps.turn(narrator):
@@ -508,15 +507,11 @@ class _Run:
     async def _compose(self, script: Script, timeline: Timeline,
                        tiers: tuple[Tier, ...]) -> Video:
         composer = self.agents.composer
-        preset = self.request.preset
         stem = _slug(self.request.title or script.title)
-        sidecars = {
-            "srt": self.session.write_text(f"final_output/{stem}.srt", to_srt(timeline.cues)),
-            "vtt": self.session.write_text(f"final_output/{stem}.vtt", to_vtt(timeline.cues)),
-            "ass": self.session.write_text(f"final_output/{stem}.ass", to_ass(
-                timeline.cues, width=preset.width, height=preset.height, style=timeline.style,
-                margin=caption_margin(timeline.style, preset))),
-        }
+        own = getattr(composer, "sidecars", None)
+        texts = own(timeline) if callable(own) else timeline.caption_files()
+        sidecars = {kind: self.session.write_text(f"final_output/{stem}.{kind}", text)
+                    for kind, text in texts.items()}
         relative = f"final_output/{stem}.mp4"
         checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
                      if s.id != "compose"]

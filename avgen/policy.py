@@ -120,9 +120,10 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
 
     Returns:
         ``attempts`` (calls of the agent, retries included), ``retries`` (each with the
-        seconds waited, the delay the service asked for if any, and the error), ``circuit`` (transitions and refusals), ``seconds`` (time in
-        the agent, retries and waits included) and, when the agent keeps an asset cache,
-        ``cache`` (``"hit"`` or ``"miss"`` for each lookup).
+        seconds waited, the delay the service asked for if any, and the error),
+        ``circuit`` (transitions and refusals), ``seconds`` (time in the agent, retries and
+        waits included) and, when the agent keeps an asset cache, ``cache`` (``"hit"`` or
+        ``"miss"`` for each lookup).
     """
     summary: dict[str, Any] = {"attempts": 0, "retries": [], "circuit": []}
     for event in events:

@@ -22,6 +22,7 @@ import psutil
 from avgen import PRESETS, VideoGenerator
 from avgen.media.ffmpeg import ffmpeg_exe, probe
 from avgen.media.fonts import bundled_fonts_dir
+from avgen.media.graph import compile_graph
 from avgen.media.timeline import Timeline
 from avgen.models import CardVisual, Scene, Script, asset_from_dict
 
@@ -103,8 +104,8 @@ def raw_ffmpeg_seconds(session: Path) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         ass = Path(tmp) / "captions.ass"
         ass.write_text(timeline.ass_script(), encoding="utf-8")
-        args = timeline.to_ffmpeg_args(Path(tmp) / "raw.mp4", ass=ass,
-                                       fonts_dir=bundled_fonts_dir())
+        args = compile_graph(timeline, Path(tmp) / "raw.mp4", ass=ass,
+                             fonts_dir=bundled_fonts_dir())
         started = time.perf_counter()
         subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
                         *args], check=True)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from avgen.errors import UsageError
 from avgen.media.captions import (
-    CaptionStyle,
     Cue,
     balanced_groups,
     caption_margin,
@@ -22,7 +21,7 @@ from avgen.media.captions import (
     to_vtt,
     wrap_words,
 )
-from avgen.models import PRESETS, Segment
+from avgen.models import PRESETS, CaptionStyle, Segment
 
 # --------------------------------------------------------------------------- strategies
 

@@ -17,7 +17,8 @@ from avgen.media.captions import caption_margin
 from avgen.media.composer import FFmpegComposer
 from avgen.media.ffmpeg import ProgressCallback, ffmpeg_exe, probe
 from avgen.media.fonts import bundled_fonts_dir
-from avgen.media.timeline import Timeline, escape_filter_value
+from avgen.media.graph import escape_filter_value
+from avgen.media.timeline import Timeline
 from avgen.models import (
     PRESETS,
     AudioAsset,

@@ -8,11 +8,14 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
+import avgen
 from avgen import (
     AgentError,
     AudioAsset,
+    CaptionStyle,
     ClipAsset,
     GenerationError,
     Preset,
@@ -343,3 +346,42 @@ def test_generate_sync_cancels_the_siblings_the_same_way(tmp_path: Path) -> None
     with pytest.raises(GenerationError, match="the voice is gone"):
         generator.generate_sync(script=SCRIPT)
     assert (clips.cancelled, clips.paid) == (2, 0)
+
+
+class LongClaims:
+    """A narrator that claims five times the length it wrote."""
+
+    def __init__(self) -> None:
+        self.inner = ToneNarrator()
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        asset = await self.inner.speak(text, target, voice=voice)
+        return attrs.evolve(asset, duration=asset.duration * 5)
+
+
+def test_the_measured_narration_rules_over_the_narrators_claim(tmp_path: Path) -> None:
+    video = VideoGenerator(narrator=LongClaims(), output_dir=tmp_path).generate_sync(
+        script="Short and sweet.")
+    spoken = wav_seconds(video.session / "audio/scene_000.wav")
+    recorded = manifest(video.session)["steps"]["scene-000.narration"]["data"]["asset"]
+    assert abs(recorded["duration"] - spoken) <= 0.02
+    assert abs(video.duration - spoken) <= 0.25
+
+
+def test_the_caption_style_is_part_of_the_request_and_a_resume_keeps_it(
+        tmp_path: Path) -> None:
+    bold = Path(avgen.__file__).parent / "media/fonts/DejaVuSans-Bold.ttf"
+    style = CaptionStyle(font=str(bold), color="#FFFF00", max_lines=1)
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    video = generator.generate_sync(VideoRequest(script=SCRIPT, caption_style=style))
+    data = manifest(video.session)
+    assert data["request"]["caption_style"]["color"] == "#FFFF00"
+    ass = video.captions["ass"].read_text()
+    assert "DejaVu Sans" in ass and str(bold) not in ass  # the family the composer burns
+    assert "&H0000FFFF" in ass.upper()  # yellow, in ASS's BGR order
+
+    video.path.unlink()
+    video.captions["ass"].unlink()
+    again = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path).resume_sync(
+        video.session)
+    assert again.captions["ass"].read_text() == ass

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen.media.timeline import AUDIO_RATE, Timeline, escape_filter_value
+from avgen.media.graph import AUDIO_RATE, compile_graph, escape_filter_value
+from avgen.media.timeline import Timeline
 from avgen.models import (
     PRESETS,
     AudioAsset,
@@ -272,7 +273,7 @@ def test_silent_scene_and_default_segment() -> None:
     assert timeline.cards == ((0.0, 1.3, "x"), (1.3, 1.8, "y"))
 
 
-# --------------------------------------------------------------------------- to_ffmpeg_args
+# --------------------------------------------------------------------------- compile_graph
 
 
 def expected_inputs(timeline: Timeline) -> list[tuple[str, str]]:
@@ -295,7 +296,7 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
                                ass: Path | None, fonts: Path | None) -> None:
     timeline = Timeline.build(preset, parts, burn_captions=burn)
     output = Path("/tmp/out dir/final video.mp4")
-    args = timeline.to_ffmpeg_args(output, ass=ass, fonts_dir=fonts)
+    args = compile_graph(timeline, output, ass=ass, fonts_dir=fonts)
     n = len(timeline.scenes)
 
     assert args[-1] == str(output)

@@ -13,16 +13,14 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
-import re
 from collections.abc import Sequence
 
 import attrs
 
 from avgen.errors import UsageError
-from avgen.models import Preset, Segment
+from avgen.models import CaptionStyle, Preset, Segment
 
 __all__ = [
-    "CaptionStyle",
     "Cue",
     "balanced_groups",
     "caption_margin",
@@ -33,7 +31,6 @@ __all__ = [
     "wrap_words",
 ]
 
-_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 _CARD_MAX_LINES = 4
 
 
@@ -52,65 +49,6 @@ class Cue:
     def text(self) -> str:
         """The lines joined by single spaces."""
         return " ".join(self.lines)
-
-
-@attrs.frozen
-class CaptionStyle:
-    """How captions look and how their text is broken into lines.
-
-    Sizes are fractions of the frame's shorter side, so vertical and landscape videos get
-    captions of similar visual weight.
-
-    Raises:
-        UsageError: A field is out of range (the error's ``field`` names it).
-    """
-
-    font: str = "DejaVu Sans"
-    """Font family name, as fontconfig knows it."""
-    font_size: float = 0.045
-    """Text height as a fraction of the frame's shorter side, above 0 and below 0.3."""
-    max_chars_per_line: int = 32
-    """Longest line, in characters, from 8 to 80 (a longer single word stands alone)."""
-    max_lines: int = 2
-    """Most lines shown at once, from 1 to 3."""
-    color: str = "#FFFFFF"
-    """Text colour as ``#RRGGBB``."""
-    outline_color: str = "#000000"
-    """Outline colour as ``#RRGGBB``."""
-    outline: float = 0.004
-    """Outline width as a fraction of the shorter side, from 0 to below 0.3."""
-    margin: float | None = None
-    """Distance from the bottom edge as a fraction of the height, from 0 to below 0.5;
-    ``None`` takes the preset's ``caption_margin``."""
-    bold: bool = True
-    """Use the bold face."""
-
-    def __attrs_post_init__(self) -> None:
-        if not self.font.strip() or any(c in self.font for c in ",\r\n"):
-            raise UsageError("caption_style.font", "must be a non-empty font name without commas")
-        if not 0.0 < self.font_size < 0.3:
-            raise UsageError("caption_style.font_size",
-                             f"must be above 0 and below 0.3 (of the shorter side), "
-                             f"got {self.font_size!r}")
-        _check_int("caption_style.max_chars_per_line", self.max_chars_per_line, 8, 80)
-        _check_int("caption_style.max_lines", self.max_lines, 1, 3)
-        for name in ("color", "outline_color"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not _COLOR.fullmatch(value):
-                raise UsageError(f"caption_style.{name}", f"must be #RRGGBB, got {value!r}")
-        if not 0.0 <= self.outline < 0.3:
-            raise UsageError("caption_style.outline",
-                             f"must be from 0 to below 0.3 (of the shorter side), "
-                             f"got {self.outline!r}")
-        if self.margin is not None and not 0.0 <= self.margin < 0.5:
-            raise UsageError("caption_style.margin",
-                             f"must be None or from 0 to below 0.5 (of the height), "
-                             f"got {self.margin!r}")
-
-
-def _check_int(field: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise UsageError(field, f"must be an integer from {low} to {high}, got {value!r}")
 
 
 def caption_margin(style: CaptionStyle, preset: Preset) -> float:

@@ -1,7 +1,7 @@
 """`FFmpegComposer`: renders a `Timeline` with one ffmpeg process.
 
 No frame passes through Python: the timeline compiles to one ffmpeg command (see
-`avgen.media.timeline.Timeline.to_ffmpeg_args`), and ffmpeg reads the assets, fits them to
+`avgen.media.graph.compile_graph`), and ffmpeg reads the assets, fits them to
 the frame, lays the narration and music in, burns the captions with libass and encodes once
 — or, when every clip already matches the output, joins the clips by stream copy.
 
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import attrs
 
+from avgen._hashing import json_sha256
 from avgen.errors import ConfigurationError, MediaError
 from avgen.media.ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
 from avgen.media.fonts import FontFile, find_font, missing_glyphs
 from avgen.media.graph import (
+    compile_graph,
     compile_loudness_probe,
     compile_part,
     compile_voice_probe,
@@ -65,9 +67,7 @@ class FFmpegComposer:
         infos = self.check_inputs(timeline)
         timeline = _with_probed_clips(timeline, infos)
         font = self.check_font(timeline)
-        if font is not None and font.family != timeline.style.font:
-            timeline = attrs.evolve(timeline, style=attrs.evolve(timeline.style,
-                                                                 font=font.family))
+        timeline = _with_font(timeline, font)
         temporary: list[Path] = []
 
         def scratch(suffix: str, text: str) -> Path:
@@ -84,18 +84,18 @@ class FFmpegComposer:
             final = progress
             if self.stream_copy and copy_plan(timeline, infos):
                 clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
-                args = timeline.to_ffmpeg_args(target, ass=None, fonts_dir=None, gain_db=gain,
-                                               voice_gains=levels,
-                                               copy_list=scratch(".ffconcat", _ffconcat(clips)))
+                args = compile_graph(timeline, target, ass=None, fonts_dir=None, gain_db=gain,
+                                     voice_gains=levels,
+                                     copy_list=scratch(".ffconcat", _ffconcat(clips)))
             elif len(parts) == 1:
-                args = timeline.to_ffmpeg_args(target, ass=ass, fonts_dir=fonts, gain_db=gain,
-                                               voice_gains=levels)
+                args = compile_graph(timeline, target, ass=ass, fonts_dir=fonts, gain_db=gain,
+                                     voice_gains=levels)
             else:
                 rendered = await self._render_parts(timeline, parts, target, ass, fonts,
                                                     temporary, progress)
-                args = timeline.to_ffmpeg_args(
-                    target, ass=None, fonts_dir=None, gain_db=gain, voice_gains=levels,
-                    copy_list=scratch(".ffconcat", _ffconcat(rendered)))
+                args = compile_graph(
+                    timeline, target, ass=None, fonts_dir=None, gain_db=gain,
+                    voice_gains=levels, copy_list=scratch(".ffconcat", _ffconcat(rendered)))
                 if progress is not None:
                     final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
             await run_ffmpeg(args, total=timeline.duration, progress=final,
@@ -104,6 +104,20 @@ class FFmpegComposer:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+    def sidecars(self, timeline: Timeline) -> dict[str, str]:
+        """The caption files to keep beside the video, by extension (``srt``, ``vtt``,
+        ``ass``); the ASS script draws the captions as this composer burns them, in the
+        font it finds for the style."""
+        font = find_font(timeline.style.font) if timeline.draws_on_picture else None
+        return _with_font(timeline, font).caption_files()
+
+    def fingerprint(self, timeline: Timeline) -> str:
+        """A digest of what `compose` renders from ``timeline``: the ffmpeg command, the
+        burned-in script and this composer's settings (a resume renders again only when
+        it changes)."""
+        args = compile_graph(timeline, Path("out.mp4"), ass=None, fonts_dir=None)
+        return json_sha256([args, timeline.ass_script(), attrs.asdict(self)])
 
     @staticmethod
     async def _loudness(timeline: Timeline) -> tuple[float, list[float]]:
@@ -196,6 +210,13 @@ class FFmpegComposer:
                     f"glyphs for {missing!r}; choose a caption font that covers them "
                     "(CaptionStyle(font=...), a family name or a .ttf path)")
         return font
+
+
+def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:
+    """The timeline with its style naming the font family actually found."""
+    if font is None or font.family == timeline.style.font:
+        return timeline
+    return attrs.evolve(timeline, style=attrs.evolve(timeline.style, font=font.family))
 
 
 def _with_probed_clips(timeline: Timeline, infos: list[MediaInfo | None]) -> Timeline:

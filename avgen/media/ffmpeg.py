@@ -16,10 +16,12 @@ import functools
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
+import cachetools
 
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 
@@ -127,14 +129,27 @@ def _parse(path: Path, text: str) -> MediaInfo:
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe a media file: duration, size, rate, codecs.
 
+    A file is measured once: the answer is kept for as long as the file is the same one
+    (same device, inode, size and modification time), so probing it again — after it was
+    moved into place, or by the composer after the generator — starts no new process.
+
     Raises:
         MediaError: The file is missing, empty, or not media ffmpeg can read.
     """
     target = Path(path)
-    if not target.is_file():
+    try:
+        stat = target.stat()
+    except OSError:
+        stat = None
+    if stat is None or not target.is_file():
         raise MediaError("media file not found", target)
-    if target.stat().st_size == 0:
+    if stat.st_size == 0:
         raise MediaError("media file is empty (0 bytes)", target)
+    identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _probed_lock:
+        known = _probed.get(identity)
+    if known is not None:
+        return attrs.evolve(known, path=target)
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)],
         capture_output=True, text=True, errors="replace", check=False,
@@ -146,7 +161,13 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     info = _parse(target, text)
     if not info.has_video and not info.has_audio:
         raise MediaError("the file has neither a video nor an audio stream", target)
+    with _probed_lock:
+        _probed[identity] = info
     return info
+
+
+_probed: cachetools.LRUCache[tuple[int, int, int, int], MediaInfo] = cachetools.LRUCache(4096)
+_probed_lock = threading.Lock()
 
 
 def _command(args: Sequence[str], progress: bool, loglevel: str = "error") -> list[str]:

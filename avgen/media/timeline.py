@@ -5,8 +5,7 @@ to a whole frame so no word is cut, and starts where the previous one ends. Capt
 placed from the narrator's measured sentence (or word) timings. Transitions never move
 anything: the outgoing picture lingers under the start of the next scene while the new one
 takes over, so the length and every caption stay where the narration puts them.
-`Timeline.to_ffmpeg_args` shows the single ffmpeg command that renders it all
-(see `avgen.media.graph`).
+The composer compiles a timeline into the single ffmpeg command that renders it all.
 """
 
 from __future__ import annotations
@@ -15,14 +14,13 @@ __docformat__ = "google"
 
 import math
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import attrs
 
-from avgen.media.captions import CaptionStyle, Cue, caption_margin, make_cues, to_ass
-from avgen.media.graph import AUDIO_RATE, compile_graph, escape_filter_value
+from avgen.media.captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
 from avgen.models import (
     AudioAsset,
+    CaptionStyle,
     CardVisual,
     ClipAsset,
     Fit,
@@ -34,7 +32,7 @@ from avgen.models import (
     Visual,
 )
 
-__all__ = ["AUDIO_RATE", "Timeline", "TimelineScene", "escape_filter_value"]
+__all__ = ["Timeline", "TimelineScene"]
 
 _CUT = Transition()
 
@@ -174,6 +172,14 @@ class Timeline:
         return tuple((s.start, s.end, s.visual.title) for s in self.scenes
                      if isinstance(s.visual, CardVisual) and s.visual.title.strip())
 
+    def caption_files(self) -> dict[str, str]:
+        """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
+        captions alone, without card titles; written whether or not they are burned in)."""
+        margin = caption_margin(self.style, self.preset)
+        return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
+                "ass": to_ass(self.cues, width=self.preset.width, height=self.preset.height,
+                              style=self.style, margin=margin)}
+
     def ass_script(self) -> str:
         """The ASS subtitle script the composer burns in: captions and card titles."""
         cues = self.cues if self.burn_captions else ()
@@ -185,22 +191,3 @@ class Timeline:
         """True when something is drawn over the pictures (captions or card titles)."""
         return bool(self.cards) or (self.burn_captions and bool(self.cues)) or any(
             isinstance(s.visual, CardVisual) for s in self.scenes)
-
-    def to_ffmpeg_args(self, output: Path, *, ass: Path | None, fonts_dir: Path | None,
-                       copy_list: Path | None = None, gain_db: float = 0.0,
-                       voice_gains: Sequence[float] = ()) -> list[str]:
-        """The ffmpeg arguments (after the binary and global flags) that render the video.
-
-        Args:
-            output: The MP4 to write.
-            ass: The subtitle script to burn in (from `ass_script`), or ``None``.
-            fonts_dir: A folder of fonts for libass, so no system font is needed.
-            copy_list: An ffconcat list of files to join by stream copy (see
-                `avgen.media.graph.copy_plan`).
-            gain_db: Gain that brings the mix to the target loudness (the composer measures
-                it first; see `avgen.media.graph.compile_loudness_probe`).
-            voice_gains: Per scene, the gain that levels its narration
-                (`avgen.media.graph.voice_gains`).
-        """
-        return compile_graph(self, output, ass=ass, fonts_dir=fonts_dir, copy_list=copy_list,
-                             gain_db=gain_db, voice_gains=voice_gains)
