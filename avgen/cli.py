@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from avgen._progress import RunProgress, shorten
 from avgen._version import __version__
 from avgen.agents.registry import AgentSet, load_agents
 from avgen.errors import AvgenError, GenerationError, UsageError
@@ -36,23 +37,25 @@ class _ProgressBar:
         self.stream, self.quiet = stream, quiet
         self.tty = stream.isatty()
         self.drawn = False
+        self.core = RunProgress()
+        self.label = ""
 
     def __call__(self, event: RunEvent) -> None:
         if self.quiet:
             return
-        if event.kind in ("note", "fallback", "failed"):
-            self._line(f"{event.kind}: {event.message}")
-            return
-        if self.tty:
+        step = self.core.follow(event)
+        if step.line is not None:
+            self._line(step.line)
+        elif self.tty:
+            self.label = shorten(step.label, 48) if step.label is not None else self.label
             width = 30
-            filled = round(event.progress * width)
-            label = "composing" if event.kind == "compose" else event.message[:48]
+            filled = round(step.progress * width)
             self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                              f"{event.progress:4.0%} {label:<48}")
+                              f"{step.progress:4.0%} {self.label:<48}")
             self.stream.flush()
             self.drawn = True
-        elif event.kind != "compose" or event.message != "composing":
-            self._line(f"[{event.progress:4.0%}] {event.message}")
+        elif step.label is not None:
+            self._line(f"[{step.progress:4.0%}] {event.message}")
 
     def _line(self, text: str) -> None:
         if self.drawn:

@@ -29,6 +29,7 @@ import threading
 from types import TracebackType
 from typing import Any, Self, TextIO
 
+from avgen._progress import RunProgress, shorten
 from avgen.errors import ConfigurationError
 from avgen.generator import RunEvent, VideoGenerator
 
@@ -36,18 +37,6 @@ __all__ = ["ProgressBar"]
 
 _TOTAL = 100
 _BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]{postfix}"
-# Events worth a line of their own above the bar; the others only update its label.
-_LOGGED = frozenset({"note", "fallback", "retry", "failed"})
-_LABEL_WIDTH = 60
-
-
-def _shorten(message: str) -> str:
-    """``message`` in at most `_LABEL_WIDTH` characters, cut in the middle (so a long
-    path keeps its file name)."""
-    if len(message) <= _LABEL_WIDTH:
-        return message
-    keep = _LABEL_WIDTH - 1
-    return f"{message[:keep // 3]}…{message[len(message) - (keep - keep // 3):]}"
 
 
 class ProgressBar:
@@ -105,7 +94,7 @@ class ProgressBar:
                 f"{'is' if len(missing) == 1 else 'are'} not installed: "
                 "install the notebook extra, e.g. `python -m pip install \"avgen[notebook]\"`")
         self._bar: Any = None
-        self._progress = 0.0
+        self._core = RunProgress()
         self._lock = threading.Lock()  # the composer's progress may come from a thread
         self._unsubscribe = generator.subscribe(self) if generator is not None else None
 
@@ -114,25 +103,22 @@ class ProgressBar:
     def __call__(self, event: RunEvent) -> None:
         """Show ``event``: move the bar to its progress and its message to the label."""
         with self._lock:
-            if event.kind == "session" and self._bar is not None:
+            step = self._core.follow(event)
+            if step.new_run and self._bar is not None:
                 self._finish()  # a new run while the last one's bar is still open
             if self._bar is None:
                 self._bar = self._open()
-                self._progress = 0.0
             bar = self._bar
-            if event.kind in _LOGGED:
-                bar.write(f"{event.kind}: {event.message}", file=self.file)
-            tick = event.kind == "compose" and event.message == "composing"
-            if not tick:  # the composer's ticks keep the "composing … s of video" label
-                bar.set_postfix_str(_shorten(event.message), refresh=False)
-            if event.kind != "failed":  # a failed run's bar stays where it stopped
-                self._progress = max(self._progress, min(1.0, max(0.0, event.progress)))
-            target = round(self._progress * _TOTAL)
+            if step.line is not None:
+                bar.write(step.line, file=self.file)
+            if step.label is not None:  # the composer's ticks keep their label
+                bar.set_postfix_str(shorten(step.label), refresh=False)
+            target = round(step.progress * _TOTAL)
             if target > bar.n:
                 bar.update(target - bar.n)  # redraws (at most every 0.1 s)
-            elif not tick:
+            elif step.label is not None:
                 bar.refresh()
-            if event.kind in ("done", "failed"):
+            if step.finished:
                 self._finish()
 
     # -- state ---------------------------------------------------------------------------
@@ -140,7 +126,7 @@ class ProgressBar:
     @property
     def progress(self) -> float:
         """The latest fraction done, 0.0 to 1.0 (of the current or the last run)."""
-        return self._progress
+        return self._core.progress
 
     @property
     def closed(self) -> bool:
