@@ -27,6 +27,30 @@ __docformat__ = "google"
 
 import logging as _logging
 
+from avgen._generator import EventHandler, RunEvent, VideoGenerator
+from avgen._models import (
+    PRESETS,
+    TRANSITION_STYLES,
+    AudioAsset,
+    CaptionStyle,
+    CardVisual,
+    ClipAsset,
+    Fit,
+    ImageAsset,
+    Preset,
+    Scene,
+    Script,
+    Segment,
+    Soundtrack,
+    Tier,
+    Transition,
+    Video,
+    VideoRequest,
+    Visual,
+    preset,
+)
+from avgen._policy import AgentPolicy
+from avgen._session import Manifest, OutputRecord, Session, StepRecord
 from avgen._version import __version__
 from avgen.agents import (
     AgentSet,
@@ -38,6 +62,7 @@ from avgen.agents import (
     available_agents,
     load_agents,
 )
+from avgen.costs import CostEstimate
 from avgen.errors import (
     AgentError,
     AvgenError,
@@ -54,27 +79,6 @@ from avgen.errors import (
     UnsafePathError,
     UsageError,
 )
-from avgen.generator import RunEvent, VideoGenerator
-from avgen.models import (
-    PRESETS,
-    TRANSITION_STYLES,
-    AudioAsset,
-    CaptionStyle,
-    CardVisual,
-    ClipAsset,
-    ImageAsset,
-    Preset,
-    Scene,
-    Script,
-    Segment,
-    Soundtrack,
-    Transition,
-    Video,
-    VideoRequest,
-    preset,
-)
-from avgen.policy import AgentPolicy
-from avgen.session import Session
 
 _logging.getLogger("avgen").addHandler(_logging.NullHandler())
 
@@ -95,12 +99,17 @@ __all__ = [
     "Composer",
     "ConfigurationError",
     "ContentRejected",
+    "CostEstimate",
+    "EventHandler",
     "FFmpegError",
+    "Fit",
     "GenerationError",
     "ImageAsset",
     "ImageGenerator",
+    "Manifest",
     "MediaError",
     "Narrator",
+    "OutputRecord",
     "Preset",
     "RateLimited",
     "RunEvent",
@@ -112,12 +121,15 @@ __all__ = [
     "Session",
     "SessionError",
     "Soundtrack",
+    "StepRecord",
+    "Tier",
     "Transition",
     "UnsafePathError",
     "UsageError",
     "Video",
     "VideoGenerator",
     "VideoRequest",
+    "Visual",
     "__version__",
     "available_agents",
     "load_agents",

@@ -23,7 +23,7 @@ from typing import TextIO
 
 from avgen.errors import ConfigurationError
 
-__all__ = ["PACKAGE", "build", "modules", "run", "undocumented"]
+__all__: list[str] = []
 
 PACKAGE = "avgen"
 """The package documented."""
@@ -60,18 +60,20 @@ def _members(cls: type) -> list[tuple[str, object]]:
 
 
 def undocumented() -> list[str]:
-    """Qualified names of the public classes, functions, methods and properties without a
-    docstring, sorted."""
+    """Public names of the classes, functions, methods and properties without a docstring,
+    sorted (each named where the API exports it)."""
     missing: set[str] = set()
+    seen: set[int] = set()
     for module in modules():
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name, None)
-            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-                continue  # constants, type aliases, instances
-            where = f"{getattr(obj, '__module__', module.__name__)}.{obj.__qualname__}"
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)) or id(obj) in seen:
+                continue  # constants, type aliases, instances; or met under another name
+            seen.add(id(obj))
+            where = f"{module.__name__}.{obj.__qualname__}"
             if not _has_doc(obj):
                 missing.add(where)
-            if inspect.isclass(obj) and obj.__module__ == module.__name__:
+            if inspect.isclass(obj) and obj.__module__.split(".")[0] == PACKAGE:
                 for member, value in _members(obj):
                     if not _has_doc(value):
                         missing.add(f"{where}.{member}")

@@ -17,10 +17,7 @@ from typing import Any
 
 import attrs
 
-from avgen._steps import Made
-from avgen.errors import AgentError, AvgenError, MediaError
-from avgen.media.ffmpeg import probe
-from avgen.models import (
+from avgen._models import (
     CardVisual,
     ClipAsset,
     ImageAsset,
@@ -30,9 +27,12 @@ from avgen.models import (
     Visual,
     asset_to_dict,
 )
-from avgen.session import Session
+from avgen._session import Session
+from avgen._steps import Made
+from avgen.errors import AgentError, AvgenError, MediaError
+from avgen.media._ffmpeg import probe
 
-__all__ = ["CARD_PALETTES", "VisualChain", "VisualSource"]
+__all__ = []
 
 CARD_PALETTES = (("0x1e3a8a", "0x7c3aed"), ("0x0f766e", "0x1d4ed8"), ("0x9d174d", "0xea580c"),
                  ("0x065f46", "0x0e7490"), ("0x312e81", "0xbe185d"), ("0x7c2d12", "0xb45309"))

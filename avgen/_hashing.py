@@ -9,7 +9,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["file_sha256", "json_sha256"]
+__all__ = []
 
 _CHUNK = 1 << 20
 

@@ -11,9 +11,9 @@ __docformat__ = "google"
 
 import attrs
 
-from avgen.generator import RunEvent
+from avgen._generator import RunEvent
 
-__all__ = ["LABEL_WIDTH", "RunProgress", "Step", "shorten"]
+__all__ = []
 
 LABEL_WIDTH = 60
 """Longest label, in characters."""

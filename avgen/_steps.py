@@ -5,7 +5,7 @@ the manifest holds a record with the same inputs hash whose outputs still check 
 otherwise its work runs while the runner times it, meters its paid calls (a
 `avgen.costs.Tab` of the run's ledger), collects what the resilience decorators did, and
 records the outcome — done, fallback or failed — in the manifest. Outputs are written by
-the work through `avgen.session.Session.atomic_path`, so a crash never leaves a half file
+the work through `avgen.Session.atomic_path`, so a crash never leaves a half file
 under a final name.
 """
 
@@ -22,12 +22,12 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from avgen._policy import summarize
+from avgen._session import Session, StepRecord, StepStatus
 from avgen.costs import Ledger, total_usd
-from avgen.policy import summarize
 from avgen.resilience import collect
-from avgen.session import Session, StepRecord, StepStatus
 
-__all__ = ["Made", "StepRunner"]
+__all__ = []
 
 T = TypeVar("T")
 

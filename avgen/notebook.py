@@ -16,7 +16,7 @@ or without ipywidgets, it is tqdm's text bar. Install both with the ``notebook``
 so ``import avgen.notebook`` costs nothing.
 
 How a finished `avgen.Video` displays in a notebook (embedded up to
-`avgen.models.HTML_EMBED_LIMIT`) is described in `avgen.Video`.
+`avgen.Video.embed_limit`) is described in `avgen.Video`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import threading
 from types import TracebackType
 from typing import Any, Self, TextIO
 
+from avgen._generator import RunEvent, VideoGenerator
 from avgen._progress import RunProgress, shorten
 from avgen.errors import ConfigurationError
-from avgen.generator import RunEvent, VideoGenerator
 
 __all__ = ["ProgressBar"]
 

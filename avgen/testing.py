@@ -31,16 +31,16 @@ from pathlib import Path
 
 import attrs
 
-from avgen.agents.google.connection import BLOCK_ENV
+from avgen._models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Segment
+from avgen.agents.google._connection import BLOCK_ENV
 from avgen.errors import AgentError
-from avgen.media.ffmpeg import probe, run_ffmpeg_sync
-from avgen.models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Segment
+from avgen.media._ffmpeg import probe, run_ffmpeg_sync
 
 __all__ = ["PatternClips", "PatternImages", "ToneNarrator", "block_paid_calls"]
 
 
 def _split(text: str) -> list[str]:
-    from avgen.agents.local.script import split_sentences
+    from avgen.agents.local._script import split_sentences
 
     return split_sentences(text) or [text]
 

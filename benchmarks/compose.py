@@ -34,11 +34,11 @@ from pathlib import Path
 import psutil
 
 from avgen import Preset, Scene
-from avgen.media.captions import to_srt
-from avgen.media.composer import FFmpegComposer
-from avgen.media.ffmpeg import ffmpeg_exe
-from avgen.media.timeline import Timeline
-from avgen.models import AudioAsset, ClipAsset, Segment
+from avgen._models import AudioAsset, ClipAsset, Segment
+from avgen.media._captions import to_srt
+from avgen.media._composer import FFmpegComposer
+from avgen.media._ffmpeg import ffmpeg_exe
+from avgen.media._timeline import Timeline
 
 HD = Preset("hd", 1280, 720, fps=30, crf=23, encoder_preset="veryfast", caption_margin=0.08)
 SENTENCE = "The quick brown fox jumps over the lazy dog while the camera slowly pans"

@@ -24,9 +24,9 @@ from typing import Any
 import cachetools
 import stamina
 
-from avgen.resilience.cache import cached
-from avgen.resilience.monitor import monitored
-from avgen.resilience.retry import retry
+from avgen.resilience._cache import cached
+from avgen.resilience._monitor import monitored
+from avgen.resilience._retry import retry
 
 RUNS = 7
 TARGET_HIT_RATIO = 2.0
@@ -47,9 +47,9 @@ def noop(x: int) -> int:
 
 def load_circuit() -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
     try:
-        from avgen.resilience.circuit import CircuitRegistry, circuit
+        from avgen.resilience._circuit import CircuitRegistry, circuit
     except ImportError as exc:
-        print(f"  (circuit skipped: avgen.resilience.circuit is not importable: {exc})")
+        print(f"  (circuit skipped: avgen.resilience._circuit is not importable: {exc})")
         return None
     registry = CircuitRegistry()  # our own, so nothing global is touched
     return lambda func: circuit("bench", registry=registry)(func)

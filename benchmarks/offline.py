@@ -20,11 +20,11 @@ from pathlib import Path
 import psutil
 
 from avgen import PRESETS, VideoGenerator
-from avgen.media.ffmpeg import ffmpeg_exe, probe
-from avgen.media.fonts import bundled_fonts_dir
-from avgen.media.graph import compile_graph
-from avgen.media.timeline import Timeline
-from avgen.models import CardVisual, Scene, Script, asset_from_dict
+from avgen._models import CardVisual, Scene, Script, asset_from_dict
+from avgen.media._ffmpeg import ffmpeg_exe, probe
+from avgen.media._fonts import bundled_fonts_dir
+from avgen.media._graph import compile_graph
+from avgen.media._timeline import Timeline
 
 SCRIPT = """# Lighthouses
 
@@ -97,7 +97,7 @@ def raw_ffmpeg_seconds(session: Path) -> float:
                                  session)
         assert isinstance(visual, CardVisual) and isinstance(scene, Scene)
         parts.append((scene, audio, visual))
-    from avgen.models import VideoRequest
+    from avgen._models import VideoRequest
 
     request = VideoRequest.from_dict(manifest["request"])
     timeline = Timeline.build(request.preset, parts)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import wave
 from pathlib import Path
 from typing import TypedDict
 
-from avgen.media.ffmpeg import ffmpeg_exe, probe
+from avgen.media._ffmpeg import ffmpeg_exe, probe
 
 __all__ = [
     "DECODE_RATE",
@@ -90,7 +90,7 @@ class Decoded(TypedDict):
     audio_duration: float
     """``audio_samples / DECODE_RATE``: the exact length of the decoded sound, seconds."""
     width: int
-    """Frame width, from `avgen.media.ffmpeg.probe`."""
+    """Frame width, from `avgen.media._ffmpeg.probe`."""
     height: int
     """Frame height."""
     fps: float

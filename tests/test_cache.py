@@ -1,4 +1,4 @@
-"""Tests of avgen.resilience.cache: keys, policies, single flight, DiskStore, inspection."""
+"""Tests of avgen.resilience._cache: keys, policies, single flight, DiskStore, inspection."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from avgen.errors import UsageError
 from avgen.resilience import collect
-from avgen.resilience.cache import CacheInfo, CacheStore, DiskStore, MemoryStore, cached
-from avgen.resilience.monitor import monitored
+from avgen.resilience._cache import CacheInfo, CacheStore, DiskStore, MemoryStore, cached
+from avgen.resilience._monitor import monitored
 
 WAIT = 10.0  # seconds a test waits for other threads before failing (never reached when green)
 
@@ -488,7 +488,7 @@ KEY_MODULE = '''
 import dataclasses, enum
 from pathlib import Path
 import attrs
-from avgen.resilience.cache import DiskStore, cached
+from avgen.resilience._cache import DiskStore, cached
 
 CALLS = []
 
@@ -556,7 +556,7 @@ def test_disk_cache_survives_the_process(key_module: Any, tmp_path: Path) -> Non
     store_dir = tmp_path / "store"
     run_python(f"""
         import {key_module.__name__} as m
-        from avgen.resilience.cache import DiskStore
+        from avgen.resilience._cache import DiskStore
         render = m.make({str(store_dir)!r})
         render("a ship", 4)
         assert m.CALLS == ["a ship"]
@@ -747,7 +747,7 @@ def test_no_key_writes_outside_the_directory(key: str) -> None:
 
 WRITER = """
 import sys
-from avgen.resilience.cache import DiskStore
+from avgen.resilience._cache import DiskStore
 store = DiskStore(sys.argv[1])
 me = sys.argv[2]
 for i in range(150):

@@ -1,4 +1,4 @@
-"""Tests of avgen.media.captions: wrapping, cue timing, and the SRT, WebVTT and ASS forms."""
+"""Tests of avgen.media._captions: wrapping, cue timing, and the SRT, WebVTT and ASS forms."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from avgen._models import PRESETS, CaptionStyle, Segment
 from avgen.errors import UsageError
-from avgen.media.captions import (
+from avgen.media._captions import (
     Cue,
     balanced_groups,
     caption_margin,
@@ -21,7 +22,6 @@ from avgen.media.captions import (
     to_vtt,
     wrap_words,
 )
-from avgen.models import PRESETS, CaptionStyle, Segment
 
 # --------------------------------------------------------------------------- strategies
 

@@ -1,4 +1,4 @@
-"""Tests of avgen.resilience.circuit: a state machine against a reference model, races,
+"""Tests of avgen.resilience._circuit: a state machine against a reference model, races,
 cancellation, timeouts, allow/deny lists, time windows, registry.
 
 Time is an injected fake clock everywhere except the timeout tests, and no test asserts on

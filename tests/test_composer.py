@@ -11,15 +11,7 @@ from typing import Any
 import pytest
 from media import decode, gray_frame, make_clip, make_image, make_wav, mean_abs_diff, mean_luma
 
-from avgen.errors import MediaError
-from avgen.media import composer as composer_module
-from avgen.media.captions import caption_margin
-from avgen.media.composer import FFmpegComposer
-from avgen.media.ffmpeg import ProgressCallback, ffmpeg_exe, probe
-from avgen.media.fonts import bundled_fonts_dir
-from avgen.media.graph import escape_filter_value
-from avgen.media.timeline import Timeline
-from avgen.models import (
+from avgen._models import (
     PRESETS,
     AudioAsset,
     CardVisual,
@@ -30,6 +22,14 @@ from avgen.models import (
     Segment,
     Visual,
 )
+from avgen.errors import MediaError
+from avgen.media import _composer as composer_module
+from avgen.media._captions import caption_margin
+from avgen.media._composer import FFmpegComposer
+from avgen.media._ffmpeg import ProgressCallback, ffmpeg_exe, probe
+from avgen.media._fonts import bundled_fonts_dir
+from avgen.media._graph import escape_filter_value
+from avgen.media._timeline import Timeline
 
 TINY = Preset("t", 160, 288, fps=12, encoder_preset="ultrafast")
 DRAFT = PRESETS["draft"]  # 360×640: captions big enough to measure

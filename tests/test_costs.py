@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avgen import GenerationError, VideoGenerator, VideoRequest
+from avgen._models import AudioAsset, ClipAsset, Preset, Scene
 from avgen.costs import (
     Charge,
     CostEstimate,
@@ -23,7 +24,6 @@ from avgen.costs import (
     paid_call,
 )
 from avgen.errors import BudgetExceeded, UsageError
-from avgen.models import AudioAsset, ClipAsset, Preset, Scene
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
 
 

@@ -18,8 +18,8 @@ from types import ModuleType
 import pytest
 
 import avgen
-from avgen.cli import main
-from avgen.models import Video
+from avgen._cli import main
+from avgen._models import Video
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -76,9 +76,10 @@ def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
     page = (out / "avgen.html").read_text("utf-8")
     assert "VideoGenerator" in page and "Octopuses have three hearts" in page
     assert (out / "avgen" / "resilience.html").is_file()
-    assert (out / "avgen" / "agents" / "protocols.html").is_file()
+    assert (out / "avgen" / "agents.html").is_file()
+    assert not (out / "avgen" / "media" / "_graph.html").exists()
     notebook = (out / "avgen" / "notebook.html").read_text("utf-8")
-    assert "ProgressBar" in notebook and "HTML_EMBED_LIMIT" in notebook
+    assert "ProgressBar" in notebook and "embed_limit" in notebook
     assert not (out / "avgen" / "_docs.html").exists()  # private modules are left out
 
 
@@ -90,7 +91,7 @@ def test_avgen_docs_refuses_undocumented_names(
     assert main(["docs", "--out", str(tmp_path / "api")]) == 1
     err = capsys.readouterr().err
     assert "2 public name(s) have no docstring" in err
-    assert "  avgen.models.Video\n" in err and "  avgen.models.Video.to_moviepy\n" in err
+    assert "  avgen.Video\n" in err and "  avgen.Video.to_moviepy\n" in err
     assert not (tmp_path / "api").exists()  # nothing is built
     assert main(["docs", "--check"]) == 1
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 from types import ModuleType
 
 import pytest
 
-from avgen import _docs
+import avgen
 
-MODULES = _docs.modules()
+# every module of the package, private ones included: the examples live with the code
+MODULES = [avgen] + [importlib.import_module(info.name) for info in
+                     pkgutil.walk_packages(avgen.__path__, prefix="avgen.")
+                     if info.name != "avgen.__main__"]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=[m.__name__ for m in MODULES])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avgen.media.ffmpeg import probe
+from avgen.media._ffmpeg import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -25,10 +25,10 @@ from avgen import (
     VideoGenerator,
     VideoRequest,
 )
+from avgen._session import Session
 from avgen.agents import Narrator, ScriptWriter
 from avgen.costs import paid_call
-from avgen.media.ffmpeg import probe
-from avgen.session import Session
+from avgen.media._ffmpeg import probe
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
 
 SCRIPT = """# Three Facts

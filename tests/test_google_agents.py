@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from media import decode
 
+from avgen._models import PRESETS, Preset, Scene, VideoRequest
 from avgen.agents.google import (
     AssetCache,
     GeminiImages,
@@ -27,9 +28,9 @@ from avgen.agents.google import (
     credentials_present,
     google_agents,
 )
-from avgen.agents.google.images import aspect_ratio
-from avgen.agents.google.narrator import pcm_rate
-from avgen.agents.google.prices import price_of
+from avgen.agents.google._images import aspect_ratio
+from avgen.agents.google._narrator import pcm_rate
+from avgen.agents.google._prices import price_of
 from avgen.costs import Ledger
 from avgen.errors import (
     AgentError,
@@ -40,7 +41,6 @@ from avgen.errors import (
     ServiceUnavailable,
     UsageError,
 )
-from avgen.models import PRESETS, Preset, Scene, VideoRequest
 
 KEY = "AIzaFAKE-test-key-0123456789abcdef"
 SCENE = Scene(index=0, narration="A bee dances.", visual="a honeybee dancing on a comb",

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 from media import decode, make_image, make_wav
 
 from avgen import VideoGenerator
+from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
+from avgen.agents.google._cache import AssetCache
+from avgen.agents.google._clips import VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.clips import VeoClips
-from avgen.agents.google.connection import GoogleConnection
+from avgen.agents.google._connection import GoogleConnection
 from avgen.costs import Charge, Ledger
 from avgen.errors import (
     AgentError,
@@ -38,8 +39,7 @@ from avgen.errors import (
     ServiceUnavailable,
     UsageError,
 )
-from avgen.media.ffmpeg import ffmpeg_exe
-from avgen.models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
+from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.resilience import CircuitRegistry, collect, set_testing
 from avgen.testing import PatternImages, ToneNarrator
 

@@ -20,7 +20,7 @@ from media import decode
 
 from avgen import GenerationError, RunEvent, VideoGenerator
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
-from avgen.agents.google.prices import price_of
+from avgen.agents.google._prices import price_of
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-video-key-0123456789abcdef"
@@ -251,7 +251,7 @@ def test_a_blocked_script_fails_the_run_with_the_reason(fake: FakeGemini,
 def test_cli_refuses_local_only_options_with_the_google_agents(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path) -> None:
-    from avgen.cli import main
+    from avgen._cli import main
 
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     status = main(["make", "--script", "-", "--images", "a.png", "--out", str(tmp_path)])

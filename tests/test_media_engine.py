@@ -19,12 +19,12 @@ from avgen import (
     Transition,
     UsageError,
 )
-from avgen.media.captions import make_cues
-from avgen.media.composer import FFmpegComposer
-from avgen.media.ffmpeg import ffmpeg_exe
-from avgen.media.graph import copy_plan
-from avgen.media.timeline import Timeline
-from avgen.models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
+from avgen._models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
+from avgen.media._captions import make_cues
+from avgen.media._composer import FFmpegComposer
+from avgen.media._ffmpeg import ffmpeg_exe
+from avgen.media._graph import copy_plan
+from avgen.media._timeline import Timeline
 
 TINY = Preset("tiny", 192, 336, fps=12, crf=30, encoder_preset="ultrafast",
               caption_margin=0.2)
@@ -222,7 +222,7 @@ def test_text_the_font_cannot_draw_is_refused_before_the_encode(tmp_path: Path) 
 
 
 def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:
-    from avgen.media.fonts import bundled_fonts_dir
+    from avgen.media._fonts import bundled_fonts_dir
 
     bold = bundled_fonts_dir() / "DejaVuSans-Bold.ttf"
     timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0, text="שלום עולם")],
@@ -267,7 +267,7 @@ def test_a_long_video_rendered_in_parts_matches_one_pass(tmp_path: Path) -> None
 
 
 def test_loudness_gain_leaves_silence_alone_and_stays_bounded(tmp_path: Path) -> None:
-    from avgen.media.graph import compile_loudness_probe, loudness_gain
+    from avgen.media._graph import compile_loudness_probe, loudness_gain
 
     timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0)],
                               soundtrack=Soundtrack(loudness=-16.0))

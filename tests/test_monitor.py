@@ -1,4 +1,4 @@
-"""Tests of avgen.resilience.monitor: monitored calls, Monitor sampling, alerts, report."""
+"""Tests of avgen.resilience._monitor: monitored calls, Monitor sampling, alerts, report."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from avgen.errors import ConfigurationError, UsageError
 from avgen.resilience import ResilienceEvent, collect
-from avgen.resilience.monitor import METRICS, Monitor, Threshold, monitored, otel_hook
+from avgen.resilience._monitor import METRICS, Monitor, Threshold, monitored, otel_hook
 
 WAIT = 10.0
 
@@ -342,7 +342,7 @@ def test_a_failing_sampler_does_not_kill_the_thread(caplog: pytest.LogCaptureFix
 
 def test_importing_starts_no_thread() -> None:
     code = ("import threading; before = threading.active_count(); "
-            "import avgen.resilience.monitor, avgen.resilience.cache, avgen.resilience; "
+            "import avgen.resilience._monitor, avgen.resilience._cache, avgen.resilience; "
             "print(before, threading.active_count())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

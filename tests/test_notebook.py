@@ -30,7 +30,7 @@ from media import decode, make_clip
 from nbclient import NotebookClient
 from traitlets import default
 
-import avgen.models
+import avgen._models
 from avgen import AgentError, AgentPolicy, ConfigurationError, RunEvent, Video, VideoGenerator
 from avgen.notebook import ProgressBar
 from avgen.testing import ToneNarrator
@@ -190,7 +190,7 @@ def test_large_video_under_the_working_directory_is_linked(
     folder = tmp_path / "my outputs" / "final_output"
     folder.mkdir(parents=True)
     mp4 = make_clip(folder / "big.mp4", 1.0, 360, 640)
-    monkeypatch.setattr(avgen.models, "HTML_EMBED_LIMIT", mp4.stat().st_size - 1)
+    monkeypatch.setattr(avgen.Video, "embed_limit", mp4.stat().st_size - 1)
     monkeypatch.chdir(tmp_path)
     html = _video(mp4, tmp_path)._repr_html_()
     assert "data:" not in html
@@ -200,7 +200,7 @@ def test_large_video_under_the_working_directory_is_linked(
 
 def test_large_video_elsewhere_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mp4 = make_clip(tmp_path / "big.mp4", 1.0, 360, 640)
-    monkeypatch.setattr(avgen.models, "HTML_EMBED_LIMIT", 1000)
+    monkeypatch.setattr(avgen.Video, "embed_limit", 1000)
     elsewhere = tmp_path / "notebooks"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

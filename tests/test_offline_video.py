@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from avgen.media.ffmpeg import ffmpeg_exe, probe
+from avgen.media._ffmpeg import ffmpeg_exe, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "scripts" / "water_cycle.md"

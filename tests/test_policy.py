@@ -19,7 +19,7 @@ from avgen import (
     UsageError,
     VideoGenerator,
 )
-from avgen.policy import AgentPolicy
+from avgen._policy import AgentPolicy
 from avgen.resilience import CircuitSettings, RetryPolicy, set_testing
 from avgen.testing import PatternImages, ToneNarrator
 

@@ -11,7 +11,7 @@ import pytest
 
 from avgen import AgentSet, UsageError, VideoGenerator, available_agents, load_agents
 from avgen.agents.local import LocalScriptWriter, PiperNarrator
-from avgen.media.composer import FFmpegComposer
+from avgen.media._composer import FFmpegComposer
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Install a tiny third-party package that publishes agents under 'studio'."""
     (tmp_path / "studio_agents.py").write_text(textwrap.dedent("""
         from avgen import AgentSet
-        from avgen.media.composer import FFmpegComposer
+        from avgen.media._composer import FFmpegComposer
         from avgen.testing import PatternImages, ToneNarrator
         from avgen.agents.local import LocalScriptWriter
 

@@ -1,4 +1,4 @@
-"""Tests of avgen.resilience.retry: classification, backoff, Retry-After, RetryInfo, giving up.
+"""Tests of avgen.resilience._retry: classification, backoff, Retry-After, RetryInfo, giving up.
 
 Test mode (`set_testing`) removes the sleeping; the delays retry *computed* are checked
 through the ``retry.attempt`` events. The fake errors mimic google-genai's ``APIError``

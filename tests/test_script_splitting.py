@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen.agents.local.script import (
+from avgen._models import VideoRequest
+from avgen.agents.local._script import (
     LocalScriptWriter,
     ScriptPart,
     clean_narration,
@@ -17,7 +18,6 @@ from avgen.agents.local.script import (
     split_sentences,
 )
 from avgen.errors import UsageError
-from avgen.models import VideoRequest
 
 NARRATION_WORDS = ("apple", "river", "mountain", "quiet", "bright", "forest", "ocean",
                    "silver", "garden", "thunder", "candle", "window", "journey", "marble")

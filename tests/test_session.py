@@ -1,4 +1,4 @@
-"""Tests of avgen.session: layout, unique names, path safety, atomic writes, manifest, logs."""
+"""Tests of avgen._session: layout, unique names, path safety, atomic writes, manifest, logs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avgen._hashing import file_sha256
+from avgen._session import SUBFOLDERS, Manifest, Session, StepRecord
 from avgen.errors import SessionError, UnsafePathError, UsageError
-from avgen.session import SUBFOLDERS, Manifest, Session, StepRecord
 
 NAME = re.compile(r"session_\d{8}_\d{6}_[0-9a-f]+")
 
@@ -59,7 +59,7 @@ def test_ids_unique_in_one_process(tmp_path: Path) -> None:
 
 
 def test_ids_unique_across_processes(tmp_path: Path) -> None:
-    code = ("import sys\nfrom avgen.session import Session\n"
+    code = ("import sys\nfrom avgen._session import Session\n"
             "for _ in range(25): print(Session.create(sys.argv[1]).id)\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""Properties of avgen.media.timeline: scene timing, caption placement, the ffmpeg command.
+"""Properties of avgen.media._timeline: scene timing, caption placement, the ffmpeg command.
 
 Pure: nothing here runs ffmpeg (tests/test_composer.py renders real timelines).
 """
@@ -14,9 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen.media.graph import AUDIO_RATE, compile_graph, escape_filter_value
-from avgen.media.timeline import Timeline
-from avgen.models import (
+from avgen._models import (
     PRESETS,
     AudioAsset,
     CardVisual,
@@ -27,6 +25,8 @@ from avgen.models import (
     Segment,
     Visual,
 )
+from avgen.media._graph import AUDIO_RATE, compile_graph, escape_filter_value
+from avgen.media._timeline import Timeline
 
 Part = tuple[Scene, AudioAsset | None, Visual]
 
@@ -453,7 +453,7 @@ def test_av_get_token_model() -> None:
        limit=st.integers(1, 8))
 def test_parts_cover_the_scenes_with_few_decoded_files_each(kinds: list[str],
                                                             limit: int) -> None:
-    from avgen.media.graph import part_ranges
+    from avgen.media._graph import part_ranges
 
     parts = []
     for i, kind in enumerate(kinds):

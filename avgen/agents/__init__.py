@@ -1,6 +1,6 @@
 """Agents: the protocols they follow, the registry that names them, and the built-in ones.
 
-See `avgen.agents.protocols` for the contracts and `avgen.agents.local` for the offline
+See `avgen.agents` for the contracts and `avgen.agents.local` for the offline
 defaults.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-from avgen.agents.protocols import (
+from avgen.agents._protocols import (
     AgentCapabilities,
     ClipGenerator,
     Composer,
@@ -16,9 +16,10 @@ from avgen.agents.protocols import (
     Narrator,
     ScriptWriter,
 )
-from avgen.agents.registry import AgentSet, available_agents, load_agents
+from avgen.agents._registry import ENTRY_POINT_GROUP, AgentSet, available_agents, load_agents
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "AgentCapabilities",
     "AgentSet",
     "ClipGenerator",

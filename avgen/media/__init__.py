@@ -1,12 +1,28 @@
-"""Media: ffmpeg lookup, runs and probes, the timeline and its compiler, captions, fonts and
-the composer.
+"""Media: ffmpeg and the composer that turns a timeline into the video.
 
-- `avgen.media.ffmpeg` — the ffmpeg binary (from imageio-ffmpeg), runs with progress, probes.
-- `avgen.media.timeline` — scenes timed from measured narration; `Timeline.to_ffmpeg_args`.
-- `avgen.media.graph` — the compiler from a timeline to ffmpeg filtergraphs.
-- `avgen.media.captions` — caption blocks, `.srt`, `.vtt` and `.ass`.
-- `avgen.media.fonts` — finding a font and checking it covers the text.
-- `avgen.media.composer` — `FFmpegComposer`, the default composer.
+- `Timeline` (and its `TimelineScene`s, `Cue`s): scenes laid end to end, each as long as
+  its measured narration, with captions timed from the narrator's sentences or words.
+- `FFmpegComposer`: the default `avgen.agents.Composer`, one ffmpeg process per video.
+- `probe` and `MediaInfo`: what a media file holds, measured once per file.
+- `ffmpeg_exe`: the ffmpeg binary avgen runs (the one imageio-ffmpeg ships).
 """
 
+from __future__ import annotations
+
 __docformat__ = "google"
+
+from avgen.media._captions import Cue
+from avgen.media._composer import FFmpegComposer
+from avgen.media._ffmpeg import MediaInfo, ProgressCallback, ffmpeg_exe, probe
+from avgen.media._timeline import Timeline, TimelineScene
+
+__all__ = [
+    "Cue",
+    "FFmpegComposer",
+    "MediaInfo",
+    "ProgressCallback",
+    "Timeline",
+    "TimelineScene",
+    "ffmpeg_exe",
+    "probe",
+]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-from avgen.resilience.cache import (
+from avgen.resilience._cache import (
     CachedFunction,
     CacheInfo,
     CacheStore,
@@ -36,7 +36,7 @@ from avgen.resilience.cache import (
     MemoryStore,
     cached,
 )
-from avgen.resilience.circuit import (
+from avgen.resilience._circuit import (
     CircuitBreaker,
     CircuitMetrics,
     CircuitRegistry,
@@ -45,11 +45,12 @@ from avgen.resilience.circuit import (
     Permit,
     circuit,
 )
-from avgen.resilience.events import Hook, ResilienceEvent, collect, emit
-from avgen.resilience.monitor import Monitor, Threshold, monitored, otel_hook
-from avgen.resilience.retry import (
+from avgen.resilience._events import Hook, ResilienceEvent, collect, emit
+from avgen.resilience._monitor import Monitor, Threshold, monitored, otel_hook
+from avgen.resilience._retry import (
     Classification,
     RetryDecorator,
+    RetryOn,
     RetryPolicy,
     classify,
     retry,
@@ -75,6 +76,7 @@ __all__ = [
     "Permit",
     "ResilienceEvent",
     "RetryDecorator",
+    "RetryOn",
     "RetryPolicy",
     "Threshold",
     "cached",

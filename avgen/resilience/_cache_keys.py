@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["KeyMaker", "canonical"]
+__all__ = []
 
 FAST_TYPES: frozenset[type] = frozenset({
     str, int, float, bool, type(None), bytes,

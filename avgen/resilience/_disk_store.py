@@ -76,12 +76,12 @@ class _Record:
 
 
 class DiskStore:
-    """A `avgen.resilience.cache.CacheStore` in a directory, shared by processes and runs.
+    """A `avgen.resilience.CacheStore` in a directory, shared by processes and runs.
 
     Values are ``bytes`` (kept as a raw file: media is not recompressed) or JSON data (kept
     as zlib-compressed JSON; it reads back as JSON types: tuples come back as lists). Files
     go in with `put_file` and out with `get_file`. Keys are 1–128 characters of lowercase
-    ASCII letters, digits, ``_`` and ``-`` (the keys `avgen.resilience.cache.cached` makes
+    ASCII letters, digits, ``_`` and ``-`` (the keys `avgen.resilience.cached` makes
     are 64 hex digits), so no key can name a path outside the directory.
 
     Args:
@@ -213,7 +213,7 @@ class DiskStore:
 
     @property
     def maxsize(self) -> int | None:
-        """The size limit in bytes, as `avgen.resilience.cache.CacheInfo` reports it."""
+        """The size limit in bytes, as `avgen.resilience.CacheInfo` reports it."""
         return self.max_bytes
 
     @property

@@ -15,7 +15,7 @@ Imagen still and then a procedural card as its fallbacks. The Developer API cann
 Veo or Imagen (google-genai 3.x): there, ``clips="auto"`` (the default) makes stills with a
 Gemini image model and warns that clips need Vertex AI, and ``clips=True`` refuses up front.
 
-Every call is priced (`avgen.agents.google.prices`), checked against the generator's
+Every call is priced (`avgen.agents.google.PRICES`), checked against the generator's
 budget before it is sent, recorded in the manifest, and kept in the `AssetCache` so the same
 request is never paid for twice. Quota errors and outages are retried with backoff and
 judged by a circuit breaker per agent (`GOOGLE_POLICY`); safety refusals make the scene
@@ -31,17 +31,22 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from avgen.agents._registry import AgentSet
+from avgen.agents.google._cache import AssetCache, default_cache_dir
+from avgen.agents.google._clips import VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY, GoogleAgent
-from avgen.agents.google.cache import AssetCache, default_cache_dir
-from avgen.agents.google.clips import VeoClips
-from avgen.agents.google.connection import GoogleConnection, credentials_present
-from avgen.agents.google.images import GeminiImages, ImagenImages
-from avgen.agents.google.narrator import VOICES, GeminiNarrator
-from avgen.agents.google.prices import PRICES, SOURCE_DATE, Price
-from avgen.agents.google.script import GeminiScriptWriter
-from avgen.agents.registry import AgentSet
+from avgen.agents.google._connection import (
+    Capability,
+    GoogleConnection,
+    Mode,
+    credentials_present,
+)
+from avgen.agents.google._images import GeminiImages, ImagenImages
+from avgen.agents.google._narrator import VOICES, GeminiNarrator
+from avgen.agents.google._prices import PRICES, SOURCE_DATE, Price, price_of
+from avgen.agents.google._script import GeminiScriptWriter
 from avgen.errors import UsageError
-from avgen.media.composer import FFmpegComposer
+from avgen.media._composer import FFmpegComposer
 
 __all__ = [
     "GOOGLE_POLICY",
@@ -49,17 +54,20 @@ __all__ = [
     "SOURCE_DATE",
     "VOICES",
     "AssetCache",
+    "Capability",
     "GeminiImages",
     "GeminiNarrator",
     "GeminiScriptWriter",
     "GoogleAgent",
     "GoogleConnection",
     "ImagenImages",
+    "Mode",
     "Price",
     "VeoClips",
     "credentials_present",
     "default_cache_dir",
     "google_agents",
+    "price_of",
 ]
 
 _logger = logging.getLogger("avgen.agents.google")

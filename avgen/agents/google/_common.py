@@ -8,15 +8,17 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.connection import Capability, GoogleConnection
-from avgen.agents.google.prices import Price, price_of
+from avgen._models import VideoRequest
+from avgen._policy import AgentPolicy
+from avgen.agents.google._cache import AssetCache
+from avgen.agents.google._connection import Capability, GoogleConnection
+from avgen.agents.google._prices import Price, price_of
 from avgen.errors import AgentError, BudgetExceeded, ContentRejected, UsageError
-from avgen.models import VideoRequest
-from avgen.policy import AgentPolicy
 from avgen.resilience import CircuitSettings, RetryPolicy
 
 T = TypeVar("T")
+
+__all__ = ["GOOGLE_POLICY", "GoogleAgent"]
 
 GOOGLE_POLICY = AgentPolicy(
     retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),

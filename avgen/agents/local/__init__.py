@@ -5,7 +5,7 @@
 - `PiperNarrator`: neural narration with the voice that ships as a pip package.
 - `StillImages`: your own pictures, one per scene, given Ken Burns motion.
 - Scenes with no picture show a procedural card (animated gradient and title) that
-  `avgen.media.composer.FFmpegComposer` renders in the same ffmpeg pass as everything else.
+  `avgen.media.FFmpegComposer` renders in the same ffmpeg pass as everything else.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ __docformat__ = "google"
 
 from typing import Any
 
-from avgen.agents.local.images import StillImages
-from avgen.agents.local.narrator import DEFAULT_VOICE, PiperNarrator
-from avgen.agents.local.script import LocalScriptWriter
-from avgen.agents.registry import AgentSet
-from avgen.media.composer import FFmpegComposer
+from avgen.agents._registry import AgentSet
+from avgen.agents.local._images import StillImages
+from avgen.agents.local._narrator import DEFAULT_VOICE, PiperNarrator
+from avgen.agents.local._script import LocalScriptWriter
+from avgen.media._composer import FFmpegComposer
 
 __all__ = ["DEFAULT_VOICE", "LocalScriptWriter", "PiperNarrator", "StillImages", "local_agents"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from avgen.agents.protocols import ClipGenerator, Composer, ImageGenerator, Narrator, ScriptWriter
+from avgen.agents._protocols import ClipGenerator, Composer, ImageGenerator, Narrator, ScriptWriter
 from avgen.errors import UsageError
 
 __all__ = ["ENTRY_POINT_GROUP", "AgentSet", "available_agents", "load_agents"]

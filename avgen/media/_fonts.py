@@ -27,7 +27,7 @@ import attrs
 
 from avgen.errors import ConfigurationError
 
-__all__ = ["FontFile", "bundled_fonts_dir", "find_font", "missing_glyphs"]
+__all__ = []
 
 _SUFFIXES = (".ttf", ".otf")
 _INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls, bidi marks, spaces: no glyph needed

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
@@ -600,15 +600,6 @@ def asset_from_dict(data: Mapping[str, Any], root: Path | None = None) -> AudioA
     raise ValueError(f"unknown asset kind {kind!r}")
 
 
-HTML_EMBED_LIMIT = 20 * 1024 * 1024
-"""Largest MP4, in bytes (20 MiB), that a `Video` displayed in a notebook embeds in the page.
-
-Embedded, the video plays wherever the notebook goes (saved, exported, on another machine),
-but as base64 text a third larger, which the saved notebook keeps and the browser holds in
-memory. A larger file is played from a path relative to the working directory (where
-notebook front-ends serve files from), and one outside it is only named. Change it with
-``avgen.models.HTML_EMBED_LIMIT = ...``."""
-
 _PLAYER_BOX = (640, 480)
 """The largest inline player, in CSS pixels (width, height): a vertical video is shown 270
 pixels wide, not 1080."""
@@ -620,9 +611,9 @@ def _player_size(width: int, height: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _player_source(path: Path) -> tuple[str | None, str]:
+def _player_source(path: Path, limit: int) -> tuple[str | None, str]:
     """Where a notebook front-end can load ``path`` from: a ``data:`` URI when the file is at
-    most `HTML_EMBED_LIMIT` bytes, else a URL relative to the working directory when the
+    most ``limit`` bytes, else a URL relative to the working directory when the
     file lies under it, else ``None``; and a sentence saying why, for the page."""
     import base64
     from urllib.parse import quote
@@ -631,9 +622,9 @@ def _player_source(path: Path) -> tuple[str | None, str]:
         size = path.stat().st_size
     except OSError:
         return None, "The video file does not exist (any more), so it cannot be shown."
-    if size <= HTML_EMBED_LIMIT:
+    if size <= limit:
         return f"data:video/mp4;base64,{base64.b64encode(path.read_bytes()).decode('ascii')}", ""
-    megabytes = f"{size / 2**20:.3g} MiB, over the {HTML_EMBED_LIMIT / 2**20:.3g} MiB limit"
+    megabytes = f"{size / 2**20:.3g} MiB, over the {limit / 2**20:.3g} MiB limit"
     try:
         relative = path.resolve().relative_to(Path.cwd().resolve())
     except (OSError, ValueError):
@@ -650,9 +641,19 @@ class Video:
     """A finished video and everything that describes it.
 
     In Jupyter, a `Video` as the last expression of a cell displays as a player: the MP4 is
-    embedded in the page when it is at most `HTML_EMBED_LIMIT` bytes (20 MiB), else played
+    embedded in the page when it is at most `embed_limit` bytes (20 MiB), else played
     from its path relative to the working directory, else (a large file elsewhere) named.
     """
+
+    embed_limit: ClassVar[int] = 20 * 1024 * 1024
+    """Largest MP4, in bytes (20 MiB), that a `Video` displayed in a notebook embeds in the
+    page.
+
+    Embedded, the video plays wherever the notebook goes (saved, exported, on another
+    machine), but as base64 text a third larger, which the saved notebook keeps and the
+    browser holds in memory. A larger file is played from a path relative to the working
+    directory (where notebook front-ends serve files from), and one outside it is only
+    named. Change it with ``avgen.Video.embed_limit = ...``."""
 
     path: Path = attrs.field(converter=_path)
     """The MP4 file in the session's ``final_output/``."""
@@ -687,7 +688,7 @@ class Video:
         """The notebook display: an inline player sized to fit 640×480, and the facts."""
         from html import escape
 
-        source, note = _player_source(self.path)
+        source, note = _player_source(self.path, self.embed_limit)
         facts = (f"<code>{escape(str(self.path))}</code> · {self.width}×{self.height} · "
                  f"{self.duration:.1f} s")
         if source is None:

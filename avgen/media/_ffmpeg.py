@@ -25,8 +25,7 @@ import cachetools
 
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "measure_loudness", "probe", "run_ffmpeg",
-           "run_ffmpeg_sync"]
+__all__ = ["MediaInfo", "ProgressCallback", "ffmpeg_exe", "probe"]
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, from 0.0 to 1.0."""

@@ -34,14 +34,7 @@ import attrs
 
 from avgen._fallback import VisualChain, VisualSource
 from avgen._hashing import json_sha256
-from avgen._steps import Made, StepRunner
-from avgen._version import __version__
-from avgen.agents.registry import AgentSet, agent_name, load_agents
-from avgen.costs import Charge, CostEstimate, Ledger, check_budget
-from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
-from avgen.media.ffmpeg import probe
-from avgen.media.timeline import Timeline
-from avgen.models import (
+from avgen._models import (
     AudioAsset,
     Scene,
     Script,
@@ -52,13 +45,20 @@ from avgen.models import (
     asset_from_dict,
     asset_to_dict,
 )
-from avgen.policy import AgentPolicy, check_policies, policy_for
+from avgen._policy import AgentPolicy, check_policies, policy_for
+from avgen._session import Session
+from avgen._steps import Made, StepRunner
+from avgen._version import __version__
+from avgen.agents._registry import AgentSet, agent_name, load_agents
+from avgen.costs import Charge, CostEstimate, Ledger, check_budget
+from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
+from avgen.media._ffmpeg import probe
+from avgen.media._timeline import Timeline
 from avgen.resilience import CircuitRegistry, Monitor, ResilienceEvent
-from avgen.session import Session
 
 __all__ = ["EventHandler", "RunEvent", "VideoGenerator"]
 
-_logger = logging.getLogger("avgen.generator")
+_logger = logging.getLogger("avgen._generator")
 T = TypeVar("T")
 
 @attrs.frozen
@@ -131,7 +131,7 @@ class VideoGenerator:
         required_tier: If set, a scene that cannot get a picture of this tier fails the run
             instead of falling back (``"clip"`` or ``"image"``).
         policies: Retry and circuit-breaker settings by role (``"narrator"``,
-            ``"clip_generator"`` …), overriding the agents' own (see `avgen.policy`).
+            ``"clip_generator"`` …), overriding the agents' own (see `avgen.AgentPolicy`).
         monitor: A `avgen.resilience.Monitor` that times every agent call; its report
             (calls, seconds, failures per agent, resource peaks if it samples) is saved in
             the manifest at the end of each run.
@@ -255,7 +255,7 @@ class VideoGenerator:
         """What making ``request`` is expected to cost, before anything is spent.
 
         Each agent with an ``estimate(request)`` method prices its share (the google agents
-        do, from `avgen.agents.google.prices`); agents without one cost nothing. Assets
+        do, from `avgen.agents.google.PRICES`); agents without one cost nothing. Assets
         already in an agent's cache are not paid for again, so a re-run costs less than
         the estimate.
 

@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from avgen._generator import RunEvent, VideoGenerator
+from avgen._models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
 from avgen._progress import RunProgress, shorten
 from avgen._version import __version__
-from avgen.agents.registry import AgentSet, load_agents
+from avgen.agents._registry import AgentSet, load_agents
 from avgen.errors import AvgenError, GenerationError, UsageError
-from avgen.generator import RunEvent, VideoGenerator
-from avgen.models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
 
-__all__ = ["main"]
+__all__: list[str] = []  # the entry point `main` is named in pyproject.toml
 
 
 class _ProgressBar:
@@ -146,7 +146,7 @@ def _agent_options(command: argparse.ArgumentParser) -> None:
 
 def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     """The agents the command line asks for, and a line saying which they are."""
-    from avgen.agents.google.connection import credentials_present
+    from avgen.agents.google._connection import credentials_present
 
     name = args.agents or ("google" if credentials_present() else "local")
     options: dict[str, Any] = {}

@@ -34,8 +34,7 @@ from avgen.resilience import (
     retry,
 )
 
-__all__ = ["DEFAULT_POLICY", "LOCAL_POLICY", "ROLES", "AgentPolicy", "check_policies",
-           "policy_for", "summarize"]
+__all__ = ["AgentPolicy"]
 
 ROLES = ("script_writer", "narrator", "image_generator", "clip_generator", "composer")
 """The agent roles a policy can be set for."""

@@ -44,7 +44,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 import attrs
 
 from avgen.errors import CircuitOpen, UsageError
-from avgen.resilience.events import Hook, ResilienceEvent, emit
+from avgen.resilience._events import Hook, ResilienceEvent, emit
 
 __all__ = [
     "CircuitBreaker",

@@ -22,21 +22,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from avgen._models import Scene, Script, VideoRequest
+from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
     GoogleAgent,
     planned_scenes,
     planned_seconds,
 )
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.connection import GoogleConnection
-from avgen.agents.google.prices import Price
-from avgen.agents.local.script import clean_narration
+from avgen.agents.google._connection import GoogleConnection
+from avgen.agents.google._prices import Price
+from avgen.agents.local._script import clean_narration
 from avgen.costs import Charge, paid_call
 from avgen.errors import AgentError, UsageError
-from avgen.models import Scene, Script, VideoRequest
 
-__all__ = ["SCRIPT_SCHEMA", "GeminiScriptWriter", "parse_script"]
+__all__ = ["GeminiScriptWriter"]
 
 SCRIPT_SCHEMA: dict[str, Any] = {
     "type": "OBJECT",

@@ -17,7 +17,7 @@ stamina does the retrying, the backoff, the time budget and the test mode; this 
 what it lacks: the classification, the delays services ask for, and `RateLimited` carrying
 that delay when retrying ends. Each retry is reported as a ``retry.attempt`` event when it
 starts (with the seconds actually waited, and the delay the service asked for, if any), the
-end of the road as a ``retry.giveup`` event (see `avgen.resilience.events`).
+end of the road as a ``retry.giveup`` event (see `avgen.resilience.ResilienceEvent`).
 
 In tests, `set_testing` (stamina's test mode) turns every wait into zero.
 """
@@ -41,7 +41,7 @@ import attrs
 import stamina
 
 from avgen.errors import CircuitOpen, ContentRejected, RateLimited, ServiceUnavailable, UsageError
-from avgen.resilience.events import Hook, ResilienceEvent, emit
+from avgen.resilience._events import Hook, ResilienceEvent, emit
 
 __all__ = [
     "Classification",
@@ -49,7 +49,6 @@ __all__ = [
     "RetryOn",
     "RetryPolicy",
     "classify",
-    "http_status",
     "retry",
     "retryable",
     "server_delay",

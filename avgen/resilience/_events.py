@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Hook", "ResilienceEvent", "collect", "emit", "has_listeners"]
+__all__ = ["Hook", "ResilienceEvent", "collect", "emit"]
 
 _logger = logging.getLogger("avgen.resilience")
 _collectors: contextvars.ContextVar[tuple[list[ResilienceEvent], ...]] = contextvars.ContextVar(

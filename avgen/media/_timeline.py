@@ -17,8 +17,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from avgen.media.captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
-from avgen.models import (
+from avgen._models import (
     AudioAsset,
     CaptionStyle,
     CardVisual,
@@ -31,6 +30,7 @@ from avgen.models import (
     Transition,
     Visual,
 )
+from avgen.media._captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
 
 __all__ = ["Timeline", "TimelineScene"]
 

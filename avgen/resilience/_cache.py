@@ -65,7 +65,7 @@ import cachetools
 from avgen.errors import UsageError
 from avgen.resilience._cache_keys import KeyMaker
 from avgen.resilience._disk_store import DiskStore
-from avgen.resilience.events import Hook, ResilienceEvent, emit, has_listeners
+from avgen.resilience._events import Hook, ResilienceEvent, emit, has_listeners
 
 __all__ = ["CacheInfo", "CacheStore", "CachedFunction", "DiskStore", "MemoryStore", "cached"]
 

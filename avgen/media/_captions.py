@@ -17,19 +17,10 @@ from collections.abc import Sequence
 
 import attrs
 
+from avgen._models import CaptionStyle, Preset, Segment
 from avgen.errors import UsageError
-from avgen.models import CaptionStyle, Preset, Segment
 
-__all__ = [
-    "Cue",
-    "balanced_groups",
-    "caption_margin",
-    "make_cues",
-    "to_ass",
-    "to_srt",
-    "to_vtt",
-    "wrap_words",
-]
+__all__ = ["Cue"]
 
 _CARD_MAX_LINES = 4
 

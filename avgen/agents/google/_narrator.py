@@ -18,16 +18,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avgen._models import AudioAsset, Segment, VideoRequest
+from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import WORDS_PER_SECOND, GoogleAgent, planned_seconds
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.connection import GoogleConnection
-from avgen.agents.google.prices import Price
-from avgen.agents.local.script import split_sentences
+from avgen.agents.google._connection import GoogleConnection
+from avgen.agents.google._prices import Price
+from avgen.agents.local._script import split_sentences
 from avgen.costs import Charge, paid_call
 from avgen.errors import AgentError, UsageError
-from avgen.models import AudioAsset, Segment, VideoRequest
 
-__all__ = ["VOICES", "GeminiNarrator", "pcm_rate"]
+__all__ = ["VOICES", "GeminiNarrator"]
 
 VOICES = ("Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe",
           "Callirrhoe", "Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux",

@@ -15,16 +15,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avgen._models import ImageAsset, Preset, Scene, VideoRequest
+from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.connection import GoogleConnection
-from avgen.agents.google.prices import Price
+from avgen.agents.google._connection import GoogleConnection
+from avgen.agents.google._prices import Price
 from avgen.costs import Charge, paid_call
 from avgen.errors import ContentRejected, MediaError, UsageError
-from avgen.media.ffmpeg import probe
-from avgen.models import ImageAsset, Preset, Scene, VideoRequest
+from avgen.media._ffmpeg import probe
 
-__all__ = ["ASPECT_RATIOS", "GeminiImages", "ImagenImages", "aspect_ratio"]
+__all__ = ["GeminiImages", "ImagenImages"]
 
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 """The aspect ratios both image services accept."""

@@ -3,7 +3,7 @@
 `clean_narration` turns a block of Markdown into the words to be read aloud (no markup, no
 stage directions, no speaker labels), `split_sentences` cuts clean text into sentences,
 `split_script` turns a whole script into titled parts of bounded length, and
-`LocalScriptWriter` wraps it all as the default `avgen.agents.protocols.ScriptWriter`.
+`LocalScriptWriter` wraps it all as the default `avgen.agents.ScriptWriter`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import ClassVar
 
 import attrs
 
+from avgen._models import Scene, Script, VideoRequest
 from avgen.errors import UsageError
-from avgen.models import Scene, Script, VideoRequest
 
-__all__ = ["LocalScriptWriter", "ScriptPart", "clean_narration", "split_script", "split_sentences"]
+__all__ = ["LocalScriptWriter"]
 
 MIN_MAX_CHARS = 40
 """Smallest ``max_chars`` accepted by `split_script` and `LocalScriptWriter`."""

@@ -4,7 +4,7 @@ An agent is any object with the right method: no base class, no registration. Me
 ``async``; a plain (blocking) method works too and is run in a worker thread. Agents write
 their file at the ``target`` path they are given (a temporary name in the session that the
 generator moves into place once the asset is checked), and return a value object from
-`avgen.models` describing it.
+`avgen` describing it.
 
 Beyond its method, an agent may have any of the members `AgentCapabilities` documents
 (``name``, ``max_concurrency``, ``check``, ``estimate``, ``resilience``, ``continuity``,
@@ -20,13 +20,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from avgen.media.ffmpeg import ProgressCallback
-from avgen.media.timeline import Timeline
-from avgen.models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Script, VideoRequest
+from avgen._models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Script, VideoRequest
+from avgen.media._ffmpeg import ProgressCallback
+from avgen.media._timeline import Timeline
 
 if TYPE_CHECKING:
+    from avgen._policy import AgentPolicy
     from avgen.costs import Charge
-    from avgen.policy import AgentPolicy
 
 __all__ = ["AgentCapabilities", "ClipGenerator", "Composer", "ImageGenerator", "Narrator",
            "ScriptWriter"]
@@ -81,7 +81,7 @@ class ClipGenerator(Protocol):
 
 @runtime_checkable
 class Composer(Protocol):
-    """Renders a `avgen.media.timeline.Timeline` into the final video file."""
+    """Renders a `avgen.media.Timeline` into the final video file."""
 
     async def compose(self, timeline: Timeline, target: Path,
                       progress: ProgressCallback | None = None) -> None:
@@ -104,7 +104,7 @@ class AgentCapabilities(Protocol):
     """How many scenes the agent may work on at once in one run (default 4)."""
     resilience: AgentPolicy
     """How its calls are retried and guarded by a circuit breaker (default: a few retries of
-    transient errors, no breaker; see `avgen.policy`)."""
+    transient errors, no breaker; see `avgen.AgentPolicy`)."""
     continuity: bool
     """Clip generators only: True to make the scenes' clips in order and receive
     ``previous=`` (the previous scene's clip, or ``None``) in ``generate``."""

@@ -1,4 +1,4 @@
-"""Compile a `avgen.media.timeline.Timeline` into the arguments of one ffmpeg process.
+"""Compile a `avgen.media.Timeline` into the arguments of one ffmpeg process.
 
 Two filtergraphs run side by side in that process (ffmpeg gives each its own thread):
 
@@ -22,15 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from avgen.media.ffmpeg import MediaInfo
-from avgen.models import CardVisual, ClipAsset, ImageAsset
+from avgen._models import CardVisual, ClipAsset, ImageAsset
+from avgen.media._ffmpeg import MediaInfo
 
 if TYPE_CHECKING:
-    from avgen.media.timeline import Timeline, TimelineScene
+    from avgen.media._timeline import Timeline, TimelineScene
 
-__all__ = ["AUDIO_RATE", "compile_graph", "compile_loudness_probe", "compile_part",
-           "compile_voice_probe", "copy_plan", "escape_filter_value", "loudness_gain",
-           "part_ranges", "voice_gains"]
+__all__ = []
 
 AUDIO_RATE = 48_000
 """Sample rate of the final soundtrack."""

@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from avgen.agents.local.script import split_sentences
+from avgen._models import AudioAsset, Segment, VideoRequest
+from avgen.agents.local._script import split_sentences
 from avgen.errors import AgentError, ConfigurationError, UsageError
-from avgen.models import AudioAsset, Segment, VideoRequest
 
 __all__ = ["DEFAULT_VOICE", "PiperNarrator"]
 
@@ -42,7 +42,7 @@ class PiperNarrator:
     """The default offline `avgen.agents.Narrator`, built on Piper.
 
     Each sentence is synthesised separately, so the sentence timings it reports
-    (`avgen.models.AudioAsset.segments`) are exact and captions follow the voice.
+    (`avgen.AudioAsset.segments`) are exact and captions follow the voice.
     Voices are ``"joe"`` (bundled) or the path of any Piper ``.onnx`` voice with its
     ``.onnx.json`` beside it.
     """

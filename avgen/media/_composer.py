@@ -1,7 +1,7 @@
 """`FFmpegComposer`: renders a `Timeline` with one ffmpeg process.
 
 No frame passes through Python: the timeline compiles to one ffmpeg command (see
-`avgen.media.graph.compile_graph`), and ffmpeg reads the assets, fits them to
+`avgen.media.FFmpegComposer.fingerprint` digests it), and ffmpeg reads the assets, fits them to
 the frame, lays the narration and music in, burns the captions with libass and encodes once
 — or, when every clip already matches the output, joins the clips by stream copy.
 
@@ -22,10 +22,11 @@ from pathlib import Path
 import attrs
 
 from avgen._hashing import json_sha256
+from avgen._models import ClipAsset, ImageAsset
 from avgen.errors import ConfigurationError, MediaError
-from avgen.media.ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
-from avgen.media.fonts import FontFile, find_font, missing_glyphs
-from avgen.media.graph import (
+from avgen.media._ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
+from avgen.media._fonts import FontFile, find_font, missing_glyphs
+from avgen.media._graph import (
     compile_graph,
     compile_loudness_probe,
     compile_part,
@@ -35,8 +36,7 @@ from avgen.media.graph import (
     part_ranges,
     voice_gains,
 )
-from avgen.media.timeline import Timeline
-from avgen.models import ClipAsset, ImageAsset
+from avgen.media._timeline import Timeline
 
 __all__ = ["FFmpegComposer"]
 

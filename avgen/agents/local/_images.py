@@ -11,9 +11,9 @@ from pathlib import Path
 
 import attrs
 
+from avgen._models import ImageAsset, Preset, Scene, VideoRequest
 from avgen.errors import MediaError, UsageError
-from avgen.media.ffmpeg import probe, run_ffmpeg_sync
-from avgen.models import ImageAsset, Preset, Scene, VideoRequest
+from avgen.media._ffmpeg import probe, run_ffmpeg_sync
 
 __all__ = ["StillImages"]
 

@@ -26,21 +26,21 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 
 from avgen._hashing import file_sha256
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
-__all__ = ["SUBFOLDERS", "Manifest", "OutputRecord", "Session", "StepRecord"]
+__all__ = ["Manifest", "OutputRecord", "Session", "StepRecord"]
 
 SUBFOLDERS: tuple[str, ...] = (
     "video_clips", "audio", "images", "scripts", "metadata", "final_output", "logs",
 )
 """The folders every session has."""
 
-_logger = logging.getLogger("avgen.session")
+_logger = logging.getLogger("avgen._session")
 _active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
 _MANIFEST_VERSION = 1
 
@@ -203,6 +203,9 @@ class Session:
         ...     print(session.relative(path))
         scripts/hello.txt
     """
+
+    SUBFOLDERS: ClassVar[tuple[str, ...]] = SUBFOLDERS
+    """The folders of a session, made when it is created (and all `cleanup` may keep)."""
 
     def __init__(self, root: Path) -> None:
         """Wrap an existing session folder; prefer `create` and `open`."""

@@ -22,7 +22,7 @@ import attrs
 
 from avgen.errors import UsageError
 
-__all__ = ["PRICES", "SOURCE_DATE", "TTS_TOKENS_PER_SECOND", "Price", "price_of"]
+__all__ = ["PRICES", "SOURCE_DATE", "Price", "price_of"]
 
 SOURCE_DATE = "2026-11-24"
 """The day the table was last compared with Google's pricing pages."""

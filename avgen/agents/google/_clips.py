@@ -8,9 +8,9 @@ as ``previous=``. The aspect ratio follows the preset (``9:16`` when taller than
 ``16:9``); the length is the shortest the model allows that covers the narration (Veo 2:
 5–8 s, Veo 3: 4, 6 or 8 s), capped at its maximum — the composer fits any clip.
 
-**Cost and cache.** A clip's price (per second, `avgen.agents.google.prices`) is reserved
+**Cost and cache.** A clip's price (per second, `avgen.agents.google.PRICES`) is reserved
 against the run's budget before anything is sent (`avgen.costs.paid_call`), and charged
-only when the clip arrives. Clips are kept in the `avgen.agents.google.cache.AssetCache`
+only when the clip arrives. Clips are kept in the `avgen.agents.google.AssetCache`
 under a key of model, prompt, aspect, length, audio, resolution, negative prompt and the
 SHA-256 of the input image: an identical request is answered from disk, free.
 
@@ -38,10 +38,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avgen._models import ClipAsset, Preset, Scene, VideoRequest
+from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
-from avgen.agents.google.cache import AssetCache
-from avgen.agents.google.connection import Capability, GoogleConnection
-from avgen.agents.google.prices import Price
+from avgen.agents.google._connection import Capability, GoogleConnection
+from avgen.agents.google._prices import Price
 from avgen.costs import Charge, paid_call
 from avgen.errors import (
     AgentError,
@@ -51,8 +52,7 @@ from avgen.errors import (
     ServiceUnavailable,
     UsageError,
 )
-from avgen.media.ffmpeg import probe, run_ffmpeg
-from avgen.models import ClipAsset, Preset, Scene, VideoRequest
+from avgen.media._ffmpeg import probe, run_ffmpeg
 from avgen.resilience import RetryDecorator, retry
 
 __all__ = ["VeoClips"]
@@ -92,7 +92,7 @@ class VeoClips(GoogleAgent):
     """A `avgen.agents.ClipGenerator` backed by Veo (needs a Vertex AI connection).
 
     Args:
-        connection: The shared `avgen.agents.google.connection.GoogleConnection` (Vertex).
+        connection: The shared `avgen.agents.google.GoogleConnection` (Vertex).
         model: A Veo model id (``veo-2.0-generate-001``, ``veo-3.0-generate-001``,
             ``veo-3.1-generate-preview``, ``veo-3.1-fast-generate-preview`` …).
         cache: Where clips are kept (``None``: no cache).

@@ -42,7 +42,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 import attrs
 
 from avgen.errors import ConfigurationError, UsageError
-from avgen.resilience.events import Hook, ResilienceEvent, emit, has_listeners
+from avgen.resilience._events import Hook, ResilienceEvent, emit, has_listeners
 
 __all__ = ["Monitor", "Threshold", "monitored", "otel_hook"]
 
@@ -234,7 +234,7 @@ class Monitor:
 
     Nothing runs until `start` (or ``with`` / ``async with``); `tick` samples once, in the
     caller's thread. The sampling thread runs in a copy of the context of `start`, so a
-    `avgen.resilience.events.collect` block around ``start`` sees the alerts.
+    `avgen.resilience.collect` block around ``start`` sees the alerts.
 
     Args:
         interval: Seconds between samples.
@@ -423,7 +423,7 @@ def otel_hook(tracer_or_meter: Any = None) -> Hook:
     """A hook that forwards events to OpenTelemetry (needs ``opentelemetry-api``).
 
     With a ``Meter`` (anything with ``create_counter``): every event adds one to the counter
-    ``avgen.resilience.events`` (attributes ``kind`` and ``source``), and ``call`` events
+    ``avgen.resilience`` (attributes ``kind`` and ``source``), and ``call`` events
     record their seconds in the histogram ``avgen.resilience.call.duration``. Otherwise
     each event becomes a span event ``avgen.<kind>`` on the current span; when no span is
     recording and a ``Tracer`` was given, a short span of its own.
@@ -447,7 +447,7 @@ def otel_hook(tracer_or_meter: Any = None) -> Hook:
 
     if tracer_or_meter is not None and hasattr(tracer_or_meter, "create_counter"):
         counter = tracer_or_meter.create_counter(
-            "avgen.resilience.events", unit="1", description="avgen resilience events")
+            "avgen.resilience._events", unit="1", description="avgen resilience events")
         durations = tracer_or_meter.create_histogram(
             "avgen.resilience.call.duration", unit="s", description="monitored call time")
 

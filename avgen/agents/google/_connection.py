@@ -46,15 +46,9 @@ from avgen.errors import (
     ServiceUnavailable,
     UsageError,
 )
-from avgen.resilience.retry import server_delay
+from avgen.resilience._retry import server_delay
 
-__all__ = [
-    "BLOCK_ENV",
-    "Capability",
-    "GoogleConnection",
-    "Mode",
-    "credentials_present",
-]
+__all__ = ["Capability", "GoogleConnection", "Mode", "credentials_present"]
 
 Mode = Literal["developer", "vertex"]
 """``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""
