@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from avgen._validate import number
 from avgen.errors import UsageError
 
 __all__ = [
@@ -66,12 +67,9 @@ procedural card rendered by the composer (the tier that cannot fail)."""
 
 
 def _check_side(field: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise UsageError(field, f"must be an integer number of pixels, got {value!r}")
-    if not MIN_SIDE <= value <= MAX_SIDE or value % 2:
-        raise UsageError(
-            field, f"must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE}, got {value}"
-        )
+    if number(field, value, integer=True, low=MIN_SIDE, high=MAX_SIDE) % 2:
+        raise UsageError(field, f"must be an even int from {MIN_SIDE} to {MAX_SIDE}, "
+                         f"not {value!r}")
 
 
 _CODECS = {"libx264": "h264", "libx265": "hevc"}

@@ -54,6 +54,7 @@ from typing import Any
 
 import attrs
 
+from avgen._validate import number
 from avgen.errors import BudgetExceeded, UsageError
 
 __all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "Tab", "check_budget", "current_tab",
@@ -119,13 +120,8 @@ def check_budget(budget: float | None) -> float | None:
     Raises:
         UsageError: ``budget`` is not ``None`` or a finite number >= 0.
     """
-    if budget is None:
-        return None
-    if isinstance(budget, bool) or not isinstance(budget, int | float) \
-            or not math.isfinite(budget) or budget < 0:
-        raise UsageError("budget", f"must be a number of US dollars >= 0, or None; "
-                         f"got {budget!r}")
-    return float(budget)
+    checked = number("budget", budget, low=0, optional=True)
+    return None if checked is None else float(checked)
 
 
 class Tab(list[Charge]):

@@ -62,6 +62,7 @@ from typing import runtime_checkable as _runtime_checkable
 import attrs
 import cachetools
 
+from avgen._validate import number
 from avgen.errors import UsageError
 from avgen.resilience._cache_keys import KeyMaker
 from avgen.resilience._disk_store import DiskStore
@@ -431,11 +432,8 @@ def _make_store(store: CacheStore | MutableMapping[str, Any] | None, policy: str
             return MemoryStore(store)
         raise UsageError("store", f"expected a CacheStore or a mutable mapping, not "
                                   f"{type(store).__name__} (write @cached(), with parentheses)")
-    if isinstance(maxsize, bool) or not isinstance(maxsize, int | float) or not maxsize >= 1:
-        raise UsageError("maxsize", f"must be a number >= 1, not {maxsize!r}")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)
-                            or not ttl > 0):
-        raise UsageError("ttl", f"must be a positive number of seconds, not {ttl!r}")
+    number("maxsize", maxsize, low=1, finite=False)  # inf: unbounded
+    number("ttl", ttl, low=0, low_inclusive=False, optional=True, finite=False)
     if policy == "ttl" or (policy == "lru" and ttl is not None):  # TTLCache is an LRU
         if ttl is None:
             raise UsageError("ttl", "policy='ttl' needs ttl=, in seconds")

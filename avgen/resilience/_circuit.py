@@ -43,6 +43,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import attrs
 
+from avgen._validate import number, number_validator
 from avgen.errors import CircuitOpen, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit
 
@@ -71,14 +72,10 @@ class CircuitState(enum.Enum):
     """A bounded number of trial calls go through; the rest are refused."""
 
 
-def _number(field: str, value: Any, *, zero_ok: bool = False, high: float = math.inf,
-            integer: bool = False) -> None:
-    if (isinstance(value, int if integer else int | float) and not isinstance(value, bool)
-            and (value >= 0 if zero_ok else value > 0) and value <= high and value < math.inf):
-        return
-    upper = f" and <= {high:g}" if high < math.inf else ""
-    raise UsageError(field, f"must be {'an int' if integer else 'a number'} "
-                     f"{'>=' if zero_ok else '>'} 0{upper}, not {value!r}")
+_POSITIVE_INT = number_validator(integer=True, low=1)
+_POSITIVE = number_validator(low=0, low_inclusive=False)
+_PERCENT = number_validator(low=0, low_inclusive=False, high=100)
+_NOT_NEGATIVE = number_validator(low=0)
 
 
 def _hook_tuple(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
@@ -101,20 +98,20 @@ class CircuitSettings:
     finished in the last `window_size` seconds."""
     window_size: float = 20
     """Calls (an int) or seconds, depending on `window_type`."""
-    minimum_calls: int = 5
+    minimum_calls: int = attrs.field(default=5, validator=_POSITIVE_INT)
     """Outcomes the window must hold before the rates are judged (capped at `window_size`
     for a count window)."""
-    failure_rate_threshold: float = 50.0
+    failure_rate_threshold: float = attrs.field(default=50.0, validator=_PERCENT)
     """Percent of failed calls at or above which the breaker opens."""
-    slow_call_rate_threshold: float = 100.0
+    slow_call_rate_threshold: float = attrs.field(default=100.0, validator=_PERCENT)
     """Percent of slow calls at or above which the breaker opens."""
-    slow_call_duration: float = 60.0
+    slow_call_duration: float = attrs.field(default=60.0, validator=_POSITIVE)
     """A call taking longer than this many seconds is slow (success or failure)."""
-    wait_open: float = 30.0
+    wait_open: float = attrs.field(default=30.0, validator=_NOT_NEGATIVE)
     """Seconds the breaker stays open before it lets trial calls through."""
-    half_open_calls: int = 2
+    half_open_calls: int = attrs.field(default=2, validator=_POSITIVE_INT)
     """Trial calls permitted while half-open; their outcomes decide to close or re-open."""
-    max_half_open_wait: float = 0.0
+    max_half_open_wait: float = attrs.field(default=0.0, validator=_NOT_NEGATIVE)
     """Seconds a breaker may stay half-open waiting for its trials before re-opening;
     0 waits forever."""
     record: tuple[type[BaseException], ...] = attrs.field(
@@ -122,7 +119,8 @@ class CircuitSettings:
     """Exceptions that count as failures; other exceptions count as successes."""
     ignore: tuple[type[BaseException], ...] = attrs.field(default=(), converter=_type_tuple)
     """Exceptions that count as neither (they win over `record`)."""
-    timeout: float | None = None
+    timeout: float | None = attrs.field(default=None, validator=number_validator(
+        low=0, low_inclusive=False, optional=True))
     """Seconds after which a call is abandoned with `TimeoutError`, a failure; None for
     none. A sync call then runs in a worker thread, which is left to finish on its own."""
     clock: Callable[[], float] = time.monotonic
@@ -133,20 +131,12 @@ class CircuitSettings:
     def __attrs_post_init__(self) -> None:
         if self.window_type not in ("count", "time"):
             raise UsageError("window_type", f"must be 'count' or 'time', not {self.window_type!r}")
-        _number("window_size", self.window_size, integer=self.window_type == "count")
-        _number("minimum_calls", self.minimum_calls, integer=True)
-        _number("failure_rate_threshold", self.failure_rate_threshold, high=100)
-        _number("slow_call_rate_threshold", self.slow_call_rate_threshold, high=100)
-        _number("slow_call_duration", self.slow_call_duration)
-        _number("wait_open", self.wait_open, zero_ok=True)
-        _number("half_open_calls", self.half_open_calls, integer=True)
-        _number("max_half_open_wait", self.max_half_open_wait, zero_ok=True)
+        number("window_size", self.window_size, integer=self.window_type == "count", low=0,
+               low_inclusive=False)  # calls (an int) or seconds
         for field in ("record", "ignore"):
             types = getattr(self, field)
             if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
                 raise UsageError(field, f"must be exception types, not {types!r}")
-        if self.timeout is not None:
-            _number("timeout", self.timeout)
         if not callable(self.clock):
             raise UsageError("clock", "must be a callable returning seconds")
         if not all(callable(h) for h in self.hooks):

@@ -41,6 +41,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import attrs
 
+from avgen._validate import number
 from avgen.errors import ConfigurationError, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit, has_listeners
 
@@ -250,13 +251,9 @@ class Monitor:
     def __init__(self, interval: float = 1.0, thresholds: Iterable[Threshold] = (),
                  hooks: Iterable[Hook] = (), clock: Callable[[], float] = time.monotonic,
                  sampler: Sampler | None = None, max_samples: int = 3600) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            raise UsageError("interval", f"must be a positive number of seconds, not "
-                                         f"{interval!r}")
-        if type(max_samples) is not int or max_samples < 1:
-            raise UsageError("max_samples", f"must be an int >= 1, not {max_samples!r}")
-        self.interval = float(interval)
+        self.interval = float(number("interval", interval, low=0, low_inclusive=False))
         """Seconds between background samples."""
+        number("max_samples", max_samples, integer=True, low=1)
         self.thresholds = tuple(thresholds)
         """The alerts watched."""
         self.hooks = tuple(hooks)

@@ -40,6 +40,7 @@ from typing import Any, Literal, ParamSpec, TypeAlias, TypeVar, cast
 import attrs
 import stamina
 
+from avgen._validate import number, number_validator
 from avgen.errors import CircuitOpen, ContentRejected, RateLimited, ServiceUnavailable, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit
 
@@ -229,16 +230,7 @@ def _hook_tuple(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
     return tuple(hooks)
 
 
-def _check_positive(field: str, value: float | None, *, allow_zero: bool = False,
-                    optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    bad = (value is None or isinstance(value, bool) or not isinstance(value, int | float)
-           or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero))
-    if bad:
-        bound = ">= 0" if allow_zero else "> 0"
-        extra = " or None" if optional else ""
-        raise UsageError(field, f"must be a finite number {bound}{extra}, not {value!r}")
+_NOT_NEGATIVE = number_validator(low=0)
 
 
 @attrs.frozen
@@ -247,17 +239,18 @@ class RetryPolicy:
 
     on: RetryOn = retryable
     """What is retried: exception types, or a predicate returning a bool or a delay."""
-    attempts: int = 5
+    attempts: int = attrs.field(default=5, validator=number_validator(integer=True, low=1))
     """The most calls made in all, the first one included."""
-    timeout: float | None = 60.0
+    timeout: float | None = attrs.field(default=60.0, validator=number_validator(
+        low=0, low_inclusive=False, optional=True))
     """The time budget in seconds for all attempts and waits; None for no budget."""
-    wait_initial: float = 0.5
+    wait_initial: float = attrs.field(default=0.5, validator=_NOT_NEGATIVE)
     """The backoff before the first retry, in seconds (before jitter)."""
-    wait_max: float = 20.0
+    wait_max: float = attrs.field(default=20.0, validator=_NOT_NEGATIVE)
     """The longest wait between two attempts, server-given delays included."""
-    wait_jitter: float = 1.0
+    wait_jitter: float = attrs.field(default=1.0, validator=_NOT_NEGATIVE)
     """The largest random amount added to each exponential backoff."""
-    wait_exp_base: float = 2.0
+    wait_exp_base: float = attrs.field(default=2.0, validator=number_validator(low=1))
     """The factor by which the backoff grows after each retry."""
     hooks: tuple[Hook, ...] = attrs.field(default=(), converter=_hook_tuple)
     """Where ``retry.attempt`` and ``retry.giveup`` events go (besides `collect` blocks)."""
@@ -272,15 +265,6 @@ class RetryPolicy:
         if not on_ok:
             raise UsageError("on", "must be an exception type, a tuple of them, or a "
                              f"predicate taking an exception; got {self.on!r}")
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
-                or self.attempts < 1:
-            raise UsageError("attempts", f"must be an int >= 1, not {self.attempts!r}")
-        _check_positive("timeout", self.timeout, optional=True)
-        _check_positive("wait_initial", self.wait_initial, allow_zero=True)
-        _check_positive("wait_max", self.wait_max, allow_zero=True)
-        _check_positive("wait_jitter", self.wait_jitter, allow_zero=True)
-        if not (isinstance(self.wait_exp_base, int | float) and self.wait_exp_base >= 1):
-            raise UsageError("wait_exp_base", f"must be a number >= 1, not {self.wait_exp_base!r}")
         if not all(callable(h) for h in self.hooks):
             raise UsageError("hooks", "must be callables taking a ResilienceEvent")
 
@@ -320,9 +304,7 @@ def set_testing(enabled: bool = True, *, attempts: int | None = None
         >>> with set_testing(True, attempts=2):
         ...     pass
     """
-    if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
-                                 or attempts < 1):
-        raise UsageError("attempts", f"must be an int >= 1 or None, not {attempts!r}")
+    number("attempts", attempts, integer=True, low=1, optional=True)
     return stamina.set_testing(enabled, attempts=attempts or _NO_CAP, cap=True)
 
 

@@ -30,7 +30,6 @@ __docformat__ = "google"
 import asyncio
 import hashlib
 import inspect
-import math
 import tempfile
 import time
 import weakref
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from avgen._models import ClipAsset, Preset, Scene, VideoRequest
+from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection
@@ -75,13 +75,6 @@ def _sent_without_answer(exc: BaseException) -> bool:
         return False
     return isinstance(exc, TimeoutError | ConnectionError) or any(
         "Timeout" in name or name in _NO_ANSWER for name in names)
-
-
-def _positive(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or value <= 0:
-        raise UsageError(field, f"must be a finite number of seconds > 0, not {value!r}")
-    return float(value)
 
 
 class _Overdue(AgentError):
@@ -130,9 +123,8 @@ class VeoClips(GoogleAgent):
                          max_concurrency=max_concurrency)
         self.veo2 = "veo-2" in model.lower()
         """True for a Veo 2 model: 5–8 s clips, no audio parameter."""
-        for field, flag in (("audio", audio), ("continuity", continuity)):
-            if not isinstance(flag, bool):
-                raise UsageError(field, f"must be True or False, not {flag!r}")
+        flag("audio", audio)
+        flag("continuity", continuity)
         if audio and self.veo2:
             raise UsageError("audio", f"{model} makes silent clips; use a Veo 3 model for audio")
         if still is not None and not callable(getattr(still, "generate", None)):
@@ -145,14 +137,16 @@ class VeoClips(GoogleAgent):
         if negative_prompt is not None and (not isinstance(negative_prompt, str)
                                             or not negative_prompt.strip()):
             raise UsageError("negative_prompt", "must be a non-empty text or None")
-        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.poll_interval = float(number("poll_interval", poll_interval, low=0,
+                                          low_inclusive=False))
         """Seconds before the first poll."""
-        self.poll_max_interval = _positive("poll_max_interval", poll_max_interval)
+        self.poll_max_interval = float(number("poll_max_interval", poll_max_interval, low=0,
+                                              low_inclusive=False))
         """The longest wait between two polls."""
         if self.poll_max_interval < self.poll_interval:
             raise UsageError("poll_max_interval", f"must be >= poll_interval "
                              f"({poll_interval!r}), not {poll_max_interval!r}")
-        self.deadline = _positive("deadline", deadline)
+        self.deadline = float(number("deadline", deadline, low=0, low_inclusive=False))
         """Seconds an operation may run before it is given up."""
         self.audio = audio
         """Whether Veo 3 makes a sound track."""
@@ -179,7 +173,7 @@ class VeoClips(GoogleAgent):
         Raises:
             UsageError: ``seconds`` is not a finite number > 0.
         """
-        wanted = _positive("seconds", seconds)
+        wanted = float(number("seconds", seconds, low=0, low_inclusive=False))
         return next((d for d in self.durations if d >= wanted), self.durations[-1])
 
     def estimate(self, request: VideoRequest) -> list[Charge]:

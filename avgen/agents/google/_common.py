@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from avgen._models import VideoRequest
 from avgen._policy import AgentPolicy
+from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._connection import Capability, GoogleConnection
 from avgen.agents.google._prices import Price, price_of
@@ -82,9 +83,7 @@ class GoogleAgent:
             raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
         if not isinstance(model, str) or not model.strip():
             raise UsageError("model", f"must be a model id, not {model!r}")
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) \
-                or max_concurrency < 1:
-            raise UsageError("max_concurrency", f"must be an int >= 1, not {max_concurrency!r}")
+        number("max_concurrency", max_concurrency, integer=True, low=1)
         self.connection = connection
         """The shared connection."""
         self.model = model

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from avgen._models import AudioAsset, Segment, VideoRequest
+from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import WORDS_PER_SECOND, GoogleAgent, planned_seconds
 from avgen.agents.google._connection import GoogleConnection
@@ -83,9 +84,7 @@ class GeminiNarrator(GoogleAgent):
                          max_concurrency=max_concurrency)
         self.voice = self._voice(voice, "voice")
         """The default voice."""
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 80:
-            raise UsageError("max_chars", f"must be an int >= 80, not {max_chars!r}")
-        self.max_chars = max_chars
+        self.max_chars = number("max_chars", max_chars, integer=True, low=80)
         """The longest part spoken in one request."""
 
     @staticmethod

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from avgen._models import Scene, Script, VideoRequest
+from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
@@ -34,7 +35,7 @@ from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.agents.local._script import clean_narration
 from avgen.costs import Charge, paid_call
-from avgen.errors import AgentError, UsageError
+from avgen.errors import AgentError
 
 __all__ = ["GeminiScriptWriter"]
 
@@ -157,13 +158,9 @@ class GeminiScriptWriter(GoogleAgent):
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  attempts: int = 3, temperature: float = 0.7) -> None:
         super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
-            raise UsageError("attempts", f"must be an int from 1 to 10, not {attempts!r}")
-        if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
-            raise UsageError("temperature", f"must be from 0 to 2, not {temperature!r}")
-        self.attempts = attempts
+        self.attempts = number("attempts", attempts, integer=True, low=1, high=10)
         """Answers asked for at most."""
-        self.temperature = float(temperature)
+        self.temperature = float(number("temperature", temperature, low=0, high=2))
         """The sampling temperature."""
 
     def _expected_tokens(self, request: VideoRequest) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from typing import ClassVar
 import attrs
 
 from avgen._models import Scene, Script, VideoRequest
+from avgen._validate import number, number_validator
 from avgen.errors import UsageError
 
 __all__ = ["LocalScriptWriter"]
@@ -274,12 +275,6 @@ class ScriptPart:
     """Plain text to be read aloud."""
 
 
-def _check_max_chars(max_chars: int) -> None:
-    if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < MIN_MAX_CHARS:
-        raise UsageError("max_chars", f"must be an integer of at least {MIN_MAX_CHARS} "
-                         f"characters, got {max_chars!r}")
-
-
 def _units(sentence: str, max_chars: int) -> list[tuple[str, str]]:
     """A sentence as (separator, text) units: whole, or cut into clauses when it is too long."""
     if len(sentence) <= max_chars:
@@ -312,7 +307,7 @@ def _chunks(narration: str, max_chars: int) -> list[str]:
 
 def _parse(text: str, max_chars: int) -> tuple[list[ScriptPart], list[str]]:
     """The parts of a script and its cleaned headings, in order."""
-    _check_max_chars(max_chars)
+    number("max_chars", max_chars, integer=True, low=MIN_MAX_CHARS)
     text = _SENTINELS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _COMMENT.sub("", _strip_fences(text))
     parts: list[ScriptPart] = []
@@ -386,11 +381,9 @@ class LocalScriptWriter:
 
     name: ClassVar[str] = "local"
     """Shown in the manifest and events."""
-    max_chars: int = 320
+    max_chars: int = attrs.field(default=320, validator=number_validator(
+        integer=True, low=MIN_MAX_CHARS))
     """Longest narration of a scene, in characters (sentences longer than it stay whole)."""
-
-    def __attrs_post_init__(self) -> None:
-        _check_max_chars(self.max_chars)
 
     def _parts(self, request: VideoRequest) -> tuple[list[ScriptPart], list[str]] | None:
         """The script's parts and headings, None without a script; raises if it is empty."""

@@ -1,0 +1,171 @@
+"""The one way avgen checks a number or a flag it was given.
+
+`number` and `flag` check a value and return it unchanged, or raise
+`avgen.errors.UsageError` naming the field and stating what is allowed, in one format::
+
+    max_chars: must be an int >= 80, not 12
+    timeout: must be a finite number > 0 or None, not nan
+    audio: must be True or False, not 1
+
+`number_validator` is `number` as an attrs validator, for ``attrs.field(validator=...)``;
+it names the field after the attribute (its ``__init__`` argument) unless told otherwise.
+
+A bool is never a number here, although Python makes it an int: ``attempts=True`` is a
+mistake, not 1.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal, overload
+
+import attrs
+
+from avgen.errors import UsageError
+
+__all__: list[str] = []  # internal: imported by name where it is used
+
+_Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]  # (instance, attribute, value)
+
+
+def _show(bound: float) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def _allowed(*, integer: bool, low: float | None, high: float | None, low_inclusive: bool,
+             optional: bool, finite: bool) -> str:
+    """What `number` accepts, in words: ``an int from 1 to 10``, ``a finite number > 0``."""
+    words = "an int" if integer else "a finite number" if finite else "a number"
+    if low is not None and high is not None and low_inclusive:
+        words += f" from {_show(low)} to {_show(high)}"
+    else:
+        if low is not None:
+            words += f" {'>=' if low_inclusive else '>'} {_show(low)}"
+        if high is not None:
+            words += f"{' and' if low is not None else ''} <= {_show(high)}"
+    return words + (" or None" if optional else "")
+
+
+@overload
+def number(field: str, value: object, *, integer: Literal[True],
+           low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           optional: Literal[False] = ..., finite: bool = ...) -> int: ...
+@overload
+def number(field: str, value: object, *, integer: Literal[True],
+           low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           optional: bool, finite: bool = ...) -> int | None: ...
+@overload
+def number(field: str, value: object, *, integer: Literal[False] = ...,
+           low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           optional: Literal[False] = ..., finite: bool = ...) -> float: ...
+@overload
+def number(field: str, value: object, *, integer: bool = ...,
+           low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           optional: bool = ..., finite: bool = ...) -> int | float | None: ...
+def number(field: str, value: object, *, integer: bool = False,
+           low: float | None = None, high: float | None = None, low_inclusive: bool = True,
+           optional: bool = False, finite: bool = True) -> float | None:
+    """Check a number given for ``field`` and return it unchanged.
+
+    Args:
+        field: The argument or attribute named by the error.
+        value: What was given.
+        integer: Accept only an `int` (else an `int` or a `float`).
+        low: The smallest value allowed, if any.
+        high: The largest value allowed (inclusive), if any.
+        low_inclusive: Whether ``low`` itself is allowed (``>=``) or not (``>``).
+        optional: Accept ``None`` too (returned as is).
+        finite: Refuse infinities (NaN is always refused). Pass False only where an
+            infinite value means something, such as an unbounded cache.
+
+    Returns:
+        ``value``, unchanged (an int stays an int).
+
+    Raises:
+        UsageError: ``value`` is a bool, not a number (not an int with ``integer``), NaN,
+            infinite (unless ``finite`` is False) or out of range; the message names
+            ``field`` and states what is allowed, e.g. ``must be an int >= 1, not 0``.
+
+    Example:
+        >>> number("attempts", 3, integer=True, low=1, high=10)
+        3
+        >>> number("timeout", None, low=0, low_inclusive=False, optional=True) is None
+        True
+        >>> number("wait", float("nan"), low=0)
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: wait: must be a finite number >= 0, not nan
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) \
+            and (isinstance(value, int) or not integer) \
+            and not (isinstance(value, float)  # math.isnan(10**400) would overflow
+                     and (math.isnan(value) or (finite and math.isinf(value)))) \
+            and (low is None or (value >= low if low_inclusive else value > low)) \
+            and (high is None or value <= high):
+        return value
+    allowed = _allowed(integer=integer, low=low, high=high, low_inclusive=low_inclusive,
+                       optional=optional, finite=finite)
+    raise UsageError(field, f"must be {allowed}, not {value!r}")
+
+
+def flag(field: str, value: object) -> bool:
+    """Check a flag given for ``field`` (exactly True or False) and return it.
+
+    Raises:
+        UsageError: ``value`` is not a bool (``1``, ``"yes"`` and ``None`` are refused).
+
+    Example:
+        >>> flag("audio", 1)
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: audio: must be True or False, not 1
+    """
+    if isinstance(value, bool):
+        return value
+    raise UsageError(field, f"must be True or False, not {value!r}")
+
+
+def _name(attribute: attrs.Attribute[Any]) -> str:
+    """An attribute as its ``__init__`` argument is called (``_x`` is ``x``)."""
+    return attribute.alias or attribute.name
+
+
+def number_validator(*, integer: bool = False, low: float | None = None,
+                     high: float | None = None, low_inclusive: bool = True,
+                     optional: bool = False, finite: bool = True,
+                     field: str | None = None) -> _Validator:
+    """`number` as an attrs validator: ``attrs.field(validator=number_validator(...))``.
+
+    Args:
+        integer: As in `number`.
+        low: As in `number`.
+        high: As in `number`.
+        low_inclusive: As in `number`.
+        optional: As in `number`.
+        finite: As in `number`.
+        field: The name the error gives; default the attribute's ``__init__`` argument.
+
+    Returns:
+        A validator raising `avgen.errors.UsageError` for a value `number` refuses.
+
+    Example:
+        >>> @attrs.frozen
+        ... class Policy:
+        ...     attempts: int = attrs.field(default=3, validator=number_validator(
+        ...         integer=True, low=1))
+        >>> Policy(attempts=0)
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: attempts: must be an int >= 1, not 0
+    """
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        number(field or _name(attribute), value, integer=integer, low=low, high=high,
+               low_inclusive=low_inclusive, optional=optional, finite=finite)
+
+    return validate
+
