@@ -27,7 +27,7 @@ __docformat__ = "google"
 
 import logging as _logging
 
-from avgen._generator import EventHandler, RunEvent, VideoGenerator
+from avgen._generator import VideoGenerator
 from avgen._models import (
     PRESETS,
     TRANSITION_STYLES,
@@ -50,6 +50,7 @@ from avgen._models import (
     preset,
 )
 from avgen._policy import AgentPolicy
+from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Manifest, OutputRecord, Session, StepRecord
 from avgen._version import __version__
 from avgen.agents import (

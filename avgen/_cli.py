@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from avgen._generator import RunEvent, VideoGenerator
+from avgen._generator import VideoGenerator
 from avgen._models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
 from avgen._progress import RunProgress, shorten
+from avgen._reporting import RunEvent
 from avgen._version import __version__
 from avgen.agents._registry import AgentSet, load_agents
 from avgen.errors import AvgenError, GenerationError, UsageError

@@ -1,6 +1,6 @@
-"""`VideoGenerator`: plan → per-scene work in parallel → compose.
+"""`VideoGenerator`: the facade that makes videos from requests with a family of agents.
 
-One run::
+One run (see `avgen._run.Run`)::
 
     VideoRequest ─► ScriptWriter.write ─► Script(scenes)
        for each scene, concurrently (bounded per agent):
@@ -19,84 +19,30 @@ __docformat__ = "google"
 import asyncio
 import concurrent.futures
 import inspect
-import json
 import logging
-import math
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Self, TypeVar
 
 import attrs
 
-from avgen._fallback import VisualChain, VisualSource
-from avgen._hashing import json_sha256
-from avgen._models import (
-    AudioAsset,
-    Scene,
-    Script,
-    Tier,
-    Video,
-    VideoRequest,
-    Visual,
-    asset_from_dict,
-    asset_to_dict,
-)
-from avgen._policy import AgentPolicy, check_policies, policy_for
+from avgen._models import Tier, Video, VideoRequest
+from avgen._policy import AgentPolicy, call_agent, check_policies
+from avgen._reporting import EventHandler, RunEvent
+from avgen._run import Run
 from avgen._session import Session
-from avgen._steps import Made, StepRunner
 from avgen._version import __version__
-from avgen.agents._registry import AgentSet, agent_name, load_agents
-from avgen.costs import Charge, CostEstimate, Ledger, check_budget
-from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
-from avgen.media._ffmpeg import probe
-from avgen.media._timeline import Timeline
-from avgen.resilience import CircuitRegistry, Monitor, ResilienceEvent
+from avgen.agents._registry import AgentSet, load_agents
+from avgen.costs import Charge, CostEstimate, check_budget
+from avgen.errors import AvgenError, GenerationError, UsageError
+from avgen.resilience import CircuitRegistry, Monitor
 
-__all__ = ["EventHandler", "RunEvent", "VideoGenerator"]
+__all__ = ["VideoGenerator"]
 
-_logger = logging.getLogger("avgen._generator")
+_logger = logging.getLogger("avgen.generator")
 T = TypeVar("T")
-
-@attrs.frozen
-class RunEvent:
-    """Something that happened during a run, for progress bars and observers."""
-
-    kind: str
-    """``session``, ``script``, ``narration``, ``visual``, ``fallback``, ``compose``,
-    ``note``, ``done`` or ``failed``."""
-    message: str
-    """A human-readable line."""
-    progress: float
-    """Overall fraction done, 0.0 to 1.0."""
-    scene: int | None = None
-    """The scene concerned, if any."""
-    data: dict[str, Any] = attrs.field(factory=dict)
-    """Extra facts (paths, tiers, errors)."""
-
-
-EventHandler = Callable[[RunEvent], None]
-"""A callable that receives every `RunEvent` of a run."""
-
-
-def _slug(title: str) -> str:
-    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:60].strip("-")
-    return slug or "video"
-
-
-async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Await an agent method, running a plain (blocking) one in a worker thread."""
-    if inspect.iscoroutinefunction(method):
-        return await method(*args, **kwargs)
-    result = await asyncio.to_thread(method, *args, **kwargs)
-    if inspect.isawaitable(result):
-        return await result
-    return result
-
 
 def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
     if request is None:
@@ -211,7 +157,7 @@ class VideoGenerator:
         for agent in self._distinct_agents():
             closer = getattr(agent, "aclose", None) or getattr(agent, "close", None)
             if callable(closer):
-                await _call(closer)
+                await call_agent(closer)
 
     def __enter__(self) -> Self:
         return self
@@ -323,7 +269,7 @@ class VideoGenerator:
     # -- the run -------------------------------------------------------------------------
 
     async def _run(self, session: Session, request: VideoRequest) -> Video:
-        run = _Run(self, session, request)
+        run = Run(self, session, request)
         with session, session.activate():
             session.manifest.update(status="running", agents=self.agents.names())
             try:
@@ -333,7 +279,7 @@ class VideoGenerator:
                 raise
             except AvgenError as exc:
                 session.manifest.update(status="failed", error=str(exc), cost=run.cost())
-                run.emit("failed", str(exc), 1.0)
+                run.report.emit("failed", str(exc), 1.0)
                 if isinstance(exc, UsageError):
                     raise
                 raise GenerationError(f"the video could not be made: {exc}", session.root) \
@@ -353,261 +299,3 @@ class VideoGenerator:
                 handler(event)
             except Exception:  # an observer must never break a run
                 _logger.exception("event handler %r failed", handler)
-
-
-class _Run:
-    """One run, in the order the data flows::
-
-        script step ─► scenes under one task group (each: narration step, then visual step)
-                   ─► timeline ─► caption sidecars ─► compose step ─► Video
-
-    Every step goes through the `StepRunner` (reuse, timing, charges, the manifest record);
-    a scene's picture comes from the `VisualChain` (clip → image → card). A failing scene
-    cancels its siblings before any of them starts another paid call.
-    """
-
-    SCRIPT_SHARE, SCENES_SHARE = 0.05, 0.55
-
-    def __init__(self, generator: VideoGenerator, session: Session, request: VideoRequest):
-        self.generator, self.session, self.request = generator, session, request
-        self.agents = generator.agents
-        # a resumed run counts what its session already paid
-        spent = math.fsum(step.cost for step in session.manifest.steps.values())
-        self.ledger = Ledger(generator.budget, spent=spent)
-        self.steps = StepRunner(session, self.ledger)
-        self.chain = VisualChain(self._visual_sources(), session=session, turn=self.steps.turn,
-                                 required=generator.required_tier, on_fallback=self._fallback)
-        self.progress = self.scenes_done = 0.0
-        self.scene_count = 1
-        self.pictures: dict[int, asyncio.Future[Visual | None]] = {}  # for continuity
-
-    # -- the flow ------------------------------------------------------------------------
-
-    async def execute(self) -> Video:
-        self.emit("session", f"session {self.session.root}", 0.0, path=str(self.session.root))
-        script = await self._script()
-        self.scene_count = len(script.scenes)
-        for note in script.notes:
-            self.emit("note", note, self.SCRIPT_SHARE)
-        loop = asyncio.get_running_loop()
-        self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._scene(scene)) for scene in script.scenes]
-        except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
-            raise failed.exceptions[0] from None
-        made = [task.result() for task in tasks]
-        timeline = Timeline.build(
-            self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
-                                  in zip(script.scenes, made, strict=True)],
-            style=self.request.caption_style, burn_captions=self.request.captions,
-            transition=self.request.transition, soundtrack=self.request.soundtrack,
-            fit=self.request.fit)
-        tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
-        return await self._compose(script, timeline, tiers)
-
-    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
-        picture = self.pictures[scene.index]
-        try:
-            audio = await self._narration(scene)
-            visual = await self._visual(scene, audio.duration)
-        finally:
-            if not picture.done():  # a scene that failed must not hold up the next one
-                picture.set_result(None)
-        return audio, visual
-
-    # -- steps ---------------------------------------------------------------------------
-
-    async def _script(self) -> Script:
-        writer = self.agents.script_writer
-        name = agent_name(writer)
-        inputs = json_sha256([self.request.to_dict(), name])
-        if self.steps.reusable("script", inputs):
-            script = Script.from_dict(json.loads(
-                self.session.path("scripts/script.json").read_text("utf-8")))
-            self.emit("script", f"script reused: {len(script.scenes)} scenes", self.SCRIPT_SHARE)
-            return script
-
-        async def write() -> Made[Script]:
-            script = await self._guarded("script_writer", writer, "write")(self.request)
-            if not isinstance(script, Script):
-                raise AgentError(f"write() returned {type(script).__name__}, not a Script",
-                                 name)
-            path = self.session.write_json("scripts/script.json", script.to_dict())
-            self.session.write_text("scripts/narration.txt", script.narration + "\n")
-            return Made(script, (path,), {"scenes": len(script.scenes), "title": script.title})
-
-        script = (await self.steps.run("script", name, inputs, write)).value
-        self.session.manifest.update(title=script.title, notes=list(script.notes))
-        self.emit("script", f"script: {len(script.scenes)} scenes, “{script.title}”",
-                  self.SCRIPT_SHARE)
-        return script
-
-    async def _narration(self, scene: Scene) -> AudioAsset:
-        narrator = self.agents.narrator
-        name, step_id = agent_name(narrator), f"scene-{scene.index:03d}.narration"
-        inputs = json_sha256([scene.narration, self.request.voice, name])
-        reused = self._reused(step_id, inputs)
-        if isinstance(reused, AudioAsset):
-            self._scene_event("narration", scene, "narration reused")
-            return reused
-        relative = f"audio/scene_{scene.index:03d}.wav"
-
-        async def speak() -> Made[AudioAsset]:
-            with self.session.atomic_path(relative) as temp:
-                asset = await self._guarded("narrator", narrator, "speak")(
-                    scene.narration, temp, voice=self.request.voice)
-                if not isinstance(asset, AudioAsset):
-                    raise AgentError(f"speak() returned {type(asset).__name__}, "
-                                     "not an AudioAsset", name)
-                info = probe(temp)
-                if not info.has_audio or not info.duration:
-                    raise MediaError(f"scene {scene.index}: the narration has no audio", temp)
-            # the file's length rules, not the narrator's claim (ffmpeg reports 10 ms steps,
-            # so a claim within that of the measurement keeps its precision)
-            duration = asset.duration if abs(asset.duration - info.duration) <= 0.02 \
-                else info.duration
-            asset = attrs.evolve(asset, path=self.session.path(relative), duration=duration)
-            return Made(asset, (asset.path,), {"asset": self._saved(asset)})
-
-        async with self.steps.turn(narrator):
-            audio = (await self.steps.run(step_id, name, inputs, speak)).value
-        self._scene_event("narration", scene, f"narration {audio.duration:.1f} s")
-        return audio
-
-    async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
-        step_id = f"scene-{scene.index:03d}.visual"
-        preset = self.request.preset
-        # not the narration's exact length: a re-spoken narration (Piper's voice varies a
-        # little from take to take) must not make a resume pay for the clip again; the
-        # composer fits any clip to the scene's length
-        inputs = json_sha256([scene.visual, scene.title, preset.width, preset.height,
-                              self.chain.names])
-        reused = self._reused(step_id, inputs)
-        if reused is not None and not isinstance(reused, AudioAsset):
-            made: Made[Visual] = Made(reused, tier=reused.kind)
-            self._scene_event("visual", scene, f"{reused.kind} reused", tier=reused.kind)
-        else:
-            previous = await self._previous_clip(scene) if self.chain.continuity else None
-            made = await self.steps.run(
-                step_id, "+".join(self.chain.names) or "ffmpeg-card", inputs,
-                lambda: self.chain.make(scene, seconds, preset, previous))
-            ready = "procedural card" if made.tier == "card" else f"{made.tier} ready"
-            self._scene_event("visual", scene, ready, tier=made.tier)
-        self.pictures[scene.index].set_result(made.value)
-        return made
-
-    async def _previous_clip(self, scene: Scene) -> Path | None:
-        """The previous scene's clip, once it is made (None for a still, a card or scene 0)."""
-        if scene.index == 0:
-            return None
-        previous = await asyncio.shield(self.pictures[scene.index - 1])
-        return previous.path if previous is not None and previous.kind == "clip" else None
-
-    async def _compose(self, script: Script, timeline: Timeline,
-                       tiers: tuple[Tier, ...]) -> Video:
-        composer = self.agents.composer
-        stem = _slug(self.request.title or script.title)
-        own = getattr(composer, "sidecars", None)
-        texts = own(timeline) if callable(own) else timeline.caption_files()
-        sidecars = {kind: self.session.write_text(f"final_output/{stem}.{kind}", text)
-                    for kind, text in texts.items()}
-        relative = f"final_output/{stem}.mp4"
-        checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
-                     if s.id != "compose"]
-        inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
-                              agent_name(composer)])
-        base = self.SCRIPT_SHARE + self.SCENES_SHARE
-        if not self.steps.reusable("compose", inputs):
-            self.emit("compose", f"composing {timeline.duration:.1f} s of video", base)
-
-            def progress(fraction: float) -> None:
-                self.emit("compose", "composing", base + (1 - base) * fraction, quiet=True)
-
-            async def render() -> Made[None]:
-                with self.session.atomic_path(relative) as temp:
-                    await self._guarded("composer", composer, "compose")(timeline, temp,
-                                                                         progress)
-                    info = probe(temp)
-                    if not info.has_video or not info.duration:
-                        raise MediaError("the composed video has no picture", temp)
-                return Made(None, (self.session.path(relative),), {
-                    "duration": info.duration, "width": info.width, "height": info.height})
-
-            await self.steps.run("compose", agent_name(composer), inputs, render)
-        final = self.session.path(relative)
-        info = probe(final)
-        video = Video(final, info.duration or timeline.duration, info.width, info.height,
-                      self.session.root, sidecars, tiers)
-        self.emit("done", str(final), 1.0, path=str(final))
-        return video
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _visual_sources(self) -> list[VisualSource]:
-        sources = []
-        for tier, role in (("clip", "clip_generator"), ("image", "image_generator")):
-            agent = getattr(self.agents, role)
-            if agent is not None:
-                sources.append(VisualSource(cast(Tier, tier), agent, agent_name(agent),
-                                            self._guarded(role, agent, "generate")))
-        return sources
-
-    def _guarded(self, role: str, agent: Any, method: str) -> Callable[..., Any]:
-        """The agent's method wrapped by its policy (monitored, retried, breaker)."""
-        bound = getattr(agent, method)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await _call(bound, *args, **kwargs)
-
-        policy = policy_for(role, agent, self.generator.policies)
-        return policy.wrap(call, name=agent_name(agent), registry=self.generator.breakers,
-                           hooks=(self._on_resilience,), monitor=self.generator.monitor)
-
-    def _reused(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
-        step = self.steps.reusable(step_id, inputs)
-        if step is None or not step.data.get("asset"):
-            return None
-        return asset_from_dict(step.data["asset"], self.session.root)
-
-    def _saved(self, asset: AudioAsset | Visual) -> dict[str, Any]:
-        return asset_to_dict(asset, self.session.root)
-
-    def cost(self) -> dict[str, Any]:
-        """The manifest's run-level cost entry."""
-        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
-
-    def emit(self, kind: str, message: str, progress: float, scene: int | None = None,
-             quiet: bool = False, **data: Any) -> None:
-        progress = self.progress = max(self.progress, progress)  # never moves backwards
-        if not quiet:
-            self.session.log(logging.WARNING if kind in ("fallback", "failed") else logging.INFO,
-                             "%s", message)
-        self.generator._emit(RunEvent(kind, message, progress, scene, data))
-
-    def _scene_event(self, kind: str, scene: Scene, what: str, **data: Any) -> None:
-        """Half of a scene is done (its narration or its visual)."""
-        self.scenes_done += 0.5
-        progress = self.SCRIPT_SHARE + self.SCENES_SHARE * self.scenes_done / self.scene_count
-        self.emit(kind, f"scene {scene.index}: {what}", progress, scene.index, **data)
-
-    def _fallback(self, scene: Scene, tier: Tier, exc: AvgenError) -> None:
-        self.emit("fallback", f"scene {scene.index}: {tier} failed, falling back: {exc}",
-                  self.SCRIPT_SHARE, scene.index, tier=tier, error=str(exc))
-
-    def _on_resilience(self, event: ResilienceEvent) -> None:
-        if event.kind == "retry.attempt":
-            data = event.data
-            self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
-                      f"({data.get('error')}); retried after {data.get('delay', 0):.1f} s",
-                      self.progress, **dict(data))
-
-
-def _fingerprint(composer: object, timeline: Timeline) -> str:
-    """What the composer would render: its own ``fingerprint(timeline)`` when it has one,
-    else the whole timeline (any change to it renders again)."""
-    own = getattr(composer, "fingerprint", None)
-    if callable(own):
-        return str(own(timeline))
-    return json_sha256(attrs.asdict(timeline, value_serializer=lambda _i, _a, v: (
-        str(v) if isinstance(v, Path) else v)))

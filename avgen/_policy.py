@@ -17,6 +17,8 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
+import inspect
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -88,6 +90,31 @@ DEFAULT_POLICY = AgentPolicy()
 
 LOCAL_POLICY = AgentPolicy(retry=None)
 """For work done on this machine (the composer): a failure will not pass by retrying."""
+
+
+async def call_agent(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Await an agent method, running a plain (blocking) one in a worker thread."""
+    if inspect.iscoroutinefunction(method):
+        return await method(*args, **kwargs)
+    result = await asyncio.to_thread(method, *args, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def guard(role: str, agent: object, method: str, *, overrides: Mapping[str, AgentPolicy],
+          registry: CircuitRegistry, hooks: Iterable[Hook] = (),
+          monitor: Monitor | None = None) -> AsyncCall:
+    """``agent.method`` as a run calls it: async, through the role's policy (`policy_for`)."""
+    bound = getattr(agent, method)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await call_agent(bound, *args, **kwargs)
+
+    name = getattr(agent, "name", None)
+    name = name if isinstance(name, str) and name else type(agent).__name__
+    return policy_for(role, agent, overrides).wrap(call, name=name, registry=registry,
+                                                   hooks=hooks, monitor=monitor)
 
 
 def policy_for(role: str, agent: object, overrides: Mapping[str, AgentPolicy]) -> AgentPolicy:

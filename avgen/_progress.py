@@ -11,7 +11,7 @@ __docformat__ = "google"
 
 import attrs
 
-from avgen._generator import RunEvent
+from avgen._reporting import RunEvent
 
 __all__ = []
 

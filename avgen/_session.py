@@ -40,7 +40,7 @@ SUBFOLDERS: tuple[str, ...] = (
 )
 """The folders every session has."""
 
-_logger = logging.getLogger("avgen._session")
+_logger = logging.getLogger("avgen.session")
 _active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
 _MANIFEST_VERSION = 1
 

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
 from avgen._session import Session, StepRecord, StepStatus
 from avgen.costs import Ledger, total_usd
@@ -71,6 +72,13 @@ class StepRunner:
         if step is not None and self.session.manifest.is_valid(step, inputs):
             return step
         return None
+
+    def reused_asset(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
+        """The asset a reusable step made, or None (see `reusable`)."""
+        step = self.reusable(step_id, inputs)
+        if step is None or not step.data.get("asset"):
+            return None
+        return asset_from_dict(step.data["asset"], self.session.root)
 
     @contextlib.asynccontextmanager
     async def turn(self, agent: object) -> AsyncIterator[None]:

@@ -29,8 +29,9 @@ import threading
 from types import TracebackType
 from typing import Any, Self, TextIO
 
-from avgen._generator import RunEvent, VideoGenerator
+from avgen._generator import VideoGenerator
 from avgen._progress import RunProgress, shorten
+from avgen._reporting import RunEvent
 from avgen.errors import ConfigurationError
 
 __all__ = ["ProgressBar"]

@@ -1,0 +1,91 @@
+"""What a run tells its observers: `RunEvent`s with a progress that never moves back, and
+the same lines in the session's log."""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from avgen._session import Session
+from avgen.errors import AvgenError
+from avgen.resilience import ResilienceEvent
+
+__all__ = ["EventHandler", "RunEvent"]
+
+
+@attrs.frozen
+class RunEvent:
+    """Something that happened during a run, for progress bars and observers."""
+
+    kind: str
+    """``session``, ``script``, ``narration``, ``visual``, ``fallback``, ``retry``,
+    ``compose``, ``note``, ``done`` or ``failed``."""
+    message: str
+    """A human-readable line."""
+    progress: float
+    """Overall fraction done, 0.0 to 1.0."""
+    scene: int | None = None
+    """The scene concerned, if any."""
+    data: dict[str, Any] = attrs.field(factory=dict)
+    """Extra facts (paths, tiers, errors)."""
+
+
+EventHandler = Callable[[RunEvent], None]
+"""A callable that receives every `RunEvent` of a run."""
+
+
+class Reporter:
+    """The events of one run: the script is the first 5 % of the progress, the scenes the
+    next 55 % (each half done by its narration, half by its picture), the composition the
+    rest."""
+
+    SCRIPT, SCENES = 0.05, 0.55
+
+    def __init__(self, session: Session, send: EventHandler) -> None:
+        self.session = session
+        self.send = send
+        self.progress = 0.0
+        self.scene_count = 1
+        self._scenes_done = 0.0
+
+    def emit(self, kind: str, message: str, progress: float | None = None,
+             scene: int | None = None, *, quiet: bool = False, **data: Any) -> None:
+        """Send an event (at ``progress``, or where the run is) and log it unless quiet."""
+        self.progress = max(self.progress, self.progress if progress is None else progress)
+        if not quiet:
+            level = logging.WARNING if kind in ("fallback", "failed") else logging.INFO
+            self.session.log(level, "%s", message)
+        self.send(RunEvent(kind, message, self.progress, scene, data))
+
+    def scripted(self, message: str) -> None:
+        """The script is written (or reused)."""
+        self.emit("script", message, self.SCRIPT)
+
+    def half_scene(self, kind: str, scene: int, what: str, **data: Any) -> None:
+        """A scene's narration or picture is ready."""
+        self._scenes_done += 0.5
+        progress = self.SCRIPT + self.SCENES * self._scenes_done / self.scene_count
+        self.emit(kind, f"scene {scene}: {what}", progress, scene, **data)
+
+    def fallback(self, scene: int, tier: str, exc: AvgenError) -> None:
+        """A picture tier failed; the next one is tried."""
+        self.emit("fallback", f"scene {scene}: {tier} failed, falling back: {exc}", None, scene,
+                  tier=tier, error=str(exc))
+
+    def composing(self, fraction: float) -> None:
+        """The composer's progress, 0.0 to 1.0 (not logged: it ticks often)."""
+        base = self.SCRIPT + self.SCENES
+        self.emit("compose", "composing", base + (1 - base) * fraction, quiet=True)
+
+    def resilience(self, event: ResilienceEvent) -> None:
+        """A decorator's event: retries are worth telling."""
+        if event.kind == "retry.attempt":
+            data = event.data
+            self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
+                      f"({data.get('error')}); retried after {data.get('delay', 0):.1f} s",
+                      **dict(data))

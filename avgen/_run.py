@@ -1,0 +1,256 @@
+"""One run of `avgen.VideoGenerator`, in the order the data flows."""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import json
+import math
+import re
+import unicodedata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from avgen._fallback import VisualChain, VisualSource
+from avgen._hashing import json_sha256
+from avgen._models import AudioAsset, Scene, Script, Tier, Video, VideoRequest, Visual
+from avgen._models import asset_to_dict as _saved
+from avgen._policy import guard
+from avgen._reporting import Reporter
+from avgen._session import Session
+from avgen._steps import Made, StepRunner
+from avgen.agents._registry import agent_name
+from avgen.costs import Ledger
+from avgen.errors import AgentError, MediaError
+from avgen.media._ffmpeg import probe
+from avgen.media._timeline import Timeline
+
+if TYPE_CHECKING:
+    from avgen._generator import VideoGenerator
+
+__all__: list[str] = []
+
+
+class Run:
+    """One run::
+
+        script step ─► scenes under one task group (each: narration step, then visual step)
+                   ─► timeline ─► caption sidecars ─► compose step ─► Video
+
+    Every step goes through the `StepRunner` (reuse, timing, charges, the manifest record);
+    a scene's picture comes from the `VisualChain` (clip → image → card). A failing scene
+    cancels its siblings before any of them starts another paid call.
+    """
+
+    def __init__(self, generator: VideoGenerator, session: Session, request: VideoRequest):
+        self.generator, self.session, self.request = generator, session, request
+        self.agents = generator.agents
+        # a resumed run counts what its session already paid
+        spent = math.fsum(step.cost for step in session.manifest.steps.values())
+        self.ledger = Ledger(generator.budget, spent=spent)
+        self.steps = StepRunner(session, self.ledger)
+        self.report = Reporter(session, generator._emit)
+        visual_agents: tuple[tuple[Tier, Any], ...] = (
+            ("clip", self.agents.clip_generator), ("image", self.agents.image_generator))
+        sources = [VisualSource(tier, agent, agent_name(agent),
+                                self._guarded(f"{tier}_generator", agent, "generate"))
+                   for tier, agent in visual_agents if agent is not None]
+        self.chain = VisualChain(sources, session=session, turn=self.steps.turn,
+                                 required=generator.required_tier,
+                                 on_fallback=lambda scene, tier, exc:
+                                     self.report.fallback(scene.index, tier, exc))
+        self.pictures: dict[int, asyncio.Future[Visual | None]] = {}  # for continuity
+
+    async def execute(self) -> Video:
+        self.report.emit("session", f"session {self.session.root}", 0.0,
+                         path=str(self.session.root))
+        script = await self._script()
+        self.report.scene_count = len(script.scenes)
+        for note in script.notes:
+            self.report.emit("note", note)
+        loop = asyncio.get_running_loop()
+        self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._scene(scene)) for scene in script.scenes]
+        except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
+            raise failed.exceptions[0] from None
+        made = [task.result() for task in tasks]
+        timeline = Timeline.build(
+            self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
+                                  in zip(script.scenes, made, strict=True)],
+            style=self.request.caption_style, burn_captions=self.request.captions,
+            transition=self.request.transition, soundtrack=self.request.soundtrack,
+            fit=self.request.fit)
+        tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
+        return await self._compose(script, timeline, tiers)
+
+    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
+        picture = self.pictures[scene.index]
+        try:
+            audio = await self._narration(scene)
+            visual = await self._visual(scene, audio.duration)
+        finally:
+            if not picture.done():  # a scene that failed must not hold up the next one
+                picture.set_result(None)
+        return audio, visual
+
+    async def _script(self) -> Script:
+        writer = self.agents.script_writer
+        name = agent_name(writer)
+        inputs = json_sha256([self.request.to_dict(), name])
+        if self.steps.reusable("script", inputs):
+            script = Script.from_dict(json.loads(
+                self.session.path("scripts/script.json").read_text("utf-8")))
+            self.report.scripted(f"script reused: {len(script.scenes)} scenes")
+            return script
+
+        async def write() -> Made[Script]:
+            script = await self._guarded("script_writer", writer, "write")(self.request)
+            if not isinstance(script, Script):
+                raise AgentError(f"write() returned {type(script).__name__}, not a Script",
+                                 name)
+            path = self.session.write_json("scripts/script.json", script.to_dict())
+            self.session.write_text("scripts/narration.txt", script.narration + "\n")
+            return Made(script, (path,), {"scenes": len(script.scenes), "title": script.title})
+
+        script = (await self.steps.run("script", name, inputs, write)).value
+        self.session.manifest.update(title=script.title, notes=list(script.notes))
+        self.report.scripted(f"script: {len(script.scenes)} scenes, “{script.title}”")
+        return script
+
+    async def _narration(self, scene: Scene) -> AudioAsset:
+        narrator = self.agents.narrator
+        name, step_id = agent_name(narrator), f"scene-{scene.index:03d}.narration"
+        inputs = json_sha256([scene.narration, self.request.voice, name])
+        reused = self.steps.reused_asset(step_id, inputs)
+        if isinstance(reused, AudioAsset):
+            self.report.half_scene("narration", scene.index, "narration reused")
+            return reused
+        relative = f"audio/scene_{scene.index:03d}.wav"
+
+        async def speak() -> Made[AudioAsset]:
+            with self.session.atomic_path(relative) as temp:
+                asset = await self._guarded("narrator", narrator, "speak")(
+                    scene.narration, temp, voice=self.request.voice)
+                if not isinstance(asset, AudioAsset):
+                    raise AgentError(f"speak() returned {type(asset).__name__}, "
+                                     "not an AudioAsset", name)
+                asset = _measured(asset, temp, scene)
+            asset = attrs.evolve(asset, path=self.session.path(relative))
+            return Made(asset, (asset.path,), {"asset": _saved(asset, self.session.root)})
+
+        async with self.steps.turn(narrator):
+            audio = (await self.steps.run(step_id, name, inputs, speak)).value
+        self.report.half_scene("narration", scene.index, f"narration {audio.duration:.1f} s")
+        return audio
+
+    async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
+        step_id = f"scene-{scene.index:03d}.visual"
+        preset = self.request.preset
+        # not the narration's exact length: a re-spoken narration (Piper's voice varies a
+        # little from take to take) must not make a resume pay for the clip again; the
+        # composer fits any clip to the scene's length
+        inputs = json_sha256([scene.visual, scene.title, preset.width, preset.height,
+                              self.chain.names])
+        reused = self.steps.reused_asset(step_id, inputs)
+        if reused is not None and not isinstance(reused, AudioAsset):
+            made: Made[Visual] = Made(reused, tier=reused.kind)
+            self.report.half_scene("visual", scene.index, f"{reused.kind} reused",
+                                   tier=reused.kind)
+        else:
+            previous = await self._previous_clip(scene) if self.chain.continuity else None
+            made = await self.steps.run(
+                step_id, "+".join(self.chain.names) or "ffmpeg-card", inputs,
+                lambda: self.chain.make(scene, seconds, preset, previous))
+            ready = "procedural card" if made.tier == "card" else f"{made.tier} ready"
+            self.report.half_scene("visual", scene.index, ready, tier=made.tier)
+        self.pictures[scene.index].set_result(made.value)
+        return made
+
+    async def _previous_clip(self, scene: Scene) -> Path | None:
+        """The previous scene's clip, once it is made (None for a still, a card or scene 0)."""
+        if scene.index == 0:
+            return None
+        previous = await asyncio.shield(self.pictures[scene.index - 1])
+        return previous.path if previous is not None and previous.kind == "clip" else None
+
+    async def _compose(self, script: Script, timeline: Timeline,
+                       tiers: tuple[Tier, ...]) -> Video:
+        composer = self.agents.composer
+        stem = _slug(self.request.title or script.title)
+        sidecars = _write_sidecars(self.session, composer, timeline, stem)
+        relative = f"final_output/{stem}.mp4"
+        checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
+                     if s.id != "compose"]
+        inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
+                              agent_name(composer)])
+        if not self.steps.reusable("compose", inputs):
+            self.report.emit("compose", f"composing {timeline.duration:.1f} s of video",
+                             Reporter.SCRIPT + Reporter.SCENES)
+
+            async def render() -> Made[None]:
+                with self.session.atomic_path(relative) as temp:
+                    await self._guarded("composer", composer, "compose")(
+                        timeline, temp, self.report.composing)
+                    info = probe(temp)
+                    if not info.has_video or not info.duration:
+                        raise MediaError("the composed video has no picture", temp)
+                return Made(None, (self.session.path(relative),), {
+                    "duration": info.duration, "width": info.width, "height": info.height})
+
+            await self.steps.run("compose", agent_name(composer), inputs, render)
+        final = self.session.path(relative)
+        info = probe(final)
+        self.report.emit("done", str(final), 1.0, path=str(final))
+        return Video(final, info.duration or timeline.duration, info.width, info.height,
+                     self.session.root, sidecars, tiers)
+
+    def _guarded(self, role: str, agent: Any, method: str) -> Any:
+        return guard(role, agent, method, overrides=self.generator.policies,
+                     registry=self.generator.breakers, hooks=(self.report.resilience,),
+                     monitor=self.generator.monitor)
+
+    def cost(self) -> dict[str, Any]:
+        """The manifest's run-level cost entry."""
+        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
+
+
+def _write_sidecars(session: Session, composer: object, timeline: Timeline,
+                    stem: str) -> dict[str, Path]:
+    """Write the caption files the composer gives (``sidecars(timeline)``), or the
+    timeline's own, into ``final_output/``."""
+    own = getattr(composer, "sidecars", None)
+    texts = own(timeline) if callable(own) else timeline.caption_files()
+    return {kind: session.write_text(f"final_output/{stem}.{kind}", text)
+            for kind, text in texts.items()}
+
+
+def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
+    """The narration as its file measures: the file's length rules, not the narrator's
+    claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision)."""
+    info = probe(path)
+    if not info.has_audio or not info.duration:
+        raise MediaError(f"scene {scene.index}: the narration has no audio", path)
+    if abs(asset.duration - info.duration) <= 0.02:
+        return asset
+    return attrs.evolve(asset, duration=info.duration)
+
+
+def _fingerprint(composer: object, timeline: Timeline) -> str:
+    """What the composer would render: its own ``fingerprint(timeline)`` when it has one,
+    else the whole timeline (any change to it renders again)."""
+    own = getattr(composer, "fingerprint", None)
+    if callable(own):
+        return str(own(timeline))
+    return json_sha256(attrs.asdict(timeline, value_serializer=lambda _i, _a, v: (
+        str(v) if isinstance(v, Path) else v)))
+
+
+def _slug(title: str) -> str:
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")[:60].strip("-")
+    return slug or "video"
