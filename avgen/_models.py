@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from avgen._validate import number
+from avgen._validate import flag, number
 from avgen.errors import UsageError
 
 __all__ = [
@@ -108,10 +108,8 @@ class Preset:
             raise UsageError("preset.name", "must not be empty")
         _check_side("preset.width", self.width)
         _check_side("preset.height", self.height)
-        if not 1 <= self.fps <= 120:
-            raise UsageError("preset.fps", f"must be from 1 to 120, got {self.fps}")
-        if not 0 <= self.crf <= 51:
-            raise UsageError("preset.crf", f"must be from 0 to 51, got {self.crf}")
+        number("preset.fps", self.fps, integer=True, low=1, high=120)
+        number("preset.crf", self.crf, integer=True, low=0, high=51)
         allowed = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                    "slower", "veryslow")
         if self.encoder_preset not in allowed:
@@ -200,9 +198,7 @@ class Transition:
         if self.style not in TRANSITION_STYLES:
             raise UsageError("transition.style", f"unknown transition {self.style!r}; choose one "
                              f"of {', '.join(TRANSITION_STYLES)}")
-        if not 0.04 <= self.seconds <= 3.0:
-            raise UsageError("transition.seconds",
-                             f"must be from 0.04 to 3 seconds, got {self.seconds!r}")
+        number("transition.seconds", self.seconds, low=0.04, high=3.0)
 
     @property
     def is_cut(self) -> bool:
@@ -235,15 +231,10 @@ class Soundtrack:
     platforms."""
 
     def __attrs_post_init__(self) -> None:
-        if not -60.0 <= self.music_volume <= 0.0:
-            raise UsageError("soundtrack.music_volume",
-                             f"must be from -60 to 0 dB, got {self.music_volume!r}")
-        if not 0.0 <= self.fade_seconds <= 10.0:
-            raise UsageError("soundtrack.fade_seconds",
-                             f"must be from 0 to 10 seconds, got {self.fade_seconds!r}")
-        if not -36.0 <= self.loudness <= -8.0:
-            raise UsageError("soundtrack.loudness",
-                             f"must be from -36 to -8 LUFS, got {self.loudness!r}")
+        number("soundtrack.music_volume", self.music_volume, low=-60, high=0)  # dB
+        flag("soundtrack.duck", self.duck)
+        number("soundtrack.fade_seconds", self.fade_seconds, low=0, high=10)
+        number("soundtrack.loudness", self.loudness, low=-36, high=-8)  # LUFS
         if self.music is not None and not self.music.is_file():
             raise UsageError("soundtrack.music", f"no such music file: {str(self.music)!r}")
 
@@ -398,11 +389,8 @@ class VideoRequest:
             raise UsageError(
                 "script", "give a script or a topic: both are empty or whitespace only"
             )
-        if self.duration is not None and not MIN_DURATION <= self.duration <= MAX_DURATION:
-            raise UsageError(
-                "duration", f"must be from {MIN_DURATION:g} to {MAX_DURATION:g} seconds, "
-                f"got {self.duration!r}"
-            )
+        number("duration", self.duration, low=MIN_DURATION, high=MAX_DURATION, optional=True)
+        flag("captions", self.captions)
         if self.fit not in ("cover", "blur"):
             raise UsageError("fit", f"must be 'cover' or 'blur', got {self.fit!r}")
         if not self.language or not self.language.replace("-", "").isalnum():

@@ -228,6 +228,28 @@ def _circuit(**options: Any) -> Any:
     return CircuitSettings(**options)
 
 
+def _piper(**options: Any) -> Any:
+    from avgen.agents.local import PiperNarrator
+    return PiperNarrator(**options)
+
+
+def _transition(**options: Any) -> Any:
+    from avgen import Transition
+    return Transition("fade", **options)
+
+
+def _soundtrack(**options: Any) -> Any:
+    from avgen import Soundtrack
+    return Soundtrack(**options)
+
+
+def _request(**options: Any) -> Any:
+    from avgen import VideoRequest
+    return VideoRequest(script="Hello.", **options)
+
+
+PREFIXED = {_preset: "preset.", _transition: "transition.", _soundtrack: "soundtrack."}
+
 SITES: list[tuple[Callable[..., Any], str]] = [
     (_google("veo"), "poll_interval"), (_google("veo"), "poll_max_interval"),
     (_google("veo"), "deadline"), (_google("veo"), "max_concurrency"),
@@ -243,6 +265,9 @@ SITES: list[tuple[Callable[..., Any], str]] = [
     (_circuit, "failure_rate_threshold"), (_circuit, "slow_call_rate_threshold"),
     (_circuit, "slow_call_duration"), (_circuit, "wait_open"), (_circuit, "half_open_calls"),
     (_circuit, "max_half_open_wait"), (_circuit, "timeout"),
+    (_preset, "fps"), (_preset, "crf"), (_piper, "sentence_pause"), (_piper, "length_scale"),
+    (_transition, "seconds"), (_soundtrack, "music_volume"), (_soundtrack, "fade_seconds"),
+    (_soundtrack, "loudness"), (_request, "duration"),
 ]
 
 
@@ -253,7 +278,7 @@ def test_every_checked_argument_refuses_a_bool_nan_and_text(make: Callable[..., 
                                                            field: str, bad: Any) -> None:
     with pytest.raises(UsageError) as caught:
         make(**{field: bad})
-    assert caught.value.field == (f"preset.{field}" if make is _preset else field)
+    assert caught.value.field == PREFIXED.get(make, "") + field
     assert caught.value.problem.endswith(f", not {bad!r}")
 
 

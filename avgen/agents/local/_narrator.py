@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from avgen._models import AudioAsset, Segment, VideoRequest
+from avgen._validate import number_validator
 from avgen.agents.local._script import split_sentences
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
@@ -49,9 +50,9 @@ class PiperNarrator:
 
     voice: str = DEFAULT_VOICE
     """Default voice when the request names none."""
-    sentence_pause: float = attrs.field(default=0.25)
+    sentence_pause: float = attrs.field(default=0.25, validator=number_validator(low=0, high=5))
     """Silence after each sentence, in seconds."""
-    length_scale: float = attrs.field(default=1.0)
+    length_scale: float = attrs.field(default=1.0, validator=number_validator(low=0.5, high=2))
     """Speaking pace: above 1 is slower, below 1 faster (0.5 to 2)."""
     name: str = "piper"
     """Shown in the manifest."""
@@ -59,16 +60,6 @@ class PiperNarrator:
     """Piper uses every core for one sentence; more at once would only compete."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
-
-    @sentence_pause.validator
-    def _check_pause(self, _attr: object, value: float) -> None:
-        if not 0 <= value <= 5:
-            raise UsageError("sentence_pause", f"must be from 0 to 5 seconds, got {value}")
-
-    @length_scale.validator
-    def _check_scale(self, _attr: object, value: float) -> None:
-        if not 0.5 <= value <= 2:
-            raise UsageError("length_scale", f"must be from 0.5 to 2, got {value}")
 
     def _model_path(self, voice: str | None) -> Path:
         name = voice or self.voice
