@@ -18,7 +18,7 @@ from pathlib import Path
 
 import avgen
 from avgen import PRESETS, ImageAsset, Preset, Scene, Script, VideoGenerator, VideoRequest
-from avgen.media._ffmpeg import run_ffmpeg_sync
+from avgen.media import run_ffmpeg_sync
 
 FACTS = [
     "Honey never spoils.",

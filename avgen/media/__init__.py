@@ -4,7 +4,8 @@
   its measured narration, with captions timed from the narrator's sentences or words.
 - `FFmpegComposer`: the default `avgen.agents.Composer`, one ffmpeg process per video.
 - `probe` and `MediaInfo`: what a media file holds, measured once per file.
-- `ffmpeg_exe`: the ffmpeg binary avgen runs (the one imageio-ffmpeg ships).
+- `ffmpeg_exe`: the ffmpeg binary avgen runs (the one imageio-ffmpeg ships); `run_ffmpeg`
+  and `run_ffmpeg_sync` run it with avgen's flags and errors (for agents that draw).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ __docformat__ = "google"
 
 from avgen.media._captions import Cue
 from avgen.media._composer import FFmpegComposer
-from avgen.media._ffmpeg import MediaInfo, ProgressCallback, ffmpeg_exe, probe
+from avgen.media._ffmpeg import (
+    MediaInfo,
+    ProgressCallback,
+    ffmpeg_exe,
+    probe,
+    run_ffmpeg,
+    run_ffmpeg_sync,
+)
 from avgen.media._timeline import Timeline, TimelineScene
 
 __all__ = [
@@ -25,4 +33,6 @@ __all__ = [
     "TimelineScene",
     "ffmpeg_exe",
     "probe",
+    "run_ffmpeg",
+    "run_ffmpeg_sync",
 ]
