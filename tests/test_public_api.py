@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from types import ModuleType
 
 import pytest
@@ -57,3 +58,16 @@ def test_every_public_name_comes_from_a_private_module_or_its_own() -> None:
                 assert origin == name or any(
                     part.startswith("_") for part in origin.split(".")[1:]) or origin in PUBLIC, (
                     f"{name}.{item} is defined in {origin}")
+
+
+def test_the_guides_and_examples_use_only_the_public_api() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [*root.glob("docs/*.md"), *root.glob("examples/*.py"), *root.glob("examples/*.ipynb"),
+             root / "README.md"]
+    imported = re.compile(r"\b(?:from|import)\s+(avgen[\w.]*)")
+    private = [f"{path.name}: {module}" for path in texts
+               for module in imported.findall(path.read_text("utf-8"))
+               if any(part.startswith("_") for part in module.split(".")[1:])]
+    assert private == []
