@@ -6,8 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from avgen.testing import block_paid_calls
+
+# No test may depend on how fast the machine is: properties write files and start processes,
+# and a busy CI machine must not fail them with DeadlineExceeded. Loaded here, before any test
+# module is imported, so every `@settings(...)` in the tests inherits it.
+settings.register_profile("avgen", deadline=None)
+settings.load_profile("avgen")
 
 collect_ignore = ["typing"]  # type-checked by test_typing.py, never run
 
