@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import shutil
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -43,6 +44,18 @@ __all__ = ["VideoGenerator"]
 
 _logger = logging.getLogger("avgen.generator")
 T = TypeVar("T")
+
+def _keep_music(session: Session, request: VideoRequest) -> VideoRequest:
+    """The request with its music copied into the session (``audio/music.*``), so the
+    session holds every file it reads and a resume never reaches outside it."""
+    music = request.soundtrack.music
+    if music is None:
+        return request
+    kept = session.path(f"audio/music{music.suffix.lower()}")
+    with session.atomic_path(session.relative(kept)) as temp:
+        shutil.copyfile(music, temp)
+    return attrs.evolve(request, soundtrack=attrs.evolve(request.soundtrack, music=kept))
+
 
 def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
     if request is None:
@@ -238,7 +251,8 @@ class VideoGenerator:
         request = _request(request, fields)
         self.check(request)
         session = Session.create(self.output_dir)
-        session.manifest.update(request=request.to_dict(), created=time.time(),
+        request = _keep_music(session, request)
+        session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
                                 avgen_version=__version__)
         return await self._run(session, request)
 
@@ -251,10 +265,11 @@ class VideoGenerator:
         """
         session = Session.open(session_dir)
         try:
-            request = VideoRequest.from_dict(session.manifest["request"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError("session", f"the manifest of {session_dir} has no valid request: "
-                             f"{exc}") from exc
+            request = VideoRequest.from_dict(session.manifest.get("request"),
+                                             root=session.root)
+        except UsageError as exc:
+            raise UsageError("session", f"the manifest of {session_dir} has no valid request "
+                             f"({exc})") from None
         self.check(request)
         return await self._run(session, request)
 

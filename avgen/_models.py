@@ -17,8 +17,16 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from avgen._validate import flag, number
-from avgen.errors import UsageError
+from avgen._validate import (
+    flag,
+    instance_validator,
+    number,
+    number_validator,
+    structure,
+    text,
+    text_validator,
+)
+from avgen.errors import UnsafePathError, UsageError
 
 __all__ = [
     "PRESETS",
@@ -254,6 +262,13 @@ def preset(name_or_preset: str | Preset) -> Preset:
     return PRESETS[key]
 
 
+def _music_in(fields: dict[str, Any], root: Path | None) -> dict[str, Any]:
+    music = fields.get("music")
+    if music is not None and root is not None:
+        fields["music"] = contained(root, music, "music")
+    return fields
+
+
 def _to_preset(value: str | Preset) -> Preset:
     return preset(value)
 
@@ -365,21 +380,23 @@ class VideoRequest:
     duration: float | None = None
     """Target length in seconds for script writers that plan the length (LLM agents);
     the video always lasts as long as its measured narration."""
-    voice: str | None = None
+    voice: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """Voice for the narrator; ``None`` uses the narrator's default."""
     captions: bool = True
     """Burn captions into the picture (the ``.srt``/``.vtt`` sidecars are always written)."""
-    language: str = "en"
+    language: str = attrs.field(default="en", validator=text_validator())
     """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``)."""
-    title: str | None = None
+    title: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """Title of the video; defaults to the script's first heading or the topic."""
     transition: Transition = attrs.field(default=Transition(), converter=_transition)
     """Between scenes: a `Transition` or a style name (``"fade"``, ``"slideleft"`` …)."""
-    soundtrack: Soundtrack = attrs.field(factory=Soundtrack)
+    soundtrack: Soundtrack = attrs.field(factory=Soundtrack,
+                                         validator=instance_validator(Soundtrack))
     """Background music and loudness of the final mix."""
     fit: Fit = "cover"
     """How pictures of another shape fill the frame: ``cover`` or ``blur``."""
-    caption_style: CaptionStyle = attrs.field(factory=CaptionStyle)
+    caption_style: CaptionStyle = attrs.field(factory=CaptionStyle,
+                                              validator=instance_validator(CaptionStyle))
     """How captions look (kept in the manifest, so a resume draws them the same)."""
 
     def __attrs_post_init__(self) -> None:
@@ -397,38 +414,58 @@ class VideoRequest:
             raise UsageError("language",
                              f"must be a BCP 47 tag such as 'en', got {self.language!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (the preset is stored in full)."""
-        return attrs.asdict(self, value_serializer=lambda _i, _f, v: str(v)
-                            if isinstance(v, Path) else v)
+    def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
+        """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept
+        relative to it."""
+        def serialise(_inst: Any, _field: Any, value: Any) -> Any:
+            if isinstance(value, Path):
+                if root is not None and value.is_relative_to(root):
+                    return value.relative_to(root).as_posix()
+                return str(value)
+            return value
+
+        return attrs.asdict(self, value_serializer=serialise)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VideoRequest:
-        """Rebuild a request saved with `to_dict`."""
-        fields = dict(data)
-        fields["preset"] = Preset(**fields["preset"])
-        if "transition" in fields:
-            fields["transition"] = Transition(**fields["transition"])
-        if "soundtrack" in fields:
-            fields["soundtrack"] = Soundtrack(**fields["soundtrack"])
-        if "caption_style" in fields:
-            fields["caption_style"] = CaptionStyle(**fields["caption_style"])
-        return cls(**fields)
+    def from_dict(cls, data: object, *, root: Path | None = None) -> VideoRequest:
+        """Rebuild a request saved with `to_dict` (untrusted: every field is checked).
+
+        Args:
+            data: The saved form.
+            root: Where a relative music path lies (the session); it must stay inside.
+
+        Raises:
+            UsageError: An unknown or missing field, or a bad value; the error names it.
+        """
+        nested: dict[str, type[Any]] = {"preset": Preset, "transition": Transition,
+                                        "soundtrack": Soundtrack,
+                                        "caption_style": CaptionStyle}
+
+        def convert(fields: dict[str, Any]) -> dict[str, Any]:
+            for name, kind in nested.items():
+                if name in fields:
+                    fields[name] = structure(kind, fields[name], name, (
+                        (lambda sound: _music_in(sound, root)) if name == "soundtrack"
+                        else None))
+            return fields
+
+        return structure(cls, data, "request", convert)
 
 
 @attrs.frozen
 class Scene:
     """One scene: what is said, and what is shown while it is said."""
 
-    index: int
+    index: int = attrs.field(validator=number_validator(integer=True, low=0))
     """Position in the script, from 0."""
-    narration: str
+    narration: str = attrs.field(validator=text_validator())
     """Plain text read aloud; no markdown, no stage directions."""
-    visual: str = ""
+    visual: str = attrs.field(default="", validator=text_validator())
     """A description of the picture, used as the prompt of image and clip generators."""
-    title: str = ""
+    title: str = attrs.field(default="", validator=text_validator())
     """Short text shown on a procedural card when no picture is generated."""
-    duration_hint: float | None = None
+    duration_hint: float | None = attrs.field(default=None, validator=number_validator(
+        low=0, optional=True))
     """Planned length in seconds; the measured narration decides the real length."""
 
     def __attrs_post_init__(self) -> None:
@@ -440,7 +477,7 @@ class Scene:
 class Script:
     """The narration split into scenes, as a script writer returns it."""
 
-    title: str
+    title: str = attrs.field(validator=text_validator())
     """The video's title."""
     scenes: tuple[Scene, ...] = attrs.field(converter=_scenes)
     """The scenes in order; at least one."""
@@ -465,24 +502,33 @@ class Script:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Script:
-        """Rebuild a script saved with `to_dict`."""
-        return cls(
-            title=data["title"],
-            scenes=tuple(Scene(**scene) for scene in data["scenes"]),
-            notes=tuple(data.get("notes", ())),
-        )
+    def from_dict(cls, data: object) -> Script:
+        """Rebuild a script saved with `to_dict` (untrusted: every field is checked).
+
+        Raises:
+            UsageError: An unknown or missing field, or a bad value; the error names it.
+        """
+        def convert(fields: dict[str, Any]) -> dict[str, Any]:
+            fields["scenes"] = _structured_list(Scene, fields["scenes"], "scenes")
+            if "notes" in fields:
+                notes = fields["notes"]
+                if not isinstance(notes, list | tuple):
+                    raise UsageError("notes", "must be a list of strings")
+                fields["notes"] = tuple(text("notes", note) for note in notes)
+            return fields
+
+        return structure(cls, data, "script", convert)
 
 
 @attrs.frozen
 class Segment:
     """A stretch of narration with its measured time inside the audio file."""
 
-    text: str
+    text: str = attrs.field(validator=text_validator())
     """The words spoken."""
-    start: float
+    start: float = attrs.field(validator=number_validator(low=0))
     """Start, in seconds from the start of the audio file."""
-    end: float
+    end: float = attrs.field(validator=number_validator(low=0))
     """End, in seconds from the start of the audio file."""
 
 
@@ -496,14 +542,15 @@ class AudioAsset:
 
     path: Path = attrs.field(converter=_path)
     """The WAV (or any ffmpeg-readable audio) file."""
-    duration: float
+    duration: float = attrs.field(validator=number_validator(low=0))
     """Measured length in seconds."""
     segments: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
     """Sentence timings, when the narrator knows them; captions follow them."""
     words: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
     """Word timings, when the narrator reports them; caption blocks then start and end on
     the words they show."""
-    kind: Literal["audio"] = "audio"
+    kind: Literal["audio"] = attrs.field(default="audio", validator=attrs.validators.in_(
+        ("audio",)))
 
 
 @attrs.frozen
@@ -512,11 +559,12 @@ class ImageAsset:
 
     path: Path = attrs.field(converter=_path)
     """The image file (PNG, JPEG or anything ffmpeg reads)."""
-    width: int
+    width: int = attrs.field(validator=number_validator(integer=True, low=0, high=65536))
     """Width in pixels."""
-    height: int
+    height: int = attrs.field(validator=number_validator(integer=True, low=0, high=65536))
     """Height in pixels."""
-    kind: Literal["image"] = "image"
+    kind: Literal["image"] = attrs.field(default="image", validator=attrs.validators.in_(
+        ("image",)))
 
 
 @attrs.frozen
@@ -525,28 +573,46 @@ class ClipAsset:
 
     path: Path = attrs.field(converter=_path)
     """The video file."""
-    duration: float
+    duration: float = attrs.field(validator=number_validator(low=0))
     """Length in seconds."""
-    width: int
+    width: int = attrs.field(validator=number_validator(integer=True, low=0, high=65536))
     """Width in pixels."""
-    height: int
+    height: int = attrs.field(validator=number_validator(integer=True, low=0, high=65536))
     """Height in pixels."""
-    fps: float = 30.0
+    fps: float = attrs.field(default=30.0, validator=number_validator(low=0, high=1000,
+                                                                      low_inclusive=False))
     """Frames per second."""
-    has_audio: bool = False
+    has_audio: bool = attrs.field(default=False, validator=lambda _i, a, v: flag(a.name, v))
     """Whether the clip has its own sound track (ignored: narration is the soundtrack)."""
-    kind: Literal["clip"] = "clip"
+    kind: Literal["clip"] = attrs.field(default="clip", validator=attrs.validators.in_(
+        ("clip",)))
+
+
+_HEX_COLOR = re.compile(r"0x[0-9A-Fa-f]{6}")
+
+
+def _color_pair(value: Iterable[str]) -> tuple[str, str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise UsageError("colors", f"must be two 0xRRGGBB colours, not {value!r}")
+    pair = tuple(value)
+    if len(pair) != 2:
+        raise UsageError("colors", f"must be two 0xRRGGBB colours, not {len(pair)}")
+    for color in pair:
+        text("colors", color, pattern=_HEX_COLOR, allowed="0xRRGGBB")
+    return pair[0], pair[1]
 
 
 @attrs.frozen
 class CardVisual:
     """A procedural card the composer renders itself: an animated gradient and a title."""
 
-    title: str
+    title: str = attrs.field(validator=text_validator())
     """Text shown large in the middle of the frame (may be empty)."""
-    colors: tuple[str, str] = ("0x1e3a8a", "0x7c3aed")
+    colors: tuple[str, str] = attrs.field(default=("0x1e3a8a", "0x7c3aed"),
+                                          converter=_color_pair)
     """Two gradient colours as ``0xRRGGBB``."""
-    kind: Literal["card"] = "card"
+    kind: Literal["card"] = attrs.field(default="card", validator=attrs.validators.in_(
+        ("card",)))
 
 
 Visual = ClipAsset | ImageAsset | CardVisual
@@ -566,24 +632,61 @@ def asset_to_dict(asset: AudioAsset | Visual, root: Path | None = None) -> dict[
     return attrs.asdict(asset, value_serializer=serialise)
 
 
-def asset_from_dict(data: Mapping[str, Any], root: Path | None = None) -> AudioAsset | Visual:
-    """Rebuild an asset saved with `asset_to_dict`; relative paths are joined to ``root``."""
-    fields = dict(data)
-    kind = fields.get("kind")
-    if "path" in fields and root is not None:
-        fields["path"] = root / fields["path"]
-    if kind == "audio":
-        fields["segments"] = tuple(Segment(**s) for s in fields.get("segments", ()))
-        fields["words"] = tuple(Segment(**s) for s in fields.get("words", ()))
-        return AudioAsset(**fields)
-    if kind == "image":
-        return ImageAsset(**fields)
-    if kind == "clip":
-        return ClipAsset(**fields)
-    if kind == "card":
-        fields["colors"] = tuple(fields["colors"])
-        return CardVisual(**fields)
-    raise ValueError(f"unknown asset kind {kind!r}")
+_ASSETS: dict[str, type[AudioAsset | ClipAsset | ImageAsset | CardVisual]] = {
+    "audio": AudioAsset, "image": ImageAsset, "clip": ClipAsset, "card": CardVisual}
+
+
+def contained(root: Path, relative: object, field: str = "path") -> Path:
+    """``root / relative``, refusing a path that is absolute or leads outside ``root``
+    (``..`` or a symlink).
+
+    Raises:
+        UnsafePathError: The path escapes ``root``.
+        UsageError: ``relative`` is not a string.
+    """
+    name = text(field, relative)
+    assert name is not None
+    candidate = Path(name)
+    if candidate.is_absolute() or not name:
+        raise UnsafePathError(field, f"{name!r} must be a path inside {root}")
+    base = root.resolve()
+    resolved = (base / candidate).resolve()
+    if not resolved.is_relative_to(base):
+        raise UnsafePathError(field, f"{name!r} leads outside {root}")
+    return resolved
+
+
+def asset_from_dict(data: object, root: Path | None = None) -> AudioAsset | Visual:
+    """Rebuild an asset saved with `asset_to_dict` (untrusted: every field is checked).
+
+    With ``root``, the asset's path must lie inside it.
+
+    Raises:
+        UsageError: An unknown kind or field, a bad value, or a path outside ``root``.
+    """
+    if not isinstance(data, Mapping):
+        raise UsageError("asset", f"must be an object, not {type(data).__name__}")
+    kind = data.get("kind")
+    cls = _ASSETS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise UsageError("asset.kind", f"must be one of {', '.join(_ASSETS)}, not {kind!r}")
+
+    def convert(fields: dict[str, Any]) -> dict[str, Any]:
+        if "path" in fields:
+            fields["path"] = (contained(root, fields["path"]) if root is not None
+                              else Path(str(text("path", fields["path"]))))
+        for name in ("segments", "words"):
+            if name in fields:
+                fields[name] = _structured_list(Segment, fields[name], name)
+        return fields
+
+    return structure(cls, data, "asset", convert)
+
+
+def _structured_list(cls: type[Any], value: object, where: str) -> tuple[Any, ...]:
+    if not isinstance(value, list | tuple):
+        raise UsageError(where, f"must be a list, not {type(value).__name__}")
+    return tuple(structure(cls, item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
 _PLAYER_BOX = (640, 480)

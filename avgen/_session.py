@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -31,6 +32,12 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from avgen._hashing import file_sha256
+from avgen._validate import (
+    instance_validator,
+    number_validator,
+    structure,
+    text_validator,
+)
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
 __all__ = ["Manifest", "OutputRecord", "Session", "StepRecord"]
@@ -49,11 +56,11 @@ _MANIFEST_VERSION = 1
 class OutputRecord:
     """A file a step produced, as the manifest keeps it."""
 
-    path: str
+    path: str = attrs.field(validator=text_validator())
     """Path relative to the session root, with forward slashes."""
-    size: int
+    size: int = attrs.field(validator=number_validator(integer=True, low=0))
     """Size in bytes."""
-    sha256: str
+    sha256: str = attrs.field(validator=text_validator())
     """Hex SHA-256 of the content."""
 
 
@@ -68,27 +75,29 @@ StepStatus = Literal["done", "failed", "fallback"]
 class StepRecord:
     """One step of a run in the manifest: what went in, who did it, what came out."""
 
-    id: str
+    id: str = attrs.field(validator=text_validator())
     """Stable step name, e.g. ``"scene-003.narration"``."""
-    agent: str
+    agent: str = attrs.field(validator=text_validator())
     """The agent (or component) that did the work."""
-    inputs_hash: str
+    inputs_hash: str = attrs.field(validator=text_validator())
     """SHA-256 of the step's inputs; a changed input makes a resume redo the step."""
-    status: StepStatus
+    status: StepStatus = attrs.field(validator=text_validator(
+        pattern=re.compile("done|failed|fallback"), allowed="done, failed or fallback"))
     """``done``, ``failed`` (an error is attached) or ``fallback`` (a lower tier served)."""
     outputs: tuple[OutputRecord, ...] = attrs.field(default=(), converter=_outputs)
     """Files produced, with sizes and checksums."""
-    started: float = 0.0
+    started: float = attrs.field(default=0.0, validator=number_validator(low=0))
     """Start time, seconds since the epoch."""
-    seconds: float = 0.0
+    seconds: float = attrs.field(default=0.0, validator=number_validator(low=0))
     """Wall time the step took."""
-    tier: str | None = None
+    tier: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, pattern=re.compile("clip|image|card"), allowed="clip, image or card"))
     """For visuals: ``clip``, ``image`` or ``card``."""
-    cost: float = 0.0
+    cost: float = attrs.field(default=0.0, validator=number_validator(low=0))
     """Money spent, in US dollars (0 for local agents)."""
-    error: str | None = None
+    error: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """The error that failed the step or made it fall back."""
-    data: Mapping[str, Any] = attrs.field(factory=dict)
+    data: Mapping[str, Any] = attrs.field(factory=dict, validator=instance_validator(Mapping))
     """Step-specific facts (e.g. the asset it produced) needed to resume without redoing it."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,11 +105,21 @@ class StepRecord:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StepRecord:
-        """Rebuild a record read from the manifest."""
-        fields = dict(data)
-        fields["outputs"] = tuple(OutputRecord(**o) for o in fields.get("outputs", ()))
-        return cls(**fields)
+    def from_dict(cls, data: object, where: str = "step") -> StepRecord:
+        """Rebuild a record read from the manifest (untrusted: every field is checked).
+
+        Raises:
+            UsageError: An unknown or missing field, or a bad value; the error names it.
+        """
+        def convert(fields: dict[str, Any]) -> dict[str, Any]:
+            outputs = fields.get("outputs", ())
+            if not isinstance(outputs, list | tuple):
+                raise UsageError("outputs", "must be a list")
+            fields["outputs"] = tuple(structure(OutputRecord, item, f"outputs[{i}]")
+                                      for i, item in enumerate(outputs))
+            return fields
+
+        return structure(cls, data, where, convert)
 
 
 class Manifest:
@@ -120,8 +139,27 @@ class Manifest:
                 self._data: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
             except (OSError, ValueError) as exc:
                 raise SessionError(f"cannot read the manifest {self.path}: {exc}") from exc
+            self._check()
         else:
             self._data = {"version": _MANIFEST_VERSION, "session": session.id, "steps": {}}
+
+    def _check(self) -> None:
+        """A manifest read from disk is untrusted: its steps must parse before any is used.
+
+        Raises:
+            UsageError: The manifest's shape or a step is not what avgen writes (the error
+                names the step and the field).
+        """
+        data = self._data
+        if not isinstance(data, dict) or not isinstance(data.get("steps", {}), dict):
+            raise UsageError("manifest", f"{self.path} must be an object whose 'steps' is an "
+                             "object of step records")
+        data.setdefault("steps", {})
+        for key, raw in data["steps"].items():
+            record = StepRecord.from_dict(raw, f"manifest steps[{key!r}]")
+            if record.id != key:
+                raise UsageError(f"manifest steps[{key!r}].id", f"must be {key!r}, "
+                                 f"not {record.id!r}")
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]

@@ -19,8 +19,9 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
-from collections.abc import Callable
-from typing import Any, Literal, overload
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, overload
 
 import attrs
 
@@ -169,3 +170,98 @@ def number_validator(*, integer: bool = False, low: float | None = None,
 
     return validate
 
+
+
+def text(field: str, value: object, *, optional: bool = False,
+         pattern: re.Pattern[str] | None = None, allowed: str = "") -> str | None:
+    """Check a string given for ``field`` and return it.
+
+    Args:
+        field: The name the error gives.
+        value: What was given.
+        optional: Accept ``None``.
+        pattern: A regular expression the whole string must match.
+        allowed: How to say what ``pattern`` accepts (``"0xRRGGBB"``).
+
+    Raises:
+        UsageError: ``value`` is not a string (or ``None`` when optional), contains a NUL
+            character, or does not match ``pattern``.
+
+    Example:
+        >>> text("color", "0x1e3a8a,trim", pattern=re.compile(r"0x[0-9a-fA-F]{6}"),
+        ...      allowed="0xRRGGBB")
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: color: must be 0xRRGGBB, not '0x1e3a8a,trim'
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        kind = "a string or None" if optional else "a string"
+        raise UsageError(field, f"must be {kind}, not {type(value).__name__} {value!r}")
+    if "\x00" in value:
+        raise UsageError(field, "must not contain a NUL character")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise UsageError(field, f"must be {allowed or pattern.pattern}, not {value!r}")
+    return value
+
+
+def text_validator(*, optional: bool = False, pattern: re.Pattern[str] | None = None,
+                   allowed: str = "", field: str | None = None) -> _Validator:
+    """`text` as an attrs validator (the field named after the attribute by default)."""
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        text(field or _name(attribute), value, optional=optional, pattern=pattern,
+             allowed=allowed)
+
+    return validate
+
+
+def instance_validator(kind: type, *, field: str | None = None) -> _Validator:
+    """An attrs validator refusing anything but a ``kind`` (a `UsageError` naming the
+    field)."""
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, kind):
+            raise UsageError(field or _name(attribute), f"must be a {kind.__name__}, not "
+                             f"{type(value).__name__} {value!r}")
+
+    return validate
+
+
+T = TypeVar("T")
+
+
+def structure(cls: type[T], data: object, where: str,
+              convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> T:
+    """Build an attrs class from untrusted data (a manifest, a script file, a batch row).
+
+    Args:
+        cls: The attrs class.
+        data: What was read: it must be a mapping of the class's field names.
+        where: How to name the data in errors (``"manifest steps['script']"``).
+        convert: Turns nested values into their classes before the class is built.
+
+    Raises:
+        UsageError: ``data`` is not a mapping, names a field the class does not have, lacks
+            a required one, or has a value the class refuses; the error names the field.
+    """
+    if not isinstance(data, Mapping):
+        raise UsageError(where, f"must be an object of fields, not {type(data).__name__}")
+    fields = attrs.fields_dict(cls)  # type: ignore[arg-type]
+    names = {field.alias or name: field for name, field in fields.items() if field.init}
+    unknown = sorted(str(key) for key in data if key not in names)
+    if unknown:
+        raise UsageError(where, f"unknown field(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(names))}")
+    missing = sorted(name for name, field in names.items()
+                     if field.default is attrs.NOTHING and name not in data)
+    if missing:
+        raise UsageError(where, f"missing field(s) {', '.join(missing)}")
+    values = dict(data)
+    try:
+        if convert is not None:
+            values = convert(values)
+        return cls(**values)
+    except UsageError as exc:
+        raise UsageError(f"{where}.{exc.field}" if exc.field else where, exc.problem) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise UsageError(where, f"is not a valid {cls.__name__}: {exc}") from None

@@ -212,12 +212,15 @@ def test_manifest_round_trip(session: Session) -> None:
         reopened.close()
 
 
+texts = st.text(alphabet=st.characters(blacklist_characters="\x00"))
+
+
 @given(st.builds(
-    StepRecord, id=st.text(min_size=1), agent=st.text(), inputs_hash=st.text(),
-    status=st.sampled_from(["done", "failed", "fallback"]),
-    started=st.floats(allow_nan=False, allow_infinity=False),
+    StepRecord, id=st.text(min_size=1, alphabet=st.characters(blacklist_characters="\x00")),
+    agent=texts, inputs_hash=texts, status=st.sampled_from(["done", "failed", "fallback"]),
+    started=st.floats(min_value=0, allow_infinity=False),
     cost=st.floats(min_value=0, allow_infinity=False),
-    error=st.none() | st.text(),
+    error=st.none() | texts,
     data=st.dictionaries(st.text(), st.integers() | st.text() | st.lists(st.integers())),
 ))
 def test_step_record_json_round_trip(step: StepRecord) -> None:
