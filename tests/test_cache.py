@@ -528,8 +528,18 @@ def key_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
     sys.modules.pop(name, None)
 
 
+def same_avgen_env() -> dict[str, str]:
+    """The environment of a child interpreter that imports the avgen this test imports."""
+    import avgen
+
+    here = str(Path(avgen.__file__).resolve().parents[1])
+    return {**os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+
+
 def run_python(code: str, cwd: Path, seed: str = "12345") -> str:
-    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(cwd)}
+    env = same_avgen_env()
+    env.update(PYTHONHASHSEED=seed, PYTHONPATH=os.pathsep.join([str(cwd), env["PYTHONPATH"]]))
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -770,6 +780,175 @@ def test_two_processes_writing_one_key_leave_a_valid_entry(tmp_path: Path) -> No
     names = entry_files(store)
     assert not [n for n in names if n.startswith(".tmp-")]
     assert "shared.meta.json" in names
+
+
+def ticker() -> Callable[[], float]:
+    """A clock that moves one second each time it is read (access times never tie)."""
+    now = [0.0]
+
+    def tick() -> float:
+        now[0] += 1
+        return now[0]
+
+    return tick
+
+
+def run_here(code: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with ``args`` in a new interpreter that imports this avgen."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                          env=same_avgen_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+LIMIT = 600  # a scan every 300 bytes written: most writes evict by the index alone
+DISK_KEYS = [f"k{i}" for i in range(16)]  # about 1 000 bytes in all: evictions are common
+DISK_OPS = st.lists(st.tuples(
+    st.sampled_from(["set"] * 6 + ["get"] * 4 + ["delete", "prune", "reopen"]),
+    st.sampled_from(DISK_KEYS),
+    st.integers(20, 110).map(lambda size: LIMIT + 1 if size == 110 else size),  # too large
+), min_size=30, max_size=80)
+
+
+@given(DISK_OPS)
+@settings(max_examples=60, deadline=None)
+def test_a_size_limited_store_matches_a_reference_lru(ops: list[tuple[str, str, int]]) -> None:
+    import tempfile
+
+    model: dict[str, tuple[int, int]] = {}  # key -> (last access, size)
+    clock = 0
+    tick = ticker()
+    with tempfile.TemporaryDirectory() as root:
+        store = DiskStore(root, max_bytes=LIMIT, timer=tick)
+        for op, key, size in ops:
+            if op == "set":
+                stored = size <= LIMIT
+                assert store.set(key, (key.encode() * size)[:size]) is stored
+                if stored:
+                    clock += 1
+                    model[key] = (clock, size)
+                    while sum(size for _, size in model.values()) > LIMIT:
+                        del model[min((t, k) for k, (t, _) in model.items() if k != key)[1]]
+            elif op == "get":
+                expected = (key.encode() * model[key][1])[:model[key][1]] if key in model else None
+                assert store.get(key) == expected
+                if key in model:
+                    clock += 1
+                    model[key] = (clock, model[key][1])
+            elif op == "delete":
+                assert store.delete(key) is (model.pop(key, None) is not None)
+            elif op == "prune":
+                assert store.prune() == 0
+            else:  # a new process opens the folder
+                store = DiskStore(root, max_bytes=LIMIT, timer=tick)
+            assert {k for k in DISK_KEYS if k in store} == set(model)
+            assert store.currsize == sum(size for _, size in model.values()) <= LIMIT
+
+
+def test_an_entry_read_by_another_store_since_the_last_scan_is_kept(tmp_path: Path) -> None:
+    tick = ticker()
+    store = DiskStore(tmp_path, max_bytes=300, timer=tick)
+    reader = DiskStore(tmp_path, timer=tick)  # what another process sees: its own object
+    for key in ("a", "b", "c"):
+        assert store.set(key, bytes(100))
+    assert reader.get("a") == bytes(100)  # b is now the least recently read
+    assert store.set("d", bytes(100))
+    assert sorted(k for k in "abcd" if k in store) == ["a", "c", "d"]
+    assert store.evictions == 1
+
+
+def test_an_entry_deleted_by_another_store_makes_room(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, max_bytes=300, timer=ticker())
+    for key in ("a", "b", "c"):
+        assert store.set(key, bytes(100))
+    assert DiskStore(tmp_path).delete("a")
+    assert store.set("d", bytes(100))
+    assert sorted(k for k in "abcd" if k in store) == ["b", "c", "d"]
+    assert store.evictions == 0
+
+
+def test_threads_writing_to_one_store_keep_it_within_the_limit(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, max_bytes=2_000)
+
+    def write(name: str) -> None:
+        for i in range(50):
+            store.set(f"{name}-{i}", bytes(100))
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in "wxyz"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert store.currsize == 2_000 and len(store) == 20
+
+
+FILLER = """
+import sys
+from avgen.resilience import DiskStore
+store = DiskStore(sys.argv[1], max_bytes=int(sys.argv[2]))
+for i in range(int(sys.argv[4])):
+    store.set(f"{sys.argv[3]}-{i}", bytes(1000))
+"""
+
+
+def test_two_processes_writing_with_a_limit_stay_within_the_stated_bound(tmp_path: Path) -> None:
+    limit = 20_000
+    writers = [subprocess.Popen([sys.executable, "-c", FILLER, str(tmp_path), str(limit), name,
+                                 "300"], env=same_avgen_env()) for name in ("p", "q")]
+    assert [w.wait(120) for w in writers] == [0, 0]
+    store = DiskStore(tmp_path, max_bytes=limit)
+    assert store.currsize <= limit * (2 + 1) / 2  # k = 2 writers
+    assert {p.name.split("-")[0] for p in tmp_path.rglob("*.meta.json")} <= {"p", "q"}
+    assert store.set("last", bytes(1000))  # a new store scans first: everything is counted
+    assert store.currsize <= limit and "last" in store
+
+
+def test_writes_of_another_process_are_counted_at_the_next_scan(tmp_path: Path) -> None:
+    limit = 10_000
+    store = DiskStore(tmp_path, max_bytes=limit)
+    assert store.set("mine-0", bytes(1000))  # scanned now: the folder holds only this
+    run_here(FILLER, tmp_path, limit, "other", 20)  # fills the folder to the limit
+    sizes = []
+    for i in range(1, 6):  # 5 000 bytes: max_bytes / 2, so the last write scans again
+        assert store.set(f"mine-{i}", bytes(1000))
+        sizes.append(store.currsize)
+    assert max(sizes) <= limit * (2 + 1) / 2
+    assert sizes[-1] <= limit
+    assert all(f"mine-{i}" in store for i in range(1, 6))
+
+
+def test_prune_removes_the_least_recently_read_past_the_limit(tmp_path: Path) -> None:
+    tick = ticker()
+    filler = DiskStore(tmp_path, timer=tick)  # no limit: the folder grows past 300 bytes
+    for key in "abcde":
+        filler.set(key, bytes(100))
+    assert filler.get("a") == bytes(100)
+    store = DiskStore(tmp_path, max_bytes=300, timer=tick)
+    assert store.prune(keep="b") == 2
+    assert sorted(k for k in "abcde" if k in store) == ["a", "b", "e"]
+    assert store.evictions == 2 and store.currsize == 300
+    assert store.prune() == 0
+
+
+def test_prune_removes_expired_entries_and_old_debris(tmp_path: Path) -> None:
+    now = [1000.0]
+    store = DiskStore(tmp_path, ttl=60, timer=lambda: now[0])
+    store.set("old", b"x")
+    now[0] = 1030.0
+    store.set("new", b"y")
+    sub = tmp_path / "ne"
+    stale, fresh = sub / ".tmp-crashed", sub / ".tmp-writing"
+    orphan = sub / f"gone.{'0' * 16}.bin"
+    for path in (stale, fresh, orphan):
+        path.write_bytes(b"debris")
+    hours_ago = time.time() - 7200
+    os.utime(stale, (hours_ago, hours_ago))
+    os.utime(orphan, (hours_ago, hours_ago))
+    now[0] = 1065.0
+    assert store.prune() == 1
+    assert "old" not in store and store.get("new") == b"y"
+    assert not stale.exists() and not orphan.exists() and fresh.exists()
+    assert not [n for n in entry_files(store) if n.startswith("old")]
 
 
 # -- inspection, events, validation, stacking -----------------------------------------------------

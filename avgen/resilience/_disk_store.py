@@ -12,6 +12,11 @@ write — old or new, never half. The record's modification time is the entry's 
 (it is touched on every read), which drives the least-recently-used eviction when a
 ``max_bytes`` limit is set. Nothing is ever pickled.
 
+With a limit, a store does not scan the folder on every write: it keeps an index of the
+entries (size and last access, as last seen) in memory, refreshed by a full scan now and
+then, and checks an entry's record on disk only before evicting it. `DiskStore` states the
+bound this gives when several processes write to one folder.
+
 Whatever fails a check — an unreadable record, a missing or truncated data file, a
 checksum mismatch, bad zlib or JSON — is a miss, and the entry is removed. Writers are not
 synchronised across processes: two processes that miss the same key both compute it, and
@@ -22,9 +27,9 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import builtins
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import os
@@ -45,11 +50,14 @@ __all__ = ["DiskStore"]
 
 _logger = logging.getLogger("avgen.resilience")
 _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _META = ".meta.json"
 _TEMP = ".tmp-"
 _KINDS = {"bytes": ".bin", "file": ".bin", "json": ".json.z"}
 _CHUNK = 1 << 20
 _STALE = 3600.0  # seconds before an unreferenced data file or a temp file is debris
+_DATA = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}\.[0-9a-f]{16}\.(bin|json\.z)")
+_SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]?")
 
 
 @attrs.frozen
@@ -67,12 +75,58 @@ class _Record:
         record = cls(kind=fields["kind"], data=fields["data"], size=fields["size"],
                      sha256=fields["sha256"], created=float(fields["created"]))
         suffix = _KINDS[record.kind]
-        pattern = rf"{re.escape(key)}\.[0-9a-f]{{16}}{re.escape(suffix)}"
-        if (not re.fullmatch(pattern, record.data) or type(record.size) is not int
-                or record.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", record.sha256)
-                or not record.data.startswith(f"{key}.{record.sha256[:16]}")):
+        if (type(record.size) is not int or record.size < 0
+                or not isinstance(record.sha256, str) or not _SHA256.fullmatch(record.sha256)
+                or record.data != f"{key}.{record.sha256[:16]}{suffix}"):
             raise ValueError("inconsistent cache record")
         return record
+
+
+class _Index:
+    """What one `DiskStore` knows of its folder: each entry's last access and size as last
+    seen, their total, and the entries in a heap by last access (oldest first).
+
+    The heap may hold outdated pairs (an entry written again or dropped since): `oldest`
+    skips them, and the heap is rebuilt when they outnumber the entries.
+    """
+
+    def __init__(self, live: list[tuple[float, str, _Record]]) -> None:
+        self.entries: dict[str, tuple[float, int]] = {
+            key: (mtime, record.size) for mtime, key, record in live}
+        self.total = sum(size for _, size in self.entries.values())
+        self.written = 0
+        """Bytes written through this index since the scan that built it."""
+        self.heap: list[tuple[float, str]] = []
+        self._rebuild()
+
+    def add(self, key: str, mtime: float, size: int) -> None:
+        """Record that ``key`` holds ``size`` bytes, last accessed at ``mtime``."""
+        old = self.entries.get(key)
+        self.total += size - (old[1] if old is not None else 0)
+        self.entries[key] = (mtime, size)
+        heapq.heappush(self.heap, (mtime, key))
+        if len(self.heap) > 2 * len(self.entries) + 64:
+            self._rebuild()
+
+    def drop(self, key: str) -> None:
+        """Forget ``key`` (no-op for a key the index does not hold)."""
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.total -= old[1]
+
+    def oldest(self) -> tuple[float, str] | None:
+        """Take the entry with the oldest known access off the heap (it stays in the index:
+        `drop` it or `add` it back); ``None`` when the heap is empty."""
+        while self.heap:
+            mtime, key = heapq.heappop(self.heap)
+            known = self.entries.get(key)
+            if known is not None and known[0] == mtime:
+                return mtime, key
+        return None
+
+    def _rebuild(self) -> None:
+        self.heap = [(mtime, key) for key, (mtime, _) in self.entries.items()]
+        heapq.heapify(self.heap)
 
 
 class DiskStore:
@@ -83,6 +137,26 @@ class DiskStore:
     go in with `put_file` and out with `get_file`. Keys are 1–128 characters of lowercase
     ASCII letters, digits, ``_`` and ``-`` (the keys `avgen.resilience.cached` makes
     are 64 hex digits), so no key can name a path outside the directory.
+
+    With ``max_bytes`` set, a write does not scan the folder. The store keeps an index in
+    memory (each entry's size and last access as it last saw them, a few hundred bytes an
+    entry), built by a scan of the whole folder on its first write and rebuilt by another
+    scan (`prune`) once it has written ``max_bytes / 2`` bytes since the last one. A write
+    adds its entry to the index and then, while the indexed total is over ``max_bytes``,
+    reads the record of the entry with the oldest known access: an entry read since then
+    (by any process) goes back in line with its new time, one already removed leaves the
+    index, and otherwise that least recently read entry goes. So a write costs about the
+    same in a store of 10 000 entries as in an empty one: the scans, spread over the
+    writes between them, add little. How far the folder can go over the limit:
+
+    - with one store writing to it: never over ``max_bytes`` (when no write is under way);
+    - with ``k`` stores writing to it (in any processes, all with this ``max_bytes``): at
+      most ``max_bytes * (k + 1) / 2`` when no write is under way, since each store counts
+      the others' writes at its next scan, and none writes more than ``max_bytes / 2``
+      between two of its scans.
+
+    Each store object has its own index and counts as one of the ``k``: in a process, use
+    one store per folder.
 
     Args:
         directory: The cache folder; created on the first write.
@@ -112,7 +186,8 @@ class DiskStore:
         """Whether reads check the SHA-256 of the data."""
         self.evictions = 0
         """Entries this object removed for room, plus values refused as too large."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # guards _index; held through scans and evictions
+        self._index: _Index | None = None  # None: no scan yet (or none needed: no limit)
 
     def __repr__(self) -> str:
         return f"DiskStore({str(self.directory)!r}, max_bytes={self.max_bytes}, ttl={self.ttl})"
@@ -163,13 +238,12 @@ class DiskStore:
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(payload)
-            self._commit(key, kind, Path(temp), hashlib.sha256(payload).hexdigest(),
-                         len(payload))
+            _, written_at = self._commit(key, kind, Path(temp),
+                                         hashlib.sha256(payload).hexdigest(), len(payload))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-        if self.max_bytes is not None:
-            self.prune(keep=key)
+        self._make_room(key, len(payload), written_at)
         return True
 
     def delete(self, key: str) -> bool:
@@ -186,10 +260,13 @@ class DiskStore:
         if record is not None:
             with contextlib.suppress(FileNotFoundError):
                 (meta.parent / record.data).unlink()
+        self._forget(key)
         return True
 
     def clear(self) -> None:
         """Remove every entry (and leftover temp files); other files are left alone."""
+        with self._lock:
+            self._index = None  # the next write scans the (emptied) folder again
         for sub in self._subdirs():
             for path in sub.iterdir():
                 if self._owned(path.name):
@@ -250,12 +327,12 @@ class DiskStore:
                     digest.update(chunk)
                     out.write(chunk)
                     written += len(chunk)
-            stored = self._commit(key, "file", Path(temp), digest.hexdigest(), written)
+            stored, written_at = self._commit(key, "file", Path(temp), digest.hexdigest(),
+                                              written)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-        if self.max_bytes is not None:
-            self.prune(keep=key)
+        self._make_room(key, written, written_at)
         return stored
 
     def get_file(self, key: str) -> Path | None:
@@ -282,38 +359,21 @@ class DiskStore:
     # -- maintenance --------------------------------------------------------------------
 
     def prune(self, keep: str | None = None) -> int:
-        """Remove expired entries, debris of crashed writers, and — over ``max_bytes`` —
-        the least recently read entries (never ``keep``).
+        """Scan the whole folder: remove expired entries, debris of crashed writers, and —
+        over ``max_bytes`` — the least recently read entries (never ``keep``).
+
+        With ``max_bytes`` set, the scan also rebuilds this store's index of the folder,
+        so it counts what other processes wrote since the last scan.
 
         Returns:
             The number of entries removed.
         """
         with self._lock:
-            removed = 0
-            live: list[tuple[float, str, _Record]] = []
-            referenced: builtins.set[str] = builtins.set()
-            for key, meta, record in self._records(include_expired=True):
-                if self._expired(record):
-                    self._discard(key, record, "expired")
-                    removed += 1
-                    continue
-                referenced.add(record.data)
-                with contextlib.suppress(FileNotFoundError):
-                    live.append((meta.stat().st_mtime, key, record))
-            self._sweep_debris(referenced)
+            removed, live = self._scan()
             if self.max_bytes is None:
                 return removed
-            total = sum(record.size for _, _, record in live)
-            for _, key, record in sorted(live, key=lambda item: item[0]):
-                if total <= self.max_bytes:
-                    break
-                if key == keep:
-                    continue
-                self._discard(key, record, None)
-                total -= record.size
-                self.evictions += 1
-                removed += 1
-            return removed
+            self._index = _Index(live)
+            return removed + self._evict(self._index, self.max_bytes, keep)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -368,8 +428,13 @@ class DiskStore:
         with contextlib.suppress(OSError):
             os.utime(self.directory / key[:2] / f"{key}{_META}", (now, now))
 
-    def _commit(self, key: str, kind: str, temp: Path, sha256: str, size: int) -> Path:
-        """Move the written ``temp`` into place, then point the record at it."""
+    def _commit(self, key: str, kind: str, temp: Path, sha256: str,
+                size: int) -> tuple[Path, float]:
+        """Move the written ``temp`` into place, then point the record at it.
+
+        Returns:
+            The data file and the access time given to the new record.
+        """
         sub = temp.parent
         data = f"{key}.{sha256[:16]}{_KINDS[kind]}"
         os.replace(temp, sub / data)
@@ -392,7 +457,88 @@ class DiskStore:
         if old is not None and old.data != data:
             with contextlib.suppress(FileNotFoundError):
                 (sub / old.data).unlink()
-        return sub / data
+        return sub / data, now
+
+    def _make_room(self, key: str, size: int, written_at: float) -> None:
+        """Count a committed write in the index and evict for room; scan the folder
+        instead when there is no index yet or this store has written ``max_bytes / 2``
+        bytes since the last scan."""
+        if self.max_bytes is None:
+            return
+        with self._lock:
+            index = self._index
+            if index is not None:
+                index.add(key, written_at, size)
+                index.written += size
+                if index.written < self.max_bytes / 2:
+                    self._evict(index, self.max_bytes, keep=key)
+                    return
+            self.prune(keep=key)
+
+    def _evict(self, index: _Index, limit: int, keep: str | None) -> int:
+        """Remove entries, least recently read first, until the index totals ``limit``.
+
+        Each candidate's record is read first: an entry read since the index last saw it
+        goes back in line, one that is gone or damaged leaves the index (a reader removes
+        a damaged one), and ``keep`` is never removed. Returns the number removed.
+        """
+        removed = 0
+        kept: list[tuple[float, str]] = []
+        while index.total > limit:
+            oldest = index.oldest()
+            if oldest is None:
+                break
+            known, key = oldest
+            if key == keep:
+                kept.append(oldest)
+                continue
+            sub = os.path.join(self.directory, key[:2])
+            meta = os.path.join(sub, key + _META)
+            try:
+                record, mtime = self._load(key, meta)
+            except (OSError, ValueError, TypeError, KeyError):
+                index.drop(key)
+                continue
+            if mtime > known:
+                index.add(key, mtime, record.size)
+                continue
+            # Removed at once: the record was just read (as _discard does after its check).
+            for path in (meta, os.path.join(sub, record.data)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            index.drop(key)
+            removed += 1
+            if not self._expired(record):
+                self.evictions += 1
+        for item in kept:
+            heapq.heappush(index.heap, item)
+        return removed
+
+    def _load(self, key: str, meta: str | None = None) -> tuple[_Record, float]:
+        """The record of ``key`` and its modification time (the entry's last access).
+
+        Args:
+            key: The entry's key.
+            meta: The record's path, when the caller has it (saves building it).
+
+        Raises:
+            OSError: The record cannot be read (FileNotFoundError: there is none).
+            ValueError: The record is damaged (or TypeError, KeyError).
+        """
+        if meta is None:
+            meta = os.path.join(self.directory, key[:2], key + _META)
+        fd = os.open(meta, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            raw = os.read(fd, info.st_size + 1)  # records are replaced, never rewritten
+        finally:
+            os.close(fd)
+        return _Record.parse(raw, key), info.st_mtime
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index.drop(key)
 
     def _remove_damaged(self, key: str, meta: Path, raw: bytes) -> None:
         """Remove an entry whose record cannot be read (unless it was just replaced)."""
@@ -404,10 +550,15 @@ class DiskStore:
             if data.name != meta.name and self._owned(data.name):
                 with contextlib.suppress(OSError):
                     data.unlink()
+        self._forget(key)
         _logger.warning("cache entry %s in %s: damaged record, removed", key, self.directory)
 
-    def _discard(self, key: str, record: _Record, why: str | None) -> None:
-        """Remove an entry, unless a writer has replaced it since ``record`` was read."""
+    def _discard(self, key: str, record: _Record, why: str | None) -> bool:
+        """Remove an entry, unless a writer has replaced it since ``record`` was read.
+
+        Returns:
+            ``False`` when the entry was replaced and left alone.
+        """
         meta = self.directory / key[:2] / f"{key}{_META}"
         try:
             current: _Record | None = _Record.parse(meta.read_bytes(), key)
@@ -416,48 +567,91 @@ class DiskStore:
         except (OSError, ValueError, TypeError, KeyError):
             current = None
         if current is not None and current != record:
-            return
+            return False
         with contextlib.suppress(FileNotFoundError):
             meta.unlink()
         with contextlib.suppress(FileNotFoundError):
             (meta.parent / record.data).unlink()
+        self._forget(key)
         if why:
             _logger.warning("cache entry %s in %s: %s, removed", key, self.directory, why)
+        return True
 
     def _subdirs(self) -> Iterator[Path]:
         try:
-            entries = list(self.directory.iterdir())
+            entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             return
-        for sub in entries:
-            if re.fullmatch(r"[a-z0-9][a-z0-9_-]?", sub.name) and sub.is_dir():
-                yield sub
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir and _SUBDIR.fullmatch(entry.name):
+                yield Path(entry.path)
 
-    def _records(self, include_expired: bool = False) -> Iterator[tuple[str, Path, _Record]]:
+    def _records(self) -> Iterator[tuple[str, Path, _Record]]:
+        """The sound, unexpired records (not removed: this is for counting)."""
         for sub in self._subdirs():
-            for meta in sub.glob(f"*{_META}"):
-                key = meta.name[: -len(_META)]
-                if not _KEY.fullmatch(key):
+            try:
+                names = os.listdir(sub)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                key = name[: -len(_META)]
+                if not name.endswith(_META) or not _KEY.fullmatch(key):
                     continue
+                meta = sub / name
                 try:
                     record = _Record.parse(meta.read_bytes(), key)
                 except (OSError, ValueError, TypeError, KeyError):
                     continue
-                if include_expired or not self._expired(record):
+                if not self._expired(record):
                     yield key, meta, record
 
-    def _sweep_debris(self, referenced: builtins.set[str]) -> None:
-        """Delete old temp files and data files no record points to (crashed writers)."""
-        limit = time.time() - _STALE
+    def _scan(self) -> tuple[int, list[tuple[float, str, _Record]]]:
+        """Read every record; remove expired entries and the debris of crashed writers
+        (temp files and data files no record points to, once an hour old).
+
+        Returns:
+            The number of entries removed, and the live ones with their last access.
+        """
+        removed = 0
+        live: list[tuple[float, str, _Record]] = []
+        stale = time.time() - _STALE
         for sub in self._subdirs():
-            for path in sub.iterdir():
-                name = path.name
-                debris = name.startswith(_TEMP) or (
-                    self._owned(name) and not name.endswith(_META) and name not in referenced)
-                if debris:
+            try:
+                names = os.listdir(sub)
+            except FileNotFoundError:
+                continue
+            folder = os.fspath(sub)
+            referenced: set[str] = set()
+            loose: list[str] = []
+            for name in names:
+                if not name.endswith(_META):
+                    if name.startswith(_TEMP) or _DATA.fullmatch(name):
+                        loose.append(name)
+                    continue
+                key = name[: -len(_META)]
+                if not _KEY.fullmatch(key):
+                    continue
+                try:
+                    record, mtime = self._load(key, os.path.join(folder, name))
+                except (OSError, ValueError, TypeError, KeyError):
+                    continue
+                if self._expired(record):
+                    if self._discard(key, record, "expired"):
+                        removed += 1
+                    continue
+                referenced.add(record.data)
+                live.append((mtime, key, record))
+            for name in loose:  # only old ones: a new record may point to a listed file
+                if name not in referenced:
+                    path = sub / name
                     with contextlib.suppress(OSError):
-                        if path.stat().st_mtime < limit:
+                        if path.stat().st_mtime < stale:
                             path.unlink()
+        return removed, live
 
     @staticmethod
     def _owned(name: str) -> bool:
@@ -465,8 +659,7 @@ class DiskStore:
             return True
         if name.endswith(_META):
             return bool(_KEY.fullmatch(name[: -len(_META)]))
-        return bool(re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,127}\.[0-9a-f]{16}\.(bin|json\.z)",
-                                 name))
+        return bool(_DATA.fullmatch(name))
 
 
 def _file_sha256(path: Path) -> str:
