@@ -44,6 +44,7 @@ from typing import Any
 
 import attrs
 
+from avgen._hashing import file_sha256
 from avgen.errors import UsageError
 
 __all__ = ["DiskStore"]
@@ -346,7 +347,7 @@ class DiskStore:
         path = self.directory / key[:2] / record.data
         try:
             size = path.stat().st_size
-            good = size == record.size and (not self.verify or _file_sha256(path)
+            good = size == record.size and (not self.verify or file_sha256(path)
                                             == record.sha256)
         except FileNotFoundError:
             good = False
@@ -660,11 +661,3 @@ class DiskStore:
         if name.endswith(_META):
             return bool(_KEY.fullmatch(name[: -len(_META)]))
         return bool(_DATA.fullmatch(name))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
