@@ -54,6 +54,8 @@ MIN_SIDE = 64
 """Smallest width or height accepted, in pixels."""
 MAX_SIDE = 4096
 """Largest width or height accepted, in pixels."""
+MAX_MEDIA_SECONDS = 24 * 3600.0
+"""Longest narration, clip or caption time accepted, in seconds (a day)."""
 MIN_DURATION = 1.0
 """Shortest target duration accepted, in seconds."""
 MAX_DURATION = 3600.0
@@ -91,7 +93,7 @@ class Preset:
     (H.264 with yuv420p needs it) and from 64 to 4096 pixels.
     """
 
-    name: str
+    name: str = attrs.field(validator=text_validator(field="preset.name"))
     """Short name shown in logs and the manifest."""
     width: int
     """Frame width in pixels."""
@@ -106,8 +108,10 @@ class Preset:
     caption_margin: float = 0.08
     """Distance of the caption block from the bottom edge, as a fraction of the height.
     Vertical presets keep captions above the platform's own buttons and text."""
-    audio_bitrate: str = "160k"
-    """AAC bitrate of the soundtrack."""
+    audio_bitrate: str = attrs.field(default="160k", validator=text_validator(
+        pattern=re.compile(r"[1-9][0-9]{1,3}k"), allowed="kilobits such as '160k'",
+        field="preset.audio_bitrate"))
+    """AAC bitrate of the soundtrack (``"32k"`` to ``"9999k"``)."""
     video_codec: str = "libx264"
     """Video encoder: ``libx264`` (H.264, plays everywhere) or ``libx265`` (HEVC, smaller)."""
 
@@ -289,14 +293,6 @@ def _tiers(value: Iterable[Tier]) -> tuple[Tier, ...]:
     return tuple(value)
 
 
-def _optional_text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise UsageError("text", f"must be a string, got {type(value).__name__}")
-    return value
-
-
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
@@ -371,9 +367,9 @@ class VideoRequest:
         UsageError: Both texts are empty, or a field is out of range.
     """
 
-    topic: str | None = attrs.field(default=None, converter=_optional_text)
+    topic: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """What the video is about; also its title when the script has no heading."""
-    script: str | None = attrs.field(default=None, converter=_optional_text)
+    script: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """The narration as text or Markdown: paragraphs become scenes."""
     preset: Preset = attrs.field(default=PRESETS["draft"], converter=_to_preset)
     """Output format, a `Preset` or the name of one in `PRESETS`."""
@@ -526,9 +522,9 @@ class Segment:
 
     text: str = attrs.field(validator=text_validator())
     """The words spoken."""
-    start: float = attrs.field(validator=number_validator(low=0))
+    start: float = attrs.field(validator=number_validator(low=0, high=MAX_MEDIA_SECONDS))
     """Start, in seconds from the start of the audio file."""
-    end: float = attrs.field(validator=number_validator(low=0))
+    end: float = attrs.field(validator=number_validator(low=0, high=MAX_MEDIA_SECONDS))
     """End, in seconds from the start of the audio file."""
 
 
@@ -542,7 +538,7 @@ class AudioAsset:
 
     path: Path = attrs.field(converter=_path)
     """The WAV (or any ffmpeg-readable audio) file."""
-    duration: float = attrs.field(validator=number_validator(low=0))
+    duration: float = attrs.field(validator=number_validator(low=0, high=MAX_MEDIA_SECONDS))
     """Measured length in seconds."""
     segments: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
     """Sentence timings, when the narrator knows them; captions follow them."""
@@ -573,7 +569,7 @@ class ClipAsset:
 
     path: Path = attrs.field(converter=_path)
     """The video file."""
-    duration: float = attrs.field(validator=number_validator(low=0))
+    duration: float = attrs.field(validator=number_validator(low=0, high=MAX_MEDIA_SECONDS))
     """Length in seconds."""
     width: int = attrs.field(validator=number_validator(integer=True, low=0, high=65536))
     """Width in pixels."""

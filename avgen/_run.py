@@ -127,9 +127,9 @@ class Run:
         name, step_id = agent_name(narrator), f"scene-{scene.index:03d}.narration"
         inputs = json_sha256([scene.narration, self.request.voice, name])
         reused = self.steps.reused_asset(step_id, inputs)
-        if isinstance(reused, AudioAsset):
+        if isinstance(reused, AudioAsset):  # its recorded length is checked, not trusted
             self.report.half_scene("narration", scene.index, "narration reused")
-            return reused
+            return _measured(reused, reused.path, scene)
         relative = f"audio/scene_{scene.index:03d}.wav"
 
         async def speak() -> Made[AudioAsset]:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from avgen._hashing import file_sha256
+from avgen._models import asset_from_dict
 from avgen._validate import (
     instance_validator,
     number_validator,
@@ -156,10 +157,20 @@ class Manifest:
                              "object of step records")
         data.setdefault("steps", {})
         for key, raw in data["steps"].items():
-            record = StepRecord.from_dict(raw, f"manifest steps[{key!r}]")
+            where = f"manifest steps[{key!r}]"
+            record = StepRecord.from_dict(raw, where)
             if record.id != key:
-                raise UsageError(f"manifest steps[{key!r}].id", f"must be {key!r}, "
-                                 f"not {record.id!r}")
+                raise UsageError(f"{where}.id", f"must be {key!r}, not {record.id!r}")
+            if "asset" in record.data:
+                try:
+                    asset = asset_from_dict(record.data["asset"], self._session.root)
+                except UsageError as exc:
+                    raise type(exc)(f"{where}.data.{exc.field}", exc.problem) from None
+                path = getattr(asset, "path", None)
+                outputs = {self._session.root.resolve() / out.path for out in record.outputs}
+                if path is not None and path not in outputs:
+                    raise UsageError(f"{where}.data.asset.path", "must be one of the step's "
+                                     "outputs (whose size and checksum are recorded)")
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
