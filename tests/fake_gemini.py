@@ -345,7 +345,9 @@ class FakeGemini:
     """A fake Gemini / Vertex AI HTTP server; use as a context manager.
 
     ``polls_until_done``: a Veo operation is done at its n-th poll, n = polls_until_done
-    (0: already done in the submit answer). ``speech_seconds_per_char``: length of the TTS
+    (0: already done in the submit answer); the attribute may be changed while the server
+    runs (each poll reads it), for instance to hold operations running and let them finish
+    later. ``speech_seconds_per_char``: length of the TTS
     audio per character of text (at least 0.5 s). ``video_delivery``: ``"inline"`` (video
     bytes in the operation) or ``"uri"`` (a URL to download them from).
     """
@@ -426,6 +428,12 @@ class FakeGemini:
             raise ValueError("the 'slow' fault needs seconds=...")
         with self._lock:
             self._faults.append(_Fault(kind, fault, times, match, dict(options)))
+
+    def expire(self) -> None:
+        """Forget every Veo operation, as the service does when they expire: a later poll
+        of one is answered 404 NOT_FOUND."""
+        with self._lock:
+            self.operations.clear()
 
     def reset(self) -> None:
         """Forget the recorded requests and every pending fault."""

@@ -21,6 +21,15 @@ read timeout, a dropped connection) may have been accepted and billed: it is nev
 and an operation whose polling or download failed is remembered, so a retried call resumes
 it instead of paying again. Operations in flight are bounded by ``max_concurrency`` per
 event loop, across every run sharing the agent.
+
+**Crashes.** With a cache, an accepted operation is also written down at once in the
+cache folder (``operations/<clip key>.json``, an atomic write) and its record removed when
+the clip is stored or the operation failed for good. A process asking for the same clip
+later — the resume of a session killed while it polled, or another run — polls the
+recorded operation instead of submitting it again; only an operation the service no longer
+knows (HTTP 400, 403, 404, 410 on its poll) or reports as failed is submitted anew. A
+record that is unsound, or whose name is not a Veo operation of this model, is ignored and
+logged. Without a cache, operations are remembered in memory only.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ __docformat__ = "google"
 import asyncio
 import hashlib
 import inspect
+import logging
+import re
 import tempfile
 import time
 import weakref
@@ -42,6 +53,7 @@ from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection
+from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
 from avgen.costs import Charge, paid_call
 from avgen.errors import (
@@ -57,6 +69,8 @@ from avgen.resilience import RetryDecorator, retry
 
 __all__ = ["VeoClips"]
 
+_logger = logging.getLogger("avgen.agents.google")
+
 _VEO2_SECONDS = (5, 6, 7, 8)
 _VEO3_SECONDS = (4, 6, 8)
 _VEO2_RESOLUTIONS = ("720p",)
@@ -66,6 +80,14 @@ _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ClientConnectorEr
 # after the request was sent: the service may have accepted (and billed) it
 _NO_ANSWER = ("ReadError", "WriteError", "RemoteProtocolError", "ServerDisconnectedError",
               "NetworkError")
+# a Veo operation's name, as Vertex AI (with or without a project) and the Gemini API give it
+_OPERATION_NAME = re.compile(
+    r"(?:projects/[A-Za-z0-9][A-Za-z0-9.:_-]{0,127}/locations/[a-z0-9][a-z0-9-]{0,62}/)?"
+    r"(?:publishers/[a-z0-9][a-z0-9_-]{0,62}/)?"
+    r"models/(?P<model>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+    r"/operations/[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# what a poll of a recorded operation answers when the service does not know it (any more)
+_GONE = frozenset({400, 403, 404, 410})
 
 
 def _sent_without_answer(exc: BaseException) -> bool:
@@ -81,6 +103,10 @@ class _Overdue(AgentError):
     """An operation ran past the deadline (kept, so a later identical call resumes it)."""
 
 
+class _Gone(AgentError):
+    """The service does not know the operation polled (expired, or never this account's)."""
+
+
 class VeoClips(GoogleAgent):
     """A `avgen.agents.ClipGenerator` backed by Veo (needs a Vertex AI connection).
 
@@ -88,7 +114,8 @@ class VeoClips(GoogleAgent):
         connection: The shared `avgen.agents.google.GoogleConnection` (Vertex).
         model: A Veo model id (``veo-2.0-generate-001``, ``veo-3.0-generate-001``,
             ``veo-3.1-generate-preview``, ``veo-3.1-fast-generate-preview`` …).
-        cache: Where clips are kept (``None``: no cache).
+        cache: Where clips are kept, and accepted operations recorded until their clip is
+            (``None``: no cache, operations are remembered in memory only).
         prices: Price overrides by model id.
         max_concurrency: Operations in flight at once (Veo quotas are small).
         audio: Ask Veo 3 for a sound track (priced higher; the narration stays the
@@ -161,6 +188,7 @@ class VeoClips(GoogleAgent):
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                                asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
+        self._recalled: set[str] = set()  # keys whose pending operation came from a record
 
     @property
     def durations(self) -> tuple[int, ...]:
@@ -224,7 +252,10 @@ class VeoClips(GoogleAgent):
             "veo", model=self.model, prompt=prompt, aspect=aspect, seconds=duration,
             audio=audio, resolution=self.resolution, negative_prompt=self.negative_prompt,
             image=hashlib.sha256(image).hexdigest() if image is not None else None)
+        journal = self._journal()
         if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+            if journal is not None:
+                journal.forget(key)  # left by a crash between storing the clip and this
             return await self._asset(target)
         async with self._slot():
             with paid_call(agent=self.name, model=self.model, quantity=duration,
@@ -233,6 +264,8 @@ class VeoClips(GoogleAgent):
                                             audio)
         if self.cache is not None:
             self.cache.keep(key, target)
+        if journal is not None:
+            journal.forget(key)
         return asset
 
     # -- steps ---------------------------------------------------------------------------
@@ -265,29 +298,101 @@ class VeoClips(GoogleAgent):
             return still.read_bytes()
         return None
 
+    def _journal(self) -> OperationJournal | None:
+        """Where accepted operations are written down: the cache folder (None: no cache)."""
+        if self.cache is None:
+            return None
+        return OperationJournal(self.cache.store.directory / "operations")
+
+    def _pollable(self, name: str) -> bool:
+        """Whether ``name`` (read back from a record) is a Veo operation of this model."""
+        match = _OPERATION_NAME.fullmatch(name)
+        return match is not None and match["model"] == self.model.rpartition("/")[2]
+
+    def _recall(self, key: str) -> Any:
+        """The operation recorded for ``key`` (by an earlier process), or None."""
+        journal = self._journal()
+        entry = None if journal is None else journal.recall(key, agent=self.name,
+                                                             valid=self._pollable)
+        if entry is None:
+            return None
+        from google.genai import types
+
+        _logger.info("%s: resuming operation %s, accepted %.0f s ago, instead of submitting "
+                     "its clip again", self.name, entry.operation,
+                     max(0.0, time.time() - entry.submitted))
+        self._recalled.add(key)
+        return types.GenerateVideosOperation.model_validate({"name": entry.operation})
+
+    async def _submit_recorded(self, key: str, prompt: str, image: bytes | None,
+                               duration: int, aspect: str, audio: bool) -> Any:
+        """Submit, and write the accepted operation down before anything else happens."""
+        operation = await self._submit(prompt, image, duration, aspect, audio)
+        self._recalled.discard(key)
+        self._pending[key] = operation
+        journal = self._journal()
+        name = operation.name
+        if journal is not None and isinstance(name, str) and self._pollable(name):
+            journal.record(key, agent=self.name, operation=name)
+        elif journal is not None and not operation.done:
+            _logger.warning("%s: operation %r is not a Veo operation name avgen knows; it "
+                            "was not recorded, so a crash now would submit its clip again",
+                            self.name, name)
+        return operation
+
     async def _produce(self, key: str, target: Path, prompt: str, image: bytes | None,
                        duration: int, aspect: str, audio: bool) -> ClipAsset:
         """Submit (or resume) the operation for ``key``, wait for it, save and check the clip.
 
-        An operation is remembered until its clip is saved or it has failed for good: a
-        call retried after a transient failure (or a cancellation, or the deadline) resumes
-        it instead of paying for a new one.
+        An operation is remembered — in memory, and in the cache folder's journal — until
+        its clip is saved or it has failed for good: a call retried after a transient
+        failure (or a cancellation, or the deadline), or a later process after a crash,
+        resumes it instead of paying for a new one. A recorded operation the service no
+        longer knows, or reports as failed, is submitted anew (once); one deadline covers
+        the waits for both.
         """
         operation = self._pending.get(key)
         if operation is None:
-            operation = await self._submit(prompt, image, duration, aspect, audio)
-            self._pending[key] = operation
+            operation = self._recall(key)
+        if operation is None:
+            operation = await self._submit_recorded(key, prompt, image, duration, aspect, audio)
+        self._pending[key] = operation
+        started = time.monotonic()  # the deadline counts from here, as it always did
         try:
-            operation = self._pending[key] = await self._wait(operation)
+            try:
+                operation = self._pending[key] = await self._wait(operation, started)
+                stale = None
+                if operation.error and key in self._recalled:
+                    stale = f"it failed with code {dict(operation.error).get('code')}"
+            except _Gone as exc:
+                if key not in self._recalled:
+                    raise
+                stale = str(exc).removeprefix(f"{self.name}: ")
+            if stale is not None:
+                _logger.warning("%s: the recorded operation %s cannot make the clip (%s); "
+                                "submitting it again", self.name, operation.name, stale)
+                self._forget(key, operation)
+                operation = await self._submit_recorded(key, prompt, image, duration, aspect,
+                                                        audio)
+                operation = self._pending[key] = await self._wait(operation, started)
             await self._save(self._video(operation), target)
             asset = await self._asset(target)
         except (ServiceUnavailable, RateLimited, _Overdue, asyncio.CancelledError):
             raise
         except BaseException:
-            self._pending.pop(key, None)
+            self._forget(key, operation)
             raise
         self._pending.pop(key, None)
+        self._recalled.discard(key)
         return asset
+
+    def _forget(self, key: str, operation: Any) -> None:
+        """Drop ``operation``, failed for good, from memory and from the journal."""
+        self._pending.pop(key, None)
+        self._recalled.discard(key)
+        journal = self._journal()
+        if journal is not None and isinstance(operation.name, str):
+            journal.forget(key, operation=operation.name)
 
     async def _submit(self, prompt: str, image: bytes | None, duration: int, aspect: str,
                       audio: bool) -> Any:
@@ -312,9 +417,15 @@ class VeoClips(GoogleAgent):
                 "; Veo may have accepted and billed it, so it was not retried"),
                 self.name) from exc
 
-    async def _wait(self, operation: Any) -> Any:
+    async def _wait(self, operation: Any, started: float) -> Any:
+        """Poll ``operation`` until it is done, with backoff, until ``deadline`` seconds
+        after ``started`` (a `time.monotonic` reading).
+
+        Raises:
+            _Overdue: The deadline passed.
+            _Gone: The service does not know the operation (HTTP 400, 403, 404 or 410).
+        """
         client = self.connection.client
-        started = time.monotonic()
         interval = self.poll_interval
         while not operation.done:
             elapsed = time.monotonic() - started
@@ -326,7 +437,15 @@ class VeoClips(GoogleAgent):
             interval = min(interval * 1.5, self.poll_max_interval)
 
             async def poll(current: Any = operation) -> Any:
-                return await self._api(lambda: client.aio.operations.get(current))
+                try:
+                    return await self._api(lambda: client.aio.operations.get(current))
+                except AgentError as exc:
+                    status = _status(exc.__cause__)
+                    if status in _GONE:
+                        raise _Gone(self._redact(
+                            f"the service does not know operation {current.name} (HTTP "
+                            f"{status})"), self.name) from exc
+                    raise
 
             remaining = max(0.001, self.deadline - (time.monotonic() - started))
             operation = await self._retry(remaining)(poll)()
@@ -397,6 +516,14 @@ class VeoClips(GoogleAgent):
             raise MediaError(f"{self.name} returned a file with no video stream", target)
         return ClipAsset(target, info.duration, info.width, info.height, info.fps or 24.0,
                          info.has_audio)
+
+
+def _status(exc: BaseException | None) -> int | None:
+    """The HTTP status of an SDK error (None for anything else)."""
+    code = getattr(exc, "code", None)
+    if exc is None or not type(exc).__module__.startswith("google.genai"):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def _mime(image: bytes) -> str:
