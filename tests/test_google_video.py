@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from media import decode
 from avgen import GenerationError, RunEvent, VideoGenerator
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
 from avgen.agents.google._prices import price_of
-from avgen.resilience import set_testing
+from avgen.errors import RateLimited
+from avgen.resilience import CircuitState, set_testing
 
 KEY = "AIzaFAKE-video-key-0123456789abcdef"
 TOKEN = "ya29.fake-access-token-0123456789"
@@ -172,6 +174,74 @@ def test_an_open_breaker_makes_the_other_scenes_fall_back_at_once(fake: FakeGemi
     refused = [s for s in steps.values() if "circuit" in (s.get("error") or "").lower()
                or "open" in (s.get("error") or "")]
     assert len(refused) == 2
+
+
+@pytest.mark.parametrize("via", ["header", "retry_info"])
+@pytest.mark.parametrize("times", [2, 3])
+def test_quota_answers_on_narration_never_open_its_breaker(fake: FakeGemini, tmp_path: Path,
+                                                           times: int, via: str) -> None:
+    gen = generator(developer(fake), tmp_path, cache=False)
+    narrator = gen.agents.narrator.name  # type: ignore[union-attr]
+    for _ in range(2):  # the breaker outlives a run: the next video is made too
+        fake.reset()
+        fake.fail("speech", "rate_limit", times=times, retry_after=2, via=via)
+        video = gen.generate_sync(topic="the water cycle", preset="draft")
+        assert decode(video.path)["errors"] == ""
+        assert fake.count("speech") == 3 + times
+        steps = manifest(video.session)["steps"]
+        retries = [retry for index in range(3) for retry in
+                   steps[f"scene-{index:03d}.narration"]["data"]["resilience"]["retries"]]
+        assert len(retries) == times
+        assert all(r["requested"] == 2 and "429" in r["error"] for r in retries)
+    metrics = gen.breakers.get(narrator).metrics()
+    assert metrics.state is CircuitState.CLOSED
+    assert (metrics.calls, metrics.failures) == (6, 0)  # the quota answers count as nothing
+
+
+@pytest.mark.parametrize("via", ["header", "retry_info"])
+def test_a_503_with_retry_after_waits_as_asked(fake: FakeGemini, tmp_path: Path,
+                                               via: str) -> None:
+    fake.fail("speech", "server_error", status=503, retry_after=7, via=via,
+              match=NARRATIONS[1])
+    video = generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                               preset="draft")
+    retries = manifest(video.session)["steps"]["scene-001.narration"]["data"]["resilience"][
+        "retries"]
+    assert [(r["requested"], "503" in r["error"]) for r in retries] == [(7, True)]
+
+
+def test_a_quota_wait_longer_than_allowed_says_when_to_come_back(fake: FakeGemini,
+                                                                 tmp_path: Path) -> None:
+    fake.fail("speech", "rate_limit", retry_after=120, match=NARRATIONS[0])
+    with pytest.raises(GenerationError) as failed:
+        generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                           preset="draft")
+    cause = failed.value.__cause__
+    assert isinstance(cause, RateLimited) and cause.retry_after == 120
+    assert "come back in 120 s" in str(failed.value) and " UTC" in str(failed.value)
+    # never asked again sooner than the service said
+    assert len([c for c in fake.calls("speech") if NARRATIONS[0] in (c.prompt or "")]) == 1
+
+
+@pytest.mark.parametrize(("kind", "fault", "options"), [
+    ("script", "refused", {"status": 403}),
+    ("script", "refused", {"status": 401, "message": "credentials {key} refused"}),
+    ("script", "server_error", {"status": 500, "message": "Internal error for {key}.",
+                                "times": 4}),
+    ("speech", "rate_limit", {"message": "Quota exceeded for consumer 'api_key:{key}'.",
+                              "times": 4, "match": NARRATIONS[0]}),
+])
+def test_a_failed_run_shows_no_key_in_its_traceback(fake: FakeGemini, tmp_path: Path,
+                                                    kind: str, fault: str,
+                                                    options: dict[str, Any]) -> None:
+    fake.fail(kind, fault, **options)
+    with pytest.raises(GenerationError) as failed:
+        generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                           preset="draft")
+    printed = "".join(traceback.format_exception(failed.value))
+    assert fake.calls(kind)[0].headers["x-goog-api-key"] == KEY
+    assert KEY not in printed and "[redacted]" in printed
+    assert KEY not in str(failed.value) and KEY not in repr(failed.value)
 
 
 def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) -> None:
