@@ -15,8 +15,12 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import argparse
+import contextlib
+import logging
+import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +30,7 @@ from avgen._progress import RunProgress, shorten
 from avgen._reporting import RunEvent
 from avgen._version import __version__
 from avgen.agents._registry import AgentSet, load_agents
-from avgen.errors import AvgenError, GenerationError, UsageError
+from avgen.errors import AgentError, AvgenError, GenerationError, UsageError
 
 __all__: list[str] = []  # the entry point `main` is named in pyproject.toml
 
@@ -40,8 +44,13 @@ class _ProgressBar:
         self.drawn = False
         self.core = RunProgress()
         self.label = ""
+        self.session: str | None = None
+        """The folder of the run under way, once it has one (to say how to resume it)."""
+        self._said: set[str] = set()
 
     def __call__(self, event: RunEvent) -> None:
+        if event.kind == "session" and isinstance(event.data.get("path"), str):
+            self.session = event.data["path"]
         if self.quiet:
             return
         step = self.core.follow(event)
@@ -65,10 +74,79 @@ class _ProgressBar:
         self.stream.write(text + "\n")
         self.stream.flush()
 
+    def say(self, text: str) -> None:
+        """Print ``text`` on a line of its own above the bar, once (a repeat is dropped)."""
+        if text not in self._said:
+            self._said.add(text)
+            self._line(text)
+
     def close(self) -> None:
         if self.drawn:
             self.stream.write("\n")
             self.drawn = False
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records of WARNING and above as one ``avgen: warning: ...`` line each. A run's own
+    lines (tagged with its session) are left to the progress display, which shows them."""
+
+    def __init__(self, bar: _ProgressBar) -> None:
+        super().__init__(logging.WARNING)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "avgen_session"):
+            return
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                text += f": {type(error).__name__}: {error}"
+            self.bar.say(f"avgen: {record.levelname.lower()}: {text}")
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _console(bar: _ProgressBar) -> Iterator[None]:
+    """The command's own terminal output while it runs, set up for this process only (the
+    library configures no logging): warnings and log records become one concise line each,
+    said once, without source lines; stamina's own retry log lines are off, since the run's
+    ``retry:`` lines say the same with the reason. Everything is restored on exit."""
+    import stamina.instrumentation
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        bar.say(f"avgen: warning: {message}")
+
+    handler = _ConsoleHandler(bar)
+    root = logging.getLogger()
+    hooks = stamina.instrumentation.get_on_retry_hooks()
+    stamina.instrumentation.set_on_retry_hooks([])
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            yield
+    finally:
+        root.removeHandler(handler)
+        stamina.instrumentation.set_on_retry_hooks(hooks)
+
+
+_TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
+
+
+def _check_topic(topic: str | None) -> None:
+    """Refuse a topic that is a file name (``avgen make notes.md``, ``--script`` forgotten)."""
+    if not topic:
+        return
+    if len(topic.split()) != 1:
+        return
+    path = Path(topic).expanduser()
+    named_like_a_file = bool(path.suffix) or "/" in topic or "\\" in topic
+    if path.suffix.lower() in _TEXT_SUFFIXES or (named_like_a_file and path.is_file()):
+        raise UsageError("topic", f"{topic!r} looks like a file, not a topic; to narrate its "
+                         f"text, give it with --script: avgen make --script {shlex.quote(topic)}")
 
 
 def _read_script(value: str) -> str:
@@ -145,11 +223,16 @@ def _agent_options(command: argparse.ArgumentParser) -> None:
                          help="google: do not reuse assets paid for by earlier runs")
 
 
-def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
-    """The agents the command line asks for, and a line saying which they are."""
+def _family(args: argparse.Namespace) -> str:
+    """The agent family the command line asks for (google when credentials are set)."""
     from avgen.agents.google._connection import credentials_present
 
-    name = args.agents or ("google" if credentials_present() else "local")
+    return str(args.agents or ("google" if credentials_present() else "local"))
+
+
+def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
+    """The agents the command line asks for, and a line saying which they are."""
+    name = _family(args)
     options: dict[str, Any] = {}
     if getattr(args, "images", None):
         if name != "local":
@@ -181,8 +264,24 @@ def _build_docs(out: Path, check_only: bool) -> int:
         return 1
 
 
+def _hint(exc: AvgenError, family: str) -> str | None:
+    """What to suggest when a run with remote agents failed because of them."""
+    if family == "local":
+        return None
+    link: BaseException | None = exc
+    for _ in range(10):
+        if link is None:
+            return None
+        if isinstance(link, AgentError):
+            return ("avgen: hint: to make the video on this machine instead (offline, at no "
+                    "cost), add --agents local")
+        link = link.__cause__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``avgen`` command; returns the exit status (0 ok, 1 failed, 2 bad input)."""
+    """Run the ``avgen`` command; returns the exit status (0 ok, 1 failed, 2 bad input,
+    130 interrupted)."""
     args = _parser().parse_args(argv)
     if args.command == "presets":
         for name, p in PRESETS.items():
@@ -191,7 +290,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "docs":
         return _build_docs(args.out, args.check)
     bar = _ProgressBar(sys.stderr, args.quiet)
+    with _console(bar):
+        return _run(args, bar)
+
+
+def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
+    """``avgen make`` and ``avgen resume``."""
+    if args.command == "resume":
+        bar.session = args.session
     try:
+        if args.command == "make" and not args.script:
+            _check_topic(args.topic)
         agents, line = _agents(args)
         generator = VideoGenerator(agents, output_dir=getattr(args, "out", "outputs"),
                                    on_event=bar, budget=args.budget)
@@ -219,10 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GenerationError, AvgenError) as exc:
         bar.close()
         print(f"avgen: failed: {exc}", file=sys.stderr)
+        hint = _hint(exc, _family(args))
+        if hint:
+            print(hint, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         bar.close()
-        print("avgen: interrupted; resume with `avgen resume SESSION_DIR`", file=sys.stderr)
+        if bar.session:
+            print(f"avgen: interrupted; resume with `avgen resume {shlex.quote(bar.session)}`",
+                  file=sys.stderr)
+        else:
+            print("avgen: interrupted before the run started; nothing to resume",
+                  file=sys.stderr)
         return 130
     bar.close()
     print(video.path)

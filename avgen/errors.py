@@ -170,7 +170,19 @@ class RateLimited(AgentError):
 
 
 class ServiceUnavailable(AgentError):
-    """A remote service is unreachable, failing, or its circuit breaker is open."""
+    """A remote service is unreachable, failing, or its circuit breaker is open.
+
+    Args:
+        message: What went wrong.
+        agent: The name of the agent.
+        retry_after: Seconds the service asked to wait before the next call (a 503 with
+            ``Retry-After``), when it said.
+    """
+
+    def __init__(self, message: str, agent: str = "", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        """Seconds the service asked to wait, when it said."""
+        super().__init__(message, agent)
 
 
 class CircuitOpen(ServiceUnavailable):

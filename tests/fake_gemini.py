@@ -42,6 +42,7 @@ _ANY = frozenset(KINDS) - {"unknown"}
 FAULTS: dict[str, frozenset[str]] = {
     "rate_limit": _ANY,
     "server_error": _ANY,
+    "refused": _ANY,
     "slow": _ANY,
     "malformed_json": frozenset({"script"}),
     "wrong_shape": frozenset({"script"}),
@@ -65,6 +66,12 @@ _STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSI
                  404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 409: "ABORTED",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
                  502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+_REFUSED = {400: "API key not valid. Please pass a valid API key.",
+            401: "Request had invalid authentication credentials.",
+            403: "Permission denied: Consumer 'api_key:{key}' has been suspended."}
+"""What Google says when it refuses credentials (``{key}``: the key the request carried,
+echoed back as Google does for a suspended consumer)."""
 
 _VERSION = r"/(?P<version>v1|v1beta|v1beta1|v1alpha)/"
 _MODEL = (r"(?P<model_path>(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
@@ -205,6 +212,15 @@ def _get(value: Any, *keys: str | int) -> Any:
         else:
             value = value[key] if key in value else value.get(_snake(key))
     return value
+
+
+def _credential(headers: Any, query: str) -> str | None:
+    """The API key or access token a request carried (header, bearer token or ``?key=``)."""
+    key = headers.get("x-goog-api-key") or dict(parse_qsl(query)).get("key")
+    if key:
+        return str(key)
+    auth = str(headers.get("authorization") or "")
+    return auth.removeprefix("Bearer ").strip() or None
 
 
 def _tokens(text: str | None) -> int:
@@ -415,8 +431,13 @@ class FakeGemini:
     def fail(self, kind: str, fault: str, *, times: int = 1, match: str | None = None,
              **options: Any) -> None:
         """Answer the next ``times`` requests of ``kind`` (whose prompt contains ``match``)
-        with ``fault`` instead of normally. Options: ``retry_after`` (rate_limit, seconds),
-        ``status`` (server_error, default 503), ``seconds`` (slow, required)."""
+        with ``fault`` instead of normally. Options: ``retry_after`` (seconds: rate_limit,
+        default 1; server_error, default none), ``via`` (how ``retry_after`` is sent:
+        ``"both"``, the default, ``"header"`` for ``Retry-After`` only, ``"retry_info"`` for
+        the body's ``RetryInfo`` only), ``status`` (server_error, default 503; refused: 400,
+        401 or 403, the default), ``message`` (rate_limit, server_error, refused: the error
+        message; ``{key}`` in it is replaced by the key or token the request carried),
+        ``seconds`` (slow, required)."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
         if kind not in FAULTS[fault]:
@@ -426,6 +447,8 @@ class FakeGemini:
             raise ValueError("times must be at least 1")
         if fault == "slow" and "seconds" not in options:
             raise ValueError("the 'slow' fault needs seconds=...")
+        if options.get("via", "both") not in ("both", "header", "retry_info"):
+            raise ValueError("via must be 'both', 'header' or 'retry_info'")
         with self._lock:
             self._faults.append(_Fault(kind, fault, times, match, dict(options)))
 
@@ -466,7 +489,8 @@ class FakeGemini:
                 body = json.loads(raw)
             except ValueError:
                 body = None
-        info: dict[str, Any] = {"kind": "unknown", "prompt": None, "has_image": False}
+        info: dict[str, Any] = {"kind": "unknown", "prompt": None, "has_image": False,
+                                "credential": _credential(handler.headers, url.query)}
         try:
             answer, fault = self._dispatch(handler.command, url.path, body, info)
         except Exception:
@@ -514,20 +538,31 @@ class FakeGemini:
         return _error(404, f"Method not found: {method} {path}"), None
 
     @staticmethod
-    def _common_fault(fault: _Fault | None) -> _Answer | None:
-        if fault is None:
+    def _common_fault(fault: _Fault | None, info: dict[str, Any]) -> _Answer | None:
+        if fault is None or fault.fault not in ("rate_limit", "server_error", "refused"):
             return None
+        options = fault.options
         if fault.fault == "rate_limit":
-            delay = fault.options.get("retry_after", 1)
-            return _error(429, "Resource has been exhausted (e.g. check quota).",
-                          [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                            "retryDelay": f"{delay}s"}], {"Retry-After": str(delay)})
-        if fault.fault == "server_error":
-            status = int(fault.options.get("status", 503))
+            status, delay = 429, options.get("retry_after", 1)
+            message = "Resource has been exhausted (e.g. check quota)."
+        elif fault.fault == "server_error":
+            status, delay = int(options.get("status", 503)), options.get("retry_after")
             message = {500: "Internal error encountered.",
                        503: "The service is currently unavailable."}.get(status, "Server error.")
-            return _error(status, message)
-        return None
+        else:
+            status, delay = int(options.get("status", 403)), None
+            message = _REFUSED.get(status, "The request was refused.")
+        message = str(options.get("message", message)).replace("{key}",
+                                                                 info.get("credential") or "")
+        via = options.get("via", "both")
+        details: list[Any] | None = None
+        headers: dict[str, str] = {}
+        if delay is not None and via in ("both", "retry_info"):
+            details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": f"{delay}s"}]
+        if delay is not None and via in ("both", "header"):
+            headers["Retry-After"] = str(delay)
+        return _error(status, message, details, headers)
 
     # -- generateContent
 
@@ -561,7 +596,7 @@ class FakeGemini:
                        or []]
             info["voice"] = ",".join(v for v in voices if v) or None
         fault = self._take_fault(kind, prompt)
-        answer = self._common_fault(fault)
+        answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
         name = fault.fault if fault else None
@@ -616,7 +651,7 @@ class FakeGemini:
         info.update(kind="imagen", prompt=prompt,
                     has_image=_get(body, "instances", 0, "image") is not None)
         fault = self._take_fault("imagen", prompt)
-        answer = self._common_fault(fault)
+        answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
         count = int(_get(body, "parameters", "sampleCount") or 1)
@@ -634,7 +669,7 @@ class FakeGemini:
         has_image = _get(body, "instances", 0, "image") is not None
         info.update(kind="veo", prompt=prompt, has_image=has_image)
         fault = self._take_fault("veo", prompt)
-        answer = self._common_fault(fault)
+        answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
         params = _get(body, "parameters") or {}
@@ -665,7 +700,7 @@ class FakeGemini:
         info["prompt"] = op.prompt if op else None
         info["has_image"] = op.has_image if op else False
         fault = self._take_fault("poll", info["prompt"])
-        answer = self._common_fault(fault)
+        answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
         if op is None:
@@ -725,7 +760,7 @@ class FakeGemini:
             media = self._media.get(media_id)
         info.update(kind="download", prompt=media[4] if media else None)
         fault = self._take_fault("download", info["prompt"])
-        answer = self._common_fault(fault)
+        answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
         if media is None:

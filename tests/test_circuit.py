@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from avgen.errors import CircuitOpen, ServiceUnavailable, UsageError
+from avgen.errors import CircuitOpen, RateLimited, ServiceUnavailable, UsageError
 from avgen.resilience import (
     CircuitBreaker,
     CircuitRegistry,
@@ -402,6 +402,41 @@ def test_record_and_ignore_lists() -> None:
     assert (metrics.calls, metrics.failures) == (3, 2)
 
 
+class Http429(Exception):
+    """Shaped like an HTTP client's error for a 429 answer."""
+
+    code = 429
+
+
+def test_rate_limits_are_never_failures_by_default() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("quota", minimum_calls=2, window_size=4, wait_open=10,
+                             half_open_calls=1, clock=clock)
+    for error in (RateLimited("quota", retry_after=2.0), Http429(), RateLimited("again")):
+        with pytest.raises(type(error)):
+            breaker.call(_raiser(error))
+    metrics = breaker.metrics()
+    assert metrics.state is CircuitState.CLOSED and (metrics.calls, metrics.failures) == (0, 0)
+    assert breaker.call(lambda: "ok") == "ok" and breaker.metrics().calls == 1
+    trip(breaker, 1)
+    assert state_of(breaker) is CircuitState.OPEN
+    clock.advance(10)
+    with pytest.raises(RateLimited):  # a rate-limited trial gives its permit back
+        breaker.call(_raiser(RateLimited("quota")))
+    assert state_of(breaker) is CircuitState.HALF_OPEN
+    assert breaker.call(lambda: "ok") == "ok"
+    assert state_of(breaker) is CircuitState.CLOSED
+    # even when the record list names them, unless the rule is turned off
+    listed = CircuitBreaker("listed", record=(RateLimited,), minimum_calls=1)
+    with pytest.raises(RateLimited):
+        listed.call(_raiser(RateLimited("quota")))
+    assert state_of(listed) is CircuitState.CLOSED
+    counted = CircuitBreaker("counted", ignore_rate_limits=False, minimum_calls=1)
+    with pytest.raises(Http429):
+        counted.call(_raiser(Http429()))
+    assert state_of(counted) is CircuitState.OPEN
+
+
 def _raiser(error: BaseException) -> Callable[[], None]:
     def raise_it() -> None:
         raise error
@@ -494,7 +529,8 @@ def test_settings_are_validated() -> None:
                 {"failure_rate_threshold": 0}, {"failure_rate_threshold": 101},
                 {"slow_call_duration": -1}, {"half_open_calls": 0}, {"wait_open": -1},
                 {"record": (int,)}, {"ignore": 3}, {"timeout": 0}, {"clock": 3},
-                {"minimum_calls": float("nan")}, {"wait_open": float("inf")}):
+                {"minimum_calls": float("nan")}, {"wait_open": float("inf")},
+                {"ignore_rate_limits": 1}):
         with pytest.raises(UsageError) as info:
             CircuitBreaker("bad", **bad)
         assert info.value.field == next(iter(bad))

@@ -417,6 +417,44 @@ def test_server_error(fake: FakeGemini, status: int, name: str) -> None:
     assert [c.status for c in fake.calls("speech")] == [status, status, 200]
 
 
+@pytest.mark.parametrize(("via", "header", "retry_info"), [
+    ("header", "3", None), ("retry_info", None, "3s"), ("both", "3", "3s")])
+def test_the_delay_asked_for_goes_by_header_or_retry_info(
+        fake: FakeGemini, via: str, header: str | None, retry_info: str | None) -> None:
+    client = developer(fake)
+    fake.fail("speech", "rate_limit", retry_after=3, via=via)
+    fake.fail("speech", "server_error", status=503, retry_after=3, via=via)
+    for status in (429, 503):
+        with pytest.raises(errors.APIError) as caught:
+            client.models.generate_content(model=TTS, contents="Hello", config=speech_config())
+        error = caught.value
+        assert error.code == status
+        assert error.response.headers.get("retry-after") == header
+        sent = [d.get("retryDelay") for d in error.details["error"].get("details", [])]
+        assert sent == ([retry_info] if retry_info else [])
+    fake.fail("speech", "server_error", status=503)  # no delay unless asked
+    with pytest.raises(errors.ServerError) as caught:
+        client.models.generate_content(model=TTS, contents="Hello", config=speech_config())
+    assert "retry-after" not in caught.value.response.headers
+    assert "details" not in caught.value.details["error"]
+
+
+@pytest.mark.parametrize(("status", "name"), [(400, "INVALID_ARGUMENT"),
+                                              (401, "UNAUTHENTICATED"),
+                                              (403, "PERMISSION_DENIED")])
+def test_refused_credentials(fake: FakeGemini, status: int, name: str) -> None:
+    fake.fail("text", "refused", status=status)
+    fake.fail("text", "refused", message="key {key} is not welcome")
+    keyed, bearer = developer(fake), project(fake)
+    with pytest.raises(errors.ClientError) as caught:
+        keyed.models.generate_content(model=MODEL, contents="a")
+    assert (caught.value.code, caught.value.status) == (status, name)
+    assert ("api_key:test-key" in str(caught.value.message)) == (status == 403)
+    with pytest.raises(errors.ClientError) as caught:
+        bearer.models.generate_content(model=MODEL, contents="a")
+    assert caught.value.code == 403 and caught.value.message == "key test-token is not welcome"
+
+
 def test_slow_answer_trips_the_client_timeout(fake: FakeGemini) -> None:
     fake.fail("script", "slow", seconds=3)
     client = developer(fake, timeout=300)
@@ -537,7 +575,9 @@ def test_fail_rejects_what_it_cannot_do(fake: FakeGemini) -> None:
         fake.fail("veo", "malformed_json")
     with pytest.raises(ValueError, match="seconds"):
         fake.fail("script", "slow")
-    assert set(FAULTS) == {"rate_limit", "server_error", "slow", "malformed_json",
+    with pytest.raises(ValueError, match="via"):
+        fake.fail("script", "rate_limit", via="carrier pigeon")
+    assert set(FAULTS) == {"rate_limit", "server_error", "refused", "slow", "malformed_json",
                            "wrong_shape", "safety_block", "filtered", "operation_error"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from avgen.agents.google import (
     GeminiScriptWriter,
     GoogleConnection,
     ImagenImages,
+    RedactedError,
     credentials_present,
     google_agents,
 )
@@ -150,6 +152,63 @@ def test_errors_map_onto_the_avgen_tree(fake: FakeGemini) -> None:
     fake.fail("script", "slow", seconds=3)
     with pytest.raises(ServiceUnavailable, match="in time"):
         run(slow.write(VideoRequest(topic="bees")))
+
+
+@pytest.mark.parametrize("via", ["header", "retry_info"])
+def test_the_delay_of_a_429_or_a_503_survives_translation(fake: FakeGemini, via: str) -> None:
+    writer = GeminiScriptWriter(developer(fake))
+    fake.fail("script", "rate_limit", retry_after=7, via=via)
+    with pytest.raises(RateLimited) as limited:
+        run(writer.write(VideoRequest(topic="bees")))
+    assert limited.value.retry_after == 7
+    fake.fail("script", "server_error", status=503, retry_after=9, via=via)
+    with pytest.raises(ServiceUnavailable) as down:
+        run(writer.write(VideoRequest(topic="bees")))
+    assert down.value.retry_after == 9 and "retry after 9 s" in str(down.value)
+    fake.fail("script", "server_error", status=500)
+    with pytest.raises(ServiceUnavailable) as down:
+        run(writer.write(VideoRequest(topic="bees")))
+    assert down.value.retry_after is None
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every error chained to it (causes and contexts)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo:
+        link = todo.pop()
+        if link is not None and all(link is not s for s in seen):
+            seen.append(link)
+            todo += [link.__cause__, link.__context__]
+    return seen
+
+
+@pytest.mark.parametrize(("fault", "options", "expected"), [
+    ("refused", {"status": 403}, AgentError),
+    ("refused", {"status": 401, "message": "bad credentials {key}"}, AgentError),
+    ("rate_limit", {"message": "Quota exceeded for consumer 'api_key:{key}'."}, RateLimited),
+    ("server_error", {"status": 500, "message": "Internal error for {key}."},
+     ServiceUnavailable),
+])
+def test_no_key_in_a_traceback(fake: FakeGemini, tmp_path: Path, fault: str,
+                               options: dict[str, Any], expected: type[Exception]) -> None:
+    from google.genai import errors
+
+    fake.fail("speech", fault, **options)
+    with pytest.raises(expected) as caught:
+        run(GeminiNarrator(developer(fake)).speak("Hello.", tmp_path / "a.wav"))
+    error = caught.value
+    printed = "".join(traceback.format_exception(error))
+    assert fake.calls("speech")[0].headers["x-goog-api-key"] == KEY  # the key was sent
+    assert KEY not in printed and KEY not in repr(error)
+    assert "[redacted]" in printed  # the service's answer did echo it
+    # the SDK's error is not chained (its response holds the request and its key header);
+    # a scrubbed stand-in with its traceback is, so the traceback shows where it failed
+    links = chain(error)
+    assert not any(isinstance(link, errors.APIError) for link in links)
+    [stand_in] = [link for link in links if isinstance(link, RedactedError)]
+    assert stand_in.original_type.startswith("google.genai.errors.")
+    assert stand_in.__traceback__ is not None and "google/genai" in printed
 
 
 # -- script -------------------------------------------------------------------------------

@@ -7,8 +7,12 @@ import json
 import logging
 import math
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import traceback
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +25,8 @@ from media import decode
 from avgen import GenerationError, RunEvent, VideoGenerator
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
 from avgen.agents.google._prices import price_of
-from avgen.resilience import set_testing
+from avgen.errors import RateLimited
+from avgen.resilience import CircuitState, set_testing
 
 KEY = "AIzaFAKE-video-key-0123456789abcdef"
 TOKEN = "ya29.fake-access-token-0123456789"
@@ -174,6 +179,74 @@ def test_an_open_breaker_makes_the_other_scenes_fall_back_at_once(fake: FakeGemi
     assert len(refused) == 2
 
 
+@pytest.mark.parametrize("via", ["header", "retry_info"])
+@pytest.mark.parametrize("times", [2, 3])
+def test_quota_answers_on_narration_never_open_its_breaker(fake: FakeGemini, tmp_path: Path,
+                                                           times: int, via: str) -> None:
+    gen = generator(developer(fake), tmp_path, cache=False)
+    narrator = gen.agents.narrator.name  # type: ignore[union-attr]
+    for _ in range(2):  # the breaker outlives a run: the next video is made too
+        fake.reset()
+        fake.fail("speech", "rate_limit", times=times, retry_after=2, via=via)
+        video = gen.generate_sync(topic="the water cycle", preset="draft")
+        assert decode(video.path)["errors"] == ""
+        assert fake.count("speech") == 3 + times
+        steps = manifest(video.session)["steps"]
+        retries = [retry for index in range(3) for retry in
+                   steps[f"scene-{index:03d}.narration"]["data"]["resilience"]["retries"]]
+        assert len(retries) == times
+        assert all(r["requested"] == 2 and "429" in r["error"] for r in retries)
+    metrics = gen.breakers.get(narrator).metrics()
+    assert metrics.state is CircuitState.CLOSED
+    assert (metrics.calls, metrics.failures) == (6, 0)  # the quota answers count as nothing
+
+
+@pytest.mark.parametrize("via", ["header", "retry_info"])
+def test_a_503_with_retry_after_waits_as_asked(fake: FakeGemini, tmp_path: Path,
+                                               via: str) -> None:
+    fake.fail("speech", "server_error", status=503, retry_after=7, via=via,
+              match=NARRATIONS[1])
+    video = generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                               preset="draft")
+    retries = manifest(video.session)["steps"]["scene-001.narration"]["data"]["resilience"][
+        "retries"]
+    assert [(r["requested"], "503" in r["error"]) for r in retries] == [(7, True)]
+
+
+def test_a_quota_wait_longer_than_allowed_says_when_to_come_back(fake: FakeGemini,
+                                                                 tmp_path: Path) -> None:
+    fake.fail("speech", "rate_limit", retry_after=120, match=NARRATIONS[0])
+    with pytest.raises(GenerationError) as failed:
+        generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                           preset="draft")
+    cause = failed.value.__cause__
+    assert isinstance(cause, RateLimited) and cause.retry_after == 120
+    assert "come back in 120 s" in str(failed.value) and " UTC" in str(failed.value)
+    # never asked again sooner than the service said
+    assert len([c for c in fake.calls("speech") if NARRATIONS[0] in (c.prompt or "")]) == 1
+
+
+@pytest.mark.parametrize(("kind", "fault", "options"), [
+    ("script", "refused", {"status": 403}),
+    ("script", "refused", {"status": 401, "message": "credentials {key} refused"}),
+    ("script", "server_error", {"status": 500, "message": "Internal error for {key}.",
+                                "times": 4}),
+    ("speech", "rate_limit", {"message": "Quota exceeded for consumer 'api_key:{key}'.",
+                              "times": 4, "match": NARRATIONS[0]}),
+])
+def test_a_failed_run_shows_no_key_in_its_traceback(fake: FakeGemini, tmp_path: Path,
+                                                    kind: str, fault: str,
+                                                    options: dict[str, Any]) -> None:
+    fake.fail(kind, fault, **options)
+    with pytest.raises(GenerationError) as failed:
+        generator(developer(fake), tmp_path).generate_sync(topic="the water cycle",
+                                                           preset="draft")
+    printed = "".join(traceback.format_exception(failed.value))
+    assert fake.calls(kind)[0].headers["x-goog-api-key"] == KEY
+    assert KEY not in printed and "[redacted]" in printed
+    assert KEY not in str(failed.value) and KEY not in repr(failed.value)
+
+
 def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) -> None:
     gen = generator(vertex(fake), tmp_path, budget=0.10)
     estimate = gen.estimate(topic="the water cycle", preset="draft")
@@ -236,6 +309,94 @@ def test_avgen_make_picks_the_google_agents_and_says_which(fake: FakeGemini,
     local = subprocess.run([*command, "--agents", "local"], env=env, capture_output=True,
                            text=True, timeout=300, check=False)
     assert local.returncode == 0 and "agents: local:" in local.stderr
+
+
+def cli_env(tmp_path: Path, base_url: str) -> dict[str, str]:
+    return {**os.environ, "GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": base_url,
+            "AVGEN_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def bees(tmp_path: Path) -> Path:
+    script = tmp_path / "bees.md"
+    script.write_text("# Bees\n\nBees dance. They tell the hive where flowers are.\n")
+    return script
+
+
+def test_without_network_the_command_says_so_plainly(tmp_path: Path) -> None:
+    with socket.socket() as probe_socket:  # a port nothing listens on: no network
+        probe_socket.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe_socket.getsockname()[1]}"
+    in_test_mode = ("import sys; from avgen.resilience import set_testing; set_testing(); "
+                    "from avgen._cli import main; raise SystemExit(main(sys.argv[1:]))")
+    made = subprocess.run(
+        [sys.executable, "-c", in_test_mode, "make", "--script", str(bees(tmp_path)), "--out",
+         str(tmp_path / "out")], env=cli_env(tmp_path, closed), cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, check=False)
+    err = made.stderr
+    assert made.returncode == 1, err
+    assert "cannot reach the service" in err
+    assert "--agents local" in err  # what to do instead
+    assert "UserWarning" not in err and "stamina" not in err and "Traceback" not in err
+    warned = [line for line in err.splitlines() if "Veo clips need Vertex AI" in line]
+    assert warned == ["avgen: warning: Veo clips need Vertex AI (developer mode): every scene "
+                      "gets a still with Ken Burns motion instead"]
+    assert err.count("retry: ") == 3  # avgen's own retry lines, one per retry
+    assert KEY not in err + made.stdout
+
+
+def test_the_command_shows_warnings_and_retries_once_each(
+        fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    import stamina.instrumentation
+
+    from avgen._cli import main
+
+    for name, value in cli_env(tmp_path, fake.base_url).items():
+        monkeypatch.setenv(name, value)
+    fake.fail("script", "rate_limit", retry_after=1)
+    hooks, handlers = stamina.instrumentation.get_on_retry_hooks(), logging.getLogger().handlers
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        status = main(["make", "--script", str(bees(tmp_path)), "--preset", "draft", "--out",
+                       str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert escaped == []  # every warning went through the command's own output
+    assert err.count("avgen: warning: Veo clips need Vertex AI") == 1
+    assert err.count("retry: gemini-script") == 1 and "429" in err
+    assert not [r for r in caplog.records if r.name == "stamina"]
+    # what the command set up for itself is undone when it returns
+    assert stamina.instrumentation.get_on_retry_hooks() == hooks
+    assert logging.getLogger().handlers == handlers
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_says_how_to_resume_the_session_it_made(fake: FakeGemini,
+                                                       tmp_path: Path) -> None:
+    fake.fail("script", "slow", seconds=600)  # the run waits on Google until interrupted
+    command = [sys.executable, "-m", "avgen", "make", "--script", str(bees(tmp_path)),
+               "--out", str(tmp_path / "out")]
+    with subprocess.Popen(command, env=cli_env(tmp_path, fake.base_url), cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        guard = threading.Timer(300, proc.kill)  # only so a broken run cannot hang the tests
+        guard.start()
+        try:
+            assert proc.stderr is not None
+            seen = []
+            for line in proc.stderr:  # wait until the run has its session folder
+                seen.append(line)
+                if "session " in line:
+                    break
+            session = Path(seen[-1].split("session ", 1)[1].strip())
+            proc.send_signal(signal.SIGINT)
+            _, rest = proc.communicate()
+        finally:
+            guard.cancel()
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert f"avgen: interrupted; resume with `avgen resume {session}`" in rest
+    assert "SESSION_DIR" not in rest
+    assert manifest(session)["status"] == "interrupted"
 
 
 def test_a_blocked_script_fails_the_run_with_the_reason(fake: FakeGemini,

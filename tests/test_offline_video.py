@@ -155,6 +155,10 @@ def test_a_bare_topic_makes_a_title_sequence_and_says_how_to_get_more(tmp_path: 
     (["make", "Hi", "--preset", "cinema"], "preset: unknown preset 'cinema'"),
     (["make", "Hi", "--voice", "nobody"], "voice: unknown voice 'nobody'"),
     (["resume", "."], "session:"),
+    (["make", "notes/bees.md"], "topic: 'notes/bees.md' looks like a file, not a topic; to "
+                                "narrate its text, give it with --script: avgen make --script "
+                                "notes/bees.md"),
+    (["make", "README.TXT"], "--script README.TXT"),
 ])
 def test_bad_input_on_the_command_line(tmp_path: Path, args: list[str], message: str) -> None:
     proc = subprocess.run([*AVGEN, *args, "--out", str(tmp_path / "o")] if args[0] == "make"

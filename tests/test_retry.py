@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 from collections.abc import Iterator
 from email.utils import format_datetime
 from typing import Any
@@ -180,6 +181,10 @@ def test_server_delay_sources() -> None:
     assert server_delay(google_429("1.5s")) == 1.5
     assert server_delay(google_429({"seconds": 3, "nanos": 500_000_000})) == 3.5  # type: ignore[arg-type]
     assert server_delay(RateLimited("q", retry_after=4.0)) == 4.0
+    assert server_delay(ServiceUnavailable("down", retry_after=6.0)) == 6.0
+    assert server_delay(ServiceUnavailable("down")) is None
+    assert server_delay(FakeAPIError(503, headers={"Retry-After": "8"})) == 8.0
+    assert server_delay(FakeAPIError(503, details=google_429("2s").details)) == 2.0
     assert server_delay(FakeAPIError(429)) is None
     assert server_delay(FakeAPIError(429, headers={"Retry-After": "soon"})) is None
     assert server_delay(FakeAPIError(429, headers={"Retry-After": "-3"})) == 0.0
@@ -262,25 +267,78 @@ def test_retry_after_is_the_delay() -> None:
     assert seen["requested"] == 2.0 and seen["classification"] == "rate_limited"
 
 
-def test_retry_after_is_clamped_to_wait_max() -> None:
-    flaky = Flaky(FakeAPIError(429, headers={"Retry-After": "30"}))
-    with collect() as events:
-        assert retry(wait_max=5, timeout=60)(flaky)() == "ok"
-    assert [a["requested"] for a in attempts(events)] == [5.0]
+def come_back_at(error: RateLimited) -> dt.datetime:
+    """The UTC time a `RateLimited` message says to come back after."""
+    match = re.search(r"after (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", str(error))
+    assert match, str(error)
+    return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+
+
+def test_a_delay_longer_than_wait_max_is_not_shortened_it_stops_the_retries() -> None:
+    original = FakeAPIError(429, headers={"Retry-After": "30"})
+    flaky = Flaky(original)
+    before = dt.datetime.now(dt.UTC)
+    with collect() as events, pytest.raises(RateLimited) as info:
+        retry(wait_max=5, timeout=60, name="tts")(flaky)()
+    after = dt.datetime.now(dt.UTC)
+    assert flaky.calls == 1  # never retried earlier than asked
+    assert attempts(events) == []
+    [giveup] = giveups(events)
+    assert giveup["reason"] == "delay exceeds wait_max" and giveup["delay"] == 30.0
+    error = info.value
+    assert error.retry_after == 30.0 and error.agent == "tts"
+    assert error.__cause__ is original
+    assert "come back in 30 s" in str(error) and "wait_max=5 s" in str(error)
+    when = come_back_at(error)
+    assert before + dt.timedelta(seconds=30) <= when + dt.timedelta(microseconds=999_999)
+    assert when <= after + dt.timedelta(seconds=31)
 
 
 def test_retry_after_beyond_the_budget_raises_rate_limited_at_once() -> None:
     original = FakeAPIError(429, headers={"Retry-After": "120"})
     flaky = Flaky(original)
     with collect() as events, pytest.raises(RateLimited) as info:
-        retry(timeout=60, name="gemini")(flaky)()
+        retry(timeout=60, wait_max=300, name="gemini")(flaky)()
     assert flaky.calls == 1
     assert info.value.retry_after == 120.0
     assert info.value.agent == "gemini"
     assert info.value.__cause__ is original
+    assert "come back in 120 s" in str(info.value) and "timeout=60 s" in str(info.value)
     assert attempts(events) == []
     [giveup] = giveups(events)
     assert giveup["reason"] == "delay exceeds time budget" and giveup["delay"] == 120.0
+
+
+def test_a_rate_limited_error_asking_too_long_says_when_to_come_back() -> None:
+    original = RateLimited("quota exceeded (429)", agent="gemini-tts", retry_after=90.0)
+    flaky = Flaky(original)
+    with pytest.raises(RateLimited) as info:
+        retry(wait_max=60, name="narrator")(flaky)()
+    assert flaky.calls == 1
+    assert info.value is not original and info.value.__cause__ is original
+    assert info.value.agent == "gemini-tts" and info.value.retry_after == 90.0
+    assert str(info.value).startswith("gemini-tts: rate limited: the service asked to wait 90 s")
+    assert "come back in 90 s" in str(info.value)
+
+
+def test_a_503_with_retry_after_waits_as_asked() -> None:
+    flaky = Flaky(FakeAPIError(503, "UNAVAILABLE", headers={"Retry-After": "9"}),
+                  ServiceUnavailable("down", agent="svc", retry_after=4.5))
+    with collect() as events:
+        assert retry(wait_max=20, timeout=60)(flaky)() == "ok"
+    seen = attempts(events)
+    assert [a["requested"] for a in seen] == [9.0, 4.5]
+    assert {a["classification"] for a in seen} == {"transient"}
+
+
+def test_a_503_asking_too_long_is_raised_as_it_is() -> None:
+    original = ServiceUnavailable("down for maintenance", agent="svc", retry_after=3600.0)
+    flaky = Flaky(original)
+    with collect() as events, pytest.raises(ServiceUnavailable) as info:
+        retry(wait_max=60, timeout=600)(flaky)()
+    assert info.value is original and flaky.calls == 1
+    [giveup] = giveups(events)
+    assert giveup["reason"] == "delay exceeds wait_max" and giveup["delay"] == 3600.0
 
 
 def test_retry_info_delay_is_honoured() -> None:
@@ -297,6 +355,7 @@ def test_rate_limited_when_attempts_run_out_carries_the_last_delay() -> None:
     assert flaky.calls == 3
     assert info.value.retry_after == 6.0
     assert isinstance(info.value.__cause__, FakeAPIError)
+    assert "come back in 6 s" in str(info.value)
 
 
 def test_a_rate_limited_error_passes_through_unchanged() -> None:
@@ -330,19 +389,25 @@ def test_custom_on_predicate_and_types() -> None:
     assert flaky.calls == 1
 
 
-@given(asked=st.integers(min_value=0, max_value=200), wait_max=st.integers(1, 50))
-@settings(max_examples=60, deadline=None)
-def test_server_delay_property(asked: int, wait_max: int) -> None:
-    flaky = Flaky(FakeAPIError(429, headers={"Retry-After": str(asked)}))
-    wrapped = retry(timeout=60, wait_max=wait_max)(flaky)
+@given(asked=st.integers(min_value=0, max_value=200), wait_max=st.integers(1, 100),
+       status=st.sampled_from([429, 503]))
+@settings(max_examples=80, deadline=None)
+def test_server_delay_property(asked: int, wait_max: int, status: int) -> None:
+    # never retried earlier than asked: the delay is waited in full, or the retries stop
+    flaky = Flaky(FakeAPIError(status, headers={"Retry-After": str(asked)}))
+    wrapped = retry(timeout=1000, wait_max=wait_max)(flaky)
     with set_testing(True), collect() as events:
-        if asked >= 60:  # more than what is left of the 60 s budget
-            with pytest.raises(RateLimited) as info:
+        if asked > wait_max:
+            with pytest.raises(RateLimited if status == 429 else FakeAPIError) as info:
                 wrapped()
-            assert info.value.retry_after == asked and flaky.calls == 1
+            assert flaky.calls == 1 and attempts(events) == []
+            assert giveups(events)[0]["delay"] == asked
+            if isinstance(info.value, RateLimited):
+                assert info.value.retry_after == asked
+                assert f"come back in {asked} s" in str(info.value)
         else:
             assert wrapped() == "ok"
-            assert [a["requested"] for a in attempts(events)] == [min(asked, wait_max)]
+            assert [a["requested"] for a in attempts(events)] == [asked]
             assert flaky.calls == 2
 
 

@@ -6,8 +6,8 @@ Four decorators, each serving sync and async functions and methods:
   underneath), honours ``Retry-After`` and Google's ``RetryInfo``, fails fast on permanent
   errors and on an open circuit;
 - `circuit` — a named circuit breaker with resilience4j's semantics: trips on the failure
-  or slow-call rate of a sliding window, refuses calls while open, lets a bounded number of
-  trial calls through when half-open;
+  or slow-call rate of a sliding window (a quota answer is never a failure), refuses calls
+  while open, lets a bounded number of trial calls through when half-open;
 - `cached` — memoises results in memory or on disk (`DiskStore`), one computation per key
   even under concurrency;
 - `monitored` — times calls and watches the machine (`Monitor`), raising alerts as events.

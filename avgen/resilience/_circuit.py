@@ -9,6 +9,10 @@ through (more are refused); when they have all finished it closes again, or re-o
 they failed too often. A half-open breaker whose trials never finish re-opens after
 ``max_half_open_wait``.
 
+A quota answer (HTTP 429, `avgen.errors.RateLimited`) is never a failure: it asks the caller
+to slow down, it does not mean the service is down, so by default it counts as neither
+success nor failure (``ignore_rate_limits``); slowing down is `avgen.resilience.retry`'s job.
+
 Only the bookkeeping is locked, never the call: calls through one breaker run concurrently.
 A timeout, when set, is enforced inside the breaker (so it counts as a failure) with
 `asyncio.timeout` or a worker thread — never with signals. A cancelled call gives its
@@ -43,9 +47,10 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import attrs
 
-from avgen._validate import number, number_validator
+from avgen._validate import flag, number, number_validator
 from avgen.errors import CircuitOpen, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit
+from avgen.resilience._retry import classify
 
 __all__ = [
     "CircuitBreaker",
@@ -119,6 +124,11 @@ class CircuitSettings:
     """Exceptions that count as failures; other exceptions count as successes."""
     ignore: tuple[type[BaseException], ...] = attrs.field(default=(), converter=_type_tuple)
     """Exceptions that count as neither (they win over `record`)."""
+    ignore_rate_limits: bool = True
+    """Quota answers (HTTP 429, `avgen.errors.RateLimited`: whatever
+    `avgen.resilience.classify` calls ``"rate_limited"``) count as neither success nor
+    failure, whatever `record` and `ignore` say: they ask the caller to slow down, they never
+    mean the service is down. False judges them by `record` and `ignore` like any error."""
     timeout: float | None = attrs.field(default=None, validator=number_validator(
         low=0, low_inclusive=False, optional=True))
     """Seconds after which a call is abandoned with `TimeoutError`, a failure; None for
@@ -137,6 +147,7 @@ class CircuitSettings:
             types = getattr(self, field)
             if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
                 raise UsageError(field, f"must be exception types, not {types!r}")
+        flag("ignore_rate_limits", self.ignore_rate_limits)
         if not callable(self.clock):
             raise UsageError("clock", "must be a callable returning seconds")
         if not all(callable(h) for h in self.hooks):
@@ -216,7 +227,8 @@ class Permit:
     Report the outcome exactly once with `record` (or give the permit back unused with
     `release`); later reports are ignored. As a context manager it does that itself: no
     exception is a success, an `Exception` is judged by the breaker's ``record`` and
-    ``ignore`` lists, anything else (cancellation, ``KeyboardInterrupt``) releases it.
+    ``ignore`` lists (a quota answer counts as nothing, unless ``ignore_rate_limits`` is
+    off), anything else (cancellation, ``KeyboardInterrupt``) releases it.
     """
 
     __slots__ = ("_breaker", "_done", "_epoch", "_start", "_trial")
@@ -261,6 +273,12 @@ class Permit:
 
 class CircuitBreaker:
     """A named circuit breaker; also a decorator for sync and async functions and methods.
+
+    Each call's outcome is a success, a failure (an exception in ``record``, or the
+    breaker's own timeout), or nothing: an exception in ``ignore``, a cancelled call, and —
+    the breaker's own rule, unless ``ignore_rate_limits`` is turned off — a quota answer
+    (HTTP 429, `avgen.errors.RateLimited`). Rate limits slow the caller down; they never
+    mean the service is down, so they never open the breaker.
 
     Args:
         name: The breaker's name (the source of its events, the agent in `CircuitOpen`).
@@ -360,7 +378,8 @@ class CircuitBreaker:
                 return
             permit._done = True
             no_outcome = released or (not timed_out and error is not None and (
-                not isinstance(error, Exception) or isinstance(error, s.ignore)))
+                not isinstance(error, Exception) or isinstance(error, s.ignore)
+                or (s.ignore_rate_limits and classify(error) == "rate_limited")))
             if no_outcome:
                 self._trials -= permit._trial
                 return

@@ -6,12 +6,18 @@
   `avgen.errors.ServiceUnavailable`: retried with stamina's exponential backoff and jitter
   (``wait_initial``, ``wait_exp_base``, ``wait_jitter``, ``wait_max``), within the
   ``attempts`` and the ``timeout`` budget stamina enforces;
-- **rate_limited** — HTTP 429, `avgen.errors.RateLimited`: retried after the delay the
-  service asked for (``Retry-After`` header or Google's ``RetryInfo.retryDelay``), clamped to
-  ``wait_max``; when the service asks for longer than the time budget left, or the attempts
-  run out, `avgen.errors.RateLimited` is raised carrying that delay;
+- **rate_limited** — HTTP 429, `avgen.errors.RateLimited`: retried like a transient error;
 - **permanent** — every other error, including `avgen.errors.CircuitOpen` (an open circuit
   means fail fast): raised at once.
+
+A delay the service asked for (a ``Retry-After`` header, Google's ``RetryInfo.retryDelay``,
+the ``retry_after`` of `avgen.errors.RateLimited` or `avgen.errors.ServiceUnavailable`), on a
+429 or a 503 alike, replaces the backoff, and the next attempt never starts earlier than
+asked. When the delay is longer than ``wait_max`` or than the time budget left, retrying
+stops at once: a rate limit is then raised as `avgen.errors.RateLimited` saying when to come
+back (in seconds and as a UTC time) and carrying the delay in ``retry_after``; any other
+error is raised as it is. A rate limit that is still there when the attempts run out is
+raised as `avgen.errors.RateLimited` too.
 
 stamina does the retrying, the backoff, the time budget and the test mode; this module adds
 what it lacks: the classification, the delays services ask for, and `RateLimited` carrying
@@ -143,14 +149,16 @@ def retryable(exc: Exception) -> bool:
 def server_delay(exc: BaseException) -> float | None:
     """The delay, in seconds, a service asked for before the next call, or None.
 
-    Reads `avgen.errors.RateLimited.retry_after`, Google's ``RetryInfo.retryDelay`` in the
+    Reads a ``retry_after`` attribute in seconds (`avgen.errors.RateLimited` and
+    `avgen.errors.ServiceUnavailable` carry one), Google's ``RetryInfo.retryDelay`` in the
     parsed error body ``exc.details`` (``"7s"``, ``"1.5s"``), and the ``Retry-After`` header
-    of ``exc.headers`` or ``exc.response.headers`` (seconds or an HTTP date). When several
-    are present, the longest wins.
+    of ``exc.headers`` or ``exc.response.headers`` (seconds or an HTTP date), whatever the
+    status (a 429 or a 503). When several are present, the longest wins.
     """
     found: list[float] = []
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
-        found.append(exc.retry_after)
+    own = getattr(exc, "retry_after", None)
+    if isinstance(own, int | float) and not isinstance(own, bool):
+        found.append(float(own))
     found.extend(_retry_info_delays(getattr(exc, "details", None)))
     header = _retry_after_header(exc)
     if header is not None:
@@ -247,7 +255,8 @@ class RetryPolicy:
     wait_initial: float = attrs.field(default=0.5, validator=_NOT_NEGATIVE)
     """The backoff before the first retry, in seconds (before jitter)."""
     wait_max: float = attrs.field(default=20.0, validator=_NOT_NEGATIVE)
-    """The longest wait between two attempts, server-given delays included."""
+    """The longest wait between two attempts: the backoff is capped at it, and a longer
+    delay asked for by the service stops the retries (never retrying earlier than asked)."""
     wait_jitter: float = attrs.field(default=1.0, validator=_NOT_NEGATIVE)
     """The largest random amount added to each exponential backoff."""
     wait_exp_base: float = attrs.field(default=2.0, validator=number_validator(low=1))
@@ -315,8 +324,8 @@ class _Call:
     """The bookkeeping of one decorated call across its attempts: what stamina is told
     after each failure, and what the events and `RateLimited` say."""
 
-    __slots__ = ("attempt", "budget_delay", "failed_at", "pending", "policy", "reason",
-                 "server_delay", "source", "start")
+    __slots__ = ("attempt", "failed_at", "pending", "policy", "reason", "server_delay",
+                 "source", "start", "too_long")
 
     def __init__(self, policy: RetryPolicy, source: str) -> None:
         self.policy = policy
@@ -325,7 +334,9 @@ class _Call:
         self.attempt = 0
         self.reason: str | None = None
         self.server_delay: float | None = None
-        self.budget_delay: float | None = None
+        self.too_long: tuple[float, str, dt.datetime] | None = None
+        """A delay asked for that retrying could not honour: the delay, the limit it went
+        past, and when the service may be called again."""
         self.pending: dict[str, Any] | None = None
         self.failed_at = 0.0
 
@@ -339,7 +350,8 @@ class _Call:
 
     def decide(self, exc: BaseException) -> bool | float:
         """stamina's ``on=`` hook: False to stop, True for stamina's backoff, or the delay
-        the service asked for (at most ``wait_max``)."""
+        asked for (by the service, or by ``on``), which is never shortened: a delay longer
+        than ``wait_max`` or than the time budget left stops the retries."""
         if not isinstance(exc, Exception):
             return False
         verdict = self.policy.verdict(exc)
@@ -350,19 +362,35 @@ class _Call:
             self.reason = "not retryable"
             return False
         requested = asked if verdict is True else float(verdict)
-        timeout = self.policy.timeout
-        remaining = None if timeout is None else timeout - (time.monotonic() - self.start)
-        if requested is not None and remaining is not None and requested > remaining:
-            self.reason = "delay exceeds time budget"
-            self.budget_delay = requested
-            return False
+        if requested is not None:
+            limit = self._limit(requested)
+            if limit is not None:
+                self.reason, why = limit
+                self.too_long = (requested, why,
+                                 dt.datetime.now(dt.UTC) + dt.timedelta(seconds=requested))
+                return False
         self.failed_at = time.monotonic()
         self.pending = {"attempt": self.attempt, "error": _describe(exc),
                         "classification": classify(exc)}
         if requested is None:
             return True
-        self.pending["requested"] = min(requested, self.policy.wait_max)
-        return float(self.pending["requested"])
+        self.pending["requested"] = requested
+        return requested
+
+    def _limit(self, requested: float) -> tuple[str, str] | None:
+        """Why waiting ``requested`` seconds is not possible (the giveup reason, and the
+        limit in words), or None when it is."""
+        policy = self.policy
+        if requested > policy.wait_max:
+            return ("delay exceeds wait_max",
+                    f"the longest wait allowed (wait_max={policy.wait_max:g} s)")
+        if policy.timeout is not None:
+            remaining = policy.timeout - (time.monotonic() - self.start)
+            if requested > remaining:
+                return ("delay exceeds time budget",
+                        f"the retry budget left ({max(0.0, remaining):.3g} s of "
+                        f"timeout={policy.timeout:g} s)")
+        return None
 
     def give_up(self, exc: Exception) -> Exception | None:
         """Report the end and return what to raise instead of ``exc``, if anything."""
@@ -376,20 +404,35 @@ class _Call:
         else:
             reason = "attempts exhausted"
         kind = classify(exc)
-        delay = self.budget_delay if self.budget_delay is not None else self.server_delay
+        delay = self.too_long[0] if self.too_long is not None else self.server_delay
         data: dict[str, Any] = {"attempt": self.attempt, "error": _describe(exc),
                                 "classification": kind, "reason": reason}
         if delay is not None:
             data["delay"] = delay
         emit(ResilienceEvent("retry.giveup", self.source, data), self.policy.hooks)
-        if kind != "rate_limited" or isinstance(exc, RateLimited):
+        if kind != "rate_limited":
             return None
-        if self.budget_delay is not None:
-            message = (f"the service asked to wait {self.budget_delay:g}s, longer than the "
-                       f"retry budget left (timeout={timeout:g}s)")
-        else:
-            message = f"still rate limited after {self.attempt} attempt(s) ({reason})"
-        return RateLimited(message, agent=self.source, retry_after=delay)
+        agent = exc.agent if isinstance(exc, RateLimited) and exc.agent else self.source
+        if self.too_long is not None:
+            asked, why, when = self.too_long
+            return RateLimited(f"rate limited: the service asked to wait {asked:g} s, longer "
+                               f"than {why}; {_come_back(asked, when)}", agent=agent,
+                               retry_after=asked)
+        if isinstance(exc, RateLimited):
+            return None
+        message = f"still rate limited after {self.attempt} attempt(s) ({reason})"
+        if delay is not None:
+            when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+            message += f"; {_come_back(delay, when)}"
+        return RateLimited(message, agent=agent, retry_after=delay)
+
+
+def _come_back(delay: float, when: dt.datetime) -> str:
+    """When to call again, in words: ``come back in 90 s (after 2025-05-01 12:01:30 UTC)``;
+    the time is rounded up to the second, so it is never earlier than asked."""
+    if when.microsecond:
+        when = when.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return f"come back in {delay:g} s (after {when:%Y-%m-%d %H:%M:%S} UTC)"
 
 
 # --------------------------------------------------------------------------- the decorator
@@ -469,12 +512,14 @@ def retry(
 
     stamina retries: the backoff before retry *n* is ``min(wait_max, wait_initial *
     wait_exp_base**(n-1) + random(0, wait_jitter))``, and no retry starts once ``timeout``
-    seconds have passed. A delay the service asks for (``Retry-After``,
-    ``RetryInfo.retryDelay``, or a number returned by ``on``) replaces the backoff, clamped
-    to ``wait_max``; if it is longer than the budget left, retrying stops at once.
-    A rate-limit error that ends the retries is raised as `avgen.errors.RateLimited`
-    (chained from the original) carrying the delay asked for; any other error is raised
-    unchanged. `avgen.errors.CircuitOpen` is never retried.
+    seconds have passed. A delay the service asks for (``Retry-After`` or
+    ``RetryInfo.retryDelay``, on a 429 or a 503 alike, or a number returned by ``on``)
+    replaces the backoff and is never shortened: if it is longer than ``wait_max`` or than
+    the budget left, retrying stops at once. A rate-limit error that ends the retries is
+    raised as `avgen.errors.RateLimited` (chained from the original) carrying the delay
+    asked for in ``retry_after`` and saying when to come back (in seconds and as a UTC
+    time); any other error is raised unchanged. `avgen.errors.CircuitOpen` is never
+    retried.
 
     Never combine with an SDK's own retries (google-genai's ``HttpRetryOptions``, httpx
     transports with ``retries=``): exactly one layer retries, or attempts multiply.
@@ -487,7 +532,8 @@ def retry(
         attempts: The most calls in all, the first included.
         timeout: The time budget in seconds for all attempts and waits; None for none.
         wait_initial: The backoff before the first retry, before jitter.
-        wait_max: The longest single wait, server-given delays included.
+        wait_max: The longest single wait: the backoff is capped at it, and a longer delay
+            asked for by the service stops the retries.
         wait_jitter: The largest random amount added to each backoff.
         wait_exp_base: The growth factor of the backoff.
         hooks: Callables receiving ``retry.attempt`` events as each retry starts (data:

@@ -39,6 +39,7 @@ from avgen.agents.google._connection import (
     Capability,
     GoogleConnection,
     Mode,
+    RedactedError,
     credentials_present,
 )
 from avgen.agents.google._images import GeminiImages, ImagenImages
@@ -63,6 +64,7 @@ __all__ = [
     "ImagenImages",
     "Mode",
     "Price",
+    "RedactedError",
     "VeoClips",
     "credentials_present",
     "default_cache_dir",

@@ -406,16 +406,19 @@ class VeoClips(GoogleAgent):
                                                         mime_type=_mime(image)))
         client = self.connection.client
         try:
-            return await self._api(lambda: client.aio.models.generate_videos(
-                model=self.model, source=source, config=config))
-        except ServiceUnavailable as exc:
-            cause = exc.__cause__
-            if cause is None or not _sent_without_answer(cause):
-                raise  # refused or never sent: nothing was created, a retry is safe
-            raise AgentError(self._redact(
-                f"the clip request was sent but no answer came back ({type(cause).__name__})"
-                "; Veo may have accepted and billed it, so it was not retried"),
-                self.name) from exc
+            return await client.aio.models.generate_videos(model=self.model, source=source,
+                                                           config=config)
+        except Exception as exc:
+            error = self.connection.translate(exc, self.name)
+            # refused or never sent: nothing was created, a retry is safe; else it is not
+            if isinstance(error, ServiceUnavailable) and _sent_without_answer(exc):
+                lost = AgentError(self._redact(
+                    f"the clip request was sent but no answer came back "
+                    f"({type(exc).__name__}); Veo may have accepted and billed it, so it was "
+                    "not retried"), self.name)
+                lost.__cause__ = error
+                error = lost
+        raise error
 
     async def _wait(self, operation: Any, started: float) -> Any:
         """Poll ``operation`` until it is done, with backoff, until ``deadline`` seconds
@@ -505,10 +508,12 @@ class VeoClips(GoogleAgent):
                 with target.open("wb") as out:
                     async for chunk in answer.aiter_bytes():
                         out.write(chunk)
+                return
         except AgentError:
             raise
         except Exception as exc:
-            raise self.connection.translate(exc, self.name) from exc
+            error = self.connection.translate(exc, self.name)
+        raise error
 
     async def _asset(self, target: Path) -> ClipAsset:
         info = await asyncio.to_thread(probe, target)

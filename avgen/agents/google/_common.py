@@ -25,12 +25,16 @@ GOOGLE_POLICY = AgentPolicy(
     retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),
     circuit=CircuitSettings(window_size=10, minimum_calls=4, failure_rate_threshold=50.0,
                             wait_open=60.0, ignore=(ContentRejected, BudgetExceeded,
-                                                    UsageError)),
+                                                    UsageError),
+                            ignore_rate_limits=True),
 )
-"""How the generator calls a google agent: quota (429) and outages are retried with
-backoff (honouring ``Retry-After``), a safety refusal or a budget stop is not; a breaker
-per agent opens when half of its last calls failed, so the remaining scenes fall back at
-once instead of waiting on a service that is down."""
+"""How the generator calls a google agent: quota answers (429) and outages (5xx) are
+retried, never earlier than a ``Retry-After`` or ``RetryInfo`` asks (a wait longer than 60 s
+or than the time left stops with `avgen.errors.RateLimited` saying when to come back); a
+safety refusal or a budget stop is not retried. A breaker per agent opens when half of its
+last calls failed, so the remaining scenes fall back at once instead of waiting on a service
+that is down; quota answers, safety refusals and budget stops count as neither success nor
+failure: they never mean the service is down."""
 
 BLOCKED_FINISH = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
                             "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"})
@@ -126,11 +130,13 @@ class GoogleAgent:
                 "GOOGLE_CLOUD_PROJECT, or leave this agent out")
 
     async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Await one SDK call, turning its errors into avgen's (redacted)."""
+        """Await one SDK call, turning its errors into avgen's (redacted, and chained to a
+        redacted copy of the SDK's error, never to the error itself)."""
         try:
             return await call()
         except Exception as exc:
-            raise self.connection.translate(exc, self.name) from exc
+            error = self.connection.translate(exc, self.name)
+        raise error
 
     def _redact(self, value: Any) -> str:
         return self.connection.redact(str(value))

@@ -23,8 +23,9 @@ structured output, speech and Gemini image models; Imagen (``generate_images``) 
 request for clips in Developer mode gets a clear error before anything is paid.
 
 **Secrets** (API keys, access tokens) never appear in a repr, a log line, an event, the
-manifest or an error message: `GoogleConnection.redact` scrubs every message that leaves
-the agents, and `describe` names the mode without the key.
+manifest, an error message or a printed traceback: `GoogleConnection.redact` scrubs every
+message that leaves the agents, `GoogleConnection.translate` chains a scrubbed copy of the
+SDK's error instead of the error itself, and `describe` names the mode without the key.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from avgen.errors import (
 )
 from avgen.resilience._retry import server_delay
 
-__all__ = ["Capability", "GoogleConnection", "Mode", "credentials_present"]
+__all__ = ["Capability", "GoogleConnection", "Mode", "RedactedError", "credentials_present"]
 
 Mode = Literal["developer", "vertex"]
 """``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""
@@ -66,6 +67,7 @@ BLOCK_ENV = "AVGEN_BLOCK_PAID_CALLS"
 connection refuses to be made to anything but a local server: tests cannot pay by mistake."""
 
 _TRUE = {"1", "true", "yes", "on"}
+_CHAIN_LIMIT = 8
 _KEY_LIKE = re.compile(r"\b(AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]{10,})")
 
 
@@ -288,26 +290,47 @@ class GoogleConnection:
         return _KEY_LIKE.sub("[redacted]", text)
 
     def translate(self, exc: BaseException, agent: str) -> AvgenError:
-        """Turn an SDK or transport error into avgen's error tree (message redacted).
+        """Turn an SDK or transport error into avgen's error tree, with no secret in it.
 
-        429 → `avgen.errors.RateLimited` (with the delay asked for); 408 and 5xx,
-        timeouts and connection failures → `avgen.errors.ServiceUnavailable` (retried by
-        `avgen.resilience.retry`); 401/403 → an `avgen.errors.AgentError` naming the
-        credentials; other errors → `avgen.errors.AgentError`. Errors that already belong to
-        avgen pass through.
+        429 → `avgen.errors.RateLimited` and 408 and 5xx → `avgen.errors.ServiceUnavailable`,
+        each with the delay the service asked for (``Retry-After`` or ``RetryInfo``) in
+        ``retry_after``; timeouts and connection failures → `avgen.errors.ServiceUnavailable`
+        (retried by `avgen.resilience.retry`); 401/403 → an `avgen.errors.AgentError` naming
+        the credentials; other errors → `avgen.errors.AgentError`. Errors that already belong
+        to avgen pass through unchanged.
+
+        The message is redacted, and the new error's ``__cause__`` is not ``exc`` (whose text,
+        response and request may hold a key) but a `RedactedError`: ``exc``'s type and text
+        with every secret scrubbed, with ``exc``'s traceback, and the same for the errors
+        chained to it. Raise the result outside the ``except`` block that caught ``exc``, so
+        ``exc`` is not chained as its context either::
+
+            try:
+                return await call()
+            except Exception as exc:
+                error = connection.translate(exc, "gemini")
+            raise error
         """
         if isinstance(exc, AvgenError):
             return exc
+        error = self._translated(exc, agent)
+        error.__cause__ = self._scrubbed(exc)
+        return error
+
+    def _translated(self, exc: BaseException, agent: str) -> AvgenError:
         code = getattr(exc, "code", None)
         status = getattr(exc, "status", None) or ""
         detail = self.redact(str(getattr(exc, "message", None) or exc))[:500]
         name = type(exc).__name__
         if isinstance(code, int) and type(exc).__module__.startswith("google.genai"):
+            delay = server_delay(exc)
             if code == 429:
                 return RateLimited(f"quota exceeded (429 {status}): {detail}", agent,
-                                   retry_after=server_delay(exc))
+                                   retry_after=delay)
             if code in (408, 500, 502, 503, 504):
-                return ServiceUnavailable(f"service error ({code} {status}): {detail}", agent)
+                asked = "" if delay is None else f" (it asked to retry after {delay:g} s)"
+                return ServiceUnavailable(f"service error ({code} {status}): {detail}{asked}",
+                                          agent, retry_after=delay)
             if code in (401, 403):
                 return AgentError(f"the credentials were refused ({code} {status}; "
                                   f"{self.describe()}): {detail}", agent)
@@ -318,6 +341,30 @@ class GoogleConnection:
                 or isinstance(exc, ConnectionError):
             return ServiceUnavailable(f"cannot reach the service ({name}: {detail})", agent)
         return AgentError(f"{name}: {detail}", agent)
+
+    def _scrubbed(self, exc: BaseException, depth: int = 0) -> RedactedError:
+        """``exc`` and what is chained to it, as `RedactedError` stand-ins."""
+        klass = type(exc)
+        stand_in = RedactedError(f"{klass.__module__}.{klass.__qualname__}: "
+                                 f"{self.redact(str(exc))}")
+        stand_in.original_type = f"{klass.__module__}.{klass.__qualname__}"
+        stand_in.__traceback__ = exc.__traceback__
+        for note in getattr(exc, "__notes__", None) or ():
+            stand_in.add_note(self.redact(str(note)))
+        if depth < _CHAIN_LIMIT:
+            if exc.__cause__ is not None:
+                stand_in.__cause__ = self._scrubbed(exc.__cause__, depth + 1)
+            elif exc.__context__ is not None and not exc.__suppress_context__:
+                stand_in.__context__ = self._scrubbed(exc.__context__, depth + 1)
+        return stand_in
+
+
+class RedactedError(Exception):
+    """An SDK or transport error as `GoogleConnection.translate` chains it: its type and
+    text with every secret scrubbed, and its traceback (frames show code, never values)."""
+
+    original_type: str = ""
+    """The qualified name of the error it stands for (``google.genai.errors.ClientError``)."""
 
 
 def _http_option(client: Any, name: str) -> Any:
