@@ -191,7 +191,8 @@ def make_step(session: Session, step_id: str = "scene-001.narration") -> StepRec
     return StepRecord(step_id, "LocalNarrator", "h" * 64, "fallback",
                       (session.manifest.output(out),), started=1700000000.25, seconds=1.5,
                       tier="image", cost=0.125, error="quota",
-                      data={"asset": {"path": "audio/scene-001.wav", "duration": 2.5},
+                      data={"asset": {"kind": "audio", "path": "audio/scene-001.wav",
+                                      "duration": 2.5},
                             "words": ["a", "b"]})
 
 

@@ -52,7 +52,7 @@ from avgen._models import ClipAsset, Preset, Scene, VideoRequest
 from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
-from avgen.agents.google._connection import Capability, GoogleConnection
+from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
 from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
 from avgen.costs import Charge, paid_call
@@ -524,7 +524,10 @@ class VeoClips(GoogleAgent):
 
 
 def _status(exc: BaseException | None) -> int | None:
-    """The HTTP status of an SDK error (None for anything else)."""
+    """The HTTP status of an SDK error, or of its scrubbed stand-in (None for anything
+    else)."""
+    if isinstance(exc, RedactedError):
+        return exc.code
     code = getattr(exc, "code", None)
     if exc is None or not type(exc).__module__.startswith("google.genai"):
         return None

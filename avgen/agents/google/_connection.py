@@ -348,6 +348,8 @@ class GoogleConnection:
         stand_in = RedactedError(f"{klass.__module__}.{klass.__qualname__}: "
                                  f"{self.redact(str(exc))}")
         stand_in.original_type = f"{klass.__module__}.{klass.__qualname__}"
+        code = getattr(exc, "code", None)
+        stand_in.code = code if isinstance(code, int) and not isinstance(code, bool) else None
         stand_in.__traceback__ = exc.__traceback__
         for note in getattr(exc, "__notes__", None) or ():
             stand_in.add_note(self.redact(str(note)))
@@ -365,6 +367,8 @@ class RedactedError(Exception):
 
     original_type: str = ""
     """The qualified name of the error it stands for (``google.genai.errors.ClientError``)."""
+    code: int | None = None
+    """The HTTP status of the error it stands for, when it had one."""
 
 
 def _http_option(client: Any, name: str) -> Any:
