@@ -8,7 +8,8 @@ nothing is charged. Change a scene's prompt and only that scene is paid for agai
 
 The folder is ``$AVGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/avgen``, else
 ``~/.cache/avgen``, with one ``google`` sub-folder; its ``operations`` folder holds the
-Veo operations in flight (see `avgen.agents.google.VeoClips`). Pass ``cache=None`` to
+Veo operations in flight (see `avgen.agents.google.VeoClips`), its ``locks`` folder the
+lock files of assets being paid for. Pass ``cache=None`` to
 `avgen.agents.google.google_agents` (``avgen make --no-cache``) to switch it off, or an
 `AssetCache` of your own (for instance with ``max_bytes``).
 
