@@ -44,6 +44,7 @@ FAULTS: dict[str, frozenset[str]] = {
     "server_error": _ANY,
     "refused": _ANY,
     "slow": _ANY,
+    "html": _ANY,
     "malformed_json": frozenset({"script"}),
     "wrong_shape": frozenset({"script"}),
     "safety_block": _GENERATE | {"imagen", "veo", "poll"},
@@ -72,6 +73,10 @@ _REFUSED = {400: "API key not valid. Please pass a valid API key.",
             403: "Permission denied: Consumer 'api_key:{key}' has been suspended."}
 """What Google says when it refuses credentials (``{key}``: the key the request carried,
 echoed back as Google does for a suspended consumer)."""
+
+_HTML = (b"<!DOCTYPE html><html><head><title>Sign in to the network</title></head>"
+         b"<body><p>Please accept the terms to continue.</p></body></html>")
+"""What the ``html`` fault answers, with HTTP 200: a captive portal's or a proxy's page."""
 
 _VERSION = r"/(?P<version>v1|v1beta|v1beta1|v1alpha)/"
 _MODEL = (r"(?P<model_path>(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?"
@@ -437,7 +442,8 @@ class FakeGemini:
         the body's ``RetryInfo`` only), ``status`` (server_error, default 503; refused: 400,
         401 or 403, the default), ``message`` (rate_limit, server_error, refused: the error
         message; ``{key}`` in it is replaced by the key or token the request carried),
-        ``seconds`` (slow, required)."""
+        ``seconds`` (slow, required). ``html`` answers HTTP 200 with an HTML page (a proxy
+        or a captive portal in the service's place)."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
         if kind not in FAULTS[fault]:
@@ -539,8 +545,11 @@ class FakeGemini:
 
     @staticmethod
     def _common_fault(fault: _Fault | None, info: dict[str, Any]) -> _Answer | None:
-        if fault is None or fault.fault not in ("rate_limit", "server_error", "refused"):
+        if fault is None or fault.fault not in ("rate_limit", "server_error", "refused",
+                                                "html"):
             return None
+        if fault.fault == "html":  # a proxy or portal answering in the service's place
+            return _Answer(200, _HTML, "text/html; charset=utf-8")
         options = fault.options
         if fault.fault == "rate_limit":
             status, delay = 429, options.get("retry_after", 1)

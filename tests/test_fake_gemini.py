@@ -577,8 +577,9 @@ def test_fail_rejects_what_it_cannot_do(fake: FakeGemini) -> None:
         fake.fail("script", "slow")
     with pytest.raises(ValueError, match="via"):
         fake.fail("script", "rate_limit", via="carrier pigeon")
-    assert set(FAULTS) == {"rate_limit", "server_error", "refused", "slow", "malformed_json",
-                           "wrong_shape", "safety_block", "filtered", "operation_error"}
+    assert set(FAULTS) == {"rate_limit", "server_error", "refused", "slow", "html",
+                           "malformed_json", "wrong_shape", "safety_block", "filtered",
+                           "operation_error"}
 
 
 def test_unknown_calls_get_a_google_404_and_reset_clears(fake: FakeGemini) -> None:

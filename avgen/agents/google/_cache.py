@@ -8,15 +8,27 @@ nothing is charged. Change a scene's prompt and only that scene is paid for agai
 
 The folder is ``$AVGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/avgen``, else
 ``~/.cache/avgen``, with one ``google`` sub-folder; its ``operations`` folder holds the
-Veo operations in flight (see `avgen.agents.google.VeoClips`). Pass ``cache=None`` to
+Veo operations in flight (see `avgen.agents.google.VeoClips`), its ``locks`` folder the
+lock files of assets being paid for. Pass ``cache=None`` to
 `avgen.agents.google.google_agents` (``avgen make --no-cache``) to switch it off, or an
 `AssetCache` of your own (for instance with ``max_bytes``).
+
+**Single flight.** Processes, threads and tasks sharing one cache folder pay once for a
+missing asset: each agent holds `AssetCache.flight` around its miss path (look again, pay,
+store), a lock per key in the process and a file lock in the folder's ``locks`` sub-folder
+across processes, which the system drops when its holder dies.
+
+**Damage.** Whatever the folder holds where an entry is expected — a stray folder, an
+unreadable or damaged file — is a miss, logged as a warning on the ``avgen.agents.google``
+logger; an asset that cannot be stored is logged too. Neither fails the run.
 """
 
 from __future__ import annotations
 
 __docformat__ = "google"
 
+import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -24,9 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from avgen._hashing import json_sha256
+from avgen.agents.google._flight import hold
 from avgen.resilience import DiskStore, ResilienceEvent, emit
 
 __all__ = ["AssetCache", "default_cache_dir"]
+
+_logger = logging.getLogger("avgen.agents.google")
 
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -64,30 +79,78 @@ class AssetCache:
         bytes-valued inputs as their SHA-256)."""
         return json_sha256({"kind": kind, **request})
 
-    def fetch(self, key: str, target: Path, *, source: str) -> bool:
+    def flight(self, key: str, *, source: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the single-flight lock of ``key``: in this process (every task and thread,
+        every `AssetCache` on this folder) and across processes (a file lock in
+        ``<folder>/locks``, dropped by the system when its holder dies).
+
+        Waiting awaits (it never blocks the event loop) and can be cancelled. Look in the
+        cache again once it is held: whoever held it before may have stored the asset::
+
+            if not cache.fetch(key, target, source=name, report_miss=False):
+                async with cache.flight(key, source=name):
+                    if not cache.fetch(key, target, source=name):
+                        ...  # pay, then cache.keep(key, target)
+
+        Args:
+            key: The asset's key.
+            source: Who asks (named in a warning when the lock file cannot be used; then
+                only the in-process lock is held).
+        """
+        return hold(self.store.directory, key, source=source)
+
+    def fetch(self, key: str, target: Path, *, source: str, report_miss: bool = True) -> bool:
         """Copy the file kept under ``key`` to ``target``; False when there is none.
 
-        Emits ``cache.hit`` or ``cache.miss`` from ``source`` (the manifest shows them).
+        Emits ``cache.hit``, or ``cache.miss`` unless ``report_miss`` is false, from
+        ``source`` (the manifest shows them). An entry that cannot be read or copied (a
+        stray folder in its place, an unreadable file) is a miss, logged.
         """
-        stored = self.store.get_file(key)
-        emit(ResilienceEvent("cache.hit" if stored else "cache.miss", source,
-                             {"key": key[:12]}))
-        if stored is None:
-            return False
-        shutil.copyfile(stored, target)
-        return True
+        try:
+            stored = self.store.get_file(key)
+            if stored is not None:
+                shutil.copyfile(stored, target)
+        except OSError as exc:
+            self._unusable(key, source, exc)
+            stored = None
+        if stored is not None or report_miss:
+            emit(ResilienceEvent("cache.hit" if stored else "cache.miss", source,
+                                 {"key": key[:12]}))
+        return stored is not None
 
-    def keep(self, key: str, path: Path) -> None:
-        """Keep a copy of the file at ``path`` under ``key``."""
-        self.store.put_file(key, path)
+    def keep(self, key: str, path: Path, *, source: str = "cache") -> None:
+        """Keep a copy of the file at ``path`` under ``key`` (a failure is logged: the
+        asset was made, only its copy is lost)."""
+        try:
+            self.store.put_file(key, path)
+        except OSError as exc:
+            _logger.warning("%s: could not keep %s in the cache %s (%s: %s)", source,
+                            key[:12], self.store.directory, type(exc).__name__, exc)
 
-    def get_json(self, key: str, *, source: str) -> Any | None:
-        """The JSON value kept under ``key``, or None (emits ``cache.hit``/``cache.miss``)."""
-        value = self.store.get(key)
-        emit(ResilienceEvent("cache.hit" if value is not None else "cache.miss", source,
-                             {"key": key[:12]}))
+    def get_json(self, key: str, *, source: str, report_miss: bool = True) -> Any | None:
+        """The JSON value kept under ``key``, or None (emits ``cache.hit``, or
+        ``cache.miss`` unless ``report_miss`` is false; an unreadable entry is a logged
+        miss)."""
+        try:
+            value = self.store.get(key)
+        except OSError as exc:
+            self._unusable(key, source, exc)
+            value = None
+        if value is not None or report_miss:
+            emit(ResilienceEvent("cache.hit" if value is not None else "cache.miss", source,
+                                 {"key": key[:12]}))
         return value
 
-    def set_json(self, key: str, value: Any) -> None:
-        """Keep a JSON value under ``key``."""
-        self.store.set(key, value)
+    def set_json(self, key: str, value: Any, *, source: str = "cache") -> None:
+        """Keep a JSON value under ``key`` (a failure to write is logged, not raised)."""
+        try:
+            self.store.set(key, value)
+        except OSError as exc:
+            _logger.warning("%s: could not keep %s in the cache %s (%s: %s)", source,
+                            key[:12], self.store.directory, type(exc).__name__, exc)
+
+    def _unusable(self, key: str, source: str, exc: OSError) -> None:
+        _logger.warning("%s: the cache entry %s in %s cannot be read (%s: %s); asking the "
+                        "service instead", source, key[:12], self.store.directory,
+                        type(exc).__name__, exc)
+

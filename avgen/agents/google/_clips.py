@@ -16,7 +16,8 @@ SHA-256 of the input image: an identical request is answered from disk, free.
 
 **Retries.** A submit the service *refused* (429, 5xx) created nothing: its error
 propagates and the generator's policy may resubmit. A submit *sent* without an answer (a
-read timeout, a dropped connection) may have been accepted and billed: it is never retried
+read timeout, a dropped connection, a body that is not JSON) may have been accepted and
+billed: it is never retried
 (`avgen.errors.AgentError`; the scene falls back). Polling is retried on transient errors,
 and an operation whose polling or download failed is remembered, so a retried call resumes
 it instead of paying again. Operations in flight are bounded by ``max_concurrency`` per
@@ -39,6 +40,7 @@ __docformat__ = "google"
 import asyncio
 import hashlib
 import inspect
+import json
 import logging
 import re
 import tempfile
@@ -92,6 +94,8 @@ _GONE = frozenset({400, 403, 404, 410})
 
 def _sent_without_answer(exc: BaseException) -> bool:
     """Whether a transport error means the request was sent but its answer was lost."""
+    if isinstance(exc, json.JSONDecodeError):
+        return True  # something answered in the service's place: it may have been accepted
     names = [klass.__name__ for klass in type(exc).__mro__]
     if any(name in _NOT_SENT for name in names) or isinstance(exc, ConnectionRefusedError):
         return False
@@ -253,19 +257,24 @@ class VeoClips(GoogleAgent):
             audio=audio, resolution=self.resolution, negative_prompt=self.negative_prompt,
             image=hashlib.sha256(image).hexdigest() if image is not None else None)
         journal = self._journal()
-        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+        if self._fetch(key, target, report_miss=False):
             if journal is not None:
                 journal.forget(key)  # left by a crash between storing the clip and this
             return await self._asset(target)
-        async with self._slot():
-            with paid_call(agent=self.name, model=self.model, quantity=duration,
-                           unit="video_second", usd=self.price.video(duration, audio)):
-                asset = await self._produce(key, target, prompt, image, duration, aspect,
-                                            audio)
-        if self.cache is not None:
-            self.cache.keep(key, target)
-        if journal is not None:
-            journal.forget(key)
+        # one operation per clip, whoever asks: the others wait here, then find it stored
+        async with self._flight(key):
+            if self._fetch(key, target):
+                if journal is not None:
+                    journal.forget(key)
+                return await self._asset(target)
+            async with self._slot():
+                with paid_call(agent=self.name, model=self.model, quantity=duration,
+                               unit="video_second", usd=self.price.video(duration, audio)):
+                    asset = await self._produce(key, target, prompt, image, duration, aspect,
+                                                audio)
+            self._keep(key, target)
+            if journal is not None:
+                journal.forget(key)
         return asset
 
     # -- steps ---------------------------------------------------------------------------
@@ -413,7 +422,7 @@ class VeoClips(GoogleAgent):
             # refused or never sent: nothing was created, a retry is safe; else it is not
             if isinstance(error, ServiceUnavailable) and _sent_without_answer(exc):
                 lost = AgentError(self._redact(
-                    f"the clip request was sent but no answer came back "
+                    f"the clip request was sent but no usable answer came back "
                     f"({type(exc).__name__}); Veo may have accepted and billed it, so it was "
                     "not retried"), self.name)
                 lost.__cause__ = error

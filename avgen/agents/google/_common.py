@@ -4,8 +4,10 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import contextlib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from avgen._models import VideoRequest
@@ -128,6 +130,25 @@ class GoogleAgent:
                 "agents", f"{self.name} needs Vertex AI ({self.needs} is not served in "
                 f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true with "
                 "GOOGLE_CLOUD_PROJECT, or leave this agent out")
+
+    @contextlib.asynccontextmanager
+    async def _flight(self, key: str) -> AsyncIterator[None]:
+        """`AssetCache.flight` of ``key`` (nothing to hold without a cache)."""
+        if self.cache is None:
+            yield
+            return
+        async with self.cache.flight(key, source=self.name):
+            yield
+
+    def _fetch(self, key: str, target: Path, *, report_miss: bool = True) -> bool:
+        """Whether the cache had ``key`` (then copied to ``target``)."""
+        return self.cache is not None and self.cache.fetch(key, target, source=self.name,
+                                                           report_miss=report_miss)
+
+    def _keep(self, key: str, path: Path) -> None:
+        """Keep the file at ``path`` under ``key`` (when there is a cache)."""
+        if self.cache is not None:
+            self.cache.keep(key, path, source=self.name)
 
     async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
         """Await one SDK call, turning its errors into avgen's (redacted, and chained to a

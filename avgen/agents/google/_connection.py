@@ -33,6 +33,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -295,9 +296,10 @@ class GoogleConnection:
         429 → `avgen.errors.RateLimited` and 408 and 5xx → `avgen.errors.ServiceUnavailable`,
         each with the delay the service asked for (``Retry-After`` or ``RetryInfo``) in
         ``retry_after``; timeouts and connection failures → `avgen.errors.ServiceUnavailable`
-        (retried by `avgen.resilience.retry`); 401/403 → an `avgen.errors.AgentError` naming
-        the credentials; other errors → `avgen.errors.AgentError`. Errors that already belong
-        to avgen pass through unchanged.
+        (retried by `avgen.resilience.retry`), and so is an answer whose body is not JSON
+        (HTTP 200 with an HTML page: a proxy or a captive portal); 401/403 → an
+        `avgen.errors.AgentError` naming the credentials; other errors →
+        `avgen.errors.AgentError`. Errors that already belong to avgen pass through unchanged.
 
         The message is redacted, and the new error's ``__cause__`` is not ``exc`` (whose text,
         response and request may hold a key) but a `RedactedError`: ``exc``'s type and text
@@ -335,6 +337,10 @@ class GoogleConnection:
                 return AgentError(f"the credentials were refused ({code} {status}; "
                                   f"{self.describe()}): {detail}", agent)
             return AgentError(f"request refused ({code} {status}): {detail}", agent)
+        if isinstance(exc, json.JSONDecodeError):
+            return ServiceUnavailable(
+                "the service answered with something that is not the JSON expected (an HTML "
+                "page from a proxy or a network sign-in page?); retrying", agent)
         if "Timeout" in name or isinstance(exc, TimeoutError):
             return ServiceUnavailable(f"no answer in time ({name})", agent)
         if any(part in name for part in ("ConnectError", "ConnectionError", "RemoteProtocol")) \

@@ -58,14 +58,16 @@ class _Stills(GoogleAgent):
         """
         prompt, ratio = _prompt(scene), aspect_ratio(preset)
         key = AssetCache.key("image", model=self.model, prompt=prompt, aspect=ratio)
-        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+        if self._fetch(key, target, report_miss=False):
             return self._describe(target)
-        with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
-                       usd=self.price.per_image):
-            target.write_bytes(await self._picture(prompt, ratio))
-            asset = self._describe(target)
-        if self.cache is not None:
-            self.cache.keep(key, target)
+        async with self._flight(key):  # one request per picture, whoever asks
+            if self._fetch(key, target):  # stored by whoever held the flight before
+                return self._describe(target)
+            with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
+                           usd=self.price.per_image):
+                target.write_bytes(await self._picture(prompt, ratio))
+                asset = self._describe(target)
+            self._keep(key, target)
         return asset
 
     def _describe(self, target: Path) -> ImageAsset:

@@ -122,12 +122,21 @@ class GeminiNarrator(GoogleAgent):
         chosen = self._voice(voice, "voice") if voice else self.voice
         key = AssetCache.key("speech", model=self.model, voice=chosen, text=text,
                              max_chars=self.max_chars)
-        if self.cache is not None and self.cache.fetch(key, target, source=self.name):
+        if self._fetch(key, target, report_miss=False):
             return self._describe(target, text)
+        async with self._flight(key):  # one request per narration, whoever asks
+            if self._fetch(key, target):  # stored by whoever held the flight before
+                return self._describe(target, text)
+            asset = await self._spoken(text, chosen, target)
+            self._keep(key, target)
+        return asset
+
+    async def _spoken(self, text: str, voice: str, target: Path) -> AudioAsset:
+        """Speak ``text`` part by part (paid) into the WAV at ``target``."""
         pcm_parts: list[bytes] = []
         rate = 0
         for sentences in _parts(text, self.max_chars):
-            pcm, part_rate = await self._say(" ".join(sentences), chosen)
+            pcm, part_rate = await self._say(" ".join(sentences), voice)
             if rate and part_rate != rate:
                 raise AgentError(f"the speech changed sample rate ({rate} → {part_rate})",
                                  self.name)
@@ -139,10 +148,7 @@ class GeminiNarrator(GoogleAgent):
             wav.setframerate(rate)
             for pcm in pcm_parts:
                 wav.writeframes(pcm)
-        asset = self._describe(target, text)
-        if self.cache is not None:
-            self.cache.keep(key, target)
-        return asset
+        return self._describe(target, text)
 
     def _describe(self, path: Path, text: str) -> AudioAsset:
         """Measure the WAV and time its sentences (in proportion to their length per part)."""

@@ -185,10 +185,25 @@ class GeminiScriptWriter(GoogleAgent):
         prompt = _prompt(request)
         key = AssetCache.key("script", model=self.model, prompt=prompt,
                              temperature=self.temperature, schema=SCRIPT_SCHEMA)
-        if self.cache is not None:
-            kept = self.cache.get_json(key, source=self.name)
-            if isinstance(kept, str):
-                return parse_script(kept, title=request.title)
+        kept = self._kept(key, request, report_miss=False)
+        if kept is not None:
+            return kept
+        async with self._flight(key):  # one answer per request, whoever asks
+            kept = self._kept(key, request)  # stored by whoever held the flight before
+            if kept is not None:
+                return kept
+            return await self._answer(prompt, request, key)
+
+    def _kept(self, key: str, request: VideoRequest, *,
+              report_miss: bool = True) -> Script | None:
+        """The script kept under ``key``, or None."""
+        if self.cache is None:
+            return None
+        kept = self.cache.get_json(key, source=self.name, report_miss=report_miss)
+        return parse_script(kept, title=request.title) if isinstance(kept, str) else None
+
+    async def _answer(self, prompt: str, request: VideoRequest, key: str) -> Script:
+        """Ask (and pay) until an answer is a valid script, up to `attempts` times."""
         problems: list[str] = []
         for _ in range(self.attempts):
             asked = prompt if not problems else (
@@ -205,7 +220,7 @@ class GeminiScriptWriter(GoogleAgent):
                 problems.append(str(exc))
                 continue
             if self.cache is not None and text is not None:
-                self.cache.set_json(key, text)
+                self.cache.set_json(key, text, source=self.name)
             return script
         raise AgentError(f"no valid script after {self.attempts} answers: "
                          + "; ".join(problems), self.name)
