@@ -259,6 +259,10 @@ class VideoGenerator:
     async def resume(self, session_dir: str | Path) -> Video:
         """Finish an interrupted run, redoing only steps whose outputs are missing or bad.
 
+        The temporary files the interrupted run left are removed first (`Session.sweep`):
+        a session is used by one run at a time, so never resume a session whose run is
+        still going.
+
         Raises:
             UsageError: ``session_dir`` is not a session folder.
             GenerationError: The run could not finish.
@@ -286,6 +290,9 @@ class VideoGenerator:
     async def _run(self, session: Session, request: VideoRequest) -> Video:
         run = Run(self, session, request)
         with session, session.activate():
+            # a session is used by one run at a time: what temporary files it holds now
+            # were left by a run that died (kill -9) before it could remove them
+            session.sweep()
             session.manifest.update(status="running", agents=self.agents.names())
             try:
                 video = await run.execute()
@@ -302,6 +309,10 @@ class VideoGenerator:
             except Exception as exc:  # a bug in an agent: record it, let its traceback show
                 session.manifest.update(status="failed", error=repr(exc))
                 raise
+            finally:
+                # an agent's worker thread outlives a cancelled step and may still have
+                # written into a temporary file after its step removed it
+                session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
             if self.monitor is not None:

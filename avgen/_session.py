@@ -33,6 +33,7 @@ import attrs
 
 from avgen._hashing import file_sha256
 from avgen._models import asset_from_dict
+from avgen._scratch import sweep, temp_path
 from avgen._validate import (
     instance_validator,
     number_validator,
@@ -354,13 +355,14 @@ class Session:
     def atomic_path(self, relative: str | os.PathLike[str]) -> Iterator[Path]:
         """Yield a temporary path beside ``relative``; on success it is moved into place.
 
-        The temporary name keeps the extension (tools such as ffmpeg pick the format from
-        it). If the block raises, or leaves no file, the temporary file is removed and the
-        final name is untouched.
+        The temporary name is ``.<stem>.<8 hex>.part<suffix>``: it keeps the extension
+        (tools such as ffmpeg pick the format from it). If the block raises, or leaves no
+        file, the temporary file is removed and the final name is untouched; if the process
+        dies before that, `sweep` removes it.
         """
         final = self.path(relative)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        temp = temp_path(final)
         try:
             yield temp
             if not temp.exists():
@@ -451,6 +453,29 @@ class Session:
         for name in SUBFOLDERS:
             if name not in kept:
                 shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def sweep(self) -> list[Path]:
+        """Remove the temporary files a dead run left in the session.
+
+        A run killed outright (``kill -9``, a power cut) cannot remove its temporary files:
+        half-written assets and manifests (``.<stem>.<8 hex>.part<ext>``) and the
+        composer's scratch files (``.<stem>.<8 hex>.ass``, ``.ffconcat``,
+        ``.part<N>.mp4``). This removes exactly those, from the session folder and its
+        `SUBFOLDERS` (not deeper); it never follows a symlink and never touches a file
+        whose name avgen would not give a temporary file. `avgen.VideoGenerator` sweeps
+        when a run starts and when it ends.
+
+        A session is used by one run at a time: do not sweep a session another process is
+        running, whose temporary files are still being written.
+
+        Returns:
+            The files removed.
+        """
+        removed = sweep([self.root, *(self.root / name for name in SUBFOLDERS)])
+        if removed:
+            self.log(logging.INFO, "removed %d temporary file(s) no run was writing: %s",
+                     len(removed), ", ".join(self.relative(path) for path in removed))
+        return removed
 
     def __repr__(self) -> str:
         return f"Session({str(self.root)!r})"

@@ -16,13 +16,13 @@ __docformat__ = "google"
 
 import concurrent.futures
 import contextlib
-import secrets
 from pathlib import Path
 
 import attrs
 
 from avgen._hashing import json_sha256
 from avgen._models import ClipAsset, ImageAsset
+from avgen._scratch import scratch_path
 from avgen.errors import ConfigurationError, MediaError
 from avgen.media._ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
 from avgen.media._fonts import FontFile, find_font, missing_glyphs
@@ -71,7 +71,7 @@ class FFmpegComposer:
         temporary: list[Path] = []
 
         def scratch(suffix: str, text: str) -> Path:
-            path = target.with_name(f".{target.stem}.{secrets.token_hex(4)}{suffix}")
+            path = scratch_path(target, suffix)
             path.write_text(text, encoding="utf-8")
             temporary.append(path)
             return path
@@ -137,7 +137,7 @@ class FFmpegComposer:
         rendered: list[Path] = []
         total = timeline.frames
         for number, (first, stop) in enumerate(parts):
-            path = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{number}.mp4")
+            path = scratch_path(target, f".part{number}.mp4")
             temporary.append(path)
             frames_before = sum(s.frames for s in timeline.scenes[:first])
             frames = sum(s.frames for s in timeline.scenes[first:stop])

@@ -3,6 +3,15 @@
 The binary is the one `imageio-ffmpeg` ships (a dependency of moviepy), so no system ffmpeg
 is needed; set ``AVGEN_FFMPEG`` to use another. Probing reads ffmpeg's own description of
 a file, so no ffprobe is needed either.
+
+Every ffmpeg process dies with the process that started it. On Linux the kernel sees to
+it, even when the parent is killed with SIGKILL: the child asks for SIGKILL on its
+parent's death (``prctl(PR_SET_PDEATHSIG)``) before it executes ffmpeg, and runs in a
+process group of its own, so a signal meant for the terminal's foreground job (Ctrl-C)
+reaches the Python process, which kills ffmpeg as it unwinds. On other platforms ffmpeg
+is killed when the awaiting task is cancelled or the waiting call raises (Ctrl-C
+included), but a parent killed outright leaves its ffmpeg to finish the encode it was
+doing; a resume sweeps the files it leaves.
 """
 
 from __future__ import annotations
@@ -12,13 +21,17 @@ __docformat__ = "google"
 import asyncio
 import collections
 import contextlib
+import ctypes
 import functools
 import os
 import re
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import cachetools
@@ -53,6 +66,49 @@ def ffmpeg_exe() -> str:
             raise ConfigurationError(f"AVGEN_FFMPEG={override!r} is not a file")
         return override
     return _default_exe()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, bound before any fork (the child must not look it up)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - a Linux without prctl
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                         ctypes.c_ulong]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _child_options() -> dict[str, Any]:
+    """Keyword arguments for `subprocess.Popen` (and `asyncio.create_subprocess_exec`)
+    that make the child die with this process.
+
+    On Linux: a process group of its own, and ``PR_SET_PDEATHSIG`` set to SIGKILL in the
+    child before it executes the program; a child whose parent died before that exits at
+    once. The signal is sent when the *thread* that started the child ends, so the child
+    must be waited for in the thread that started it, as `subprocess.run` and the event
+    loop do. Elsewhere: nothing (the caller kills the child when it stops waiting).
+    """
+    if not sys.platform.startswith("linux"):
+        return {}
+    prctl = _prctl()
+    if prctl is None:  # pragma: no cover - a Linux without prctl
+        return {"process_group": 0}
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        # Runs in the child between fork and exec: a bound C call and two system calls,
+        # no imports, no locks (see the warning about preexec_fn and threads).
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return {"process_group": 0, "preexec_fn": die_with_parent}
 
 
 @attrs.frozen
@@ -152,7 +208,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         return attrs.evolve(known, path=target)
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)],
-        capture_output=True, text=True, errors="replace", check=False,
+        capture_output=True, text=True, errors="replace", check=False, **_child_options(),
     )
     text = proc.stderr
     if "Invalid data found" in text or "Input #0" not in text:
@@ -181,11 +237,14 @@ def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
                     cwd: Path | None = None) -> None:
     """Run ffmpeg with ``args`` (after the common flags) and wait.
 
+    The process dies with this one (see the module's description), and is killed if the
+    wait is interrupted (Ctrl-C).
+
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached.
     """
     proc = subprocess.run(_command(args, False), capture_output=True, text=True,
-                          errors="replace", cwd=cwd, check=False)
+                          errors="replace", cwd=cwd, check=False, **_child_options())
     if proc.returncode != 0:
         raise FFmpegError(what, proc.returncode, proc.stderr)
 
@@ -214,13 +273,17 @@ async def run_ffmpeg(
     Returns:
         The last lines ffmpeg printed on its error stream.
 
+    The process dies with this one, even by SIGKILL on Linux (see the module's
+    description). If the task is cancelled, or reading the output fails, the process is
+    killed and reaped before the exception propagates.
+
     Raises:
-        FFmpegError: ffmpeg failed; its last lines of output are attached. If the task is
-            cancelled the process is killed before the cancellation propagates.
+        FFmpegError: ffmpeg failed; its last lines of output are attached.
     """
     proc = await asyncio.create_subprocess_exec(
         *_command(args, progress is not None and bool(total), loglevel),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
+        **_child_options(),
     )
     assert proc.stdout is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
