@@ -413,14 +413,7 @@ class VideoRequest:
     def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept
         relative to it."""
-        def serialise(_inst: Any, _field: Any, value: Any) -> Any:
-            if isinstance(value, Path):
-                if root is not None and value.is_relative_to(root):
-                    return value.relative_to(root).as_posix()
-                return str(value)
-            return value
-
-        return attrs.asdict(self, value_serializer=serialise)
+        return _json_ready(self, root)
 
     @classmethod
     def from_dict(cls, data: object, *, root: Path | None = None) -> VideoRequest:
@@ -617,15 +610,19 @@ Visual = ClipAsset | ImageAsset | CardVisual
 
 def asset_to_dict(asset: AudioAsset | Visual, root: Path | None = None) -> dict[str, Any]:
     """A JSON-ready form of an asset; paths are made relative to ``root`` when given."""
+    return _json_ready(asset, root)
 
-    def serialise(_inst: Any, _field: Any, value: Any) -> Any:
-        if isinstance(value, Path):
-            if root is not None and value.is_relative_to(root):
-                return value.relative_to(root).as_posix()
-            return str(value)
-        return value
 
-    return attrs.asdict(asset, value_serializer=serialise)
+def _json_ready(value: Any, root: Path | None) -> dict[str, Any]:
+    """``attrs.asdict`` with paths as strings, relative to ``root`` when inside it."""
+    def serialise(_inst: Any, _field: Any, item: Any) -> Any:
+        if isinstance(item, Path):
+            if root is not None and item.is_relative_to(root):
+                return item.relative_to(root).as_posix()
+            return str(item)
+        return item
+
+    return attrs.asdict(value, value_serializer=serialise)
 
 
 _ASSETS: dict[str, type[AudioAsset | ClipAsset | ImageAsset | CardVisual]] = {
