@@ -95,7 +95,7 @@ class StepRecord:
     tier: str | None = attrs.field(default=None, validator=text_validator(
         optional=True, pattern=re.compile("clip|image|card"), allowed="clip, image or card"))
     """For visuals: ``clip``, ``image`` or ``card``."""
-    cost: float = attrs.field(default=0.0, validator=number_validator(low=0))
+    cost: float = attrs.field(default=0.0, validator=number_validator(low=0, high=1e6))
     """Money spent, in US dollars (0 for local agents)."""
     error: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """The error that failed the step or made it fall back."""

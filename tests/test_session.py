@@ -220,7 +220,7 @@ texts = st.text(alphabet=st.characters(blacklist_characters="\x00"))
     StepRecord, id=st.text(min_size=1, alphabet=st.characters(blacklist_characters="\x00")),
     agent=texts, inputs_hash=texts, status=st.sampled_from(["done", "failed", "fallback"]),
     started=st.floats(min_value=0, allow_infinity=False),
-    cost=st.floats(min_value=0, allow_infinity=False),
+    cost=st.floats(min_value=0, max_value=1e6),
     error=st.none() | texts,
     data=st.dictionaries(st.text(), st.integers() | st.text() | st.lists(st.integers())),
 ))

@@ -21,9 +21,9 @@ from pathlib import Path
 import attrs
 
 from avgen._hashing import json_sha256
-from avgen._models import ClipAsset, ImageAsset
+from avgen._models import ClipAsset, ImageAsset, VideoRequest
 from avgen._scratch import scratch_path
-from avgen.errors import ConfigurationError, MediaError
+from avgen.errors import ConfigurationError, MediaError, UsageError
 from avgen.media._ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
 from avgen.media._fonts import FontFile, find_font, missing_glyphs
 from avgen.media._graph import (
@@ -104,6 +104,18 @@ class FFmpegComposer:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+
+    def check(self, request: VideoRequest) -> None:
+        """Refuse a request whose caption font cannot be found, before any work.
+
+        Raises:
+            UsageError: ``caption_style.font`` names no bundled or installed font, or a
+                font file that does not exist.
+        """
+        try:
+            find_font(request.caption_style.font)
+        except ConfigurationError as exc:
+            raise UsageError("caption_style.font", str(exc)) from None
 
     def sidecars(self, timeline: Timeline) -> dict[str, str]:
         """The caption files to keep beside the video, by extension (``srt``, ``vtt``,
