@@ -73,11 +73,14 @@ class Run:
             self.report.emit("note", note)
         loop = asyncio.get_running_loop()
         self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
+        first: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._scene(scene)) for scene in script.scenes]
         except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
-            raise failed.exceptions[0] from None
+            first = failed.exceptions[0]
+        if first is not None:
+            raise first  # outside the handler: its own cause and context stay as they were
         made = [task.result() for task in tasks]
         timeline = Timeline.build(
             self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)

@@ -385,3 +385,21 @@ def test_the_caption_style_is_part_of_the_request_and_a_resume_keeps_it(
     again = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path).resume_sync(
         video.session)
     assert again.captions["ass"].read_text() == ass
+
+
+class BrokenVoice:
+    """A narrator whose service error is chained to the agent error it raises."""
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        try:
+            raise ConnectionAbortedError("the voice service hung up")
+        except ConnectionAbortedError as exc:
+            raise AgentError("no narration", "broken-voice") from exc
+
+
+def test_a_failed_scene_keeps_the_cause_of_its_error(tmp_path: Path) -> None:
+    with pytest.raises(GenerationError) as failed:
+        VideoGenerator(narrator=BrokenVoice(), output_dir=tmp_path).generate_sync(script=SCRIPT)
+    error = failed.value.__cause__
+    assert isinstance(error, AgentError)
+    assert isinstance(error.__cause__, ConnectionAbortedError)
