@@ -16,7 +16,9 @@ Quick start (the README's)::
 
 In async code, ``video = await VideoGenerator().generate(script=...)``. In Jupyter, await it
 in a cell: the `Video` displays as a player, and `avgen.notebook.ProgressBar` draws a
-progress bar (``examples/quickstart.ipynb`` walks through it). From the shell:
+progress bar (``examples/quickstart.ipynb`` walks through it). Many videos at once — in this
+process, on a process pool or on a Dask cluster, under one budget and one quota — with
+`VideoGenerator.generate_many` or ``avgen batch REQUESTS.csv``. From the shell:
 ``avgen make --script examples/scripts/water_cycle.md``; ``avgen docs`` builds this API
 reference into ``docs/api/``.
 """
@@ -27,6 +29,7 @@ __docformat__ = "google"
 
 import logging as _logging
 
+from avgen._batch import BATCH_FILE, AgentSpec, BatchItem, BatchResult, ItemStatus
 from avgen._generator import VideoGenerator
 from avgen._models import (
     PRESETS,
@@ -51,6 +54,7 @@ from avgen._models import (
 )
 from avgen._policy import AgentPolicy
 from avgen._reporting import EventHandler, RunEvent
+from avgen._rows import read_requests, requests_from_rows
 from avgen._session import Manifest, OutputRecord, Session, StepRecord
 from avgen._version import __version__
 from avgen.agents import (
@@ -84,13 +88,17 @@ from avgen.errors import (
 _logging.getLogger("avgen").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "BATCH_FILE",
     "PRESETS",
     "TRANSITION_STYLES",
     "AgentError",
     "AgentPolicy",
     "AgentSet",
+    "AgentSpec",
     "AudioAsset",
     "AvgenError",
+    "BatchItem",
+    "BatchResult",
     "BudgetExceeded",
     "CaptionStyle",
     "CardVisual",
@@ -107,6 +115,7 @@ __all__ = [
     "GenerationError",
     "ImageAsset",
     "ImageGenerator",
+    "ItemStatus",
     "Manifest",
     "MediaError",
     "Narrator",
@@ -135,4 +144,6 @@ __all__ = [
     "available_agents",
     "load_agents",
     "preset",
+    "read_requests",
+    "requests_from_rows",
 ]

@@ -18,17 +18,19 @@ __docformat__ = "google"
 
 import asyncio
 import concurrent.futures
+import copy
 import inspect
 import logging
 import shutil
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import attrs
 
+from avgen._batch import AgentSpec, BatchResult, _GeneratorSpec, run_batch
 from avgen._models import Tier, Video, VideoRequest
 from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
@@ -80,6 +82,10 @@ class VideoGenerator:
     Args:
         agents: ``"local"`` (the default: offline), the name of an installed plugin, or an
             `avgen.agents.AgentSet`.
+        agent_options: Options for the family named by ``agents`` (for instance
+            ``{"cache": "gs://bucket/avgen"}`` for google). A generator made from a name and
+            options, with no agent objects, can run a batch's items in other processes and
+            on a Dask cluster (`generate_many`), which build the agents there.
         script_writer: Replaces the family's script writer.
         narrator: Replaces the family's narrator.
         image_generator: Replaces the family's image generator.
@@ -109,6 +115,7 @@ class VideoGenerator:
         self,
         agents: str | AgentSet | None = None,
         *,
+        agent_options: Mapping[str, Any] | None = None,
         script_writer: Any = None,
         narrator: Any = None,
         image_generator: Any = None,
@@ -121,11 +128,20 @@ class VideoGenerator:
         monitor: Monitor | None = None,
         budget: float | None = None,
     ) -> None:
-        base = load_agents(agents or "local") if not isinstance(agents, AgentSet) else agents
+        options = dict(agent_options or {})
+        if isinstance(agents, AgentSet):
+            if options:
+                raise UsageError("agent_options", "are for a family given by name, not for an "
+                                 "AgentSet")
+            base = agents
+        else:
+            base = load_agents(agents or "local", **options)
         overrides = {key: value for key, value in {
             "script_writer": script_writer, "narrator": narrator, "composer": composer,
             "image_generator": image_generator, "clip_generator": clip_generator,
         }.items() if value is not None}
+        self._agent_spec = (AgentSpec(agents or "local", options)
+                            if not isinstance(agents, AgentSet) and not overrides else None)
         self.agents: AgentSet = attrs.evolve(base, **overrides)
         """The agents this generator uses."""
         if required_tier not in (None, "clip", "image"):
@@ -149,6 +165,19 @@ class VideoGenerator:
         their state from run to run, so a service found down stays skipped."""
         self._handlers: list[EventHandler] = [on_event] if on_event else []
 
+    def _spec(self) -> _GeneratorSpec | None:
+        """How a worker rebuilds this generator (None: it holds agent objects)."""
+        if self._agent_spec is None:
+            return None
+        return _GeneratorSpec(self._agent_spec, self.budget, self.required_tier,
+                              self.policies)
+
+    def _sibling(self) -> VideoGenerator:
+        """A generator on the same agents, breakers and settings, with no subscribers (one
+        per batch item run in this process, so each item's events stay its own)."""
+        sibling = copy.copy(self)
+        sibling._handlers = []
+        return sibling
     def __repr__(self) -> str:
         return f"VideoGenerator({self.agents.names()!r})"
 
@@ -250,7 +279,14 @@ class VideoGenerator:
         """
         request = _request(request, fields)
         self.check(request)
-        session = Session.create(self.output_dir)
+        return await self._generate_in(Session.create(self.output_dir), request)
+
+    async def _generate_at(self, root: Path, request: VideoRequest) -> Video:
+        """`generate` into the session folder ``root`` (a batch item's stable folder)."""
+        self.check(request)
+        return await self._generate_in(Session.create(root.parent, name=root.name), request)
+
+    async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
         request = _keep_music(session, request)
         session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
                                 avgen_version=__version__)
@@ -284,6 +320,68 @@ class VideoGenerator:
     def resume_sync(self, session_dir: str | Path) -> Video:
         """`resume` for plain scripts and notebook cells."""
         return _run_sync(self.resume(session_dir))
+
+    async def generate_many(
+            self, requests: Iterable[VideoRequest | Mapping[str, Any]], /, *,
+            executor: object = None, concurrency: int = 4, budget: float | None = None,
+            output_dir: str | Path | None = None,
+            on_event: EventHandler | None = None) -> BatchResult:
+        """Make many videos: a batch, resumable, under one budget and one quota.
+
+        Every request is checked first (a bad one is a `avgen.errors.UsageError` naming
+        its index and field, and nothing runs). The batch gets a folder,
+        ``<output_dir>/batch_<id>/`` with ``batch.json`` and one session folder per item;
+        its id is a digest of the requests and the agents, so calling again with the same
+        requests finishes only what is not done (an item that ran before resumes its
+        session: what it paid for is not paid again). One item's failure never stops the
+        others.
+
+        What the items share — wherever they run — is one budget (``budget``: a paid call
+        reserves its price first, so no two items pass the last dollar together), one
+        quota per model (the google agents' ``max_clip_operations`` and
+        ``requests_per_minute``; a 429 slows every item), one paid request per asset
+        (single flight), and one breaker per service.
+
+        Args:
+            requests: `avgen.VideoRequest` objects, or mappings of their fields (see
+                `avgen.read_requests` for the rules).
+            executor: Where the items run: ``None``, this process (at most ``concurrency``
+                at once); a `concurrent.futures.Executor` (a ``ProcessPoolExecutor``: the
+                items share state through a manager process on this machine); or a
+                ``distributed.Client`` (Dask: the state lives on the scheduler, and an item
+                whose worker died runs again elsewhere and resumes its session). Outside
+                this process the generator must be made from a family name and
+                ``agent_options``.
+            concurrency: Items at once in this process (an executor has its own limit).
+            budget: The most the whole batch may cost, in US dollars (``None``: no limit;
+                the generator's own ``budget`` still caps each video).
+            output_dir: Where the batch folder is made (default: the generator's).
+            on_event: Called with a `avgen.RunEvent` for the batch (``batch.start``,
+                ``batch.item`` when an item starts or ends — ``data["status"]`` says which —
+                and ``batch.done``) and with each item's own events (``script``,
+                ``narration``…, as `generate` sends them); ``data`` holds ``item`` (its
+                index), ``done``, ``failed``, ``running`` and ``total``, and ``progress``
+                is the batch's fraction finished.
+
+        Returns:
+            A `avgen.BatchResult`: every item in the input order with its status, video,
+            duration, cost, tiers, session and, when it failed, its error.
+
+        Raises:
+            UsageError: A bad request (named by index and field) or option.
+        """
+        return await run_batch(self, requests, executor=executor, concurrency=concurrency,
+                               budget=budget, output_dir=output_dir, on_event=on_event)
+
+    def generate_many_sync(
+            self, requests: Iterable[VideoRequest | Mapping[str, Any]], /, *,
+            executor: object = None, concurrency: int = 4, budget: float | None = None,
+            output_dir: str | Path | None = None,
+            on_event: EventHandler | None = None) -> BatchResult:
+        """`generate_many` for plain scripts and notebook cells."""
+        return _run_sync(self.generate_many(
+            requests, executor=executor, concurrency=concurrency, budget=budget,
+            output_dir=output_dir, on_event=on_event))
 
     # -- the run -------------------------------------------------------------------------
 

@@ -85,9 +85,7 @@ from avgen._models import Preset, Transition, VideoRequest, preset
 from avgen._validate import flag, number, text
 from avgen.errors import UsageError
 
-# internal until `avgen batch` uses them: a private module's `__all__` is what `avgen`
-# re-exports (tests/test_public_api.py), and these are not public yet
-__all__: list[str] = []
+__all__ = ["read_requests", "requests_from_rows"]
 
 MAX_PROBLEMS = 10
 """Most problems one error lists; the rest are counted."""

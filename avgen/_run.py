@@ -27,6 +27,7 @@ from avgen.costs import Ledger
 from avgen.errors import AgentError, MediaError
 from avgen.media._ffmpeg import probe
 from avgen.media._timeline import Timeline
+from avgen.resilience._shared import current_shared
 
 if TYPE_CHECKING:
     from avgen._generator import VideoGenerator
@@ -50,7 +51,7 @@ class Run:
         self.agents = generator.agents
         # a resumed run counts what its session already paid
         spent = math.fsum(step.cost for step in session.manifest.steps.values())
-        self.ledger = Ledger(generator.budget, spent=spent)
+        self.ledger = Ledger(generator.budget, spent=spent, shared=current_shared())
         self.steps = StepRunner(session, self.ledger)
         self.report = Reporter(session, generator._emit)
         visual_agents: tuple[tuple[Tier, Any], ...] = (

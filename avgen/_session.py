@@ -270,15 +270,22 @@ class Session:
         self._handler: logging.Handler | None = None
 
     @classmethod
-    def create(cls, base: str | os.PathLike[str] = "outputs") -> Session:
+    def create(cls, base: str | os.PathLike[str] = "outputs", *,
+               name: str | None = None) -> Session:
         """Make a new session folder under ``base`` with a name no other run can take.
 
         The name is ``session_YYYYMMDD_HHMMSS_<random suffix>``; the folder is created with an
         exclusive ``mkdir``, so runs started in the same second, even in parallel processes,
         never share a folder.
 
+        Args:
+            base: The folder the session folder is made in.
+            name: A name of the caller's choosing instead (a batch item's stable folder);
+                the folder may exist already, but not as a session.
+
         Raises:
-            UsageError: ``base`` cannot be created or written.
+            UsageError: ``base`` cannot be created or written, or ``name`` is a session
+                already.
         """
         base_path = Path(base).expanduser()
         try:
@@ -289,6 +296,14 @@ class Session:
         except OSError as exc:
             raise UsageError("out", f"the output folder {str(base_path)!r} cannot be written "
                              f"({exc.strerror or exc}); choose a writable folder") from exc
+        if name is not None:
+            root = base_path / name
+            if (root / "metadata" / "manifest.json").exists():
+                raise UsageError("session", f"{str(root)!r} is a session already: resume it")
+            root.mkdir(exist_ok=True)
+            session = cls(root)
+            session.manifest.update(created=time.time())
+            return session
         stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
         for _ in range(100):
             root = base_path / f"session_{stamp}_{secrets.token_hex(4)}"

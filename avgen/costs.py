@@ -50,12 +50,15 @@ import contextvars
 import math
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from avgen._validate import number
 from avgen.errors import BudgetExceeded, UsageError
+
+if TYPE_CHECKING:
+    from avgen.resilience._shared import Shared
 
 __all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "Tab", "check_budget", "current_tab",
            "paid_call", "total_usd"]
@@ -174,14 +177,20 @@ class Ledger:
     Args:
         budget: The most the run may spend, in US dollars; ``None``: no limit.
         spent: Dollars already spent (a resumed run counts what it paid before).
+        shared: The budget of the batch the run belongs to (`avgen.resilience.Shared`):
+            every price is reserved against it too, so the workers of a batch never pass
+            its last dollar together.
 
     Raises:
         UsageError: A bad budget.
     """
 
-    def __init__(self, budget: float | None = None, *, spent: float = 0.0) -> None:
+    def __init__(self, budget: float | None = None, *, spent: float = 0.0,
+                 shared: Shared | None = None) -> None:
         self.budget = check_budget(budget)
         """The most the run may spend, in US dollars (``None``: no limit)."""
+        self.shared = shared
+        """The batch budget this ledger also reserves against, if any."""
         self._spent = float(spent)
         self._reserved = 0.0
         self._lock = threading.Lock()
@@ -218,6 +227,8 @@ class Ledger:
             if self.budget is not None and committed + usd > self.budget + 1e-9:
                 raise BudgetExceeded(what, agent, budget=self.budget, committed=committed,
                                      price=usd)
+            if self.shared is not None:
+                self.shared.reserve(usd, agent, what)
             self._reserved += usd
 
     def _settle(self, reserved: float, charge: Charge | None) -> None:
@@ -225,6 +236,8 @@ class Ledger:
             self._reserved = max(0.0, self._reserved - reserved)
             if charge is not None:
                 self._spent += charge.usd
+            if self.shared is not None:
+                self.shared.settle(reserved, 0.0 if charge is None else charge.usd)
 
 
 class Bill:

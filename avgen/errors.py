@@ -146,17 +146,18 @@ class BudgetExceeded(AgentError):
         budget: The run's budget, in US dollars.
         committed: Dollars already spent or reserved by calls in flight.
         price: The price of the refused call, in US dollars.
+        scope: Whose budget it is (``"the run"``, ``"the batch"``).
     """
 
     def __init__(self, message: str, agent: str = "", *, budget: float = 0.0,
-                 committed: float = 0.0, price: float = 0.0) -> None:
+                 committed: float = 0.0, price: float = 0.0, scope: str = "the run") -> None:
         self.budget = budget
         """The run's budget, in US dollars."""
         self.committed = committed
         """Dollars spent or reserved when the call was refused."""
         self.price = price
         """The price of the refused call, in US dollars."""
-        super().__init__(f"{message}: ${price:.4f} would bring the run to "
+        super().__init__(f"{message}: ${price:.4f} would bring {scope} to "
                          f"${committed + price:.4f}, over its budget of ${budget:.2f}", agent)
 
 

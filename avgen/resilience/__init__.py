@@ -58,6 +58,13 @@ from avgen.resilience._retry import (
     server_delay,
     set_testing,
 )
+from avgen.resilience._shared import (
+    Coordination,
+    LocalCoordination,
+    Shared,
+    current_shared,
+    sharing,
+)
 
 __all__ = [
     "CacheInfo",
@@ -69,8 +76,10 @@ __all__ = [
     "CircuitSettings",
     "CircuitState",
     "Classification",
+    "Coordination",
     "DiskStore",
     "Hook",
+    "LocalCoordination",
     "MemoryStore",
     "Monitor",
     "Permit",
@@ -78,11 +87,13 @@ __all__ = [
     "RetryDecorator",
     "RetryOn",
     "RetryPolicy",
+    "Shared",
     "Threshold",
     "cached",
     "circuit",
     "classify",
     "collect",
+    "current_shared",
     "emit",
     "monitored",
     "otel_hook",
@@ -90,4 +101,5 @@ __all__ = [
     "retryable",
     "server_delay",
     "set_testing",
+    "sharing",
 ]

@@ -51,6 +51,7 @@ from avgen._validate import flag, number, number_validator
 from avgen.errors import CircuitOpen, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit
 from avgen.resilience._retry import classify
+from avgen.resilience._shared import current_shared
 
 __all__ = [
     "CircuitBreaker",
@@ -311,6 +312,7 @@ class CircuitBreaker:
         self._forced = False
         self._trials = 0
         self._not_permitted = 0
+        self._opened_here = False
         self._window = self._closed_window()
 
     def __repr__(self) -> str:
@@ -326,6 +328,29 @@ class CircuitBreaker:
             now = self.settings.clock()
             self._advance(now, events)
             yield now, events
+            opened = self._opened_here
+            self._opened_here = False
+        shared = current_shared()
+        if opened and shared is not None:  # every worker of the batch skips it too
+            shared.coordination.trip(self.name, time.time() + self.settings.wait_open)
+        for event in events:
+            emit(event, self.settings.hooks)
+
+    def _follow_shared(self) -> None:
+        """Open this breaker if another worker of the batch found the service down."""
+        shared = current_shared()
+        if shared is None or self._forced:
+            return
+        remaining = shared.coordination.tripped_until(self.name) - time.time()
+        if remaining <= 0:
+            return
+        events: list[ResilienceEvent] = []
+        with self._lock:
+            if self._state is not CircuitState.OPEN:
+                now = self.settings.clock()
+                self._transition(CircuitState.OPEN, now, "opened by another worker", events,
+                                 shared=True)
+                self._since = now - max(0.0, self.settings.wait_open - remaining)
         for event in events:
             emit(event, self.settings.hooks)
 
@@ -339,8 +364,11 @@ class CircuitBreaker:
                                 or w.slow * 100 >= s.slow_call_rate_threshold * w.calls)
 
     def _transition(self, to: CircuitState, now: float, reason: str,
-                    events: list[ResilienceEvent]) -> None:
-        """Enter ``to`` afresh (an event if the state changes); calls in flight are dropped."""
+                    events: list[ResilienceEvent], *, shared: bool = False) -> None:
+        """Enter ``to`` afresh (an event if the state changes); calls in flight are dropped.
+        An opening found here (not learnt from the batch: ``shared``) is shared."""
+        if to is CircuitState.OPEN and not shared:
+            self._opened_here = True
         if self._state is CircuitState.CLOSED:
             self._window.expire(now)
         if to is not self._state:
@@ -410,6 +438,7 @@ class CircuitBreaker:
             avgen.errors.CircuitOpen: The breaker is open, or half-open with every trial
                 permit taken.
         """
+        self._follow_shared()
         with self._bookkeeping() as (now, events):
             state = self._state
             if state is CircuitState.CLOSED:

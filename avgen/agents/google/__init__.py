@@ -90,6 +90,7 @@ def google_agents(
     clip_audio: bool = False,
     continuity: bool = False,
     max_clip_operations: int = 2,
+    requests_per_minute: Mapping[str, float] | None = None,
     poll_interval: float = 5.0,
     cache: AssetCache | bool | None = True,
     prices: Mapping[str, Price] | None = None,
@@ -112,7 +113,10 @@ def google_agents(
         images: Make stills (as the picture, or as the clips' fallback).
         clip_audio: Ask Veo 3 for its own sound (mixed under the narration; costs more).
         continuity: Start each clip from the last frame of the previous one.
-        max_clip_operations: Veo operations in flight at once.
+        max_clip_operations: Veo operations in flight at once (in a batch: across every
+            worker).
+        requests_per_minute: Requests each model may start in any 60 s, by model id (in a
+            batch: across every worker); a model not named has no limit.
         poll_interval: Seconds before the first poll of a Veo operation (the wait grows to
             30 s between polls).
         cache: ``True``: the `AssetCache` in `default_cache_dir`; an `AssetCache`; or
@@ -138,14 +142,19 @@ def google_agents(
         raise UsageError("cache", f"must be True, False, None or an AssetCache, not {cache!r}")
     if clips not in ("auto", True, False):
         raise UsageError("clips", f"must be 'auto', True or False, not {clips!r}")
-    shared: dict[str, Any] = {"cache": store, "prices": prices}
+    rpm = dict(requests_per_minute or {})
+
+    def shared(model: str) -> dict[str, Any]:
+        return {"cache": store, "prices": prices, "requests_per_minute": rpm.get(model)}
+
     clip_generator = None
     if clips is not False:
         if connection.supports("video"):
             clip_generator = VeoClips(connection, video_model, audio=clip_audio,
                                       continuity=continuity, poll_interval=poll_interval,
                                       poll_max_interval=max(30.0, poll_interval),
-                                      max_concurrency=max_clip_operations, **shared)
+                                      max_concurrency=max_clip_operations,
+                                      **shared(video_model))
         elif clips is True:
             raise UsageError("clips", f"Veo clips need Vertex AI and this is "
                              f"{connection.describe()}: set GOOGLE_GENAI_USE_VERTEXAI=true "
@@ -161,12 +170,12 @@ def google_agents(
         model = image_model or ("imagen-4.0-fast-generate-001" if connection.supports("imagen")
                                 else "gemini-2.5-flash-image")
         if "imagen" in model:
-            image_generator = ImagenImages(connection, model, **shared)
+            image_generator = ImagenImages(connection, model, **shared(model))
         else:
-            image_generator = GeminiImages(connection, model, **shared)
+            image_generator = GeminiImages(connection, model, **shared(model))
     return AgentSet(
-        script_writer=GeminiScriptWriter(connection, script_model, **shared),
-        narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared),
+        script_writer=GeminiScriptWriter(connection, script_model, **shared(script_model)),
+        narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared(tts_model)),
         composer=FFmpegComposer(),
         image_generator=image_generator,
         clip_generator=clip_generator,

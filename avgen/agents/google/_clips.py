@@ -45,7 +45,6 @@ import logging
 import re
 import tempfile
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -144,14 +143,16 @@ class VeoClips(GoogleAgent):
     def __init__(self, connection: GoogleConnection,
                  model: str = "veo-3.1-fast-generate-preview", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 2, audio: bool = False, continuity: bool = False,
+                 max_concurrency: int = 2, requests_per_minute: float | None = None,
+                 audio: bool = False, continuity: bool = False,
                  still: Any = None, resolution: str | None = None,
                  negative_prompt: str | None = None, poll_interval: float = 5.0,
                  poll_max_interval: float = 30.0, deadline: float = 900.0) -> None:
         if isinstance(model, str) and "veo" not in model.lower():
             raise UsageError("model", f"must be a Veo model id (veo-…), not {model!r}")
         super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency)
+                         max_concurrency=max_concurrency,
+                         requests_per_minute=requests_per_minute)
         self.veo2 = "veo-2" in model.lower()
         """True for a Veo 2 model: 5–8 s clips, no audio parameter."""
         flag("audio", audio)
@@ -189,8 +190,6 @@ class VeoClips(GoogleAgent):
         """The resolution asked for (None: the model's default)."""
         self.negative_prompt = negative_prompt
         """What the clips should not show."""
-        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                               asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
         self._recalled: set[str] = set()  # keys whose pending operation came from a record
 
@@ -267,7 +266,7 @@ class VeoClips(GoogleAgent):
                 if journal is not None:
                     journal.forget(key)
                 return await self._asset(target)
-            async with self._slot():
+            async with self._quota():
                 with paid_call(agent=self.name, model=self.model, quantity=duration,
                                unit="video_second", usd=self.price.video(duration, audio)):
                     asset = await self._produce(key, target, prompt, image, duration, aspect,
@@ -278,12 +277,6 @@ class VeoClips(GoogleAgent):
         return asset
 
     # -- steps ---------------------------------------------------------------------------
-
-    def _slot(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if loop not in self._slots:
-            self._slots[loop] = asyncio.Semaphore(self.max_concurrency)
-        return self._slots[loop]
 
     async def _input_image(self, scene: Scene, preset: Preset, previous: Path | None,
                            tmp: Path) -> bytes | None:

@@ -16,8 +16,9 @@ from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._connection import Capability, GoogleConnection
 from avgen.agents.google._prices import Price, price_of
-from avgen.errors import AgentError, BudgetExceeded, ContentRejected, UsageError
+from avgen.errors import AgentError, BudgetExceeded, ContentRejected, RateLimited, UsageError
 from avgen.resilience import CircuitSettings, RetryPolicy
+from avgen.resilience._shared import LocalCoordination, Shared, current_shared
 
 T = TypeVar("T")
 
@@ -71,7 +72,10 @@ class GoogleAgent:
         model: The model id.
         cache: Where paid results are kept (``None``: no cache).
         prices: Price overrides by model id.
-        max_concurrency: Calls in flight at once for this agent.
+        max_concurrency: Calls in flight at once for this model (across every worker of a
+            batch).
+        requests_per_minute: Requests this model may start in any 60 s (across every
+            worker of a batch); ``None``: no limit.
     """
 
     kind = "google"
@@ -81,7 +85,7 @@ class GoogleAgent:
 
     def __init__(self, connection: GoogleConnection, model: str, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4, requests_per_minute: float | None = None) -> None:
         if not isinstance(connection, GoogleConnection):
             raise UsageError("connection", "must be a GoogleConnection, not "
                              f"{type(connection).__name__}")
@@ -90,6 +94,8 @@ class GoogleAgent:
         if not isinstance(model, str) or not model.strip():
             raise UsageError("model", f"must be a model id, not {model!r}")
         number("max_concurrency", max_concurrency, integer=True, low=1)
+        number("requests_per_minute", requests_per_minute, low=0, low_inclusive=False,
+               optional=True)
         self.connection = connection
         """The shared connection."""
         self.model = model
@@ -100,6 +106,9 @@ class GoogleAgent:
         """The model's price."""
         self.max_concurrency = max_concurrency
         """Calls in flight at once."""
+        self.requests_per_minute = requests_per_minute
+        """Requests started in any 60 s (``None``: no limit)."""
+        self._own_quota = Shared(LocalCoordination(), owner=self.name)
         self.resilience = GOOGLE_POLICY
         """How the generator retries and guards this agent's calls."""
 
@@ -133,12 +142,33 @@ class GoogleAgent:
 
     @contextlib.asynccontextmanager
     async def _flight(self, key: str) -> AsyncIterator[None]:
-        """`AssetCache.flight` of ``key`` (nothing to hold without a cache)."""
+        """`AssetCache.flight` of ``key`` (nothing to hold without a cache); in a batch,
+        also the batch's lock of ``key``, which holds across its workers and machines."""
         if self.cache is None:
             yield
             return
-        async with self.cache.flight(key, source=self.name):
+        shared = current_shared()
+        async with contextlib.AsyncExitStack() as stack:
+            if shared is not None:
+                await stack.enter_async_context(shared.slot(f"flight:{key}", 1))
+            await stack.enter_async_context(self.cache.flight(key, source=self.name))
             yield
+
+    @contextlib.asynccontextmanager
+    async def _quota(self) -> AsyncIterator[None]:
+        """Around one paid request (a Veo operation from submit to its clip): at most
+        `max_concurrency` of this model at once and `requests_per_minute` starts — across
+        every worker when run in a batch, else in this agent. A quota answer (429) holds
+        every one of them off for the delay the service asked for (5 s if it said none)."""
+        quota = current_shared() or self._own_quota
+        name = f"quota:{self.model}"
+        async with quota.slot(name, self.max_concurrency):
+            await quota.pace(name, self.requests_per_minute)
+            try:
+                yield
+            except RateLimited as exc:
+                quota.hold_off(name, exc.retry_after if exc.retry_after is not None else 5.0)
+                raise
 
     def _fetch(self, key: str, target: Path, *, report_miss: bool = True) -> bool:
         """Whether the cache had ``key`` (then copied to ``target``)."""

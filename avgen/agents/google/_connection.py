@@ -341,9 +341,11 @@ class GoogleConnection:
             return ServiceUnavailable(
                 "the service answered with something that is not the JSON expected (an HTML "
                 "page from a proxy or a network sign-in page?); retrying", agent)
-        if "Timeout" in name or isinstance(exc, TimeoutError):
+        lineage = [klass.__name__ for klass in type(exc).__mro__]  # httpx's or aiohttp's
+        if any("Timeout" in each for each in lineage) or isinstance(exc, TimeoutError):
             return ServiceUnavailable(f"no answer in time ({name})", agent)
-        if any(part in name for part in ("ConnectError", "ConnectionError", "RemoteProtocol")) \
+        if any(part in each for each in lineage for part in (
+                "ConnectError", "ConnectionError", "RemoteProtocol")) \
                 or isinstance(exc, ConnectionError):
             return ServiceUnavailable(f"cannot reach the service ({name}: {detail})", agent)
         return AgentError(f"{name}: {detail}", agent)

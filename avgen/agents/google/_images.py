@@ -63,10 +63,11 @@ class _Stills(GoogleAgent):
         async with self._flight(key):  # one request per picture, whoever asks
             if self._fetch(key, target):  # stored by whoever held the flight before
                 return self._describe(target)
-            with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
-                           usd=self.price.per_image):
-                target.write_bytes(await self._picture(prompt, ratio))
-                asset = self._describe(target)
+            async with self._quota():
+                with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
+                               usd=self.price.per_image):
+                    target.write_bytes(await self._picture(prompt, ratio))
+                    asset = self._describe(target)
             self._keep(key, target)
         return asset
 
@@ -94,6 +95,7 @@ class ImagenImages(_Stills):
         cache: Where pictures are kept: the same prompt and shape is paid once.
         prices: Price overrides by model id.
         max_concurrency: Requests in flight at once.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
         person_generation: Imagen's ``person_generation`` setting (``None``: its default).
     """
 
@@ -103,9 +105,12 @@ class ImagenImages(_Stills):
     def __init__(self, connection: GoogleConnection,
                  model: str = "imagen-4.0-fast-generate-001", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 4, person_generation: str | None = None) -> None:
+                 max_concurrency: int = 4,
+                 requests_per_minute: float | None = None,
+                 person_generation: str | None = None) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency)
+                         max_concurrency=max_concurrency,
+                         requests_per_minute=requests_per_minute)
         from google.genai import types
 
         allowed = [member.value for member in types.PersonGeneration]
@@ -150,6 +155,7 @@ class GeminiImages(_Stills):
         cache: Where pictures are kept: the same prompt and shape is paid once.
         prices: Price overrides by model id.
         max_concurrency: Requests in flight at once.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
     """
 
     kind = "gemini-image"
@@ -157,9 +163,11 @@ class GeminiImages(_Stills):
 
     def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash-image", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 4) -> None:
+                 max_concurrency: int = 4,
+                 requests_per_minute: float | None = None) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency)
+                         max_concurrency=max_concurrency,
+                         requests_per_minute=requests_per_minute)
 
     async def _picture(self, prompt: str, ratio: str) -> bytes:
         from google.genai import types

@@ -71,6 +71,7 @@ class GeminiNarrator(GoogleAgent):
         prices: Price overrides by model id.
         max_chars: The longest part spoken in one request.
         max_concurrency: Requests in flight at once.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
     """
 
     kind = "gemini-tts"
@@ -79,9 +80,11 @@ class GeminiNarrator(GoogleAgent):
     def __init__(self, connection: GoogleConnection,
                  model: str = "gemini-2.5-flash-preview-tts", *, voice: str = "Kore",
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_chars: int = 800, max_concurrency: int = 4) -> None:
+                 max_chars: int = 800, max_concurrency: int = 4,
+                 requests_per_minute: float | None = None) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency)
+                         max_concurrency=max_concurrency,
+                         requests_per_minute=requests_per_minute)
         self.voice = self._voice(voice, "voice")
         """The default voice."""
         self.max_chars = number("max_chars", max_chars, integer=True, low=80)
@@ -175,16 +178,17 @@ class GeminiNarrator(GoogleAgent):
             speech_config=types.SpeechConfig(voice_config=types.VoiceConfig(
                 prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice))))
         expected = max(1.0, len(text.split()) / WORDS_PER_SECOND)
-        with paid_call(agent=self.name, model=self.model, quantity=round(expected, 2),
-                       unit="audio_second", usd=expected * self.price.per_audio_second
-                       + self.price.tokens(len(text) / 4, 0)) as bill:
-            response = await self._api(lambda: self.connection.client.aio.models
-                                       .generate_content(model=self.model, contents=text,
-                                                         config=config))
-            pcm, rate = self._audio(response)
-            seconds = len(pcm) / 2 / rate
-            bill.settle(quantity=round(seconds, 3), usd=seconds * self.price.per_audio_second
-                        + self.price.tokens(len(text) / 4, 0))
+        async with self._quota():
+            with paid_call(agent=self.name, model=self.model, quantity=round(expected, 2),
+                           unit="audio_second", usd=expected * self.price.per_audio_second
+                           + self.price.tokens(len(text) / 4, 0)) as bill:
+                response = await self._api(lambda: self.connection.client.aio.models
+                                           .generate_content(model=self.model, contents=text,
+                                                             config=config))
+                pcm, rate = self._audio(response)
+                seconds = len(pcm) / 2 / rate
+                bill.settle(quantity=round(seconds, 3), usd=seconds * self.price.per_audio_second
+                            + self.price.tokens(len(text) / 4, 0))
         return pcm, rate
 
     def _audio(self, response: Any) -> tuple[bytes, int]:

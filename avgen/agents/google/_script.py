@@ -150,14 +150,17 @@ class GeminiScriptWriter(GoogleAgent):
         prices: Price overrides by model id.
         attempts: Answers asked for at most when one is malformed (each is paid).
         temperature: The model's sampling temperature.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
     """
 
     kind = "gemini-script"
 
     def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 attempts: int = 3, temperature: float = 0.7) -> None:
-        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2)
+                 attempts: int = 3, temperature: float = 0.7,
+                 requests_per_minute: float | None = None) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2,
+                         requests_per_minute=requests_per_minute)
         self.attempts = number("attempts", attempts, integer=True, low=1, high=10)
         """Answers asked for at most."""
         self.temperature = float(number("temperature", temperature, low=0, high=2))
@@ -233,16 +236,18 @@ class GeminiScriptWriter(GoogleAgent):
             response_mime_type="application/json", response_schema=SCRIPT_SCHEMA,
             temperature=self.temperature)
         expected_in, expected_out = self._expected_tokens(request)
-        with paid_call(agent=self.name, model=self.model, quantity=expected_in + expected_out,
-                       unit="token", usd=self.price.tokens(expected_in, expected_out)) as bill:
-            response = await self._api(lambda: self.connection.client.aio.models
-                                       .generate_content(model=self.model, contents=prompt,
-                                                         config=config))
-            usage = response.usage_metadata
-            if usage is not None:
-                used_in = usage.prompt_token_count or 0
-                used_out = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-                bill.settle(quantity=used_in + used_out,
-                            usd=self.price.tokens(used_in, used_out))
+        async with self._quota():
+            with paid_call(agent=self.name, model=self.model, quantity=expected_in + expected_out,
+                           unit="token", usd=self.price.tokens(expected_in, expected_out)) as bill:
+                response = await self._api(lambda: self.connection.client.aio.models
+                                           .generate_content(model=self.model, contents=prompt,
+                                                             config=config))
+                usage = response.usage_metadata
+                if usage is not None:
+                    used_in = usage.prompt_token_count or 0
+                    used_out = ((usage.candidates_token_count or 0)
+                                + (usage.thoughts_token_count or 0))
+                    bill.settle(quantity=used_in + used_out,
+                                usd=self.price.tokens(used_in, used_out))
         finish = self._refuse_blocked(response, "script")
         return response.text, finish == "MAX_TOKENS"

@@ -1,0 +1,543 @@
+"""Many videos at once: a batch folder, its items, and the engines that run them.
+
+::
+
+    outputs/batch_<id>/
+        batch.json              the rows, each item's state and result, the totals
+        items/0000-<slug>/      item 0's session folder (a normal session: resumable)
+        items/0001-<slug>/      ...
+
+A batch's id is a digest of its rows and its agents: running the same rows again finds the
+same folder and finishes only what is not done. Each item runs as one task — in this
+process (bounded concurrency, one event loop), on any `concurrent.futures.Executor`
+(``ProcessPoolExecutor``), or on a Dask cluster (a ``distributed.Client``) — and always in
+its own session folder, so an item that runs again (after a failure, a re-run, or a worker
+that died) resumes its session instead of paying for its steps again.
+
+What the items share is a `avgen.resilience._shared.Coordination`: in this process's memory,
+in a ``multiprocessing`` manager for an executor's processes, or on the Dask scheduler.
+Through it the batch holds one budget (a paid call reserves its price first), one quota per
+model (operations in flight, requests per minute, a 429 slowing everyone), one single-flight
+lock per asset, and one breaker state per service. Agents are built on the workers from
+their family's name and options (`AgentSpec`), never pickled with open connections.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import math
+import os
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from multiprocessing.managers import BaseManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from avgen._hashing import json_sha256
+from avgen._models import Tier, VideoRequest
+from avgen._reporting import EventHandler, RunEvent
+from avgen._session import Session
+from avgen._validate import number
+from avgen.errors import AvgenError, UsageError
+from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
+
+if TYPE_CHECKING:
+    from avgen._generator import VideoGenerator
+
+__all__ = ["BATCH_FILE", "AgentSpec", "BatchItem", "BatchResult", "ItemStatus"]
+
+BATCH_FILE = "batch.json"
+"""The file in a batch folder that holds its rows, their state and the totals."""
+
+ItemStatus = Literal["pending", "running", "done", "failed"]
+"""Where a batch item stands."""
+
+_VERSION = 1
+_SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials"})
+_DRAIN_EVERY = 0.2
+
+
+def _plain_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(options)
+
+
+@attrs.frozen
+class AgentSpec:
+    """How to build a family of agents anywhere: its name and plain options (picklable).
+
+    Args:
+        family: ``"local"``, ``"google"`` or an installed plugin's name.
+        options: Keyword options for the family's factory (for google, e.g.
+            ``{"cache": "gs://bucket/avgen", "max_clip_operations": 2}``).
+    """
+
+    family: str
+    """The family's name."""
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_plain_options)
+    """Options for the family's factory."""
+
+    def public(self) -> dict[str, Any]:
+        """The spec as ``batch.json`` keeps it: options that may hold secrets (``env``,
+        ``client``, credentials) are named, not stored."""
+        return {"family": self.family, "options": {
+            key: "<not stored>" if key in _SECRET_OPTIONS else value
+            for key, value in sorted(self.options.items())}}
+
+
+@attrs.frozen
+class _GeneratorSpec:
+    """What a worker needs to rebuild the caller's `avgen.VideoGenerator`."""
+
+    agents: AgentSpec
+    budget: float | None
+    required_tier: Tier | None
+    policies: Mapping[str, Any]
+
+
+@attrs.frozen
+class BatchItem:
+    """One video of a batch: its request, where it stands and what it made."""
+
+    index: int
+    """Its position in the input (results keep the input order)."""
+    request: VideoRequest
+    """What to make."""
+    session: Path
+    """Its session folder (``items/NNNN-<slug>`` in the batch folder)."""
+    status: ItemStatus = "pending"
+    """``pending``, ``running``, ``done`` or ``failed``."""
+    video: Path | None = None
+    """The finished video (when done)."""
+    duration: float | None = None
+    """The video's length in seconds (when done)."""
+    cost: float = 0.0
+    """Dollars its session spent (all runs of it together)."""
+    tiers: tuple[str, ...] = ()
+    """The picture tier of each scene (when done)."""
+    error: str | None = None
+    """Why it failed (when failed)."""
+    seconds: float | None = None
+    """Wall time of its last run."""
+
+    @property
+    def resume_command(self) -> str | None:
+        """For a failed item, the command that finishes it on its own (re-running the
+        batch finishes it too)."""
+        if self.status == "done":
+            return None
+        return f"avgen resume {self.session}"
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
+        """The JSON form ``batch.json`` keeps (paths relative to the batch folder)."""
+        return {"index": self.index, "request": self.request.to_dict(),
+                "session": self.session.relative_to(root).as_posix(), "status": self.status,
+                "video": None if self.video is None else self.video.relative_to(root)
+                .as_posix(), "duration": self.duration, "cost": self.cost,
+                "tiers": list(self.tiers), "error": self.error, "seconds": self.seconds}
+
+
+@attrs.frozen
+class BatchResult:
+    """What a batch made, item by item in the input order.
+
+    Iterate over it (or index it) for the `BatchItem` objects.
+    """
+
+    directory: Path
+    """The batch folder (``outputs/batch_<id>``)."""
+    items: tuple[BatchItem, ...]
+    """Every item, in the input order."""
+    budget: float | None = None
+    """The batch's budget, if it had one."""
+
+    @property
+    def id(self) -> str:
+        """The batch's id (its folder's name without ``batch_``)."""
+        return self.directory.name.removeprefix("batch_")
+
+    @property
+    def done(self) -> tuple[BatchItem, ...]:
+        """The items that made their video."""
+        return tuple(item for item in self.items if item.status == "done")
+
+    @property
+    def failed(self) -> tuple[BatchItem, ...]:
+        """The items that did not."""
+        return tuple(item for item in self.items if item.status != "done")
+
+    @property
+    def ok(self) -> bool:
+        """True when every item made its video."""
+        return not self.failed
+
+    @property
+    def cost(self) -> float:
+        """Dollars spent by every item together."""
+        return math.fsum(item.cost for item in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[BatchItem]:
+        return iter(self.items)
+
+    def __getitem__(self, index: int) -> BatchItem:
+        return self.items[index]
+
+    def __str__(self) -> str:
+        lines = []
+        for item in self.items:
+            what = str(item.video) if item.video else (item.error or item.status)
+            facts = f"{item.duration:6.1f} s" if item.duration is not None else " " * 8
+            tiers = ",".join(item.tiers)
+            lines.append(f"{item.index:>4} {item.status:<7} {facts} ${item.cost:8.4f} "
+                         f"{tiers:<14} {what}")
+            if item.status != "done":
+                lines.append(f"{'':>13}resume with `{item.resume_command}`")
+        lines.append(f"{len(self.done)} done, {len(self.failed)} not done, "
+                     f"${self.cost:.4f} spent" + (f" of ${self.budget:.2f}"
+                                                   if self.budget is not None else ""))
+        return "\n".join(lines)
+
+
+# -- the batch folder ------------------------------------------------------------------
+
+
+def _slug(request: VideoRequest) -> str:
+    words = request.title or request.topic or request.script or "video"
+    plain = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:40].rstrip("-")
+    return slug or "video"
+
+
+def batch_id(requests: Sequence[VideoRequest], agents: AgentSpec) -> str:
+    """The id of a batch: a digest of its rows and its agents (the same rows and agents
+    find the same folder)."""
+    return json_sha256({"requests": [request.to_dict() for request in requests],
+                        "agents": agents.public()})[:12]
+
+
+def _item_root(directory: Path, index: int, request: VideoRequest) -> Path:
+    return directory / "items" / f"{index:04d}-{_slug(request)}"
+
+
+def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
+                 items: Sequence[BatchItem]) -> None:
+    """Write ``batch.json`` whole (a temporary file moved into place)."""
+    state = {"version": _VERSION, "id": directory.name.removeprefix("batch_"),
+             "agents": spec.public(), "budget": budget, "updated": time.time(),
+             "items": [item.to_dict(directory) for item in items],
+             "totals": {"items": len(items),
+                        "done": sum(item.status == "done" for item in items),
+                        "failed": sum(item.status == "failed" for item in items),
+                        "cost": math.fsum(item.cost for item in items)}}
+    target = directory / BATCH_FILE
+    temp = directory / f".{BATCH_FILE}.{secrets.token_hex(4)}.tmp"
+    temp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, target)
+
+
+def _read_state(directory: Path) -> dict[int, dict[str, Any]]:
+    """The items a previous run of this batch recorded, by index ({} when none)."""
+    path = directory / BATCH_FILE
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text("utf-8"))
+        return {int(item["index"]): item for item in state["items"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError("batch", f"{path} cannot be read ({exc}); remove it to start the "
+                         "batch again (finished sessions are reused)") from None
+
+
+def _session_spent(root: Path) -> float:
+    """What a session's recorded steps cost (0 when it has no manifest yet)."""
+    try:
+        session = Session.open(root)
+    except UsageError:
+        return 0.0
+    return math.fsum(step.cost for step in session.manifest.steps.values())
+
+
+def _finished(root: Path, recorded: Mapping[str, Any] | None,
+              item: BatchItem) -> BatchItem | None:
+    """The item as a previous run finished it, if its video is still there."""
+    if not recorded or recorded.get("status") != "done" or not recorded.get("video"):
+        return None
+    video = root / str(recorded["video"])
+    if not video.is_file():
+        return None
+    return attrs.evolve(item, status="done", video=video,
+                        duration=recorded.get("duration"), cost=float(recorded.get("cost", 0)),
+                        tiers=tuple(recorded.get("tiers") or ()), seconds=recorded.get("seconds"))
+
+
+# -- one item, wherever it runs ---------------------------------------------------------
+
+
+@attrs.frozen
+class _Job:
+    """One item, as sent to where it runs (picklable)."""
+
+    index: int
+    request: dict[str, Any]
+    session: str
+    generator: _GeneratorSpec | None
+    coordination: Any
+    owner: str
+
+
+def _outcome(job: _Job, status: ItemStatus, started: float, **facts: Any) -> dict[str, Any]:
+    return {"index": job.index, "status": status, "seconds": time.time() - started,
+            "cost": _session_spent(Path(job.session)), **facts}
+
+
+async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[str, Any]:
+    """Make (or resume) one item's video; a failure is returned, never raised."""
+    from avgen._generator import VideoGenerator
+
+    started = time.time()
+    coordination: Coordination = job.coordination
+    shared = Shared(coordination, owner=job.owner)
+
+    def forward(event: RunEvent) -> None:
+        coordination.publish({"item": job.index, "kind": event.kind, "message": event.message,
+                              "progress": event.progress, "scene": event.scene})
+
+    try:
+        await asyncio.to_thread(coordination.forget, job.owner)  # left by a dead worker
+        if generator is None:
+            assert job.generator is not None
+            spec = job.generator
+            generator = VideoGenerator(spec.agents.family, agent_options=spec.agents.options,
+                                       budget=spec.budget, required_tier=spec.required_tier,
+                                       policies=dict(spec.policies))
+            owned = True
+        else:
+            generator = generator._sibling()
+            owned = False
+        unsubscribe = generator.subscribe(forward)
+        try:
+            with sharing(shared):
+                root = Path(job.session)
+                if (root / "metadata" / "manifest.json").is_file():
+                    video = await generator.resume(root)
+                else:
+                    request = VideoRequest.from_dict(job.request)
+                    video = await generator._generate_at(root, request)
+        finally:
+            unsubscribe()
+            if owned:
+                await generator.aclose()
+    except (AvgenError, Exception) as exc:  # one item's failure never stops the others
+        cause = exc.__cause__ if exc.__cause__ is not None and not str(exc) else exc
+        return _outcome(job, "failed", started, error=str(cause) or repr(cause))
+    return _outcome(job, "done", started, video=str(video.path), duration=video.duration,
+                    tiers=list(video.tiers))
+
+
+def run_job(job: _Job) -> dict[str, Any]:
+    """`_run_job` in a worker (a process of an executor, or a Dask worker's thread)."""
+    return asyncio.run(_run_job(job))
+
+
+# -- where the items run ----------------------------------------------------------------
+
+
+class _Manager(BaseManager):
+    """Serves one `LocalCoordination` to the processes of an executor."""
+
+
+_Manager.register("Coordination", LocalCoordination, exposed=(
+    "try_slot", "free_slot", "try_start", "hold_off", "not_before", "open_budget", "reserve",
+    "settle", "forget", "spending", "trip", "tripped_until", "publish", "drain"))
+
+
+def _is_dask_client(engine: object) -> bool:
+    return type(engine).__module__.startswith("distributed") and hasattr(engine,
+                                                                          "get_executor")
+
+
+@contextlib.contextmanager
+def _engine(engine: object, batch: str) -> Iterator[tuple[concurrent.futures.Executor | None,
+                                                           Coordination]]:
+    """The executor the items go to (None: this process) and their shared state."""
+    if engine is None:
+        yield None, LocalCoordination()
+    elif _is_dask_client(engine):
+        from avgen._dask import DaskCoordination
+
+        coordination = DaskCoordination(f"avgen-{batch}-{secrets.token_hex(4)}")
+        coordination.setup()
+        yield engine.get_executor(pure=False), coordination  # type: ignore[attr-defined]
+    elif isinstance(engine, concurrent.futures.Executor):
+        manager = _Manager()
+        manager.start()
+        try:
+            yield engine, manager.Coordination()  # type: ignore[attr-defined]
+        finally:
+            manager.shutdown()
+    else:
+        raise UsageError("executor", "must be None (this process), a concurrent.futures."
+                         f"Executor or a distributed.Client, not {type(engine).__name__}")
+
+
+# -- the batch --------------------------------------------------------------------------
+
+
+class _Driver:
+    """Runs the pending items of one batch and keeps ``batch.json`` up to date."""
+
+    def __init__(self, directory: Path, spec: AgentSpec, budget: float | None,
+                 items: list[BatchItem], on_event: EventHandler | None) -> None:
+        self.directory, self.spec, self.budget = directory, spec, budget
+        self.items = items
+        self.on_event = on_event
+
+    def save(self) -> None:
+        _write_state(self.directory, self.spec, self.budget, self.items)
+
+    def emit(self, kind: str, message: str, item: int | None = None, **data: Any) -> None:
+        if self.on_event is None:
+            return
+        done = sum(each.status in ("done", "failed") for each in self.items)
+        data = {"item": item, "done": sum(each.status == "done" for each in self.items),
+                "failed": sum(each.status == "failed" for each in self.items),
+                "running": sum(each.status == "running" for each in self.items),
+                "total": len(self.items), **data}
+        try:
+            self.on_event(RunEvent(kind, message, done / max(1, len(self.items)), None, data))
+        except Exception:  # an observer must never break a batch
+            import logging
+
+            logging.getLogger("avgen.batch").exception("event handler failed")
+
+    def finish(self, outcome: Mapping[str, Any]) -> None:
+        index = int(outcome["index"])
+        item = self.items[index]
+        video = outcome.get("video")
+        self.items[index] = attrs.evolve(
+            item, status=outcome["status"], video=None if video is None else Path(video),
+            duration=outcome.get("duration"), cost=float(outcome.get("cost") or 0.0),
+            tiers=tuple(outcome.get("tiers") or ()), error=outcome.get("error"),
+            seconds=outcome.get("seconds"))
+        self.save()
+        finished = self.items[index]
+        if finished.status == "done":
+            self.emit("batch.item", f"item {index}: {finished.video}", index, status="done",
+                      cost=finished.cost, spent=self.spent())
+        else:
+            self.emit("batch.item", f"item {index} failed: {finished.error}", index,
+                      status="failed", error=finished.error, resume=finished.resume_command,
+                      spent=self.spent())
+
+    def spent(self) -> float:
+        return math.fsum(item.cost for item in self.items)
+
+    @contextlib.asynccontextmanager
+    async def relay(self, coordination: Coordination) -> AsyncIterator[None]:
+        """Pass the workers' events to ``on_event`` while the block runs."""
+        async def pump() -> None:
+            while True:
+                await asyncio.sleep(_DRAIN_EVERY)
+                self.forward(await asyncio.to_thread(coordination.drain))
+
+        task = asyncio.ensure_future(pump())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.forward(await asyncio.to_thread(coordination.drain))
+
+    def forward(self, events: Iterable[Mapping[str, Any]]) -> None:
+        for event in events:
+            index = event.get("item")
+            self.emit(str(event.get("kind")), f"item {index}: {event.get('message')}",
+                      index if isinstance(index, int) else None,
+                      scene=event.get("scene"), item_progress=event.get("progress"))
+
+
+async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest | Mapping[str,
+                                                                                      Any]],
+                    *, executor: object = None, concurrency: int = 4,
+                    budget: float | None = None, output_dir: str | Path | None = None,
+                    on_event: EventHandler | None = None) -> BatchResult:
+    """`avgen.VideoGenerator.generate_many`: see there."""
+    from avgen._rows import requests_from_rows
+    from avgen.costs import check_budget
+
+    number("concurrency", concurrency, integer=True, low=1)
+    budget = check_budget(budget)
+    rows = requests_from_rows(requests)
+    for index, request in enumerate(rows):  # every row, before anything runs
+        try:
+            generator.check(request)
+        except UsageError as exc:
+            raise UsageError(f"requests[{index}]: {exc.field}", exc.problem) from None
+    spec = generator._spec()
+    if executor is not None and spec is None:
+        raise UsageError("executor", "items run elsewhere build their agents from a family "
+                         "name and options: make the generator with VideoGenerator('<family>', "
+                         "agent_options={...}) and no agent objects, or run the batch in this "
+                         "process (executor=None)")
+    agents = spec.agents if spec is not None else AgentSpec(
+        "custom", {"agents": dict(generator.agents.names())})
+    directory = Path(output_dir if output_dir is not None else generator.output_dir) / \
+        f"batch_{batch_id(rows, agents)}"
+    directory.mkdir(parents=True, exist_ok=True)
+    recorded = _read_state(directory)
+    items: list[BatchItem] = []
+    for index, request in enumerate(rows):
+        item = BatchItem(index, request, _item_root(directory, index, request))
+        items.append(_finished(directory, recorded.get(index), item) or attrs.evolve(
+            item, cost=_session_spent(item.session)))
+    driver = _Driver(directory, agents, budget, items, on_event)
+    driver.save()
+    pending = [item.index for item in items if item.status != "done"]
+    driver.emit("batch.start", f"batch {directory}: {len(items)} items, {len(pending)} to make",
+                path=str(directory))
+    with _engine(executor, directory.name) as (pool, coordination):
+        await asyncio.to_thread(coordination.open_budget, budget, driver.spent())
+        async with driver.relay(coordination):
+            limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
+
+            async def one(index: int) -> None:
+                async with limit:
+                    item = items[index]
+                    job = _Job(index, item.request.to_dict(), str(item.session), spec
+                               if pool is not None else None, coordination,
+                               owner=f"{directory.name}/{index}")
+                    driver.items[index] = attrs.evolve(driver.items[index], status="running")
+                    driver.emit("batch.item", f"item {index} started", index, status="running")
+                    if pool is None:
+                        outcome = await _run_job(job, generator)
+                    else:
+                        try:
+                            outcome = await asyncio.wrap_future(pool.submit(run_job, job))
+                        except Exception as exc:  # the worker died and was not replaced
+                            outcome = {"index": index, "status": "failed",
+                                       "error": f"the worker running it was lost "
+                                                f"({type(exc).__name__}: {exc})",
+                                       "cost": _session_spent(item.session)}
+                    driver.finish(outcome)
+
+            async with asyncio.TaskGroup() as group:
+                for index in pending:
+                    group.create_task(one(index))
+    result = BatchResult(directory, tuple(driver.items), budget)
+    driver.emit("batch.done", f"batch {directory}: {len(result.done)} done, "
+                f"{len(result.failed)} not done, ${result.cost:.4f} spent", path=str(directory))
+    return result
+

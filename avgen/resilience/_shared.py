@@ -1,0 +1,320 @@
+"""State that every worker of a batch shares: locks, quota slots, request pacing, the
+budget, tripped breakers and the batch's event stream.
+
+A `Coordination` is a small set of synchronous, thread-safe operations. `LocalCoordination`
+keeps them in one process's memory (a batch run in this process, or — served by a
+`multiprocessing` manager — the processes of a ``ProcessPoolExecutor``);
+``avgen._dask.DaskCoordination`` keeps them on a Dask scheduler, where they hold across
+machines and outlive a worker that dies.
+
+`Shared` is what agents and the generator use, in async code: it waits without blocking the
+event loop (trying, then sleeping a little longer each time, so a waiting task can be
+cancelled at any moment and holds nothing) and runs the coordination's calls in a thread.
+The run of one batch item is wrapped in `sharing`, so `current_shared` finds it in every task
+and thread of that run; outside a batch it is ``None`` and everything stays per process.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import collections
+import contextlib
+import contextvars
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from avgen.errors import BudgetExceeded
+
+__all__ = ["Coordination", "LocalCoordination", "Shared", "current_shared", "sharing"]
+
+_FIRST_WAIT = 0.01
+_MAX_WAIT = 0.25
+_WINDOW = 60.0
+
+
+@runtime_checkable
+class Coordination(Protocol):
+    """The operations a batch's workers share (synchronous and thread-safe).
+
+    Names are plain strings; a slot named once with a limit keeps that limit.
+    """
+
+    def try_slot(self, name: str, limit: int) -> bool:
+        """Take one of the ``limit`` slots called ``name`` if one is free."""
+
+    def free_slot(self, name: str) -> None:
+        """Give back a slot taken with `try_slot`."""
+
+    def try_start(self, name: str, per_minute: float) -> bool:
+        """Count one request start against ``per_minute`` starts in any 60 s, if it fits."""
+
+    def hold_off(self, name: str, until: float) -> None:
+        """Nobody starts a request called ``name`` before ``until`` (seconds since the
+        epoch); a later time wins over an earlier one."""
+
+    def not_before(self, name: str) -> float:
+        """When requests called ``name`` may start again (0: now)."""
+
+    def open_budget(self, budget: float | None, spent: float) -> None:
+        """Set the shared budget (``None``: no limit) and what was spent before."""
+
+    def reserve(self, owner: str, usd: float) -> tuple[bool, float, float | None]:
+        """Reserve ``usd`` for ``owner`` if it fits: (granted, committed before, budget)."""
+
+    def settle(self, owner: str, reserved: float, charged: float) -> None:
+        """Release ``reserved`` of ``owner``'s reservation and add ``charged`` to spent."""
+
+    def forget(self, owner: str) -> None:
+        """Drop what ``owner`` still holds (left by a worker that died)."""
+
+    def spending(self) -> tuple[float, float]:
+        """(spent, reserved) across every worker."""
+
+    def trip(self, name: str, until: float) -> None:
+        """Record that the breaker ``name`` opened, until ``until`` (epoch seconds)."""
+
+    def tripped_until(self, name: str) -> float:
+        """Until when the breaker ``name`` is open for everyone (0: it is not)."""
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event (JSON-ready) to whoever drives the batch."""
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events published since the last drain, oldest first."""
+
+
+class LocalCoordination:
+    """`Coordination` in this process's memory, guarded by one lock.
+
+    Example:
+        >>> shared = LocalCoordination()
+        >>> shared.try_slot("veo", 1), shared.try_slot("veo", 1)
+        (True, False)
+        >>> shared.open_budget(1.0, 0.25)
+        >>> shared.reserve("item-1", 0.5)[0], shared.reserve("item-2", 0.5)[0]
+        (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[str, int] = {}
+        self._starts: dict[str, collections.deque[float]] = {}
+        self._holds: dict[str, float] = {}
+        self._trips: dict[str, float] = {}
+        self._budget: float | None = None
+        self._spent = 0.0
+        self._reserved: dict[str, float] = {}
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
+
+    def __repr__(self) -> str:
+        return "LocalCoordination()"
+
+    def try_slot(self, name: str, limit: int) -> bool:
+        """Take one of the ``limit`` slots called ``name`` if one is free."""
+        with self._lock:
+            taken = self._slots.get(name, 0)
+            if taken >= limit:
+                return False
+            self._slots[name] = taken + 1
+            return True
+
+    def free_slot(self, name: str) -> None:
+        """Give back a slot taken with `try_slot`."""
+        with self._lock:
+            taken = self._slots.get(name, 0) - 1
+            if taken > 0:
+                self._slots[name] = taken
+            else:
+                self._slots.pop(name, None)
+
+    def try_start(self, name: str, per_minute: float) -> bool:
+        """Count one request start against ``per_minute`` starts in any 60 s, if it fits."""
+        now = time.monotonic()
+        with self._lock:
+            starts = self._starts.setdefault(name, collections.deque())
+            while starts and now - starts[0] >= _WINDOW:
+                starts.popleft()
+            if len(starts) >= per_minute:
+                return False
+            starts.append(now)
+            return True
+
+    def hold_off(self, name: str, until: float) -> None:
+        """Nobody starts a request called ``name`` before ``until`` (seconds since the
+        epoch); a later time wins over an earlier one."""
+        with self._lock:
+            self._holds[name] = max(until, self._holds.get(name, 0.0))
+
+    def not_before(self, name: str) -> float:
+        """When requests called ``name`` may start again (0: now)."""
+        with self._lock:
+            return self._holds.get(name, 0.0)
+
+    def open_budget(self, budget: float | None, spent: float) -> None:
+        """Set the shared budget (``None``: no limit) and what was spent before."""
+        with self._lock:
+            self._budget, self._spent = budget, float(spent)
+
+    def reserve(self, owner: str, usd: float) -> tuple[bool, float, float | None]:
+        """Reserve ``usd`` for ``owner`` if it fits: (granted, committed before, budget)."""
+        with self._lock:
+            committed = self._spent + math.fsum(self._reserved.values())
+            if self._budget is not None and committed + usd > self._budget + 1e-9:
+                return False, committed, self._budget
+            self._reserved[owner] = self._reserved.get(owner, 0.0) + usd
+            return True, committed, self._budget
+
+    def settle(self, owner: str, reserved: float, charged: float) -> None:
+        """Release ``reserved`` of ``owner``'s reservation and add ``charged`` to spent."""
+        with self._lock:
+            left = self._reserved.get(owner, 0.0) - reserved
+            if left > 1e-12:
+                self._reserved[owner] = left
+            else:
+                self._reserved.pop(owner, None)
+            self._spent += charged
+
+    def forget(self, owner: str) -> None:
+        """Drop what ``owner`` still holds (left by a worker that died)."""
+        with self._lock:
+            self._reserved.pop(owner, None)
+
+    def spending(self) -> tuple[float, float]:
+        """(spent, reserved) across every worker."""
+        with self._lock:
+            return self._spent, math.fsum(self._reserved.values())
+
+    def trip(self, name: str, until: float) -> None:
+        """Record that the breaker ``name`` opened, until ``until`` (epoch seconds)."""
+        with self._lock:
+            self._trips[name] = max(until, self._trips.get(name, 0.0))
+
+    def tripped_until(self, name: str) -> float:
+        """Until when the breaker ``name`` is open for everyone (0: it is not)."""
+        with self._lock:
+            return self._trips.get(name, 0.0)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Send an event (JSON-ready) to whoever drives the batch."""
+        with self._lock:
+            self._events.append(event)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events published since the last drain, oldest first."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+            return events
+
+
+class Shared:
+    """A `Coordination` as one batch item's run uses it, from async code.
+
+    Args:
+        coordination: Where the shared state lives.
+        owner: Who reserves money (one batch item: a dead worker's reservations are
+            dropped when its item starts again).
+        budget_label: How the shared budget is named in `avgen.errors.BudgetExceeded`.
+    """
+
+    def __init__(self, coordination: Coordination, owner: str, *,
+                 budget_label: str = "the batch") -> None:
+        self.coordination = coordination
+        """Where the shared state lives."""
+        self.owner = owner
+        """The batch item this run belongs to."""
+        self.budget_label = budget_label
+        """How the shared budget is named in errors."""
+
+    def __repr__(self) -> str:
+        return f"Shared({self.coordination!r}, owner={self.owner!r})"
+
+    @contextlib.asynccontextmanager
+    async def slot(self, name: str, limit: int) -> AsyncIterator[None]:
+        """Hold one of ``limit`` slots called ``name`` (``limit=1``: a lock) across every
+        worker; waits (cancellably) for one to be free."""
+        await self._until(lambda: self.coordination.try_slot(name, limit),
+                          undo=lambda: self.coordination.free_slot(name))
+        try:
+            yield
+        finally:
+            await asyncio.shield(asyncio.to_thread(self.coordination.free_slot, name))
+
+    async def pace(self, name: str, per_minute: float | None) -> None:
+        """Wait until a request called ``name`` may start: past any hold-off (a 429 seen
+        by any worker) and within ``per_minute`` starts in any 60 s (``None``: no limit)."""
+        while True:
+            until = await asyncio.to_thread(self.coordination.not_before, name)
+            wait = until - time.time()
+            if wait <= 0:
+                break
+            await asyncio.sleep(min(wait, 5.0))
+        if per_minute is not None:
+            limit = per_minute
+            await self._until(lambda: self.coordination.try_start(name, limit),
+                              longest=1.0)
+
+    def hold_off(self, name: str, seconds: float) -> None:
+        """Make every worker wait ``seconds`` before starting a request called ``name``."""
+        self.coordination.hold_off(name, time.time() + max(0.0, seconds))
+
+    def reserve(self, usd: float, agent: str, what: str) -> None:
+        """Reserve ``usd`` against the shared budget.
+
+        Raises:
+            BudgetExceeded: It does not fit what is left of the shared budget.
+        """
+        granted, committed, budget = self.coordination.reserve(self.owner, usd)
+        if not granted:
+            raise BudgetExceeded(what, agent, budget=budget if budget is not None else 0.0,
+                                 committed=committed, price=usd, scope=self.budget_label)
+
+    def settle(self, reserved: float, charged: float) -> None:
+        """Release a reservation made with `reserve` and count what was charged."""
+        self.coordination.settle(self.owner, reserved, charged)
+
+    async def _until(self, attempt: Callable[[], bool], *, longest: float = _MAX_WAIT,
+                     undo: Callable[[], None] | None = None) -> None:
+        """Try ``attempt`` (in a thread) until it succeeds, sleeping longer each time. If
+        the task is cancelled while an attempt runs, an attempt that then succeeds is
+        undone: a cancelled waiter never keeps what it was waiting for."""
+        wait = _FIRST_WAIT
+        while True:
+            trying = asyncio.ensure_future(asyncio.to_thread(attempt))
+            try:
+                taken = await asyncio.shield(trying)
+            except asyncio.CancelledError:
+                if undo is not None:
+                    trying.add_done_callback(
+                        lambda done: undo() if not done.cancelled() and done.exception()
+                        is None and done.result() else None)
+                raise
+            if taken:
+                return
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, longest)
+
+
+_current: contextvars.ContextVar[Shared | None] = contextvars.ContextVar(
+    "avgen_shared", default=None)
+
+
+def current_shared() -> Shared | None:
+    """The `Shared` state of the batch item being run in this task or thread, if any."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def sharing(shared: Shared | None) -> Iterator[Shared | None]:
+    """Make ``shared`` the `current_shared` state inside the block (and in the tasks and
+    ``asyncio.to_thread`` threads it starts)."""
+    token = _current.set(shared)
+    try:
+        yield shared
+    finally:
+        _current.reset(token)
