@@ -494,8 +494,8 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                          "process (executor=None)")
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(generator.agents.names())})
-    directory = Path(output_dir if output_dir is not None else generator.output_dir) / \
-        f"batch_{batch_id(rows, agents)}"
+    directory = Path(output_dir if output_dir is not None else generator.output_dir) \
+        .expanduser().absolute() / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
     recorded = _read_state(directory)
     items: list[BatchItem] = []

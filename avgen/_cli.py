@@ -6,6 +6,7 @@
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
     avgen resume SESSION_DIR
+    avgen batch REQUESTS.csv [--budget 20] [--workers 4 | --scheduler ADDRESS | --processes 4]
     avgen presets
     avgen docs [--out docs/api] [--check]   # the API reference (needs avgen[dev])
 """
@@ -205,6 +206,38 @@ def _parser() -> argparse.ArgumentParser:
                         help="the most the whole video may cost")
     resume.add_argument("-q", "--quiet", action="store_true", help="print only the video path")
 
+    batch = commands.add_parser(
+        "batch", help="make many videos from a JSONL or CSV file of requests",
+        description="Make one video per row of a .jsonl or .csv file whose fields are those "
+                    "of avgen.VideoRequest (topic, script, preset, duration, voice, ...). "
+                    "Every row is checked first. Running the same file again finishes only "
+                    "what is not done.")
+    batch.add_argument("requests", help="the requests file (.jsonl, .ndjson or .csv)")
+    batch.add_argument("--out", default="outputs", metavar="DIR",
+                       help="folder for the batch folder (default: outputs)")
+    _agent_options(batch)
+    batch.add_argument("--cache", metavar="URL",
+                       help="google: the asset cache, a folder or an fsspec URL every worker "
+                            "reaches (gs://bucket/avgen, s3://...)")
+    batch.add_argument("--max-clip-operations", type=int, metavar="N",
+                       help="google: Veo operations in flight at once, across every worker")
+    batch.add_argument("--budget", type=float, metavar="USD",
+                       help="the most the whole batch may cost")
+    batch.add_argument("--video-budget", type=float, metavar="USD",
+                       help="the most one video may cost")
+    batch.add_argument("--concurrency", type=int, default=4, metavar="N",
+                       help="videos at once in this process (default: 4)")
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--processes", type=int, metavar="N",
+                       help="run the videos in N processes of this machine")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="run the videos on a local Dask cluster of N workers "
+                            "(needs avgen[dask])")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the videos on the Dask cluster at ADDRESS (tcp://host:8786)")
+    batch.add_argument("-q", "--quiet", action="store_true",
+                       help="print only the table of results")
+
     commands.add_parser("presets", help="list the output presets")
 
     docs = commands.add_parser("docs", help="build the HTML API reference (needs avgen[dev])")
@@ -289,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "docs":
         return _build_docs(args.out, args.check)
+    if args.command == "batch":
+        from avgen._batch_cli import run_batch_command
+
+        return run_batch_command(args)
     bar = _ProgressBar(sys.stderr, args.quiet)
     with _console(bar):
         return _run(args, bar)

@@ -21,7 +21,9 @@ import concurrent.futures
 import copy
 import inspect
 import logging
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
@@ -391,7 +393,8 @@ class VideoGenerator:
             # a session is used by one run at a time: what temporary files it holds now
             # were left by a run that died (kill -9) before it could remove them
             session.sweep()
-            session.manifest.update(status="running", agents=self.agents.names())
+            session.manifest.update(status="running", agents=self.agents.names(),
+                                    host={"name": socket.gethostname(), "pid": os.getpid()})
             try:
                 video = await run.execute()
             except (asyncio.CancelledError, KeyboardInterrupt):

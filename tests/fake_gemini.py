@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -156,6 +157,10 @@ class FakeOperation:
     has_image: bool
     sample_count: int = 1
     polls: int = 0
+    started: float = 0.0
+    """When it was submitted (`time.monotonic`)."""
+    finished: float | None = None
+    """When a poll first answered it done (`time.monotonic`)."""
     outcome: str = "video"
     """``"video"``, ``"filtered"`` or ``"error"``."""
     media: list[str] = field(default_factory=list)
@@ -370,16 +375,23 @@ class FakeGemini:
     runs (each poll reads it), for instance to hold operations running and let them finish
     later. ``speech_seconds_per_char``: length of the TTS
     audio per character of text (at least 0.5 s). ``video_delivery``: ``"inline"`` (video
-    bytes in the operation) or ``"uri"`` (a URL to download them from).
+    bytes in the operation) or ``"uri"`` (a URL to download them from). ``latency``: seconds
+    to wait before answering, by kind; ``operation_seconds``: the least time a Veo operation
+    takes (both model a real service's pace for batch tests and benchmarks).
     """
 
     def __init__(self, *, polls_until_done: int = 1, speech_seconds_per_char: float = 0.04,
-                 video_delivery: str = "inline") -> None:
+                 video_delivery: str = "inline", latency: dict[str, float] | None = None,
+                 operation_seconds: float = 0.0) -> None:
         if video_delivery not in ("inline", "uri"):
             raise ValueError(f"video_delivery must be 'inline' or 'uri', not {video_delivery!r}")
         self.polls_until_done = polls_until_done
         self.speech_seconds_per_char = speech_seconds_per_char
         self.video_delivery = video_delivery
+        self.latency = dict(latency or {})
+        """Seconds to wait before answering a request, by kind (a slow service)."""
+        self.operation_seconds = operation_seconds
+        """A Veo operation is done no sooner than this many seconds after its submit."""
         self.script: Any = _default_script()
         self.requests: list[Recorded] = []
         self.operations: dict[str, FakeOperation] = {}
@@ -432,6 +444,19 @@ class FakeGemini:
     def count(self, kind: str) -> int:
         """How many requests of ``kind`` arrived."""
         return len(self.calls(kind))
+
+    def peak_operations(self) -> int:
+        """The most Veo operations that were running at once (submitted, not yet seen done
+        by a poll); one never seen done counts as running to the end."""
+        with self._lock:
+            edges = sorted([(op.started, 1) for op in self.operations.values()]
+                           + [(op.finished, -1) for op in self.operations.values()
+                              if op.finished is not None], key=lambda e: (e[0], e[1]))
+        peak = running = 0
+        for _, change in edges:
+            running += change
+            peak = max(peak, running)
+        return peak
 
     def fail(self, kind: str, fault: str, *, times: int = 1, match: str | None = None,
              **options: Any) -> None:
@@ -511,6 +536,8 @@ class FakeGemini:
             fault=fault.fault if fault else None)
         with self._lock:
             self.requests.append(recorded)
+        if self.latency.get(recorded.kind):
+            self._stop.wait(self.latency[recorded.kind])
         if fault is not None and fault.fault == "slow":
             self._stop.wait(float(fault.options["seconds"]))
         handler.send_response(answer.status)
@@ -688,7 +715,7 @@ class FakeGemini:
             duration_seconds=int(_get(params, "durationSeconds") or 8),
             aspect_ratio=str(_get(params, "aspectRatio") or "16:9"),
             generate_audio=_get(params, "generateAudio"), has_image=has_image,
-            sample_count=int(_get(params, "sampleCount") or 1))
+            sample_count=int(_get(params, "sampleCount") or 1), started=time.monotonic())
         if fault and fault.fault in ("safety_block", "filtered"):
             op.outcome = "filtered"
         elif fault and fault.fault == "operation_error":
@@ -696,7 +723,8 @@ class FakeGemini:
         with self._lock:
             self.operations[op_id] = op
         info["operation"] = op.name
-        if self.polls_until_done <= 0:
+        if self.polls_until_done <= 0 and self.operation_seconds <= 0:
+            op.finished = op.started
             return _json(200, self._operation_state(op, done=True, vertex=True)), fault
         return _json(200, {"name": op.name}), fault
 
@@ -720,7 +748,11 @@ class FakeGemini:
             if fault is not None and forced:
                 op.outcome = "error" if fault.fault == "operation_error" else "filtered"
             op.polls += 1
-            done = forced or op.polls >= self.polls_until_done
+            now = time.monotonic()
+            done = forced or (op.polls >= self.polls_until_done
+                              and now - op.started >= self.operation_seconds)
+            if done and op.finished is None:
+                op.finished = now
         state = self._operation_state(op, done=done, vertex=vertex)
         state["name"] = name
         return _json(200, state), fault
