@@ -1,0 +1,208 @@
+"""Batches in this process and on a process pool, and ``avgen batch``: rows checked before
+anything runs, input order kept, one failure never stopping the others, a re-run finishing
+only what is not done, and the shared state (breakers, hold-offs) the items see."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from avgen import BATCH_FILE, RunEvent, UsageError, VideoGenerator, VideoRequest
+from avgen.errors import CircuitOpen, ServiceUnavailable
+from avgen.media._ffmpeg import probe
+from avgen.resilience import CircuitBreaker, LocalCoordination, Shared, sharing
+from avgen.testing import ToneNarrator
+
+SCRIPTS = ["Bees dance. They tell the hive where flowers are.",
+           "Rivers carry water to the sea.",
+           "Tides follow the moon."]
+
+
+def toned(tmp_path: Path, **narrator: object) -> tuple[VideoGenerator, ToneNarrator]:
+    voice = ToneNarrator(**narrator)  # type: ignore[arg-type]
+    return VideoGenerator("local", narrator=voice, output_dir=tmp_path / "out"), voice
+
+
+def test_results_keep_the_input_order_and_a_failure_stops_no_other(tmp_path: Path) -> None:
+    generator, voice = toned(tmp_path, fail_on={"Rivers carry water to the sea."})
+    events: list[RunEvent] = []
+    result = generator.generate_many_sync([VideoRequest(script=s) for s in SCRIPTS],
+                                          on_event=events.append)
+    assert [item.request.script for item in result] == SCRIPTS
+    assert [item.status for item in result] == ["done", "failed", "done"]
+    failed = result[1]
+    assert failed.video is None and "fail_on" in (failed.error or "")
+    assert failed.resume_command == f"avgen resume {failed.session}"
+    for item in result.done:
+        assert item.video is not None and probe(item.video).has_audio
+        assert item.duration is not None and item.duration > 0 and item.tiers == ("card",)
+    state = json.loads((result.directory / BATCH_FILE).read_text())
+    assert [item["status"] for item in state["items"]] == ["done", "failed", "done"]
+    assert state["totals"] == {"items": 3, "done": 2, "failed": 1, "cost": 0.0}
+    finished = [e for e in events if e.kind == "batch.item" and e.data["status"] != "running"]
+    assert sorted(e.data["item"] for e in finished) == [0, 1, 2]
+    assert events[-1].kind == "batch.done" and events[-1].progress == 1.0
+    assert {e.data["item"] for e in events if e.kind == "narration"} == {0, 2}
+
+    # the same rows again: only the failed item runs, and it resumes its own session
+    voice.fail_on = frozenset()
+    spoken_before = voice.calls
+    again = generator.generate_many_sync([VideoRequest(script=s) for s in SCRIPTS])
+    assert again.directory == result.directory and again.ok
+    assert voice.spoken[spoken_before:] == ["Rivers carry water to the sea."]
+    assert again[1].session == failed.session
+    assert [item.video for item in again][::2] == [item.video for item in result.done]
+
+
+def test_a_bad_row_is_named_and_nothing_runs(tmp_path: Path) -> None:
+    generator, voice = toned(tmp_path)
+    rows = [{"script": "Fine."}, {"script": "Also fine.", "duration": "soon"}]
+    with pytest.raises(UsageError, match=r"requests\[1\]: duration"):
+        generator.generate_many_sync(rows)
+    assert voice.calls == 0 and not (tmp_path / "out").exists()
+    with pytest.raises(UsageError, match=r"requests\[1\]: preset"):
+        generator.generate_many_sync([VideoRequest(script="Hi.", preset="shorts"),
+                                      {"script": "x", "preset": "no-such"}])
+    with pytest.raises(UsageError, match="concurrency"):
+        generator.generate_many_sync([{"script": "Hi."}], concurrency=0)
+    with pytest.raises(UsageError, match="budget"):
+        generator.generate_many_sync([{"script": "Hi."}], budget=-1)
+
+
+def test_agent_objects_cannot_travel_to_other_processes(tmp_path: Path) -> None:
+    generator, _ = toned(tmp_path)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            pytest.raises(UsageError, match="agent_options"):
+        generator.generate_many_sync([{"script": "Hi."}], executor=pool)
+    with pytest.raises(UsageError, match="executor"):
+        generator.generate_many_sync([{"script": "Hi."}], executor="dask")
+
+
+def test_a_process_pool_makes_the_batch_with_agents_built_in_each_process(
+        tmp_path: Path) -> None:
+    generator = VideoGenerator("local", output_dir=tmp_path / "out")
+    events: list[RunEvent] = []
+    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+        result = generator.generate_many_sync([{"script": s} for s in SCRIPTS[:2]],
+                                              executor=pool, on_event=events.append)
+    assert result.ok, [item.error for item in result]
+    pids = set()
+    for item in result:
+        assert item.video is not None
+        info = probe(item.video)
+        assert info.has_video and info.has_audio
+        manifest = json.loads((item.session / "metadata" / "manifest.json").read_text())
+        pids.add(manifest["host"]["pid"])
+        assert manifest["agents"]["narrator"].startswith("piper")
+    assert os.getpid() not in pids  # made in the pool's processes
+    assert {e.data["item"] for e in events if e.kind == "narration"} == {0, 1}
+
+
+def test_a_breaker_opened_by_one_worker_is_open_for_every_worker() -> None:
+    shared = LocalCoordination()
+    first = CircuitBreaker("veo:model", minimum_calls=1, window_size=1, wait_open=30)
+    second = CircuitBreaker("veo:model", minimum_calls=1, window_size=1, wait_open=30)
+
+    def down() -> None:
+        raise ServiceUnavailable("503", "veo")
+
+    with sharing(Shared(shared, owner="item-0")), pytest.raises(ServiceUnavailable):
+        first.call(down)
+    assert shared.tripped_until("veo:model") > time.time() + 25
+    with sharing(Shared(shared, owner="item-1")), pytest.raises(CircuitOpen) as refused:
+        second.call(lambda: "never called")
+    assert 25 < refused.value.remaining <= 30  # the time the first one still has to wait
+    # without the batch's shared state a breaker is its own
+    third = CircuitBreaker("veo:model", minimum_calls=1, window_size=1, wait_open=30)
+    assert third.call(lambda: 7) == 7
+
+
+def test_a_hold_off_after_a_429_makes_every_item_wait() -> None:
+    shared = Shared(LocalCoordination(), owner="item-0")
+
+    async def scenario() -> tuple[float, float]:
+        until = time.time() + 0.3
+        shared.coordination.hold_off("quota:tts", until)
+        await shared.pace("quota:tts", None)
+        return until, time.time()
+
+    until, resumed = asyncio.run(scenario())
+    assert resumed >= until
+
+
+def test_pacing_never_starts_more_than_allowed_in_a_minute() -> None:
+    shared = Shared(LocalCoordination(), owner="item-0")
+
+    async def scenario() -> int:
+        started = 0
+
+        async def one() -> None:
+            nonlocal started
+            await shared.pace("quota:imagen", 3)
+            started += 1
+
+        tasks = [asyncio.ensure_future(one()) for _ in range(5)]
+        await asyncio.sleep(0.5)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return started
+
+    assert asyncio.run(scenario()) == 3
+
+
+def test_a_cancelled_waiter_never_keeps_a_slot() -> None:
+    coordination = LocalCoordination()
+    shared = Shared(coordination, owner="item-0")
+
+    async def scenario() -> bool:
+        async with shared.slot("veo", 1):
+            waiter = asyncio.ensure_future(shared.slot("veo", 1).__aenter__())
+            await asyncio.sleep(0.05)
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        return coordination.try_slot("veo", 1)
+
+    assert asyncio.run(scenario())
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "avgen", "batch", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_the_command_makes_a_batch_from_a_csv_and_a_rerun_does_nothing(tmp_path: Path
+                                                                        ) -> None:
+    rows = tmp_path / "topics.csv"
+    rows.write_text("script,preset,captions\n" + "".join(
+        f'"{script}",draft,{"yes" if n else "no"}\n' for n, script in enumerate(SCRIPTS[:2])))
+    made = cli(str(rows), "--out", "out", "--processes", "2", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "2 done, 0 not done" in made.stdout
+    videos = sorted((tmp_path / "out").glob("batch_*/items/*/final_output/*.mp4"))
+    assert len(videos) == 2 and all(probe(v).has_audio for v in videos)
+    stamps = [v.stat().st_mtime_ns for v in videos]
+    again = cli(str(rows), "--out", "out", "-q", cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr == ""
+    assert [v.stat().st_mtime_ns for v in videos] == stamps
+
+
+def test_the_command_names_a_bad_line_and_makes_nothing(tmp_path: Path) -> None:
+    rows = tmp_path / "topics.csv"
+    rows.write_text('script,duration\n"Fine.",30\n"Not fine.",soon\n')
+    made = cli(str(rows), "--out", "out", cwd=tmp_path)
+    assert made.returncode == 2
+    assert "topics.csv line 3: duration" in made.stderr
+    assert not (tmp_path / "out").exists()
+    rows.write_text('script\n"Fine."\n')
+    wrong = cli(str(rows), "--cache", "gs://bucket", "--agents", "local", cwd=tmp_path)
+    assert wrong.returncode == 2 and "cache: is a google option" in wrong.stderr
