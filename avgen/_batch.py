@@ -48,7 +48,7 @@ from avgen._models import Tier, VideoRequest
 from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
 from avgen._validate import number
-from avgen.errors import AvgenError, UsageError
+from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
 
 if TYPE_CHECKING:
@@ -311,6 +311,8 @@ async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[s
     shared = Shared(coordination, owner=job.owner)
 
     def forward(event: RunEvent) -> None:
+        if event.kind == "compose" and event.message == "composing":
+            return  # the composer's ticks: too many to send across the cluster
         coordination.publish({"item": job.index, "kind": event.kind, "message": event.message,
                               "progress": event.progress, "scene": event.scene})
 
@@ -339,9 +341,8 @@ async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[s
             unsubscribe()
             if owned:
                 await generator.aclose()
-    except (AvgenError, Exception) as exc:  # one item's failure never stops the others
-        cause = exc.__cause__ if exc.__cause__ is not None and not str(exc) else exc
-        return _outcome(job, "failed", started, error=str(cause) or repr(cause))
+    except Exception as exc:  # one item's failure never stops the others
+        return _outcome(job, "failed", started, error=str(exc) or repr(exc))
     return _outcome(job, "done", started, video=str(video.path), duration=video.duration,
                     tiers=list(video.tiers))
 

@@ -1,0 +1,153 @@
+"""Batch benchmark: many videos under one quota, in this process and on a Dask cluster.
+
+One run prints three figures against their limits:
+
+(a) a batch of google-mode videos (the real SDK against the project's fake API server, its
+    latencies set to realistic ratios: a Veo operation ≫ speech ≈ a still > the script)
+    against the least time the quota allows: clips ÷ operations allowed at once × the
+    operation's length, plus one composition (target ≤ 1.2×);
+(b) the same batch on a two-worker Dask ``LocalCluster`` against in this process: the
+    engine's overhead (target ≤ 10 %);
+(c) a batch of offline videos (Piper, ffmpeg) on two processes: videos per second against
+    what this machine's cores allow, from one video's CPU time.
+
+    python benchmarks/batch.py                 # about 3 minutes on 2 cores
+    python benchmarks/batch.py --videos 8      # a smaller batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import distributed  # noqa: E402
+
+from avgen import BatchResult, VideoGenerator, VideoRequest  # noqa: E402
+from avgen.resilience import set_testing  # noqa: E402
+from tests.fake_gemini import FakeGemini  # noqa: E402
+
+KEY = "AIzaSyFAKE-benchmark-key-000000000000"
+LATENCY = {"script": 0.4, "speech": 1.0, "imagen": 1.0, "veo": 0.2, "poll": 0.02,
+           "download": 0.05}
+OPERATION_SECONDS = 6.0
+OPERATIONS_AT_ONCE = 4
+TOPICS = ["Bees", "Rivers", "Tides", "Owls", "Moss", "Whales", "Wolves", "Ferns", "Comets",
+          "Glaciers", "Lichens", "Octopuses", "Volcanoes", "Corals", "Deserts", "Storms"]
+
+
+def google(fake: FakeGemini, base: Path) -> VideoGenerator:
+    env = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_API_KEY": KEY,
+           "GOOGLE_VERTEX_BASE_URL": fake.base_url}
+    return VideoGenerator("google", output_dir=base / "out", agent_options={
+        "env": env, "cache": str(base / "cache"), "poll_interval": 0.25,
+        "poll_max_interval": 0.25, "max_clip_operations": OPERATIONS_AT_ONCE})
+
+
+def rows(count: int) -> list[VideoRequest]:
+    return [VideoRequest(script=f"{TOPICS[n % len(TOPICS)]} number {n} are worth a look.",
+                         preset="draft") for n in range(count)]
+
+
+def compose_seconds(result: BatchResult) -> float:
+    """The longest composition step of the batch (its last one bounds the batch)."""
+    longest = 0.0
+    for item in result:
+        manifest = json.loads((item.session / "metadata" / "manifest.json").read_text())
+        longest = max(longest, manifest["steps"]["compose"]["seconds"])
+    return longest
+
+
+def google_batch(count: int, executor: Any) -> tuple[float, BatchResult, int]:
+    with tempfile.TemporaryDirectory() as tmp, FakeGemini(
+            polls_until_done=1, latency=LATENCY, operation_seconds=OPERATION_SECONDS) as fake:
+        generator = google(fake, Path(tmp))
+        started = time.perf_counter()
+        result = generator.generate_many_sync(rows(count), executor=executor,
+                                              concurrency=count)
+        wall = time.perf_counter() - started
+        if not result.ok:
+            raise SystemExit(f"the batch failed: {[i.error for i in result.failed]}")
+        return wall, result, fake.peak_operations()
+
+
+def cpu_seconds() -> float:
+    own, children = (resource.getrusage(resource.RUSAGE_SELF),
+                     resource.getrusage(resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def offline(count: int) -> tuple[float, float, float]:
+    """(CPU seconds of one video, wall seconds of ``count`` on two processes, video s)."""
+    script = ("Rivers carry water from the hills to the sea. On the way they shape valleys, "
+              "feed forests and fill lakes. People have built towns beside them for as long "
+              "as there have been towns.")
+    with tempfile.TemporaryDirectory() as tmp:
+        one = VideoGenerator("local", output_dir=Path(tmp) / "one")
+        one.generate_sync(script="Warm up the voice.", preset="draft")
+        before = cpu_seconds()
+        video = one.generate_sync(script=script, preset="draft")
+        per_video = cpu_seconds() - before
+        generator = VideoGenerator("local", output_dir=Path(tmp) / "batch")
+        requests = [VideoRequest(script=f"{script} Part {n}.", preset="draft")
+                    for n in range(count)]
+        with concurrent.futures.ProcessPoolExecutor(2) as pool:
+            list(pool.map(math.sqrt, range(2)))  # the processes are up
+            started = time.perf_counter()
+            result = generator.generate_many_sync(requests, executor=pool)
+            wall = time.perf_counter() - started
+        if not result.ok:
+            raise SystemExit(f"the offline batch failed: {[i.error for i in result.failed]}")
+        return per_video, wall, video.duration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--videos", type=int, default=12, help="google videos (default 12)")
+    parser.add_argument("--offline", type=int, default=6, help="offline videos (default 6)")
+    args = parser.parse_args()
+    set_testing()  # no backoff sleeps: the fake answers at once when it answers
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    cores = os.cpu_count() or 1
+    print(f"machine: {cores} cores; fake latencies {LATENCY}, a Veo operation "
+          f"{OPERATION_SECONDS:g} s, {OPERATIONS_AT_ONCE} operations at once")
+
+    here, result, peak = google_batch(args.videos, None)
+    clips = sum(len(item.tiers) for item in result)
+    compose = compose_seconds(result)
+    bound = math.ceil(clips / OPERATIONS_AT_ONCE) * OPERATION_SECONDS + compose
+    print(f"(a) {args.videos} google videos, {clips} clips, in this process: {here:.1f} s; "
+          f"quota bound {bound:.1f} s ({math.ceil(clips / OPERATIONS_AT_ONCE)} waves × "
+          f"{OPERATION_SECONDS:g} s + a {compose:.1f} s composition): "
+          f"ratio {here / bound:.2f} (target ≤ 1.2); peak operations {peak}")
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=math.ceil(args.videos / 2),
+                                  processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.run(set_testing)
+        there, _, peak = google_batch(args.videos, client)
+    print(f"(b) the same batch on a 2-worker Dask LocalCluster: {there:.1f} s against "
+          f"{here:.1f} s in this process: overhead {100 * (there / here - 1):+.1f} % "
+          f"(target ≤ 10 %); peak operations {peak}")
+
+    per_video, wall, seconds = offline(args.offline)
+    ideal = args.offline * per_video / cores
+    print(f"(c) {args.offline} offline videos ({seconds:.1f} s each) on 2 processes: "
+          f"{wall:.1f} s; one video takes {per_video:.2f} CPU s, so {cores} cores allow "
+          f"{ideal:.1f} s: {args.offline / wall:.2f} videos/s against "
+          f"{args.offline / ideal:.2f}, efficiency {ideal / wall:.2f}")
+
+
+if __name__ == "__main__":
+    main()
