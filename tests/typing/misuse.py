@@ -86,3 +86,9 @@ async def mistakes() -> None:
     except avgen.errors.UsageError as e:
         print(e.field + 1)  # type: ignore[operator]
         print(e.fields)  # type: ignore[attr-defined]
+
+    # A batch is not one video, and its items are read-only.
+    batch = generator.generate_many_sync([VideoRequest(script="Hi.")])
+    print(batch.path)  # type: ignore[attr-defined]
+    batch[0].status = "done"  # type: ignore[misc]
+    generator.generate_many_sync(VideoRequest(script="Hi."))  # type: ignore[arg-type]

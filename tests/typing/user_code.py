@@ -142,6 +142,23 @@ async def make(text: str) -> Video | None:
     return video
 
 
+def make_many(rows_file: Path) -> list[Path]:
+    generator = VideoGenerator("local", agent_options={"voice": "joe"})
+    requests = avgen.read_requests(rows_file)
+    more = avgen.requests_from_rows([{"topic": "Tides", "preset": "shorts"}])
+    result: avgen.BatchResult = generator.generate_many_sync(
+        [*requests, *more], concurrency=2, budget=5.0, on_event=lambda event: None)
+    made: list[Path] = []
+    for item in result:
+        status: avgen.ItemStatus = item.status
+        if item.video is not None:
+            made.append(item.video)
+        elif item.resume_command is not None:
+            print(status, item.error, item.resume_command, item.session)
+    print(result.cost, result.ok, len(result.failed), result.directory / avgen.BATCH_FILE)
+    return made
+
+
 def make_sync(text: str) -> Path:
     video = VideoGenerator(on_event=ProgressBar()).generate_sync(script=text, preset="draft")
     return video.path
