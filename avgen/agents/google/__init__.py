@@ -27,6 +27,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -92,7 +93,7 @@ def google_agents(
     max_clip_operations: int = 2,
     requests_per_minute: Mapping[str, float] | None = None,
     poll_interval: float = 5.0,
-    cache: AssetCache | bool | None = True,
+    cache: AssetCache | str | os.PathLike[str] | bool | None = True,
     prices: Mapping[str, Price] | None = None,
     timeout: float = 120.0,
 ) -> AgentSet:
@@ -119,8 +120,11 @@ def google_agents(
             batch: across every worker); a model not named has no limit.
         poll_interval: Seconds before the first poll of a Veo operation (the wait grows to
             30 s between polls).
-        cache: ``True``: the `AssetCache` in `default_cache_dir`; an `AssetCache`; or
-            ``False``/``None``: no cache (every run pays again).
+        cache: ``True``: the `AssetCache` in `default_cache_dir`; a folder or an fsspec
+            URL (``"s3://bucket/prefix"``: see `AssetCache`), for ``AssetCache(cache)``
+            — a plain value that pickles, for workers that build their agents from
+            options; an `AssetCache`; or ``False``/``None``: no cache (every run pays
+            again).
         prices: Price overrides by model id.
         timeout: Seconds an HTTP request may take.
 
@@ -138,8 +142,11 @@ def google_agents(
         store = None
     elif isinstance(cache, AssetCache):
         store = cache
+    elif isinstance(cache, str | os.PathLike) and _text(os.fspath(cache)):
+        store = AssetCache(os.fspath(cache))
     else:
-        raise UsageError("cache", f"must be True, False, None or an AssetCache, not {cache!r}")
+        raise UsageError("cache", f"must be True, False, None, a folder, a URL "
+                         f"(s3://bucket/prefix…) or an AssetCache, not {cache!r}")
     if clips not in ("auto", True, False):
         raise UsageError("clips", f"must be 'auto', True or False, not {clips!r}")
     rpm = dict(requests_per_minute or {})
@@ -180,3 +187,8 @@ def google_agents(
         image_generator=image_generator,
         clip_generator=clip_generator,
     )
+
+
+def _text(path: str | bytes) -> bool:
+    """Whether ``path`` names a folder or a URL (a non-empty `str`)."""
+    return isinstance(path, str) and bool(path)

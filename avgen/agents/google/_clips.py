@@ -24,7 +24,8 @@ it instead of paying again. Operations in flight are bounded by ``max_concurrenc
 event loop, across every run sharing the agent.
 
 **Crashes.** With a cache, an accepted operation is also written down at once in the
-cache folder (``operations/<clip key>.json``, an atomic write) and its record removed when
+cache folder, or under the cache's URL (``operations/<clip key>.json``, an atomic write;
+see `avgen.agents.google.AssetCache.journal`) and its record removed when
 the clip is stored or the operation failed for good. A process asking for the same clip
 later — the resume of a session killed while it polled, or another run — polls the
 recorded operation instead of submitting it again; only an operation the service no longer
@@ -301,10 +302,10 @@ class VeoClips(GoogleAgent):
         return None
 
     def _journal(self) -> OperationJournal | None:
-        """Where accepted operations are written down: the cache folder (None: no cache)."""
+        """Where accepted operations are written down: with the cache (None: no cache)."""
         if self.cache is None:
             return None
-        return OperationJournal(self.cache.store.directory / "operations")
+        return self.cache.journal()
 
     def _pollable(self, name: str) -> bool:
         """Whether ``name`` (read back from a record) is a Veo operation of this model."""

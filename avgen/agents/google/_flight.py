@@ -22,6 +22,10 @@ asset, as it did before single flight, but nothing fails.
 
 The ``locks`` folder's name is not two characters long, so `avgen.resilience.DiskStore`
 never counts, sweeps or clears it.
+
+A cache at a URL (shared storage, see `avgen.agents.google.AssetCache`) has no file lock:
+there, `hold` is the in-process lock only, shared by every cache on the same URL. Across
+machines, single flight comes from the shared coordination of a batch, not from the store.
 """
 
 from __future__ import annotations
@@ -112,15 +116,17 @@ else:  # pragma: no cover - no flock: the in-process lock only
 
 
 @contextlib.asynccontextmanager
-async def hold(directory: Path, key: str, *, source: str) -> AsyncIterator[None]:
+async def hold(directory: Path | str, key: str, *, source: str) -> AsyncIterator[None]:
     """Hold the single-flight lock of ``key`` in the cache folder ``directory``.
 
     Args:
-        directory: The cache folder (its ``locks`` sub-folder holds the lock files).
+        directory: The cache folder (its ``locks`` sub-folder holds the lock files), or —
+            a `str` — the URL of a cache in shared storage (the in-process lock only).
         key: The asset's cache key (a `avgen.resilience.DiskStore` key).
         source: Who asks (named in the warning when no lock file can be used).
     """
-    slot = (os.path.realpath(directory), key)
+    url = isinstance(directory, str)
+    slot = (directory if isinstance(directory, str) else os.path.realpath(directory), key)
     local = _local(slot)
     path = Path(slot[0]) / LOCKS / f"{key}.lock"
     fd: int | None = None
@@ -130,6 +136,8 @@ async def hold(directory: Path, key: str, *, source: str) -> AsyncIterator[None]
         while True:
             if not locked:
                 locked = local.acquire(blocking=False)
+            if locked and url:
+                break
             if locked:
                 try:
                     fd = _try_file_lock(path)
