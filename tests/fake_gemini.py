@@ -651,7 +651,8 @@ class FakeGemini:
                 "usageMetadata": _usage(prompt, 0)}
         else:
             if kind == "script":
-                text = json.dumps(self.script)
+                script = self.script(prompt or "") if callable(self.script) else self.script
+                text = json.dumps(script)
                 if name == "malformed_json":
                     text = text[: len(text) // 2]
                 elif name == "wrong_shape":

@@ -45,15 +45,31 @@ def client() -> Iterator[Any]:
 
 
 def google(fake: FakeGemini, cache: Path, **options: Any) -> VideoGenerator:
-    """A generator the workers can rebuild: the google family by name, plain options."""
+    """A generator the workers can rebuild: the google family by name, plain options. The
+    cache is a ``file://`` URL: shared storage with no lock of its own, so single flight
+    across the workers is the batch's doing."""
     env = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_API_KEY": KEY,
            "GOOGLE_VERTEX_BASE_URL": fake.base_url}
     return VideoGenerator("google", output_dir=cache.parent / "out", agent_options={
-        "env": env, "cache": str(cache), "poll_interval": 0.05, **options})
+        "env": env, "cache": cache.as_uri(), "poll_interval": 0.05, **options})
 
 
 def one_scene(topic: str) -> VideoRequest:
     return VideoRequest(script=f"{topic} are worth a look. Here is why.", preset="draft")
+
+
+def scripted(prompt: str) -> dict[str, Any]:
+    """The fake's script answer: one scene about the request's topic (its first word)."""
+    topic = prompt.partition("NARRATION:\n")[2].split()[0]
+    return {"title": topic, "scenes": [{
+        "title": topic, "narration": f"{topic} are worth a look. Here is why.",
+        "visual": f"{topic} in close-up, natural light", "seconds": 6}]}
+
+
+def server(**options: Any) -> FakeGemini:
+    fake = FakeGemini(**options)
+    fake.script = scripted
+    return fake
 
 
 def paid(fake: FakeGemini) -> Counter[tuple[str, str | None]]:
@@ -73,11 +89,11 @@ def test_duplicate_rows_pay_once_and_operations_stay_within_the_quota(
         client: Any, tmp_path: Path) -> None:
     distinct = [one_scene(topic) for topic in ("Bees", "Rivers", "Tides")]
     rows = [distinct[0], distinct[1], distinct[0], distinct[2], distinct[1], distinct[0]]
-    with FakeGemini(polls_until_done=2, operation_seconds=0.5) as alone:
+    with server(polls_until_done=2, operation_seconds=0.5) as alone:
         google(alone, tmp_path / "alone-cache").generate_many_sync(distinct)
         wanted = paid(alone)
     assert all(count == 1 for count in wanted.values())
-    with FakeGemini(polls_until_done=2, operation_seconds=0.5) as fake:
+    with server(polls_until_done=2, operation_seconds=0.5) as fake:
         result = google(fake, tmp_path / "cache", max_clip_operations=1).generate_many_sync(
             rows, executor=client)
         decoded(result)
@@ -97,7 +113,7 @@ def test_without_the_shared_quota_two_workers_would_overlap(client: Any, tmp_pat
     """The control for the quota test: the same batch with two operations allowed does
     overlap at the server, so ``peak_operations() == 1`` above is the quota's doing."""
     rows = [one_scene(topic) for topic in ("Owls", "Moss")]
-    with FakeGemini(polls_until_done=2, operation_seconds=2.0) as fake:
+    with server(polls_until_done=2, operation_seconds=2.0) as fake:
         result = google(fake, tmp_path / "cache", max_clip_operations=2).generate_many_sync(
             rows, executor=client)
         decoded(result)
@@ -106,12 +122,12 @@ def test_without_the_shared_quota_two_workers_would_overlap(client: Any, tmp_pat
 
 def test_the_batch_budget_holds_across_workers(client: Any, tmp_path: Path) -> None:
     rows = [one_scene(topic) for topic in ("Foxes", "Ferns", "Frogs", "Finches")]
-    with FakeGemini(polls_until_done=1) as priced:
+    with server(polls_until_done=1) as priced:
         one = google(priced, tmp_path / "priced-cache").generate_many_sync(rows[:1])
     per_video = one.cost
     assert per_video > 0
     budget = per_video * 2.5  # room for two videos and part of a third
-    with FakeGemini(polls_until_done=1) as fake:
+    with server(polls_until_done=1) as fake:
         result = google(fake, tmp_path / "cache").generate_many_sync(
             rows, executor=client, budget=budget)
     assert result.cost <= budget + 1e-9
@@ -131,7 +147,7 @@ def test_the_batch_budget_holds_across_workers(client: Any, tmp_path: Path) -> N
 def test_a_worker_killed_mid_batch_costs_no_repeated_request(client: Any, tmp_path: Path
                                                             ) -> None:
     rows = [one_scene(topic) for topic in ("Whales", "Wolves", "Wasps", "Willows")]
-    with FakeGemini(polls_until_done=3, operation_seconds=3.0) as fake:
+    with server(polls_until_done=3, operation_seconds=3.0) as fake:
         generator = google(fake, tmp_path / "cache", max_clip_operations=1)
         killed: list[int] = []
 
