@@ -93,6 +93,7 @@ def google_agents(
     max_clip_operations: int = 2,
     requests_per_minute: Mapping[str, float] | None = None,
     poll_interval: float = 5.0,
+    poll_max_interval: float | None = None,
     cache: AssetCache | str | os.PathLike[str] | bool | None = True,
     prices: Mapping[str, Price] | None = None,
     timeout: float = 120.0,
@@ -120,6 +121,8 @@ def google_agents(
             batch: across every worker); a model not named has no limit.
         poll_interval: Seconds before the first poll of a Veo operation (the wait grows to
             30 s between polls).
+        poll_max_interval: The longest wait between two polls (default: 30 s, or
+            ``poll_interval`` if longer).
         cache: ``True``: the `AssetCache` in `default_cache_dir`; a folder or an fsspec
             URL (``"s3://bucket/prefix"``: see `AssetCache`), for ``AssetCache(cache)``
             — a plain value that pickles, for workers that build their agents from
@@ -159,7 +162,8 @@ def google_agents(
         if connection.supports("video"):
             clip_generator = VeoClips(connection, video_model, audio=clip_audio,
                                       continuity=continuity, poll_interval=poll_interval,
-                                      poll_max_interval=max(30.0, poll_interval),
+                                      poll_max_interval=max(30.0, poll_interval)
+                                      if poll_max_interval is None else poll_max_interval,
                                       max_concurrency=max_clip_operations,
                                       **shared(video_model))
         elif clips is True:
