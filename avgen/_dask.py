@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import contextlib
 import math
 import threading
 from typing import Any
@@ -124,7 +125,11 @@ class DaskCoordination:
         leases = self._semaphore(f"rate:{name}", max(1, math.floor(per_minute)))
         if not leases.acquire(timeout=0):
             return False
-        timer = threading.Timer(_WINDOW, leases.release)
+        def give_back() -> None:  # gone with its client already: its lease expires anyway
+            with contextlib.suppress(Exception):
+                leases.release()
+
+        timer = threading.Timer(_WINDOW, give_back)
         timer.daemon = True
         timer.start()
         return True
