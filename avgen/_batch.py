@@ -63,7 +63,7 @@ ItemStatus = Literal["pending", "running", "done", "failed"]
 """Where a batch item stands."""
 
 _VERSION = 1
-_SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials"})
+_SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials", "cache_options"})
 _DRAIN_EVERY = 0.2
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from object_store import S3, moto_server
 
 from avgen.testing import block_paid_calls
 
@@ -41,3 +42,10 @@ def cache_dir(tmp_path: Path) -> Path:
     path = tmp_path / "cache"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """A real S3 server (moto's) with one bucket, until the end of the session."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "server.log") as server:
+        yield server

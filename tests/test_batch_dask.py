@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,12 +23,13 @@ from typing import Any
 import dask
 import distributed
 import pytest
+from fake_gemini import FakeGemini
+from object_store import S3
 
 from avgen import BatchResult, VideoGenerator, VideoRequest
 from avgen._dask import DaskCoordination
 from avgen.media._ffmpeg import probe
 from avgen.resilience import LocalCoordination
-from tests.fake_gemini import FakeGemini
 
 KEY = "AIzaSyFAKE-batch-key-0000000000000000"
 PAID = ("script", "speech", "imagen", "veo")
@@ -225,3 +228,56 @@ def test_workers_on_the_scheduler_never_pass_the_last_dollar_together(client: An
     assert granted == 10  # exactly the ten dimes of the dollar, never eleven
     spent, reserved = shared.spending()
     assert spent == 0 and reserved == pytest.approx(1.0)
+
+
+def test_workers_share_a_cache_in_a_real_object_store(client: Any, s3: S3,
+                                                       tmp_path: Path) -> None:
+    """The cache in an S3 bucket (moto's server through s3fs): duplicates pay once across
+    the workers, the assets are objects in the bucket, and another batch of the same rows
+    in another folder (nothing of the first but the bucket) sends no request."""
+    bucket = s3.url()
+    rows = [one_scene("Herons"), one_scene("Hornets"), one_scene("Herons")]
+    with server(polls_until_done=2) as fake:
+        env = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_API_KEY": KEY,
+               "GOOGLE_VERTEX_BASE_URL": fake.base_url}
+        generator = VideoGenerator("google", output_dir=tmp_path / "out", agent_options={
+            "env": env, "cache": bucket, "cache_options": s3.another_machine(),
+            "poll_interval": 0.05})
+        result = generator.generate_many_sync(rows, executor=client)
+        decoded(result)
+        assert all(count == 1 for count in paid(fake).values())
+        assert len(paid(fake)) == 3 * 2  # script, speech and clip of two distinct rows
+        stored = [path for path in s3.fs.find(bucket) if "/operations/" not in path]
+        assert len(stored) >= 6  # the scripts, narrations and clips, each one object
+        state = (result.directory / "batch.json").read_text()
+        assert "testing" not in state and "cache_options" in state  # no secret kept
+        fake.reset()
+        elsewhere = VideoGenerator("google", output_dir=tmp_path / "elsewhere",
+                                   agent_options={"env": env, "cache": bucket,
+                                                  "cache_options": s3.another_machine(),
+                                                  "poll_interval": 0.05})
+        again = elsewhere.generate_many_sync(rows, executor=client)
+        decoded(again)
+        assert again.directory != result.directory
+        assert fake.requests == []  # every asset came from the bucket
+
+
+def test_the_command_runs_offline_videos_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    """``avgen batch --workers 2``: the offline family (Piper, ffmpeg) built on each worker."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"script": f"{topic} are worth a look.",
+                                          "preset": "draft"})
+                              for topic in ("Beetles", "Bats", "Badgers")) + "\n")
+    made = subprocess.run([sys.executable, "-m", "avgen", "batch", str(rows), "--agents",
+                           "local", "--workers", "2", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert made.returncode == 0, made.stderr
+    assert "3 done, 0 not done" in made.stdout
+    pids = set()
+    for manifest in (tmp_path / "out").glob("batch_*/items/*/metadata/manifest.json"):
+        data = json.loads(manifest.read_text())
+        assert data["status"] == "done" and data["agents"]["narrator"].startswith("piper")
+        pids.add(data["host"]["pid"])
+        video = manifest.parent.parent / data["video"]
+        assert probe(video).has_audio
+    assert len(pids) >= 1 and os.getpid() not in pids

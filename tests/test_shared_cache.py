@@ -13,17 +13,12 @@ import json
 import logging
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
-import time
-import urllib.error
-import urllib.request
-import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +27,7 @@ from fake_gemini import FakeGemini
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
+from object_store import BUCKET, CREDENTIALS, HANG_GUARD, S3, free_port
 
 from avgen import VideoGenerator
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
@@ -40,79 +36,9 @@ from avgen.agents.google._remote import TRAILER_SIZE, RemoteStore, is_url
 from avgen.errors import UsageError
 from avgen.resilience import DiskStore, set_testing
 
-BUCKET = "avgen-shared-cache"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-HANG_GUARD = 120.0  # seconds: only stops a broken server from hanging the run, never paces it
 AGENT = "veo:veo-3.1-fast-generate-preview"
 OPERATION = "models/veo-3.1-fast-generate-preview/operations/op-1"
 GOOGLE_KEY = "AIzaFAKE-shared-cache-key-0123456789"
-
-
-class S3:
-    """A moto S3 server on 127.0.0.1 with one bucket."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.options: dict[str, Any] = {
-            "endpoint_url": endpoint, "key": "testing", "secret": "testing",
-            "client_kwargs": {"region_name": "us-east-1"}}
-        import s3fs
-
-        self.fs = s3fs.S3FileSystem(**self.options)
-
-    def url(self) -> str:
-        """A new, empty prefix in the bucket."""
-        return f"s3://{BUCKET}/{uuid.uuid4().hex}"
-
-    def another_machine(self) -> dict[str, Any]:
-        """Storage options for a cache with an S3 client of its own."""
-        return {**self.options, "skip_instance_cache": True}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    """``python -m moto.server`` on a free port, until the end of the session."""
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **CREDENTIALS})
-    try:
-        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        give_up = time.monotonic() + HANG_GUARD
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"moto's server ended ({server.returncode}): "
-                            f"{log.read_text(errors='replace')[-2000:]}")
-            try:
-                with direct.open(endpoint + "/", timeout=5):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers
-            except OSError:
-                if time.monotonic() > give_up:
-                    pytest.fail(f"moto's server did not answer on {endpoint}")
-                time.sleep(0.1)
-        found = S3(endpoint)
-        found.fs.call_s3("create_bucket", Bucket=BUCKET)
-        yield found
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 Machine = Callable[[], AssetCache]
@@ -314,7 +240,7 @@ def test_an_unsound_record_in_the_bucket_is_ignored(s3: S3,
 
 def test_an_unreachable_store_is_a_logged_miss(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     cache = AssetCache(f"s3://{BUCKET}/x", storage_options={
         "endpoint_url": closed, "key": "testing", "secret": "testing", "skip_instance_cache":
         True, "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},

@@ -95,6 +95,7 @@ def google_agents(
     poll_interval: float = 5.0,
     poll_max_interval: float | None = None,
     cache: AssetCache | str | os.PathLike[str] | bool | None = True,
+    cache_options: Mapping[str, Any] | None = None,
     prices: Mapping[str, Price] | None = None,
     timeout: float = 120.0,
 ) -> AgentSet:
@@ -128,6 +129,9 @@ def google_agents(
             — a plain value that pickles, for workers that build their agents from
             options; an `AssetCache`; or ``False``/``None``: no cache (every run pays
             again).
+        cache_options: fsspec storage options for a cache given as a URL (an endpoint,
+            credentials, a project); workers of a batch get them with the other options,
+            and ``batch.json`` does not keep them.
         prices: Price overrides by model id.
         timeout: Seconds an HTTP request may take.
 
@@ -139,6 +143,8 @@ def google_agents(
         connection = (GoogleConnection.from_client(client) if client is not None
                       else GoogleConnection.from_env(env, timeout=timeout))
     store: AssetCache | None
+    if cache_options is not None and not isinstance(cache, str | os.PathLike):
+        raise UsageError("cache_options", "are for a cache given as a URL (cache='s3://…')")
     if cache is True:
         store = AssetCache()
     elif cache is False or cache is None:
@@ -146,7 +152,7 @@ def google_agents(
     elif isinstance(cache, AssetCache):
         store = cache
     elif isinstance(cache, str | os.PathLike) and _text(os.fspath(cache)):
-        store = AssetCache(os.fspath(cache))
+        store = AssetCache(os.fspath(cache), storage_options=cache_options)
     else:
         raise UsageError("cache", f"must be True, False, None, a folder, a URL "
                          f"(s3://bucket/prefix…) or an AssetCache, not {cache!r}")
