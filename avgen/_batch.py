@@ -32,8 +32,10 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import re
 import secrets
+import sys
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -65,6 +67,7 @@ ItemStatus = Literal["pending", "running", "done", "failed"]
 _VERSION = 1
 _SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials", "cache_options"})
 _DRAIN_EVERY = 0.2
+_SAVE_EVERY = 1.0
 
 
 def _plain_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,12 +277,35 @@ def _finished(root: Path, recorded: Mapping[str, Any] | None,
     """The item as a previous run finished it, if its video is still there."""
     if not recorded or recorded.get("status") != "done" or not recorded.get("video"):
         return None
-    video = root / str(recorded["video"])
-    if not video.is_file():
-        return None
+    video = (root / str(recorded["video"])).resolve()
+    if not video.is_relative_to(item.session.resolve()) or not video.is_file():
+        return None  # batch.json is untrusted: a video must be in the item's own session
     return attrs.evolve(item, status="done", video=video,
                         duration=recorded.get("duration"), cost=float(recorded.get("cost", 0)),
                         tiers=tuple(recorded.get("tiers") or ()), seconds=recorded.get("seconds"))
+
+
+@contextlib.contextmanager
+def _one_driver(directory: Path) -> Iterator[None]:
+    """Hold the batch folder for this process: a second driver of the same batch (which
+    would run its items twice) is refused. The lock (``flock`` on ``.driver.lock``) goes
+    with its holder, however it ends."""
+    if sys.platform == "win32":  # pragma: no cover - no flock
+        yield
+        return
+    import fcntl
+
+    fd = os.open(directory / ".driver.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError("batch", f"{directory} is being run by another process; wait "
+                             "for it to finish (then run again to finish what is left)") \
+                from None
+        yield
+    finally:
+        os.close(fd)
 
 
 # -- one item, wherever it runs ---------------------------------------------------------
@@ -404,9 +430,16 @@ class _Driver:
         self.directory, self.spec, self.budget = directory, spec, budget
         self.items = items
         self.on_event = on_event
+        self._saved = 0.0
 
-    def save(self) -> None:
+    def save(self, *, soon: bool = False) -> None:
+        """Write ``batch.json``; with ``soon``, only if it was not written in the last
+        second (a batch of thousands of items must not rewrite it thousands of times)."""
+        now = time.monotonic()
+        if soon and now - self._saved < _SAVE_EVERY:
+            return
         _write_state(self.directory, self.spec, self.budget, self.items)
+        self._saved = now
 
     def emit(self, kind: str, message: str, item: int | None = None, **data: Any) -> None:
         if self.on_event is None:
@@ -432,7 +465,7 @@ class _Driver:
             duration=outcome.get("duration"), cost=float(outcome.get("cost") or 0.0),
             tiers=tuple(outcome.get("tiers") or ()), error=outcome.get("error"),
             seconds=outcome.get("seconds"))
-        self.save()
+        self.save(soon=True)
         finished = self.items[index]
         if finished.status == "done":
             self.emit("batch.item", f"item {index}: {finished.video}", index, status="done",
@@ -493,11 +526,28 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                          "name and options: make the generator with VideoGenerator('<family>', "
                          "agent_options={...}) and no agent objects, or run the batch in this "
                          "process (executor=None)")
+    if executor is not None:
+        try:
+            pickle.dumps(spec)
+        except Exception as exc:
+            raise UsageError("executor", f"the generator cannot be sent to other processes "
+                             f"({type(exc).__name__}: {exc}); give agent_options and "
+                             "policies as plain values (no open clients, no lambdas)") from None
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(generator.agents.names())})
     directory = Path(output_dir if output_dir is not None else generator.output_dir) \
         .expanduser().absolute() / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
+    with _one_driver(directory):
+        return await _drive(generator, directory, rows, spec, agents, executor, concurrency,
+                            budget, on_event)
+
+
+async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[VideoRequest],
+                 spec: _GeneratorSpec | None, agents: AgentSpec, executor: object,
+                 concurrency: int, budget: float | None,
+                 on_event: EventHandler | None) -> BatchResult:
+    """Run the items of the batch in ``directory`` that are not done."""
     recorded = _read_state(directory)
     items: list[BatchItem] = []
     for index, request in enumerate(rows):
@@ -534,9 +584,12 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                                        "cost": _session_spent(item.session)}
                     driver.finish(outcome)
 
-            async with asyncio.TaskGroup() as group:
-                for index in pending:
-                    group.create_task(one(index))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index in pending:
+                        group.create_task(one(index))
+            finally:
+                driver.save()  # whatever happened, batch.json says where every item stands
     result = BatchResult(directory, tuple(driver.items), budget)
     driver.emit("batch.done", f"batch {directory}: {len(result.done)} done, "
                 f"{len(result.failed)} not done, ${result.cost:.4f} spent", path=str(directory))

@@ -206,3 +206,53 @@ def test_the_command_names_a_bad_line_and_makes_nothing(tmp_path: Path) -> None:
     rows.write_text('script\n"Fine."\n')
     wrong = cli(str(rows), "--cache", "gs://bucket", "--agents", "local", cwd=tmp_path)
     assert wrong.returncode == 2 and "cache: is a google option" in wrong.stderr
+
+
+def test_batch_json_is_untrusted(tmp_path: Path) -> None:
+    generator, voice = toned(tmp_path)
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:2]]
+    result = generator.generate_many_sync(rows)
+    state_file = result.directory / BATCH_FILE
+    state = json.loads(state_file.read_text())
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes(b"not the item's video")
+    state["items"][0]["video"] = "../../../elsewhere.mp4"  # recorded as done, elsewhere
+    state_file.write_text(json.dumps(state))
+    calls = voice.calls
+    again = generator.generate_many_sync(rows)
+    assert again[0].video is not None and again[0].video.is_relative_to(again[0].session)
+    assert again[0].video != outside.resolve()
+    assert voice.calls == calls  # remade from its own session's steps, nothing spoken again
+    state_file.write_text("{not json")
+    with pytest.raises(UsageError, match=r"batch\.json cannot be read"):
+        generator.generate_many_sync(rows)
+
+
+def test_a_generator_that_cannot_travel_is_refused_before_anything_runs(tmp_path: Path
+                                                                        ) -> None:
+    from avgen import AgentPolicy
+    from avgen.resilience import RetryPolicy
+
+    policy = AgentPolicy(retry=RetryPolicy(attempts=2, hooks=(lambda event: None,)))
+    generator = VideoGenerator("local", output_dir=tmp_path / "out",
+                               policies={"narrator": policy})
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            pytest.raises(UsageError, match="cannot be sent to other processes"):
+        generator.generate_many_sync([{"script": "Hi."}], executor=pool)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_batch_is_driven_by_one_process_at_a_time(tmp_path: Path) -> None:
+    import fcntl
+
+    generator, _ = toned(tmp_path)
+    rows = [VideoRequest(script=SCRIPTS[0])]
+    first = generator.generate_many_sync(rows)
+    lock = os.open(first.directory / ".driver.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another driver, still running
+        with pytest.raises(UsageError, match="being run by another process"):
+            generator.generate_many_sync(rows)
+    finally:
+        os.close(lock)
+    assert generator.generate_many_sync(rows).ok  # free again once it let go
