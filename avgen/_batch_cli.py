@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from avgen._cli import _console, _family
+from avgen._cli import _console, _family, _Terminal
 from avgen._generator import VideoGenerator
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
@@ -31,19 +31,18 @@ from avgen.errors import AvgenError, UsageError
 __all__: list[str] = []
 
 
-class _BatchBar:
+class _BatchBar(_Terminal):
     """One line for the whole batch: items done, failed, running, and dollars spent."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
-        self.stream, self.quiet = stream, quiet
-        self.tty = stream.isatty()
-        self.drawn = False
-        self._said: set[str] = set()
+        super().__init__(stream, quiet)
         self.spent = 0.0
 
     def __call__(self, event: RunEvent) -> None:
-        if self.quiet or not event.kind.startswith("batch"):
-            if not self.quiet and event.kind in ("fallback", "failed", "note"):
+        if self.quiet:
+            return
+        if not event.kind.startswith("batch"):
+            if event.kind in ("fallback", "failed", "note"):
                 self.say(f"{event.kind}: {event.message}")
             return
         data = event.data
@@ -51,33 +50,11 @@ class _BatchBar:
         line = (f"{data.get('done', 0)}/{data.get('total', 0)} done, {data.get('failed', 0)} "
                 f"failed, {data.get('running', 0)} running, ${self.spent:.2f} spent")
         if self.tty:
-            width = 30
-            filled = round(event.progress * width)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {line:<60}")
-            self.stream.flush()
-            self.drawn = True
+            self._bar(event.progress, f"{line:<60}")
             if event.kind == "batch.item" and data.get("status") == "failed":
                 self.say(event.message)
         elif event.kind != "batch.item" or data.get("status") != "running":
             self._line(f"[{event.progress:4.0%}] {event.message} ({line})")
-
-    def _line(self, text: str) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.drawn = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def say(self, text: str) -> None:
-        """Print ``text`` on a line of its own above the bar, once."""
-        if text not in self._said:
-            self._said.add(text)
-            self._line(text)
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.drawn = False
 
 
 def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
@@ -134,7 +111,7 @@ def _where(args: argparse.Namespace) -> Iterator[object]:
 def run_batch_command(args: argparse.Namespace) -> int:
     """``avgen batch``: returns the exit status."""
     bar = _BatchBar(sys.stderr, args.quiet)
-    with _console(bar):  # type: ignore[arg-type]
+    with _console(bar):
         try:
             requests = read_requests(args.requests)  # every row, before anything runs
             family = _family(args)

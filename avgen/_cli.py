@@ -36,37 +36,22 @@ from avgen.errors import AgentError, AvgenError, GenerationError, UsageError
 __all__: list[str] = []  # the entry point `main` is named in pyproject.toml
 
 
-class _ProgressBar:
-    """Draws run progress on a terminal; prints plain lines elsewhere (logs, CI)."""
+class _Terminal:
+    """Where the command draws: lines above a bar redrawn in place on a terminal, plain
+    lines elsewhere (logs, CI)."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
         self.stream, self.quiet = stream, quiet
         self.tty = stream.isatty()
         self.drawn = False
-        self.core = RunProgress()
-        self.label = ""
-        self.session: str | None = None
-        """The folder of the run under way, once it has one (to say how to resume it)."""
         self._said: set[str] = set()
 
-    def __call__(self, event: RunEvent) -> None:
-        if event.kind == "session" and isinstance(event.data.get("path"), str):
-            self.session = event.data["path"]
-        if self.quiet:
-            return
-        step = self.core.follow(event)
-        if step.line is not None:
-            self._line(step.line)
-        elif self.tty:
-            self.label = shorten(step.label, 48) if step.label is not None else self.label
-            width = 30
-            filled = round(step.progress * width)
-            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                              f"{step.progress:4.0%} {self.label:<48}")
-            self.stream.flush()
-            self.drawn = True
-        elif step.label is not None:
-            self._line(f"[{step.progress:4.0%}] {event.message}")
+    def _bar(self, fraction: float, label: str) -> None:
+        width = 30
+        filled = round(fraction * width)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {label}")
+        self.stream.flush()
+        self.drawn = True
 
     def _line(self, text: str) -> None:
         if self.drawn:
@@ -87,11 +72,36 @@ class _ProgressBar:
             self.drawn = False
 
 
+class _ProgressBar(_Terminal):
+    """Draws run progress on a terminal; prints plain lines elsewhere (logs, CI)."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        super().__init__(stream, quiet)
+        self.core = RunProgress()
+        self.label = ""
+        self.session: str | None = None
+        """The folder of the run under way, once it has one (to say how to resume it)."""
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.kind == "session" and isinstance(event.data.get("path"), str):
+            self.session = event.data["path"]
+        if self.quiet:
+            return
+        step = self.core.follow(event)
+        if step.line is not None:
+            self._line(step.line)
+        elif self.tty:
+            self.label = shorten(step.label, 48) if step.label is not None else self.label
+            self._bar(step.progress, f"{step.progress:4.0%} {self.label:<48}")
+        elif step.label is not None:
+            self._line(f"[{step.progress:4.0%}] {event.message}")
+
+
 class _ConsoleHandler(logging.Handler):
     """Log records of WARNING and above as one ``avgen: warning: ...`` line each. A run's own
     lines (tagged with its session) are left to the progress display, which shows them."""
 
-    def __init__(self, bar: _ProgressBar) -> None:
+    def __init__(self, bar: _Terminal) -> None:
         super().__init__(logging.WARNING)
         self.bar = bar
 
@@ -109,7 +119,7 @@ class _ConsoleHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def _console(bar: _ProgressBar) -> Iterator[None]:
+def _console(bar: _Terminal) -> Iterator[None]:
     """The command's own terminal output while it runs, set up for this process only (the
     library configures no logging): warnings and log records become one concise line each,
     said once, without source lines; stamina's own retry log lines are off, since the run's

@@ -75,9 +75,9 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -445,13 +445,8 @@ def _request(row: Mapping[Any, Any], *, cells: bool, base: Path | None,
             values[name] = _nested(name, given, cells=cells, base=base, problems=problems)
     if len(problems) > start:
         return None
-    try:
-        return VideoRequest(**values)
-    except UsageError as exc:
-        problems.append((exc.field, exc.problem))
-    except (TypeError, ValueError, AttributeError) as exc:  # pragma: no cover - checked above
-        problems.append(("request", f"is not a valid request: {exc}"))
-    return None
+    made = _build(VideoRequest, values, "request", problems)
+    return None if made is _BAD else cast(VideoRequest, made)
 
 
 def _value(name: str, value: Any, *, cells: bool, base: Path | None,
@@ -533,12 +528,18 @@ def _nested(name: str, given: Mapping[Any, Any], *, cells: bool, base: Path | No
         bad = True
     if bad:
         return _BAD
+    return _build(kind, values, name, problems)
+
+
+def _build(kind: Callable[..., Any], values: Mapping[str, Any], name: str,
+           problems: list[tuple[str, str]]) -> Any:
+    """``kind(**values)``, or `_BAD` with what it refused added to ``problems``."""
     try:
         return kind(**values)
     except UsageError as exc:
         problems.append((exc.field, exc.problem))
     except (TypeError, ValueError, AttributeError) as exc:  # pragma: no cover - typed above
-        problems.append((name, f"is not a valid {kind.__name__}: {exc}"))
+        problems.append((name, f"is not a valid {getattr(kind, '__name__', name)}: {exc}"))
     return _BAD
 
 
