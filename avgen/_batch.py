@@ -35,6 +35,7 @@ import os
 import pickle
 import re
 import secrets
+import shlex
 import sys
 import time
 import unicodedata
@@ -134,11 +135,11 @@ class BatchItem:
 
     @property
     def resume_command(self) -> str | None:
-        """For a failed item, the command that finishes it on its own (re-running the
-        batch finishes it too)."""
-        if self.status == "done":
+        """For an item not done whose session was started, the command that finishes it on
+        its own (running the batch again finishes it too); else None."""
+        if self.status == "done" or not (self.session / "metadata" / "manifest.json").is_file():
             return None
-        return f"avgen resume {self.session}"
+        return f"avgen resume {shlex.quote(str(self.session))}"
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         """The JSON form ``batch.json`` keeps (paths relative to the batch folder)."""
@@ -206,7 +207,9 @@ class BatchResult:
             lines.append(f"{item.index:>4} {item.status:<7} {facts} ${item.cost:8.4f} "
                          f"{tiers:<14} {what}")
             if item.status != "done":
-                lines.append(f"{'':>13}resume with `{item.resume_command}`")
+                how = (f"resume with `{item.resume_command}`" if item.resume_command
+                       else "run the same batch again to make it")
+                lines.append(f"{'':>13}{how}")
         lines.append(f"{len(self.done)} done, {len(self.failed)} not done, "
                      f"${self.cost:.4f} spent" + (f" of ${self.budget:.2f}"
                                                    if self.budget is not None else ""))
@@ -554,7 +557,12 @@ async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[Vide
         item = BatchItem(index, request, _item_root(directory, index, request))
         items.append(_finished(directory, recorded.get(index), item) or attrs.evolve(
             item, cost=_session_spent(item.session)))
-    driver = _Driver(directory, agents, budget, items, on_event)
+    def tell(event: RunEvent) -> None:  # the call's handler and the generator's subscribers
+        if on_event is not None:
+            on_event(event)
+        generator._emit(event)
+
+    driver = _Driver(directory, agents, budget, items, tell)
     driver.save()
     pending = [item.index for item in items if item.status != "done"]
     driver.emit("batch.start", f"batch {directory}: {len(items)} items, {len(pending)} to make",

@@ -358,7 +358,8 @@ class VideoGenerator:
             budget: The most the whole batch may cost, in US dollars (``None``: no limit;
                 the generator's own ``budget`` still caps each video).
             output_dir: Where the batch folder is made (default: the generator's).
-            on_event: Called with a `avgen.RunEvent` for the batch (``batch.start``,
+            on_event: Called (as are the generator's own subscribers) with a
+                `avgen.RunEvent` for the batch (``batch.start``,
                 ``batch.item`` when an item starts or ends — ``data["status"]`` says which —
                 and ``batch.done``) and with each item's own events (``script``,
                 ``narration``…, as `generate` sends them); ``data`` holds ``item`` (its

@@ -57,14 +57,24 @@ class RunProgress:
         """True between a run's first event and its end."""
 
     def follow(self, event: RunEvent) -> Step:
-        """What ``event`` means for the display."""
-        new_run = not self.running or event.kind == "session"
+        """What ``event`` means for the display.
+
+        The events of a batch (`avgen.VideoGenerator.generate_many`) make one bar for the
+        batch: ``batch.*`` events move it; an item's own events only print their notes,
+        fallbacks, retries and failures above it.
+        """
+        if "item" in event.data and not event.kind.startswith("batch"):
+            line = (f"{event.kind}: {event.message}"
+                    if event.kind in _LOGGED else None)
+            return Step(new_run=False, line=line, label=None, progress=self.progress,
+                        finished=False)
+        new_run = not self.running or event.kind in ("session", "batch.start")
         if new_run:
             self.progress, self.running = 0.0, True
         if event.kind != "failed":  # a failed run's bar stays where it stopped
             self.progress = max(self.progress, min(1.0, max(0.0, event.progress)))
         tick = event.kind == "compose" and event.message == "composing"
-        finished = event.kind in ("done", "failed")
+        finished = event.kind in ("done", "failed", "batch.done")
         if finished:
             self.running = False
         return Step(new_run=new_run,

@@ -284,6 +284,23 @@ def test_progress_bar_handles_runs_in_turn_and_closes_an_unfinished_bar() -> Non
     assert "failed: the narrator is broken" in shown
 
 
+def test_progress_bar_draws_one_bar_for_a_batch(tmp_path: Path) -> None:
+    out = io.StringIO()
+    generator = VideoGenerator(narrator=ToneNarrator(), image_generator=BrokenImages(),
+                               output_dir=tmp_path, policies={
+                                   "image_generator": AgentPolicy(retry=None)})
+    with ProgressBar(generator, file=out, widget=False) as bar:
+        result = generator.generate_many_sync(
+            [{"script": "One scene here."}, {"script": "Another scene there."}])
+        assert bar.closed and bar.runs == 1  # one bar for the batch, not one per item
+    assert result.ok and bar.progress == 1.0
+    text = out.getvalue()
+    final = text.rstrip("\n").rsplit("\r", 1)[-1]
+    assert final.startswith("avgen: 100%|##########|"), final
+    assert "2 done, 0 not done" in final
+    assert text.count("fallback: item ") == 2  # each item's fallback, above the bar
+
+
 def test_importing_avgen_does_not_import_tqdm() -> None:
     code = ("import sys, avgen, avgen.notebook; "
             "assert 'tqdm' not in sys.modules, 'tqdm imported'; "
