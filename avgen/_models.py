@@ -11,7 +11,7 @@ __docformat__ = "google"
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -538,8 +538,40 @@ class AudioAsset:
     words: tuple[Segment, ...] = attrs.field(default=(), converter=_segments)
     """Word timings, when the narrator reports them; caption blocks then start and end on
     the words they show."""
+    words_estimated: bool = attrs.field(default=False,
+                                        validator=lambda _i, a, v: flag(a.name, v))
+    """True when `words` were not measured but spread over the sentences by length."""
     kind: Literal["audio"] = attrs.field(default="audio", validator=attrs.validators.in_(
         ("audio",)))
+
+    def with_words(self) -> AudioAsset:
+        """This narration with word timings: its own, or — for a narrator that reports
+        none — each sentence's words spread over the sentence by their length (letters and
+        digits), marked `words_estimated`."""
+        if self.words:
+            return self
+        spans = self.segments or ()
+        words: list[Segment] = []
+        for span in spans:
+            words.extend(spread_words(span.text.split(), span.start, span.end))
+        if not words:
+            return self
+        return attrs.evolve(self, words=tuple(words), words_estimated=True)
+
+
+def spread_words(words: Sequence[str], start: float, end: float) -> list[Segment]:
+    """``words`` spread over ``start``–``end`` in proportion to their length (letters and
+    digits, at least one each): word timings estimated from a sentence's."""
+    if not words:
+        return []
+    weights = [max(1, sum(ch.isalnum() for ch in word)) for word in words]
+    total = sum(weights)
+    segments, at = [], start
+    for word, weight in zip(words, weights, strict=True):
+        until = min(end, at + (end - start) * weight / total)
+        segments.append(Segment(word, at, until))
+        at = until
+    return segments
 
 
 @attrs.frozen

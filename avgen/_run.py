@@ -235,13 +235,14 @@ def _write_sidecars(session: Session, composer: object, timeline: Timeline,
 
 def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
     """The narration as its file measures: the file's length rules, not the narrator's
-    claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision)."""
+    claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision); its
+    words timed (`AudioAsset.with_words`)."""
     info = probe(path)
     if not info.has_audio or not info.duration:
         raise MediaError(f"scene {scene.index}: the narration has no audio", path)
-    if abs(asset.duration - info.duration) <= 0.02:
-        return asset
-    return attrs.evolve(asset, duration=info.duration)
+    if abs(asset.duration - info.duration) > 0.02:
+        asset = attrs.evolve(asset, duration=info.duration)
+    return asset.with_words()  # a narrator that times no word gets them estimated
 
 
 def _fingerprint(composer: object, timeline: Timeline) -> str:

@@ -17,8 +17,9 @@ from typing import Any
 
 import attrs
 
-from avgen._models import AudioAsset, Segment, VideoRequest
+from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
+from avgen.agents.local._alignment import spoken_count, word_segments
 from avgen.agents.local._script import split_sentences
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
@@ -40,13 +41,21 @@ def _bundled_model() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _loaded_voice(model: str, mtime_ns: int, size: int) -> Any:
+def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     """A Piper voice loaded once per process and file version (each item of a batch on a
-    worker builds its own narrator; loading the model costs about 0.4 CPU seconds)."""
+    worker builds its own narrator; loading the model costs about 0.4 CPU seconds), and
+    whether it reports phoneme alignments (it does when the ``onnx`` package is installed:
+    the model is then patched in memory to report them)."""
     from piper import PiperVoice
 
     path = Path(model)
-    return PiperVoice.load(path, path.with_suffix(".onnx.json"))
+    try:
+        import onnx  # noqa: F401  (what include_alignments needs)
+
+        return PiperVoice.load(path, path.with_suffix(".onnx.json"),
+                               include_alignments=True), True
+    except Exception:  # no onnx, or a model that cannot be patched: no word timings
+        return PiperVoice.load(path, path.with_suffix(".onnx.json")), False
 
 
 @attrs.define
@@ -95,14 +104,15 @@ class PiperNarrator:
         except ImportError as exc:
             raise ConfigurationError(f"piper-tts is not installed; {_INSTALL_HINT}") from exc
 
-    def _load(self, voice: str | None) -> Any:
+    def _load(self, voice: str | None) -> tuple[Any, bool]:
         model = self._model_path(voice)
         with self._lock:
             if str(model) not in self._voices:
                 stat = model.stat()
                 self._voices[str(model)] = _loaded_voice(str(model), stat.st_mtime_ns,
                                                          stat.st_size)
-            return self._voices[str(model)]
+            loaded: tuple[Any, bool] = self._voices[str(model)]
+            return loaded
 
     async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
         """Speak ``text`` into a 16-bit mono WAV at ``target``.
@@ -115,11 +125,20 @@ class PiperNarrator:
     def _speak(self, text: str, target: Path, voice: str | None) -> AudioAsset:
         from piper import SynthesisConfig
 
-        piper_voice = self._load(voice)
+        piper_voice, aligned = self._load(voice)
         rate = int(piper_voice.config.sample_rate)
         config = SynthesisConfig(length_scale=self.length_scale)
         pause = b"\x00\x00" * round(self.sentence_pause * rate)
         segments: list[Segment] = []
+        words: list[Segment] = []
+        estimated = False
+        counts: dict[str, int] = {}
+
+        def count_of(word: str) -> int:
+            if word not in counts:
+                counts[word] = spoken_count(piper_voice.phonemize(word))
+            return counts[word]
+
         samples = 0
         with wave.open(str(target), "wb") as wav:
             wav.setnchannels(1)
@@ -127,15 +146,31 @@ class PiperNarrator:
             wav.setframerate(rate)
             for sentence in split_sentences(text):
                 start = samples
-                for chunk in piper_voice.synthesize(sentence, syn_config=config):
+                alignments: list[tuple[str, int]] | None = [] if aligned else None
+                for chunk in piper_voice.synthesize(sentence, syn_config=config,
+                                                    include_alignments=aligned):
                     data = chunk.audio_int16_bytes
                     wav.writeframes(data)
                     samples += len(data) // 2
+                    if alignments is not None and chunk.phoneme_alignments is not None:
+                        alignments.extend((a.phoneme, int(a.num_samples))
+                                          for a in chunk.phoneme_alignments)
+                    else:
+                        alignments = None
                 if samples == start:
                     continue
                 segments.append(Segment(sentence, start / rate, samples / rate))
+                if alignments is not None and sum(n for _, n in alignments) == samples - start:
+                    timed, guessed = word_segments(sentence, alignments, rate, start / rate,
+                                                   count_of)
+                else:
+                    timed, guessed = spread_words(sentence.split(), start / rate,
+                                                  samples / rate), True
+                words.extend(timed)
+                estimated = estimated or guessed
                 wav.writeframes(pause)
                 samples += len(pause) // 2
         if not segments:
             raise AgentError(f"no speech was produced for {text[:60]!r}", self.name)
-        return AudioAsset(target, samples / rate, tuple(segments))
+        return AudioAsset(target, samples / rate, tuple(segments), tuple(words),
+                          words_estimated=estimated)

@@ -1,0 +1,138 @@
+"""Word timings: measured from Piper's phoneme alignments offline, estimated (and marked so)
+for a narrator that reports none; checked against the real voice's waveform."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import statistics
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from avgen import AudioAsset, Segment, VideoGenerator
+from avgen._models import spread_words
+from avgen.agents.local import PiperNarrator
+from avgen.agents.local._alignment import spoken_count, spoken_words, word_segments
+from avgen.testing import ToneNarrator
+
+PAUSES = ("Rivers, lakes, oceans, and bays hold most of the water. Mountains, valleys, "
+          "meadows, and dunes shape the land. Bees dance; moths drift; beetles dig. "
+          "Morning comes, noon passes, evening falls. Wind blows. Rain drums. Dogs bark.")
+
+
+def loudness_frames(path: Path, ms: int = 5) -> tuple[np.ndarray, float]:
+    with wave.open(str(path)) as audio:
+        rate = audio.getframerate()
+        data = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16)
+    hop = rate * ms // 1000
+    count = len(data) // hop
+    frames = data[: count * hop].astype(float).reshape(count, hop)
+    return np.sqrt((frames ** 2).mean(axis=1)), ms / 1000
+
+
+def onsets_after_silence(path: Path, shortest: float = 0.06) -> list[float]:
+    """Where sound starts again after each silence of at least ``shortest`` seconds."""
+    rms, step = loudness_frames(path)
+    loud = rms > rms.max() * 0.03
+    found, index = [], 0
+    while index < len(loud):
+        if loud[index]:
+            index += 1
+            continue
+        end = index
+        while end < len(loud) and not loud[end]:
+            end += 1
+        if (end - index) * step >= shortest and end < len(loud):
+            found.append(end * step)
+        index = end
+    return found
+
+
+def test_word_starts_match_the_voice_where_it_can_be_heard(tmp_path: Path) -> None:
+    """At every pause inside a sentence or between sentences, the next word's start is
+    compared with where the waveform's sound starts again."""
+    audio = asyncio.run(PiperNarrator().speak(PAUSES, tmp_path / "pauses.wav"))
+    assert not audio.words_estimated
+    assert [word.text for word in audio.words] == PAUSES.split()
+    onsets = onsets_after_silence(audio.path)
+    distances = []
+    for before, word in itertools.pairwise(audio.words):
+        if before.text[-1] not in ",.;":
+            continue
+        near = [at for at in onsets if before.end - 0.2 <= at <= word.start + 0.2]
+        assert near, f"no pause heard before {word.text!r}"
+        distances.append(min(abs(word.start - at) for at in near))
+    assert len(distances) >= 12
+    assert statistics.median(distances) <= 0.050, distances
+    assert max(distances) <= 0.120, distances
+
+
+def test_numbers_and_abbreviations_keep_their_place(tmp_path: Path) -> None:
+    text = "In 1999, Dr. Smith paid $5 for 3 apples. Then it rained — hard."
+    audio = asyncio.run(PiperNarrator().speak(text, tmp_path / "numbers.wav"))
+    assert not audio.words_estimated
+    words = {word.text: word for word in audio.words}
+    assert [word.text for word in audio.words] == text.split()
+    starts = [word.start for word in audio.words]
+    assert starts == sorted(starts) and audio.words[-1].end <= audio.duration
+    # "1999" is spoken as three words, "$5" as two: each lasts longer than "In" or "for"
+    assert words["1999,"].end - words["1999,"].start > 2 * (words["In"].end - words["In"].start)
+    assert words["$5"].end - words["$5"].start > words["for"].end - words["for"].start
+    assert words["—"].start == words["—"].end  # spoken as nothing, at its place
+
+
+def test_a_narrator_without_word_times_gets_them_estimated(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    video = generator.generate_sync(script="Bees dance. They tell the hive where flowers "
+                                           "are.", preset="draft")
+    manifest = json.loads(video.manifest.read_text())
+    asset = manifest["steps"]["scene-000.narration"]["data"]["asset"]
+    assert asset["words_estimated"] is True
+    assert [word["text"] for word in asset["words"]] == (
+        ["Bees", "dance.", "They", "tell", "the", "hive", "where", "flowers", "are."])
+
+
+def test_spoken_words_are_the_runs_between_spaces() -> None:
+    alignments = [("^", 100), ("h", 10), ("a", 20), (",", 30), (" ", 40), ("b", 50),
+                  (".", 60), ("$", 70)]
+    assert spoken_words(alignments) == [(100, 130), (200, 250)]
+    assert spoken_count([["h", "a", ",", " ", "b", "."], [" ", "c"]]) == 3
+    assert spoken_count([[]]) == 0
+
+
+def test_words_that_do_not_add_up_are_spread_and_said_to_be_estimated() -> None:
+    alignments = [("^", 0), ("a", 2205), (" ", 2205), ("b", 2205), ("$", 0)]
+    timed, estimated = word_segments("one two three", alignments, 22050, 1.0,
+                                     count_of=lambda word: 1)
+    assert estimated and [w.text for w in timed] == ["one", "two", "three"]
+    assert timed[0].start == 1.0 and timed[-1].end == pytest.approx(1.3)
+    exact, estimated = word_segments("one two", alignments, 22050, 1.0, lambda word: 1)
+    assert not estimated
+    assert [(w.start, w.end) for w in exact] == [(1.0, 1.1), (pytest.approx(1.2), 1.3)]
+
+
+@given(st.lists(st.text(st.characters(categories=["L", "N", "P"]), min_size=1,
+                        max_size=12), min_size=1, max_size=20),
+       st.floats(0, 100), st.floats(0.01, 30))
+def test_spread_words_cover_the_span_in_order(words: list[str], start: float,
+                                              length: float) -> None:
+    spread = spread_words(words, start, start + length)
+    assert [segment.text for segment in spread] == words
+    assert spread[0].start == start and spread[-1].end == pytest.approx(start + length)
+    for before, after in itertools.pairwise(spread):
+        assert before.end == after.start and before.start <= before.end
+
+
+def test_estimated_words_round_trip_through_the_manifest_form() -> None:
+    from avgen._models import asset_from_dict, asset_to_dict
+
+    asset = AudioAsset(Path("/tmp/a.wav"), 2.0, (Segment("Hi there.", 0.0, 2.0),)).with_words()
+    assert asset.words_estimated and len(asset.words) == 2
+    again = asset_from_dict(asset_to_dict(asset, None))
+    assert again == asset
