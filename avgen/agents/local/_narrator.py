@@ -10,6 +10,7 @@ __docformat__ = "google"
 
 import asyncio
 import functools
+import json
 import threading
 import wave
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from avgen._language import base, written_in
 from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
@@ -92,17 +94,44 @@ class PiperNarrator:
                          "the path of a Piper .onnx voice with its .onnx.json beside it")
 
     def check(self, request: VideoRequest) -> None:
-        """Check the voice and that Piper is installed, before any work starts.
+        """Check the voice, its language and that Piper is installed, before any work.
 
         Raises:
-            UsageError: The voice is unknown.
+            UsageError: The voice is unknown, or does not speak the request's language or
+                the language the script is written in (a voice reads another language
+                letter by letter); the error says which voices would.
             ConfigurationError: piper-tts or the bundled voice is not installed.
         """
-        self._model_path(request.voice)
+        model = self._model_path(request.voice)
         try:
             import piper  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError(f"piper-tts is not installed; {_INSTALL_HINT}") from exc
+        speaks = self.language(request.voice)
+        if speaks is None:
+            return
+        asked = base(request.language)
+        written = written_in(request.script or "")
+        wanted, why = ((written[0], f"the script is written in {written[1]}") if written
+                       and written[0] != base(speaks) else (asked, f"language={asked!r}"))
+        if wanted != base(speaks):
+            raise UsageError("language" if why.startswith("language") else "script", (
+                f"{why}, but the Piper voice {model.stem!r} speaks {speaks}; it would read "
+                f"it letter by letter. Use a voice that speaks {wanted!r}: the google "
+                f"narrator (--agents google, any language Gemini TTS speaks), or a Piper "
+                f"voice for {wanted!r} (--voice path/to/{wanted}_XX-name-medium.onnx, from "
+                "https://huggingface.co/rhasspy/piper-voices)"))
+
+    def language(self, voice: str | None = None) -> str | None:
+        """The language ``voice`` (default: this narrator's) speaks, from its
+        ``.onnx.json`` (``en_US``), or None when the file does not say."""
+        config = self._model_path(voice).with_suffix(".onnx.json")
+        try:
+            data = json.loads(config.read_text("utf-8"))
+            code = data["language"]["code"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return code if isinstance(code, str) and code else None
 
     def _load(self, voice: str | None) -> tuple[Any, bool]:
         model = self._model_path(voice)

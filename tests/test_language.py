@@ -1,0 +1,66 @@
+"""A voice speaks its own language: a script in another one is refused before anything is
+made, naming the voices that would speak it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avgen import UsageError, VideoGenerator, VideoRequest
+from avgen._language import base, written_in
+from avgen.agents.local import PiperNarrator
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("כלבים נובחים. חתולים מגרגרים.", "he"),
+    ("القطط تحب النوم.", "ar"),
+    ("猫は眠るのが好きです。", "ja"),
+    ("猫喜欢睡觉。", "zh"),
+    ("Кошки любят спать.", "ru"),
+    ("बिल्लियाँ सोना पसंद करती हैं।", "hi"),
+    ("แมวชอบนอน", "th"),
+    ("Cats love to sleep. Les chats aiment dormir.", None),
+    ("Cats love to sleep 🌧 🐈 — mostly.", None),
+    ("Bees say shalom (שלום) to the hive every single morning.", None),  # a word, not the text
+    ("", None),
+])
+def test_the_writing_system_tells_the_language(text: str, expected: str | None) -> None:
+    found = written_in(text)
+    assert (found[0] if found else None) == expected
+
+
+def test_language_codes_compare_by_their_base() -> None:
+    assert base("en_US") == base("en-gb") == base("EN") == "en"
+
+
+def test_a_script_the_voice_cannot_speak_is_refused_before_anything_is_made(
+        tmp_path: Path) -> None:
+    generator = VideoGenerator(output_dir=tmp_path / "out")
+    with pytest.raises(UsageError, match=r"written in Hebrew.*speaks en_US.*google") as refused:
+        generator.generate_sync(script="כלבים נובחים. חתולים מגרגרים.")
+    assert refused.value.field == "script"
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(UsageError, match="language='he'") as asked:
+        generator.check(VideoRequest(script="Dogs bark.", language="he"))
+    assert asked.value.field == "language"
+    generator.check(VideoRequest(script="Dogs bark.", language="en-US"))  # the voice's own
+    assert PiperNarrator().language() == "en_US"
+
+
+def test_the_command_says_which_voices_would_speak_it(tmp_path: Path) -> None:
+    script = tmp_path / "he.md"
+    script.write_text("# שלום\n\nכלבים נובחים. חתולים מגרגרים.\n", encoding="utf-8")
+    made = subprocess.run([sys.executable, "-m", "avgen", "make", "--agents", "local",
+                           "--script", str(script), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 2
+    assert "written in Hebrew" in made.stderr and "--agents google" in made.stderr
+    assert not (tmp_path / "out").exists()
+    asked = subprocess.run([sys.executable, "-m", "avgen", "make", "--agents", "local",
+                            "--script", "-", "--language", "ja", "--out",
+                            str(tmp_path / "out")], input="Dogs bark.", capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert asked.returncode == 2 and "language='ja'" in asked.stderr
