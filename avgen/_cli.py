@@ -8,6 +8,7 @@
     avgen resume SESSION_DIR
     avgen batch REQUESTS.csv [--budget 20] [--workers 4 | --scheduler ADDRESS | --processes 4]
     avgen presets
+    avgen voices [--language he]            # Piper voices: installed, and fetchable by name
     avgen docs [--out docs/api] [--check]   # the API reference (needs avgen[dev])
 """
 
@@ -253,6 +254,12 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("presets", help="list the output presets")
 
+    voices = commands.add_parser("voices", help="list the Piper voices installed and known")
+    voices.add_argument("--language", metavar="CODE",
+                        help="only voices of this language (he, en_GB …)")
+    voices.add_argument("--refresh", action="store_true",
+                        help="fetch the catalogue of voices again")
+
     docs = commands.add_parser("docs", help="build the HTML API reference (needs avgen[dev])")
     docs.add_argument("--out", type=Path, default=Path("docs", "api"), metavar="DIR",
                       help="output folder (default: docs/api)")
@@ -310,6 +317,35 @@ def _build_docs(out: Path, check_only: bool) -> int:
         return 1
 
 
+def _list_voices(language: str | None, refresh: bool) -> int:
+    """``avgen voices``: the bundled voice, the fetched ones, and the catalogue's."""
+    from avgen._language import base
+    from avgen.agents.local._voices import VoiceShelf, describe
+
+    def wanted(code: str) -> bool:
+        return language is None or code.lower().replace("-", "_").startswith(
+            language.lower().replace("-", "_")) or base(code) == base(language)
+
+    shelf = VoiceShelf()
+    print("installed:")
+    if wanted("en_US"):
+        print(f"  {'joe':<32} English (United States), medium — bundled, the default")
+    for name, path in shelf.installed().items():
+        if wanted(name.split("-")[0]):
+            print(f"  {name:<32} {path}")
+    try:
+        catalogue = shelf.catalogue(refresh=refresh)
+    except AvgenError as exc:
+        print(f"avgen: cannot list the known voices: {exc}", file=sys.stderr)
+        return 0
+    print(f"known ({shelf.url}; --voice NAME fetches one once):")
+    for name in sorted(catalogue):
+        entry = catalogue[name]
+        if isinstance(entry, dict) and wanted(name.split("-")[0]):
+            print(f"  {name:<32} {describe(entry)}")
+    return 0
+
+
 def _hint(exc: AvgenError, family: str) -> str | None:
     """What to suggest when a run with remote agents failed because of them."""
     if family == "local":
@@ -335,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "docs":
         return _build_docs(args.out, args.check)
+    if args.command == "voices":
+        return _list_voices(args.language, args.refresh)
     if args.command == "batch":
         from avgen._batch_cli import run_batch_command
 

@@ -23,6 +23,7 @@ from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
 from avgen.agents.local._script import split_sentences
+from avgen.agents.local._voices import VOICE_NAME, VoiceShelf
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
 __all__ = ["DEFAULT_VOICE", "PiperNarrator"]
@@ -76,6 +77,9 @@ class PiperNarrator:
     """Silence after each sentence, in seconds."""
     length_scale: float = attrs.field(default=1.0, validator=number_validator(low=0.5, high=2))
     """Speaking pace: above 1 is slower, below 1 faster (0.5 to 2)."""
+    voices_url: str | None = None
+    """Where Piper voices named like ``he_IL-motek-medium`` are fetched from (default:
+    ``$AVGEN_PIPER_VOICES_URL``, else Piper's catalogue on Hugging Face)."""
     name: str = "piper"
     """Shown in the manifest."""
     max_concurrency: int = 1
@@ -87,11 +91,15 @@ class PiperNarrator:
         name = voice or self.voice
         if name == DEFAULT_VOICE:
             return _bundled_model()
+        if VOICE_NAME.fullmatch(name):  # a published voice: fetched once, then offline
+            shelf = VoiceShelf() if self.voices_url is None else VoiceShelf(url=self.voices_url)
+            return shelf.fetch(name)
         path = Path(name).expanduser()
         if path.suffix == ".onnx" and path.is_file() and path.with_suffix(".onnx.json").is_file():
             return path
-        raise UsageError("voice", f"unknown voice {name!r}; use {DEFAULT_VOICE!r} (bundled) or "
-                         "the path of a Piper .onnx voice with its .onnx.json beside it")
+        raise UsageError("voice", f"unknown voice {name!r}; use {DEFAULT_VOICE!r} (bundled), a "
+                         "Piper voice's name (he_IL-motek-medium: `avgen voices` lists them) "
+                         "or the path of a Piper .onnx voice with its .onnx.json beside it")
 
     def check(self, request: VideoRequest) -> None:
         """Check the voice, its language and that Piper is installed, before any work.
@@ -119,8 +127,8 @@ class PiperNarrator:
                 f"{why}, but the Piper voice {model.stem!r} speaks {speaks}; it would read "
                 f"it letter by letter. Use a voice that speaks {wanted!r}: the google "
                 f"narrator (--agents google, any language Gemini TTS speaks), or a Piper "
-                f"voice for {wanted!r} (--voice path/to/{wanted}_XX-name-medium.onnx, from "
-                "https://huggingface.co/rhasspy/piper-voices)"))
+                f"voice for {wanted!r} (`avgen voices --language {wanted}` lists them; then "
+                f"--voice {wanted}_XX-name-medium)"))
 
     def language(self, voice: str | None = None) -> str | None:
         """The language ``voice`` (default: this narrator's) speaks, from its
