@@ -142,6 +142,8 @@ class Recorded:
     """The operation name a veo submit created, or a poll asked for."""
     fault: str | None = None
     """The fault injected into this request, if any."""
+    at: float = 0.0
+    """When it arrived (`time.monotonic`)."""
 
 
 @dataclass
@@ -511,6 +513,7 @@ class FakeGemini:
     # -- HTTP
 
     def _serve(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        arrived = time.monotonic()
         url = urlsplit(handler.path)
         length = int(handler.headers.get("content-length") or 0)
         raw = handler.rfile.read(length) if length else b""
@@ -533,7 +536,7 @@ class FakeGemini:
             headers={k.lower(): v for k, v in handler.headers.items()}, body=body,
             kind=info["kind"], prompt=info["prompt"], has_image=info["has_image"],
             status=answer.status, voice=info.get("voice"), operation=info.get("operation"),
-            fault=fault.fault if fault else None)
+            fault=fault.fault if fault else None, at=arrived)
         with self._lock:
             self.requests.append(recorded)
         if self.latency.get(recorded.kind):
