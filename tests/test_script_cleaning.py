@@ -262,3 +262,13 @@ def test_the_command_exits_2_naming_the_bad_picture(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "avgen: error: images:" in proc.stderr and str(bad) in proc.stderr
     assert not list((tmp_path / "o").rglob("*.wav"))
+
+
+def test_a_run_with_fewer_pictures_than_scenes_says_so(tmp_path: Path) -> None:
+    picture = make_image(tmp_path / "only.png", 64, 48)
+    generator = VideoGenerator(narrator=ToneNarrator(seconds_per_word=0.05),
+                               image_generator=StillImages([picture]),
+                               output_dir=tmp_path / "out")
+    with pytest.warns(UserWarning, match="1 picture for more scenes: from scene 2 on"):
+        video = generator.generate_sync(script="One.\n\nTwo.")
+    assert video.path.is_file()
