@@ -21,7 +21,7 @@ from avgen.errors import UsageError
 
 NARRATION_WORDS = ("apple", "river", "mountain", "quiet", "bright", "forest", "ocean",
                    "silver", "garden", "thunder", "candle", "window", "journey", "marble")
-DIRECTION_WORDS = ("zorp", "blix", "quazz", "fnord", "vexil", "glorb")
+DIRECTION_WORDS = ("pause", "beat", "music", "laughs", "sighs", "applause")
 MARKUP = ("#", "**", "__", "`", "[", "]", "|")
 
 # How a narration word may be dressed up; "{}" is the word.
@@ -31,7 +31,7 @@ DECORATIONS = ("{}", "{}", "{}", "**{}**", "*{}*", "_{}_", "__{}__", "***{}***",
 INLINE_DIRECTIONS = ("[{}]", "[{} {}]", "*({})*", "**({} {})**", "![{}](pic.png)",
                      "<!-- {} -->", "<br>", "[{} [{}]]")
 LINE_PREFIXES = ("", "", "- ", "* ", "+ ", "1. ", "12) ", "> ", "> - ")
-LABELS = ("", "", "NARRATOR: ", "Narrator: ", "Host: ", "VO: ", "V.O.: ", "Old Man: ",
+LABELS = ("", "", "NARRATOR: ", "Narrator: ", "Host: ", "VO: ", "V.O.: ", "OLD MAN: ",
           "NARRATOR (V.O.): ")
 
 direction_word = st.sampled_from(DIRECTION_WORDS)
@@ -165,13 +165,14 @@ def test_markup_and_directions_are_removed() -> None:
 
 
 def test_speaker_labels_and_parenthetical_lines() -> None:
-    text = "JOHN: (laughing) Yes!\nNarrator:\n(softly)\nMary Jane: Hi there.\n(Pause.) Go."
+    text = "JOHN: (laughing) Yes!\nNarrator:\n(softly)\nMARY JANE: Hi there.\n(Pause.) Go."
     assert clean_narration(text) == "Yes! Hi there. Go."
 
 
 def test_lowercase_label_and_long_label_are_kept() -> None:
     assert clean_narration("note: keep me.") == "note: keep me."
     assert clean_narration("Mary Jane Watson: hello.") == "Mary Jane Watson: hello."
+    assert clean_narration("Mary Jane: hello.") == "Mary Jane: hello."
 
 
 def test_parentheses_inside_a_sentence_are_kept() -> None:

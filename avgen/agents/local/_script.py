@@ -4,6 +4,40 @@
 stage directions, no speaker labels), `split_sentences` cuts clean text into sentences,
 `split_script` turns a whole script into titled parts of bounded length, and
 `LocalScriptWriter` wraps it all as the default `avgen.agents.ScriptWriter`.
+
+What is not read aloud, besides Markdown (the only rules; every other word is kept):
+
+1. **A speaker label**: at the start of a line, one to three words before a colon that is
+   followed by a space or the end of the line, the words being either
+
+   - a role from a short list, in any case, with an optional number: ``Narrator``,
+     ``Host``, ``Co-host``, ``Guest``, ``Speaker``, ``Presenter``, ``Announcer``,
+     ``Interviewer``, ``Interviewee``, ``Moderator``, ``Reporter``, ``Voiceover``
+     (``Voice-over``, ``VO``, ``V.O.``, ``V/O``): ``Host:``, ``speaker 2:``; or
+   - a name in capitals: every word upper-case letters (with ``.``, ``'``, ``-``) or a
+     number, at least two letters in all: ``NARRATOR:``, ``HOST 2:``, ``DR. SMITH:``,
+     ``O'BRIEN:`` — unless one of its words is a common heading word (``NOTE``, ``TIP``,
+     ``WARNING``, ``STEP``, ``UPDATE``, ``FACT``, … see ``_CALLOUTS``).
+
+   A parenthesis may sit between the name and the colon (``NARRATOR (V.O.):``), and one
+   right after the label goes too (``JOHN: (laughing) Yes!``). Anything else before a
+   colon is kept: ``Warning: hot``, ``Note:``, ``Tip:``, ``Step 1:``, ``Fun Fact:``,
+   ``Mary Jane:`` (a capitalised name is not told apart from a heading, so it stays),
+   single letters (``Q:``/``A:``, answer options ``A: 12, B: 14``), and colons not
+   followed by a space (``10:30``, ``3:1``, ``https://…``). A word in capitals that is
+   not a speaker (``DNA: the molecule``) is kept by escaping its colon: ``DNA\\:``.
+2. **A direction in square brackets**: any ``[…]`` that is not a Markdown link or image
+   (``[Music]``, ``[music fades]``, ``[SFX: door]``). Square brackets are for directions
+   in a script; to say bracketed words aloud, use parentheses.
+3. **A direction in parentheses**: a ``(…)`` that is the whole line (``(Cut to the
+   beach.)`` alone), comes right after a speaker label, is emphasised (``*(whispers)*``),
+   or holds at most four words of which the first is a direction word (``pause``,
+   ``beat``, ``music``, ``sfx``, ``laughs``, ``sighs``, ``whispers``, ``softly``,
+   ``applause``, ``silence``, ``cut``, ``fade``, … see ``_DIRECTIONS``), anywhere:
+   ``(pause)``, ``(beat)``, ``(laughs)``, ``(music fades)``; or, in any language, ends a
+   line right after a sentence with one or two words and no ``. ! ?`` inside (``مرحبا!
+   (توقف)``). Every other parenthesis is part of the text and is read: ``the cell (a tiny
+   room) holds``, ``(Optional) Add salt.``, ``It works. (Mostly.)``.
 """
 
 from __future__ import annotations
@@ -62,9 +96,33 @@ _UNDERSCORE_EMPHASIS = re.compile(r"(?<!\w)(_{1,3})(?!\s)((?:(?!\n\n).)+?)(?<!\s
 _STRAY = re.compile(r"\*{2,}|_{2,}|~{2,}|`+|[\[\]|]")
 _BEFORE_PUNCT = re.compile(f"[ \\t]*{_MARK}(?:[ \\t]*{_MARK})*[ \\t]*(?=[,.;:!?…])")
 _LABEL = re.compile(
-    r"^(?P<label>[^\W\d_][\w.'’-]*(?:[ \t]+[^\W\d_][\w.'’-]*)?)"
+    r"^(?P<name>[^\s:()]+(?:[ \t]+[^\s:()]+){0,2})"
     r"(?:[ \t]*\([^()\n]*\))?[ \t]*:(?=\s|$)"
 )
+_ROLE = re.compile(
+    r"(?:narrator|host|co-?host|guest|speaker|presenter|announcer|interviewer|interviewee"
+    r"|moderator|reporter|voice[- ]?over|vo|v\.o\.|v/o)(?:[ \t]*\d{1,3})?"
+)
+_CAPS_WORD = re.compile(r"[^\W\d_](?:[\w.'’-]*[\w.])?|\d{1,3}")
+_CALLOUTS = frozenset({
+    "note", "notes", "nb", "n.b.", "ps", "p.s.", "tip", "tips", "hint", "warning", "caution",
+    "danger", "important", "attention", "notice", "info", "update", "edit", "step", "example",
+    "summary", "remember", "reminder", "fact", "faq", "question", "answer", "todo", "alert",
+    "breaking", "news", "source", "credit", "credits", "disclaimer", "spoiler", "key", "bonus",
+    "result", "goal", "rule", "lesson", "part", "chapter", "section", "day", "phase", "level",
+    "ok", "yes", "no",
+})
+_PAREN = re.compile(r"\(([^()\n]*)\)")
+_DIRECTIONS = frozenset({
+    "pause", "pauses", "pausing", "beat", "music", "sfx", "laughs", "laughing", "laughter",
+    "chuckles", "chuckling", "sighs", "sighing", "whispers", "whispering", "softly", "quietly",
+    "applause", "silence", "coughs", "gasps", "cut", "fade", "fades", "fading", "transition",
+    "b-roll", "v.o.", "o.s.", "smiles", "smiling",
+})
+_MAX_DIRECTION_WORDS = 4
+_TRAILING_DIRECTION = re.compile(
+    r"(?P<end>\S*[.!?…。！？])[ \t]*"
+    r"\([ \t]*[^\s().!?…。！？]+(?:[ \t]+[^\s().!?…。！？]+)?[ \t]*\)[ \t]*$", re.M)
 
 _ENDINGS = ".!?…。！？"
 _CANDIDATE = re.compile(r"[.!?…。！？]+[\"'”’»)\]}]*(?=\s|$)")
@@ -138,17 +196,50 @@ def _inline(text: str, protect: Callable[[str], str]) -> str:
         text = _STAR_EMPHASIS.sub(r"\2", text)
         text = _UNDERSCORE_EMPHASIS.sub(r"\2", text)
     text = _STRAY.sub(_MARK, text)
+    text = _PAREN.sub(_direction, text)
+    text = _TRAILING_DIRECTION.sub(_trailing_direction, text)
     text = re.sub(r"\([ \t]*\)", _MARK, text)
     return _BEFORE_PUNCT.sub("", text).replace(_MARK, " ")
 
 
+def _is_label(name: str) -> bool:
+    """Whether the words before a line's colon name a speaker (see the module's rules)."""
+    if _ROLE.fullmatch(name.lower()):
+        return True
+    words = name.split()
+    return (all(_CAPS_WORD.fullmatch(word) for word in words)
+            and words[0][0].isalpha()
+            and all(word.isupper() or word.isdigit() for word in words)
+            and sum(char.isalpha() for char in name) >= 2
+            and not any(word.lower() in _CALLOUTS for word in words))
+
+
+def _direction(match: re.Match[str]) -> str:
+    """A parenthesis of at most four words opening with a direction word becomes a mark."""
+    words = match.group(1).split()
+    first = words[0].lower().rstrip(".,;:!?…") if words else ""
+    if len(words) <= _MAX_DIRECTION_WORDS and (first in _DIRECTIONS
+                                               or first + "." in _DIRECTIONS):
+        return _MARK
+    return match.group()
+
+
+def _trailing_direction(match: re.Match[str]) -> str:
+    """A short parenthesis ending a line after a sentence (not after "e.g.") goes."""
+    end = match.group("end")
+    word = end.lstrip("\"'“‘«([{").lower()
+    if end.endswith(".") and (word in _NEVER_SPLIT or word in _SPLIT_BEFORE_CAPITAL
+                              or _ACRONYM.fullmatch(word) or len(word) == 2):
+        return match.group()
+    return end + _MARK
+
+
 def _narrative_line(line: str, speakers: bool) -> str:
-    """Drop a speaker label (and a direction right after it) and whole-line parentheticals."""
+    """Drop a speaker label (and a parenthesis right after it) and a whole-line parenthesis."""
     line = line.strip()
     if speakers:
         match = _LABEL.match(line)
-        words = match.group("label").split() if match else []
-        if match and all(word[0].isupper() for word in words):
+        if match and _is_label(match.group("name")):
             line = line[match.end():].strip()
             end = _leading_paren(line)
             if end > 0:
@@ -157,31 +248,6 @@ def _narrative_line(line: str, speakers: bool) -> str:
     if end > 0 and not line[end:].strip(" " + _ENDINGS):
         return ""
     return line
-
-
-def _drop_parenthetical_sentences(text: str) -> str:
-    """Drop sentences wholly in parentheses, and a parenthetical opening a sentence."""
-    sentences = split_sentences(text)
-    kept: list[str] = []
-    index = 0
-    while index < len(sentences):
-        last, joined = index, sentences[index]
-        end = _leading_paren(joined)
-        while joined.startswith("(") and end < 0 and last + 1 < len(sentences):
-            last += 1
-            joined += " " + sentences[last]
-            end = _leading_paren(joined)
-        if end < 0:
-            kept.append(sentences[index])
-            index += 1
-            continue
-        tail = joined[end:].lstrip(_ENDINGS)
-        if tail.startswith(" ") and not tail.lstrip()[0].islower():
-            kept.append(tail.strip())
-        elif tail.strip():
-            kept.append(joined)
-        index = last + 1
-    return " ".join(kept)
 
 
 def _clean(text: str, *, speakers: bool = True) -> str:
@@ -196,7 +262,7 @@ def _clean(text: str, *, speakers: bool = True) -> str:
     text = "\n".join(_block_line(line) for line in text.split("\n"))
     text = _inline(text, protect)
     lines = (_narrative_line(line, speakers) for line in text.split("\n"))
-    text = _drop_parenthetical_sentences(" ".join(" ".join(lines).split()))
+    text = " ".join(lines)
     text = _PLACEHOLDER.sub(lambda m: saved[int(m.group(1))], text)
     return " ".join(text.split())
 
@@ -205,10 +271,11 @@ def clean_narration(text: str) -> str:
     """Turn a block of Markdown or plain text into the plain words to be read aloud.
 
     Removes Markdown (headings and links keep their text, inline code its content; rules,
-    images, code fences, HTML tags and comments go), stage directions (anything in square
-    brackets, a line or sentence wholly in parentheses or opening with one, ``*(whispers)*``)
-    and speaker labels starting a line (one or two capitalised words and a colon:
-    ``NARRATOR:``, ``Host:``, ``V.O.:``). "The sun (a star) is hot." keeps its parentheses.
+    images, code fences, HTML tags and comments go), stage directions (``[Music]``,
+    ``(pause)``, ``*(whispers)*``, a line wholly in parentheses) and speaker labels starting
+    a line (``NARRATOR:``, ``Host:``, ``V.O.:``), by the rules in this module's
+    description; every other word is kept: ``Warning: hot``, ``Step 1:``, ``10:30``,
+    "The sun (a star) is hot.".
 
     Args:
         text: Markdown or plain text.
