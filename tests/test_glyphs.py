@@ -56,7 +56,7 @@ def test_coverage_names_the_font_of_each_character() -> None:
     assert uncovered(DEJAVU, ["a🌧b🌧\u200d"]) == "🌧"  # each once; joiners need no glyph
 
 
-def test_a_character_only_a_system_font_has_falls_back_to_it() -> None:
+def test_a_character_only_a_system_font_has_falls_back_to_it(tmp_path: Path) -> None:
     # "⌒" (U+2312) is not in the bundled DejaVu Sans; fontconfig may know a font that has it
     found = coverage(DEJAVU, ["⌒"])["⌒"]
     listed = subprocess.run(["fc-list", ":charset=2312", "file"], capture_output=True,
@@ -65,6 +65,16 @@ def test_a_character_only_a_system_font_has_falls_back_to_it() -> None:
         assert found is not None and str(found.path) in listed
     else:
         assert found is None
+    # and libass, drawing it, agrees: it finds a fallback exactly when the chain does
+    script = tmp_path / "arc.ass"
+    script.write_text(to_ass([Cue(0, 1, ("⌒",))], width=320, height=180, style=CaptionStyle(),
+                             margin=0.1), encoding="utf-8")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "warning", "-f",
+                           "lavfi", "-i", "color=s=320x180:d=0.5", "-vf",
+                           f"ass=filename={escape_filter_value(str(script))}"
+                           f":fontsdir={escape_filter_value(str(bundled_fonts_dir()))}",
+                           "-f", "null", "-"], capture_output=True, text=True, check=True)
+    assert ("failed to find any fallback with glyph" in proc.stderr) == (found is None)
 
 
 # --------------------------------------------------------------------------- a whole run

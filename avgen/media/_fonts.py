@@ -228,7 +228,7 @@ def _system_font_for(code: int) -> FontFile | None:
                     if line.strip()})
     for name in sorted(files, key=lambda f: (len(Path(f).name), f)):
         path = Path(name)
-        if path.suffix.lower() not in _SUFFIXES:
+        if path.suffix.lower() not in (*_SUFFIXES, ".ttc", ".otc"):  # e.g. Noto Sans CJK
             continue
         try:
             font = FontFile.read(path)
