@@ -230,3 +230,15 @@ def test_any_text_makes_a_video_and_its_sidecars_keep_it(
     assert all(char in vtt for char in narrated if char not in "&<> \n")
     glyph_notes = [n for n in notes(events) if n.startswith("captions:")]
     assert len(glyph_notes) == (1 if captions and uncovered(DEJAVU, [text]) else 0)
+
+
+def test_resume_of_a_script_with_emoji_finishes(tmp_path: Path) -> None:
+    narrator = ToneNarrator()
+    generator = VideoGenerator(narrator=narrator, output_dir=tmp_path)
+    video = generator.generate_sync(script="Sun ☀ and rain 🌧. Then 🎉!",
+                                    caption_style=CaptionStyle(
+                                        font=str(bundled_fonts_dir() / "DejaVuSans-Bold.ttf")))
+    video.path.unlink()
+    again = generator.resume_sync(video.session)
+    assert decode(again.path)["errors"] == ""
+    assert narrator.calls == 1  # the narration is reused, only the video is made again
