@@ -70,7 +70,8 @@ class Run:
                          path=str(self.session.root))
         script = await self._script()
         self.report.scene_count = len(script.scenes)
-        for note in script.notes:
+        check_text = getattr(self.agents.composer, "check_text", None)  # before narration
+        for note in [*script.notes, *(check_text(script, self.request) if check_text else ())]:
             self.report.emit("note", note)
         loop = asyncio.get_running_loop()
         self.pictures = {scene.index: loop.create_future() for scene in script.scenes}

@@ -8,8 +8,8 @@ generator moves into place once the asset is checked), and return a value object
 
 Beyond its method, an agent may have any of the members `AgentCapabilities` documents
 (``name``, ``max_concurrency``, ``check``, ``estimate``, ``resilience``, ``continuity``,
-``close``/``aclose``; a composer also ``fingerprint``): the generator uses each one it
-finds and does without the others.
+``close``/``aclose``; a composer also ``fingerprint`` and ``check_text``): the generator
+uses each one it finds and does without the others.
 """
 
 from __future__ import annotations
@@ -126,6 +126,12 @@ class AgentCapabilities(Protocol):
     def fingerprint(self, timeline: Timeline) -> str:
         """Composers only: a digest of what rendering ``timeline`` would produce; a resume
         renders again only when it changes (default: a digest of the whole timeline)."""
+        ...
+
+    def check_text(self, script: Script, request: VideoRequest) -> list[str]:
+        """Composers only: notes on the script's text (e.g. characters no caption font can
+        draw), called once the script exists and before any narration; each becomes a run
+        event of kind ``"note"``. Must not fail a run for the text it cannot draw."""
         ...
 
     def close(self) -> None:

@@ -7,7 +7,9 @@ the frame, lays the narration and music in, burns the captions with libass and e
 
 Everything that can be checked is checked before the encode starts: every asset is probed
 (a corrupt, empty or stream-less file fails naming its scene and path), and the caption
-font must have a glyph for every character it will draw.
+font is found. No character fails a render: libass falls back from the caption font to the
+bundled fonts and the system's (fontconfig), and what no font covers is left out of the
+burned captions (`FFmpegComposer.check_text` names it, before any narration is paid for).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from pathlib import Path
 import attrs
 
 from avgen._hashing import json_sha256
-from avgen._models import ClipAsset, ImageAsset, VideoRequest
+from avgen._models import ClipAsset, ImageAsset, Script, VideoRequest
 from avgen._scratch import scratch_path
 from avgen.errors import ConfigurationError, MediaError, UsageError
 from avgen.media._ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
-from avgen.media._fonts import FontFile, find_font, missing_glyphs
+from avgen.media._fonts import FontFile, find_font, uncovered
 from avgen.media._graph import (
     compile_graph,
     compile_loudness_probe,
@@ -61,13 +63,14 @@ class FFmpegComposer:
         Raises:
             MediaError: An input is missing, empty, corrupt or lacks the stream it needs
                 (the message names the scene and the file).
-            ConfigurationError: The caption font is missing or lacks glyphs for the text.
+            ConfigurationError: The caption font is not found.
             FFmpegError: The encode failed.
         """
         infos = self.check_inputs(timeline)
         timeline = _with_probed_clips(timeline, infos)
         font = self.check_font(timeline)
         timeline = _with_font(timeline, font)
+        omit = uncovered(font, timeline.drawn_texts()) if font else ""
         temporary: list[Path] = []
 
         def scratch(suffix: str, text: str) -> Path:
@@ -79,7 +82,8 @@ class FFmpegComposer:
         try:
             fonts = font.path.parent if font else None
             gain, levels = await self._loudness(timeline)
-            ass = scratch(".ass", timeline.ass_script()) if timeline.draws_on_picture else None
+            ass = (scratch(".ass", timeline.ass_script(omit)) if timeline.draws_on_picture
+                   else None)
             parts = part_ranges(timeline, self.max_scenes_per_pass)
             final = progress
             if self.stream_copy and copy_plan(timeline, infos):
@@ -117,19 +121,52 @@ class FFmpegComposer:
         except ConfigurationError as exc:
             raise UsageError("caption_style.font", str(exc)) from None
 
+    def check_text(self, script: Script, request: VideoRequest) -> list[str]:
+        """Notes on the script's characters no font can draw, before any narration is made.
+
+        Nothing here fails: with captions burned in, the narration's characters that no font
+        of the fallback chain covers (the caption font, the bundled fonts, the system's
+        fonts through fontconfig) are named in one note; they will be left out of the burned
+        captions and kept in the ``.srt`` and ``.vtt`` files. With captions off there is
+        nothing to check.
+
+        Args:
+            script: The script, as written.
+            request: The request (its ``captions`` and ``caption_style.font``).
+
+        Returns:
+            At most one note.
+        """
+        if not request.captions:
+            return []
+        try:
+            font = find_font(request.caption_style.font)
+        except ConfigurationError:
+            return []  # `check` refuses such a request before the run starts
+        missing = uncovered(font, (scene.narration for scene in script.scenes))
+        if not missing:
+            return []
+        return [f"captions: {' '.join(missing)} have no font here; left out of the burned "
+                "captions (kept in the .srt/.vtt)"]
+
     def sidecars(self, timeline: Timeline) -> dict[str, str]:
         """The caption files to keep beside the video, by extension (``srt``, ``vtt``,
         ``ass``); the ASS script draws the captions as this composer burns them, in the
-        font it finds for the style."""
+        font it finds for the style and without the characters no font covers (the SRT and
+        WebVTT keep every character)."""
         font = find_font(timeline.style.font) if timeline.draws_on_picture else None
-        return _with_font(timeline, font).caption_files()
+        omit = uncovered(font, timeline.drawn_texts()) if font else ""
+        return _with_font(timeline, font).caption_files(omit)
 
     def fingerprint(self, timeline: Timeline) -> str:
         """A digest of what `compose` renders from ``timeline``: the ffmpeg command, the
         burned-in script and this composer's settings (a resume renders again only when
         it changes)."""
         args = compile_graph(timeline, Path("out.mp4"), ass=None, fonts_dir=None)
-        return json_sha256([args, timeline.ass_script(), attrs.asdict(self)])
+        omit = ""
+        if timeline.draws_on_picture:
+            omit = uncovered(find_font(timeline.style.font), timeline.drawn_texts())
+        return json_sha256([args, timeline.ass_script(omit), attrs.asdict(self)])
 
     @staticmethod
     async def _loudness(timeline: Timeline) -> tuple[float, list[float]]:
@@ -200,28 +237,17 @@ class FFmpegComposer:
 
     @staticmethod
     def check_font(timeline: Timeline) -> FontFile | None:
-        """Find the caption font and check it can draw every caption and card title.
+        """Find the caption font (any character it lacks falls back, or is left out).
 
         Returns:
             The font, or ``None`` when nothing will be drawn.
 
         Raises:
-            ConfigurationError: The font is not found, or lacks glyphs; the message names
-                the font, the characters and the first scene that needs them.
+            ConfigurationError: The font is not found.
         """
         if not timeline.draws_on_picture:
             return None
-        font = find_font(timeline.style.font)
-        for scene in timeline.scenes:
-            texts = [cue.text for cue in scene.cues] if timeline.burn_captions else []
-            texts.append(getattr(scene.visual, "title", "") or "")
-            missing = missing_glyphs(font, texts)
-            if missing:
-                raise ConfigurationError(
-                    f"scene {scene.index}: the font {font.family!r} ({font.path}) has no "
-                    f"glyphs for {missing!r}; choose a caption font that covers them "
-                    "(CaptionStyle(font=...), a family name or a .ttf path)")
-        return font
+        return find_font(timeline.style.font)
 
 
 def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:

@@ -1,10 +1,12 @@
-"""Fonts for captions: find one by family name, and check it has the glyphs a text needs.
+"""Fonts for captions: find one by family name, and tell which font draws each character.
 
 avgen ships DejaVu Sans (Latin, Greek, Cyrillic, Hebrew, Arabic and more), so captions
 render on a machine with no fonts installed. Another family is looked up among the bundled
-fonts and the usual system font folders. A text whose characters the font lacks fails
-before the encode with an error naming the font and the characters, instead of rendering
-boxes.
+fonts and the usual system font folders. A character the caption font lacks falls back, as
+libass falls back when it draws: to the bundled fonts, then to the system's fonts as
+fontconfig finds them (``fc-list``, when installed; the ffmpeg avgen runs has libass built
+with fontconfig). What no font covers (typically colour emoji) is reported by `uncovered`,
+and left out of the burned captions by the caller instead of drawn as boxes.
 
 The reader here parses only what it needs of a TrueType/OpenType file: the ``name`` table
 (family) and the ``cmap`` table (formats 4 and 12: which characters have glyphs).
@@ -16,7 +18,9 @@ __docformat__ = "google"
 
 import functools
 import os
+import shutil
 import struct
+import subprocess
 import sys
 import unicodedata
 from collections.abc import Iterable
@@ -197,13 +201,83 @@ def find_font(family: str, extra_dirs: Iterable[Path] = ()) -> FontFile:
     return FontFile.read(path)
 
 
-def missing_glyphs(font: FontFile, texts: Iterable[str]) -> str:
-    """The characters of ``texts`` that ``font`` cannot draw (in order, each once)."""
-    missing: dict[str, None] = {}
+def bundled_fonts() -> tuple[FontFile, ...]:
+    """The fonts avgen ships, regular face first."""
+    return _bundled(bundled_fonts_dir())
+
+
+@functools.cache
+def _bundled(directory: Path) -> tuple[FontFile, ...]:
+    paths = sorted((p for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES),
+                   key=lambda p: (len(p.name), p.name))
+    return tuple(FontFile.read(p) for p in paths)
+
+
+@functools.cache
+def _system_font_for(code: int) -> FontFile | None:
+    """A system font fontconfig lists as covering ``code``, or None (also without fontconfig)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    try:
+        proc = subprocess.run([fc_list, f":charset={code:x}", "file"], capture_output=True,
+                              text=True, errors="replace", timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    files = sorted({line.strip().removesuffix(":").strip() for line in proc.stdout.splitlines()
+                    if line.strip()})
+    for name in sorted(files, key=lambda f: (len(Path(f).name), f)):
+        path = Path(name)
+        if path.suffix.lower() not in (*_SUFFIXES, ".ttc", ".otc"):  # e.g. Noto Sans CJK
+            continue
+        try:
+            font = FontFile.read(path)
+        except ConfigurationError:
+            continue
+        if font.covers(chr(code)):
+            return font
+    return None
+
+
+def _drawn(texts: Iterable[str]) -> dict[str, None]:
+    """The characters of ``texts`` that need a glyph, in order, each once."""
+    chars: dict[str, None] = {}
     for text in texts:
         for char in text:
-            if char in missing or unicodedata.category(char) in _INVISIBLE:
-                continue
-            if not font.covers(char):
-                missing[char] = None
-    return "".join(missing)
+            if char not in chars and unicodedata.category(char) not in _INVISIBLE:
+                chars[char] = None
+    return chars
+
+
+def coverage(font: FontFile, texts: Iterable[str]) -> dict[str, FontFile | None]:
+    """Which font draws each character of ``texts``: the first of the fallback chain.
+
+    The chain is ``font`` (the caption font), then the bundled fonts, then the fonts
+    already chosen for earlier characters, then a system font fontconfig lists for the
+    character (none when ``fc-list`` is not installed). Characters that need no glyph
+    (spaces, controls, format characters such as joiners) are left out.
+
+    Args:
+        font: The caption font.
+        texts: The texts to be drawn.
+
+    Returns:
+        Each character needing a glyph, in order of first use, mapped to the font that
+        draws it, or to ``None`` when no font here has it.
+    """
+    chain: list[FontFile] = [font, *bundled_fonts()]
+    found: dict[str, FontFile | None] = {}
+    for char in _drawn(texts):
+        choice = next((f for f in chain if f.covers(char)), None)
+        if choice is None:
+            choice = _system_font_for(ord(char))
+            if choice is not None:
+                chain.append(choice)
+        found[char] = choice
+    return found
+
+
+def uncovered(font: FontFile, texts: Iterable[str]) -> str:
+    """The characters of ``texts`` no font of the chain (see `coverage`) can draw, in order,
+    each once."""
+    return "".join(char for char, by in coverage(font, texts).items() if by is None)

@@ -172,19 +172,27 @@ class Timeline:
         return tuple((s.start, s.end, s.visual.title) for s in self.scenes
                      if isinstance(s.visual, CardVisual) and s.visual.title.strip())
 
-    def caption_files(self) -> dict[str, str]:
+    def caption_files(self, omit: str = "") -> dict[str, str]:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
-        captions alone, without card titles; written whether or not they are burned in)."""
+        captions alone, without card titles; written whether or not they are burned in).
+        The SRT and WebVTT keep every character; the ASS leaves out those of ``omit``."""
         margin = caption_margin(self.style, self.preset)
         return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
                 "ass": to_ass(self.cues, width=self.preset.width, height=self.preset.height,
-                              style=self.style, margin=margin)}
+                              style=self.style, margin=margin, omit=omit)}
 
-    def ass_script(self) -> str:
-        """The ASS subtitle script the composer burns in: captions and card titles."""
+    def ass_script(self, omit: str = "") -> str:
+        """The ASS subtitle script the composer burns in: captions and card titles, without
+        the characters of ``omit`` (those no font can draw)."""
         cues = self.cues if self.burn_captions else ()
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
-                      margin=caption_margin(self.style, self.preset), cards=self.cards)
+                      margin=caption_margin(self.style, self.preset), cards=self.cards,
+                      omit=omit)
+
+    def drawn_texts(self) -> list[str]:
+        """The texts drawn over the pictures: the burned captions and the card titles."""
+        texts = [cue.text for cue in self.cues] if self.burn_captions else []
+        return texts + [title for _, _, title in self.cards]
 
     @property
     def draws_on_picture(self) -> bool:
