@@ -557,6 +557,7 @@ async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[Vide
         item = BatchItem(index, request, _item_root(directory, index, request))
         items.append(_finished(directory, recorded.get(index), item) or attrs.evolve(
             item, cost=_session_spent(item.session)))
+
     def tell(event: RunEvent) -> None:  # the call's handler and the generator's subscribers
         if on_event is not None:
             on_event(event)
