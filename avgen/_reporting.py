@@ -77,7 +77,15 @@ class Reporter:
         self.emit("fallback", f"scene {scene}: {tier} failed, falling back: {exc}", None, scene,
                   tier=tier, error=str(exc))
 
-    def composing(self, fraction: float) -> None:
+    @property
+    def composing(self) -> _Composing:
+        """The composer's progress callback: call it with the fraction done, 0.0 to 1.0
+        (not logged: it ticks often); its ``note(message, **data)`` sends a ``note``
+        event (logged), for what the composer has to tell (a loudness it could not
+        reach)."""
+        return _Composing(self)
+
+    def compose_progress(self, fraction: float) -> None:
         """The composer's progress, 0.0 to 1.0 (not logged: it ticks often)."""
         base = self.SCRIPT + self.SCENES
         self.emit("compose", "composing", base + (1 - base) * fraction, quiet=True)
@@ -89,3 +97,17 @@ class Reporter:
             self.emit("retry", f"{event.source}: attempt {data.get('attempt')} failed "
                       f"({data.get('error')}); retried after {data.get('delay', 0):.1f} s",
                       **dict(data))
+
+
+@attrs.frozen
+class _Composing:
+    """A run's progress callback for its composer, which can also take notes."""
+
+    reporter: Reporter
+
+    def __call__(self, fraction: float) -> None:
+        self.reporter.compose_progress(fraction)
+
+    def note(self, message: str, **data: Any) -> None:
+        """Tell the run's observers (a ``note`` event) and the session's log."""
+        self.reporter.emit("note", message, **data)

@@ -18,6 +18,7 @@ __docformat__ = "google"
 
 import concurrent.futures
 import contextlib
+import logging
 from pathlib import Path
 
 import attrs
@@ -26,21 +27,63 @@ from avgen._hashing import json_sha256
 from avgen._models import ClipAsset, ImageAsset, Script, VideoRequest
 from avgen._scratch import scratch_path
 from avgen.errors import ConfigurationError, MediaError, UsageError
-from avgen.media._ffmpeg import MediaInfo, ProgressCallback, measure_loudness, probe, run_ffmpeg
+from avgen.media._ffmpeg import (
+    MediaInfo,
+    ProgressCallback,
+    decodes_audio,
+    measure_loudness,
+    measure_mix,
+    probe,
+    run_ffmpeg,
+)
 from avgen.media._fonts import FontFile, find_font, uncovered
 from avgen.media._graph import (
+    LIMITER_CEILING_DB,
     compile_graph,
     compile_loudness_probe,
     compile_part,
     compile_voice_probe,
     copy_plan,
-    loudness_gain,
     part_ranges,
     voice_gains,
 )
 from avgen.media._timeline import Timeline
 
 __all__ = ["FFmpegComposer"]
+
+_logger = logging.getLogger("avgen.media")
+
+MAX_LIMITING_DB = 12.0
+"""The most the peak limiter may take off the loudest peaks, in dB. Speech from a TTS voice
+peaks about 20 dB above its loudness, so -14 LUFS under a -1 dBTP ceiling takes some
+8 dB off its rarest peaks; much more flattens the voice audibly."""
+_CLOSE_ENOUGH = 0.15  # LU: stop correcting the gain once the mix measures this close
+_CORRECTIONS = 3  # measuring passes after the first, at most
+
+
+@attrs.frozen
+class Loudness:
+    """What the composer measured of the mix and the gain it chose."""
+
+    target: float
+    """The loudness asked for (`avgen.Soundtrack.loudness`), LUFS."""
+    gain: float
+    """Gain applied to the whole mix before the peak limiter, dB."""
+    voice_gains: list[float]
+    """Per scene, the gain that levels its narration, dB."""
+    integrated: float | None
+    """Integrated loudness of the mix as encoded (gain and limiter), LUFS; ``None`` for
+    silence."""
+    peak: float | None
+    """Its sample peak when the limiter stays idle, dBFS (``None`` when the limiter holds
+    it at `avgen.media._graph.LIMITER_CEILING_DB`). The limiter's ceiling sits low enough
+    that the encoded file's true peak stays under -1 dBTP."""
+
+    @property
+    def reached(self) -> bool:
+        """True when the mix lands within half a loudness unit of the target (or is
+        silent)."""
+        return self.integrated is None or abs(self.integrated - self.target) <= 0.5
 
 
 @attrs.frozen
@@ -81,7 +124,8 @@ class FFmpegComposer:
 
         try:
             fonts = font.path.parent if font else None
-            gain, levels = await self._loudness(timeline)
+            loudness = await self._loudness(timeline)
+            gain, levels = loudness.gain, loudness.voice_gains
             ass = (scratch(".ass", timeline.ass_script(omit)) if timeline.draws_on_picture
                    else None)
             parts = part_ranges(timeline, self.max_scenes_per_pass)
@@ -104,22 +148,27 @@ class FFmpegComposer:
                     final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
             await run_ffmpeg(args, total=timeline.duration, progress=final,
                              what=f"composing {target.name}")
+            _report_loudness(loudness, progress)
         finally:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
     def check(self, request: VideoRequest) -> None:
-        """Refuse a request whose caption font cannot be found, before any work.
+        """Refuse a request whose caption font cannot be found, or whose music is not
+        audio ffmpeg can decode, before any work.
 
         Raises:
             UsageError: ``caption_style.font`` names no bundled or installed font, or a
-                font file that does not exist.
+                font file that does not exist; ``soundtrack.music`` is empty, corrupt, not
+                audio, or decodes to nothing (the message names the file).
         """
         try:
             find_font(request.caption_style.font)
         except ConfigurationError as exc:
             raise UsageError("caption_style.font", str(exc)) from None
+        if request.soundtrack.music is not None:
+            check_music(request.soundtrack.music)
 
     def check_text(self, script: Script, request: VideoRequest) -> list[str]:
         """Notes on the script's characters no font can draw, before any narration is made.
@@ -169,14 +218,52 @@ class FFmpegComposer:
         return json_sha256([args, timeline.ass_script(omit), attrs.asdict(self)])
 
     @staticmethod
-    async def _loudness(timeline: Timeline) -> tuple[float, list[float]]:
+    async def _loudness(timeline: Timeline) -> Loudness:
         """Level every narration to the target, then find the gain that brings the whole
-        mix (music included) there: two quick measuring passes, no dynamic processing."""
+        mix (music included), through the peak limiter, to the target: a few quick
+        measuring passes, no dynamic processing.
+
+        The limiter lowers the loudness as it takes the peaks off, the more the louder, so
+        the gain is found by measuring the mix through it: the first pass measures the raw
+        mix (loudness and sample peak) and the limited mix at no gain; each next pass
+        measures one better guess (the secant through the last two), until the mix lands
+        within `_CLOSE_ENOUGH` of the target. The limiter may take at most
+        `MAX_LIMITING_DB` off the loudest peaks: a target that needs more is not reached,
+        and `Loudness.reached` says so.
+        """
+        target = timeline.soundtrack.loudness
         voices = compile_voice_probe(timeline)
         levels = voice_gains(timeline, await measure_loudness(voices) if voices else [])
-        mix = compile_loudness_probe(timeline, levels)
-        measured = (await measure_loudness(mix) or [None])[0] if mix else None
-        return loudness_gain(timeline, measured), levels
+        args = compile_loudness_probe(timeline, levels, [0.0])
+        if args is None:
+            return Loudness(target, 0.0, levels, None, None)
+        (raw, peak), (limited, _) = await measure_mix(args)
+        if raw is None or limited is None:  # silence: nothing to bring up
+            return Loudness(target, 0.0, levels, None, peak)
+        wanted = max(-40.0, min(40.0, target - raw))
+        if peak is None or peak + wanted <= LIMITER_CEILING_DB:  # the limiter stays idle
+            return Loudness(target, wanted, levels, raw + wanted, None if peak is None
+                            else peak + wanted)
+        most = LIMITER_CEILING_DB + MAX_LIMITING_DB - peak  # the limiter's share, at most
+        # the limiter's loss grows with the gain: start as if it stayed what it is at 0
+        points = [(0.0, limited)]
+        gain = min(most, max(-40.0, min(40.0, target - raw + (raw - limited))))
+        for _ in range(_CORRECTIONS):
+            if gain == points[-1][0]:
+                break
+            args = compile_loudness_probe(timeline, levels, [gain], raw=False)
+            assert args is not None
+            ((measured, _),) = await measure_mix(args)
+            if measured is None:
+                break
+            points.append((gain, measured))
+            if abs(target - measured) <= _CLOSE_ENOUGH:
+                break
+            (g0, i0), (g1, i1) = points[-2], points[-1]
+            slope = (i1 - i0) / (g1 - g0) if abs(i1 - i0) > 0.05 else 1.0
+            gain = min(most, max(-40.0, min(40.0, g1 + (target - i1) / max(slope, 0.1))))
+        gain, loud = min(points, key=lambda point: abs(point[1] - target))
+        return Loudness(target, gain, levels, loud, None)
 
     @staticmethod
     async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]], target: Path,
@@ -248,6 +335,53 @@ class FFmpegComposer:
         if not timeline.draws_on_picture:
             return None
         return find_font(timeline.style.font)
+
+
+def check_music(path: Path) -> None:
+    """Refuse a music file ffmpeg cannot decode: a probe (cached per file) and the first
+    second decoded, a fraction of a second in all.
+
+    Raises:
+        UsageError: The file is missing, empty, not media, has no audio stream, or its
+            audio decodes to nothing; the error names ``soundtrack.music`` and the file.
+    """
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        raise UsageError("soundtrack.music", f"unusable music: {exc}") from None
+    if not info.has_audio:
+        problem = "has no audio stream"
+    elif not info.duration:
+        problem = "has no samples (0 s long)"
+    elif not decodes_audio(path):
+        problem = "is not audio ffmpeg can decode (corrupt or cut off)"
+    else:
+        return
+    raise UsageError("soundtrack.music", f"the music file {str(path)!r} {problem}")
+
+
+def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> None:
+    """Log what the mix measures; when the target was not reached, say so with the numbers:
+    as a note of the run when ``progress`` takes notes (a run's progress does: its
+    ``note(message, **data)`` becomes a ``note`` event and a line of the session's log),
+    else as a warning of the ``avgen.media`` logger."""
+    if loudness.integrated is None:
+        return
+    peak = "" if loudness.peak is None else f", peak {loudness.peak:.1f} dBFS"
+    _logger.info("loudness: %.1f LUFS asked, %.1f LUFS measured%s (gain %+.1f dB)",
+                 loudness.target, loudness.integrated, peak, loudness.gain)
+    if loudness.reached:
+        return
+    why = ("more would clip (true peak ceiling -1 dBTP)"
+           if loudness.integrated < loudness.target else "the mix is too loud")
+    message = (f"loudness {loudness.target:.1f} LUFS asked, {loudness.integrated:.1f} LUFS "
+               f"reached: {why}")
+    note = getattr(progress, "note", None)
+    if callable(note):
+        note(message, loudness=loudness.target, integrated=loudness.integrated,
+             gain=round(loudness.gain, 2))
+    else:
+        _logger.warning("%s", message)
 
 
 def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:

@@ -222,6 +222,18 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     return info
 
 
+def decodes_audio(path: str | os.PathLike[str], seconds: float = 1.0) -> bool:
+    """True when ffmpeg decodes samples from the first audio stream of ``path`` (its first
+    ``seconds``, at most): a file whose header looks right but whose data is not audio
+    (or is cut off before any) decodes nothing."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-t", f"{seconds:.3f}",
+         "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", "-"],
+        capture_output=True, check=False, **_child_options(),
+    )
+    return proc.returncode == 0 and len(proc.stdout) > 0
+
+
 _probed: cachetools.LRUCache[tuple[int, int, int, int], MediaInfo] = cachetools.LRUCache(4096)
 _probed_lock = threading.Lock()
 
@@ -340,3 +352,31 @@ async def measure_loudness(args: Sequence[str]) -> list[float | None]:
         found.append((int(mark.group(1)), None if loud is not None and loud <= -69.0
                       else loud))
     return [loud for _, loud in sorted(found)]
+
+
+_PEAK = re.compile(r"(?:True|Sample) peak:\s*\n\s*Peak:\s+(-?[\d.]+|-inf) dBFS")
+
+
+async def measure_mix(args: Sequence[str]) -> list[tuple[float | None, float | None]]:
+    """Run an ffmpeg command whose graph has ``ebur128`` meters.
+
+    Returns:
+        Per meter, in the order the meters appear in the graph: the integrated loudness
+        (LUFS; ``None`` when nothing is above the R128 gate) and the peak the meter was
+        asked for (``peak=sample``: dBFS, ``peak=true``: dBTP; ``None`` when it was not
+        asked for, or for digital silence).
+    """
+    report = await run_ffmpeg([*args], what="measuring loudness", loglevel="info",
+                              keep_lines=100_000)
+    found: list[tuple[int, tuple[float | None, float | None]]] = []
+    marks = list(_SUMMARY.finditer(report))
+    for position, mark in enumerate(marks):
+        end = marks[position + 1].start() if position + 1 < len(marks) else len(report)
+        loud = _LOUDNESS.search(report, mark.end(), end)
+        peak = _PEAK.search(report, mark.end(), end)
+        integrated = float(loud.group(1)) if loud and loud.group(1) != "-inf" else None
+        true_peak = float(peak.group(1)) if peak and peak.group(1) != "-inf" else None
+        if integrated is not None and integrated <= -69.0:
+            integrated = None
+        found.append((int(mark.group(1)), (integrated, true_peak)))
+    return [levels for _, levels in sorted(found)]

@@ -7,7 +7,8 @@ Two filtergraphs run side by side in that process (ffmpeg gives each its own thr
   joined by cuts or ``xfade`` transitions, captions burned in with libass;
 - **audio**: each narration padded to its scene, joined, optional music looped, faded and
   ducked under the narration with a sidechain compressor, the mix brought to the target
-  loudness (EBU R128) by the gain a quick measuring pass found (`compile_loudness_probe`).
+  loudness (EBU R128) by one gain and a peak limiter, the gain found by quick measuring
+  passes through that limiter (`compile_loudness_probe`).
 
 When every scene is a clip already in the output's codec, size and rate and nothing needs
 drawing on the picture, the video is joined by stream copy instead (`copy_plan`).
@@ -48,7 +49,11 @@ class _Inputs(list[str]):
         self.extend(args)
         self.opened += 1
         return self.opened - 1
-_PEAK_LIMIT = 0.84  # -1.5 dBFS
+LIMITER_CEILING_DB = -2.5
+"""Sample peak the limiter allows (dBFS). It works on samples, so it sits below the
+-1 dBTP the final file must keep, leaving room for the peaks between samples and the AAC
+encoder's overshoot (both measured: about half a decibel for speech)."""
+_PEAK_LIMIT = 10 ** (LIMITER_CEILING_DB / 20)
 
 
 def escape_filter_value(value: str) -> str:
@@ -206,20 +211,29 @@ def voice_gains(timeline: Timeline, measured: Sequence[float | None]) -> list[fl
     return gains
 
 
-def compile_loudness_probe(timeline: Timeline,
-                           voice_gains: Sequence[float] = ()) -> list[str] | None:
-    """The ffmpeg arguments that mix the soundtrack and measure its loudness (EBU R128).
+def compile_loudness_probe(timeline: Timeline, voice_gains: Sequence[float] = (),
+                           gains: Sequence[float] = (), *,
+                           raw: bool = True) -> list[str] | None:
+    """The ffmpeg arguments that mix the soundtrack and measure it (EBU R128,
+    `avgen.media._ffmpeg.measure_mix`).
 
-    The measuring pass is cheap (about a second for ten minutes of sound): the mix is then
-    brought to the target by one gain, which keeps speech natural, instead of a dynamic
-    normaliser that would cost twenty times as much. ``None`` when there is nothing to hear.
+    With ``raw`` (the default), the first meter measures the raw mix: its integrated
+    loudness and sample peak. Then one meter per gain of ``gains`` measures the mix as the
+    final encode would make it with that gain: the gain, then the peak limiter (whose work
+    lowers the loudness a little, the more the louder). One decode for them all.
+
+    The measuring passes are cheap (under a second a pass for ten minutes of sound): the mix
+    is then brought to the target by one gain, which keeps speech natural, instead of a
+    dynamic normaliser that would cost twenty times as much. ``None`` when there is
+    nothing to hear.
     """
     if timeline.soundtrack.music is None and all(s.narration is None for s in timeline.scenes):
         return None
     inputs = _Inputs()
     add_input = inputs.add
 
-    graph = _audio_graph(timeline, add_input, None, voice_gains)
+    graph = _audio_graph(timeline, add_input, None, voice_gains, meter_gains=gains,
+                         raw_meter=raw)
     return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-f", "null", "-"]
 
 
@@ -357,9 +371,13 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
 
 
 def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None,
-                 voice_gains: Sequence[float] = ()) -> str:
-    """The soundtrack; with ``gain_db=None`` it ends in a loudness meter instead (the
-    measuring pass of `compile_loudness_probe`). ``voice_gains`` level each narration."""
+                 voice_gains: Sequence[float] = (), *,
+                 meter_gains: Sequence[float] = (), raw_meter: bool = True) -> str:
+    """The soundtrack. ``voice_gains`` level each narration; ``gain_db`` brings the mix to
+    the target and the limiter keeps its peaks down. With ``gain_db=None`` it ends in
+    meters instead (the measuring passes of `compile_loudness_probe`): a loudness and
+    sample-peak meter of the raw mix (``raw_meter``), then a loudness meter per gain of
+    ``meter_gains``, each after that gain and the limiter."""
     chains: list[str] = []
     fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
     total = round(timeline.duration * AUDIO_RATE)
@@ -396,9 +414,19 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None
         else:
             chains.append("[narr][music]amix=inputs=2:duration=first:normalize=0[mixed]")
         mix = "[mixed]"
-    if gain_db is None:
-        chains.append(f"{mix}ebur128=framelog=quiet[aout]")
-    else:  # one gain for the whole mix keeps speech natural; the limiter guards the peaks
-        chains.append(f"{mix}volume={gain_db:.2f}dB,alimiter=limit={_PEAK_LIMIT}:level=false,"
-                      f"{fmt},apad,atrim=end_sample={total}[aout]")
+    limiter = f"alimiter=limit={_PEAK_LIMIT:.4f}:level=false"
+    if gain_db is not None:  # one gain for the whole mix keeps speech natural
+        chains.append(f"{mix}volume={gain_db:.2f}dB,{limiter},{fmt},"
+                      f"apad,atrim=end_sample={total}[aout]")
+    else:
+        # the sample peak, as the limiter sees it (a true-peak meter costs twice as much)
+        meters = ["ebur128=peak=sample:framelog=quiet"] if raw_meter or not meter_gains else []
+        meters += [f"volume={gain:.2f}dB,{limiter},ebur128=framelog=quiet"
+                   for gain in meter_gains]
+        count = len(meters)
+        if count > 1:
+            chains.append(f"{mix}asplit={count}" + "".join(f"[m{n}]" for n in range(count)))
+        for n, meter in enumerate(meters):
+            source = mix if count == 1 else f"[m{n}]"
+            chains.append(f"{source}{meter}" + ("[aout]" if n == count - 1 else ",anullsink"))
     return ";".join(chains)

@@ -1,0 +1,215 @@
+"""Loudness you can trust: the final file lands on the target (EBU R128) under a -1 dBTP
+ceiling, says so when it cannot, and bad music is refused before anything is made.
+
+Everything is measured on the final MP4, decoded by ffmpeg's own ``ebur128`` meter with
+true peak on, as a platform's loudness check would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from media import make_image, make_wav
+
+from avgen import Preset, RunEvent, Scene, Soundtrack, UsageError, VideoGenerator, VideoRequest
+from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
+from avgen.media._composer import FFmpegComposer
+from avgen.media._ffmpeg import ffmpeg_exe
+from avgen.media._timeline import Timeline
+from avgen.testing import ToneNarrator
+
+TINY = Preset("tiny", 192, 336, fps=12, crf=30, encoder_preset="ultrafast",
+              caption_margin=0.2)
+SCRIPT = ("# Lighthouses\n\nFor centuries, lighthouses have guided sailors home. Their beams "
+          "cut through fog and storm.\n\nThe first famous lighthouse stood in Alexandria, in "
+          "ancient Egypt.\n")
+TOLERANCE = 0.5  # LU, the promise
+CEILING = -1.0  # dBTP, the promise
+
+
+def measure(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of ``path``'s sound."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+                           "-map", "0:a", "-af", "ebur128=peak=true", "-f", "null", "-"],
+                          capture_output=True, text=True, check=True)
+    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
+    loud = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"True peak:\s*\n\s*Peak:\s+(-?[\d.]+) dBFS", summary)
+    assert loud and peak, summary
+    return float(loud.group(1)), float(peak.group(1))
+
+
+class Notes:
+    """A progress callback that takes notes, as a run's does."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, fraction: float) -> None:
+        pass
+
+    def note(self, message: str, **data: Any) -> None:
+        self.notes.append((message, data))
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A short video made end to end by the default (offline) agents: the real Piper voice,
+    at the default target; its narrations are reused below at other targets and lengths."""
+    out = tmp_path_factory.mktemp("spoken")
+    events: list[RunEvent] = []
+    generator = VideoGenerator(output_dir=out)
+    generator.subscribe(events.append)
+    video = generator.generate_sync(script=SCRIPT, preset=TINY)
+    wavs = sorted((video.session / "audio").glob("scene_*.wav"))
+    assert wavs
+    return {"video": video, "wavs": wavs, "events": events}
+
+
+def voice_timeline(wavs: list[Path], seconds: float, soundtrack: Soundtrack) -> Timeline:
+    """Scenes of real Piper speech (the narrations repeated) lasting about ``seconds``."""
+    import wave
+
+    parts: list[tuple[Scene, AudioAsset | None, CardVisual]] = []
+    total, index = 0.0, 0
+    while total < seconds * 0.9:
+        wav = wavs[index % len(wavs)]
+        with wave.open(str(wav)) as reader:
+            length = reader.getnframes() / reader.getframerate()
+        parts.append((Scene(index, "Words."),
+                      AudioAsset(wav, length, (Segment("Words.", 0.0, length),)),
+                      CardVisual("")))
+        total += length
+        index += 1
+    return Timeline.build(TINY, parts, burn_captions=False, soundtrack=soundtrack)
+
+
+def compose(timeline: Timeline, target: Path, progress: Notes | None = None) -> Path:
+    asyncio.run(FFmpegComposer().compose(timeline, target, progress))
+    return target
+
+
+def test_the_default_run_lands_on_minus_14_under_the_ceiling(spoken: dict[str, Any]) -> None:
+    loud, peak = measure(spoken["video"].path)
+    assert abs(loud - (-14.0)) <= TOLERANCE, loud
+    assert peak <= CEILING, peak
+    assert not [e for e in spoken["events"] if e.kind == "note"]  # nothing to tell
+
+
+@pytest.mark.parametrize("seconds", [10, 60])
+@pytest.mark.parametrize("target", [-14.0, -16.0, -20.0])
+@pytest.mark.parametrize("music", [False, True], ids=["voice", "music"])
+def test_every_target_and_length_is_met_under_a_minus_1_dbtp_ceiling(
+        spoken: dict[str, Any], tmp_path: Path, seconds: int, target: float,
+        music: bool) -> None:
+    track = Soundtrack(loudness=target, music=make_wav(tmp_path / "music.wav", 3.0, freq=220)
+                       if music else None, music_volume=-12.0)
+    timeline = voice_timeline(spoken["wavs"], seconds, track)
+    notes = Notes()
+    loud, peak = measure(compose(timeline, tmp_path / "out.mp4", notes))
+    assert abs(loud - target) <= TOLERANCE, (loud, target)
+    assert peak <= CEILING, peak
+    assert notes.notes == []
+
+
+def test_parts_do_not_change_the_loudness(spoken: dict[str, Any], tmp_path: Path) -> None:
+    """A long video's picture is rendered in parts; its sound is mixed once, so the
+    parts cannot move the loudness: the same timeline in one part and in several measures
+    the same."""
+    image = make_image(tmp_path / "i.png", 320, 180)
+    timeline = voice_timeline(spoken["wavs"], 20, Soundtrack())
+    scenes = [scene if scene.index % 2 else
+              type(scene)(scene.index, scene.start, scene.frames, scene.fps,
+                          ImageAsset(image, 320, 180), scene.narration, scene.cues)
+              for scene in timeline.scenes]
+    timeline = attrs.evolve(timeline, scenes=scenes)
+    whole = measure(compose(timeline, tmp_path / "whole.mp4"))
+    asyncio.run(FFmpegComposer(max_scenes_per_pass=1).compose(timeline, tmp_path / "parts.mp4"))
+    parts = measure(tmp_path / "parts.mp4")
+    assert abs(whole[0] - parts[0]) <= 0.1 and abs(whole[1] - parts[1]) <= 0.1
+    assert abs(parts[0] - (-14.0)) <= TOLERANCE and parts[1] <= CEILING
+
+
+def test_an_unreachable_target_is_said_with_its_numbers(spoken: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    timeline = voice_timeline(spoken["wavs"], 10, Soundtrack(loudness=-8.0))
+    notes = Notes()
+    loud, peak = measure(compose(timeline, tmp_path / "loud.mp4", notes))
+    assert peak <= CEILING  # never clipped to get there
+    assert loud < -8.0 - TOLERANCE
+    [(message, data)] = notes.notes
+    match = re.fullmatch(r"loudness -8\.0 LUFS asked, (-[\d.]+) LUFS reached: more would "
+                         r"clip \(true peak ceiling -1 dBTP\)", message)
+    assert match, message
+    assert abs(float(match.group(1)) - loud) <= 0.3
+    assert data["loudness"] == -8.0 and data["integrated"] == float(match.group(1))
+
+
+def test_a_run_with_an_unreachable_target_tells_its_events_and_its_log(
+        spoken: dict[str, Any], tmp_path: Path) -> None:
+    events: list[RunEvent] = []
+    generator = VideoGenerator(output_dir=tmp_path)
+    generator.subscribe(events.append)
+    video = generator.generate_sync(script=SCRIPT, preset=TINY,
+                                    soundtrack=Soundtrack(loudness=-8.0))
+    notes = [e for e in events if e.kind == "note"]
+    assert len(notes) == 1 and notes[0].message.startswith("loudness -8.0 LUFS asked, ")
+    assert "more would clip" in notes[0].message
+    assert notes[0].data["integrated"] < -8.5
+    log = (video.session / "logs/session.log").read_text("utf-8")
+    assert notes[0].message in log
+    assert measure(video.path)[1] <= CEILING
+
+
+def corrupt_music(folder: Path) -> dict[str, Path]:
+    rng = random.Random(7)
+    good = folder / "good.mp3"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "sine=d=3",
+                    "-c:a", "libmp3lame", str(good)], check=True)
+    files = {"random": folder / "random.mp3", "text": folder / "notes.mp3",
+             "truncated": folder / "truncated.mp3", "empty": folder / "empty.mp3",
+             "picture": folder / "picture.mp3"}
+    files["random"].write_bytes(rng.randbytes(50_000))
+    files["text"].write_text("These are my notes, not a song.\n" * 100)
+    files["truncated"].write_bytes(good.read_bytes()[:300])
+    files["empty"].write_bytes(b"")
+    make_image(folder / "cover.png", 64, 64).rename(files["picture"])  # no sound in it
+    return files
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated", "empty", "picture"])
+def test_corrupt_music_is_refused_before_any_narration(tmp_path: Path, kind: str) -> None:
+    bad = corrupt_music(tmp_path)[kind]
+    narrator = ToneNarrator()
+    generator = VideoGenerator(narrator=narrator, output_dir=tmp_path / "out")
+    with pytest.raises(UsageError) as caught:
+        generator.generate_sync(script=SCRIPT, preset=TINY, soundtrack=Soundtrack(music=bad))
+    assert caught.value.field == "soundtrack.music"
+    assert str(bad) in str(caught.value)
+    assert narrator.calls == 0
+    assert not list((tmp_path / "out").glob("**/*.wav"))
+
+
+def test_good_music_passes_the_check(tmp_path: Path) -> None:
+    music = make_wav(tmp_path / "music.wav", 2.0)
+    FFmpegComposer().check(VideoRequest(script=SCRIPT, soundtrack=Soundtrack(music=music)))
+
+
+def test_the_command_refuses_corrupt_music_with_exit_2(tmp_path: Path) -> None:
+    bad = corrupt_music(tmp_path)["text"]
+    script = tmp_path / "script.md"
+    script.write_text(SCRIPT, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "avgen", "make", "--script", str(script),
+                           "--music", str(bad), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "soundtrack.music" in proc.stderr and bad.name in proc.stderr
+    assert not list((tmp_path / "out").glob("**/*.wav"))
