@@ -59,6 +59,8 @@ peaks about 20 dB above its loudness, so -14 LUFS under a -1 dBTP ceiling takes 
 8 dB off its rarest peaks; much more flattens the voice audibly."""
 _CLOSE_ENOUGH = 0.15  # LU: stop correcting the gain once the mix measures this close
 _CORRECTIONS = 3  # measuring passes after the first, at most
+_FIRST_GAINS = (0.0, 3.0)  # dB: the narrations are at the target already; the limiter
+# costs some loudness, so the gain that lands there is usually between these two
 
 
 @attrs.frozen
@@ -225,44 +227,53 @@ class FFmpegComposer:
 
         The limiter lowers the loudness as it takes the peaks off, the more the louder, so
         the gain is found by measuring the mix through it: the first pass measures the raw
-        mix (loudness and sample peak) and the limited mix at no gain; each next pass
-        measures one better guess (the secant through the last two), until the mix lands
-        within `_CLOSE_ENOUGH` of the target. The limiter may take at most
-        `MAX_LIMITING_DB` off the loudest peaks: a target that needs more is not reached,
-        and `Loudness.reached` says so.
+        mix (loudness and sample peak) and the limited mix at two gains (`_FIRST_GAINS`);
+        each next pass measures one better guess (the secant through the two points
+        nearest the target), until the mix lands within `_CLOSE_ENOUGH` of the target.
+        The limiter may take at most `MAX_LIMITING_DB` off the loudest peaks: a target
+        that needs more is not reached, and `Loudness.reached` says so.
         """
         target = timeline.soundtrack.loudness
         voices = compile_voice_probe(timeline)
         levels = voice_gains(timeline, await measure_loudness(voices) if voices else [])
-        args = compile_loudness_probe(timeline, levels, [0.0])
+        args = compile_loudness_probe(timeline, levels, _FIRST_GAINS)
         if args is None:
             return Loudness(target, 0.0, levels, None, None)
-        (raw, peak), (limited, _) = await measure_mix(args)
-        if raw is None or limited is None:  # silence: nothing to bring up
+        (raw, peak), *limited = await measure_mix(args)
+        if raw is None or any(loud is None for loud, _ in limited):  # silence
             return Loudness(target, 0.0, levels, None, peak)
         wanted = max(-40.0, min(40.0, target - raw))
         if peak is None or peak + wanted <= LIMITER_CEILING_DB:  # the limiter stays idle
             return Loudness(target, wanted, levels, raw + wanted, None if peak is None
                             else peak + wanted)
         most = LIMITER_CEILING_DB + MAX_LIMITING_DB - peak  # the limiter's share, at most
-        # the limiter's loss grows with the gain: start as if it stayed what it is at 0
-        points = [(0.0, limited)]
-        gain = min(most, max(-40.0, min(40.0, target - raw + (raw - limited))))
-        for _ in range(_CORRECTIONS):
-            if gain == points[-1][0]:
+        points = [(gain, loud) for gain, (loud, _) in zip(_FIRST_GAINS, limited, strict=True)
+                  if loud is not None]
+        for _ in range(_CORRECTIONS + 1):
+            # the secant through the two points nearest the target (the limiter's loss
+            # grows with the gain, so the curve is gentle but not straight)
+            (g0, i0), (g1, i1) = sorted(points, key=lambda point: abs(point[1] - target))[:2]
+            if abs(target - i0) <= _CLOSE_ENOUGH:
                 break
+            slope = (i1 - i0) / (g1 - g0) if abs(i1 - i0) > 0.05 else 1.0
+            gain = min(most, max(-40.0, min(40.0, g0 + (target - i0) / max(slope, 0.1))))
+            if any(abs(gain - known) < 0.01 for known, _ in points):
+                break  # at the limit (or measured already): nothing better to find
             args = compile_loudness_probe(timeline, levels, [gain], raw=False)
             assert args is not None
             ((measured, _),) = await measure_mix(args)
             if measured is None:
                 break
             points.append((gain, measured))
-            if abs(target - measured) <= _CLOSE_ENOUGH:
-                break
-            (g0, i0), (g1, i1) = points[-2], points[-1]
-            slope = (i1 - i0) / (g1 - g0) if abs(i1 - i0) > 0.05 else 1.0
-            gain = min(most, max(-40.0, min(40.0, g1 + (target - i1) / max(slope, 0.1))))
-        gain, loud = min(points, key=lambda point: abs(point[1] - target))
+        allowed = [point for point in points if point[0] <= most + 0.01]
+        if not allowed:  # even no gain would need more limiting than allowed
+            args = compile_loudness_probe(timeline, levels, [most], raw=False)
+            assert args is not None
+            ((measured, _),) = await measure_mix(args)
+            if measured is None:
+                return Loudness(target, most, levels, None, None)
+            allowed = [(most, measured)]
+        gain, loud = min(allowed, key=lambda point: abs(point[1] - target))
         return Loudness(target, gain, levels, loud, None)
 
     @staticmethod
