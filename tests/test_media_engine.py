@@ -212,13 +212,22 @@ def test_a_font_that_does_not_exist_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_text_the_font_cannot_draw_is_refused_before_the_encode(tmp_path: Path) -> None:
-    parts = [tone_scene(tmp_path, 0, 1.0), tone_scene(tmp_path, 1, 1.0, text="你好世界。")]
-    with pytest.raises(ConfigurationError) as caught:
-        compose(Timeline.build(TINY, parts), tmp_path / "x.mp4")
-    message = str(caught.value)
-    assert "scene 1" in message and "DejaVu Sans" in message and "你" in message
-    assert not list(tmp_path.glob("*.mp4"))
+def test_text_no_font_can_draw_is_left_out_of_the_burned_captions(tmp_path: Path) -> None:
+    """CJK with only DejaVu on the machine: the video is made, the sidecars keep the text,
+    and the burned caption is what the drawable part of the line draws."""
+    parts = [tone_scene(tmp_path, 0, 1.0, text="Hello 你好世界 there.")]
+    timeline = Timeline.build(TINY, parts)
+    out = compose(timeline, tmp_path / "x.mp4")
+    assert not decode(out)["errors"]
+    composer = FFmpegComposer()
+    sidecars = composer.sidecars(timeline)
+    assert "你好世界" in sidecars["srt"] and "你好世界" in sidecars["vtt"]
+    assert "你" not in sidecars["ass"]
+    drawable = compose(Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0,
+                                                        text="Hello  there.")]),
+                       tmp_path / "drawable.mp4")
+    band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
+    assert mean_abs_diff(out, drawable, 0.5, band) < 1.0
 
 
 def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:
