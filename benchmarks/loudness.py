@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import wave
 from pathlib import Path
 
 from offline import SCRIPT  # the benchmarks folder is on the path when run as a script
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from media import measure_loudness as measure
 
 from avgen import PRESETS, Preset, Scene, Soundtrack, VideoGenerator
 from avgen._models import AudioAsset, CardVisual, ClipAsset, Segment, Visual
@@ -35,18 +37,6 @@ from avgen.media._timeline import Timeline
 TOLERANCE = 0.5  # LU
 CEILING = -1.0  # dBTP
 SMALL = Preset("bench", 360, 640, fps=25, crf=30, encoder_preset="ultrafast")
-
-
-def measure(path: Path) -> tuple[float, float]:
-    """Integrated loudness (LUFS) and true peak (dBTP) of ``path``'s sound."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
-                           "-map", "0:a", "-af", "ebur128=peak=true", "-f", "null", "-"],
-                          capture_output=True, text=True, check=True)
-    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
-    loud = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
-    peak = re.search(r"True peak:\s*\n\s*Peak:\s+(-?[\d.]+) dBFS", summary)
-    assert loud and peak, summary
-    return float(loud.group(1)), float(peak.group(1))
 
 
 def timeline(wavs: list[Path], clip: Path, seconds: float, track: Soundtrack) -> Timeline:

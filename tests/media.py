@@ -8,6 +8,7 @@ player would see and hear.
 from __future__ import annotations
 
 import math
+import re
 import struct
 import subprocess
 import tempfile
@@ -172,3 +173,15 @@ def mean_abs_diff(a: Path, b: Path, t: float, box: Box) -> float:
         raise AssertionError(f"frame sizes differ: {wa}x{ha} and {wb}x{hb}")
     va, vb = _box(wa, ha, pa, box), _box(wb, hb, pb, box)
     return sum(abs(p - q) for p, q in zip(va, vb, strict=True)) / len(va)
+
+
+def measure_loudness(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of ``path``'s sound."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+                           "-map", "0:a", "-af", "ebur128=peak=true", "-f", "null", "-"],
+                          capture_output=True, text=True, check=True)
+    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
+    loud = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"True peak:\s*\n\s*Peak:\s+(-?[\d.]+) dBFS", summary)
+    assert loud and peak, summary
+    return float(loud.group(1)), float(peak.group(1))

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import pytest
 from media import make_image, make_wav
+from media import measure_loudness as measure
 
 from avgen import Preset, RunEvent, Scene, Soundtrack, UsageError, VideoGenerator, VideoRequest
 from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
@@ -33,18 +34,6 @@ SCRIPT = ("# Lighthouses\n\nFor centuries, lighthouses have guided sailors home.
           "ancient Egypt.\n")
 TOLERANCE = 0.5  # LU, the promise
 CEILING = -1.0  # dBTP, the promise
-
-
-def measure(path: Path) -> tuple[float, float]:
-    """Integrated loudness (LUFS) and true peak (dBTP) of ``path``'s sound."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
-                           "-map", "0:a", "-af", "ebur128=peak=true", "-f", "null", "-"],
-                          capture_output=True, text=True, check=True)
-    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
-    loud = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
-    peak = re.search(r"True peak:\s*\n\s*Peak:\s+(-?[\d.]+) dBFS", summary)
-    assert loud and peak, summary
-    return float(loud.group(1)), float(peak.group(1))
 
 
 class Notes:

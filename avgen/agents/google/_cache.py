@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from avgen._cache_root import cache_root
 from avgen._hashing import json_sha256
 from avgen.agents.google._flight import hold
 from avgen.agents.google._journal import OperationJournal
@@ -57,14 +58,7 @@ _logger = logging.getLogger("avgen.agents.google")
 
 def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where the google agents keep what they paid for (see the module docstring)."""
-    env = os.environ if env is None else env
-    if env.get("AVGEN_CACHE_DIR"):
-        base = Path(env["AVGEN_CACHE_DIR"]).expanduser()
-    elif env.get("XDG_CACHE_HOME"):
-        base = Path(env["XDG_CACHE_HOME"]).expanduser() / "avgen"
-    else:
-        base = Path.home() / ".cache" / "avgen"
-    return base / "google"
+    return cache_root(env) / "google"
 
 
 class AssetCache:

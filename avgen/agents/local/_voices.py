@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from avgen._cache_root import cache_root
 from avgen.errors import ConfigurationError, UsageError
 
 __all__: list[str] = []
@@ -51,14 +52,7 @@ _CHUNK = 1 << 20
 def voices_folder(env: Mapping[str, str] | None = None) -> Path:
     """Where fetched voices are kept: ``voices`` in avgen's cache folder
     (``$AVGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/avgen``, else ``~/.cache/avgen``)."""
-    env = os.environ if env is None else env
-    if env.get("AVGEN_CACHE_DIR"):
-        base = Path(env["AVGEN_CACHE_DIR"]).expanduser()
-    elif env.get("XDG_CACHE_HOME"):
-        base = Path(env["XDG_CACHE_HOME"]).expanduser() / "avgen"
-    else:
-        base = Path.home() / ".cache" / "avgen"
-    return base / "voices"
+    return cache_root(env) / "voices"
 
 
 @attrs.frozen
