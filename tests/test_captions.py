@@ -377,3 +377,35 @@ def test_blocks_are_balanced_so_no_stray_word_is_left_alone() -> None:
     sizes = [len(" ".join(block)) for block in blocks]
     assert " ".join(" ".join(b) for b in blocks) == text
     assert min(sizes) >= max(sizes) / 2  # the greedy split left "stops." alone
+
+
+_FUNCTION = ["a", "an", "the", "of", "to", "in", "on", "at", "for", "with", "and", "or"]
+
+
+@given(st.lists(st.sampled_from(_FUNCTION) | st.text("abcdefghijklmnopqrstuvwxyz", min_size=1,
+                                                    max_size=9), min_size=1, max_size=40),
+       st.integers(12, 42), st.integers(1, 3))
+def test_no_caption_line_ends_on_a_dangling_article_or_preposition(
+        words: list[str], max_chars: int, max_lines: int) -> None:
+    from avgen.media._captions import balanced_groups
+
+    blocks = balanced_groups(" ".join(words), max_chars, max_lines)
+    lines = [line for block in blocks for line in block]
+    assert " ".join(lines).split() == words  # every word, in order, nothing glued
+    assert all(len(line) <= max_chars or " " not in line for line in lines)
+    position = 0
+    for line in lines:
+        shown = line.split()
+        position += len(shown)
+        last = shown[-1]
+        if last in _FUNCTION and position < len(words):
+            # only when it could not go with the next word: together they are too long
+            assert len(f"{last} {words[position]}") > max_chars or (
+                words[position] in _FUNCTION), (line, words[position])
+
+
+def test_the_reported_wrap_keeps_the_phrase_together() -> None:
+    from avgen.media._captions import balanced_groups
+
+    blocks = balanced_groups("Rivers carry the water back to the sea.", 32, 2)
+    assert blocks == [("Rivers carry the water", "back to the sea.")]

@@ -77,15 +77,57 @@ def wrap_words(text: str, max_chars: int) -> list[str]:
     return lines
 
 
+# joins a function word to the next while wrapping (private use, not white space: str.split
+# keeps it); shown as a space
+_GLUE = "\ue000"
+_FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with", "into",
+    "onto", "over", "under", "about", "as", "and", "or", "but", "nor", "so", "than", "that",
+    "its", "their", "his", "her", "our", "your", "my", "this", "these", "those", "is",
+})
+"""English words that belong with the word after them: a caption line never ends on one."""
+
+
+def _phrases(words: Sequence[str], max_chars: int) -> list[str]:
+    """``words`` with function words glued to the word after them — as many of a run of
+    them as fit on a line with it — so wrapping never leaves "the" or "of" dangling at the
+    end of a line or a block."""
+    units: list[str] = []
+    pending: list[str] = []
+    for word in words:
+        if word.lower() in _FUNCTION_WORDS and word[-1:].isalpha():
+            pending.append(word)
+            continue
+        chain, pending = [*pending, word], []
+        for start in range(len(chain)):
+            tail = chain[start:]
+            if len(" ".join(tail)) <= max_chars or start == len(chain) - 1:
+                units.extend(chain[:start])
+                units.append(_GLUE.join(tail))
+                break
+    units.extend(pending)  # nothing follows them
+    return units
+
+
+def _shown(lines: Sequence[str]) -> list[str]:
+    return [line.replace(_GLUE, " ") for line in lines]
+
+
 def _balanced_lines(words: Sequence[str], max_chars: int) -> list[str]:
     """Wrap into as few lines as greedy wrapping needs, with lengths as even as possible."""
-    text = " ".join(words)
-    needed = len(wrap_words(text, max_chars))
+    units = _phrases(words, max_chars)
+    text = " ".join(units)
+    needed = len(_wrap_units(units, max_chars))
     for width in range(max(1, math.ceil(len(text) / needed)), max_chars + 1):
-        lines = wrap_words(text, width)
+        lines = _wrap_units(units, width)
         if len(lines) == needed:
-            return lines
-    return wrap_words(text, max_chars)
+            return _shown(lines)
+    return _shown(_wrap_units(units, max_chars))
+
+
+def _wrap_units(units: Sequence[str], max_chars: int) -> list[str]:
+    """`wrap_words` over units that may hold glued words (each counts as one word)."""
+    return wrap_words(" ".join(units), max_chars)
 
 
 def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str, ...]]:
@@ -97,11 +139,11 @@ def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str
     Returns:
         The blocks in order, each a tuple of display lines; empty for blank text.
     """
-    words = text.split()
+    words = _phrases(text.split(), max_chars)
     if not words:
         return []
     total = len(" ".join(words))
-    greedy = wrap_words(text, max_chars)
+    greedy = _wrap_units(words, max_chars)
     fewest = math.ceil(len(greedy) / max_lines)
     for count in range(fewest, fewest + 3):
         chunks: list[list[str]] = [[] for _ in range(count)]
@@ -112,10 +154,15 @@ def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str
                 index += 1
             chunks[index].append(word)
             used += len(word) + 1
-        blocks = [tuple(_balanced_lines(chunk, max_chars)) for chunk in chunks if chunk]
+        blocks = [tuple(_balanced_lines(_unglued(chunk), max_chars))
+                  for chunk in chunks if chunk]
         if all(len(block) <= max_lines for block in blocks):
             return blocks
-    return [tuple(greedy[i:i + max_lines]) for i in range(0, len(greedy), max_lines)]
+    return [tuple(_shown(greedy[i:i + max_lines])) for i in range(0, len(greedy), max_lines)]
+
+
+def _unglued(units: Sequence[str]) -> list[str]:
+    return [word for unit in units for word in unit.split(_GLUE)]
 
 
 def _word_starts(segment: Segment, words: Sequence[Segment], count: int) -> list[float] | None:
