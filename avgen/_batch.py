@@ -283,9 +283,18 @@ def _finished(root: Path, recorded: Mapping[str, Any] | None,
     video = (root / str(recorded["video"])).resolve()
     if not video.is_relative_to(item.session.resolve()) or not video.is_file():
         return None  # batch.json is untrusted: a video must be in the item's own session
-    return attrs.evolve(item, status="done", video=video,
-                        duration=recorded.get("duration"), cost=float(recorded.get("cost", 0)),
-                        tiers=tuple(recorded.get("tiers") or ()), seconds=recorded.get("seconds"))
+    tiers = recorded.get("tiers") or []
+    try:
+        duration = number("duration", recorded.get("duration"), low=0, optional=True)
+        cost = float(number("cost", recorded.get("cost", 0), low=0))
+        seconds = number("seconds", recorded.get("seconds"), low=0, optional=True)
+    except UsageError:
+        return None  # a recorded fact is not what avgen writes: the item resumes its session
+    if not isinstance(tiers, list) or not all(isinstance(tier, str) for tier in tiers):
+        return None
+    return attrs.evolve(item, status="done", video=video, tiers=tuple(tiers), cost=cost,
+                        duration=None if duration is None else float(duration),
+                        seconds=None if seconds is None else float(seconds))
 
 
 @contextlib.contextmanager

@@ -150,7 +150,11 @@ def test_pacing_never_starts_more_than_allowed_in_a_minute() -> None:
             started += 1
 
         tasks = [asyncio.ensure_future(one()) for _ in range(5)]
-        await asyncio.sleep(0.5)
+        for _ in range(3000):  # a guard against a hang, never a pace: each turn is 10 ms
+            if started >= 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the other two keep waiting: the window is 60 s
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -256,3 +260,18 @@ def test_a_batch_is_driven_by_one_process_at_a_time(tmp_path: Path) -> None:
     finally:
         os.close(lock)
     assert generator.generate_many_sync(rows).ok  # free again once it let go
+
+
+def test_facts_batch_json_records_are_checked(tmp_path: Path) -> None:
+    generator, voice = toned(tmp_path)
+    rows = [VideoRequest(script=SCRIPTS[0])]
+    first = generator.generate_many_sync(rows)
+    state_file = first.directory / BATCH_FILE
+    state = json.loads(state_file.read_text())
+    state["items"][0].update(cost="lots", duration=-1, tiers="clip")
+    state_file.write_text(json.dumps(state))
+    calls = voice.calls
+    again = generator.generate_many_sync(rows)  # not trusted: the session is resumed instead
+    assert again.ok and again[0].cost == 0 and again[0].tiers == ("card",)
+    assert again[0].duration is not None and again[0].duration > 0
+    assert voice.calls == calls
