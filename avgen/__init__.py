@@ -32,6 +32,7 @@ import logging as _logging
 from avgen._batch import BATCH_FILE, AgentSpec, BatchItem, BatchResult, ItemStatus
 from avgen._generator import VideoGenerator
 from avgen._models import (
+    CAPTION_STYLES,
     PRESETS,
     TRANSITION_STYLES,
     AudioAsset,
@@ -89,6 +90,7 @@ _logging.getLogger("avgen").addHandler(_logging.NullHandler())
 
 __all__ = [
     "BATCH_FILE",
+    "CAPTION_STYLES",
     "PRESETS",
     "TRANSITION_STYLES",
     "AgentError",

@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from avgen._generator import VideoGenerator
-from avgen._models import PRESETS, TRANSITION_STYLES, Soundtrack, VideoRequest
+from avgen._models import (
+    CAPTION_STYLES,
+    PRESETS,
+    TRANSITION_STYLES,
+    CaptionStyle,
+    Soundtrack,
+    VideoRequest,
+    caption_style,
+)
 from avgen._progress import RunProgress, shorten
 from avgen._reporting import RunEvent
 from avgen._version import __version__
@@ -196,6 +204,16 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--images", nargs="+", metavar="IMAGE",
                       help="your own pictures, one per scene in turn (local agents)")
     make.add_argument("--no-captions", action="store_true", help="do not burn captions in")
+    make.add_argument("--captions", default="classic", metavar="STYLE",
+                      help=f"caption style: {', '.join(CAPTION_STYLES)} (default: classic)")
+    make.add_argument("--caption-font", metavar="FONT",
+                      help="caption font: a family name or a .ttf/.otf file (default: the "
+                           "style's; characters it lacks fall back to other fonts)")
+    make.add_argument("--caption-size", type=float, metavar="FRACTION",
+                      help="caption text height as a fraction of the frame's shorter side "
+                           "(e.g. 0.06)")
+    make.add_argument("--caption-position", choices=("bottom", "middle", "top"),
+                      help="where captions sit (default: the style's)")
     make.add_argument("--transition", default="cut",
                       help=f"between scenes: {', '.join(TRANSITION_STYLES)} (default: cut)")
     make.add_argument("--fit", choices=("cover", "blur"), default="cover",
@@ -382,6 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, bar)
 
 
+def _caption_style(args: argparse.Namespace) -> CaptionStyle:
+    """The named style with the ``--caption-*`` changes made to it."""
+    changes = {field: value for field, value in (
+        ("font", args.caption_font), ("font_size", args.caption_size),
+        ("position", args.caption_position)) if value is not None}
+    return caption_style(args.captions).replace(**changes)
+
+
 def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     """``avgen make`` and ``avgen resume``."""
     if args.command == "resume":
@@ -402,6 +428,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                                    voice=args.voice, title=args.title,
                                    language=args.language,
                                    captions=not args.no_captions, fit=args.fit,
+                                   caption_style=_caption_style(args),
                                    transition=args.transition,
                                    duration=args.duration,
                                    soundtrack=Soundtrack(music=args.music,

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import attrs
 
@@ -108,6 +108,12 @@ class Preset:
     caption_margin: float = 0.08
     """Distance of the caption block from the bottom edge, as a fraction of the height.
     Vertical presets keep captions above the platform's own buttons and text."""
+    caption_top_margin: float = 0.06
+    """Distance of captions placed at the top from the top edge, as a fraction of the
+    height (vertical presets keep them below the platform's header)."""
+    caption_side_margin: float = 0.06
+    """Distance of captions from the left and right edges, as a fraction of the width;
+    a line too long for the space between is wrapped, never drawn past it."""
     audio_bitrate: str = attrs.field(default="160k", validator=text_validator(
         pattern=re.compile(r"[1-9][0-9]{1,3}k"), allowed="kilobits such as '160k'",
         field="preset.audio_bitrate"))
@@ -129,8 +135,10 @@ class Preset:
         if self.video_codec not in _CODECS:
             raise UsageError("preset.video_codec",
                              f"must be one of {', '.join(_CODECS)}, got {self.video_codec!r}")
-        if not 0.0 <= self.caption_margin < 0.5:
-            raise UsageError("preset.caption_margin", "must be from 0 to 0.5 (of the height)")
+        for field in ("caption_margin", "caption_top_margin", "caption_side_margin"):
+            value = number(f"preset.{field}", getattr(self, field), low=0.0, high=0.5)
+            if not value < 0.5:
+                raise UsageError(f"preset.{field}", "must be from 0 to below 0.5")
 
     @property
     def video_codec_name(self) -> str:
@@ -156,37 +164,45 @@ class Preset:
                             height=height)
 
 
-_VERTICAL_MARGIN = 0.22
-class _PresetTable(Mapping[str, Preset]):
-    """The built-in presets by name, read-only: ``tiktok``, ``reels`` and ``shorts``
-    (1080×1920), ``youtube`` (1920×1080), ``square`` (1080×1080) and ``draft`` (360×640,
-    fast, for previews and tests). `preset` looks a name up with a clear error."""
+def _vertical(name: str, **fields: Any) -> Preset:
+    """A 9:16 preset whose captions keep clear of the platform's header, buttons and text."""
+    fields = {"width": 1080, "height": 1920, **fields}
+    return Preset(name, caption_margin=0.22, caption_top_margin=0.12, caption_side_margin=0.08,
+                  **fields)
 
-    def __init__(self, presets: Iterable[Preset]) -> None:
-        self._presets = {p.name: p for p in presets}
 
-    def __getitem__(self, name: str) -> Preset:
-        return self._presets[name]
+_Named = TypeVar("_Named")
+
+
+class _NamedTable(Mapping[str, _Named]):
+    """Values by name, read-only, in a fixed order (`PRESETS`, `CAPTION_STYLES`)."""
+
+    def __init__(self, label: str, values: Mapping[str, _Named]) -> None:
+        self._label = label
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> _Named:
+        return self._values[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._presets)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self._presets)
+        return len(self._values)
 
     def __repr__(self) -> str:
-        return f"PRESETS({', '.join(self._presets)})"
+        return f"{self._label}({', '.join(self._values)})"
 
 
-PRESETS: Mapping[str, Preset] = _PresetTable([
-    Preset("tiktok", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
-    Preset("reels", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
-    Preset("shorts", 1080, 1920, caption_margin=_VERTICAL_MARGIN),
+PRESETS: Mapping[str, Preset] = _NamedTable("PRESETS", {p.name: p for p in [
+    _vertical("tiktok"),
+    _vertical("reels"),
+    _vertical("shorts"),
     Preset("youtube", 1920, 1080),
     Preset("square", 1080, 1080, caption_margin=0.1),
-    Preset("draft", 360, 640, fps=24, crf=28, encoder_preset="ultrafast",
-           caption_margin=_VERTICAL_MARGIN, audio_bitrate="96k"),
-])
+    _vertical("draft", width=360, height=640, fps=24, crf=28, encoder_preset="ultrafast",
+              audio_bitrate="96k"),
+]})
 """The built-in presets by name, read-only: ``tiktok``, ``reels`` and ``shorts``
 (1080×1920), ``youtube`` (1920×1080), ``square`` (1080×1080) and ``draft`` (360×640,
 fast, for previews and tests)."""
@@ -296,19 +312,30 @@ def _tiers(value: Iterable[Tier]) -> tuple[Tier, ...]:
 _COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
+CaptionPosition = Literal["bottom", "middle", "top"]
+"""Where captions sit: above the bottom edge, in the middle, or below the top edge."""
+CaptionAlign = Literal["center", "left"]
+"""How caption lines line up: centred, or flush left (a lower third)."""
+_POSITIONS = ("bottom", "middle", "top")
+_ALIGNS = ("center", "left")
+
+
 @attrs.frozen
 class CaptionStyle:
-    """How captions look and how their text is broken into lines.
+    """How captions look, how their text is broken up, and how the spoken word shows.
 
-    Sizes are fractions of the frame's shorter side, so vertical and landscape videos get
-    captions of similar visual weight.
+    A style is a value: the named ones are in `CAPTION_STYLES` (``classic``, ``karaoke``,
+    ``pop``, ``lower-third``, ``boxed``), and a new one is a `CaptionStyle` with other
+    fields, e.g. ``CAPTION_STYLES["pop"].replace(color="#FFE600")``. Sizes are fractions of
+    the frame's shorter side, so vertical and landscape videos get captions of similar
+    visual weight; captions always stay inside the preset's safe area (its caption margins).
 
     Raises:
         UsageError: A field is out of range (the error's ``field`` names it).
     """
 
     font: str = "DejaVu Sans"
-    """Font family name, as fontconfig knows it."""
+    """Font family name, as fontconfig knows it, or the path of a .ttf/.otf file."""
     font_size: float = 0.045
     """Text height as a fraction of the frame's shorter side, above 0 and below 0.3."""
     max_chars_per_line: int = 32
@@ -322,37 +349,121 @@ class CaptionStyle:
     outline: float = 0.004
     """Outline width as a fraction of the shorter side, from 0 to below 0.3."""
     margin: float | None = None
-    """Distance from the bottom edge as a fraction of the height, from 0 to below 0.5;
-    ``None`` takes the preset's ``caption_margin``."""
+    """Distance from the bottom (or, at the top, the top) edge as a fraction of the height,
+    from 0 to below 0.5; ``None`` takes the preset's safe margin."""
     bold: bool = True
     """Use the bold face."""
+    words_per_cue: int | None = None
+    """Show this many words at a time (1 to 3), each group from the moment its first word
+    is spoken; ``None`` shows phrases of up to ``max_lines`` lines."""
+    highlight_color: str | None = None
+    """Karaoke: each word turns this colour (``#RRGGBB``) as it is spoken while the line
+    stays; ``None`` draws every word in ``color``."""
+    position: CaptionPosition = "bottom"
+    """Where captions sit: ``bottom``, ``middle`` or ``top``."""
+    align: CaptionAlign = "center"
+    """``center``, or ``left`` (flush with the safe area's left edge)."""
+    box: bool = False
+    """Draw the text on an opaque box (``box_color``) instead of with an outline."""
+    box_color: str = "#000000"
+    """Colour of the box as ``#RRGGBB``."""
+    box_opacity: float = 0.6
+    """Opacity of the box, from 0 (clear) to 1 (solid)."""
+    uppercase: bool = False
+    """Draw the captions in capitals (the ``.srt``/``.vtt`` keep the script's case)."""
+    entrance: bool = False
+    """Each caption grows in from 80 % of its size over its first 0.12 s."""
 
     def __attrs_post_init__(self) -> None:
-        if not self.font.strip() or any(c in self.font for c in ",\r\n"):
+        if (not isinstance(self.font, str) or not self.font.strip()
+                or any(c in self.font for c in ",\r\n")):
             raise UsageError("caption_style.font", "must be a non-empty font name without commas")
+        number("caption_style.font_size", self.font_size, low=0.0, high=0.3)
         if not 0.0 < self.font_size < 0.3:
             raise UsageError("caption_style.font_size",
                              f"must be above 0 and below 0.3 (of the shorter side), "
                              f"got {self.font_size!r}")
         _check_int("caption_style.max_chars_per_line", self.max_chars_per_line, 8, 80)
         _check_int("caption_style.max_lines", self.max_lines, 1, 3)
-        for name in ("color", "outline_color"):
+        for name in ("color", "outline_color", "box_color", "highlight_color"):
             value = getattr(self, name)
+            if name == "highlight_color" and value is None:
+                continue
             if not isinstance(value, str) or not _COLOR.fullmatch(value):
                 raise UsageError(f"caption_style.{name}", f"must be #RRGGBB, got {value!r}")
+        number("caption_style.outline", self.outline, low=0.0, high=0.3)
         if not 0.0 <= self.outline < 0.3:
             raise UsageError("caption_style.outline",
                              f"must be from 0 to below 0.3 (of the shorter side), "
                              f"got {self.outline!r}")
-        if self.margin is not None and not 0.0 <= self.margin < 0.5:
-            raise UsageError("caption_style.margin",
-                             f"must be None or from 0 to below 0.5 (of the height), "
-                             f"got {self.margin!r}")
+        if self.margin is not None:
+            number("caption_style.margin", self.margin, low=0.0, high=0.5)
+            if not 0.0 <= self.margin < 0.5:
+                raise UsageError("caption_style.margin",
+                                 f"must be None or from 0 to below 0.5 (of the height), "
+                                 f"got {self.margin!r}")
+        if self.words_per_cue is not None:
+            _check_int("caption_style.words_per_cue", self.words_per_cue, 1, 3)
+        if self.position not in _POSITIONS:
+            raise UsageError("caption_style.position",
+                             f"must be one of {', '.join(_POSITIONS)}, got {self.position!r}")
+        if self.align not in _ALIGNS:
+            raise UsageError("caption_style.align",
+                             f"must be one of {', '.join(_ALIGNS)}, got {self.align!r}")
+        number("caption_style.box_opacity", self.box_opacity, low=0.0, high=1.0)
+        for name in ("bold", "box", "uppercase", "entrance"):
+            flag(f"caption_style.{name}", getattr(self, name))
+
+    def replace(self, **changes: Any) -> CaptionStyle:
+        """A copy with some fields changed (checked like a new style).
+
+        Raises:
+            UsageError: A changed field is out of range, or no such field exists.
+        """
+        unknown = sorted(set(changes) - {f.name for f in attrs.fields(CaptionStyle)})
+        if unknown:
+            raise UsageError(f"caption_style.{unknown[0]}", "is not a caption style field")
+        return attrs.evolve(self, **changes)
 
 
 def _check_int(field: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise UsageError(field, f"must be an integer from {low} to {high}, got {value!r}")
+
+
+CAPTION_STYLES: Mapping[str, CaptionStyle] = _NamedTable("CAPTION_STYLES", {
+    "classic": CaptionStyle(),
+    "karaoke": CaptionStyle(highlight_color="#FFD84D"),
+    "pop": CaptionStyle(words_per_cue=3, font_size=0.085, max_chars_per_line=14,
+                        outline=0.008, position="middle", uppercase=True, entrance=True),
+    "lower-third": CaptionStyle(font_size=0.038, max_chars_per_line=40, align="left",
+                                box=True, box_opacity=0.7, bold=False),
+    "boxed": CaptionStyle(box=True, box_opacity=0.65),
+})
+"""The named caption styles, read-only:
+
+- ``classic``: one or two lines of white bold text with a thin outline, bottom centre;
+- ``karaoke``: the same lines, each word turning yellow as it is spoken;
+- ``pop``: one to three words at a time, large, in capitals, in the middle of the frame,
+  each group growing in as its first word is spoken;
+- ``lower-third``: smaller text flush left on a dark box, as a news strap;
+- ``boxed``: ``classic`` on a dark box, readable over any picture.
+"""
+
+
+def caption_style(name_or_style: str | CaptionStyle) -> CaptionStyle:
+    """Look up a caption style by name, or pass a `CaptionStyle` through.
+
+    Raises:
+        UsageError: The name is not one of `CAPTION_STYLES`.
+    """
+    if isinstance(name_or_style, CaptionStyle):
+        return name_or_style
+    key = str(name_or_style).strip().lower()
+    if key not in CAPTION_STYLES:
+        raise UsageError("caption_style", f"unknown caption style {name_or_style!r}; "
+                         f"choose one of {', '.join(CAPTION_STYLES)}")
+    return CAPTION_STYLES[key]
 
 
 @attrs.frozen
@@ -391,9 +502,10 @@ class VideoRequest:
     """Background music and loudness of the final mix."""
     fit: Fit = "cover"
     """How pictures of another shape fill the frame: ``cover`` or ``blur``."""
-    caption_style: CaptionStyle = attrs.field(factory=CaptionStyle,
+    caption_style: CaptionStyle = attrs.field(factory=CaptionStyle, converter=caption_style,
                                               validator=instance_validator(CaptionStyle))
-    """How captions look (kept in the manifest, so a resume draws them the same)."""
+    """How captions look: a `CaptionStyle` or a name in `CAPTION_STYLES` (kept in the
+    manifest, so a resume draws them the same)."""
 
     def __attrs_post_init__(self) -> None:
         topic = (self.topic or "").strip()

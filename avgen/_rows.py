@@ -15,7 +15,8 @@ A row holds `avgen.VideoRequest` fields by name. The rules, for both formats:
     parts not given take their defaults, except that a preset by parts needs ``name``,
     ``width`` and ``height``;
   - whole: ``preset`` as a name from `PRESETS` (``shorts``, ``draft`` …, any case);
-    ``transition`` as a style name (``fade``); or any of the four as a JSON object of its
+    ``transition`` as a style name (``fade``); ``caption_style`` as a name from
+    `CAPTION_STYLES` (``pop``); or any of the four as a JSON object of its
     fields (``{"music": "song.mp3"}``), which is how `VideoRequest.to_dict` writes them.
 
 - **Music paths** (``soundtrack.music``): ``~`` is expanded, and a relative path is taken
@@ -81,7 +82,14 @@ from typing import Any, Literal, cast
 
 import attrs
 
-from avgen._models import Preset, Transition, VideoRequest, preset
+from avgen._models import (
+    CaptionStyle,
+    Preset,
+    Transition,
+    VideoRequest,
+    caption_style,
+    preset,
+)
 from avgen._validate import flag, number, text
 from avgen.errors import UsageError
 
@@ -93,8 +101,9 @@ MAX_PROBLEMS = 10
 SUFFIXES: Mapping[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 """The file suffixes `read_requests` accepts (in any case), and the format of each."""
 
-_BY_NAME = frozenset({"preset", "transition"})
-"""Nested fields that may also be given whole as a name (a preset, a transition style)."""
+_BY_NAME = frozenset({"preset", "transition", "caption_style"})
+"""Nested fields that may also be given whole as a name (a preset, a transition style, a
+caption style)."""
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
@@ -486,7 +495,7 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
         return _nested(name, value, cells=False, base=base, problems=problems)
     example = {"preset": '"shorts"', "transition": '"fade"',
                "soundtrack": '{"music": "song.mp3"}',
-               "caption_style": '{"font_size": 0.05}'}.get(name, "{...}")
+               "caption_style": '"pop"'}.get(name, "{...}")
     given = f"not {type(value).__name__} {value!r}" if not cells else f"not {value!r}"
     problems.append((name, f"must be {'a name or ' if named else ''}an object of "
                      f"{kind.__name__} fields such as {example}, or given by parts "
@@ -494,8 +503,10 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
     return _BAD
 
 
-def _by_name(name: str, value: str) -> Preset | Transition:
-    """A preset or a transition given by its name."""
+def _by_name(name: str, value: str) -> Preset | Transition | CaptionStyle:
+    """A preset, a transition or a caption style given by its name."""
+    if name == "caption_style":
+        return caption_style(value)
     return preset(value) if name == "preset" else Transition(value)
 
 

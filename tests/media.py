@@ -185,3 +185,11 @@ def measure_loudness(path: Path) -> tuple[float, float]:
     peak = re.search(r"True peak:\s*\n\s*Peak:\s+(-?[\d.]+) dBFS", summary)
     assert loud and peak, summary
     return float(loud.group(1)), float(peak.group(1))
+
+
+_VTT_TIMESTAMP = re.compile(r"<\d\d:\d\d:\d\d\.\d\d\d>")
+
+
+def vtt_text(path: Path) -> str:
+    """A WebVTT file's text with the word timestamp tags (``<00:00:01.200>``) taken out."""
+    return _VTT_TIMESTAMP.sub("", path.read_text("utf-8"))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen._models import PRESETS, CaptionStyle, Segment
+from avgen._models import CAPTION_STYLES, PRESETS, CaptionStyle, Segment
 from avgen.errors import UsageError
 from avgen.media._captions import (
     Cue,
@@ -21,6 +21,7 @@ from avgen.media._captions import (
     to_ass,
     to_srt,
     to_vtt,
+    word_groups,
     wrap_words,
 )
 
@@ -36,6 +37,13 @@ styles = st.builds(
     max_lines=st.integers(1, 3),
     outline=st.floats(0.0, 0.29),
     bold=st.booleans(),
+    words_per_cue=st.one_of(st.none(), st.integers(1, 3)),
+    highlight_color=st.one_of(st.none(), st.just("#FFD84D")),
+    position=st.sampled_from(["bottom", "middle", "top"]),
+    align=st.sampled_from(["center", "left"]),
+    box=st.booleans(),
+    uppercase=st.booleans(),
+    entrance=st.booleans(),
 )
 
 
@@ -89,8 +97,7 @@ def check_round_trip(cues: list[Cue], parsed: list[tuple[float, float, list[str]
         if position < len(parsed):
             start, end, lines = parsed[position]
             if unescape:
-                lines = [ln.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-                         for ln in lines]
+                lines = [vtt_reads(ln, start, end) for ln in lines]
             if (lines == list(cue.lines) and abs(start - cue.start) <= 0.001
                     and abs(end - cue.end) <= 0.001):
                 position += 1
@@ -101,6 +108,20 @@ def check_round_trip(cues: list[Cue], parsed: list[tuple[float, float, list[str]
         assert s1 < e1 <= s2
     if parsed:
         assert parsed[-1][0] < parsed[-1][1]
+
+
+VTT_STAMP = re.compile(r"<(\d\d):(\d\d):(\d\d)\.(\d\d\d)>")
+
+
+def vtt_reads(line: str, start: float, end: float) -> str:
+    """The text of a WebVTT cue line: timestamp tags removed (checked to lie strictly
+    inside the cue, in increasing order), entities unescaped."""
+    stamps = [int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+              for h, m, s, ms in VTT_STAMP.findall(line)]
+    assert all(start < at < end for at in stamps), (line, start, end)
+    assert stamps == sorted(set(stamps)), line
+    text = VTT_STAMP.sub("", line)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 ASS_TIME = re.compile(r"^(\d+):(\d\d):(\d\d)\.(\d\d)$")
@@ -122,13 +143,22 @@ def centis(seconds: float) -> int:
     return math.floor(seconds * 100 + 0.5)
 
 
+AVGEN_TAG = re.compile(r"\{\\k\d+\}|\{\\fscx80\\fscy80\\t\(0,120,\\fscx100\\fscy100\)\}")
+"""The override blocks avgen writes itself: a karaoke length, the entrance."""
+
+
 def libass_reads(text: str) -> str:
-    """What libass draws for a Dialogue text (``WrapStyle: 2``), refusing override blocks:
-    ``\\N``/``\\n`` break the line, ``\\h`` is a no-break space, ``\\{``/``\\}`` are braces,
-    any other backslash is itself; the word joiner avgen puts after a backslash is invisible."""
+    """What libass draws for a Dialogue text, refusing override blocks other than avgen's
+    own (`AVGEN_TAG`): ``\\N``/``\\n`` break the line, ``\\h`` is a no-break space,
+    ``\\{``/``\\}`` are braces, any other backslash is itself; the word joiner avgen puts
+    after a backslash is invisible."""
     out: list[str] = []
     i = 0
     while i < len(text):
+        tag = AVGEN_TAG.match(text, i)
+        if tag:
+            i = tag.end()
+            continue
         if text[i] == "{":
             raise AssertionError(f"an override block in {text!r}")
         if text[i] == "\\" and text[i + 1:i + 2] in ("N", "n", "h", "{", "}"):
@@ -220,8 +250,9 @@ def test_ass_times_monotonic_and_text_escaped(
         libass_reads(event[9])  # no override block, whatever the text
     captions = [e for e in events if e[3] == "Caption"]
     # the captions are drawn as written: their lines, whitespace runs as one space
+    case = str.upper if style.uppercase else str
     assert sorted(libass_reads(e[9]) for e in captions) == sorted(
-        "\n".join(" ".join(line.split()) for line in cue.lines if line.split())
+        "\n".join(case(" ".join(line.split())) for line in cue.lines if line.split())
         for cue in cues if centis(cue.end) > centis(cue.start) and cue.text.split())
     for a, b in pairwise(captions):
         assert ass_seconds(a[2]) <= ass_seconds(b[1])
@@ -288,7 +319,7 @@ def test_ass_example() -> None:
     script = to_ass(cues, width=720, height=1280, style=style, margin=margin,
                     cards=[(0.0, 3.0, "A title card with a fairly long name that wraps")])
     assert "PlayResX: 720" in script and "PlayResY: 1280" in script
-    assert "WrapStyle: 2" in script and "ScaledBorderAndShadow: yes" in script
+    assert "WrapStyle: 0" in script and "ScaledBorderAndShadow: yes" in script
     assert ("Style: Caption,DejaVu Sans,32,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
             "-1,0,0,0,100,100,0,0,1,2.88,0,2,43,43,282,1") in script
     assert "Style: Card,DejaVu Sans,64," in script
@@ -409,3 +440,134 @@ def test_the_reported_wrap_keeps_the_phrase_together() -> None:
 
     blocks = balanced_groups("Rivers carry the water back to the sea.", 32, 2)
     assert blocks == [("Rivers carry the water", "back to the sea.")]
+
+
+# --------------------------------------------------------------------------- styles and words
+
+FUNCTION = {"a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "from", "with"}
+
+
+def spoken(text: str, start: float = 0.0, step: float = 0.3) -> list[Segment]:
+    """A word timing for each word: ``step`` apart, each lasting most of it."""
+    return [Segment(word, start + i * step, start + i * step + 0.8 * step)
+            for i, word in enumerate(text.split())]
+
+
+@settings(max_examples=300)
+@given(texts, st.integers(1, 3), st.integers(8, 40), st.integers(1, 3))
+def test_word_groups_properties(text: str, per_cue: int, max_chars: int,
+                                max_lines: int) -> None:
+    groups = word_groups(text, per_cue, max_chars, max_lines)
+    assert [w for group in groups for w in " ".join(group).split()] == text.split()
+    for group in groups:
+        count = len(" ".join(group).split())
+        assert 1 <= count <= per_cue
+        assert len(group) <= max_lines or count == 1
+        for word in " ".join(group).split()[:-1]:  # a clause ends a group
+            assert word[-1:] not in ",.;:!?"
+
+
+def test_pop_groups_keep_small_words_with_the_next() -> None:
+    groups = word_groups("Rivers carry the water back to the sea, and the sea gives it "
+                         "to the sky.", 3, 14)
+    assert [" ".join(g) for g in groups] == [
+        "Rivers carry", "the water back", "to the sea,", "and the sea", "gives it",
+        "to the sky."]
+    for group in groups[:-1]:
+        assert " ".join(group).split()[-1].lower() not in FUNCTION
+
+
+@settings(max_examples=200)
+@given(texts, st.floats(0.0, 100.0), styles)
+def test_every_cue_carries_its_words_timings(text: str, offset: float,
+                                             style: CaptionStyle) -> None:
+    words = spoken(text, 1.0)
+    if not words:
+        return
+    segment = Segment(text, 1.0, words[-1].end + 0.2)
+    cues = make_cues([segment], offset, style, words=words)
+    timed = [w for cue in cues for w in cue.words]
+    assert [w.text for w in timed] == text.split()
+    for cue in cues:
+        assert len(cue.words) == len(cue.text.split())
+        assert all(cue.start <= w.start <= w.end <= cue.end for w in cue.words)
+        assert [w.start for w in cue.words] == sorted(w.start for w in cue.words)
+    # measured timings are kept where they fit in their cue
+    for word, measured in zip(timed, words, strict=True):
+        assert word.start == pytest.approx(max(measured.start + offset, word.start), abs=1e-9)
+    # each cue after the first starts when its first word is spoken
+    for cue in cues[1:]:
+        assert cue.start == pytest.approx(cue.words[0].start, abs=1e-9)
+
+
+def test_vtt_carries_word_timestamps_and_srt_does_not() -> None:
+    text = "Rivers carry the water"
+    cues = make_cues([Segment(text, 0.0, 1.2)], 2.0, CaptionStyle(), words=spoken(text))
+    vtt = to_vtt(cues)
+    assert ("00:00:02.000 --> 00:00:03.200\n"
+            "Rivers <00:00:02.300>carry <00:00:02.600>the <00:00:02.900>water") in vtt
+    assert "<" not in to_srt(cues) and "Rivers carry the water" in to_srt(cues)
+
+
+def test_ass_karaoke_lengths_reach_each_word_when_it_is_spoken() -> None:
+    text = "Rivers carry the water back"
+    words = [Segment(w, 0.25 + 0.4 * i, 0.55 + 0.4 * i) for i, w in enumerate(text.split())]
+    style = CAPTION_STYLES["karaoke"]
+    cues = make_cues([Segment(text, 0.0, 2.5)], 10.0, style, words=words)
+    (event,) = dialogues(to_ass(cues, width=640, height=360, style=style, margin=0.1))
+    lengths = [int(k) for k in re.findall(r"\\k(\d+)", event[9])]
+    # a lead-in, then one per word; the running sum is each word's start
+    assert lengths[0] == 25
+    starts = [sum(lengths[: i + 1]) for i in range(len(words))]
+    assert starts == [centis(w.start) for w in words]
+    assert sum(lengths) == 250
+    assert libass_reads(event[9]) == text
+
+
+def test_styles_set_position_alignment_box_and_colours() -> None:
+    def style_line(style: CaptionStyle) -> list[str]:
+        script = to_ass([], width=1080, height=1920, style=style, margin=0.2, side_margin=0.08)
+        return next(ln for ln in script.splitlines()
+                    if ln.startswith("Style: Caption")).split(",")
+
+    karaoke = style_line(CAPTION_STYLES["karaoke"])
+    assert karaoke[3] == "&H004DD8FF" and karaoke[4] == "&H00FFFFFF"  # spoken, unspoken
+    pop = style_line(CAPTION_STYLES["pop"])
+    assert pop[18] == "5" and pop[21] == "0"  # middle, centred
+    assert int(pop[2]) == round(0.085 * 1080)
+    lower = style_line(CAPTION_STYLES["lower-third"])
+    assert lower[18] == "1" and lower[19] == str(round(0.08 * 1080))  # bottom left, safe side
+    assert lower[15] == "3" and lower[5] == "&H4D000000"  # opaque box, 70 % opaque black
+    top = style_line(CaptionStyle(position="top"))
+    assert top[18] == "8" and top[21] == str(round(0.2 * 1920))
+    assert caption_margin(CaptionStyle(position="top"), PRESETS["tiktok"]) == 0.12
+    assert caption_margin(CaptionStyle(), PRESETS["tiktok"]) == 0.22
+
+
+def test_pop_text_is_uppercase_with_an_entrance() -> None:
+    style = CAPTION_STYLES["pop"]
+    cues = make_cues([Segment("Bees dance; moths drift.", 0.0, 2.0)], 0.0, style)
+    events = dialogues(to_ass(cues, width=1080, height=1920, style=style, margin=0.2))
+    assert [libass_reads(e[9]) for e in events] == ["BEES DANCE;", "MOTHS DRIFT."]
+    assert all(e[9].startswith("{\\fscx80\\fscy80\\t(0,120,\\fscx100\\fscy100)}")
+               for e in events)
+    # the sidecars keep the script's case
+    assert "Bees dance;" in to_srt(cues)
+
+
+def test_named_styles_and_bad_fields() -> None:
+    assert list(CAPTION_STYLES) == ["classic", "karaoke", "pop", "lower-third", "boxed"]
+    assert CAPTION_STYLES["classic"] == CaptionStyle()
+    assert CAPTION_STYLES["pop"].replace(color="#FFE600").color == "#FFE600"
+    for fields, field in (({"words_per_cue": 4}, "caption_style.words_per_cue"),
+                          ({"position": "left"}, "caption_style.position"),
+                          ({"align": "right"}, "caption_style.align"),
+                          ({"highlight_color": "yellow"}, "caption_style.highlight_color"),
+                          ({"box_opacity": 1.5}, "caption_style.box_opacity"),
+                          ({"uppercase": 1}, "caption_style.uppercase")):
+        with pytest.raises(UsageError) as caught:
+            CaptionStyle(**fields)  # type: ignore[arg-type]
+        assert caught.value.field == field
+    with pytest.raises(UsageError) as caught:
+        CaptionStyle().replace(colour="#FFFFFF")
+    assert caught.value.field == "caption_style.colour"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from media import decode, mean_abs_diff
+from media import decode, mean_abs_diff, vtt_text
 
 from avgen import Video, VideoGenerator
 from avgen._models import CaptionStyle, Preset
@@ -96,7 +96,7 @@ def test_emoji_and_cjk_make_a_video_and_one_note(tmp_path: Path) -> None:
     # the sidecars keep every character; the burned script leaves out what no font has
     captions = video.captions
     assert RAIN in captions["srt"].read_text("utf-8")
-    assert RAIN in captions["vtt"].read_text("utf-8")
+    assert RAIN in vtt_text(captions["vtt"])
     assert "🌧" not in captions["ass"].read_text("utf-8")
 
     # the frame shows the covered characters, and nothing (no boxes) for the rest: it
@@ -226,7 +226,7 @@ def test_any_text_makes_a_video_and_its_sidecars_keep_it(
     script = json.loads((video.session / "scripts/script.json").read_text("utf-8"))
     narrated = " ".join(scene["narration"] for scene in script["scenes"])
     assert said.split() == narrated.split()
-    vtt = video.captions["vtt"].read_text("utf-8")
+    vtt = vtt_text(video.captions["vtt"])
     assert all(char in vtt for char in narrated if char not in "&<> \n")
     glyph_notes = [n for n in notes(events) if n.startswith("captions:")]
     assert len(glyph_notes) == (1 if captions and uncovered(DEJAVU, [text]) else 0)

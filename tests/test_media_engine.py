@@ -23,6 +23,7 @@ from avgen._models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
 from avgen.media._captions import make_cues
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe
+from avgen.media._fonts import find_font, uncovered
 from avgen.media._graph import copy_plan
 from avgen.media._timeline import Timeline
 
@@ -213,18 +214,19 @@ def test_a_font_that_does_not_exist_is_named(tmp_path: Path) -> None:
 
 
 def test_text_no_font_can_draw_is_left_out_of_the_burned_captions(tmp_path: Path) -> None:
-    """CJK with only DejaVu on the machine: the video is made, the sidecars keep the text,
-    and the burned caption is what the drawable part of the line draws."""
-    parts = [tone_scene(tmp_path, 0, 1.0, text="Hello 你好世界 there.")]
+    """Colour emoji (no font here draws them): the video is made, the sidecars keep the
+    text, and the burned caption is what the drawable part of the line draws."""
+    parts = [tone_scene(tmp_path, 0, 1.0, text="Hello 🌧🌈 there.")]
     timeline = Timeline.build(TINY, parts)
+    assert uncovered(find_font("DejaVu Sans"), ["🌧🌈"]) == "🌧🌈"
     out = compose(timeline, tmp_path / "x.mp4")
     assert not decode(out)["errors"]
     composer = FFmpegComposer()
     sidecars = composer.sidecars(timeline)
-    assert "你好世界" in sidecars["srt"] and "你好世界" in sidecars["vtt"]
-    assert "你" not in sidecars["ass"]
+    assert "🌧🌈" in sidecars["srt"] and "🌧🌈" in sidecars["vtt"]
+    assert "🌧" not in sidecars["ass"]
     drawable = compose(Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0,
-                                                        text="Hello  there.")]),
+                                                        text="Hello there.")]),
                        tmp_path / "drawable.mp4")
     band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
     assert mean_abs_diff(out, drawable, 0.5, band) < 1.0

@@ -1,8 +1,12 @@
 """Captions: timed cues from narration segments, and their SRT, WebVTT and ASS forms.
 
-The module is pure Python (no ffmpeg): `make_cues` turns the sentence timings of a narration
-into short cues of one or two lines, and `to_srt`, `to_vtt` and `to_ass` render them. The
-caller writes the files; the ASS script is what the composer burns into the picture.
+The module is pure Python (no ffmpeg): `make_cues` turns the sentence (and word) timings of
+a narration into cues — phrases of one to three lines, or a few words at a time, as the
+`CaptionStyle` says — and `to_srt`, `to_vtt` and `to_ass` render them. The caller writes the
+files; the ASS script (written with pysubs2) is what the composer burns into the picture.
+Word timings travel with each cue: WebVTT gets inline ``<hh:mm:ss.mmm>`` timestamps, ASS gets
+``\\k`` karaoke tags (a karaoke style lights each word up by them); SRT has no way to say
+it and stays one block per cue.
 
 Times are rounded to the format's unit (milliseconds, or centiseconds for ASS) with one
 monotonic rule for both boundaries, so cues that touch stay touching and never overlap.
@@ -12,17 +16,23 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
+import pysubs2
 
-from avgen._models import CaptionStyle, Preset, Segment
+from avgen._models import CaptionStyle, Preset, Segment, spread_words
 from avgen.errors import UsageError
 
 __all__ = ["Cue"]
 
 _CARD_MAX_LINES = 4
+
+
+def _timed(value: Iterable[Segment]) -> tuple[Segment, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -35,6 +45,9 @@ class Cue:
     """End, in seconds from the start of the video."""
     lines: tuple[str, ...]
     """The display lines, top to bottom (one or two with the default style)."""
+    words: tuple[Segment, ...] = attrs.field(default=(), converter=_timed)
+    """When each word of ``lines`` is spoken, in video time: one `Segment` per word, in
+    order, inside the cue's span; empty when not known."""
 
     @property
     def text(self) -> str:
@@ -43,8 +56,11 @@ class Cue:
 
 
 def caption_margin(style: CaptionStyle, preset: Preset) -> float:
-    """The bottom margin to use: the style's own, or else the preset's ``caption_margin``."""
-    return preset.caption_margin if style.margin is None else style.margin
+    """The margin from the edge the captions sit at: the style's own, or else the preset's
+    (``caption_top_margin`` at the top, ``caption_margin`` otherwise)."""
+    if style.margin is not None:
+        return style.margin
+    return preset.caption_top_margin if style.position == "top" else preset.caption_margin
 
 
 def wrap_words(text: str, max_chars: int) -> list[str]:
@@ -165,29 +181,95 @@ def _unglued(units: Sequence[str]) -> list[str]:
     return [word for unit in units for word in unit.split(_GLUE)]
 
 
-def _word_starts(segment: Segment, words: Sequence[Segment], count: int) -> list[float] | None:
-    """Start times of the segment's words, if the narrator timed exactly these words."""
+_CLAUSE_ENDS = frozenset(",.;:!?…،؛؟。、，！？；：")
+
+
+def _ends_clause(word: str) -> bool:
+    return word[-1:] in _CLAUSE_ENDS
+
+
+def _is_function_word(word: str) -> bool:
+    return word.lower() in _FUNCTION_WORDS and word[-1:].isalpha()
+
+
+def word_groups(text: str, per_cue: int, max_chars: int,
+                max_lines: int = 2) -> list[tuple[str, ...]]:
+    """Split text into groups of at most ``per_cue`` words, for word-by-word captions.
+
+    A group ends after a word that closes a clause (``,`` ``.`` ``;`` ``!`` ``?`` …), and
+    never on an article or preposition when the word it belongs with can join the next
+    group instead. A group whose words would not fit in ``max_lines`` lines of
+    ``max_chars`` gives its last word to the next group (a single long word stands alone).
+
+    Returns:
+        The groups in order, each a tuple of display lines; empty for blank text.
+    """
+    groups: list[list[str]] = []
+    current: list[str] = []
+    for word in text.split():
+        if current and (len(current) >= per_cue or _ends_clause(current[-1])
+                        or len(wrap_words(" ".join([*current, word]), max_chars)) > max_lines):
+            carry: list[str] = []
+            while (len(current) > 1 and len(carry) + 2 <= per_cue
+                   and _is_function_word(current[-1])):
+                carry.insert(0, current.pop())
+            groups.append(current)
+            current = carry
+            if carry and len(wrap_words(" ".join([*carry, word]), max_chars)) > max_lines:
+                groups.append(carry)  # too long together: the small words stand alone
+                current = []
+        current.append(word)
+    if current:
+        groups.append(current)
+    return [tuple(wrap_words(" ".join(group), max_chars)) for group in groups]
+
+
+def _spoken(segment: Segment, words: Sequence[Segment], count: int) -> list[Segment] | None:
+    """The segment's word timings, if the narrator timed exactly its ``count`` words."""
     inside = [w for w in words if segment.start - 1e-6 <= w.start < segment.end]
     if len(inside) != count:
         return None
-    return [w.start for w in inside]
+    return inside
+
+
+def _groups(text: str, style: CaptionStyle) -> list[tuple[str, ...]]:
+    if style.words_per_cue is None:
+        return balanced_groups(text, style.max_chars_per_line, style.max_lines)
+    return word_groups(text, style.words_per_cue, style.max_chars_per_line, style.max_lines)
+
+
+def _cue_words(texts: Sequence[str], timed: Sequence[Segment] | None, offset: float,
+               start: float, end: float) -> list[Segment]:
+    """The cue's word timings in video time, kept inside ``start``–``end`` and in order;
+    spread over the cue by length when the narrator timed none."""
+    if timed is None:
+        return spread_words(texts, start, end)
+    out: list[Segment] = []
+    floor = start
+    for text, word in zip(texts, timed, strict=True):
+        begin = min(max(word.start + offset, floor), end)
+        out.append(Segment(text, begin, min(max(word.end + offset, begin), end)))
+        floor = begin
+    return out
 
 
 def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *,
               words: Sequence[Segment] = ()) -> list[Cue]:
     """Turn timed narration segments into caption cues.
 
-    Each segment's text is split into balanced blocks (`balanced_groups`). With word
-    timings for exactly the segment's words, each block starts when its first word is
-    spoken; otherwise the segment's time is shared among its blocks in proportion to their
+    Each segment's text is split into balanced blocks of lines (`balanced_groups`) or, for
+    a style with ``words_per_cue``, into groups of a few words (`word_groups`). With word
+    timings for exactly the segment's words, each cue starts when its first word is
+    spoken; otherwise the segment's time is shared among its cues in proportion to their
     lengths. The cues of a segment tile its span exactly: the first starts at
     ``segment.start + offset``, the last ends at ``segment.end + offset`` and each ends where
-    the next begins.
+    the next begins. Every cue carries its words' timings (`Cue.words`): measured ones
+    when the narrator gave them, else spread over the cue by length.
 
     Args:
         segments: Sentence timings inside one audio file.
         offset: Where that audio file starts in the video, in seconds.
-        style: Gives the line length and the number of lines per cue.
+        style: Gives the line length, the lines per cue, or the words per cue.
         words: Word timings inside the same audio file, when the narrator reports them.
 
     Returns:
@@ -200,17 +282,17 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *
     for segment in sorted(segments, key=lambda s: s.start):
         start = max(segment.start + offset, floor)
         end = segment.end + offset
-        groups = balanced_groups(segment.text, style.max_chars_per_line, style.max_lines)
+        groups = _groups(segment.text, style)
         if not groups or not end > start:
             continue
-        sizes = [len(" ".join(group).split()) for group in groups]
-        spoken = _word_starts(segment, words, sum(sizes)) if words else None
+        texts = [" ".join(group).split() for group in groups]
+        spoken = _spoken(segment, words, sum(map(len, texts))) if words else None
         boundaries = [start]
         if spoken is not None:
             first = 0
-            for size in sizes[:-1]:
-                first += size
-                boundaries.append(min(max(spoken[first] + offset, boundaries[-1]), end))
+            for group_words in texts[:-1]:
+                first += len(group_words)
+                boundaries.append(min(max(spoken[first].start + offset, boundaries[-1]), end))
         else:
             weights = [len(" ".join(group)) for group in groups]
             total, done = sum(weights), 0
@@ -218,8 +300,13 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *
                 done += weight
                 boundaries.append(min(start + (end - start) * done / total, end))
         boundaries.append(end)
+        first = 0
         for position, group in enumerate(groups):
-            cues.append(Cue(boundaries[position], boundaries[position + 1], group))
+            low, high = boundaries[position], boundaries[position + 1]
+            mine = texts[position]
+            timed = None if spoken is None else spoken[first:first + len(mine)]
+            cues.append(Cue(low, high, group, _cue_words(mine, timed, offset, low, high)))
+            first += len(mine)
         floor = end
     return cues
 
@@ -252,11 +339,20 @@ def _timed_blocks(cues: Sequence[Cue], per_second: int) -> list[tuple[int, int, 
     return blocks
 
 
+def _word_ticks(cue: Cue, lines: Sequence[str], per_second: int) -> list[int] | None:
+    """Each displayed word's rounded start, or None when the cue's timings do not match
+    its words."""
+    count = sum(len(line.split()) for line in lines)
+    if not cue.words or len(cue.words) != count:
+        return None
+    return [_ticks(word.start, per_second) for word in cue.words]
+
+
 def to_srt(cues: Sequence[Cue]) -> str:
     """Render cues as SubRip (``.srt``) text.
 
     Cues are numbered from 1 and timed ``HH:MM:SS,mmm``; a cue whose rounded duration is
-    zero, or that has no text, is left out.
+    zero, or that has no text, is left out. SubRip cannot time words: one block per cue.
     """
     blocks = [f"{n}\n{_clock(s, ',')} --> {_clock(e, ',')}\n" + "\n".join(lines) + "\n"
               for n, (s, e, lines) in enumerate(_timed_blocks(cues, 1000), start=1)]
@@ -267,28 +363,50 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _vtt_lines(cue: Cue, start: int, end: int) -> list[str]:
+    """The cue's lines, escaped, with a ``<hh:mm:ss.mmm>`` timestamp before each word
+    spoken strictly inside the cue (WebVTT wants them increasing and inside it)."""
+    lines = _plain_lines(cue)
+    ticks = _word_ticks(cue, lines, 1000)
+    if ticks is None:
+        return [_vtt_escape(line) for line in lines]
+    out, index, last = [], 0, start
+    for line in lines:
+        parts = []
+        for word in line.split():
+            at = ticks[index]
+            index += 1
+            if last < at < end:
+                parts.append(f"<{_clock(at, '.')}>{_vtt_escape(word)}")
+                last = at
+            else:
+                parts.append(_vtt_escape(word))
+        out.append(" ".join(parts))
+    return out
+
+
 def to_vtt(cues: Sequence[Cue]) -> str:
     """Render cues as WebVTT (``.vtt``) text.
 
     Starts with the ``WEBVTT`` header; cues are timed ``HH:MM:SS.mmm`` and ``&``, ``<`` and
-    ``>`` in the text are escaped. Empty or zero-length cues are left out.
+    ``>`` in the text are escaped. A cue with word timings has a timestamp tag
+    (``<00:00:01.200>``) before each word after the first, so players can follow the
+    spoken word. Empty or zero-length cues are left out.
     """
-    blocks = [f"{_clock(s, '.')} --> {_clock(e, '.')}\n"
-              + "\n".join(_vtt_escape(line) for line in lines) + "\n"
-              for s, e, lines in _timed_blocks(cues, 1000)]
+    blocks = []
+    for cue in sorted(cues, key=lambda c: c.start):
+        start, end = _ticks(cue.start, 1000), _ticks(cue.end, 1000)
+        lines = _vtt_lines(cue, start, end)
+        if lines and end > start:
+            blocks.append(f"{_clock(start, '.')} --> {_clock(end, '.')}\n"
+                          + "\n".join(lines) + "\n")
     return "\n".join(["WEBVTT\n", *blocks])
 
 
-def _ass_time(centis: int) -> str:
-    hours, rest = divmod(centis, 360_000)
-    minutes, rest = divmod(rest, 6000)
-    seconds, cs = divmod(rest, 100)
-    return f"{hours:d}:{minutes:02d}:{seconds:02d}.{cs:02d}"
-
-
-def _ass_color(color: str, alpha: int = 0) -> str:
-    red, green, blue = color[1:3], color[3:5], color[5:7]
-    return f"&H{alpha:02X}{blue}{green}{red}".upper()
+def _rgb(color: str, opacity: float = 1.0) -> pysubs2.Color:
+    """``#RRGGBB`` and an opacity as a pysubs2 colour (ASS alpha: 0 is opaque)."""
+    return pysubs2.Color(int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16),
+                         round(255 * (1.0 - opacity)))
 
 
 _WORD_JOINER = "\u2060"
@@ -315,33 +433,105 @@ def _ass_escape(text: str, omit: str = "") -> str:
     return "".join(out)
 
 
-def _num(value: float) -> str:
-    return f"{round(value, 2):g}"
+_ALIGNMENT = {("bottom", "center"): 2, ("bottom", "left"): 1, ("middle", "center"): 5,
+              ("middle", "left"): 4, ("top", "center"): 8, ("top", "left"): 7}
+"""ASS alignment (numpad layout) of each position and alignment."""
+
+_ENTRANCE = "{\\fscx80\\fscy80\\t(0,120,\\fscx100\\fscy100)}"
+"""Grow from 80 % to full size over the first 0.12 s."""
 
 
-_STYLE_FORMAT = ("Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
-                 "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, "
-                 "Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, "
-                 "Encoding")
+def _caption_style(style: CaptionStyle, size: int, short: int, width: int, height: int,
+                   margin: float, side_margin: float) -> pysubs2.SSAStyle:
+    """The ASS style of the captions. Karaoke draws spoken words in the primary colour and
+    the rest in the secondary, so both are ``color`` unless the style highlights."""
+    box = style.box
+    return pysubs2.SSAStyle(
+        fontname=style.font, fontsize=size,
+        primarycolor=_rgb(style.highlight_color or style.color),
+        secondarycolor=_rgb(style.color),
+        outlinecolor=_rgb(style.box_color, style.box_opacity) if box
+        else _rgb(style.outline_color),
+        backcolor=pysubs2.Color(0, 0, 0, 0x80), bold=style.bold,
+        borderstyle=3 if box else 1,
+        outline=round(0.3 * size, 2) if box else round(style.outline * short, 2),
+        shadow=0, alignment=pysubs2.Alignment(_ALIGNMENT[style.position, style.align]),
+        marginl=round(side_margin * width), marginr=round(side_margin * width),
+        marginv=round(margin * height) if style.position != "middle" else 0)
+
+
+def _card_style(style: CaptionStyle, size: int, short: int, width: int) -> pysubs2.SSAStyle:
+    outline = style.outline * short
+    return pysubs2.SSAStyle(
+        fontname=style.font, fontsize=2 * size, primarycolor=_rgb(style.color),
+        secondarycolor=_rgb(style.color), outlinecolor=_rgb(style.outline_color),
+        backcolor=pysubs2.Color(0, 0, 0, 0x96), bold=True, borderstyle=1,
+        outline=round(outline, 2), shadow=round(max(1.0, 2 * outline), 2),
+        alignment=pysubs2.Alignment(5), marginl=round(0.08 * width),
+        marginr=round(0.08 * width), marginv=0)
+
+
+def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
+    """The cue's ASS text: lines joined by ``\\N``, each word after a ``\\k`` tag when
+    its timing is known (its length in centiseconds, so the highlight reaches each word as
+    it is spoken), the entrance first when the style has one."""
+    lines = _plain_lines(cue)
+    if style.uppercase:
+        lines = [line.upper() for line in lines]
+    ticks = _word_ticks(cue, lines, 100)
+    start, end = _ticks(cue.start, 100), _ticks(cue.end, 100)
+    head = _ENTRANCE if style.entrance else ""
+    if ticks is None:
+        shown = [text for text in (_ass_escape(line, omit) for line in lines) if text]
+        return head + "\\N".join(shown) if shown else ""
+    bounds = [min(max(tick, start), end) for tick in ticks]
+    bounds = [*itertools.accumulate(bounds, max), end]
+    if bounds[0] > start:
+        head += f"{{\\k{bounds[0] - start}}}"
+    out: list[str] = []
+    carry, index = "", 0  # the tags of words with nothing to draw go with the next word
+    for line in lines:
+        parts = []
+        for word in line.split():
+            tag = f"{{\\k{bounds[index + 1] - bounds[index]}}}"
+            index += 1
+            drawn = _ass_escape(word, omit)
+            if drawn:
+                parts.append(carry + tag + drawn)
+                carry = ""
+            else:
+                carry += tag
+        if parts:
+            out.append(" ".join(parts))
+    if not out:
+        return ""
+    out[-1] += carry
+    return head + "\\N".join(out)
 
 
 def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle, margin: float,
-           cards: Sequence[tuple[float, float, str]] = (), omit: str = "") -> str:
+           side_margin: float = 0.06, cards: Sequence[tuple[float, float, str]] = (),
+           omit: str = "") -> str:
     """Render cues (and optional title cards) as an Advanced SubStation Alpha v4.00+ script.
 
-    The script has ``PlayResX``/``PlayResY`` equal to the frame size, ``WrapStyle: 2`` (lines
-    are broken here and joined with ``\\N``) and ``ScaledBorderAndShadow: yes``. Style
-    ``Caption`` sits bottom-centre, ``margin`` × height above the bottom edge; style ``Card``
-    is centred, twice as large, bold and softly shadowed. User text is drawn as written:
-    ``{``, ``}`` and ``\\`` are escaped so they never act as override tags or ``\\N``-style
-    escapes. Right-to-left text is passed as-is (libass orders it).
+    The script has ``PlayResX``/``PlayResY`` equal to the frame size, ``WrapStyle: 0``
+    (lines are broken here and joined with ``\\N``; libass wraps one further only if it is
+    wider than the space between the side margins) and ``ScaledBorderAndShadow: yes``.
+    Style ``Caption`` sits where ``style.position`` and ``style.align`` say, ``margin`` ×
+    height from its edge and ``side_margin`` × width from the sides; style ``Card`` is
+    centred, twice as large, bold and softly shadowed. Words with timings are preceded by
+    ``\\k`` karaoke tags. User text is drawn as written: ``{``, ``}`` and ``\\`` are
+    escaped so they never act as override tags or ``\\N``-style escapes. Right-to-left
+    text is passed as-is (libass orders it).
 
     Args:
         cues: The captions, e.g. from `make_cues`.
         width: Frame width in pixels.
         height: Frame height in pixels.
-        style: The caption style (font, size, colours, line length).
-        margin: Bottom margin as a fraction of the height (see `caption_margin`).
+        style: The caption style (font, size, colours, layout, highlight, entrance).
+        margin: Margin from the bottom or top edge as a fraction of the height (see
+            `caption_margin`; unused in the middle).
+        side_margin: Margin from the left and right edges as a fraction of the width.
         cards: ``(start, end, title)`` title cards shown centred; a title is wrapped at about
             0.7 × ``style.max_chars_per_line`` characters, up to 4 lines.
         omit: Characters to leave out of the drawn text (those no font can draw); a line
@@ -351,30 +541,31 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         The script text.
 
     Raises:
-        UsageError: The frame size or the margin is out of range.
+        UsageError: The frame size or a margin is out of range.
     """
     for field, side in (("width", width), ("height", height)):
         if not isinstance(side, int) or isinstance(side, bool) or side < 1:
             raise UsageError(field, f"must be a positive number of pixels, got {side!r}")
     if not 0.0 <= margin < 0.5:
         raise UsageError("margin", f"must be from 0 to below 0.5 (of the height), got {margin!r}")
+    if not 0.0 <= side_margin < 0.5:
+        raise UsageError("side_margin",
+                         f"must be from 0 to below 0.5 (of the width), got {side_margin!r}")
     short = min(width, height)
     size = max(1, round(style.font_size * short))
-    outline = style.outline * short
-    bold = -1 if style.bold else 0
-    primary, edge = _ass_color(style.color), _ass_color(style.outline_color)
-    side_margin = round(0.06 * width)
-    caption = (f"Style: Caption,{style.font},{size},{primary},{primary},{edge},&H80000000,"
-               f"{bold},0,0,0,100,100,0,0,1,{_num(outline)},0,2,{side_margin},{side_margin},"
-               f"{round(margin * height)},1")
-    card = (f"Style: Card,{style.font},{2 * size},{primary},{primary},{edge},&H96000000,"
-            f"-1,0,0,0,100,100,0,0,1,{_num(outline)},{_num(max(1.0, 2 * outline))},5,"
-            f"{round(0.08 * width)},{round(0.08 * width)},0,1")
+    subs = pysubs2.SSAFile()
+    subs.info.clear()
+    subs.info.update({"Title": "avgen captions", "PlayResX": str(width),
+                      "PlayResY": str(height), "WrapStyle": "0",
+                      "ScaledBorderAndShadow": "yes"})
+    subs.styles.clear()
+    subs.styles["Caption"] = _caption_style(style, size, short, width, height, margin,
+                                            side_margin)
+    subs.styles["Card"] = _card_style(style, size, short, width)
 
     events: list[tuple[int, int, int, str, str]] = []
     for cue in cues:
-        text = "\\N".join(line for line in (_ass_escape(line, omit) for line in cue.lines)
-                          if line)
+        text = _caption_text(cue, style, omit)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
     card_chars = max(8, round(style.max_chars_per_line * 0.7))
     for start, end, title in cards:
@@ -384,14 +575,8 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             lines = [*lines[:_CARD_MAX_LINES - 1], rest + "…"]
         text = "\\N".join(line for line in (_ass_escape(line, omit) for line in lines) if line)
         events.append((_ticks(start, 100), 1, _ticks(end, 100), "Card", text))
-
-    out = ["[Script Info]", "; Script generated by avgen", "ScriptType: v4.00+",
-           f"PlayResX: {width}", f"PlayResY: {height}", "WrapStyle: 2",
-           "ScaledBorderAndShadow: yes", "", "[V4+ Styles]", f"Format: {_STYLE_FORMAT}",
-           caption, card, "", "[Events]",
-           "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text"]
     for start_cs, layer, end_cs, name, text in sorted(events):
         if text and end_cs > start_cs:
-            out.append(f"Dialogue: {layer},{_ass_time(start_cs)},{_ass_time(end_cs)},{name},,"
-                       f"0,0,0,,{text}")
-    return "\n".join(out) + "\n"
+            subs.events.append(pysubs2.SSAEvent(start=10 * start_cs, end=10 * end_cs,
+                                                layer=layer, style=name, text=text))
+    return subs.to_string("ass")

@@ -176,18 +176,19 @@ class Timeline:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
         captions alone, without card titles; written whether or not they are burned in).
         The SRT and WebVTT keep every character; the ASS leaves out those of ``omit``."""
-        margin = caption_margin(self.style, self.preset)
         return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
-                "ass": to_ass(self.cues, width=self.preset.width, height=self.preset.height,
-                              style=self.style, margin=margin, omit=omit)}
+                "ass": self._ass(self.cues, (), omit)}
 
     def ass_script(self, omit: str = "") -> str:
         """The ASS subtitle script the composer burns in: captions and card titles, without
         the characters of ``omit`` (those no font can draw)."""
-        cues = self.cues if self.burn_captions else ()
+        return self._ass(self.cues if self.burn_captions else (), self.cards, omit)
+
+    def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, str]],
+             omit: str) -> str:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
-                      margin=caption_margin(self.style, self.preset), cards=self.cards,
-                      omit=omit)
+                      margin=caption_margin(self.style, self.preset),
+                      side_margin=self.preset.caption_side_margin, cards=cards, omit=omit)
 
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
