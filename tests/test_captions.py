@@ -321,7 +321,7 @@ def test_ass_example() -> None:
     assert "PlayResX: 720" in script and "PlayResY: 1280" in script
     assert "WrapStyle: 0" in script and "ScaledBorderAndShadow: yes" in script
     assert ("Style: Caption,DejaVu Sans,32,&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
-            "-1,0,0,0,100,100,0,0,1,2.88,0,2,43,43,282,1") in script
+            "-1,0,0,0,100,100,0,0,1,2.88,0,2,43,43,282,-1") in script
     assert "Style: Card,DejaVu Sans,64," in script
     card_style = next(ln for ln in script.splitlines() if ln.startswith("Style: Card"))
     assert card_style.split(",")[18] == "5"
@@ -418,7 +418,7 @@ _FUNCTION = ["a", "an", "the", "of", "to", "in", "on", "at", "for", "with", "and
        st.integers(12, 42), st.integers(1, 3))
 def test_no_caption_line_ends_on_a_dangling_article_or_preposition(
         words: list[str], max_chars: int, max_lines: int) -> None:
-    from avgen.media._captions import balanced_groups
+    from avgen.media._captions import _FUNCTION_WORDS, balanced_groups
 
     blocks = balanced_groups(" ".join(words), max_chars, max_lines)
     lines = [line for block in blocks for line in block]
@@ -432,7 +432,7 @@ def test_no_caption_line_ends_on_a_dangling_article_or_preposition(
         if last in _FUNCTION and position < len(words):
             # only when it could not go with the next word: together they are too long
             assert len(f"{last} {words[position]}") > max_chars or (
-                words[position] in _FUNCTION), (line, words[position])
+                words[position] in _FUNCTION_WORDS), (line, words[position])
 
 
 def test_the_reported_wrap_keeps_the_phrase_together() -> None:

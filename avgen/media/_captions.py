@@ -437,6 +437,11 @@ _ALIGNMENT = {("bottom", "center"): 2, ("bottom", "left"): 1, ("middle", "center
               ("middle", "left"): 4, ("top", "center"): 8, ("top", "left"): 7}
 """ASS alignment (numpad layout) of each position and alignment."""
 
+_AUTO_DIRECTION = -1
+"""ASS ``Encoding`` -1: libass takes each line's base direction from its first strong
+character, so a Hebrew or Arabic sentence runs right to left with its final period on the
+left (with the usual 1 it is laid out left to right, the period on the wrong side)."""
+
 _ENTRANCE = "{\\fscx80\\fscy80\\t(0,120,\\fscx100\\fscy100)}"
 """Grow from 80 % to full size over the first 0.12 s."""
 
@@ -457,7 +462,8 @@ def _caption_style(style: CaptionStyle, size: int, short: int, width: int, heigh
         outline=round(0.3 * size, 2) if box else round(style.outline * short, 2),
         shadow=0, alignment=pysubs2.Alignment(_ALIGNMENT[style.position, style.align]),
         marginl=round(side_margin * width), marginr=round(side_margin * width),
-        marginv=round(margin * height) if style.position != "middle" else 0)
+        marginv=round(margin * height) if style.position != "middle" else 0,
+        encoding=_AUTO_DIRECTION)
 
 
 def _card_style(style: CaptionStyle, size: int, short: int, width: int) -> pysubs2.SSAStyle:
@@ -468,7 +474,7 @@ def _card_style(style: CaptionStyle, size: int, short: int, width: int) -> pysub
         backcolor=pysubs2.Color(0, 0, 0, 0x96), bold=True, borderstyle=1,
         outline=round(outline, 2), shadow=round(max(1.0, 2 * outline), 2),
         alignment=pysubs2.Alignment(5), marginl=round(0.08 * width),
-        marginr=round(0.08 * width), marginv=0)
+        marginr=round(0.08 * width), marginv=0, encoding=_AUTO_DIRECTION)
 
 
 def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
@@ -522,7 +528,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
     centred, twice as large, bold and softly shadowed. Words with timings are preceded by
     ``\\k`` karaoke tags. User text is drawn as written: ``{``, ``}`` and ``\\`` are
     escaped so they never act as override tags or ``\\N``-style escapes. Right-to-left
-    text is passed as-is (libass orders it).
+    text is passed as-is: the styles ask libass for each line's own base direction.
 
     Args:
         cues: The captions, e.g. from `make_cues`.
