@@ -21,8 +21,8 @@ from media import gray_frame
 from PIL import Image, ImageDraw, ImageFont
 
 from avgen import CaptionStyle, ImageAsset, Preset, Scene, Video, VideoGenerator
-from avgen.media._fonts import FontFile, coverage, find_font, uncovered
 from avgen.media._ffmpeg import run_ffmpeg_sync
+from avgen.media._fonts import FontFile, coverage, find_font, uncovered
 from avgen.testing import ToneNarrator
 
 STRIP = Preset("strip", 640, 160, fps=10, crf=18, encoder_preset="ultrafast")
