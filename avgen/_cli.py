@@ -197,9 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--out", default="outputs", metavar="DIR",
                       help="folder for session folders (default: outputs)")
     make.add_argument("--voice", help="narrator voice (local: 'joe' or a Piper .onnx path)")
-    make.add_argument("--language", default="en", metavar="CODE",
-                      help="the narration's language (en, he, ja …; default: en); the "
-                           "narrator must speak it")
+    make.add_argument("--language", metavar="CODE",
+                      help="the narration's language (en, he, ja …; default: the one the "
+                           "script is written in, else en); the narrator must speak it")
     make.add_argument("--title", help="video title (default: the script's first heading)")
     make.add_argument("--images", nargs="+", metavar="IMAGE",
                       help="your own pictures, one per scene in turn (local agents)")

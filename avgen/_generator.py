@@ -33,6 +33,7 @@ from typing import Any, Self, TypeVar
 import attrs
 
 from avgen._batch import AgentSpec, BatchResult, _GeneratorSpec, run_batch
+from avgen._language import resolved
 from avgen._models import Tier, Video, VideoRequest
 from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
@@ -63,8 +64,8 @@ def _keep_music(session: Session, request: VideoRequest) -> VideoRequest:
 
 def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
     if request is None:
-        return VideoRequest(**fields)
-    return attrs.evolve(request, **fields) if fields else request
+        return resolved(VideoRequest(**fields))
+    return resolved(attrs.evolve(request, **fields) if fields else request)
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -285,6 +286,7 @@ class VideoGenerator:
 
     async def _generate_at(self, root: Path, request: VideoRequest) -> Video:
         """`generate` into the session folder ``root`` (a batch item's stable folder)."""
+        request = resolved(request)
         self.check(request)
         return await self._generate_in(Session.create(root.parent, name=root.name), request)
 
@@ -312,6 +314,7 @@ class VideoGenerator:
         except UsageError as exc:
             raise UsageError("session", f"the manifest of {session_dir} has no valid request "
                              f"({exc})") from None
+        request = resolved(request)
         self.check(request)
         return await self._run(session, request)
 

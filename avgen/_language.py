@@ -1,18 +1,29 @@
-"""Which language a text is written in, as far as its writing system tells.
+"""Which language a text is written in.
 
 A voice speaks its own language: Piper's English voice reads a Hebrew script letter by letter
-("hebrew kaf, hebrew lamed …"). Before anything is made, a narrator compares what it speaks
-with the request's language and with the script's writing system (`written_in`), which is
-unambiguous for the scripts that only a few languages use; Latin-script languages are not
-told apart here (the request's ``language`` says which).
+("hebrew kaf, hebrew lamed …") and a Spanish one with English sounds. Before anything is
+made, a request without a ``language`` gets the one its script is written in (`resolved`),
+and a narrator compares what it speaks with the request's language and the script's
+(`detect`). The writing system settles it for the scripts only a few languages use
+(`written_in`); Latin-script text is told apart by py3langid's naive Bayes model, trusted
+only when the text is long enough and the model sure.
 """
 
 from __future__ import annotations
 
 __docformat__ = "google"
 
+import functools
+import logging
+import re
 import unicodedata
 from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from avgen._models import VideoRequest
 
 __all__: list[str] = []
 
@@ -64,3 +75,69 @@ def written_in(text: str) -> tuple[str, str] | None:
     if count < _SHARE * letters:
         return None
     return _SCRIPTS[script]
+
+
+_LATIN: dict[str, str] = {
+    "en": "English", "es": "Spanish", "fr": "French", "de": "German", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "cs": "Czech", "sk": "Slovak",
+    "sl": "Slovenian", "hr": "Croatian", "ro": "Romanian", "hu": "Hungarian", "sv": "Swedish",
+    "da": "Danish", "no": "Norwegian", "fi": "Finnish", "is": "Icelandic", "lv": "Latvian",
+    "lt": "Lithuanian", "tr": "Turkish", "vi": "Vietnamese", "id": "Indonesian",
+    "ms": "Malay", "ca": "Catalan", "cy": "Welsh", "lb": "Luxembourgish", "sw": "Swahili",
+    "tl": "Tagalog",
+}
+"""The Latin-script languages told apart (those narrators speak), by code."""
+_MIN_WORDS = 4
+"""Fewer words than this say too little to tell a Latin-script language."""
+_SURE = 0.9
+"""The model's probability (among `_LATIN`) above which its answer is taken."""
+_MARKUP = re.compile(r"[#*_`>|\[\]()]+")
+_logger = logging.getLogger("avgen")
+
+
+@functools.cache
+def _identifier() -> Any:
+    """py3langid's model, limited to `_LATIN` (loaded once per process, ~0.7 s)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(_LATIN))
+    return identifier
+
+
+def detect(text: str) -> tuple[str, str] | None:
+    """The (language code, name) ``text`` is written in, when it can be told: from the
+    writing system (`written_in`), or for Latin-script text of at least four words from
+    py3langid when it is at least 90 % sure; ``None`` otherwise.
+
+    Example:
+        >>> detect("Los ríos llevan el agua de vuelta al mar cada día.")
+        ('es', 'Spanish')
+        >>> detect("שלום עולם")
+        ('he', 'Hebrew')
+        >>> detect("Hi there.") is None
+        True
+    """
+    written = written_in(text)
+    if written is not None:
+        return written
+    plain = _MARKUP.sub(" ", text)
+    if len([w for w in plain.split() if any(c.isalpha() for c in w)]) < _MIN_WORDS:
+        return None
+    code, probability = _identifier().classify(plain)
+    if probability < _SURE or code not in _LATIN:
+        return None
+    return code, _LATIN[code]
+
+
+def resolved(request: VideoRequest) -> VideoRequest:
+    """``request`` with its ``language`` filled in when it is ``None``: the language its
+    script (or else its topic) is written in (`detect`), or English when that cannot be
+    told."""
+    if request.language is not None:
+        return request
+    found = detect(request.script or request.topic or "")
+    code = found[0] if found else "en"
+    _logger.info("language: %s (%s)", code, f"detected: {found[1]}" if found
+                 else "not told by the text; the default")
+    return attrs.evolve(request, language=code)

@@ -491,8 +491,10 @@ class VideoRequest:
     """Voice for the narrator; ``None`` uses the narrator's default."""
     captions: bool = True
     """Burn captions into the picture (the ``.srt``/``.vtt`` sidecars are always written)."""
-    language: str = attrs.field(default="en", validator=text_validator())
-    """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``)."""
+    language: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``); ``None`` takes the
+    language the script (or topic) is written in, or English when the text cannot tell
+    (the manifest records the language used)."""
     title: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """Title of the video; defaults to the script's first heading or the topic."""
     transition: Transition = attrs.field(default=Transition(), converter=_transition)
@@ -518,7 +520,7 @@ class VideoRequest:
         flag("captions", self.captions)
         if self.fit not in ("cover", "blur"):
             raise UsageError("fit", f"must be 'cover' or 'blur', got {self.fit!r}")
-        if not self.language or not self.language.replace("-", "").isalnum():
+        if self.language is not None and not self.language.replace("-", "").isalnum():
             raise UsageError("language",
                              f"must be a BCP 47 tag such as 'en', got {self.language!r}")
 

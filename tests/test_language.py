@@ -3,6 +3,7 @@ made, naming the voices that would speak it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from avgen import UsageError, VideoGenerator, VideoRequest
-from avgen._language import base, written_in
+from avgen._language import base, detect, resolved, written_in
 from avgen.agents.local import PiperNarrator
+from avgen.testing import PatternImages, ToneNarrator
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -64,3 +66,46 @@ def test_the_command_says_which_voices_would_speak_it(tmp_path: Path) -> None:
                             str(tmp_path / "out")], input="Dogs bark.", capture_output=True,
                            text=True, timeout=300, check=False)
     assert asked.returncode == 2 and "language='ja'" in asked.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Los ríos llevan el agua de vuelta al mar cada día.", "es"),
+    ("Les rivières ramènent l'eau à la mer chaque jour.", "fr"),
+    ("Die Flüsse tragen das Wasser jeden Tag zurück ins Meer.", "de"),
+    ("I fiumi riportano ogni giorno l'acqua al mare e alle nuvole.", "it"),
+    ("Os rios levam a água de volta ao mar todos os dias.", "pt"),
+    ("# The water cycle\n\nRivers carry the water back to the sea, and the sun lifts it "
+     "into the clouds again.", "en"),
+    ("Warning: the stove is hot.", "en"),
+    ("Octopuses have three hearts. Two pump blood through the gills.", "en"),
+    ("Il pleut.", None),  # too short to tell
+    ("Tides", None),
+    ("כלבים נובחים. חתולים מגרגרים.", "he"),
+])
+def test_the_language_a_script_is_written_in(text: str, expected: str | None) -> None:
+    found = detect(text)
+    assert (found[0] if found else None) == expected
+
+
+def test_a_request_without_a_language_takes_the_scripts(tmp_path: Path) -> None:
+    assert resolved(VideoRequest(script="Los ríos llevan el agua de vuelta al mar cada "
+                                        "día.")).language == "es"
+    assert resolved(VideoRequest(topic="Tides")).language == "en"  # cannot tell: English
+    stated = VideoRequest(script="Los ríos llevan el agua al mar.", language="es-MX")
+    assert resolved(stated) is stated
+    # the language used is the one the manifest keeps
+    generator = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(),
+                               output_dir=tmp_path)
+    video = generator.generate_sync(
+        script="Die Flüsse tragen das Wasser jeden Tag zurück ins Meer.", preset="draft")
+    manifest = json.loads((video.session / "metadata/manifest.json").read_text("utf-8"))
+    assert manifest["request"]["language"] == "de"
+
+
+def test_a_latin_script_the_voice_cannot_speak_is_refused_before_anything_is_made(
+        tmp_path: Path) -> None:
+    narrator = PiperNarrator()
+    generator = VideoGenerator(narrator=narrator, output_dir=tmp_path / "out")
+    with pytest.raises(UsageError, match=r"written in Spanish.*speaks en_US.*--language es"):
+        generator.generate_sync(script="Los ríos llevan el agua de vuelta al mar cada día.")
+    assert not (tmp_path / "out").exists()

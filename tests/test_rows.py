@@ -234,7 +234,7 @@ JSONL_ERRORS = [
      "must be True or False"),
     ('{"topic": "Tides", "title": 12}\n', "line 1: title", "must be a string or None"),
     ('{"topic": null}\n', "line 1: script", "give a script or a topic"),
-    ('{"topic": "Tides", "language": null}\n', "line 1: language", "must be a string"),
+    ('{"topic": "Tides", "language": 5}\n', "line 1: language", "must be a string"),
     ('{"topic": "Tides", "soundtrack": {"music": null}, "soundtrack.duck": false}\n',
      "line 1: soundtrack", "given whole and by parts"),
     ("[" * 100_000 + "\n", "line 1", "is nested too deeply"),

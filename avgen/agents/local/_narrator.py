@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from avgen._language import base, written_in
+from avgen._language import base, detect
 from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
@@ -118,8 +118,8 @@ class PiperNarrator:
         speaks = self.language(request.voice)
         if speaks is None:
             return
-        asked = base(request.language)
-        written = written_in(request.script or "")
+        asked = base(request.language or "en")
+        written = detect(request.script or "")
         wanted, why = ((written[0], f"the script is written in {written[1]}") if written
                        and written[0] != base(speaks) else (asked, f"language={asked!r}"))
         if wanted != base(speaks):
