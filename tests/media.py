@@ -193,3 +193,37 @@ _VTT_TIMESTAMP = re.compile(r"<\d\d:\d\d:\d\d\.\d\d\d>")
 def vtt_text(path: Path) -> str:
     """A WebVTT file's text with the word timestamp tags (``<00:00:01.200>``) taken out."""
     return _VTT_TIMESTAMP.sub("", path.read_text("utf-8"))
+
+
+def rgb_frame(path: Path, t: float) -> tuple[int, int, bytes]:
+    """Decode the frame shown at ``t`` seconds as 8-bit RGB: ``(width, height, pixels)``."""
+    info = probe(path)
+    proc = _ffmpeg("-ss", f"{t:.6f}", "-i", str(path), "-map", "0:v:0", "-frames:v", "1",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
+    if len(proc.stdout) != 3 * info.width * info.height:
+        raise AssertionError(f"expected a {info.width}x{info.height} frame at {t} s of {path}")
+    return info.width, info.height, proc.stdout
+
+
+class SolidImages:
+    """An image generator whose pictures are one grey (``level``, 0-255), so what is drawn
+    over them can be told from the picture."""
+
+    name = "solid-images"
+
+    def __init__(self, level: int = 0x20) -> None:
+        self.level = level
+
+    async def generate(self, scene: object, preset: object, target: Path) -> object:
+        """Write a PNG at ``target``."""
+        import asyncio
+
+        from avgen import ImageAsset, Preset
+        from avgen.media._ffmpeg import run_ffmpeg_sync
+
+        assert isinstance(preset, Preset)
+        color = f"0x{self.level:02x}{self.level:02x}{self.level:02x}"
+        await asyncio.to_thread(run_ffmpeg_sync, [
+            "-f", "lavfi", "-i", f"color=c={color}:s={preset.width}x{preset.height}",
+            "-frames:v", "1", str(target)])
+        return ImageAsset(target, preset.width, preset.height)

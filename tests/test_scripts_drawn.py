@@ -11,17 +11,14 @@ the package.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import attrs
 import numpy as np
 import pytest
-from media import gray_frame
+from media import SolidImages, gray_frame
 from PIL import Image, ImageDraw, ImageFont
 
-from avgen import CaptionStyle, ImageAsset, Preset, Scene, Video, VideoGenerator
-from avgen.media._ffmpeg import run_ffmpeg_sync
+from avgen import CaptionStyle, Preset, Video, VideoGenerator
 from avgen.media._fonts import FontFile, coverage, find_font, uncovered
 from avgen.testing import ToneNarrator
 
@@ -32,23 +29,8 @@ BACKGROUND = 0x20
 INK = 110  # white text over a dark picture
 
 
-@attrs.define
-class DarkImages:
-    """Pictures of one dark grey, so the captions' ink can be told from the picture."""
-
-    name: str = "dark-images"
-
-    async def generate(self, scene: Scene, preset: Preset, target: Path) -> ImageAsset:
-        """Write a PNG at ``target``."""
-        color = f"0x{BACKGROUND:02x}{BACKGROUND:02x}{BACKGROUND:02x}"
-        await asyncio.to_thread(run_ffmpeg_sync, [
-            "-f", "lavfi", "-i", f"color=c={color}:s={preset.width}x{preset.height}",
-            "-frames:v", "1", str(target)])
-        return ImageAsset(target, preset.width, preset.height)
-
-
 def video_of(tmp_path: Path, text: str, language: str) -> Video:
-    generator = VideoGenerator(narrator=ToneNarrator(0.3), image_generator=DarkImages(),
+    generator = VideoGenerator(narrator=ToneNarrator(0.3), image_generator=SolidImages(BACKGROUND),
                                output_dir=tmp_path)
     return generator.generate_sync(script=text, preset=STRIP, caption_style=STYLE,
                                    language=language)
