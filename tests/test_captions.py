@@ -537,7 +537,7 @@ def test_styles_set_position_alignment_box_and_colours() -> None:
     assert int(pop[2]) == round(0.085 * 1080)
     lower = style_line(CAPTION_STYLES["lower-third"])
     assert lower[18] == "1" and lower[19] == str(round(0.08 * 1080))  # bottom left, safe side
-    assert lower[15] == "3" and lower[5] == "&H4D000000"  # opaque box, 70 % opaque black
+    assert lower[15] == "4" and lower[6] == "&H4D000000"  # one box, 70 % opaque black
     top = style_line(CaptionStyle(position="top"))
     assert top[18] == "8" and top[21] == str(round(0.2 * 1920))
     assert caption_margin(CaptionStyle(position="top"), PRESETS["tiktok"]) == 0.12

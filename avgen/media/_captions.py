@@ -29,6 +29,7 @@ from avgen.errors import UsageError
 __all__ = ["Cue"]
 
 _CARD_MAX_LINES = 4
+_CLASSIC = CaptionStyle()
 
 
 def _timed(value: Iterable[Segment]) -> tuple[Segment, ...]:
@@ -446,6 +447,12 @@ _ENTRANCE = "{\\fscx80\\fscy80\\t(0,120,\\fscx100\\fscy100)}"
 """Grow from 80 % to full size over the first 0.12 s."""
 
 
+_ONE_BOX = 4
+"""ASS ``BorderStyle`` 4 (libass): one box in ``BackColour`` behind the whole caption,
+padded by the outline width (style 3 boxes each run of text apart, and where the boxes of
+neighbouring words overlap a translucent box shows darker bands)."""
+
+
 def _caption_style(style: CaptionStyle, size: int, short: int, width: int, height: int,
                    margin: float, side_margin: float) -> pysubs2.SSAStyle:
     """The ASS style of the captions. Karaoke draws spoken words in the primary colour and
@@ -455,10 +462,10 @@ def _caption_style(style: CaptionStyle, size: int, short: int, width: int, heigh
         fontname=style.font, fontsize=size,
         primarycolor=_rgb(style.highlight_color or style.color),
         secondarycolor=_rgb(style.color),
-        outlinecolor=_rgb(style.box_color, style.box_opacity) if box
-        else _rgb(style.outline_color),
-        backcolor=pysubs2.Color(0, 0, 0, 0x80), bold=style.bold,
-        borderstyle=3 if box else 1,
+        outlinecolor=pysubs2.Color(0, 0, 0, 0xFF) if box else _rgb(style.outline_color),
+        backcolor=_rgb(style.box_color, style.box_opacity) if box
+        else pysubs2.Color(0, 0, 0, 0x80), bold=style.bold,
+        borderstyle=_ONE_BOX if box else 1,
         outline=round(0.3 * size, 2) if box else round(style.outline * short, 2),
         shadow=0, alignment=pysubs2.Alignment(_ALIGNMENT[style.position, style.align]),
         marginl=round(side_margin * width), marginr=round(side_margin * width),
@@ -466,15 +473,21 @@ def _caption_style(style: CaptionStyle, size: int, short: int, width: int, heigh
         encoding=_AUTO_DIRECTION)
 
 
-def _card_style(style: CaptionStyle, size: int, short: int, width: int) -> pysubs2.SSAStyle:
-    outline = style.outline * short
+def _card_style(style: CaptionStyle, short: int, width: int,
+                height: int) -> pysubs2.SSAStyle:
+    """Card titles: twice the classic caption size whatever the caption style, centred, or
+    in the upper part of the frame when the captions take the middle."""
+    outline = _CLASSIC.outline * short
+    middle = style.position == "middle"
     return pysubs2.SSAStyle(
-        fontname=style.font, fontsize=2 * size, primarycolor=_rgb(style.color),
-        secondarycolor=_rgb(style.color), outlinecolor=_rgb(style.outline_color),
+        fontname=style.font, fontsize=2 * max(1, round(_CLASSIC.font_size * short)),
+        primarycolor=_rgb(style.color), secondarycolor=_rgb(style.color),
+        outlinecolor=_rgb(style.outline_color),
         backcolor=pysubs2.Color(0, 0, 0, 0x96), bold=True, borderstyle=1,
         outline=round(outline, 2), shadow=round(max(1.0, 2 * outline), 2),
-        alignment=pysubs2.Alignment(5), marginl=round(0.08 * width),
-        marginr=round(0.08 * width), marginv=0, encoding=_AUTO_DIRECTION)
+        alignment=pysubs2.Alignment(8 if middle else 5), marginl=round(0.08 * width),
+        marginr=round(0.08 * width), marginv=round(0.2 * height) if middle else 0,
+        encoding=_AUTO_DIRECTION)
 
 
 def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
@@ -524,8 +537,10 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
     (lines are broken here and joined with ``\\N``; libass wraps one further only if it is
     wider than the space between the side margins) and ``ScaledBorderAndShadow: yes``.
     Style ``Caption`` sits where ``style.position`` and ``style.align`` say, ``margin`` ×
-    height from its edge and ``side_margin`` × width from the sides; style ``Card`` is
-    centred, twice as large, bold and softly shadowed. Words with timings are preceded by
+    height from its edge and ``side_margin`` × width from the sides (a boxed style draws
+    one box behind each caption: libass's ``BorderStyle`` 4); style ``Card`` is twice the
+    classic caption size, bold and softly shadowed, centred (or in the upper part when the
+    captions take the middle). Words with timings are preceded by
     ``\\k`` karaoke tags. User text is drawn as written: ``{``, ``}`` and ``\\`` are
     escaped so they never act as override tags or ``\\N``-style escapes. Right-to-left
     text is passed as-is: the styles ask libass for each line's own base direction.
@@ -538,8 +553,8 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         margin: Margin from the bottom or top edge as a fraction of the height (see
             `caption_margin`; unused in the middle).
         side_margin: Margin from the left and right edges as a fraction of the width.
-        cards: ``(start, end, title)`` title cards shown centred; a title is wrapped at about
-            0.7 × ``style.max_chars_per_line`` characters, up to 4 lines.
+        cards: ``(start, end, title)`` title cards; a title is wrapped at about 22
+            characters (0.7 × the classic line), up to 4 lines.
         omit: Characters to leave out of the drawn text (those no font can draw); a line
             left empty is dropped.
 
@@ -567,13 +582,13 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
     subs.styles.clear()
     subs.styles["Caption"] = _caption_style(style, size, short, width, height, margin,
                                             side_margin)
-    subs.styles["Card"] = _card_style(style, size, short, width)
+    subs.styles["Card"] = _card_style(style, short, width, height)
 
     events: list[tuple[int, int, int, str, str]] = []
     for cue in cues:
         text = _caption_text(cue, style, omit)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
-    card_chars = max(8, round(style.max_chars_per_line * 0.7))
+    card_chars = max(8, round(_CLASSIC.max_chars_per_line * 0.7))
     for start, end, title in cards:
         lines = wrap_words(title, card_chars)
         if len(lines) > _CARD_MAX_LINES:
