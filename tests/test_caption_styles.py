@@ -123,7 +123,7 @@ def test_lower_third_sits_flush_left_on_a_box(tmp_path: Path) -> None:
 def test_captions_at_the_top_stay_below_the_top_safe_margin(tmp_path: Path) -> None:
     video = video_of(tmp_path, LINE, CaptionStyle(position="top"))
     ((start, end),) = cue_times(video)
-    left, top, right, bottom = ink_box(gray(video, (start + end) / 2) > 170)
+    _, top, _, bottom = ink_box(gray(video, (start + end) / 2) > 170)
     assert top >= DRAFT.caption_top_margin * DRAFT.height - 4
     assert bottom < DRAFT.height * 0.35
 
