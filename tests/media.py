@@ -7,6 +7,7 @@ player would see and hear.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import struct
@@ -227,3 +228,74 @@ class SolidImages:
             "-f", "lavfi", "-i", f"color=c={color}:s={preset.width}x{preset.height}",
             "-frames:v", "1", str(target)])
         return ImageAsset(target, preset.width, preset.height)
+
+
+def _loudness_frames(path: Path, ms: int = 5) -> tuple[list[float], float]:
+    """RMS of each ``ms`` frame of a 16-bit mono WAV, and the frame length in seconds."""
+    with wave.open(str(path)) as audio:
+        rate = audio.getframerate()
+        data = audio.readframes(audio.getnframes())
+    samples = struct.unpack(f"<{len(data) // 2}h", data)
+    hop = rate * ms // 1000
+    return [math.sqrt(sum(v * v for v in samples[i:i + hop]) / hop)
+            for i in range(0, len(samples) - hop + 1, hop)], ms / 1000
+
+
+def onsets_after_silence(path: Path, shortest: float = 0.06) -> list[float]:
+    """Where sound starts again, in seconds, after each silence of at least ``shortest``
+    seconds in a 16-bit mono WAV (silence: under 3 % of the loudest 5 ms)."""
+    rms, step = _loudness_frames(path)
+    loudest = max(rms, default=0.0)
+    loud = [value > loudest * 0.03 for value in rms]
+    found, index = [], 0
+    while index < len(loud):
+        if loud[index]:
+            index += 1
+            continue
+        end = index
+        while end < len(loud) and not loud[end]:
+            end += 1
+        if (end - index) * step >= shortest and end < len(loud):
+            found.append(end * step)
+        index = end
+    return found
+
+
+def sound_of(video: Path, target: Path, rate: int = 22050) -> Path:
+    """The video's sound as a 16-bit mono WAV at ``target``."""
+    _ffmpeg("-i", str(video), "-map", "0:a:0", "-ac", "1", "-ar", str(rate),
+            "-c:a", "pcm_s16le", "-y", str(target))
+    return target
+
+
+_VTT_CUE = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d\d\d) --> [\d:.]+\n(.+?)(?:\n\n|\Z)",
+                      re.MULTILINE | re.DOTALL)
+_VTT_WORD = re.compile(r"(?:<(\d\d):(\d\d):(\d\d\.\d\d\d)>)?(\S+)")
+
+
+def vtt_words(path: Path) -> list[tuple[str, float]]:
+    """Each word of a WebVTT file with the time its caption shows it spoken: its timestamp
+    tag, or for a cue's first word the cue's start."""
+    words = []
+    for h, m, s, body in _VTT_CUE.findall(path.read_text("utf-8")):
+        at = int(h) * 3600 + int(m) * 60 + float(s)
+        for wh, wm, ws, word in _VTT_WORD.findall(body):
+            if ws:
+                at = int(wh) * 3600 + int(wm) * 60 + float(ws)
+            words.append((word, at))
+    return words
+
+
+def distances_to_onsets(words: list[tuple[str, float]], onsets: list[float]) -> list[float]:
+    """For each word after a pause (the word before it ends in ``,`` ``.`` or ``;``), how
+    far the time given for it (``(word, seconds)``) is from the nearest onset of sound
+    within 0.25 s: where a word's start can be heard in the waveform."""
+    distances = []
+    for (before, _), (word, at) in itertools.pairwise(words):
+        if before[-1] not in ",.;":
+            continue
+        near = [onset for onset in onsets if at - 0.25 <= onset <= at + 0.25]
+        if not near:
+            raise AssertionError(f"no pause heard before {word!r} at {at:.3f} s")
+        distances.append(min(abs(at - onset) for onset in near))
+    return distances

@@ -7,13 +7,12 @@ import asyncio
 import itertools
 import json
 import statistics
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from media import distances_to_onsets, onsets_after_silence, sound_of, vtt_words
 
 from avgen import AudioAsset, Segment, VideoGenerator
 from avgen._models import spread_words
@@ -26,48 +25,27 @@ PAUSES = ("Rivers, lakes, oceans, and bays hold most of the water. Mountains, va
           "Morning comes, noon passes, evening falls. Wind blows. Rain drums. Dogs bark.")
 
 
-def loudness_frames(path: Path, ms: int = 5) -> tuple[np.ndarray, float]:
-    with wave.open(str(path)) as audio:
-        rate = audio.getframerate()
-        data = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16)
-    hop = rate * ms // 1000
-    count = len(data) // hop
-    frames = data[: count * hop].astype(float).reshape(count, hop)
-    return np.sqrt((frames ** 2).mean(axis=1)), ms / 1000
-
-
-def onsets_after_silence(path: Path, shortest: float = 0.06) -> list[float]:
-    """Where sound starts again after each silence of at least ``shortest`` seconds."""
-    rms, step = loudness_frames(path)
-    loud = rms > rms.max() * 0.03
-    found, index = [], 0
-    while index < len(loud):
-        if loud[index]:
-            index += 1
-            continue
-        end = index
-        while end < len(loud) and not loud[end]:
-            end += 1
-        if (end - index) * step >= shortest and end < len(loud):
-            found.append(end * step)
-        index = end
-    return found
-
-
 def test_word_starts_match_the_voice_where_it_can_be_heard(tmp_path: Path) -> None:
     """At every pause inside a sentence or between sentences, the next word's start is
     compared with where the waveform's sound starts again."""
     audio = asyncio.run(PiperNarrator().speak(PAUSES, tmp_path / "pauses.wav"))
     assert not audio.words_estimated
     assert [word.text for word in audio.words] == PAUSES.split()
-    onsets = onsets_after_silence(audio.path)
-    distances = []
-    for before, word in itertools.pairwise(audio.words):
-        if before.text[-1] not in ",.;":
-            continue
-        near = [at for at in onsets if before.end - 0.2 <= at <= word.start + 0.2]
-        assert near, f"no pause heard before {word.text!r}"
-        distances.append(min(abs(word.start - at) for at in near))
+    distances = distances_to_onsets([(word.text, word.start) for word in audio.words],
+                                    onsets_after_silence(audio.path))
+    assert len(distances) >= 12
+    assert statistics.median(distances) <= 0.050, distances
+    assert max(distances) <= 0.120, distances
+
+
+def test_each_words_caption_starts_when_the_word_is_heard_in_the_video(
+        tmp_path: Path) -> None:
+    """End to end: the finished video's own sound against its .vtt's word times."""
+    video = VideoGenerator(output_dir=tmp_path).generate_sync(script=PAUSES, preset="draft")
+    words = vtt_words(video.captions["vtt"])
+    assert [word for word, _ in words] == PAUSES.split()
+    onsets = onsets_after_silence(sound_of(video.path, tmp_path / "sound.wav"))
+    distances = distances_to_onsets(words, onsets)
     assert len(distances) >= 12
     assert statistics.median(distances) <= 0.050, distances
     assert max(distances) <= 0.120, distances
