@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from avgen._language import base, detect
+from avgen._language import base, detect, written_in
 from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
@@ -123,9 +123,11 @@ class PiperNarrator:
         wanted, why = ((written[0], f"the script is written in {written[1]}") if written
                        and written[0] != base(speaks) else (asked, f"language={asked!r}"))
         if wanted != base(speaks):
+            how = ("letter by letter" if written_in(request.script or "")
+                   else f"with {speaks} sounds")
             raise UsageError("language" if why.startswith("language") else "script", (
                 f"{why}, but the Piper voice {model.stem!r} speaks {speaks}; it would read "
-                f"it letter by letter. Use a voice that speaks {wanted!r}: the google "
+                f"it {how}. Use a voice that speaks {wanted!r}: the google "
                 f"narrator (--agents google, any language Gemini TTS speaks), or a Piper "
                 f"voice for {wanted!r} (`avgen voices --language {wanted}` lists them; then "
                 f"--voice {wanted}_XX-name-medium)"))
