@@ -25,7 +25,7 @@ from avgen._steps import Made, StepRunner
 from avgen.agents._registry import agent_name
 from avgen.costs import Ledger
 from avgen.errors import AgentError, MediaError
-from avgen.media._ffmpeg import probe
+from avgen.media._ffmpeg import measure_mix, probe
 from avgen.media._timeline import Timeline
 from avgen.resilience._shared import current_shared
 
@@ -204,8 +204,10 @@ class Run:
                     info = probe(temp)
                     if not info.has_video or not info.duration:
                         raise MediaError("the composed video has no picture", temp)
+                    loudness = await self._loudness(temp) if info.has_audio else None
                 return Made(None, (self.session.path(relative),), {
-                    "duration": info.duration, "width": info.width, "height": info.height})
+                    "duration": info.duration, "width": info.width, "height": info.height,
+                    "loudness": loudness})
 
             await self.steps.run("compose", agent_name(composer), inputs, render)
         final = self.session.path(relative)
@@ -213,6 +215,20 @@ class Run:
         self.report.emit("done", str(final), 1.0, path=str(final))
         return Video(final, info.duration or timeline.duration, info.width, info.height,
                      self.session.root, sidecars, tiers)
+
+    async def _loudness(self, video: Path) -> dict[str, float | None]:
+        """The finished file's sound as ffmpeg's R128 meter measures it (integrated
+        loudness, true peak), against the target; a note when it is off (whatever
+        composer made it)."""
+        ((integrated, peak),) = await measure_mix([
+            "-i", str(video), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"])
+        target = self.request.soundtrack.loudness
+        if integrated is not None and (abs(integrated - target) > 0.5
+                                       or (peak is not None and peak > -1.0)):
+            self.report.emit("note", f"the video's sound measures {integrated:.1f} LUFS, "
+                             f"true peak {peak if peak is None else round(peak, 1)} dBTP "
+                             f"(asked: {target:.1f} LUFS, at most -1 dBTP)")
+        return {"integrated_lufs": integrated, "true_peak_dbtp": peak, "target_lufs": target}
 
     def _guarded(self, role: str, agent: Any, method: str) -> Any:
         return guard(role, agent, method, overrides=self.generator.policies,

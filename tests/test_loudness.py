@@ -8,6 +8,7 @@ true peak on, as a platform's loudness check would.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import subprocess
@@ -202,3 +203,43 @@ def test_the_command_refuses_corrupt_music_with_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "soundtrack.music" in proc.stderr and bad.name in proc.stderr
     assert not list((tmp_path / "out").glob("**/*.wav"))
+
+
+@attrs.define
+class LoudComposer:
+    """Composes with the real composer, then turns the sound up 6 dB (a custom composer
+    that ignores the target)."""
+
+    name: str = "loud"
+
+    async def compose(self, timeline: Timeline, target: Path, progress: Any = None) -> None:
+        plain = target.with_name("plain-" + target.name)
+        await FFmpegComposer().compose(timeline, plain)
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(plain), "-c:v", "copy",
+                        "-af", "volume=6dB", "-c:a", "aac", "-f", "mp4", str(target)],
+                       check=True)
+        plain.unlink()
+
+
+def test_the_manifest_keeps_the_final_files_measured_loudness(tmp_path: Path) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    video = generator.generate_sync(script="Bees dance. Moths drift. Beetles dig.",
+                                    preset=TINY)
+    manifest = json.loads(video.manifest.read_text())
+    recorded = manifest["steps"]["compose"]["data"]["loudness"]
+    integrated, peak = measure(video.path)  # an independent meter
+    assert recorded["target_lufs"] == -14.0
+    assert recorded["integrated_lufs"] == pytest.approx(integrated, abs=0.1)
+    assert recorded["true_peak_dbtp"] == pytest.approx(peak, abs=0.1)
+    assert abs(recorded["integrated_lufs"] + 14.0) <= 0.5 and recorded["true_peak_dbtp"] <= -1
+
+
+def test_a_composer_that_misses_the_target_is_told(tmp_path: Path) -> None:
+    events: list[RunEvent] = []
+    generator = VideoGenerator(narrator=ToneNarrator(), composer=LoudComposer(),
+                               output_dir=tmp_path, on_event=events.append)
+    video = generator.generate_sync(script="Bees dance. Moths drift.", preset=TINY)
+    said = [e.message for e in events if e.kind == "note" and "measures" in e.message]
+    integrated, _ = measure(video.path)
+    assert integrated > -10.0
+    assert len(said) == 1 and f"{integrated:.1f} LUFS" in said[0] and "-14.0" in said[0]
