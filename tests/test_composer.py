@@ -27,7 +27,7 @@ from avgen.media import _composer as composer_module
 from avgen.media._captions import caption_margin
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ProgressCallback, ffmpeg_exe, probe
-from avgen.media._fonts import bundled_fonts_dir
+from avgen.media._fonts import bundled_fonts_dir, find_font, uncovered
 from avgen.media._graph import escape_filter_value
 from avgen.media._timeline import Timeline
 
@@ -227,12 +227,14 @@ def ass_warnings(timeline: Timeline, folder: Path) -> str:
 def test_hebrew_captions_have_glyphs_in_the_shipped_fonts(
         caption_renders: dict[bool, tuple[Timeline, Path]], tmp_path: Path) -> None:
     timeline, _ = caption_renders[True]
-    assert HEBREW in timeline.ass_script()
+    assert all(word in timeline.ass_script() for word in HEBREW.split())
     assert "failed to find any fallback with glyph" not in ass_warnings(timeline, tmp_path)
-    # the check notices a script the shipped fonts cannot draw
-    chinese = Timeline.build(TINY, [(Scene(0, "中文字幕"), AudioAsset(Path("x.wav"), 0.5),
+    # the check notices a script no font here can draw (Ethiopic)
+    ethiopic = "ሰላም"
+    assert uncovered(find_font("DejaVu Sans"), [ethiopic]) == ethiopic
+    unknown = Timeline.build(TINY, [(Scene(0, ethiopic), AudioAsset(Path("x.wav"), 0.5),
                                      CardVisual(""))])
-    assert "failed to find any fallback with glyph" in ass_warnings(chinese, tmp_path)
+    assert "failed to find any fallback with glyph" in ass_warnings(unknown, tmp_path)
 
 
 @pytest.mark.parametrize("folder", ["we:ird 'dir[1],x;y", "back\\slash=1%d,[x] y;'z'"])
