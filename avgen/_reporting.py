@@ -52,6 +52,7 @@ class Reporter:
         self.progress = 0.0
         self.scene_count = 1
         self._scenes_done = 0.0
+        self.composer_notes: list[str] = []
 
     def emit(self, kind: str, message: str, progress: float | None = None,
              scene: int | None = None, *, quiet: bool = False, **data: Any) -> None:
@@ -110,4 +111,5 @@ class _Composing:
 
     def note(self, message: str, **data: Any) -> None:
         """Tell the run's observers (a ``note`` event) and the session's log."""
+        self.reporter.composer_notes.append(message)
         self.reporter.emit("note", message, **data)

@@ -218,13 +218,14 @@ class Run:
 
     async def _loudness(self, video: Path) -> dict[str, float | None]:
         """The finished file's sound as ffmpeg's R128 meter measures it (integrated
-        loudness, true peak), against the target; a note when it is off (whatever
-        composer made it)."""
+        loudness, true peak), against the target; a note when it is off and the composer
+        did not say so itself (whatever composer made it)."""
         ((integrated, peak),) = await measure_mix([
             "-i", str(video), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"])
         target = self.request.soundtrack.loudness
-        if integrated is not None and (abs(integrated - target) > 0.5
-                                       or (peak is not None and peak > -1.0)):
+        said = any("loudness" in note for note in self.report.composer_notes)
+        if integrated is not None and not said and (abs(integrated - target) > 0.5
+                                                    or (peak is not None and peak > -1.0)):
             self.report.emit("note", f"the video's sound measures {integrated:.1f} LUFS, "
                              f"true peak {peak if peak is None else round(peak, 1)} dBTP "
                              f"(asked: {target:.1f} LUFS, at most -1 dBTP)")
