@@ -24,8 +24,8 @@ WIDE = Preset("wide", 640, 360, fps=12, crf=18, encoder_preset="ultrafast")
 
 
 def video_of(tmp_path: Path, text: str, style: CaptionStyle | str, preset: Preset = DRAFT,
-             background: int = 0x20) -> Video:
-    generator = VideoGenerator(narrator=ToneNarrator(0.4),
+             background: int = 0x20, seconds_per_word: float = 0.4) -> Video:
+    generator = VideoGenerator(narrator=ToneNarrator(seconds_per_word),
                                image_generator=SolidImages(background), output_dir=tmp_path)
     return generator.generate_sync(script=text, preset=preset, caption_style=style)
 
@@ -164,3 +164,20 @@ def test_the_command_takes_a_style_and_its_changes(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "caption_style" in refused.stderr and "karaoke" in refused.stderr
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("style", ["classic", "pop"])
+def test_a_long_japanese_sentence_is_wrapped_inside_the_safe_area(style: str,
+                                                                  tmp_path: Path) -> None:
+    """Japanese has no spaces: lines break between characters (it ran off both sides)."""
+    text = "日本の川は山から海へ短い距離を急いで流れるので、雨が降るとすぐに水かさが増えます。"
+    video = video_of(tmp_path, text, style, seconds_per_word=6.0)  # one "word": no spaces
+    side = DRAFT.caption_side_margin * DRAFT.width
+    cues = cue_times(video)
+    assert len(cues) >= 2
+    for start, end in cues:
+        left, _, right, _ = ink_box(gray(video, start + (end - start) * 0.7) > 170)
+        assert left >= side - 3 and right <= DRAFT.width - side + 3, (left, right)
+    srt = video.captions["srt"].read_text("utf-8")
+    blocks = [block.split("\n")[2:] for block in srt.strip().split("\n\n")]
+    assert "".join("".join(lines) for lines in blocks) == text

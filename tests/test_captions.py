@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from itertools import pairwise
 
 import pytest
@@ -571,3 +572,48 @@ def test_named_styles_and_bad_fields() -> None:
     with pytest.raises(UsageError) as caught:
         CaptionStyle().replace(colour="#FFFFFF")
     assert caught.value.field == "caption_style.colour"
+
+
+# --------------------------------------------------------------------------- unspaced scripts
+
+CJK = st.text(alphabet="日本の川は山から海へ短い距離を急いで流れる、。「」ー",
+              min_size=1, max_size=80)
+
+
+@given(st.lists(st.one_of(CJK, st.text("abcxyz", min_size=1, max_size=6)), min_size=1,
+                max_size=8).map(" ".join), st.integers(8, 40))
+def test_text_without_spaces_breaks_between_characters(text: str, max_chars: int) -> None:
+    from avgen.media._captions import _tokens, _width
+
+    lines = wrap_words(text, max_chars)
+    assert "".join("".join(lines).split()) == "".join(text.split())  # nothing lost or added
+    for line in lines:  # wider than the line only when it cannot be cut
+        assert _width(line) <= max_chars or len(_tokens(line, max_chars)) == 1, line
+
+
+@given(CJK, st.integers(8, 40))
+def test_a_line_never_starts_with_a_closing_mark(text: str, max_chars: int) -> None:
+    from avgen.media._captions import _NO_LINE_END, _NO_LINE_START
+
+    lines = wrap_words(text, max_chars)
+    assert "".join(lines) == text
+    for before, line in pairwise(lines):
+        assert line[0] not in _NO_LINE_START, lines
+        assert before[-1] not in _NO_LINE_END, lines
+
+
+def test_a_japanese_sentence_is_cut_into_lines_and_blocks() -> None:
+    text = "日本の川は山から海へ短い距離を急いで流れるので、雨が降るとすぐに水かさが増えます。"
+    assert wrap_words(text, 32) == [
+        "日本の川は山から海へ短い距離を急",
+        "いで流れるので、雨が降るとすぐに",
+        "水かさが増えます。"]
+    blocks = balanced_groups(text, 32, 2)
+    assert len(blocks) == 2 and "".join("".join(b) for b in blocks) == text
+    # kinsoku: a closing mark never starts a line, an opening one never ends one
+    assert wrap_words("「こんにちは」と彼は言った。", 10) == [
+        "「こんにち", "は」と彼は", "言った。"]
+    # a Thai word wider than the line is cut between characters, never before a mark
+    thai = wrap_words("สวัสดีชาวโลกนี่คือประโยคภาษาไทยที่ยาวมาก", 12)
+    assert len(thai) > 1 and "".join(thai) == "สวัสดีชาวโลกนี่คือประโยคภาษาไทยที่ยาวมาก"
+    assert all(unicodedata.category(line[0]) not in ("Mn", "Mc") for line in thai)
