@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from avgen import (
+    CAPTION_STYLES,
     PRESETS,
     TRANSITION_STYLES,
     CaptionStyle,
@@ -70,6 +71,16 @@ def test_a_csv_file_reads_as_the_requests_it_describes(tmp_path: Path, music: Pa
         VideoRequest(topic="Moon", preset="youtube", duration=12.5, captions=False,
                      caption_style=CaptionStyle(bold=True), language="he"),
     ]
+
+
+def test_a_caption_style_may_be_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "requests.csv", "topic,caption_style\nTides,pop\nMoon, Karaoke \n")
+    assert [r.caption_style for r in read_requests(path)] == [
+        CAPTION_STYLES["pop"], CAPTION_STYLES["karaoke"]]
+    jsonl = write(tmp_path / "requests.jsonl", '{"topic": "Tides", "caption_style": "neon"}\n')
+    with pytest.raises(UsageError) as caught:
+        read_requests(jsonl)
+    assert "line 1: caption_style" in str(caught.value) and "lower-third" in str(caught.value)
 
 
 def test_a_csv_cell_of_a_nested_field_may_hold_a_json_object(tmp_path: Path,
