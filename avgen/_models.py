@@ -689,6 +689,56 @@ def spread_words(words: Sequence[str], start: float, end: float) -> list[Segment
 
 
 @attrs.frozen
+class Source:
+    """Where a picture or clip came from: shown in the manifest, and in the video's
+    ``credits.txt`` when it names an author or a licence.
+
+    Agents that find media (a media library, stock footage) fill it in; generated media
+    may leave it out.
+    """
+
+    provider: str = attrs.field(validator=text_validator())
+    """Who supplied it: ``"library"``, ``"pexels"``, ``"pixabay"``, a model's name …"""
+    title: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """What it shows, or its file name."""
+    author: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """Who made it (a photographer, a videographer)."""
+    author_url: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """The author's page."""
+    page_url: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """The asset's own page."""
+    license: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """Its licence, e.g. ``"Pexels License"``."""
+    score: float | None = attrs.field(default=None, validator=number_validator(optional=True))
+    """How well it matched the scene (0 to 1), when it was chosen by matching."""
+    runner_up: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """The next best candidate, when it was chosen by matching."""
+    runner_up_score: float | None = attrs.field(default=None,
+                                                validator=number_validator(optional=True))
+    """The next best candidate's score."""
+
+    @property
+    def credit(self) -> str | None:
+        """A line for ``credits.txt`` (``"Title" by Author (Provider, Licence) <page>``), or
+        ``None`` when there is no author or licence to credit."""
+        if self.author is None and self.license is None:
+            return None
+        parts = [f'"{self.title}"' if self.title else "Untitled"]
+        if self.author:
+            parts.append(f"by {self.author}")
+        parts.append(f"({', '.join(p for p in (self.provider, self.license) if p)})")
+        if self.page_url:
+            parts.append(f"<{self.page_url}>")
+        return " ".join(parts)
+
+
+def _source(value: Source | Mapping[str, Any] | None) -> Source | None:
+    if value is None or isinstance(value, Source):
+        return value
+    return structure(Source, value, "source")
+
+
+@attrs.frozen
 class ImageAsset:
     """A still picture; the composer gives it Ken Burns motion."""
 
@@ -700,6 +750,8 @@ class ImageAsset:
     """Height in pixels."""
     kind: Literal["image"] = attrs.field(default="image", validator=attrs.validators.in_(
         ("image",)))
+    source: Source | None = attrs.field(default=None, converter=_source)
+    """Where it came from (author, licence, how well it matched), when known."""
 
 
 @attrs.frozen
@@ -721,6 +773,8 @@ class ClipAsset:
     """Whether the clip has its own sound track (ignored: narration is the soundtrack)."""
     kind: Literal["clip"] = attrs.field(default="clip", validator=attrs.validators.in_(
         ("clip",)))
+    source: Source | None = attrs.field(default=None, converter=_source)
+    """Where it came from (author, licence, how well it matched), when known."""
 
 
 _HEX_COLOR = re.compile(r"0x[0-9A-Fa-f]{6}")

@@ -188,6 +188,7 @@ class Run:
         composer = self.agents.composer
         stem = _slug(self.request.title or script.title)
         sidecars = _write_sidecars(self.session, composer, timeline, stem)
+        _write_credits(self.session, timeline)
         relative = f"final_output/{stem}.mp4"
         checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
                      if s.id != "compose"]
@@ -249,6 +250,19 @@ def _write_sidecars(session: Session, composer: object, timeline: Timeline,
     texts = own(timeline) if callable(own) else timeline.caption_files()
     return {kind: session.write_text(f"final_output/{stem}.{kind}", text)
             for kind, text in texts.items()}
+
+
+def _write_credits(session: Session, timeline: Timeline) -> None:
+    """``final_output/credits.txt``: a line for each scene whose picture or clip names an
+    author or a licence (`avgen.Source.credit`); no file when none does."""
+    lines = []
+    for scene in timeline.scenes:
+        source = getattr(scene.visual, "source", None)
+        credit = source.credit if source is not None else None
+        if credit:
+            lines.append(f"Scene {scene.index + 1}: {credit}")
+    if lines:
+        session.write_text("final_output/credits.txt", "\n".join(lines) + "\n")
 
 
 def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
