@@ -203,6 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--title", help="video title (default: the script's first heading)")
     make.add_argument("--images", nargs="+", metavar="IMAGE",
                       help="your own pictures, one per scene in turn (local agents)")
+    make.add_argument("--media", metavar="DIR",
+                      help="a folder of your pictures and clips, each matched to the scene "
+                           "it fits by its name and tags (local agents)")
     make.add_argument("--no-captions", action="store_true", help="do not burn captions in")
     make.add_argument("--captions", default="classic", metavar="STYLE",
                       help=f"caption style: {', '.join(CAPTION_STYLES)} (default: classic)")
@@ -310,6 +313,11 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
             raise UsageError("images", f"--images works with the local agents, not {name!r} "
                              "(add --agents local)")
         options["images"] = args.images
+    if getattr(args, "media", None):
+        if name != "local":
+            raise UsageError("media", f"--media works with the local agents, not {name!r} "
+                             "(add --agents local)")
+        options["media"] = args.media
     if name == "google" and args.no_cache:
         options["cache"] = False
     agents = load_agents(name, **options)

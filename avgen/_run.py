@@ -70,6 +70,7 @@ class Run:
                          path=str(self.session.root))
         script = await self._script()
         self.report.scene_count = len(script.scenes)
+        await self._prepare(script)
         check_text = getattr(self.agents.composer, "check_text", None)  # before narration
         for note in [*script.notes, *(check_text(script, self.request) if check_text else ())]:
             self.report.emit("note", note)
@@ -92,6 +93,21 @@ class Run:
             fit=self.request.fit)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         return await self._compose(script, timeline, tiers)
+
+    async def _prepare(self, script: Script) -> None:
+        """Show the whole script to every agent with a ``prepare(script)`` member (each
+        once), before any scene is made: a media library matches files to scenes there."""
+        seen: set[int] = set()
+        for field in attrs.fields(type(self.agents)):
+            agent = getattr(self.agents, field.name)
+            prepare = getattr(agent, "prepare", None)
+            if agent is None or id(agent) in seen or not callable(prepare):
+                continue
+            seen.add(id(agent))
+            if asyncio.iscoroutinefunction(prepare):
+                await prepare(script)
+            else:
+                await asyncio.to_thread(prepare, script)
 
     async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
         picture = self.pictures[scene.index]

@@ -7,9 +7,9 @@ generator moves into place once the asset is checked), and return a value object
 `avgen` describing it.
 
 Beyond its method, an agent may have any of the members `AgentCapabilities` documents
-(``name``, ``max_concurrency``, ``check``, ``estimate``, ``resilience``, ``continuity``,
-``close``/``aclose``; a composer also ``fingerprint`` and ``check_text``): the generator
-uses each one it finds and does without the others.
+(``name``, ``max_concurrency``, ``check``, ``prepare``, ``estimate``, ``resilience``,
+``continuity``, ``close``/``aclose``; a composer also ``fingerprint`` and ``check_text``):
+the generator uses each one it finds and does without the others.
 """
 
 from __future__ import annotations
@@ -115,6 +115,12 @@ class AgentCapabilities(Protocol):
         Raises:
             avgen.errors.UsageError: A field is not acceptable; the error names it.
         """
+        ...
+
+    def prepare(self, script: Script) -> None:
+        """Look at the whole script once it is written, before any scene is made (a plain
+        or ``async`` method): an agent that chooses across scenes, such as a media library
+        matching its files to them, does it here."""
         ...
 
     def estimate(self, request: VideoRequest) -> Iterable[Charge]:
