@@ -30,13 +30,19 @@ from avgen._models import (
 from avgen._session import Session
 from avgen._steps import Made
 from avgen.errors import AgentError, AvgenError, MediaError
+from avgen.media._cards import THEMES, Theme, icon_for, key_phrase
 from avgen.media._ffmpeg import probe
 
 __all__ = []
 
-CARD_PALETTES = (("0x1e3a8a", "0x7c3aed"), ("0x0f766e", "0x1d4ed8"), ("0x9d174d", "0xea580c"),
-                 ("0x065f46", "0x0e7490"), ("0x312e81", "0xbe185d"), ("0x7c2d12", "0xb45309"))
-"""Gradient colour pairs of the procedural cards, taken in turn by scene number."""
+
+def design_card(scene: Scene, theme: Theme) -> CardVisual:
+    """The procedural card of ``scene`` in the video's ``theme``: its title, a key phrase
+    of its narration and an icon chosen by its words."""
+    words = " ".join((scene.visual, scene.title, scene.narration))
+    return CardVisual(scene.title, theme.background, phrase=key_phrase(scene.narration),
+                      icon=icon_for(words), accent=theme.accent)
+
 
 Generate = Callable[..., Awaitable[Any]]
 Turn = Callable[[object], Any]
@@ -101,6 +107,8 @@ class VisualChain:
         self.sources = tuple(sources)
         self.session = session
         self.required = required
+        self.theme: Theme = THEMES[0]
+        """The video's card theme (the run sets it from the script's title)."""
         self._turn = turn
         self._on_fallback = on_fallback
 
@@ -136,8 +144,7 @@ class VisualChain:
                 continue
             placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))
             return self._made(placed, source.name, source.tier, errors)
-        card = CardVisual(scene.title, CARD_PALETTES[scene.index % len(CARD_PALETTES)])
-        return self._made(card, "ffmpeg-card", "card", errors)
+        return self._made(design_card(scene, self.theme), "ffmpeg-card", "card", errors)
 
     def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str]) -> Made[Visual]:
         outputs = (visual.path,) if isinstance(visual, ClipAsset | ImageAsset) else ()

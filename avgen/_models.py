@@ -791,17 +791,38 @@ def _color_pair(value: Iterable[str]) -> tuple[str, str]:
     return pair[0], pair[1]
 
 
+_ICON_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
 @attrs.frozen
 class CardVisual:
-    """A procedural card the composer renders itself: an animated gradient and a title."""
+    """A procedural card the composer renders itself: a drifting gradient in the video's
+    theme, and the scene's title, a key phrase and an icon set on a grid.
+
+    A card with neither ``phrase`` nor ``icon`` is the plain kind: the title alone, large
+    in the middle of the frame.
+    """
 
     title: str = attrs.field(validator=text_validator())
-    """Text shown large in the middle of the frame (may be empty)."""
+    """The headline (may be empty)."""
     colors: tuple[str, str] = attrs.field(default=("0x1e3a8a", "0x7c3aed"),
                                           converter=_color_pair)
     """Two gradient colours as ``0xRRGGBB``."""
     kind: Literal["card"] = attrs.field(default="card", validator=attrs.validators.in_(
         ("card",)))
+    phrase: str = attrs.field(default="", validator=text_validator())
+    """A key phrase of the narration, set below the headline."""
+    icon: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, pattern=_ICON_NAME, allowed="an icon name such as 'cloud-rain'"))
+    """The name of a bundled icon (Lucide) drawn above the text, or None."""
+    accent: str = attrs.field(default="0x38bdf8", validator=text_validator(
+        pattern=_HEX_COLOR, allowed="0xRRGGBB"))
+    """The colour of the icon and of the rule above the headline, ``0xRRGGBB``."""
+
+    @property
+    def designed(self) -> bool:
+        """True for a card with a phrase or an icon (laid out on a grid)."""
+        return bool(self.phrase.strip()) or self.icon is not None
 
 
 Visual = ClipAsset | ImageAsset | CardVisual

@@ -25,6 +25,7 @@ from avgen._steps import Made, StepRunner
 from avgen.agents._registry import agent_name
 from avgen.costs import Ledger
 from avgen.errors import AgentError, MediaError
+from avgen.media._cards import theme_for
 from avgen.media._ffmpeg import measure_mix, probe
 from avgen.media._timeline import Timeline
 from avgen.resilience._shared import current_shared
@@ -70,6 +71,7 @@ class Run:
                          path=str(self.session.root))
         script = await self._script()
         self.report.scene_count = len(script.scenes)
+        self.chain.theme = theme_for(script.title)
         await self._prepare(script)
         check_text = getattr(self.agents.composer, "check_text", None)  # before narration
         for note in [*script.notes, *(check_text(script, self.request) if check_text else ())]:

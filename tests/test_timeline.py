@@ -270,7 +270,8 @@ def test_silent_scene_and_default_segment() -> None:
         (pytest.approx(1.9), pytest.approx(2.4), "Two."),
         (pytest.approx(2.5), pytest.approx(3.7), "Sentences."),
     ]
-    assert timeline.cards == ((0.0, 1.3, "x"), (1.3, 1.8, "y"))
+    assert [(start, end, card.title) for start, end, card in timeline.cards] == [
+        (0.0, 1.3, "x"), (1.3, 1.8, "y")]
 
 
 # --------------------------------------------------------------------------- compile_graph

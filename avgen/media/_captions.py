@@ -24,8 +24,9 @@ from collections.abc import Iterable, Sequence
 import attrs
 import pysubs2
 
-from avgen._models import CaptionStyle, Preset, Segment, spread_words
+from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen.errors import UsageError
+from avgen.media._cards import CardLayout, Theme, card_events, card_styles
 
 __all__ = ["Cue"]
 
@@ -604,8 +605,16 @@ def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
     return head + "\\N".join(out)
 
 
+def _above_captions(style: CaptionStyle, size: int, height: int, margin: float) -> int:
+    """How far down a card's text may reach: above two lines of bottom captions."""
+    if style.position != "bottom":
+        return round(0.9 * height)
+    return round(height * (1 - margin) - (style.max_lines + 0.5) * 1.2 * size)
+
+
 def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle, margin: float,
-           side_margin: float = 0.06, cards: Sequence[tuple[float, float, str]] = (),
+           side_margin: float = 0.06,
+           cards: Sequence[tuple[float, float, str | CardVisual]] = (),
            omit: str = "") -> str:
     """Render cues (and optional title cards) as an Advanced SubStation Alpha v4.00+ script.
 
@@ -629,8 +638,10 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         margin: Margin from the bottom or top edge as a fraction of the height (see
             `caption_margin`; unused in the middle).
         side_margin: Margin from the left and right edges as a fraction of the width.
-        cards: ``(start, end, title)`` title cards; a title is wrapped at about 22
-            characters (0.7 × the classic line), up to 4 lines.
+        cards: ``(start, end, card)``: a `CardVisual` with a phrase or an icon is laid out
+            on a grid (`avgen.media._cards.card_events`); a plain one, or a title given as
+            text, is centred, wrapped at about 22 characters (0.7 × the classic line), up
+            to 4 lines.
         omit: Characters to leave out of the drawn text (those no font can draw); a line
             left empty is dropped.
 
@@ -665,13 +676,35 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         text = _caption_text(cue, style, omit)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
     card_chars = max(8, round(_CLASSIC.max_chars_per_line * 0.7))
-    for start, end, title in cards:
+    designed = False
+    for start, end, card in cards:
+        if isinstance(card, CardVisual) and card.designed:
+            designed = True
+            events.extend(card_events(
+                _ticks(start, 100), _ticks(end, 100), title=card.title, phrase=card.phrase,
+                icon=card.icon, theme=Theme(card.colors, card.accent),
+                layout=CardLayout(width, height, icon_middle=style.position == "middle",
+                                  bottom=_above_captions(style, size, height, margin)),
+                escape=lambda line: _ass_escape(line, omit)))
+            continue
+        title = card.title if isinstance(card, CardVisual) else card
         lines = wrap_words(title, card_chars)
         if len(lines) > _CARD_MAX_LINES:
             rest = " ".join(lines[_CARD_MAX_LINES - 1:])[:card_chars - 1].rstrip()
             lines = [*lines[:_CARD_MAX_LINES - 1], rest + "…"]
         text = "\\N".join(line for line in (_ass_escape(line, omit) for line in lines) if line)
         events.append((_ticks(start, 100), 1, _ticks(end, 100), "Card", text))
+    if designed:
+        for fields in card_styles(style.font, short, Theme(("0x000000", "0x000000"),
+                                                             "0xFFFFFF")):
+            subs.styles[fields["name"]] = pysubs2.SSAStyle(
+                fontname=fields["fontname"], fontsize=fields["fontsize"],
+                primarycolor=_rgb(f"#{fields['color'][2:]}"),
+                secondarycolor=_rgb(f"#{fields['color'][2:]}"),
+                outlinecolor=pysubs2.Color(0, 0, 0, 0x60), backcolor=pysubs2.Color(0, 0, 0, 0xA0),
+                bold=fields["bold"], borderstyle=1, outline=fields["outline"],
+                shadow=round(fields["shadow"], 2), alignment=pysubs2.Alignment(7),
+                marginl=0, marginr=0, marginv=0, encoding=_AUTO_DIRECTION)
     for start_cs, layer, end_cs, name, text in sorted(events):
         if text and end_cs > start_cs:
             subs.events.append(pysubs2.SSAEvent(start=10 * start_cs, end=10 * end_cs,

@@ -201,8 +201,12 @@ def find_font(family: str, extra_dirs: Iterable[Path] = ()) -> FontFile:
     return FontFile.read(path)
 
 
+ICON_FAMILY = "lucide"
+"""The family of the bundled icon font (Lucide, ISC licence), drawn on procedural cards."""
+
+
 def bundled_fonts() -> tuple[FontFile, ...]:
-    """The fonts avgen ships, regular face first."""
+    """The text fonts avgen ships, regular face first (the icon font is not one)."""
     return _bundled(bundled_fonts_dir())
 
 
@@ -210,7 +214,8 @@ def bundled_fonts() -> tuple[FontFile, ...]:
 def _bundled(directory: Path) -> tuple[FontFile, ...]:
     paths = sorted((p for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES),
                    key=lambda p: (len(p.name), p.name))
-    return tuple(FontFile.read(p) for p in paths)
+    fonts = (FontFile.read(p) for p in paths)
+    return tuple(font for font in fonts if font.family != ICON_FAMILY)
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avgen._models import CardVisual, ClipAsset, ImageAsset
+from avgen.media._cards import gradient_corners
 from avgen.media._ffmpeg import MediaInfo
 
 if TYPE_CHECKING:
@@ -363,7 +364,8 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
     assert isinstance(visual, CardVisual)
     c0, c1 = visual.colors
     w, h = _even(p.width / _CARD_SCALE), _even(p.height / _CARD_SCALE)
-    return (f"gradients=s={w}x{h}:r={p.fps}:c0={c0}:c1={c1}:x0=0:y0=0:x1={w}:y1={h}:"
+    x0, y0, x1, y1 = gradient_corners(scene.index, w, h) if visual.designed else (0, 0, w, h)
+    return (f"gradients=s={w}x{h}:r={p.fps}:c0={c0}:c1={c1}:x0={x0}:y0={y0}:x1={x1}:y1={y1}:"
             f"speed=0.015:seed={scene.index},scale={p.width}:{p.height}:flags=bicubic,setsar=1,")
 
 

@@ -167,10 +167,12 @@ class Timeline:
         return tuple(cue for scene in self.scenes for cue in scene.cues)
 
     @property
-    def cards(self) -> tuple[tuple[float, float, str], ...]:
-        """``(start, end, title)`` of each procedural card that shows a title."""
-        return tuple((s.start, s.end, s.visual.title) for s in self.scenes
-                     if isinstance(s.visual, CardVisual) and s.visual.title.strip())
+    def cards(self) -> tuple[tuple[float, float, CardVisual], ...]:
+        """``(start, end, card)`` of each procedural card that shows some text or an
+        icon."""
+        return tuple((s.start, s.end, s.visual) for s in self.scenes
+                     if isinstance(s.visual, CardVisual) and (s.visual.title.strip()
+                                                              or s.visual.designed))
 
     def caption_files(self, omit: str = "") -> dict[str, str]:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
@@ -184,7 +186,7 @@ class Timeline:
         the characters of ``omit`` (those no font can draw)."""
         return self._ass(self.cues if self.burn_captions else (), self.cards, omit)
 
-    def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, str]],
+    def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, CardVisual]],
              omit: str) -> str:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset),
@@ -193,7 +195,8 @@ class Timeline:
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
         texts = [cue.text for cue in self.cues] if self.burn_captions else []
-        return texts + [title for _, _, title in self.cards]
+        return texts + [text for _, _, card in self.cards for text in (card.title, card.phrase)
+                        if text]
 
     @property
     def draws_on_picture(self) -> bool:
