@@ -310,7 +310,7 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
             raise UsageError("images", f"--images works with the local agents, not {name!r} "
                              "(add --agents local)")
         options["images"] = args.images
-    if name == "google" and args.no_cache:
+    if name in ("google", "stock") and args.no_cache:
         options["cache"] = False
     agents = load_agents(name, **options)
     connection = getattr(agents.script_writer, "connection", None)
