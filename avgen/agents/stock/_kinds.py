@@ -13,7 +13,7 @@ from avgen.agents.stock._common import NoMatch, Rendition, StockAgent, choose_re
 from avgen.errors import MediaError
 from avgen.media._ffmpeg import MediaInfo
 
-__all__ = ["StockClips", "StockImages", "choose_candidate", "renditions"]
+__all__: list[str] = []
 
 
 def renditions(candidate: dict[str, Any]) -> list[Rendition]:

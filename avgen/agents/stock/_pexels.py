@@ -15,7 +15,7 @@ from typing import Any
 from avgen.agents.stock._common import title_from_page
 from avgen.agents.stock._kinds import StockClips, StockImages
 
-__all__ = ["PexelsClips", "PexelsImages", "photo_renditions"]
+__all__ = ["PexelsClips", "PexelsImages"]
 
 PER_PAGE = 15
 """Results asked for by one search."""
