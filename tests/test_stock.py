@@ -5,6 +5,7 @@ a missing key."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from avgen.agents.stock import (
     PixabayClips,
     PixabayImages,
     Rendition,
+    _common,
     choose_rendition,
     stock_agents,
 )
@@ -166,6 +168,48 @@ def test_a_scene_with_no_result_falls_to_the_next_tier(fake: FakeStock, tmp_path
     empty = [r for r in fake.calls("search") if r.query["query"] == "Gulls cry over the harbour."]
     assert sorted(r.kind for r in empty) == ["pexels-photos", "pexels-videos"]  # no retries
     assert "no video found" in steps(video.session)["scene-001.visual"]["error"]
+
+
+def test_scenes_with_no_result_never_open_the_breaker(fake: FakeStock, tmp_path: Path) -> None:
+    script = "\n\n".join(f"Nothing matches scene {n}." for n in range(5))
+    fake.empty.update(f"Nothing matches scene {n}." for n in range(5))
+    video = generator(tmp_path, pexels(fake, None, max_concurrency=1)).generate_sync(
+        script=script, preset=SMALL)
+    assert video.tiers == ("card",) * 5
+    assert fake.count("pexels-videos") == 5 and fake.count("pexels-photos") == 5
+
+
+def test_searches_are_asked_again_after_24_hours(fake: FakeStock, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    generator(tmp_path, pexels(fake, tmp_path / "cache"), "one").generate_sync(
+        script=SCRIPT, preset=SMALL)
+    fake.reset()
+    later = time.time() + 24 * 3600 + 60
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return later
+
+    monkeypatch.setattr(_common, "time", Later)
+    again = generator(tmp_path, pexels(fake, tmp_path / "cache"), "two").generate_sync(
+        script=SCRIPT, preset=SMALL)
+    assert again.tiers == ("clip",) * 3
+    assert fake.count("pexels-videos") == 3
+
+
+def test_the_pixabay_key_never_shows_in_errors(fake: FakeStock, tmp_path: Path) -> None:
+    fake.down = "500"
+    images = PixabayImages(api_key=PIXABAY_KEY, base_url=fake.base_url, cache=None)
+    with set_testing():
+        video = generator(tmp_path, {"image_generator": images}).generate_sync(
+            script=SCRIPT, preset=SMALL)
+    assert video.tiers == ("card",) * 3
+    assert fake.calls("pixabay-images")[0].query["key"] == PIXABAY_KEY
+    for path in video.session.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".txt", ".log", ".jsonl"):
+            assert PIXABAY_KEY not in path.read_text("utf-8", "replace"), path
+    assert PIXABAY_KEY not in repr(images)
 
 
 def test_pixabay_photos_and_clips(fake: FakeStock, tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -197,6 +196,8 @@ class StockAgent:
     """The licence every asset of the service comes under."""
     default_base_url = ""
     """The service's address."""
+    key_page = ""
+    """Where a key is obtained."""
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
                  cache: AssetCache | None = None, max_concurrency: int = 2,
@@ -241,7 +242,8 @@ class StockAgent:
         """
         if not self.api_key:
             raise UsageError(self.key_variable, f"{self.name} needs a {self.provider} API "
-                             f"key: set {self.key_variable} or pass api_key=")
+                             f"key: set {self.key_variable} or pass api_key= (a free key "
+                             f"comes with an account: {self.key_page})")
 
     # -- searching
 
@@ -366,8 +368,7 @@ class StockAgent:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 if target is None:
                     return bytes(response.read(MAX_DOWNLOAD_BYTES))
-                with open(target, "wb") as out:
-                    shutil.copyfileobj(response, out, 1 << 20)
+                _save(response, target, self.name)
                 return b""
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc.code, exc.headers, what) from None
@@ -393,6 +394,18 @@ class StockAgent:
             return AgentError(f"the {action} was refused (HTTP {status}): check "
                               f"{self.key_variable}", self.name)
         return AgentError(f"the {action} failed (HTTP {status})", self.name)
+
+
+def _save(response: Any, target: Path, agent: str) -> None:
+    """Write a download at ``target``, refusing one larger than `MAX_DOWNLOAD_BYTES`."""
+    written = 0
+    with open(target, "wb") as out:
+        while chunk := response.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_DOWNLOAD_BYTES:
+                raise MediaError(f"{agent}: the download is larger than "
+                                 f"{MAX_DOWNLOAD_BYTES >> 20} MiB", target)
+            out.write(chunk)
 
 
 def provider_what(provider: str, what: str) -> str:

@@ -47,6 +47,7 @@ class _Pexels:
     key_variable = "PEXELS_API_KEY"
     license = "Pexels License"
     default_base_url = "https://api.pexels.com"
+    key_page = "https://www.pexels.com/api/"
     api_key: str | None
 
     def _headers(self) -> dict[str, str]:

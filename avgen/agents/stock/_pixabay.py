@@ -41,6 +41,7 @@ class _Pixabay:
     key_variable = "PIXABAY_API_KEY"
     license = "Pixabay Content License"
     default_base_url = "https://pixabay.com"
+    key_page = "https://pixabay.com/api/docs/"
     api_key: str | None
     base_url: str
 
