@@ -328,3 +328,17 @@ def test_the_stock_family_by_name(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         stock_agents(env={}, cache="nope")
     assert type(both.narrator).__name__ == "PiperNarrator"
+
+
+def test_avgen_make_agents_stock_without_a_key_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from avgen._cli import main
+
+    monkeypatch.delenv("PEXELS_API_KEY", raising=False)
+    monkeypatch.delenv("PIXABAY_API_KEY", raising=False)
+    status = main(["make", "the sea", "--agents", "stock", "--no-cache",
+                   "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert "PEXELS_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
