@@ -290,8 +290,8 @@ class StockAgent:
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def _pick(self, scene: Scene, preset: Preset, seconds: float | None
-              ) -> tuple[str, str]:
+    def _pick(self, scene: Scene, preset: Preset) -> tuple[str, str]:
+        """The query and the orientation to search with."""
         query = search_text(scene)
         if not query:
             raise NoMatch(f"scene {scene.index} has nothing to search for", self.name)

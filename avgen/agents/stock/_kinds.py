@@ -80,7 +80,7 @@ class StockImages(StockAgent):
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a picture.
         """
-        query, shape = self._pick(scene, preset, None)
+        query, shape = self._pick(scene, preset)
         chosen = choose_candidate(await self._candidates(query, shape), shape)
         if chosen is None:
             raise NoMatch(f"no photo found for {query!r}", self.name)
@@ -108,7 +108,7 @@ class StockClips(StockAgent):
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a video.
         """
-        query, shape = self._pick(scene, preset, seconds)
+        query, shape = self._pick(scene, preset)
         chosen = choose_candidate(await self._candidates(query, shape), shape, seconds)
         if chosen is None:
             raise NoMatch(f"no video found for {query!r}", self.name)
