@@ -291,10 +291,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _agent_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--agents", default=None,
-                         help="agent family: local, google, or a plugin's name (default: "
+                         help="agent family: local, google, stock, or a plugin's name (default: "
                               "google when Google credentials are set, else local)")
     command.add_argument("--no-cache", action="store_true",
-                         help="google: do not reuse assets paid for by earlier runs")
+                         help="google, stock: do not reuse assets or searches kept by "
+                              "earlier runs")
 
 
 def _family(args: argparse.Namespace) -> str:
@@ -318,7 +319,7 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
             raise UsageError("media", f"--media works with the local agents, not {name!r} "
                              "(add --agents local)")
         options["media"] = args.media
-    if name == "google" and args.no_cache:
+    if name in ("google", "stock") and args.no_cache:
         options["cache"] = False
     agents = load_agents(name, **options)
     connection = getattr(agents.script_writer, "connection", None)

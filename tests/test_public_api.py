@@ -12,7 +12,8 @@ import pytest
 import avgen
 from avgen import _docs
 
-PUBLIC = {"avgen", "avgen.agents", "avgen.agents.google", "avgen.agents.local", "avgen.costs",
+PUBLIC = {"avgen", "avgen.agents", "avgen.agents.google", "avgen.agents.local",
+          "avgen.agents.stock", "avgen.costs",
           "avgen.errors", "avgen.media", "avgen.notebook", "avgen.resilience", "avgen.testing"}
 
 

@@ -1,4 +1,5 @@
-"""Agents by name: ``"local"`` built in, others from the ``avgen.agents`` entry-point group.
+"""Agents by name: ``"local"``, ``"google"`` and ``"stock"`` built in, others from the
+``avgen.agents`` entry-point group.
 
 A third-party package adds a family of agents by declaring, in its ``pyproject.toml``::
 
@@ -80,7 +81,14 @@ def _google(**options: Any) -> AgentSet:
     return google_agents(**options)
 
 
-_BUILTIN: dict[str, Callable[..., AgentSet]] = {"google": _google, "local": _local}
+def _stock(**options: Any) -> AgentSet:
+    from avgen.agents.stock import stock_agents
+
+    return stock_agents(**options)
+
+
+_BUILTIN: dict[str, Callable[..., AgentSet]] = {"google": _google, "local": _local,
+                                                "stock": _stock}
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:

@@ -1,0 +1,413 @@
+"""What the stock agents share: keys, the HTTP client, errors, the cache, rendition choice.
+
+Requests go through the standard library (``urllib``) in a worker thread: no extra
+dependency. The key never appears in an error message or a log line (Pixabay takes it in
+the query string, so no URL is ever quoted).
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Mapping, Sequence
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from avgen._cache_root import cache_root
+from avgen._models import Preset, Scene, Source, VideoRequest
+from avgen._policy import AgentPolicy
+from avgen._validate import number
+from avgen.agents.google._cache import AssetCache
+from avgen.errors import (
+    AgentError,
+    ConfigurationError,
+    ContentRejected,
+    MediaError,
+    RateLimited,
+    ServiceUnavailable,
+    UsageError,
+)
+from avgen.media._ffmpeg import MediaInfo, probe
+from avgen.resilience import CircuitSettings, RetryPolicy
+
+__all__ = ["STOCK_POLICY", "NoMatch", "Rendition", "choose_rendition", "default_cache_dir"]
+
+SEARCH_TTL = 24 * 3600.0
+"""Seconds a search answer is reused (Pixabay asks that results be cached for 24 h)."""
+
+MAX_DOWNLOAD_BYTES = 1 << 30
+"""The largest file a stock agent downloads (1 GiB)."""
+
+MAX_QUERY_CHARS = 100
+"""Pixabay refuses longer queries; Pexels is given the same."""
+
+
+class NoMatch(AgentError):
+    """The library has nothing for the scene's search: the scene falls to the next tier.
+
+    It is not retried and never counts against the service's circuit breaker.
+    """
+
+
+STOCK_POLICY = AgentPolicy(
+    retry=RetryPolicy(attempts=3, timeout=300.0, wait_initial=1.0, wait_max=60.0),
+    circuit=CircuitSettings(window_size=10, minimum_calls=3, failure_rate_threshold=50.0,
+                            wait_open=60.0,
+                            ignore=(NoMatch, ContentRejected, UsageError, ConfigurationError),
+                            ignore_rate_limits=True),
+)
+"""How the generator calls a stock agent: a rate-limit answer (429) is retried once the
+limit resets (``X-Ratelimit-Reset`` or ``Retry-After``; a reset further off than 60 s stops
+with `avgen.errors.RateLimited` saying when to come back), outages (5xx, refused
+connections) are retried with backoff, and a breaker per agent opens when half of its last
+calls (at least 3) failed, so the remaining scenes fall back at once. A search with no
+result, a refused key and a rate limit never count as the service being down."""
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the stock agents keep searches and downloads: ``<avgen cache>/stock``."""
+    return cache_root(env) / "stock"
+
+
+@attrs.frozen
+class Rendition:
+    """One file of a stock asset: its size and where to download it."""
+
+    width: int
+    """Width in pixels."""
+    height: int
+    """Height in pixels."""
+    url: str
+    """Where to download it."""
+
+
+def choose_rendition(renditions: Sequence[Rendition], width: int, height: int) -> Rendition:
+    """The smallest rendition at least ``width`` x ``height``, else the largest one.
+
+    "Smallest" and "largest" go by pixel count; ties keep the first listed.
+
+    Raises:
+        UsageError: ``renditions`` is empty.
+    """
+    if not renditions:
+        raise UsageError("renditions", "must list at least one rendition")
+    covering = [r for r in renditions if r.width >= width and r.height >= height]
+    if covering:
+        return min(covering, key=lambda r: r.width * r.height)
+    return max(renditions, key=lambda r: r.width * r.height)
+
+
+def orientation(preset: Preset) -> str:
+    """``"landscape"``, ``"portrait"`` or ``"square"``, from the preset's frame."""
+    if preset.width > preset.height:
+        return "landscape"
+    if preset.width < preset.height:
+        return "portrait"
+    return "square"
+
+
+def search_text(scene: Scene) -> str:
+    """What to search for: the scene's visual prompt, else its title, else its narration
+    (whitespace folded, cut at a word boundary to `MAX_QUERY_CHARS`)."""
+    text = next((t for t in (scene.visual, scene.title, scene.narration) if t.strip()), "")
+    text = " ".join(text.split())
+    if len(text) > MAX_QUERY_CHARS:
+        text = text[:MAX_QUERY_CHARS].rsplit(" ", 1)[0] or text[:MAX_QUERY_CHARS]
+    return text
+
+
+def rate_limit_delay(headers: Mapping[str, str] | Message, now: float) -> float | None:
+    """Seconds to wait before calling again, from a 429's headers, or None.
+
+    Reads ``X-Ratelimit-Reset`` (a UNIX time, as Pexels sends it, or seconds from now, as
+    Pixabay does: a value above 10⁹ is taken as a time) and ``Retry-After`` (seconds); the
+    longest wins.
+
+    Args:
+        headers: The response headers (any case).
+        now: The current UNIX time.
+    """
+    found: list[float] = []
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    reset = _number(lowered.get("x-ratelimit-reset"))
+    if reset is not None:
+        found.append(reset - now if reset > 1e9 else reset)
+    after = _number(lowered.get("retry-after"))
+    if after is not None:
+        found.append(after)
+    usable = [max(0.0, d) for d in found if math.isfinite(d)]
+    return max(usable) if usable else None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+_SLUG = re.compile(r"/(?:video|photo)/([a-z0-9-]+?)-?\d*/?$")
+
+
+def title_from_page(url: str) -> str | None:
+    """A title read from a stock page address (``.../video/waves-at-dusk-1234/`` gives
+    ``"Waves at dusk"``), or None."""
+    match = _SLUG.search(urllib.parse.urlparse(url).path)
+    if not match or not match.group(1).strip("-"):
+        return None
+    words = match.group(1).strip("-").replace("-", " ")
+    return words[:1].upper() + words[1:]
+
+
+class StockAgent:
+    """Base of the stock agents: find a picture or clip for a scene in a stock library.
+
+    Args:
+        api_key: The service's key (default: its environment variable).
+        base_url: The service's address (tests point it at a local server).
+        cache: Where searches and downloads are kept (``None``: nothing is kept).
+        max_concurrency: Scenes searched at once.
+        timeout: Seconds one HTTP request may take.
+        env: Where keys are read (default: ``os.environ``).
+    """
+
+    provider = ""
+    """``"pexels"`` or ``"pixabay"``."""
+    kind = ""
+    """``"clips"`` or ``"images"``."""
+    key_variable = ""
+    """The environment variable holding the key."""
+    license = ""
+    """The licence every asset of the service comes under."""
+    default_base_url = ""
+    """The service's address."""
+    key_page = ""
+    """Where a key is obtained."""
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 cache: AssetCache | None = None, max_concurrency: int = 2,
+                 timeout: float = 60.0, env: Mapping[str, str] | None = None) -> None:
+        if cache is not None and not isinstance(cache, AssetCache):
+            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise UsageError("api_key", "must be a non-empty key (or None to read "
+                             f"{self.key_variable})")
+        number("max_concurrency", max_concurrency, integer=True, low=1)
+        number("timeout", timeout, low=0, low_inclusive=False)
+        environ = os.environ if env is None else env
+        self.api_key: str | None = api_key or (environ.get(self.key_variable) or "").strip() \
+            or None
+        """The key (``None`` when none was given: `check` refuses every request)."""
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        """The service's address."""
+        self.cache = cache
+        """Where searches and downloads are kept (``None``: nothing is kept)."""
+        self.max_concurrency = max_concurrency
+        """Scenes searched at once."""
+        self.timeout = float(timeout)
+        """Seconds one HTTP request may take."""
+        self.resilience = STOCK_POLICY
+        """How the generator retries and guards this agent's calls."""
+        self._resume_at = 0.0
+
+    @property
+    def name(self) -> str:
+        """``<provider>:<kind>``, as the manifest and events show it."""
+        return f"{self.provider}:{self.kind}"
+
+    def __repr__(self) -> str:
+        key = "key set" if self.api_key else "no key"
+        return f"{type(self).__name__}({self.base_url!r}, {key})"
+
+    def check(self, request: VideoRequest) -> None:
+        """Refuse a request up front when there is no key.
+
+        Raises:
+            UsageError: No key was given and the environment variable is not set.
+        """
+        if not self.api_key:
+            raise UsageError(self.key_variable, f"{self.name} needs a {self.provider} API "
+                             f"key: set {self.key_variable} or pass api_key= (a free key "
+                             f"comes with an account: {self.key_page})")
+
+    # -- searching
+
+    async def _candidates(self, query: str, shape: str) -> list[dict[str, Any]]:
+        """The search's results as plain candidates (cached for `SEARCH_TTL`)."""
+        key = AssetCache.key(f"stock-search:{self.name}", base=self.base_url, query=query,
+                             orientation=shape)
+        found = self._cached_search(key, report_miss=False)
+        if found is not None:
+            return found
+        async with self._flight(key):
+            found = self._cached_search(key)
+            if found is not None:
+                return found
+            body = await self._request(self._search_url(query, shape), "search")
+            try:
+                answer = json.loads(body)
+            except ValueError as exc:
+                raise ServiceUnavailable(f"{self.provider} answered the search with "
+                                         "something that is not JSON", self.name) from exc
+            candidates = self._parse(answer)
+            if self.cache is not None:
+                self.cache.set_json(key, {"at": time.time(), "candidates": candidates},
+                                    source=self.name)
+        return candidates
+
+    def _cached_search(self, key: str, *, report_miss: bool = True
+                       ) -> list[dict[str, Any]] | None:
+        if self.cache is None:
+            return None
+        value = self.cache.get_json(key, source=self.name, report_miss=report_miss)
+        if (isinstance(value, dict) and isinstance(value.get("candidates"), list)
+                and isinstance(value.get("at"), int | float)
+                and 0 <= time.time() - value["at"] < SEARCH_TTL):
+            return list(value["candidates"])
+        return None
+
+    def _search_url(self, query: str, shape: str) -> str:
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    def _parse(self, answer: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _pick(self, scene: Scene, preset: Preset) -> tuple[str, str]:
+        """The query and the orientation to search with."""
+        query = search_text(scene)
+        if not query:
+            raise NoMatch(f"scene {scene.index} has nothing to search for", self.name)
+        return query, orientation(preset)
+
+    # -- downloading
+
+    async def _fetch_file(self, url: str, target: Path, check: Any) -> MediaInfo:
+        """Download ``url`` to ``target`` once (then from the cache), checked by ``check``
+        (a function of the probed `MediaInfo` raising `MediaError`)."""
+        key = AssetCache.key(f"stock-file:{self.provider}", url=url)
+        if self._from_cache(key, target, report_miss=False):
+            return self._verify(target, check)
+        async with self._flight(key):
+            if self._from_cache(key, target):
+                return self._verify(target, check)
+            await self._download(url, target)
+            info = self._verify(target, check)
+            if self.cache is not None:
+                self.cache.keep(key, target, source=self.name)
+        return info
+
+    def _from_cache(self, key: str, target: Path, *, report_miss: bool = True) -> bool:
+        return self.cache is not None and self.cache.fetch(key, target, source=self.name,
+                                                           report_miss=report_miss)
+
+    def _verify(self, target: Path, check: Any) -> MediaInfo:
+        try:
+            info = probe(target)
+        except MediaError as exc:
+            raise MediaError(f"{self.name} downloaded a file that does not decode ({exc})",
+                             target) from exc
+        check(info)
+        return info
+
+    @contextlib.asynccontextmanager
+    async def _flight(self, key: str) -> AsyncIterator[None]:
+        if self.cache is None:
+            yield
+            return
+        async with self.cache.flight(key, source=self.name):
+            yield
+
+    def source(self, candidate: Mapping[str, Any]) -> Source:
+        """The `avgen.Source` of a chosen candidate."""
+        return Source(self.provider, title=candidate.get("title") or None,
+                      author=candidate.get("author") or None,
+                      author_url=candidate.get("author_url") or None,
+                      page_url=candidate.get("page_url") or None, license=self.license)
+
+    # -- HTTP
+
+    async def _request(self, url: str, what: str) -> bytes:
+        """GET ``url`` (with the key) and return the body, errors turned into avgen's."""
+        self._wait_for_reset()
+        headers = self._headers()
+        return await asyncio.to_thread(self._get, url, headers, what, None)
+
+    async def _download(self, url: str, target: Path) -> None:
+        """Stream ``url`` (no key is sent: the media is on a CDN) to ``target``."""
+        self._wait_for_reset()
+        await asyncio.to_thread(self._get, url, {}, "download", target)
+
+    def _wait_for_reset(self) -> None:
+        remaining = self._resume_at - time.time()
+        if remaining > 0:
+            raise RateLimited(f"{self.provider} is rate limited for {remaining:.3g} s more",
+                              self.name, retry_after=remaining)
+
+    def _get(self, url: str, headers: Mapping[str, str], what: str,
+             target: Path | None) -> bytes:
+        request = urllib.request.Request(url, headers={"User-Agent": "avgen", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                if target is None:
+                    return bytes(response.read(MAX_DOWNLOAD_BYTES))
+                _save(response, target, self.name)
+                return b""
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(exc.code, exc.headers, what) from None
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ServiceUnavailable(f"the {provider_what(self.provider, what)} failed "
+                                     f"({type(exc).__name__}: {reason})", self.name) from None
+
+    def _http_error(self, status: int, headers: Message, what: str) -> Exception:
+        action = provider_what(self.provider, what)
+        if status == 429:
+            delay = rate_limit_delay(headers, time.time())
+            if delay is not None:
+                self._resume_at = max(self._resume_at, time.time() + delay)
+            return RateLimited(f"the {action} was rate limited (HTTP 429)", self.name,
+                               retry_after=delay)
+        if status >= 500 or status == 408:
+            return ServiceUnavailable(f"the {action} failed (HTTP {status})", self.name,
+                                      retry_after=rate_limit_delay(
+                                          {"Retry-After": headers.get("Retry-After", "")},
+                                          time.time()))
+        if status in (401, 403):
+            return AgentError(f"the {action} was refused (HTTP {status}): check "
+                              f"{self.key_variable}", self.name)
+        return AgentError(f"the {action} failed (HTTP {status})", self.name)
+
+
+def _save(response: Any, target: Path, agent: str) -> None:
+    """Write a download at ``target``, refusing one larger than `MAX_DOWNLOAD_BYTES`."""
+    written = 0
+    with open(target, "wb") as out:
+        while chunk := response.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_DOWNLOAD_BYTES:
+                raise MediaError(f"{agent}: the download is larger than "
+                                 f"{MAX_DOWNLOAD_BYTES >> 20} MiB", target)
+            out.write(chunk)
+
+
+def provider_what(provider: str, what: str) -> str:
+    """``"pexels search"``, ``"pixabay download"``…"""
+    return f"{provider} {what}"
