@@ -19,6 +19,8 @@ __docformat__ = "google"
 import concurrent.futures
 import contextlib
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -36,7 +38,7 @@ from avgen.media._ffmpeg import (
     probe,
     run_ffmpeg,
 )
-from avgen.media._fonts import FontFile, find_font, uncovered
+from avgen.media._fonts import FontFile, bundled_fonts_dir, find_font, uncovered
 from avgen.media._graph import (
     LIMITER_CEILING_DB,
     compile_graph,
@@ -117,6 +119,7 @@ class FFmpegComposer:
         timeline = _with_font(timeline, font)
         omit = uncovered(font, timeline.drawn_texts()) if font else ""
         temporary: list[Path] = []
+        folders: list[Path] = []
 
         def scratch(suffix: str, text: str) -> Path:
             path = scratch_path(target, suffix)
@@ -125,7 +128,7 @@ class FFmpegComposer:
             return path
 
         try:
-            fonts = font.path.parent if font else None
+            fonts = _fonts_folder(font, timeline, folders)
             loudness = await self._loudness(timeline)
             gain, levels = loudness.gain, loudness.voice_gains
             ass = (scratch(".ass", timeline.ass_script(omit)) if timeline.draws_on_picture
@@ -155,6 +158,8 @@ class FFmpegComposer:
             for path in temporary:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def check(self, request: VideoRequest) -> None:
         """Refuse a request whose caption font cannot be found, or whose music is not
@@ -393,6 +398,29 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
              gain=round(loudness.gain, 2))
     else:
         _logger.warning("%s", message)
+
+
+def _fonts_folder(font: FontFile | None, timeline: Timeline,
+                  folders: list[Path]) -> Path | None:
+    """The folder libass takes fonts from: the caption font's own, or, when that is not
+    the bundled folder and a card draws an icon, a scratch folder linking the caption font
+    and the bundled fonts (icon font included) together."""
+    if font is None:
+        return None
+    bundled = bundled_fonts_dir()
+    if font.path.parent == bundled or not any(
+            card.icon for _, _, card in timeline.cards):
+        return font.path.parent
+    folder = Path(tempfile.mkdtemp(prefix="avgen-fonts-"))  # links only: nothing to sweep
+    folders.append(folder)
+    for path in (font.path, *sorted(bundled.glob("*.ttf"))):
+        link = folder / path.name
+        if not link.exists():
+            try:
+                link.symlink_to(path.resolve())
+            except OSError:  # no symlinks here (Windows without the right): a copy
+                shutil.copyfile(path, link)
+    return folder
 
 
 def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:
