@@ -37,6 +37,7 @@ from typing import Any, Literal
 import attrs
 
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, Script, Source, VideoRequest
+from avgen.agents.local._images import _reason
 from avgen.errors import AgentError, FFmpegError, MediaError, UsageError
 from avgen.media._ffmpeg import MediaInfo, probe, run_ffmpeg_sync
 
@@ -95,14 +96,6 @@ def name_words(name: str) -> str:
         'River At Dawn 02 wide'
     """
     return " ".join(_CAMEL.sub(" ", _SEPARATORS.sub(" ", name)).split())
-
-
-def _reason(exc: FFmpegError) -> str:
-    for line in exc.stderr.splitlines():
-        said = re.sub(r"^(?:\[[^\]]*\][ \t]*)+", "", line).strip().rstrip(".")
-        if said:
-            return said
-    return f"ffmpeg exited with {exc.returncode}"
 
 
 def _checked(path: Path, folder: Path) -> LibraryFile:
