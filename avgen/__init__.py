@@ -55,6 +55,7 @@ from avgen._models import (
     preset,
 )
 from avgen._policy import AgentPolicy
+from avgen._report import REPORT_FILE, ReportView, write_report
 from avgen._reporting import EventHandler, RunEvent
 from avgen._rows import read_requests, requests_from_rows
 from avgen._session import Manifest, OutputRecord, Session, StepRecord
@@ -93,6 +94,7 @@ __all__ = [
     "BATCH_FILE",
     "CAPTION_STYLES",
     "PRESETS",
+    "REPORT_FILE",
     "TRANSITION_STYLES",
     "AgentError",
     "AgentPolicy",
@@ -125,6 +127,7 @@ __all__ = [
     "OutputRecord",
     "Preset",
     "RateLimited",
+    "ReportView",
     "RunEvent",
     "Scene",
     "Script",
@@ -150,4 +153,5 @@ __all__ = [
     "preset",
     "read_requests",
     "requests_from_rows",
+    "write_report",
 ]

@@ -6,6 +6,7 @@
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
     avgen resume SESSION_DIR
+    avgen report SESSION_DIR | BATCH_DIR      # a self-contained HTML page of the run
     avgen batch REQUESTS.csv [--budget 20] [--workers 4 | --scheduler ADDRESS | --processes 4]
     avgen presets
     avgen voices [--language he]            # Piper voices: installed, and fetchable by name
@@ -241,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="the most the whole video may cost")
     resume.add_argument("-q", "--quiet", action="store_true", help="print only the video path")
 
+    report = commands.add_parser(
+        "report", help="write a self-contained HTML report of a session or a batch",
+        description="Write one HTML file that needs no network: metadata/report.html in a "
+                    "session folder, report.html in a batch folder (with each item's).")
+    report.add_argument("path", help="a session folder or a batch folder")
+
     batch = commands.add_parser(
         "batch", help="make many videos from a JSONL or CSV file of requests",
         description="Make one video per row of a .jsonl or .csv file whose fields are those "
@@ -400,6 +407,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _build_docs(args.out, args.check)
     if args.command == "voices":
         return _list_voices(args.language, args.refresh)
+    if args.command == "report":
+        from avgen._report import write_report
+
+        try:
+            print(write_report(args.path))
+        except UsageError as exc:
+            print(f"avgen: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "batch":
         from avgen._batch_cli import run_batch_command
 

@@ -1,0 +1,425 @@
+"""One self-contained HTML page that shows a run: a session's or a whole batch's.
+
+`write_report` reads a session folder's ``metadata/manifest.json`` (or a batch folder's
+``batch.json``) and writes ``metadata/report.html`` (``report.html`` in a batch folder). The
+page needs nothing from the network: its CSS and script are inline, the charts are SVG drawn
+by pygal and inlined, scene thumbnails are small JPEGs inlined as ``data:`` URIs, and the
+video is linked by a path relative to the page.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import base64
+import functools
+import html
+import json
+import math
+import re
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from avgen.errors import UsageError
+
+__all__ = ["REPORT_FILE", "ReportView", "write_report"]
+
+REPORT_FILE = "report.html"
+"""The page's file name (``metadata/report.html`` in a session, ``report.html`` in a batch)."""
+
+_BATCH_FILE = "batch.json"
+_SCENE_STEP = re.compile(r"scene-(\d+)\.(\w+)")
+_THUMB_WIDTH = 160
+_MAX_SAMPLES = 400
+
+_STYLE = dict(background="white", plot_background="white", foreground="#333",
+               foreground_strong="#111", foreground_subtle="#999",
+               font_family="sans-serif", colors=("#2563eb", "#16a34a", "#f59e0b", "#dc2626",
+                                                  "#7c3aed", "#0891b2", "#db2777"))
+
+
+@functools.cache
+def _templates() -> Any:
+    """The Jinja2 environment of ``avgen/templates`` (imported on first use: avgen's import
+    stays light)."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("avgen", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]),
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def write_report(path: str | Path) -> Path:
+    """Write the HTML report of a session folder or a batch folder.
+
+    Args:
+        path: A session folder (with ``metadata/manifest.json``) or a batch folder (with
+            ``batch.json``; each item's report is written too).
+
+    Returns:
+        The report's path.
+
+    Raises:
+        UsageError: ``path`` is neither a session folder nor a batch folder, or its record
+            cannot be read.
+    """
+    root = Path(path)
+    if (root / _BATCH_FILE).is_file():
+        return _batch_report(root)
+    if (root / "metadata" / "manifest.json").is_file():
+        return _session_report(root)
+    raise UsageError("path", f"{root} is neither a session folder (metadata/manifest.json) "
+                     f"nor a batch folder ({_BATCH_FILE})")
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError("path", f"cannot read {path}: {exc}") from None
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+
+
+def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per scene: its narration, steps, tier, errors, retries, cost and times."""
+    steps: Mapping[str, Any] = manifest.get("steps") or {}
+    texts: dict[int, str] = {}
+    script_file = root / "scripts" / "script.json"
+    if script_file.is_file():
+        try:
+            for scene in json.loads(script_file.read_text("utf-8")).get("scenes", []):
+                texts[int(scene["index"])] = str(scene.get("narration", ""))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            texts = {}
+    indices = set(texts)
+    for key in steps:
+        match = _SCENE_STEP.fullmatch(key)
+        if match:
+            indices.add(int(match.group(1)))
+    rows = []
+    for index in sorted(indices):
+        own = {kind: steps[f"scene-{index:03d}.{kind}"] for kind in ("narration", "visual")
+               if f"scene-{index:03d}.{kind}" in steps}
+        errors: list[str] = []
+        retries: list[str] = []
+        circuit: list[str] = []
+        for kind, step in own.items():
+            if step.get("error"):
+                errors.extend(f"{kind}: {part}" for part in str(step["error"]).split("; "))
+            resilience = (step.get("data") or {}).get("resilience") or {}
+            retries.extend(f"{kind}: attempt {r.get('attempt')} failed ({r.get('error')}), "
+                           f"waited {_number(r.get('delay')):.1f} s"
+                           for r in resilience.get("retries", []))
+            circuit.extend(f"{kind}: {c.get('event', '')}" + "".join(
+                f" {k}={v}" for k, v in c.items() if k != "event")
+                for c in resilience.get("circuit", []))
+        visual = own.get("visual", {})
+        narration = own.get("narration", {})
+        audio = (narration.get("data") or {}).get("asset") or {}
+        rows.append({
+            "index": index, "text": texts.get(index, ""),
+            "tier": visual.get("tier"), "visual_status": visual.get("status", "missing"),
+            "narration_status": narration.get("status", "missing"),
+            "agent": visual.get("agent", ""), "errors": errors, "retries": retries,
+            "circuit": circuit,
+            "cost": sum(_number(step.get("cost")) for step in own.values()),
+            "seconds": sum(_number(step.get("seconds")) for step in own.values()),
+            "audio_seconds": _number(audio.get("duration")),
+            "thumbnail": None,
+        })
+    return rows
+
+
+def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float) -> None:
+    """Put a small JPEG (a data: URI) of the final video at the middle of each scene.
+
+    A scene's place is taken from its narration's length, scaled to the video's duration
+    (transitions make the real cut points differ slightly). One ffmpeg process decodes the
+    video once and keeps the frames asked for.
+    """
+    if not scenes or duration <= 0 or not video.is_file():
+        return
+    from avgen.media._ffmpeg import ffmpeg_exe
+
+    lengths = [max(scene["audio_seconds"], 0.05) for scene in scenes]
+    scale = duration / sum(lengths)
+    times, start = [], 0.0
+    for length in lengths:
+        times.append(min((start + length / 2) * scale, max(duration - 0.05, 0.0)))
+        start += length
+    pick = "+".join(f"lt(prev_t\\,{t:.3f})*gte(t\\,{t:.3f})" for t in times)
+    with tempfile.TemporaryDirectory(prefix="avgen-report-") as folder:
+        command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-an",
+                   "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
+                   "-q:v", "6", str(Path(folder) / "%04d.jpg")]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return
+        frames = sorted(Path(folder).glob("*.jpg"))
+        for scene, frame in zip(scenes, frames, strict=False):
+            data = base64.b64encode(frame.read_bytes()).decode("ascii")
+            scene["thumbnail"] = f"data:image/jpeg;base64,{data}"
+
+
+# -- charts ----------------------------------------------------------------------------------
+
+def _svg(chart: Any) -> str:
+    """A pygal chart as inline SVG for an HTML page: no XML prolog, namespace declarations,
+    comments or pygal's tooltip config (an HTML parser knows inline SVG; none of them is
+    needed offline)."""
+    text: str = chart.render(is_unicode=True)
+    text = re.sub(r"<\?xml[^>]*\?>", "", text)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    # pygal's config for its tooltip script, which is not loaded (``js=[]``)
+    text = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", text)
+    return text.strip()
+
+
+def _chart_options(**extra: Any) -> dict[str, Any]:
+    from pygal.style import Style
+
+    options: dict[str, Any] = {"style": Style(**_STYLE), "js": [], "width": 900,
+                               "disable_xml_declaration": True, "explicit_size": False,
+                               "pretty_print": False}
+    options.update(extra)
+    return options
+
+
+def _timeline_chart(title: str, bars: Sequence[tuple[str, float, float, str]],
+                    x_title: str) -> str | None:
+    """A Gantt-like chart: one thick horizontal line per bar (label, start, end, group)."""
+    if not bars:
+        return None
+    import pygal
+
+    height = max(220, 60 + 14 * len(bars))
+    chart = pygal.XY(**_chart_options(
+        title=title, height=min(height, 2400), show_legend=True, legend_at_bottom=True,
+        dots_size=0, show_y_labels=False, show_y_guides=False, x_title=x_title,
+        range=(-1, len(bars)), print_values=False, truncate_legend=-1))
+    groups: dict[str, list[tuple[float, float] | None]] = {}
+    for row, (_label, start, end, group) in enumerate(bars):
+        y = len(bars) - 1 - row
+        points = groups.setdefault(group, [])
+        points.extend([(start, y), (max(end, start + 0.01), y), None])
+    for group, points in groups.items():
+        chart.add(group, points, allow_interruptions=True, stroke_style={
+            "width": 9 if len(bars) < 60 else 5, "linecap": "butt"})
+    return _svg(chart)
+
+
+def _cost_chart(lines: Mapping[str, float], estimate: Mapping[str, float],
+                budget: float | None) -> str | None:
+    if not lines and not estimate:
+        return None
+    import pygal
+
+    labels = sorted(set(lines) | set(estimate))
+    chart = pygal.HorizontalBar(**_chart_options(
+        title="Cost by agent and model (USD)", height=max(200, 80 + 40 * len(labels)),
+        legend_at_bottom=True))
+    chart.x_labels = labels
+    chart.add("spent", [round(lines.get(label, 0.0), 6) for label in labels])
+    if estimate:
+        chart.add("estimate", [round(estimate.get(label, 0.0), 6) for label in labels])
+    if budget is not None:
+        chart.add("budget (whole run)", [budget if i == 0 else None
+                                         for i in range(len(labels))])
+    return _svg(chart)
+
+
+def _resource_chart(samples: Sequence[Mapping[str, Any]]) -> str | None:
+    usable = [s for s in samples if isinstance(s.get("time"), int | float)]
+    if len(usable) < 2:
+        return None
+    step = max(1, math.ceil(len(usable) / _MAX_SAMPLES))
+    usable = usable[::step]
+    import pygal
+
+    start = float(usable[0]["time"])
+    chart = pygal.XY(**_chart_options(title="CPU and memory (%)", height=300, dots_size=1,
+                                      x_title="seconds", legend_at_bottom=True, range=(0, 100)))
+    for metric in ("cpu_percent", "memory_percent"):
+        points = [(round(float(s["time"]) - start, 2), _number(s.get(metric)))
+                  for s in usable if metric in s]
+        if points:
+            chart.add(metric.replace("_percent", ""), points)
+    return _svg(chart)
+
+
+# -- the session page ------------------------------------------------------------------------
+
+def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
+    manifest = _read_json(root / "metadata" / "manifest.json")
+    if not isinstance(manifest, dict):
+        raise UsageError("path", f"{root}/metadata/manifest.json is not an object")
+    steps: dict[str, Any] = manifest.get("steps") or {}
+    request = manifest.get("request") or {}
+    preset = request.get("preset") or {}
+    compose = steps.get("compose") or {}
+    compose_data = compose.get("data") or {}
+    status = str(manifest.get("status", "unknown"))
+    video_rel = manifest.get("video")
+    video = root / video_rel if isinstance(video_rel, str) else None
+    duration = _number(compose_data.get("duration"))
+    scenes = _scenes(root, manifest)
+    if thumbnails and video is not None and status == "done":
+        _thumbnails(video, scenes, duration)
+
+    starts = [_number(s.get("started")) for s in steps.values() if _number(s.get("started"))]
+    origin = min(starts) if starts else 0.0
+    ordered = sorted(steps.values(), key=lambda s: (_number(s.get("started")), s.get("id", "")))
+    bars = [(str(s.get("id")), _number(s.get("started")) - origin,
+             _number(s.get("started")) - origin + _number(s.get("seconds")),
+             str(s.get("id", "")).rsplit(".", 1)[-1]) for s in ordered]
+    wall = max((end for _l, _s, end, _g in bars), default=0.0)
+
+    spent_by: dict[str, float] = {}
+    for step in steps.values():
+        for charge in (step.get("data") or {}).get("charges") or []:
+            key = f"{charge.get('agent')} / {charge.get('model')}"
+            spent_by[key] = spent_by.get(key, 0.0) + _number(charge.get("usd"))
+    estimate_by: dict[str, float] = {}
+    for charge in (manifest.get("estimate") or {}).get("charges") or []:
+        key = f"{charge.get('agent')} / {charge.get('model')}"
+        estimate_by[key] = estimate_by.get(key, 0.0) + _number(charge.get("usd"))
+    cost = manifest.get("cost") or {}
+    budget = cost.get("budget") if isinstance(cost.get("budget"), int | float) else None
+    spent = _number(cost.get("spent"), sum(_number(s.get("cost")) for s in steps.values()))
+
+    tiers: dict[str, int] = {}
+    for scene in scenes:
+        if scene["tier"]:
+            tiers[scene["tier"]] = tiers.get(scene["tier"], 0) + 1
+    missing = [f"scene {scene['index']}: " + ", ".join(
+        kind for kind in ("narration", "visual")
+        if scene[f"{kind}_status"] in ("missing", "failed"))
+        for scene in scenes
+        if scene["narration_status"] in ("missing", "failed")
+        or scene["visual_status"] in ("missing", "failed")]
+    if status != "done" and "compose" not in steps:
+        missing.append("the final video (not composed yet)")
+    output_size = sum(int(o.get("size", 0)) for o in compose.get("outputs") or []
+                      if str(o.get("path", "")).endswith(".mp4"))
+    return {
+        "root": root, "manifest": manifest, "title": manifest.get("title") or root.name,
+        "session": manifest.get("session", root.name), "status": status,
+        "error": manifest.get("error"),
+        "resume": None if status == "done" else f"avgen resume {shlex.quote(str(root))}",
+        "missing": missing,
+        "video": None if video is None or status != "done" else "../" + str(video_rel),
+        "facts": {
+            "duration": duration, "width": compose_data.get("width"),
+            "height": compose_data.get("height"), "size": output_size,
+            "preset": preset.get("name") if isinstance(preset, dict) else preset,
+            "language": request.get("language"), "tiers": tiers, "spent": spent,
+            "budget": budget, "loudness": compose_data.get("loudness"),
+            "wall": wall, "agents": manifest.get("agents") or {},
+        },
+        "scenes": scenes,
+        "timeline": _timeline_chart("Steps over the run's wall time", bars, "seconds"),
+        "cost_chart": _cost_chart(spent_by, estimate_by, budget),
+        "resource_chart": _resource_chart(manifest.get("monitor_samples") or []),
+        "alerts": ((manifest.get("report") or {}).get("alerts") or []),
+    }
+
+
+def _session_report(root: Path) -> Path:
+    context = _session_context(root)
+    target = root / "metadata" / REPORT_FILE
+    _write(target, _templates().get_template("report_session.html.j2").render(**context))
+    return target
+
+
+# -- the batch page --------------------------------------------------------------------------
+
+def _batch_report(root: Path) -> Path:
+    state = _read_json(root / _BATCH_FILE)
+    if not isinstance(state, dict) or not isinstance(state.get("items"), list):
+        raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
+    rows, spans = [], []
+    for item in state["items"]:
+        session = root / str(item.get("session", ""))
+        report = None
+        first = last = None
+        if (session / "metadata" / "manifest.json").is_file():
+            try:
+                _session_report(session)
+                report = f"{item.get('session')}/metadata/{REPORT_FILE}"
+            except UsageError:
+                report = None
+            manifest = _read_json(session / "metadata" / "manifest.json")
+            steps = (manifest.get("steps") or {}).values() if isinstance(manifest, dict) else []
+            times = [(_number(s.get("started")), _number(s.get("started"))
+                      + _number(s.get("seconds"))) for s in steps if _number(s.get("started"))]
+            if times:
+                first, last = min(t[0] for t in times), max(t[1] for t in times)
+        status = str(item.get("status", "pending"))
+        rows.append({**item, "status": status, "report": report,
+                     "resume": None if status == "done" or report is None
+                     else f"avgen resume {shlex.quote(str(session))}",
+                     "first": first, "last": last})
+    rows.sort(key=lambda r: (r["status"] == "done", int(r.get("index", 0))))
+    starts = [r["first"] for r in rows if r["first"] is not None]
+    origin = min(starts) if starts else 0.0
+    for row in sorted(rows, key=lambda r: int(r.get("index", 0))):
+        if row["first"] is not None:
+            spans.append((f"item {row.get('index')}", row["first"] - origin,
+                          row["last"] - origin, row["status"]))
+    totals = dict(state.get("totals") or {})
+    totals.setdefault("cost", sum(_number(r.get("cost")) for r in rows))
+    context = {"id": state.get("id", root.name), "rows": rows, "totals": totals,
+               "budget": state.get("budget"),
+               "chart": _timeline_chart("Items over time", spans, "seconds")}
+    target = root / REPORT_FILE
+    _write(target, _templates().get_template("report_batch.html.j2").render(**context))
+    return target
+
+
+def _write(target: Path, text: str) -> None:
+    temp = target.with_name(f".{target.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(target)
+
+
+class ReportView:
+    """A written report, displayed in a notebook (Jupyter's ``_repr_html_``).
+
+    The page is shown in an ``<iframe>`` when it lies under the working directory (where
+    notebook front-ends serve files from), else as its path to open in a browser.
+
+    Args:
+        path: The report's HTML file (from `write_report` or ``Video.report()``).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        """The report's HTML file."""
+
+    def __repr__(self) -> str:
+        return f"ReportView({str(self.path)!r})"
+
+    def _repr_html_(self) -> str:
+        from urllib.parse import quote
+
+        name = html.escape(str(self.path))
+        try:
+            relative = self.path.resolve().relative_to(Path.cwd().resolve())
+        except (OSError, ValueError):
+            return (f"<p>avgen report: <code>{name}</code> (outside the working directory: "
+                    "open it in a browser)</p>")
+        source = html.escape(quote(relative.as_posix()))
+        return (f'<iframe src="{source}" width="100%" height="700" '
+                f'style="border:1px solid #ddd"></iframe><br><code>{name}</code>')
