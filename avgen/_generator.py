@@ -102,7 +102,8 @@ class VideoGenerator:
             ``"clip_generator"`` …), overriding the agents' own (see `avgen.AgentPolicy`).
         monitor: A `avgen.resilience.Monitor` that times every agent call; its report
             (calls, seconds, failures per agent, resource peaks if it samples) is saved in
-            the manifest at the end of each run.
+            the manifest at the end of each run, with its latest samples (``monitor_samples``,
+            at most 400) for the HTML report.
         budget: The most one video may cost, in US dollars (``None``: no limit). A paid
             call that would go over it is not made (`avgen.errors.BudgetExceeded`): a
             scene's picture falls back to a cheaper tier, a script or narration stops the
@@ -421,7 +422,12 @@ class VideoGenerator:
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
             if self.monitor is not None:
-                session.manifest.update(report=self.monitor.report())
+                # the report's peaks, and the latest samples (at most 400, evenly thinned)
+                # for the HTML report's CPU and memory chart
+                samples = list(self.monitor.samples)
+                step = max(1, -(-len(samples) // 400))
+                session.manifest.update(report=self.monitor.report(),
+                                        monitor_samples=samples[::step])
             return video
 
     def _emit(self, event: RunEvent) -> None:

@@ -190,7 +190,11 @@ def _svg(chart: Any) -> str:
 def _chart_options(**extra: Any) -> dict[str, Any]:
     from pygal.style import Style
 
-    options: dict[str, Any] = {"style": Style(**_STYLE), "js": [], "width": 900,
+    stroke = extra.pop("stroke_width", 1)
+    options: dict[str, Any] = {"style": Style(**_STYLE, stroke_width=stroke,
+                                              stroke_width_hover=stroke,
+                                              stroke_opacity=1, stroke_opacity_hover=1),
+                               "js": [], "width": 900,
                                "disable_xml_declaration": True, "explicit_size": False,
                                "pretty_print": False}
     options.update(extra)
@@ -208,15 +212,15 @@ def _timeline_chart(title: str, bars: Sequence[tuple[str, float, float, str]],
     chart = pygal.XY(**_chart_options(
         title=title, height=min(height, 2400), show_legend=True, legend_at_bottom=True,
         dots_size=0, show_y_labels=False, show_y_guides=False, x_title=x_title,
-        range=(-1, len(bars)), print_values=False, truncate_legend=-1))
+        range=(-1, len(bars)), print_values=False, truncate_legend=-1,
+        stroke_width=round(max(1.0, min(9.0, 0.6 * (min(height, 2400) - 90) / len(bars))), 1)))
     groups: dict[str, list[tuple[float, float] | None]] = {}
     for row, (_label, start, end, group) in enumerate(bars):
         y = len(bars) - 1 - row
         points = groups.setdefault(group, [])
         points.extend([(start, y), (max(end, start + 0.01), y), None])
     for group, points in groups.items():
-        chart.add(group, points, allow_interruptions=True, stroke_style={
-            "width": 9 if len(bars) < 60 else 5, "linecap": "butt"})
+        chart.add(group, points, allow_interruptions=True, stroke_style={"linecap": "butt"})
     return _svg(chart)
 
 

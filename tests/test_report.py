@@ -1,0 +1,300 @@
+"""The HTML run report (``avgen report``, ``Video.report()``): one self-contained file per
+session or batch whose numbers are the manifest's, with no external reference, that a real
+headless Chromium renders without a script error."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from avgen import (
+    REPORT_FILE,
+    GenerationError,
+    ReportView,
+    UsageError,
+    VideoGenerator,
+    VideoRequest,
+    write_report,
+)
+from avgen._cli import main
+from avgen.resilience import Monitor
+from avgen.testing import PatternImages, ToneNarrator
+
+SCRIPT = "Bees dance.\n\nRivers carry water.\n\nTides follow the moon.\n\nStars are far."
+EXTERNAL = re.compile(r"(?:https?:|ftp:|file:)|[\"'(=]\s*//", re.I)
+
+
+def external_references(page: str) -> list[str]:
+    """Every URL with a scheme (outside data: URIs) or protocol-relative reference."""
+    without_data = re.sub(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+", "data:", page)
+    return EXTERNAL.findall(without_data)
+
+
+def manifest(session: Path) -> dict[str, object]:
+    return json.loads((session / "metadata" / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def scene_rows(page: str) -> dict[int, str]:
+    rows = re.findall(r'<tr class="scene" id="scene-(\d+)"(.*?)</tr>', page, re.S)
+    return {int(index): body for index, body in rows}
+
+
+def check_session_page(session: Path, page: str) -> None:
+    """Every scene is there, with the manifest's tier and cost, and the run's facts."""
+    data = manifest(session)
+    steps: dict[str, dict[str, object]] = data["steps"]  # type: ignore[assignment]
+    scripted = json.loads((session / "scripts" / "script.json").read_text())["scenes"]
+    rows = scene_rows(page)
+    assert sorted(rows) == [scene["index"] for scene in scripted]
+    for scene in scripted:
+        row = rows[scene["index"]]
+        assert scene["narration"] in row
+        visual = steps.get(f"scene-{scene['index']:03d}.visual", {})
+        assert f'data-tier="{visual.get("tier") or ""}"' in row
+        cost = sum(float(s.get("cost", 0.0)) for key, s in steps.items()  # type: ignore[arg-type]
+                   if key.startswith(f"scene-{scene['index']:03d}."))
+        assert re.search(r'data-cost="([^"]+)"', row)[1] == repr(cost)  # type: ignore[index]
+    spent = data["cost"]["spent"]  # type: ignore[index]
+    assert f'<span id="fact-cost">{spent:.4f}</span>' in page
+    if "compose" in steps:
+        duration = steps["compose"]["data"]["duration"]  # type: ignore[index]
+        assert f'<span id="fact-duration">{duration:.2f}</span>' in page
+    assert external_references(page) == []
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+    if found is None:
+        pytest.fail("the report tests need Chromium (CI installs it: apt-get install chromium)")
+    return found
+
+
+def render(browser: str, page: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A screenshot and the DOM after the page's scripts ran, from headless Chromium."""
+    common = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+              "--no-first-run", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+              "--virtual-time-budget=3000"]
+    shot = tmp_path / f"{page.parent.name}-{page.stem}.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000",
+                    page.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+    dom = subprocess.run([*common, "--dump-dom", page.resolve().as_uri()], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    return shot, dom
+
+
+def assert_renders(browser: str, page: Path, tmp_path: Path) -> str:
+    shot, dom = render(browser, page, tmp_path)
+    assert shot.is_file() and shot.stat().st_size > 20_000, "the screenshot is (nearly) blank"
+    assert "<table" in dom
+    error = re.search(r'id="avgen-js-error">(.*?)</pre>', dom, re.S)
+    assert error is None, f"the page raised a script error: {error[1] if error else ''}"
+    return dom
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    monitor = Monitor(sampler=iter([{"cpu_percent": 10.0 + i, "memory_percent": 40.0}
+                                    for i in range(50)]).__next__)
+    for _ in range(5):
+        monitor.tick()
+    video = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(),
+                           output_dir=out, monitor=monitor).generate_sync(
+        script=SCRIPT, preset="draft")
+    assert video.report() == video.session / "metadata" / REPORT_FILE
+    return video.session
+
+
+@pytest.fixture(scope="module")
+def fallbacks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fallbacks")
+    video = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(
+        fail_on={0, 2, 3}), output_dir=out).generate_sync(script=SCRIPT, preset="draft")
+    write_report(video.session)
+    return video.session
+
+
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, VideoGenerator,
+                                                                       ToneNarrator]]:
+    out = tmp_path_factory.mktemp("failed")
+    voice = ToneNarrator(fail_on={"Tides follow the moon."})
+    generator = VideoGenerator(narrator=voice, image_generator=PatternImages(),
+                               output_dir=out)
+    with pytest.raises(GenerationError) as caught:
+        generator.generate_sync(script=SCRIPT, preset="draft")
+    assert caught.value.session is not None
+    yield caught.value.session, generator, voice
+
+
+def test_a_finished_session_shows_every_scene_with_the_manifests_numbers(
+        finished: Path) -> None:
+    page = (finished / "metadata" / REPORT_FILE).read_text()
+    check_session_page(finished, page)
+    assert '<video id="video"' in page and 'src="../final_output/' in page
+    assert page.count("data:image/jpeg;base64,") == 4  # a frame of each scene
+    assert 'id="timeline-chart"' in page and "<svg" in page
+    assert 'id="resource-chart"' in page  # the monitor sampled
+    assert "LUFS" in page and "draft" in page
+    assert 'id="unfinished"' not in page
+
+
+def test_a_fallback_heavy_session_names_each_error_that_made_a_scene_fall(
+        fallbacks: Path) -> None:
+    page = (fallbacks / "metadata" / REPORT_FILE).read_text()
+    check_session_page(fallbacks, page)
+    rows = scene_rows(page)
+    for index in (0, 2, 3):
+        assert 'data-tier="card"' in rows[index]
+        assert f"no image for scene {index} (fail_on)" in rows[index]
+    assert 'data-tier="image"' in rows[1] and "first try" in rows[1]
+    assert "card × 3" in page
+
+
+def test_a_failed_session_says_what_is_missing_and_how_to_finish_it(
+        failed: tuple[Path, VideoGenerator, ToneNarrator]) -> None:
+    session = failed[0]
+    page = write_report(session).read_text()
+    check_session_page(session, page)
+    assert 'id="run-status">failed<' in page
+    assert f'<code id="resume-command">avgen resume {session}</code>' in page
+    assert "the final video (not composed yet)" in page
+    assert "narration failed" in scene_rows(page)[2]
+    assert "<video" not in page
+
+
+def test_a_resumed_session_reports_as_done(
+        failed: tuple[Path, VideoGenerator, ToneNarrator], tmp_path: Path) -> None:
+    session, generator, voice = failed
+    copy = tmp_path / session.name
+    shutil.copytree(session, copy)
+    voice.fail_on = frozenset()
+    video = generator.resume_sync(copy)
+    page = video.report().read_text()
+    check_session_page(copy, page)
+    assert 'id="run-status">done<' in page and "avgen resume" not in page
+    assert page.count("data:image/jpeg;base64,") == 4
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("batch")
+    voice = ToneNarrator(fail_on={"Rivers carry water to the sea."})
+    generator = VideoGenerator("local", narrator=voice, output_dir=out)
+    result = generator.generate_many_sync(
+        [VideoRequest(script=s, preset="draft") for s in
+         ["Bees dance.", "Rivers carry water to the sea.", "Tides follow the moon."]])
+    assert [item.status for item in result] == ["done", "failed", "done"]
+    assert main(["report", str(result.directory)]) == 0
+    return result.directory
+
+
+def test_a_batch_lists_failures_first_with_their_resume_commands(batch: Path) -> None:
+    page = (batch / REPORT_FILE).read_text()
+    state = json.loads((batch / "batch.json").read_text())
+    order = [int(i) for i in re.findall(r'<tr class="item" id="item-(\d+)"', page)]
+    assert order == [1, 0, 2]
+    failed = state["items"][1]
+    assert f"avgen resume {batch / failed['session']}" in page
+    for item in state["items"]:
+        assert (batch / item["session"] / "metadata" / REPORT_FILE).is_file()
+        assert f'href="{item["session"]}/metadata/{REPORT_FILE}"' in page
+        if item["duration"] is not None:
+            assert f"{item['duration']:.2f}" in page
+    assert f'<span id="total-done">{state["totals"]["done"]}</span>' in page
+    assert f'<span id="total-failed">{state["totals"]["failed"]}</span>' in page
+    assert 'id="items-chart"' in page
+    assert external_references(page) == []
+
+
+def test_the_pages_render_in_chromium_without_a_script_error(
+        chromium: str, finished: Path, fallbacks: Path,
+        failed: tuple[Path, VideoGenerator, ToneNarrator], batch: Path,
+        tmp_path: Path) -> None:
+    for page in (finished / "metadata" / REPORT_FILE, fallbacks / "metadata" / REPORT_FILE,
+                 write_report(failed[0])):
+        dom = assert_renders(chromium, page, tmp_path)
+        assert 'data-scenes="4"' in dom  # the page's own script ran
+    dom = assert_renders(chromium, batch / REPORT_FILE, tmp_path)
+    assert dom.count('<tr class="item"') == 3
+
+
+def test_the_script_error_check_catches_an_error(chromium: str, finished: Path,
+                                                 tmp_path: Path) -> None:
+    broken = finished / "metadata" / "broken.html"
+    page = (finished / "metadata" / REPORT_FILE).read_text()
+    broken.write_text(page.replace("</body>", "<script>noSuchFunction();</script></body>"))
+    try:
+        _shot, dom = render(chromium, broken, tmp_path)
+    finally:
+        broken.unlink()
+    assert 'id="avgen-js-error"' in dom and "noSuchFunction" in dom
+
+
+def test_the_command_refuses_a_folder_that_is_neither(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "neither a session folder" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="neither"):
+        write_report(tmp_path)
+
+
+def test_the_notebook_view_frames_a_report_under_the_working_directory(
+        finished: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = finished / "metadata" / REPORT_FILE
+    monkeypatch.chdir(finished)
+    assert '<iframe src="metadata/report.html"' in ReportView(report)._repr_html_()
+    monkeypatch.chdir(finished / "metadata")
+    outside = ReportView(finished / "final_output")._repr_html_()
+    assert "<iframe" not in outside and "outside the working directory" in outside
+
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"),
+                              exclude_characters=":/;"), min_size=1, max_size=40).filter(str.strip)
+
+
+@settings(deadline=None, max_examples=25,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenes=st.lists(st.tuples(texts, st.sampled_from(["clip", "image", "card"]),
+                                 st.floats(0, 5, allow_nan=False), st.booleans()),
+                       min_size=1, max_size=8))
+def test_any_recorded_scenes_are_reported_escaped_with_their_numbers(
+        tmp_path: Path, scenes: list[tuple[str, str, float, bool]]) -> None:
+    """A manifest written by hand (no video): each scene's text (escaped), tier and cost
+    are on the page, and nothing in it points outside the file."""
+    from markupsafe import escape
+
+    session = tmp_path / f"session_{abs(hash(tuple(scenes)))}"
+    (session / "metadata").mkdir(parents=True)
+    (session / "scripts").mkdir()
+    steps: dict[str, object] = {}
+    for index, (text, tier, cost, failed) in enumerate(scenes):
+        steps[f"scene-{index:03d}.visual"] = {
+            "id": f"scene-{index:03d}.visual", "agent": "x", "inputs_hash": "0",
+            "status": "fallback" if failed else "done", "outputs": [], "tier": tier,
+            "started": 1000.0 + index, "seconds": 1.5, "cost": cost,
+            "error": f"clip (x): {text}" if failed else None, "data": {"charges": [
+                {"agent": "x", "model": "m", "quantity": 1, "unit": "image", "usd": cost}]}}
+    (session / "metadata" / "manifest.json").write_text(json.dumps({
+        "session": session.name, "status": "interrupted", "steps": steps,
+        "cost": {"spent": sum(c for _t, _tier, c, _f in scenes), "budget": 10.0}}))
+    (session / "scripts" / "script.json").write_text(json.dumps({"scenes": [
+        {"index": i, "narration": text} for i, (text, *_rest) in enumerate(scenes)]}))
+    page = write_report(session).read_text()
+    rows = scene_rows(page)
+    assert sorted(rows) == list(range(len(scenes)))
+    for index, (text, tier, cost, _failed) in enumerate(scenes):
+        assert str(escape(text)) in rows[index]
+        assert f'data-tier="{tier}"' in rows[index] and f'data-cost="{cost!r}"' in rows[index]
+    assert "avgen resume" in page and 'id="cost-chart"' in page
+    assert external_references(page) == []
