@@ -13,11 +13,13 @@ __docformat__ = "google"
 
 import base64
 import functools
+import hashlib
 import html
 import json
 import math
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -139,36 +141,56 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float) -> None:
+def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float,
+                cache: Path, video_sha256: str) -> None:
     """Put a small JPEG (a data: URI) of the final video at the middle of each scene.
 
     A scene's place is taken from its narration's length, scaled to the video's duration
     (transitions make the real cut points differ slightly). One ffmpeg process decodes the
-    video once and keeps the frames asked for.
+    video once and keeps the frames asked for. The frames are kept in ``cache`` (a folder
+    per video checksum and scene times), so a later report of the same video reuses them.
     """
     if not scenes or duration <= 0 or not video.is_file():
         return
-    from avgen.media._ffmpeg import ffmpeg_exe
-
     lengths = [max(scene["audio_seconds"], 0.05) for scene in scenes]
     scale = duration / sum(lengths)
     times, start = [], 0.0
     for length in lengths:
         times.append(min((start + length / 2) * scale, max(duration - 0.05, 0.0)))
         start += length
+    key = hashlib.sha256(json.dumps([video_sha256, video.stat().st_size, _THUMB_WIDTH,
+                                     [round(t, 3) for t in times]]).encode()).hexdigest()
+    folder = cache / key[:16]
+    frames = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    if len(frames) != len(scenes):
+        frames = _extract_frames(video, times, cache, folder)
+    for scene, frame in zip(scenes, frames, strict=False):
+        data = base64.b64encode(frame.read_bytes()).decode("ascii")
+        scene["thumbnail"] = f"data:image/jpeg;base64,{data}"
+
+
+def _extract_frames(video: Path, times: Sequence[float], cache: Path,
+                    folder: Path) -> list[Path]:
+    """Decode ``video`` once into one JPEG per time in ``folder`` (made whole or not at
+    all; older folders in ``cache`` are removed). An ffmpeg failure gives no frames."""
+    from avgen.media._ffmpeg import ffmpeg_exe
+
     pick = "+".join(f"lt(prev_t\\,{t:.3f})*gte(t\\,{t:.3f})" for t in times)
-    with tempfile.TemporaryDirectory(prefix="avgen-report-") as folder:
-        command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-an",
-                   "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
-                   "-q:v", "6", str(Path(folder) / "%04d.jpg")]
-        try:
-            subprocess.run(command, check=True, capture_output=True, timeout=120)
-        except (OSError, subprocess.SubprocessError):
-            return
-        frames = sorted(Path(folder).glob("*.jpg"))
-        for scene, frame in zip(scenes, frames, strict=False):
-            data = base64.b64encode(frame.read_bytes()).decode("ascii")
-            scene["thumbnail"] = f"data:image/jpeg;base64,{data}"
+    cache.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=cache))
+    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-an",
+               "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
+               "-q:v", "6", str(temp / "%04d.jpg")]
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        for old in cache.iterdir():
+            if old != temp and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        temp.replace(folder)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(temp, ignore_errors=True)
+        return []
+    return sorted(folder.glob("*.jpg"))
 
 
 # -- charts ----------------------------------------------------------------------------------
@@ -280,7 +302,9 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
     duration = _number(compose_data.get("duration"))
     scenes = _scenes(root, manifest)
     if thumbnails and video is not None and status == "done":
-        _thumbnails(video, scenes, duration)
+        video_sha = next((str(o.get("sha256")) for o in compose.get("outputs") or []
+                          if o.get("path") == video_rel), "")
+        _thumbnails(video, scenes, duration, root / "metadata" / "thumbnails", video_sha)
 
     starts = [_number(s.get("started")) for s in steps.values() if _number(s.get("started"))]
     origin = min(starts) if starts else 0.0

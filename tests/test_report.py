@@ -147,6 +147,11 @@ def test_a_finished_session_shows_every_scene_with_the_manifests_numbers(
     assert 'id="resource-chart"' in page  # the monitor sampled
     assert "LUFS" in page and "draft" in page
     assert 'id="unfinished"' not in page
+    # a second report reuses the frames kept in metadata/thumbnails/ (one folder)
+    kept = list((finished / "metadata" / "thumbnails").iterdir())
+    assert len(kept) == 1 and len(list(kept[0].glob("*.jpg"))) == 4
+    assert write_report(finished).read_text().count("data:image/jpeg;base64,") == 4
+    assert list((finished / "metadata" / "thumbnails").iterdir()) == kept
 
 
 def test_a_fallback_heavy_session_names_each_error_that_made_a_scene_fall(
