@@ -142,7 +142,7 @@ def test_a_finished_session_shows_every_scene_with_the_manifests_numbers(
     page = (finished / "metadata" / REPORT_FILE).read_text()
     check_session_page(finished, page)
     assert '<video id="video"' in page and 'src="../final_output/' in page
-    assert page.count("data:image/jpeg;base64,") == 4  # a frame of each scene
+    assert page.count("data:image/jpeg;base64,") == 5  # a frame of each scene, the poster
     assert 'id="timeline-chart"' in page and "<svg" in page
     assert 'id="resource-chart"' in page  # the monitor sampled
     assert "LUFS" in page and "draft" in page
@@ -150,7 +150,7 @@ def test_a_finished_session_shows_every_scene_with_the_manifests_numbers(
     # a second report reuses the frames kept in metadata/thumbnails/ (one folder)
     kept = list((finished / "metadata" / "thumbnails").iterdir())
     assert len(kept) == 1 and len(list(kept[0].glob("*.jpg"))) == 4
-    assert write_report(finished).read_text().count("data:image/jpeg;base64,") == 4
+    assert write_report(finished).read_text().count("data:image/jpeg;base64,") == 5
     assert list((finished / "metadata" / "thumbnails").iterdir()) == kept
 
 
@@ -188,7 +188,7 @@ def test_a_resumed_session_reports_as_done(
     page = video.report().read_text()
     check_session_page(copy, page)
     assert 'id="run-status">done<' in page and "avgen resume" not in page
-    assert page.count("data:image/jpeg;base64,") == 4
+    assert page.count("data:image/jpeg;base64,") == 5
 
 
 @pytest.fixture(scope="module")
