@@ -12,6 +12,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import base64
+import concurrent.futures
 import functools
 import hashlib
 import html
@@ -178,7 +179,9 @@ def _extract_frames(video: Path, times: Sequence[float], cache: Path,
     pick = "+".join(f"lt(prev_t\\,{t:.3f})*gte(t\\,{t:.3f})" for t in times)
     cache.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=cache))
-    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-an",
+    # reading stops a second after the last frame wanted
+    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-t", f"{max(times) + 1:.3f}",
+               "-i", str(video), "-an",
                "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
                "-q:v", "6", str(temp / "%04d.jpg")]
     try:
@@ -292,8 +295,6 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise UsageError("path", f"{root}/metadata/manifest.json is not an object")
     steps: dict[str, Any] = manifest.get("steps") or {}
-    request = manifest.get("request") or {}
-    preset = request.get("preset") or {}
     compose = steps.get("compose") or {}
     compose_data = compose.get("data") or {}
     status = str(manifest.get("status", "unknown"))
@@ -301,10 +302,28 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
     video = root / video_rel if isinstance(video_rel, str) else None
     duration = _number(compose_data.get("duration"))
     scenes = _scenes(root, manifest)
-    if thumbnails and video is not None and status == "done":
-        video_sha = next((str(o.get("sha256")) for o in compose.get("outputs") or []
-                          if o.get("path") == video_rel), "")
-        _thumbnails(video, scenes, duration, root / "metadata" / "thumbnails", video_sha)
+    framing: concurrent.futures.Future[None] | None = None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        if thumbnails and video is not None and status == "done":
+            # ffmpeg decodes the frames while this thread draws the charts
+            video_sha = next((str(o.get("sha256")) for o in compose.get("outputs") or []
+                              if o.get("path") == video_rel), "")
+            framing = pool.submit(_thumbnails, video, scenes, duration,
+                                  root / "metadata" / "thumbnails", video_sha)
+        context = _session_facts(root, manifest, scenes, status, video, video_rel, duration)
+        if framing is not None:
+            framing.result()
+    return context
+
+
+def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, Any]],
+                   status: str, video: Path | None, video_rel: Any,
+                   duration: float) -> dict[str, Any]:
+    steps: dict[str, Any] = manifest.get("steps") or {}
+    request = manifest.get("request") or {}
+    preset = request.get("preset") or {}
+    compose = steps.get("compose") or {}
+    compose_data = compose.get("data") or {}
 
     starts = [_number(s.get("started")) for s in steps.values() if _number(s.get("started"))]
     origin = min(starts) if starts else 0.0

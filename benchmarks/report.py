@@ -9,8 +9,9 @@ several times and prints the time and the file's size against the limits (≤ 1 
 - warm: a later report of the same video, whose thumbnails are kept in
   ``metadata/thumbnails/`` (everything else is done again).
 
-The limit is checked on the warm figure; the cold one grows with the video's length and
-resolution (it is one decode of the whole video).
+Both are checked against the limit (the exit status is 1 if either run was over). The cold
+figure grows with the video's length and resolution: it is one decode of the video (up to
+its last scene's middle); this session's video is 120 s at 360×640.
 
     python benchmarks/report.py                # about 30 s on 2 cores (most of it the video)
     python benchmarks/report.py --scenes 120   # a larger session
@@ -72,12 +73,13 @@ def main() -> int:
         thumbnails = text.count("data:image/jpeg;base64,")
     median, worst = statistics.median(times), max(times)
     print(f"cold (thumbnails decoded): median {statistics.median(cold):.3f} s, "
-          f"slowest {max(cold):.3f} s of {args.runs} runs")
+          f"slowest {max(cold):.3f} s of {args.runs} runs (limit {TIME_LIMIT:.1f} s): "
+          f"{'ok' if max(cold) <= TIME_LIMIT else 'OVER'}")
     print(f"warm: median {median:.3f} s, slowest {worst:.3f} s of {args.runs} runs "
           f"(limit {TIME_LIMIT:.1f} s): {'ok' if worst <= TIME_LIMIT else 'OVER'}")
     print(f"size: {size / 1024:.0f} KiB, {thumbnails} thumbnails "
           f"(limit {SIZE_LIMIT / 2**20:.0f} MiB): {'ok' if size <= SIZE_LIMIT else 'OVER'}")
-    return 0 if worst <= TIME_LIMIT and size <= SIZE_LIMIT else 1
+    return 0 if max(worst, *cold) <= TIME_LIMIT and size <= SIZE_LIMIT else 1
 
 
 if __name__ == "__main__":
