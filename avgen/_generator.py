@@ -294,8 +294,17 @@ class VideoGenerator:
     async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
         request = _keep_music(session, request)
         session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
-                                avgen_version=__version__)
+                                avgen_version=__version__, **self._recorded_estimate(request))
         return await self._run(session, request)
+
+    def _recorded_estimate(self, request: VideoRequest) -> dict[str, Any]:
+        """The manifest's ``estimate`` entry (for the run report), or nothing when an
+        agent's ``estimate`` fails: pricing must never stop a run."""
+        try:
+            return {"estimate": self.estimate(request).to_dict()}
+        except Exception:
+            _logger.debug("no estimate recorded: an agent's estimate failed", exc_info=True)
+            return {}
 
     async def resume(self, session_dir: str | Path) -> Video:
         """Finish an interrupted run, redoing only steps whose outputs are missing or bad.

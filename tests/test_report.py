@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from avgen import (
     REPORT_FILE,
+    AudioAsset,
     GenerationError,
     ReportView,
     UsageError,
@@ -25,6 +26,7 @@ from avgen import (
     write_report,
 )
 from avgen._cli import main
+from avgen.costs import Charge, paid_call
 from avgen.resilience import Monitor
 from avgen.testing import PatternImages, ToneNarrator
 
@@ -113,6 +115,34 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
         script=SCRIPT, preset="draft")
     assert video.report() == video.session / "metadata" / REPORT_FILE
     return video.session
+
+
+class PaidTone(ToneNarrator):
+    """A tone narrator that bills $0.01 a scene and prices a request ahead."""
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        with paid_call(agent="paid-tone", model="tone-1", quantity=1, unit="audio_second",
+                       usd=0.01):
+            return await super().speak(text, target, voice=voice)
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        return [Charge("paid-tone", "tone-1", 4, "audio_second", 0.05)]
+
+
+def test_cost_by_agent_and_model_against_the_estimate_and_the_budget(tmp_path: Path) -> None:
+    video = VideoGenerator(narrator=PaidTone(), image_generator=PatternImages(),
+                           output_dir=tmp_path, budget=1.0).generate_sync(
+        script=SCRIPT, preset="draft")
+    data = manifest(video.session)
+    assert data["estimate"]["total"] == pytest.approx(0.05)  # type: ignore[index]
+    page = video.report().read_text()
+    check_session_page(video.session, page)
+    assert data["cost"]["spent"] == pytest.approx(0.04)  # type: ignore[index]
+    chart = re.search(r'id="cost-chart">(.*?)</div>', page, re.S)
+    assert chart is not None
+    for label in ("paid-tone / tone-1", "spent", "estimate", "budget (whole run)"):
+        assert label in chart[1]
+    assert "of $1.00 budget" in page
 
 
 @pytest.fixture(scope="module")
