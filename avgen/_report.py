@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from avgen._session import StepRecord
 from avgen.errors import UsageError
 
 __all__ = ["REPORT_FILE", "ReportView", "write_report"]
@@ -71,10 +72,16 @@ def write_report(path: str | Path) -> Path:
             cannot be read.
     """
     root = Path(path)
-    if (root / _BATCH_FILE).is_file():
-        return _batch_report(root)
-    if (root / "metadata" / "manifest.json").is_file():
-        return _session_report(root)
+    try:
+        if (root / _BATCH_FILE).is_file():
+            return _batch_report(root)
+        if (root / "metadata" / "manifest.json").is_file():
+            return _session_report(root)
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        # a record avgen did not write (its steps are checked; other parts are read as
+        # they come): say so rather than show a traceback
+        raise UsageError("path", f"{root} holds a record avgen cannot read: "
+                         f"{type(exc).__name__}: {exc}") from None
     raise UsageError("path", f"{root} is neither a session folder (metadata/manifest.json) "
                      f"nor a batch folder ({_BATCH_FILE})")
 
@@ -295,6 +302,8 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise UsageError("path", f"{root}/metadata/manifest.json is not an object")
     steps: dict[str, Any] = manifest.get("steps") or {}
+    for key, raw in steps.items():  # untrusted: each step must be one avgen writes
+        StepRecord.from_dict(raw, f"manifest steps[{key!r}]")
     compose = steps.get("compose") or {}
     compose_data = compose.get("data") or {}
     status = str(manifest.get("status", "unknown"))

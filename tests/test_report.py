@@ -282,6 +282,17 @@ def test_the_command_refuses_a_folder_that_is_neither(tmp_path: Path,
     assert "neither a session folder" in capsys.readouterr().err
     with pytest.raises(UsageError, match="neither"):
         write_report(tmp_path)
+    (tmp_path / "metadata").mkdir()
+    manifest_file = tmp_path / "metadata" / "manifest.json"
+    manifest_file.write_text(json.dumps({"steps": {"script": {"id": "script"}}}))
+    with pytest.raises(UsageError, match=r"steps\['script'\]"):
+        write_report(tmp_path)
+    manifest_file.write_text(json.dumps({"steps": [], "request": 3}))
+    with pytest.raises(UsageError, match="cannot read"):
+        write_report(tmp_path)
+    manifest_file.write_text("{not json")
+    with pytest.raises(UsageError, match="cannot read"):
+        write_report(tmp_path)
 
 
 def test_the_notebook_view_frames_a_report_under_the_working_directory(
