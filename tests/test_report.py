@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -320,8 +321,8 @@ def test_any_recorded_scenes_are_reported_escaped_with_their_numbers(
     are on the page, and nothing in it points outside the file."""
     from markupsafe import escape
 
-    session = tmp_path / f"session_{abs(hash(tuple(scenes)))}"
-    (session / "metadata").mkdir(parents=True)
+    session = Path(tempfile.mkdtemp(prefix="session_", dir=tmp_path))
+    (session / "metadata").mkdir()
     (session / "scripts").mkdir()
     steps: dict[str, object] = {}
     for index, (text, tier, cost, failed) in enumerate(scenes):
