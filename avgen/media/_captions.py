@@ -709,4 +709,5 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         if text and end_cs > start_cs:
             subs.events.append(pysubs2.SSAEvent(start=10 * start_cs, end=10 * end_cs,
                                                 layer=layer, style=name, text=text))
-    return subs.to_string("ass")
+    script: str = subs.to_string("ass")  # pysubs2 before 1.8 ships no type information
+    return script
