@@ -5,13 +5,16 @@ is needed; set ``AVGEN_FFMPEG`` to use another. Probing reads ffmpeg's own descr
 a file, so no ffprobe is needed either.
 
 Every ffmpeg process dies with the process that started it. On Linux the kernel sees to
-it, even when the parent is killed with SIGKILL: the child asks for SIGKILL on its
-parent's death (``prctl(PR_SET_PDEATHSIG)``) before it executes ffmpeg, and runs in a
-process group of its own, so a signal meant for the terminal's foreground job (Ctrl-C)
-reaches the Python process, which kills ffmpeg as it unwinds. On other platforms ffmpeg
-is killed when the awaiting task is cancelled or the waiting call raises (Ctrl-C
-included), but a parent killed outright leaves its ffmpeg to finish the encode it was
-doing; a resume sweeps the files it leaves.
+it, even when the parent is killed with SIGKILL: ffmpeg is started through util-linux's
+``setpriv --pdeathsig KILL``, which asks for SIGKILL on the parent's death
+(``prctl(PR_SET_PDEATHSIG)``) and then executes ffmpeg, and it runs in a process group of
+its own, so a signal meant for the terminal's foreground job (Ctrl-C) reaches the Python
+process, which kills ffmpeg as it unwinds. No Python code runs in the child between fork
+and exec: a ``preexec_fn`` there runs every at-fork handler of every library loaded, which
+can deadlock the child in a process with many threads (a Dask worker with s3fs). Without
+``setpriv`` (and on other platforms) ffmpeg is killed when the awaiting task is cancelled
+or the waiting call raises (Ctrl-C included), but a parent killed outright leaves its
+ffmpeg to finish the encode it was doing; a resume sweeps the files it leaves.
 """
 
 from __future__ import annotations
@@ -21,11 +24,10 @@ __docformat__ = "google"
 import asyncio
 import collections
 import contextlib
-import ctypes
 import functools
 import os
 import re
-import signal
+import shutil
 import subprocess
 import sys
 import threading
@@ -68,47 +70,25 @@ def ffmpeg_exe() -> str:
     return _default_exe()
 
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
 @functools.cache
-def _prctl() -> Callable[..., int] | None:
-    """libc's ``prctl``, bound before any fork (the child must not look it up)."""
-    try:
-        function = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # pragma: no cover - a Linux without prctl
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv`` when it can set the parent-death signal (Linux), or None."""
+    if not sys.platform.startswith("linux"):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                         ctypes.c_ulong]
-    function.restype = ctypes.c_int
-    return function
+    return shutil.which("setpriv")
+
+
+def _dying(argv: list[str]) -> list[str]:
+    """``argv`` started so that it dies with this process (see the module's description):
+    through ``setpriv --pdeathsig KILL`` when there is one."""
+    setpriv = _setpriv()
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 def _child_options() -> dict[str, Any]:
-    """Keyword arguments for `subprocess.Popen` (and `asyncio.create_subprocess_exec`)
-    that make the child die with this process.
-
-    On Linux: a process group of its own, and ``PR_SET_PDEATHSIG`` set to SIGKILL in the
-    child before it executes the program; a child whose parent died before that exits at
-    once. The signal is sent when the *thread* that started the child ends, so the child
-    must be waited for in the thread that started it, as `subprocess.run` and the event
-    loop do. Elsewhere: nothing (the caller kills the child when it stops waiting).
-    """
-    if not sys.platform.startswith("linux"):
-        return {}
-    prctl = _prctl()
-    if prctl is None:  # pragma: no cover - a Linux without prctl
-        return {"process_group": 0}
-    parent = os.getpid()
-
-    def die_with_parent() -> None:
-        # Runs in the child between fork and exec: a bound C call and two system calls,
-        # no imports, no locks (see the warning about preexec_fn and threads).
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the request took effect
-            os._exit(1)
-
-    return {"process_group": 0, "preexec_fn": die_with_parent}
+    """Keyword arguments for `subprocess.Popen` (and `asyncio.create_subprocess_exec`):
+    on Linux a process group of its own, so Ctrl-C reaches the Python process first."""
+    return {"process_group": 0} if sys.platform.startswith("linux") else {}
 
 
 @attrs.frozen
@@ -207,7 +187,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     if known is not None:
         return attrs.evolve(known, path=target)
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)],
+        _dying([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)]),
         capture_output=True, text=True, errors="replace", check=False, **_child_options(),
     )
     text = proc.stderr
@@ -227,8 +207,9 @@ def decodes_audio(path: str | os.PathLike[str], seconds: float = 1.0) -> bool:
     ``seconds``, at most): a file whose header looks right but whose data is not audio
     (or is cut off before any) decodes nothing."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-t", f"{seconds:.3f}",
-         "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le", "-"],
+        _dying([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-t", f"{seconds:.3f}",
+                "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "8000", "-f", "s16le",
+                "-"]),
         capture_output=True, check=False, **_child_options(),
     )
     return proc.returncode == 0 and len(proc.stdout) > 0
@@ -242,7 +223,7 @@ def _command(args: Sequence[str], progress: bool, loglevel: str = "error") -> li
     head = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-y", "-loglevel", loglevel]
     if progress:
         head += ["-progress", "pipe:1"]
-    return head + list(args)
+    return _dying(head + list(args))
 
 
 def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
