@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from avgen._batch import BATCH_FILE
 from avgen._session import StepRecord
 from avgen.errors import UsageError
 
@@ -35,7 +36,7 @@ __all__ = ["REPORT_FILE", "ReportView", "write_report"]
 REPORT_FILE = "report.html"
 """The page's file name (``metadata/report.html`` in a session, ``report.html`` in a batch)."""
 
-_BATCH_FILE = "batch.json"
+_BATCH_FILE = BATCH_FILE
 _SCENE_STEP = re.compile(r"scene-(\d+)\.(\w+)")
 _THUMB_WIDTH = 160
 _MAX_SAMPLES = 400
@@ -401,16 +402,28 @@ def _session_report(root: Path) -> Path:
 
 # -- the batch page --------------------------------------------------------------------------
 
+def _whole(value: object) -> int:
+    """An item's index as recorded, or 0 when it is not a whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _batch_report(root: Path) -> Path:
     state = _read_json(root / _BATCH_FILE)
     if not isinstance(state, dict) or not isinstance(state.get("items"), list):
         raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
     rows, spans = [], []
+    inside = root.resolve()
     for item in state["items"]:
-        session = root / str(item.get("session", ""))
+        if not isinstance(item, dict):
+            raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
+        item = {"duration": None, "cost": 0.0, "error": None, "seconds": None, "tiers": [],
+                **item, "index": _whole(item.get("index"))}
+        session = (root / str(item.get("session", ""))).resolve()
+        # batch.json is untrusted: an item's session must lie inside the batch folder
+        contained = session != inside and session.is_relative_to(inside)
         report = None
         first = last = None
-        if (session / "metadata" / "manifest.json").is_file():
+        if contained and (session / "metadata" / "manifest.json").is_file():
             try:
                 _session_report(session)
                 report = f"{item.get('session')}/metadata/{REPORT_FILE}"
@@ -427,10 +440,10 @@ def _batch_report(root: Path) -> Path:
                      "resume": None if status == "done" or report is None
                      else f"avgen resume {shlex.quote(str(session))}",
                      "first": first, "last": last})
-    rows.sort(key=lambda r: (r["status"] == "done", int(r.get("index", 0))))
+    rows.sort(key=lambda r: (r["status"] == "done", r["index"]))
     starts = [r["first"] for r in rows if r["first"] is not None]
     origin = min(starts) if starts else 0.0
-    for row in sorted(rows, key=lambda r: int(r.get("index", 0))):
+    for row in sorted(rows, key=lambda r: r["index"]):
         if row["first"] is not None:
             spans.append((f"item {row.get('index')}", row["first"] - origin,
                           row["last"] - origin, row["status"]))

@@ -345,3 +345,18 @@ def test_any_recorded_scenes_are_reported_escaped_with_their_numbers(
         assert f'data-tier="{tier}"' in rows[index] and f'data-cost="{cost!r}"' in rows[index]
     assert "avgen resume" in page and 'id="cost-chart"' in page
     assert external_references(page) == []
+
+
+def test_a_batch_record_cannot_point_outside_its_folder(finished: Path, tmp_path: Path) -> None:
+    """batch.json is untrusted: an item whose session lies outside the batch folder is
+    neither read nor given a report there, and a bad index is no traceback."""
+    victim = tmp_path / "victim"
+    shutil.copytree(finished, victim, ignore=shutil.ignore_patterns(REPORT_FILE))
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "batch.json").write_text(json.dumps({"items": [
+        {"index": 0, "session": "../victim", "status": "failed"},
+        {"index": "x", "session": "items/0001-x", "status": "pending"}]}), "utf-8")
+    page = write_report(batch).read_text("utf-8")
+    assert not (victim / "metadata" / REPORT_FILE).exists()
+    assert "victim/metadata" not in page
