@@ -166,8 +166,7 @@ class Run:
             asset = attrs.evolve(asset, path=self.session.path(relative))
             return Made(asset, (asset.path,), {"asset": _saved(asset, self.session.root)})
 
-        async with self.steps.turn(narrator):
-            audio = (await self.steps.run(step_id, name, inputs, speak)).value
+        audio = (await self.steps.run(step_id, name, inputs, speak, turn=narrator)).value
         self.report.half_scene("narration", scene.index, f"narration {audio.duration:.1f} s")
         return audio
 

@@ -7,6 +7,10 @@ otherwise its work runs while the runner times it, meters its paid calls (a
 records the outcome — done, fallback or failed — in the manifest. Outputs are written by
 the work through `avgen.Session.atomic_path`, so a crash never leaves a half file
 under a final name.
+
+A step's record also says where its time went while it did not work: ``waits`` (each wait
+for a turn of an agent or for quota: what for, when it began, how long) and ``quota``
+(each quota slot it held: its name, when, how long, the limit).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ __docformat__ = "google"
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -25,12 +29,15 @@ import attrs
 from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
 from avgen._session import Session, StepRecord, StepStatus
+from avgen.agents._registry import agent_name
 from avgen.costs import Ledger, total_usd
-from avgen.resilience import collect
+from avgen.resilience import ResilienceEvent, collect, emit
 
 __all__ = []
 
 T = TypeVar("T")
+
+_NOTICED = 0.001  # a shorter wait for a turn is not reported
 
 
 @attrs.frozen
@@ -82,24 +89,47 @@ class StepRunner:
 
     @contextlib.asynccontextmanager
     async def turn(self, agent: object) -> AsyncIterator[None]:
-        """Wait for a turn of ``agent`` (at most its ``max_concurrency`` at once, default 4)."""
+        """Wait for a turn of ``agent`` (at most its ``max_concurrency`` at once, default 4).
+
+        A wait is reported as a ``turn.wait`` event (see `avgen.resilience.ResilienceEvent`),
+        which the step running it records.
+        """
         key = id(agent)
         if key not in self._limits:
             limit = getattr(agent, "max_concurrency", 4)
             self._limits[key] = asyncio.Semaphore(max(1, int(limit)))
-        async with self._limits[key]:
+        limits = self._limits[key]
+        busy, waiting = limits.locked(), time.time()
+        async with limits:
+            waited = time.time() - waiting
+            if busy and waited > _NOTICED:
+                name = agent_name(agent)
+                emit(ResilienceEvent("turn.wait", name, {"name": name, "started": waiting,
+                                                         "seconds": waited}))
             yield
 
     async def run(self, step_id: str, agent: str, inputs: str,
-                  work: Callable[[], Awaitable[Made[T]]]) -> Made[T]:
+                  work: Callable[[], Awaitable[Made[T]]], *,
+                  turn: object | None = None) -> Made[T]:
         """Do a step's work and record it; a failure is recorded, then raised.
 
         A cancelled step (a sibling failed, or the run was interrupted) records nothing.
+
+        Args:
+            step_id: The step's name in the manifest.
+            agent: Who does the work.
+            inputs: The inputs hash (a resume redoes the step when it changed).
+            work: Makes the step's value.
+            turn: An agent whose `turn` the work waits for (the wait is part of the step).
         """
         started = time.time()
         with collect() as events, self.ledger.step() as tab:
             try:
-                made = await work()
+                if turn is None:
+                    made = await work()
+                else:
+                    async with self.turn(turn):
+                        made = await work()
             except Exception as exc:
                 self._record(StepRecord(
                     step_id, agent, inputs, "failed", (), started, time.time() - started,
@@ -120,4 +150,31 @@ class StepRunner:
     @staticmethod
     def _facts(data: Mapping[str, Any], events: Any, tab: Any) -> dict[str, Any]:
         return {**data, "resilience": summarize(events),
-                "charges": [charge.to_dict() for charge in tab]}
+                "charges": [charge.to_dict() for charge in tab], **waits(events)}
+
+
+def waits(events: Iterable[ResilienceEvent]) -> dict[str, list[dict[str, Any]]]:
+    """Where a step's time went while it did not work, from its events.
+
+    Returns:
+        ``waits``: each ``turn.wait`` and ``quota.wait`` as ``for`` (``turn:<agent>`` or the
+        slot's name: ``quota:<model>``, or ``flight:<key>`` for the same paid call made by
+        another worker of a batch), ``started``, ``seconds`` and, for quota, ``reason``;
+        ``quota``: each ``quota.held`` of a ``quota:`` slot as ``name``, ``started``,
+        ``seconds``, ``limit``.
+    """
+    found: dict[str, list[dict[str, Any]]] = {"waits": [], "quota": []}
+    for event in events:
+        data = event.data
+        if event.kind == "turn.wait":
+            found["waits"].append({"for": f"turn:{data.get('name')}",
+                                   "started": data.get("started"),
+                                   "seconds": data.get("seconds")})
+        elif event.kind == "quota.wait":
+            found["waits"].append({"for": data.get("name"), "started": data.get("started"),
+                                   "seconds": data.get("seconds"),
+                                   "reason": data.get("reason")})
+        elif event.kind == "quota.held" and str(data.get("name")).startswith("quota:"):
+            found["quota"].append({key: data.get(key)
+                                   for key in ("name", "started", "seconds", "limit")})
+    return found

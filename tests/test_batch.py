@@ -18,7 +18,15 @@ import pytest
 from avgen import BATCH_FILE, RunEvent, UsageError, VideoGenerator, VideoRequest
 from avgen.errors import CircuitOpen, ServiceUnavailable
 from avgen.media._ffmpeg import probe
-from avgen.resilience import CircuitBreaker, LocalCoordination, Shared, sharing
+from avgen.resilience import (
+    CircuitBreaker,
+    LocalCoordination,
+    ResilienceEvent,
+    Shared,
+    _shared,
+    collect,
+    sharing,
+)
 from avgen.testing import ToneNarrator
 
 SCRIPTS = ["Bees dance. They tell the hive where flowers are.",
@@ -177,6 +185,85 @@ def test_a_cancelled_waiter_never_keeps_a_slot() -> None:
         return coordination.try_slot("veo", 1)
 
     assert asyncio.run(scenario())
+
+
+def kinds(events: list[ResilienceEvent], kind: str) -> list[ResilienceEvent]:
+    return [event for event in events if event.kind == kind]
+
+
+def test_waiting_for_a_slot_is_reported_and_so_is_each_hold() -> None:
+    """Two tasks, one slot: the second waits (a ``quota.wait`` that ends when its hold
+    begins); both holds are reported with the limit. A slot taken at once is no wait."""
+    class Counting(LocalCoordination):
+        refused = 0
+
+        def try_slot(self, name: str, limit: int) -> bool:
+            taken = super().try_slot(name, limit)
+            self.refused += not taken
+            return taken
+
+    coordination = Counting()
+    shared = Shared(coordination, owner="item-0")
+
+    holding = asyncio.Event()
+
+    async def one(release: asyncio.Event | None) -> None:
+        async with shared.slot("quota:veo", 1):
+            if release is not None:
+                holding.set()
+                await release.wait()
+
+    async def scenario() -> tuple[list[ResilienceEvent], list[ResilienceEvent]]:
+        with collect() as alone:
+            await one(None)
+        release = asyncio.Event()
+        with collect() as events:
+            first = asyncio.ensure_future(one(release))
+            await holding.wait()
+            second = asyncio.ensure_future(one(None))
+            for _ in range(3000):  # a guard against a hang: the second finds it taken
+                if coordination.refused:
+                    break
+                await asyncio.sleep(0.01)
+            assert not second.done()
+            release.set()
+            await asyncio.gather(first, second)
+        return alone, events
+
+    alone, events = asyncio.run(scenario())
+    assert kinds(alone, "quota.wait") == [] and len(kinds(alone, "quota.held")) == 1
+    (wait,) = kinds(events, "quota.wait")
+    assert wait.data["name"] == "quota:veo" and wait.data["reason"] == "slot"
+    assert wait.data["seconds"] > 0
+    held = sorted(kinds(events, "quota.held"), key=lambda e: e.data["started"])
+    assert [(e.data["name"], e.data["limit"]) for e in held] == [("quota:veo", 1)] * 2
+    assert all(e.data["seconds"] >= 0 for e in held)
+    # the waiter's hold began when its wait ended, not before the first hold did
+    assert held[1].data["started"] == pytest.approx(wait.data["started"] + wait.data["seconds"])
+    assert held[1].data["started"] >= held[0].data["started"]
+
+
+def test_waiting_out_a_hold_off_and_the_requests_per_minute_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_shared, "_WINDOW", 0.2)  # a "minute" of 0.2 s
+    shared = Shared(LocalCoordination(), owner="item-0")
+
+    async def scenario() -> tuple[list[ResilienceEvent], list[ResilienceEvent]]:
+        with collect() as free:
+            await shared.pace("quota:tts", 1)
+        with collect() as paced:
+            shared.hold_off("quota:tts", 0.05)
+            await shared.pace("quota:tts", 1)  # the hold-off, then the one start a window
+        return free, paced
+
+    free, paced = asyncio.run(scenario())
+    assert free == []
+    reasons = [(e.data["reason"], e.data["name"]) for e in kinds(paced, "quota.wait")]
+    assert reasons == [("hold-off", "quota:tts"), ("rate", "quota:tts")]
+    assert all(e.data["seconds"] > 0 for e in paced)
+    hold_off, rate = kinds(paced, "quota.wait")
+    assert rate.data["started"] == pytest.approx(hold_off.data["started"]
+                                                 + hold_off.data["seconds"])
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -98,6 +98,11 @@ def test_vertex_video_from_gemini_script_tts_and_veo_clips(fake: FakeGemini,
         [charge] = visual["data"]["charges"]
         assert visual["cost"] == pytest.approx(veo.video(charge["quantity"], False))
         assert steps[f"scene-{index:03d}.narration"]["cost"] > 0
+        # the clip's operation held one of the model's quota slots, submit to download
+        [held] = visual["data"]["quota"]
+        assert held["name"] == "quota:veo-3.1-fast-generate-preview" and held["limit"] == 2
+        assert visual["started"] <= held["started"] and held["seconds"] > 0
+        assert held["started"] + held["seconds"] <= visual["started"] + visual["seconds"]
     assert steps["script"]["cost"] > 0
     assert data["cost"]["spent"] == pytest.approx(
         math.fsum(step["cost"] for step in steps.values()), abs=1e-6)

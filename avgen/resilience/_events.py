@@ -37,6 +37,15 @@ class ResilienceEvent:
     ``from`` and ``to``), ``circuit.rejected``, ``cache.hit``, ``cache.miss``,
     ``cache.evict``, ``call`` (a monitored call finished: data has ``seconds``, ``ok``),
     ``alert`` (a monitor threshold crossed: data has ``metric``, ``value``, ``limit``).
+
+    Waiting and holding (``started`` in seconds since the epoch, ``seconds`` long):
+    ``quota.wait`` (`avgen.resilience.Shared` waited before a request: data has ``name``,
+    ``started``, ``seconds`` and ``reason``: ``slot`` for a free slot, ``hold-off`` for the
+    end of a hold-off after a 429, ``rate`` for room in the requests per minute),
+    ``turn.wait`` (a run waited for a turn of an agent, at most its ``max_concurrency`` at
+    once: data has ``name``, ``started``, ``seconds``) — both only when a wait actually
+    happened (longer than a millisecond) — and ``quota.held`` (a slot was given back: data
+    has ``name``, ``started``, ``seconds``, ``limit``).
     """
 
     kind: str

@@ -29,10 +29,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from avgen.errors import BudgetExceeded
+from avgen.resilience._events import ResilienceEvent, emit
 
 __all__ = ["Coordination", "LocalCoordination", "Shared", "current_shared", "sharing"]
 
 _FIRST_WAIT = 0.01
+_NOTICED = 0.001  # a shorter wait is not reported
 _MAX_WAIT = 0.25
 _WINDOW = 60.0
 
@@ -237,27 +239,43 @@ class Shared:
     @contextlib.asynccontextmanager
     async def slot(self, name: str, limit: int) -> AsyncIterator[None]:
         """Hold one of ``limit`` slots called ``name`` (``limit=1``: a lock) across every
-        worker; waits (cancellably) for one to be free."""
-        await self._until(lambda: self.coordination.try_slot(name, limit),
-                          undo=lambda: self.coordination.free_slot(name))
+        worker; waits (cancellably) for one to be free.
+
+        A wait is reported as a ``quota.wait`` event (reason ``slot``), and the hold, when
+        the slot is given back, as ``quota.held`` (see `avgen.resilience.ResilienceEvent`).
+        """
+        waiting = time.time()
+        refused = await self._until(lambda: self.coordination.try_slot(name, limit),
+                                    undo=lambda: self.coordination.free_slot(name))
+        taken = _waited(name, waiting, "slot", refused)
         try:
             yield
         finally:
             await asyncio.shield(asyncio.to_thread(self.coordination.free_slot, name))
+            emit(ResilienceEvent("quota.held", name, {
+                "name": name, "started": taken, "seconds": time.time() - taken,
+                "limit": limit}))
 
     async def pace(self, name: str, per_minute: float | None) -> None:
         """Wait until a request called ``name`` may start: past any hold-off (a 429 seen
-        by any worker) and within ``per_minute`` starts in any 60 s (``None``: no limit)."""
+        by any worker) and within ``per_minute`` starts in any 60 s (``None``: no limit).
+
+        Each wait is reported as a ``quota.wait`` event (reason ``hold-off`` or ``rate``).
+        """
+        waiting, held = time.time(), False
         while True:
             until = await asyncio.to_thread(self.coordination.not_before, name)
             wait = until - time.time()
             if wait <= 0:
                 break
+            held = True
             await asyncio.sleep(min(wait, 5.0))
+        waiting = _waited(name, waiting, "hold-off", held)
         if per_minute is not None:
             limit = per_minute
-            await self._until(lambda: self.coordination.try_start(name, limit),
-                              longest=1.0)
+            refused = await self._until(lambda: self.coordination.try_start(name, limit),
+                                        longest=1.0)
+            _waited(name, waiting, "rate", refused)
 
     def hold_off(self, name: str, seconds: float) -> None:
         """Make every worker wait ``seconds`` before starting a request called ``name``."""
@@ -279,11 +297,12 @@ class Shared:
         self.coordination.settle(self.owner, reserved, charged)
 
     async def _until(self, attempt: Callable[[], bool], *, longest: float = _MAX_WAIT,
-                     undo: Callable[[], None] | None = None) -> None:
+                     undo: Callable[[], None] | None = None) -> bool:
         """Try ``attempt`` (in a thread) until it succeeds, sleeping longer each time. If
         the task is cancelled while an attempt runs, an attempt that then succeeds is
-        undone: a cancelled waiter never keeps what it was waiting for."""
-        wait = _FIRST_WAIT
+        undone: a cancelled waiter never keeps what it was waiting for. Returns whether an
+        attempt was refused (the caller had to wait)."""
+        wait, refused = _FIRST_WAIT, False
         while True:
             trying = asyncio.ensure_future(asyncio.to_thread(attempt))
             try:
@@ -295,9 +314,20 @@ class Shared:
                         is None and done.result() else None)
                 raise
             if taken:
-                return
+                return refused
+            refused = True
             await asyncio.sleep(wait)
             wait = min(wait * 1.5, longest)
+
+
+def _waited(name: str, since: float, reason: str, waited: bool) -> float:
+    """Report the wait for ``name`` that began at ``since``, if there was one (and it
+    lasted: not the time a thread took to answer); return now."""
+    now = time.time()
+    if waited and now - since > _NOTICED:
+        emit(ResilienceEvent("quota.wait", name, {"name": name, "started": since,
+                                                  "seconds": now - since, "reason": reason}))
+    return now
 
 
 _current: contextvars.ContextVar[Shared | None] = contextvars.ContextVar(
