@@ -23,7 +23,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,12 @@ _BATCH_FILE = BATCH_FILE
 _SCENE_STEP = re.compile(r"scene-(\d+)\.(\w+)")
 _THUMB_WIDTH = 160
 _MAX_SAMPLES = 400
+_SLIVER = 0.001  # work shorter than this, before a wait, is drawn as part of the wait
 
+_COLORS = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777")
 _STYLE = dict(background="white", plot_background="white", foreground="#333",
                foreground_strong="#111", foreground_subtle="#999",
-               font_family="sans-serif", colors=("#2563eb", "#16a34a", "#f59e0b", "#dc2626",
-                                                  "#7c3aed", "#0891b2", "#db2777"))
+               font_family="sans-serif", colors=_COLORS)
 
 
 @functools.cache
@@ -123,7 +124,9 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         errors: list[str] = []
         retries: list[str] = []
         circuit: list[str] = []
+        waited = 0.0
         for kind, step in own.items():
+            waited += sum(_number(wait.get("seconds")) for wait in _records(step, "waits"))
             if step.get("error"):
                 errors.extend(f"{kind}: {part}" for part in str(step["error"]).split("; "))
             resilience = (step.get("data") or {}).get("resilience") or {}
@@ -144,10 +147,19 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
             "circuit": circuit,
             "cost": sum(_number(step.get("cost")) for step in own.values()),
             "seconds": sum(_number(step.get("seconds")) for step in own.values()),
+            "waited": waited,
             "audio_seconds": _number(audio.get("duration")),
             "thumbnail": None,
         })
     return rows
+
+
+def _records(step: object, key: str) -> list[Mapping[str, Any]]:
+    """A step's ``data[key]`` records (``waits``, ``quota``); whatever is not one is left
+    out (a manifest is untrusted)."""
+    data = step.get("data") if isinstance(step, Mapping) else None
+    found = data.get(key) if isinstance(data, Mapping) else None
+    return [r for r in found if isinstance(r, Mapping)] if isinstance(found, list) else []
 
 
 def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float,
@@ -224,7 +236,8 @@ def _chart_options(**extra: Any) -> dict[str, Any]:
     from pygal.style import Style
 
     stroke = extra.pop("stroke_width", 1)
-    options: dict[str, Any] = {"style": Style(**_STYLE, stroke_width=stroke,
+    style = {**_STYLE, "colors": extra.pop("colors", _COLORS)}
+    options: dict[str, Any] = {"style": Style(**style, stroke_width=stroke,
                                               stroke_width_hover=stroke,
                                               stroke_opacity=1, stroke_opacity_hover=1),
                                "js": [], "width": 900,
@@ -234,26 +247,151 @@ def _chart_options(**extra: Any) -> dict[str, Any]:
     return options
 
 
-def _timeline_chart(title: str, bars: Sequence[tuple[str, float, float, str]],
+Segment = tuple[float, float, str]
+"""A stretch of a chart's row: start, end, and the group (series) it is drawn in."""
+
+WAITING_FOR_A_TURN = "waiting for a turn"
+"""The timeline's group of waits for a turn of an agent (its ``max_concurrency``)."""
+WAITING_FOR_QUOTA = "waiting for quota"
+"""The timeline's group of waits for quota: a slot, a hold-off, the requests per minute."""
+WAITING_FOR_ANOTHER_WORKER = "waiting for another worker's call"
+"""The timeline's group of waits for the same paid call made by another worker of a batch."""
+_WAIT_COLORS = {WAITING_FOR_A_TURN: "#9ca3af", WAITING_FOR_QUOTA: "#fca5a5",
+                WAITING_FOR_ANOTHER_WORKER: "#c4b5fd"}
+
+
+def _wait_group(what: object) -> str:
+    what = str(what)
+    if what.startswith("turn:"):
+        return WAITING_FOR_A_TURN
+    return WAITING_FOR_ANOTHER_WORKER if what.startswith("flight:") else WAITING_FOR_QUOTA
+
+
+def step_segments(step: Mapping[str, Any], origin: float) -> list[Segment]:
+    """A step's stretch of the timeline, from ``origin``: its waits (``data.waits``, each
+    in its own group, clipped to the step) and the work around them (the step's kind:
+    ``narration``, ``visual``, ``script``…)."""
+    start = _number(step.get("started")) - origin
+    end = start + _number(step.get("seconds"))
+    kind = str(step.get("id", "")).rsplit(".", 1)[-1]
+    waits = []
+    for wait in _records(step, "waits"):
+        begin = max(start, _number(wait.get("started")) - origin)
+        finish = min(end, begin + _number(wait.get("seconds")))
+        if finish > begin:
+            waits.append((begin, finish, _wait_group(wait.get("for"))))
+    segments: list[Segment] = []
+    at = start
+    for begin, finish, group in sorted(waits):
+        begin = max(begin, at)
+        if finish <= begin:
+            continue
+        if begin - at < _SLIVER:  # the moment between starting the step and waiting
+            begin = at
+        if begin > at:
+            segments.append((at, begin, kind))
+        segments.append((begin, finish, group))
+        at = finish
+    if end > at or not segments:
+        segments.append((at, end, kind))
+    return segments
+
+
+def _timeline_chart(title: str, rows: Sequence[tuple[str, Sequence[Segment]]],
                     x_title: str) -> str | None:
-    """A Gantt-like chart: one thick horizontal line per bar (label, start, end, group)."""
-    if not bars:
+    """A Gantt-like chart: a row per label, each segment (start, end, group) a thick
+    horizontal line; waits in their own colours."""
+    if not rows:
         return None
     import pygal
 
-    height = max(220, 60 + 14 * len(bars))
+    groups: dict[str, list[tuple[float, float] | None]] = {}
+    for row, (_label, segments) in enumerate(rows):
+        y = len(rows) - 1 - row
+        for start, end, group in segments:
+            points = groups.setdefault(group, [])
+            points.extend([(start, y), (max(end, start + 0.01), y), None])
+    palette = iter(_COLORS)
+    colors = tuple(_WAIT_COLORS.get(group) or next(palette, "#333") for group in groups)
+    height = max(220, 60 + 14 * len(rows))
     chart = pygal.XY(**_chart_options(
         title=title, height=min(height, 2400), show_legend=True, legend_at_bottom=True,
         dots_size=0, show_y_labels=False, show_y_guides=False, x_title=x_title,
-        range=(-1, len(bars)), print_values=False, truncate_legend=-1,
-        stroke_width=round(max(1.0, min(9.0, 0.6 * (min(height, 2400) - 90) / len(bars))), 1)))
-    groups: dict[str, list[tuple[float, float] | None]] = {}
-    for row, (_label, start, end, group) in enumerate(bars):
-        y = len(bars) - 1 - row
-        points = groups.setdefault(group, [])
-        points.extend([(start, y), (max(end, start + 0.01), y), None])
+        range=(-1, len(rows)), print_values=False, truncate_legend=-1, colors=colors,
+        stroke_width=round(max(1.0, min(9.0, 0.6 * (min(height, 2400) - 90) / len(rows))), 1)))
     for group, points in groups.items():
         chart.add(group, points, allow_interruptions=True, stroke_style={"linecap": "butt"})
+    return _svg(chart)
+
+
+def quota_in_use(holds: Iterable[Mapping[str, Any]], origin: float = 0.0
+                 ) -> dict[str, tuple[list[tuple[float, int]], int | None]]:
+    """How many slots of each quota were held over time, from ``quota.held`` records.
+
+    Args:
+        holds: Records with ``name``, ``started`` (epoch seconds), ``seconds`` and
+            ``limit`` (a step's ``data.quota``); unusable ones are skipped.
+        origin: Subtracted from every time.
+
+    Returns:
+        For each quota name: its changes as (time, slots held from then on), in time
+        order, from the first hold to the last given back (0); and its limit (the largest
+        recorded, ``None`` if none was). A slot given back at the moment another is taken
+        is not counted twice.
+    """
+    changes: dict[str, list[tuple[float, int]]] = {}
+    limits: dict[str, int | None] = {}
+    for hold in holds:
+        name, started = hold.get("name"), hold.get("started")
+        if not isinstance(name, str) or not isinstance(started, int | float) \
+                or not math.isfinite(started):
+            continue
+        start = float(started) - origin
+        changes.setdefault(name, []).extend(
+            [(start, 1), (start + max(0.0, _number(hold.get("seconds"))), -1)])
+        limit = hold.get("limit")
+        known = limits.setdefault(name, None)
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            limits[name] = limit if known is None else max(known, limit)
+    found: dict[str, tuple[list[tuple[float, int]], int | None]] = {}
+    for name, deltas in sorted(changes.items()):
+        points: list[tuple[float, int]] = []
+        held = 0
+        for at, delta in sorted(deltas):  # changes at one moment make one point
+            held += delta
+            if points and points[-1][0] == at:
+                points[-1] = (at, held)
+            else:
+                points.append((at, held))
+            if len(points) > 1 and points[-1][1] == points[-2][1]:
+                points.pop()  # taken as another was given back: no change
+        found[name] = (points, limits[name])
+    return found
+
+
+def _quota_chart(usage: Mapping[str, tuple[list[tuple[float, int]], int | None]]
+                 ) -> str | None:
+    """A step line per quota of the slots held across the batch, with its limit dashed."""
+    if not usage:
+        return None
+    import pygal
+
+    colors = [color for index, (_name, (_points, limit)) in enumerate(usage.items())
+              for color in [_COLORS[index % len(_COLORS)]] * (1 if limit is None else 2)]
+    chart = pygal.XY(**_chart_options(
+        title="Quota in use (slots held)", height=300, dots_size=0, x_title="seconds",
+        legend_at_bottom=True, truncate_legend=-1, stroke_width=2, colors=tuple(colors),
+        include_x_axis=True, print_values=False))
+    for name, (points, limit) in usage.items():
+        steps: list[tuple[float, float]] = []
+        for at, held in points:
+            if steps:
+                steps.append((at, steps[-1][1]))
+            steps.append((at, held))
+        chart.add(f"{name} (limit {limit})" if limit is not None else name, steps)
+        if limit is not None and points:
+            chart.add(f"{name} limit", [(points[0][0], limit), (points[-1][0], limit)],
+                      stroke_style={"dasharray": "6, 4"})
     return _svg(chart)
 
 
@@ -338,10 +476,8 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
     starts = [_number(s.get("started")) for s in steps.values() if _number(s.get("started"))]
     origin = min(starts) if starts else 0.0
     ordered = sorted(steps.values(), key=lambda s: (_number(s.get("started")), s.get("id", "")))
-    bars = [(str(s.get("id")), _number(s.get("started")) - origin,
-             _number(s.get("started")) - origin + _number(s.get("seconds")),
-             str(s.get("id", "")).rsplit(".", 1)[-1]) for s in ordered]
-    wall = max((end for _l, _s, end, _g in bars), default=0.0)
+    bars = [(str(s.get("id")), step_segments(s, origin)) for s in ordered]
+    wall = max((end for _l, segments in bars for _s, end, _g in segments), default=0.0)
 
     spent_by: dict[str, float] = {}
     for step in steps.values():
@@ -387,6 +523,7 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
         },
         "scenes": scenes,
         "timeline": _timeline_chart("Steps over the run's wall time", bars, "seconds"),
+        "quota_chart": _quota_chart(quota_in_use(_holds(steps.values()), origin)),
         "cost_chart": _cost_chart(spent_by, estimate_by, budget),
         "resource_chart": _resource_chart(manifest.get("monitor_samples") or []),
         "alerts": ((manifest.get("report") or {}).get("alerts") or []),
@@ -412,6 +549,7 @@ def _batch_report(root: Path) -> Path:
     if not isinstance(state, dict) or not isinstance(state.get("items"), list):
         raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
     rows, spans = [], []
+    holds: list[Mapping[str, Any]] = []
     inside = root.resolve()
     for item in state["items"]:
         if not isinstance(item, dict):
@@ -435,6 +573,7 @@ def _batch_report(root: Path) -> Path:
                       + _number(s.get("seconds"))) for s in steps if _number(s.get("started"))]
             if times:
                 first, last = min(t[0] for t in times), max(t[1] for t in times)
+            holds.extend(_holds(steps))
         status = str(item.get("status", "pending"))
         rows.append({**item, "status": status, "report": report,
                      "resume": None if status == "done" or report is None
@@ -445,16 +584,22 @@ def _batch_report(root: Path) -> Path:
     origin = min(starts) if starts else 0.0
     for row in sorted(rows, key=lambda r: r["index"]):
         if row["first"] is not None:
-            spans.append((f"item {row.get('index')}", row["first"] - origin,
-                          row["last"] - origin, row["status"]))
+            spans.append((f"item {row.get('index')}",
+                          [(row["first"] - origin, row["last"] - origin, row["status"])]))
     totals = dict(state.get("totals") or {})
     totals.setdefault("cost", sum(_number(r.get("cost")) for r in rows))
     context = {"id": state.get("id", root.name), "rows": rows, "totals": totals,
                "budget": state.get("budget"),
-               "chart": _timeline_chart("Items over time", spans, "seconds")}
+               "chart": _timeline_chart("Items over time", spans, "seconds"),
+               "quota_chart": _quota_chart(quota_in_use(holds, origin))}
     target = root / REPORT_FILE
     _write(target, _templates().get_template("report_batch.html.j2").render(**context))
     return target
+
+
+def _holds(steps: Iterable[Any]) -> list[Mapping[str, Any]]:
+    """The quota slots the steps held (their ``data.quota`` records)."""
+    return [hold for step in steps for hold in _records(step, "quota")]
 
 
 def _write(target: Path, text: str) -> None:

@@ -4,6 +4,8 @@ headless Chromium renders without a script error."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import re
 import shutil
@@ -27,6 +29,13 @@ from avgen import (
     write_report,
 )
 from avgen._cli import main
+from avgen._report import (
+    WAITING_FOR_A_TURN,
+    WAITING_FOR_ANOTHER_WORKER,
+    WAITING_FOR_QUOTA,
+    quota_in_use,
+    step_segments,
+)
 from avgen.costs import Charge, paid_call
 from avgen.resilience import Monitor
 from avgen.testing import PatternImages, ToneNarrator
@@ -146,6 +155,98 @@ def test_cost_by_agent_and_model_against_the_estimate_and_the_budget(tmp_path: P
     assert "of $1.00 budget" in page
 
 
+class OneAtATime(ToneNarrator):
+    """A tone narrator that speaks one scene at a time and takes a moment for each."""
+
+    max_concurrency = 1
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        await asyncio.sleep(0.05)
+        return await super().speak(text, target, voice=voice)
+
+
+@pytest.fixture(scope="module")
+def waiting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("waiting")
+    video = VideoGenerator(narrator=OneAtATime(), image_generator=PatternImages(),
+                           output_dir=out).generate_sync(script=SCRIPT, preset="draft")
+    video.report()
+    return video.session
+
+
+def test_scenes_waiting_for_a_turn_are_recorded_and_drawn_waiting(waiting: Path) -> None:
+    """Four scenes, a narrator that takes one at a time: the scenes start together, three
+    of them wait (recorded in their narration steps), and their work never overlaps."""
+    data = manifest(waiting)
+    steps: dict[str, dict[str, object]] = data["steps"]  # type: ignore[assignment]
+    narrations = [steps[f"scene-{index:03d}.narration"] for index in range(4)]
+    waits = {index: step["data"]["waits"] for index, step  # type: ignore[index]
+             in enumerate(narrations)}
+    assert sum(1 for found in waits.values() if found) == 3
+    origin = min(float(step["started"]) for step in steps.values())  # type: ignore[arg-type]
+    working = []
+    for step in narrations:
+        for wait in step["data"]["waits"]:  # type: ignore[index]
+            assert wait["for"] == "turn:tone" and wait["seconds"] > 0
+        segments = step_segments(step, origin)
+        assert [group for *_times, group in segments][-1] == "narration"
+        assert all(group in ("narration", WAITING_FOR_A_TURN) for *_t, group in segments)
+        working.extend((start, end) for start, end, group in segments if group == "narration")
+    # one at a time: the working parts never overlap (a wait shorter than 1 ms goes
+    # unreported, hence the tolerance)
+    working.sort()
+    assert all(later[0] >= earlier[1] - 0.002 for earlier, later in itertools.pairwise(working))
+    # parallel scenes: every waiting narration began before the first one finished
+    first_end = min(end for _start, end in working)
+    assert sum(1 for step in narrations
+               if float(step["started"]) - origin < first_end) == 4  # type: ignore[arg-type]
+    page = (waiting / "metadata" / REPORT_FILE).read_text()
+    check_session_page(waiting, page)
+    chart = re.search(r'id="timeline-chart">(.*?)</div>', page, re.S)
+    assert chart is not None and WAITING_FOR_A_TURN in chart[1]
+    assert WAITING_FOR_QUOTA not in chart[1]
+    rows = scene_rows(page)
+    for index, found in waits.items():
+        shown = float(re.search(r'data-waited="([^"]+)"', rows[index])[1])  # type: ignore[index]
+        assert shown == pytest.approx(sum(wait["seconds"] for wait in found))
+
+
+def test_waits_are_cut_out_of_the_steps_bar() -> None:
+    step = {"id": "scene-001.visual", "started": 110.0, "seconds": 10.0, "data": {"waits": [
+        {"for": "turn:pattern", "started": 110.0, "seconds": 2.0},
+        {"for": "quota:imagen", "started": 115.0, "seconds": 1.0, "reason": "slot"},
+        {"for": "flight:3fa9", "started": 113.0, "seconds": 0.5, "reason": "slot"},
+        {"for": "quota:imagen", "started": 119.5, "seconds": 5.0, "reason": "rate"},
+        "not a wait"]}}
+    assert step_segments(step, 100.0) == [
+        (10.0, 12.0, WAITING_FOR_A_TURN), (12.0, 13.0, "visual"),
+        (13.0, 13.5, WAITING_FOR_ANOTHER_WORKER), (13.5, 15.0, "visual"),
+        (15.0, 16.0, WAITING_FOR_QUOTA), (16.0, 19.5, "visual"),
+        (19.5, 20.0, WAITING_FOR_QUOTA)]
+    assert step_segments({"id": "script", "started": 100.0, "seconds": 1.0}, 100.0) == [
+        (0.0, 1.0, "script")]
+
+
+def test_a_steps_waits_and_quota_holds_come_from_its_events() -> None:
+    from avgen._steps import waits
+    from avgen.resilience import ResilienceEvent
+
+    events = [
+        ResilienceEvent("turn.wait", "tone", {"name": "tone", "started": 1.0, "seconds": 0.5}),
+        ResilienceEvent("quota.wait", "quota:veo", {"name": "quota:veo", "started": 2.0,
+                                                    "seconds": 1.0, "reason": "slot"}),
+        ResilienceEvent("quota.held", "quota:veo", {"name": "quota:veo", "started": 3.0,
+                                                    "seconds": 4.0, "limit": 2}),
+        ResilienceEvent("quota.held", "flight:ab", {"name": "flight:ab", "started": 3.0,
+                                                    "seconds": 1.0, "limit": 1}),
+        ResilienceEvent("cache.hit", "veo")]
+    assert waits(events) == {
+        "waits": [{"for": "turn:tone", "started": 1.0, "seconds": 0.5},
+                  {"for": "quota:veo", "started": 2.0, "seconds": 1.0, "reason": "slot"}],
+        "quota": [{"name": "quota:veo", "started": 3.0, "seconds": 4.0, "limit": 2}]}
+    assert waits([]) == {"waits": [], "quota": []}
+
+
 @pytest.fixture(scope="module")
 def fallbacks(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fallbacks")
@@ -255,10 +356,10 @@ def test_a_batch_lists_failures_first_with_their_resume_commands(batch: Path) ->
 
 def test_the_pages_render_in_chromium_without_a_script_error(
         chromium: str, finished: Path, fallbacks: Path,
-        failed: tuple[Path, VideoGenerator, ToneNarrator], batch: Path,
+        failed: tuple[Path, VideoGenerator, ToneNarrator], batch: Path, waiting: Path,
         tmp_path: Path) -> None:
     for page in (finished / "metadata" / REPORT_FILE, fallbacks / "metadata" / REPORT_FILE,
-                 write_report(failed[0])):
+                 write_report(failed[0]), waiting / "metadata" / REPORT_FILE):
         dom = assert_renders(chromium, page, tmp_path)
         assert 'data-scenes="4"' in dom  # the page's own script ran
     dom = assert_renders(chromium, batch / REPORT_FILE, tmp_path)
@@ -360,3 +461,69 @@ def test_a_batch_record_cannot_point_outside_its_folder(finished: Path, tmp_path
     page = write_report(batch).read_text("utf-8")
     assert not (victim / "metadata" / REPORT_FILE).exists()
     assert "victim/metadata" not in page
+
+
+def held_session(batch: Path, name: str, holds: list[tuple[str, float, float, int]]) -> None:
+    """An item's session whose one step held these quota slots (name, start, end, limit)."""
+    session = batch / "items" / name
+    (session / "metadata").mkdir(parents=True)
+    start = min((h[1] for h in holds), default=1000.0)
+    end = max((h[2] for h in holds), default=1001.0)
+    step = {"id": "scene-000.visual", "agent": "google:veo-2", "inputs_hash": "0",
+            "status": "done", "outputs": [], "tier": "clip", "started": start,
+            "seconds": end - start, "cost": 0.0, "error": None, "data": {
+                "waits": [], "quota": [{"name": q, "started": s, "seconds": e - s, "limit": lim}
+                                       for q, s, e, lim in holds]}}
+    (session / "metadata" / "manifest.json").write_text(json.dumps({
+        "session": name, "status": "done", "steps": {"scene-000.visual": step}}))
+
+
+def test_a_batch_shows_the_quota_its_items_held_against_the_limit(tmp_path: Path) -> None:
+    """Three items' holds of one model's slots overlap at most two at a time (the third
+    starts when the first gives its slot back); a fourth item recorded none."""
+    batch = tmp_path / "batch"
+    held_session(batch, "0000-a", [("quota:veo-2", 1000.0, 1010.0, 2)])
+    held_session(batch, "0001-b", [("quota:veo-2", 1005.0, 1020.0, 2),
+                                   ("quota:imagen", 1006.0, 1007.0, 4)])
+    held_session(batch, "0002-c", [("quota:veo-2", 1010.0, 1015.0, 2)])
+    held_session(batch, "0003-d", [])
+    (batch / "batch.json").write_text(json.dumps({"items": [
+        {"index": i, "session": f"items/{name}", "status": "done"}
+        for i, name in enumerate(["0000-a", "0001-b", "0002-c", "0003-d"])]}))
+    page = write_report(batch).read_text()
+    chart = re.search(r'id="quota-chart">(.*?)</div>', page, re.S)
+    assert chart is not None
+    assert "quota:veo-2 (limit 2)" in chart[1] and "quota:imagen (limit 4)" in chart[1]
+    holds = [hold for item in sorted((batch / "items").iterdir())
+             for step in manifest(item)["steps"].values()  # type: ignore[attr-defined]
+             for hold in step["data"]["quota"]]
+    usage = quota_in_use(holds, 1000.0)
+    veo, limit = usage["quota:veo-2"]
+    assert limit == 2 and max(held for _t, held in veo) == 2
+    assert veo == [(0.0, 1), (5.0, 2), (15.0, 1), (20.0, 0)]
+    assert usage["quota:imagen"] == ([(6.0, 1), (7.0, 0)], 4)
+    assert external_references(page) == []
+    # an item's own page shows what it held
+    item = (batch / "items" / "0001-b" / "metadata" / REPORT_FILE).read_text()
+    own = re.search(r'id="quota-chart">(.*?)</div>', item, re.S)
+    assert own is not None and "quota:imagen (limit 4)" in own[1]
+    assert 'id="quota-chart"' not in (batch / "items" / "0003-d" / "metadata"
+                                      / REPORT_FILE).read_text()
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.tuples(st.sampled_from(["quota:a", "quota:b"]),
+                          st.integers(0, 20), st.integers(0, 10)), max_size=12))
+def test_quota_in_use_peaks_at_the_most_holds_that_overlap(
+        holds: list[tuple[str, int, int]]) -> None:
+    usage = quota_in_use([{"name": n, "started": float(s), "seconds": float(d), "limit": 3}
+                          for n, s, d in holds])
+    assert set(usage) == {n for n, _s, d in holds}
+    for name, (points, limit) in usage.items():
+        spans = [(s, s + d) for n, s, d in holds if n == name]
+        assert limit == 3 and points[-1][1] == 0
+        assert [t for t, _held in points] == sorted({t for t, _held in points})
+        for at, held in points:  # the slots held from each change on
+            assert held == sum(1 for s, e in spans if s <= at < e)
+        overlap = max((sum(1 for s, e in spans if s <= at < e) for at, _e in spans), default=0)
+        assert max(held for _t, held in points) == overlap
