@@ -247,9 +247,12 @@ class VideoGenerator:
         """What making ``request`` is expected to cost, before anything is spent.
 
         Each agent with an ``estimate(request)`` method prices its share (the google agents
-        do, from `avgen.agents.google.PRICES`); agents without one cost nothing. Assets
-        already in an agent's cache are not paid for again, so a re-run costs less than
-        the estimate.
+        do, from `avgen.agents.google.PRICES`, scene by scene); agents without one cost
+        nothing. What may be paid on top — the image generator's stills when a clip
+        generator comes first (they are its fallback), and whatever an agent's
+        ``estimate_extras(request)`` lists (rewrites of refused prompts) — is in
+        `avgen.costs.CostEstimate.extras`, not in the total. Assets already in an agent's
+        cache are not paid for again, so a re-run costs less than the estimate.
 
         Args:
             request: What to make; or give `avgen.VideoRequest` fields as keywords.
@@ -260,11 +263,19 @@ class VideoGenerator:
         request = _request(request, fields)
         self.check(request)
         charges: list[Charge] = []
+        extras: list[Charge] = []
         for field in attrs.fields(AgentSet):
-            estimator = getattr(getattr(self.agents, field.name), "estimate", None)
+            agent = getattr(self.agents, field.name)
+            estimator = getattr(agent, "estimate", None)
             if callable(estimator):
-                charges.extend(estimator(request))
-        return CostEstimate(tuple(charges), self.budget)
+                # stills are the clips' fallback: paid only for a scene whose clip fails
+                fallback = field.name == "image_generator" and \
+                    self.agents.clip_generator is not None
+                (extras if fallback else charges).extend(estimator(request))
+            possible = getattr(agent, "estimate_extras", None)
+            if callable(possible):
+                extras.extend(possible(request))
+        return CostEstimate(tuple(charges), self.budget, tuple(extras))
 
     async def generate(self, request: VideoRequest | None = None, /,
                        **fields: Any) -> Video:

@@ -467,6 +467,132 @@ def caption_style(name_or_style: str | CaptionStyle) -> CaptionStyle:
 
 
 @attrs.frozen
+class VisualStyle:
+    """One look for every picture and clip of a video: written once (by the script writer,
+    or given as `VideoRequest.style`) and put into every picture prompt in the same words.
+
+    Example:
+        >>> VisualStyle("watercolour illustration", palette="pastel blues").text
+        'watercolour illustration; palette: pastel blues'
+
+    Raises:
+        UsageError: Every field is empty.
+    """
+
+    medium: str = attrs.field(default="", validator=text_validator())
+    """What the pictures are: ``"35 mm documentary photograph"``, ``"flat vector
+    illustration"`` … (a plain-text style given as a string lands here)."""
+    palette: str = attrs.field(default="", validator=text_validator())
+    """Colours: ``"muted teal and amber"``."""
+    light: str = attrs.field(default="", validator=text_validator())
+    """Light: ``"soft morning light"``."""
+    camera: str = attrs.field(default="", validator=text_validator())
+    """Camera language: ``"slow dolly moves, shallow depth of field"``."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.text:
+            raise UsageError("style", "give at least one of medium, palette, light, camera")
+
+    @property
+    def text(self) -> str:
+        """The style as one line of prompt text (empty fields left out)."""
+        parts = [self.medium.strip()] if self.medium.strip() else []
+        parts += [f"{label}: {value.strip()}" for label, value in (
+            ("palette", self.palette), ("light", self.light), ("camera", self.camera))
+            if value.strip()]
+        return "; ".join(parts)
+
+
+def visual_style(value: VisualStyle | str | Mapping[str, Any] | None) -> VisualStyle | None:
+    """A `VisualStyle` from itself, a plain-text description (its `VisualStyle.medium`), a
+    mapping of its fields, or ``None``.
+
+    Raises:
+        UsageError: An empty text, an unknown field, or no field given.
+    """
+    if value is None or isinstance(value, VisualStyle):
+        return value
+    if isinstance(value, str):
+        if not value.strip():
+            raise UsageError("style", "must not be empty or whitespace only")
+        return VisualStyle(medium=value.strip())
+    return structure(VisualStyle, value, "style")
+
+
+_NAME = re.compile(r"[^\W_](?:[\w .'-]{0,58}[^\W_])?")
+
+
+def _reference(value: str | os.PathLike[str] | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+@attrs.frozen
+class Character:
+    """Someone who appears in the video, described once so that every picture and clip
+    prompt uses the same words for them.
+
+    Args:
+        name: How the script names them (letters, digits, spaces, ``.'-``; up to 60).
+        appearance: Face, age, build, hair: what makes them recognisable.
+        wardrobe: What they wear throughout.
+        reference: A picture of them. Given by you, it must exist; the google agents make
+            one when it is missing and pass it to every later picture and clip of them.
+
+    Raises:
+        UsageError: A bad name, an empty appearance, or a reference that is not a file.
+    """
+
+    name: str = attrs.field(validator=text_validator(pattern=_NAME, allowed=(
+        "a name of letters, digits, spaces and .'- (1 to 60 characters)")))
+    """How the script names them."""
+    appearance: str = attrs.field(validator=text_validator())
+    """Face, age, build, hair."""
+    wardrobe: str = attrs.field(default="", validator=text_validator())
+    """What they wear."""
+    reference: Path | None = attrs.field(default=None, converter=_reference)
+    """A picture of them, or ``None``."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.appearance.strip():
+            raise UsageError("appearance", f"describe how {self.name} looks")
+
+    @property
+    def description(self) -> str:
+        """``Name: appearance, wearing wardrobe`` — the words every prompt uses."""
+        wearing = f", wearing {self.wardrobe.strip()}" if self.wardrobe.strip() else ""
+        return f"{self.name}: {self.appearance.strip()}{wearing}"
+
+    def mentioned_in(self, text: str) -> bool:
+        """Whether ``text`` names this character (whole words, any case)."""
+        return re.search(rf"(?<!\w){re.escape(self.name)}(?!\w)", text, re.IGNORECASE) \
+            is not None
+
+
+def _characters(value: Iterable[Character | Mapping[str, Any]] | None,
+                ) -> tuple[Character, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise UsageError("characters", f"must be a list of Character, not {value!r}")
+    cast: list[Character] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Character):
+            item = structure(Character, item, f"characters[{index}]")
+        if any(other.name.casefold() == item.name.casefold() for other in cast):
+            raise UsageError(f"characters[{index}].name", f"{item.name!r} is given twice")
+        cast.append(item)
+    return tuple(cast)
+
+
+def _characters_exist(_instance: Any, _attribute: Any, value: tuple[Character, ...]) -> None:
+    for index, character in enumerate(value):
+        if character.reference is not None and not character.reference.is_file():
+            raise UsageError(f"characters[{index}].reference",
+                             f"{character.reference} is not a file (give a picture of "
+                             f"{character.name}, or leave it out)")
+
+
+@attrs.frozen
 class VideoRequest:
     """What to make: a topic, a script, or both, and the output format.
 
@@ -508,6 +634,13 @@ class VideoRequest:
                                               validator=instance_validator(CaptionStyle))
     """How captions look: a `CaptionStyle` or a name in `CAPTION_STYLES` (kept in the
     manifest, so a resume draws them the same)."""
+    style: VisualStyle | None = attrs.field(default=None, converter=visual_style)
+    """One look for every picture: a `VisualStyle` or a plain-text description; ``None``
+    lets the script writer choose (the google writer does; the local one does not)."""
+    characters: tuple[Character, ...] = attrs.field(
+        default=(), converter=_characters, validator=_characters_exist)
+    """Who appears: described once, used in every prompt of a scene they are in (a scene's
+    cast is who the script writer lists, else who its narration or visual names)."""
 
     def __attrs_post_init__(self) -> None:
         topic = (self.topic or "").strip()
@@ -570,10 +703,36 @@ class Scene:
     duration_hint: float | None = attrs.field(default=None, validator=number_validator(
         low=0, optional=True))
     """Planned length in seconds; the measured narration decides the real length."""
+    style: VisualStyle | None = attrs.field(default=None, converter=visual_style)
+    """The video's look (the same for every scene of a run)."""
+    characters: tuple[Character, ...] = attrs.field(default=(), converter=_characters)
+    """Who appears in this scene, as the whole video describes them."""
 
     def __attrs_post_init__(self) -> None:
         if not self.narration.strip():
             raise UsageError(f"scenes[{self.index}].narration", "must not be empty")
+
+    @property
+    def prompt(self) -> str:
+        """The picture prompt: the scene's `visual` (else its narration), then each
+        character present as `Character.description`, then the video's style — the same
+        words for the same person and look in every scene.
+
+        Example:
+            >>> ada = Character("Ada", "a woman of sixty with short grey hair")
+            >>> print(Scene(0, "Ada opens the shop.", "Ada unlocks a bakery door",
+            ...             style="watercolour", characters=[ada]).prompt)
+            Ada unlocks a bakery door
+            Characters: Ada: a woman of sixty with short grey hair.
+            Style: watercolour.
+        """
+        lines = [(self.visual or self.narration).strip()]
+        if self.characters:
+            lines.append("Characters: " + " ".join(
+                character.description.rstrip(".") + "." for character in self.characters))
+        if self.style is not None:
+            lines.append(f"Style: {self.style.text.rstrip('.')}.")
+        return "\n".join(lines)
 
 
 @attrs.frozen
@@ -586,6 +745,10 @@ class Script:
     """The scenes in order; at least one."""
     notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     """Messages for the user from the script writer (shown by the CLI, kept in the manifest)."""
+    style: VisualStyle | None = attrs.field(default=None, converter=visual_style)
+    """The look of every picture, when the writer (or the request) chose one."""
+    cast: tuple[Character, ...] = attrs.field(default=(), converter=_characters)
+    """Everyone who appears, described once."""
 
     def __attrs_post_init__(self) -> None:
         if not self.scenes:
@@ -600,9 +763,32 @@ class Script:
         """All narration, scene by scene, separated by blank lines."""
         return "\n\n".join(scene.narration for scene in self.scenes)
 
+    def cast_as(self, style: VisualStyle | None = None,
+                characters: Sequence[Character] = ()) -> Script:
+        """This script with one look in every scene.
+
+        ``style`` replaces the script's own; each of ``characters`` replaces the script's
+        character of the same name (any case) or joins the cast. Every scene then carries
+        the style and the cast members it lists (as the cast now describes them), or, when
+        it lists none, those its narration or visual names.
+        """
+        cast = {character.name.casefold(): character for character in self.cast}
+        cast.update((character.name.casefold(), character) for character in characters)
+        chosen = style or self.style
+        scenes = []
+        for scene in self.scenes:
+            listed = [cast[c.name.casefold()] for c in scene.characters
+                      if c.name.casefold() in cast]
+            if not listed:
+                said = f"{scene.narration}\n{scene.visual}"
+                listed = [c for c in cast.values() if c.mentioned_in(said)]
+            scenes.append(attrs.evolve(scene, style=chosen, characters=tuple(listed)))
+        return attrs.evolve(self, scenes=tuple(scenes), style=chosen,
+                            cast=tuple(cast.values()))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return attrs.asdict(self)
+        return _json_ready(self, None)
 
     @classmethod
     def from_dict(cls, data: object) -> Script:
@@ -716,6 +902,11 @@ class Source:
     runner_up_score: float | None = attrs.field(default=None,
                                                 validator=number_validator(optional=True))
     """The next best candidate's score."""
+    method: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """How it was made, for generated media: ``"text-to-video"``, ``"reference images:
+    Ada"``, ``"image-to-video from the scene's still"`` …"""
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    """What happened on the way (a refused prompt and how it was rewritten …)."""
 
     @property
     def credit(self) -> str | None:

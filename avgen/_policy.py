@@ -148,8 +148,9 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
         ``attempts`` (calls of the agent, retries included), ``retries`` (each with the
         seconds waited, the delay the service asked for if any, and the error),
         ``circuit`` (transitions and refusals), ``seconds`` (time in the agent, retries and
-        waits included) and, when the agent keeps an asset cache, ``cache`` (``"hit"`` or
-        ``"miss"`` for each lookup).
+        waits included), when the agent keeps an asset cache, ``cache`` (``"hit"`` or
+        ``"miss"`` for each lookup) and, when a refused prompt was rewritten, ``rewrites``
+        (the agent, the attempt and the refusal's reason).
     """
     summary: dict[str, Any] = {"attempts": 0, "retries": [], "circuit": []}
     for event in events:
@@ -167,5 +168,9 @@ def summarize(events: Iterable[ResilienceEvent]) -> dict[str, Any]:
             summary.setdefault("cache", []).append(event.kind.removeprefix("cache."))
         elif event.kind == "call":
             summary["seconds"] = event.data.get("seconds")
+        elif event.kind == "prompt.rewrite":
+            summary.setdefault("rewrites", []).append({
+                "agent": event.source, "attempt": event.data.get("attempt"),
+                "reason": event.data.get("reason")})
     summary["attempts"] = 1 + len(summary["retries"])
     return summary

@@ -4,8 +4,8 @@ A row holds `avgen.VideoRequest` fields by name. The rules, for both formats:
 
 - **Field names** are those of `VideoRequest`: ``topic``, ``script``, ``preset``,
   ``duration``, ``voice``, ``captions``, ``language``, ``title``, ``transition``,
-  ``soundtrack``, ``fit``, ``caption_style``. An unknown name is an error listing the known
-  ones (a typo is never ignored).
+  ``soundtrack``, ``fit``, ``caption_style``, ``style``, ``characters``. An unknown name is
+  an error listing the known ones (a typo is never ignored).
 - **Nested fields** (``preset``, ``transition``, ``soundtrack``, ``caption_style``) are given
   either whole or by parts, never both in one row:
 
@@ -87,8 +87,10 @@ from avgen._models import (
     Preset,
     Transition,
     VideoRequest,
+    VisualStyle,
     caption_style,
     preset,
+    visual_style,
 )
 from avgen._validate import flag, number, text
 from avgen.errors import UsageError
@@ -101,14 +103,21 @@ MAX_PROBLEMS = 10
 SUFFIXES: Mapping[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 """The file suffixes `read_requests` accepts (in any case), and the format of each."""
 
-_BY_NAME = frozenset({"preset", "transition", "caption_style"})
+_BY_NAME = frozenset({"preset", "transition", "caption_style", "style"})
 """Nested fields that may also be given whole as a name (a preset, a transition style, a
-caption style)."""
+caption style) or, for ``style``, as plain text."""
 
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+@attrs.frozen
+class _List:
+    """A field holding a list of an attrs class's objects (given as a JSON array)."""
+
+    item: type
 
 
 @attrs.frozen
@@ -142,14 +151,14 @@ def _init_names(cls: type) -> dict[str, Any]:
             for field in attrs.fields(cls) if field.init}
 
 
-def _rules() -> tuple[dict[str, _Scalar | type], dict[str, dict[str, _Scalar]],
+def _rules() -> tuple[dict[str, _Scalar | _List | type], dict[str, dict[str, _Scalar]],
                      dict[str, tuple[str, ...]]]:
     """`_FIELDS`, `_PARTS` and `_REQUIRED`, read from the classes' type hints.
 
     Raises:
         TypeError: A field has a type no rule here reads (a new field needs one).
     """
-    fields: dict[str, _Scalar | type] = {}
+    fields: dict[str, _Scalar | _List | type] = {}
     parts: dict[str, dict[str, _Scalar]] = {}
     required: dict[str, tuple[str, ...]] = {}
     for name, hint in _init_names(VideoRequest).items():
@@ -157,6 +166,11 @@ def _rules() -> tuple[dict[str, _Scalar | type], dict[str, dict[str, _Scalar]],
         if kind is not None:
             fields[name] = kind
             continue
+        if typing.get_origin(hint) is tuple and attrs.has(typing.get_args(hint)[0]):
+            fields[name] = _List(typing.get_args(hint)[0])
+            continue
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         if not attrs.has(hint):  # pragma: no cover - a new field type needs a rule here
             raise TypeError(f"no row rule for VideoRequest.{name}: {hint!r}")
         fields[name] = hint
@@ -468,6 +482,10 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
         except UsageError as exc:
             problems.append((exc.field, exc.problem))
             return _BAD
+    if isinstance(kind, _List):
+        return _list(name, kind.item, value, cells=cells, base=base, problems=problems)
+    if value is None and not cells:
+        return None  # an optional nested field (style)
     named = name in _BY_NAME
     if cells and value.strip().startswith("{"):
         try:
@@ -495,7 +513,7 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
         return _nested(name, value, cells=False, base=base, problems=problems)
     example = {"preset": '"shorts"', "transition": '"fade"',
                "soundtrack": '{"music": "song.mp3"}',
-               "caption_style": '"pop"'}.get(name, "{...}")
+               "caption_style": '"pop"', "style": '"watercolour"'}.get(name, "{...}")
     given = f"not {type(value).__name__} {value!r}" if not cells else f"not {value!r}"
     problems.append((name, f"must be {'a name or ' if named else ''}an object of "
                      f"{kind.__name__} fields such as {example}, or given by parts "
@@ -503,11 +521,71 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
     return _BAD
 
 
-def _by_name(name: str, value: str) -> Preset | Transition | CaptionStyle:
-    """A preset, a transition or a caption style given by its name."""
+def _by_name(name: str, value: str) -> Preset | Transition | CaptionStyle | VisualStyle | None:
+    """A preset, a transition or a caption style given by its name; a style by its text."""
     if name == "caption_style":
         return caption_style(value)
+    if name == "style":
+        return visual_style(value)
     return preset(value) if name == "preset" else Transition(value)
+
+
+def _list(name: str, item: type, value: Any, *, cells: bool, base: Path | None,
+          problems: _Problems) -> Any:
+    """A list of ``item`` objects given as a JSON array of objects (``_BAD`` if bad)."""
+    if cells:
+        try:
+            value = json.loads(value, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as exc:
+            problems.append((name, f"is not a valid JSON array: {exc.msg} (column "
+                             f"{exc.colno})"))
+            return _BAD
+        except UsageError as exc:
+            problems.append((f"{name}.{exc.field}", exc.problem))
+            return _BAD
+    if not isinstance(value, list | tuple):
+        problems.append((name, f"must be a JSON array of {item.__name__} objects such as "
+                         '[{"name": "Ada", "appearance": "…"}], not '
+                         f"{_json_kind(value) if not cells else repr(value)}"))
+        return _BAD
+    spec = {sub: _scalar(hint) for sub, hint in _init_names(item).items()}
+    made: list[Any] = []
+    for index, entry in enumerate(value):
+        where = f"{name}[{index}]"
+        if isinstance(entry, item):
+            made.append(entry)
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append((where, f"must be an object of {item.__name__} fields"))
+            return _BAD
+        values: dict[str, Any] = {}
+        for sub, given in entry.items():
+            kind = spec.get(sub) if isinstance(sub, str) else None
+            if kind is None:
+                problems.append((f"{where}.{sub}", f"unknown field; {item.__name__} has "
+                                 f"{', '.join(spec)}"))
+                return _BAD
+            try:
+                values[sub] = _scalar_value(f"{where}.{sub}", kind, given, cells=False,
+                                            base=base)
+            except UsageError as exc:
+                problems.append((exc.field, exc.problem))
+                return _BAD
+        needed = [field.alias or field.name for field in attrs.fields(item)
+                  if field.init and field.default is attrs.NOTHING]
+        missing = [sub for sub in needed if sub not in values]
+        if missing:
+            problems.append((where, f"needs {', '.join(needed)}; missing "
+                             f"{', '.join(missing)}"))
+            return _BAD
+        built = _build(item, values, where, problems)
+        if built is _BAD:
+            field, problem = problems[-1]
+            problems[-1] = (field if field.startswith(where) else f"{where}.{field}",
+                            problem)
+            return _BAD
+        made.append(built)
+    return tuple(made)
 
 
 def _nested(name: str, given: Mapping[Any, Any], *, cells: bool, base: Path | None,

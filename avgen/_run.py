@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import re
+import shutil
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -15,8 +16,17 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from avgen._fallback import VisualChain, VisualSource
-from avgen._hashing import json_sha256
-from avgen._models import AudioAsset, Scene, Script, Tier, Video, VideoRequest, Visual
+from avgen._hashing import file_sha256, json_sha256
+from avgen._models import (
+    AudioAsset,
+    Character,
+    Scene,
+    Script,
+    Tier,
+    Video,
+    VideoRequest,
+    Visual,
+)
 from avgen._models import asset_to_dict as _saved
 from avgen._policy import guard
 from avgen._reporting import Reporter
@@ -72,6 +82,7 @@ class Run:
         script = await self._script()
         self.report.scene_count = len(script.scenes)
         self.chain.theme = theme_for(script.title)
+        script = await self._cast(script)
         await self._prepare(script)
         check_text = getattr(self.agents.composer, "check_text", None)  # before narration
         for note in [*script.notes, *(check_text(script, self.request) if check_text else ())]:
@@ -95,6 +106,61 @@ class Run:
             fit=self.request.fit)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         return await self._compose(script, timeline, tiers)
+
+    async def _cast(self, script: Script) -> Script:
+        """A reference picture of every character, in ``images/cast/``: the one you gave,
+        copied; else one made by the image generator's ``portrait`` member when a visual
+        agent of this run takes reference pictures (``takes_references``). A portrait
+        that fails is a note, not a failed run: the scenes are made from words alone."""
+        painter = self.agents.image_generator
+        portrait = getattr(painter, "portrait", None)
+        wanted = callable(portrait) and any(
+            getattr(agent, "takes_references", False)
+            for agent in (self.agents.clip_generator, self.agents.image_generator))
+        if not script.cast or not (wanted or any(c.reference for c in script.cast)):
+            return script
+
+        async def one(character: Character) -> Character:
+            slug = _slug(character.name)
+            given = character.reference
+            if given is None and not wanted:
+                return character
+            suffix = given.suffix.lower() if given is not None else ".png"
+            relative = f"images/cast/{slug}{suffix}"
+            name = "reference" if given is not None else agent_name(painter)
+            inputs = json_sha256([character.description, script.style and script.style.text,
+                                  file_sha256(given) if given is not None else None, name])
+            step_id = f"cast-{slug}"
+            if self.steps.reusable(step_id, inputs):
+                return attrs.evolve(character, reference=self.session.path(relative))
+
+            async def make() -> Made[Path]:
+                with self.session.atomic_path(relative) as temp:
+                    if given is not None:
+                        await asyncio.to_thread(shutil.copyfile, given, temp)
+                    else:
+                        await self._guarded("image_generator", painter, "portrait")(
+                            character, script.style, self.request.preset, temp)
+                    info = probe(temp)
+                    if not info.has_video or not info.width:
+                        raise MediaError(f"the reference picture of {character.name} is "
+                                         "not a picture", given or temp)
+                path = self.session.path(relative)
+                return Made(path, (path,), {"character": character.name})
+
+            try:
+                made = await self.steps.run(step_id, name, inputs, make)
+            except (AgentError, MediaError) as exc:
+                if given is not None:
+                    raise
+                self.report.emit("note", f"no reference picture of {character.name} "
+                                 f"({exc}); their scenes are made from words alone")
+                return character
+            return attrs.evolve(character, reference=made.value)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(character)) for character in script.cast]
+        return script.cast_as(characters=[task.result() for task in tasks])
 
     async def _prepare(self, script: Script) -> None:
         """Show the whole script to every agent with a ``prepare(script)`` member (each
@@ -133,6 +199,8 @@ class Run:
 
         async def write() -> Made[Script]:
             script = await self._guarded("script_writer", writer, "write")(self.request)
+            if isinstance(script, Script):  # one look: the request's style and cast win
+                script = script.cast_as(self.request.style, self.request.characters)
             if not isinstance(script, Script):
                 raise AgentError(f"write() returned {type(script).__name__}, not a Script",
                                  name)
@@ -141,7 +209,9 @@ class Run:
             return Made(script, (path,), {"scenes": len(script.scenes), "title": script.title})
 
         script = (await self.steps.run("script", name, inputs, write)).value
-        self.session.manifest.update(title=script.title, notes=list(script.notes))
+        self.session.manifest.update(title=script.title, notes=list(script.notes), look={
+            "style": None if script.style is None else script.style.text,
+            "cast": [character.description for character in script.cast]})
         self.report.scripted(f"script: {len(script.scenes)} scenes, “{script.title}”")
         return script
 
@@ -176,8 +246,9 @@ class Run:
         # not the narration's exact length: a re-spoken narration (Piper's voice varies a
         # little from take to take) must not make a resume pay for the clip again; the
         # composer fits any clip to the scene's length
-        inputs = json_sha256([scene.visual, scene.title, preset.width, preset.height,
-                              self.chain.names])
+        references = [file_sha256(c.reference) for c in scene.characters if c.reference]
+        inputs = json_sha256([scene.prompt, scene.title, preset.width, preset.height,
+                              self.chain.names, *([references] if references else [])])
         reused = self.steps.reused_asset(step_id, inputs)
         if reused is not None and not isinstance(reused, AudioAsset):
             made: Made[Visual] = Made(reused, tier=reused.kind)

@@ -78,20 +78,46 @@ class Charge:
     """``video_second``, ``image``, ``input_token``, ``output_token`` or ``audio_second``."""
     usd: float
     """The price in US dollars."""
+    scene: int | None = None
+    """In an estimate: the scene (from 0) the line is for; ``None`` for the whole video."""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return attrs.asdict(self)
+        """A JSON-ready form (``scene`` only when set)."""
+        data = attrs.asdict(self)
+        if self.scene is None:
+            del data["scene"]
+        return data
 
 
 @attrs.frozen
 class CostEstimate:
-    """What a request is expected to cost, line by line, before anything is spent."""
+    """What a request is expected to cost, line by line, before anything is spent.
+
+    The `total` is what a fresh run that meets no refusal and no error is expected to pay:
+    the planned scenes' clips (or stills), narration and the script. `extras` lists what
+    may be paid on top: fallback stills when a clip fails, rewrites of refused prompts,
+    portraits of characters the script writer may add. Retries of calls the service
+    refused cost nothing; assets already cached cost nothing either.
+    """
 
     charges: tuple[Charge, ...] = attrs.field(converter=tuple[Charge, ...])
-    """One line per agent and model."""
+    """One line per agent and model, or per scene (`Charge.scene`)."""
     budget: float | None = None
     """The generator's budget, if it has one."""
+    extras: tuple[Charge, ...] = attrs.field(default=(), converter=tuple[Charge, ...])
+    """What may be paid on top of `total`, each at its most."""
+
+    @property
+    def extras_total(self) -> float:
+        """The sum of `extras`, in US dollars."""
+        return math.fsum(charge.usd for charge in self.extras)
+
+    def by_scene(self) -> dict[int | None, tuple[Charge, ...]]:
+        """The charges grouped by scene (``None``: the whole video), in scene order."""
+        groups: dict[int | None, list[Charge]] = {}
+        for charge in sorted(self.charges, key=lambda c: -1 if c.scene is None else c.scene):
+            groups.setdefault(charge.scene, []).append(charge)
+        return {scene: tuple(lines) for scene, lines in groups.items()}
 
     @property
     def total(self) -> float:
@@ -106,14 +132,28 @@ class CostEstimate:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return {"total": self.total, "budget": self.budget,
-                "charges": [charge.to_dict() for charge in self.charges]}
+                "charges": [charge.to_dict() for charge in self.charges],
+                "extras": [charge.to_dict() for charge in self.extras],
+                "extras_total": self.extras_total}
 
     def __str__(self) -> str:
-        lines = [f"{c.agent:<22} {c.model:<34} {c.quantity:>10.1f} {c.unit:<13} ${c.usd:>8.4f}"
-                 for c in self.charges]
-        lines.append(f"{'total':<82} ${self.total:>8.4f}")
+        def line(c: Charge) -> str:
+            return (f"  {c.agent:<28} {c.model:<30} {c.quantity:>9.1f} {c.unit:<12} "
+                    f"${c.usd:>8.4f}")
+
+        lines = []
+        for scene, charges in self.by_scene().items():
+            heading = "whole video" if scene is None else f"scene {scene + 1}"
+            subtotal = math.fsum(c.usd for c in charges)
+            lines.append(f"{heading:<84} ${subtotal:>8.4f}")
+            lines.extend(line(c) for c in charges)
+        lines.append(f"{'total':<84} ${self.total:>8.4f}")
         if self.budget is not None:
-            lines.append(f"{'budget':<82} ${self.budget:>8.4f}")
+            lines.append(f"{'budget':<84} ${self.budget:>8.4f}")
+        if self.extras:
+            lines.append(f"{'possible extras (not in the total)':<84} "
+                         f"${self.extras_total:>8.4f}")
+            lines.extend(line(c) for c in self.extras)
         return "\n".join(lines)
 
 

@@ -395,6 +395,9 @@ class FakeGemini:
         self.operation_seconds = operation_seconds
         """A Veo operation is done no sooner than this many seconds after its submit."""
         self.script: Any = _default_script()
+        self.text: Any = None
+        """Answers a plain text request (a prompt rewrite): a function of the prompt, or
+        None for an echo of the prompt's first 200 characters."""
         self.requests: list[Recorded] = []
         self.operations: dict[str, FakeOperation] = {}
         """Veo operations by id."""
@@ -672,7 +675,8 @@ class FakeGemini:
                                        "data": _b64(make_png(*image_size(ratio)))}}
                 out_tokens = 1290
             else:
-                text = f"This is a fake answer to: {(prompt or '')[:200]}"
+                text = (self.text(prompt or "") if callable(self.text)
+                        else f"This is a fake answer to: {(prompt or '')[:200]}")
                 part = {"text": text}
                 out_tokens = _tokens(text)
             result = {"candidates": [{"content": {"role": "model", "parts": [part]},

@@ -140,8 +140,10 @@ def test_text_to_video_vertical_clip(mode: str, tmp_path: Path) -> None:
     assert abs(asset.duration - 4.0) < 0.1 and asset.path == tmp_path / "clip.mp4"
     [submit] = fake.calls("veo")
     assert submit.prompt == SCENE.visual and not submit.has_image
-    assert submit.path.endswith("/models/veo-3.1-fast-generate-preview:predictLongRunning")
-    assert params(submit) == {"durationSeconds": 4, "aspectRatio": "9:16", "generateAudio": False}
+    assert submit.path.endswith("/models/veo-3.1-fast-generate-001:predictLongRunning")
+    # audio off unless asked; the resolution follows the preset (360×640: 720p)
+    assert params(submit) == {"durationSeconds": 4, "aspectRatio": "9:16", "generateAudio": False,
+                              "resolution": "720p"}
     assert fake.count("poll") == 2
     if mode == "express":
         assert submit.headers["x-goog-api-key"] == KEY
@@ -167,14 +169,29 @@ def test_veo3_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
 def test_veo2_sends_no_audio_parameter(fake: FakeGemini, tmp_path: Path) -> None:
     agent = veo(fake, model="veo-2.0-generate-001")
     asset = make(agent, tmp_path / "clip.mp4", seconds=5.5)
-    assert params(fake.calls("veo")[0]) == {"durationSeconds": 6, "aspectRatio": "9:16"}
+    assert params(fake.calls("veo")[0]) == {"durationSeconds": 6, "aspectRatio": "9:16",
+                                            "resolution": "720p"}
     assert abs(decode(asset.path)["audio_duration"] - 6.0) < 0.1  # the fake's default sound
 
 
-def test_long_narration_is_capped_at_the_longest_clip(fake: FakeGemini, tmp_path: Path) -> None:
+def test_a_long_scene_gets_enough_clips_to_cover_it(fake: FakeGemini, tmp_path: Path) -> None:
     asset = make(veo(fake), tmp_path / "clip.mp4", seconds=21.0)
-    assert params(fake.calls("veo")[0])["durationSeconds"] == 8
-    assert abs(asset.duration - 8.0) < 0.1
+    submits = fake.calls("veo")
+    assert [params(call)["durationSeconds"] for call in submits] == [8, 8, 6]
+    # each clip after the first goes on from the last frame of the one before
+    assert [call.has_image for call in submits] == [False, True, True]
+    decoded = decode(asset.path)
+    assert decoded["errors"] == "" and abs(decoded["duration"] - 22.0) < 0.15
+    assert abs(asset.duration - 22.0) < 0.15
+    assert asset.source is not None and "3 clips of 8+8+6 s" in (asset.source.method or "")
+
+
+def test_the_plan_covers_any_length_with_allowed_clips(fake: FakeGemini) -> None:
+    agent = veo(fake)
+    assert agent.plan(3.2) == [4] and agent.plan(8.0) == [8] and agent.plan(8.5) == [8, 4]
+    assert agent.plan(3.2, "1080p") == [8]  # Veo 3 makes 1080p clips of 8 s only
+    assert agent.plan(9.0, references=True) == [8, 8]
+    assert veo(fake, model="veo-2.0-generate-001").plan(12.0) == [8, 5]
 
 
 # ------------------------------------------------------------------------ image to video
@@ -294,8 +311,9 @@ def test_estimate_prices_one_clip_per_planned_scene(fake: FakeGemini) -> None:
 
     agent = veo(fake, still=PricedStills())
     charges = agent.estimate(VideoRequest(topic="tides", duration=24))
-    assert charges[0] == Charge(agent.name, agent.model, 24.0, "video_second", 3 * 0.8)
-    assert charges[1:] == [Charge("stills", "imagen", 3, "image", 0.12)]
+    assert charges[:3] == [Charge(agent.name, agent.model, 8.0, "video_second", 0.8, scene=i)
+                           for i in range(3)]
+    assert charges[3:] == [Charge("stills", "imagen", 3, "image", 0.12)]
     assert fake.requests == []
 
 

@@ -66,6 +66,11 @@ def generator(connection: GoogleConnection, tmp_path: Path, **options: Any) -> V
     return VideoGenerator(agents, output_dir=tmp_path / "out", budget=budget, on_event=on_event)
 
 
+def rewritten(prompt: str) -> str:
+    """What the fake's Gemini answers a rewrite request with: the refused prompt, softened."""
+    return "A gentle take: " + prompt.split("PROMPT:\n", 1)[-1]
+
+
 def manifest(video_session: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((video_session / "metadata" / "manifest.json")
                                       .read_text("utf-8"))
@@ -100,18 +105,19 @@ def test_vertex_video_from_gemini_script_tts_and_veo_clips(fake: FakeGemini,
         assert steps[f"scene-{index:03d}.narration"]["cost"] > 0
         # the clip's operation held one of the model's quota slots, submit to download
         [held] = visual["data"]["quota"]
-        assert held["name"] == "quota:veo-3.1-fast-generate-preview" and held["limit"] == 2
+        assert held["name"] == "quota:veo-3.1-fast-generate-001" and held["limit"] == 2
         assert visual["started"] <= held["started"] and held["seconds"] > 0
         assert held["started"] + held["seconds"] <= visual["started"] + visual["seconds"]
     assert steps["script"]["cost"] > 0
     assert data["cost"]["spent"] == pytest.approx(
         math.fsum(step["cost"] for step in steps.values()), abs=1e-6)
-    assert data["agents"]["clip_generator"] == "veo:veo-3.1-fast-generate-preview"
+    assert data["agents"]["clip_generator"] == "veo:veo-3.1-fast-generate-001"
 
 
 def test_faults_on_some_scenes_still_make_the_video(fake: FakeGemini, tmp_path: Path) -> None:
     fake.fail("veo", "rate_limit", match=VISUALS[0], retry_after=1)
-    fake.fail("veo", "filtered", match=VISUALS[1])
+    fake.fail("veo", "filtered", match=VISUALS[1], times=3)  # the prompt and 2 rewrites
+    fake.text = rewritten
     fake.fail("speech", "server_error", status=503, match=NARRATIONS[2])
     fake.fail("veo", "operation_error", match=VISUALS[2])
     events: list[RunEvent] = []
@@ -119,6 +125,7 @@ def test_faults_on_some_scenes_still_make_the_video(fake: FakeGemini, tmp_path: 
         topic="the water cycle", preset="draft")
     assert decode(video.path)["errors"] == ""
     assert video.tiers == ("clip", "image", "image")
+    assert fake.count("text") == 2  # two rewrites were asked for, then the scene fell back
     steps = manifest(video.session)["steps"]
     first = steps["scene-000.visual"]
     assert first["tier"] == "clip" and first["data"]["resilience"]["attempts"] == 2
@@ -133,8 +140,9 @@ def test_faults_on_some_scenes_still_make_the_video(fake: FakeGemini, tmp_path: 
     narration = steps["scene-002.narration"]["data"]["resilience"]
     assert narration["attempts"] == 2 and "503" in narration["retries"][0]["error"]
     assert {e.kind for e in events} >= {"fallback", "retry", "done"}
-    # the filtered clip was not charged; the still that replaced it was
-    assert [c["unit"] for c in second["data"]["charges"]] == ["image"]
+    # the filtered clips were not charged; the two rewrites were (tokens), then the still
+    assert [c["unit"] for c in second["data"]["charges"]] == ["token", "token", "image"]
+    assert [r["attempt"] for r in second["data"]["resilience"]["rewrites"]] == [1, 2]
 
 
 def test_the_same_request_again_pays_for_nothing(fake: FakeGemini, tmp_path: Path) -> None:
@@ -257,7 +265,10 @@ def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) ->
     estimate = gen.estimate(topic="the water cycle", preset="draft")
     assert estimate.total > 0.10 and not estimate.within_budget
     assert {c.agent.split(":")[0] for c in estimate.charges} == {
-        "gemini-script", "gemini-tts", "imagen", "veo"}
+        "gemini-script", "gemini-tts", "veo"}
+    # possible extras: the stills (the clips' fallback), rewrites, portraits of a cast
+    assert {c.agent.split(":")[0] for c in estimate.extras} == {"imagen", "gemini-rewrite",
+                                                                 "gemini-image"}
     assert estimate.total == pytest.approx(math.fsum(c.usd for c in estimate.charges))
     assert fake.requests == []  # estimating costs nothing
     video = gen.generate_sync(topic="the water cycle", preset="draft")
@@ -272,7 +283,8 @@ def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: 
                                                     caplog: pytest.LogCaptureFixture) -> None:
     fake.fail("veo", "rate_limit", match=VISUALS[0])
     fake.fail("imagen", "server_error", status=500, times=2)
-    fake.fail("veo", "filtered", match=VISUALS[1])
+    fake.fail("veo", "filtered", match=VISUALS[1], times=6)  # with 2 rewrites, per run
+    fake.text = rewritten
     events: list[RunEvent] = []
     caplog.set_level(logging.DEBUG)
     for connection, secret in ((vertex(fake), KEY), (vertex(fake, project=True), TOKEN)):

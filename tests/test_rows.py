@@ -411,6 +411,8 @@ def csv_row(request: VideoRequest, root: Path, spelling: tuple[str, str]) -> dic
             row[name] = value["name"]
         elif isinstance(value, dict):
             row.update({f"{name}.{sub}": cell(item) for sub, item in value.items()})
+        elif isinstance(value, list | tuple):
+            row[name] = json.dumps(list(value)) if value else ""
         else:
             row[name] = cell(value)
     return row

@@ -36,7 +36,8 @@ class ResilienceEvent:
     Kinds: ``retry.attempt``, ``retry.giveup``, ``circuit.state`` (a transition: data has
     ``from`` and ``to``), ``circuit.rejected``, ``cache.hit``, ``cache.miss``,
     ``cache.evict``, ``call`` (a monitored call finished: data has ``seconds``, ``ok``),
-    ``alert`` (a monitor threshold crossed: data has ``metric``, ``value``, ``limit``).
+    ``alert`` (a monitor threshold crossed: data has ``metric``, ``value``, ``limit``),
+    ``prompt.rewrite`` (a refused prompt was rewritten: data has ``attempt``, ``reason``).
 
     Waiting and holding (``started`` in seconds since the epoch, ``seconds`` long):
     ``quota.wait`` (`avgen.resilience.Shared` waited before a request: data has ``name``,

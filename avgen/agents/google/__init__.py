@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from avgen._validate import flag, number
 from avgen.agents._registry import AgentSet
 from avgen.agents.google._cache import AssetCache, default_cache_dir
 from avgen.agents.google._clips import VeoClips
@@ -46,6 +47,7 @@ from avgen.agents.google._connection import (
 from avgen.agents.google._images import GeminiImages, ImagenImages
 from avgen.agents.google._narrator import VOICES, GeminiNarrator
 from avgen.agents.google._prices import PRICES, SOURCE_DATE, Price, price_of
+from avgen.agents.google._rewrite import REWRITE_POLICY, PromptRewriter
 from avgen.agents.google._script import GeminiScriptWriter
 from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
@@ -53,6 +55,7 @@ from avgen.media._composer import FFmpegComposer
 __all__ = [
     "GOOGLE_POLICY",
     "PRICES",
+    "REWRITE_POLICY",
     "SOURCE_DATE",
     "VOICES",
     "AssetCache",
@@ -65,6 +68,7 @@ __all__ = [
     "ImagenImages",
     "Mode",
     "Price",
+    "PromptRewriter",
     "RedactedError",
     "VeoClips",
     "credentials_present",
@@ -84,12 +88,19 @@ def google_agents(
     script_model: str = "gemini-2.5-flash",
     tts_model: str = "gemini-2.5-flash-preview-tts",
     image_model: str | None = None,
-    video_model: str = "veo-3.1-fast-generate-preview",
+    video_model: str = "veo-3.1-fast-generate-001",
     voice: str = "Kore",
     clips: bool | Literal["auto"] = "auto",
     images: bool = True,
     clip_audio: bool = False,
     continuity: bool = False,
+    references: bool = True,
+    portrait_model: str = "gemini-2.5-flash-image",
+    rewrites: int = 2,
+    resolution: str | None = "auto",
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    person_generation: str | None = None,
     max_clip_operations: int = 2,
     requests_per_minute: Mapping[str, float] | None = None,
     poll_interval: float = 5.0,
@@ -116,6 +127,19 @@ def google_agents(
         images: Make stills (as the picture, or as the clips' fallback).
         clip_audio: Ask Veo 3 for its own sound (mixed under the narration; costs more).
         continuity: Start each clip from the last frame of the previous one.
+        references: Keep characters' faces: a reference picture of each (yours, or painted
+            once by ``portrait_model``) goes with every later still of them and to Veo as
+            reference images where the model takes them, else the clip animates a still
+            painted from them.
+        portrait_model: The Gemini image model that paints portraits (and those stills).
+        rewrites: Rewrites of a prompt a safety filter refused, per picture or clip, by
+            ``script_model`` (0: a refusal makes the scene fall back at once).
+        resolution: Veo's resolution: ``"auto"`` (1080p for a preset 1080 pixels or more
+            on its short side, else 720p), ``"720p"``, ``"1080p"``, ``"4k"`` or ``None``.
+        negative_prompt: What the clips should not show.
+        seed: Veo's seed, for repeatable clips (part of the cache key).
+        person_generation: Veo's ``person_generation`` (``"dont_allow"``,
+            ``"allow_adult"``, ``"allow_all"``; ``None``: the model's default).
         max_clip_operations: Veo operations in flight at once (in a batch: across every
             worker).
         requests_per_minute: Requests each model may start in any 60 s, by model id (in a
@@ -159,10 +183,16 @@ def google_agents(
     if clips not in ("auto", True, False):
         raise UsageError("clips", f"must be 'auto', True or False, not {clips!r}")
     rpm = dict(requests_per_minute or {})
+    flag("references", references)
 
     def shared(model: str) -> dict[str, Any]:
         return {"cache": store, "prices": prices, "requests_per_minute": rpm.get(model)}
 
+    rewriter = PromptRewriter(connection, script_model, **shared(script_model)) \
+        if number("rewrites", rewrites, integer=True, low=0, high=10) else None
+    fixes: dict[str, Any] = {"rewriter": rewriter, "rewrites": rewrites}
+    painter = GeminiImages(connection, portrait_model, **shared(portrait_model), **fixes) \
+        if references and connection.supports("gemini_image") else None
     clip_generator = None
     if clips is not False:
         if connection.supports("video"):
@@ -171,7 +201,10 @@ def google_agents(
                                       poll_max_interval=max(30.0, poll_interval)
                                       if poll_max_interval is None else poll_max_interval,
                                       max_concurrency=max_clip_operations,
-                                      **shared(video_model))
+                                      resolution=resolution, negative_prompt=negative_prompt,
+                                      seed=seed, person_generation=person_generation,
+                                      references=None if references else False,
+                                      painter=painter, **fixes, **shared(video_model))
         elif clips is True:
             raise UsageError("clips", f"Veo clips need Vertex AI and this is "
                              f"{connection.describe()}: set GOOGLE_GENAI_USE_VERTEXAI=true "
@@ -187,9 +220,11 @@ def google_agents(
         model = image_model or ("imagen-4.0-fast-generate-001" if connection.supports("imagen")
                                 else "gemini-2.5-flash-image")
         if "imagen" in model:
-            image_generator = ImagenImages(connection, model, **shared(model))
+            image_generator = ImagenImages(connection, model, **shared(model), **fixes)
+        elif painter is not None and model == painter.model:
+            image_generator = painter
         else:
-            image_generator = GeminiImages(connection, model, **shared(model))
+            image_generator = GeminiImages(connection, model, **shared(model), **fixes)
     return AgentSet(
         script_writer=GeminiScriptWriter(connection, script_model, **shared(script_model)),
         narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared(tts_model)),

@@ -39,10 +39,12 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
 import logging
+import math
 import re
 import tempfile
 import time
@@ -50,13 +52,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from avgen._models import ClipAsset, Preset, Scene, VideoRequest
+import attrs
+
+from avgen._models import (
+    Character,
+    ClipAsset,
+    ImageAsset,
+    Preset,
+    Scene,
+    Source,
+    VideoRequest,
+    VisualStyle,
+)
 from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
+from avgen.agents.google._images import references
 from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
+from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.costs import Charge, paid_call
 from avgen.errors import (
     AgentError,
@@ -77,6 +92,8 @@ _VEO2_SECONDS = (5, 6, 7, 8)
 _VEO3_SECONDS = (4, 6, 8)
 _VEO2_RESOLUTIONS = ("720p",)
 _VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
+PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
+"""Veo's ``person_generation`` values."""
 # transport errors raised before the request left this machine: nothing was created
 _NOT_SENT = ("ConnectError", "ConnectTimeout", "PoolTimeout", "ClientConnectorError")
 # after the request was sent: the service may have accepted (and billed) it
@@ -142,12 +159,15 @@ class VeoClips(GoogleAgent):
     """Veo is served by Vertex AI only."""
 
     def __init__(self, connection: GoogleConnection,
-                 model: str = "veo-3.1-fast-generate-preview", *,
+                 model: str = "veo-3.1-fast-generate-001", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 2, requests_per_minute: float | None = None,
                  audio: bool = False, continuity: bool = False,
-                 still: Any = None, resolution: str | None = None,
-                 negative_prompt: str | None = None, poll_interval: float = 5.0,
+                 still: Any = None, resolution: str | None = "auto",
+                 negative_prompt: str | None = None, seed: int | None = None,
+                 person_generation: str | None = None, references: bool | None = None,
+                 painter: Any = None, rewriter: PromptRewriter | None = None,
+                 rewrites: int = 2, poll_interval: float = 5.0,
                  poll_max_interval: float = 30.0, deadline: float = 900.0) -> None:
         if isinstance(model, str) and "veo" not in model.lower():
             raise UsageError("model", f"must be a Veo model id (veo-…), not {model!r}")
@@ -160,16 +180,25 @@ class VeoClips(GoogleAgent):
         flag("continuity", continuity)
         if audio and self.veo2:
             raise UsageError("audio", f"{model} makes silent clips; use a Veo 3 model for audio")
-        if still is not None and not callable(getattr(still, "generate", None)):
-            raise UsageError("still", "must be an ImageGenerator (with generate(scene, preset, "
-                             f"target)) or None, not {type(still).__name__}")
+        for name, agent in (("still", still), ("painter", painter)):
+            if agent is not None and not callable(getattr(agent, "generate", None)):
+                raise UsageError(name, "must be an ImageGenerator (with generate(scene, "
+                                 f"preset, target)) or None, not {type(agent).__name__}")
         allowed = _VEO2_RESOLUTIONS if self.veo2 else _VEO3_RESOLUTIONS
-        if resolution is not None and resolution not in allowed:
-            raise UsageError("resolution", f"must be None or one of {', '.join(allowed)} for "
-                             f"{model}, not {resolution!r}")
+        if resolution is not None and resolution != "auto" and resolution not in allowed:
+            raise UsageError("resolution", f"must be 'auto', None or one of "
+                             f"{', '.join(allowed)} for {model}, not {resolution!r}")
         if negative_prompt is not None and (not isinstance(negative_prompt, str)
                                             or not negative_prompt.strip()):
             raise UsageError("negative_prompt", "must be a non-empty text or None")
+        number("seed", seed, integer=True, low=0, high=2**32 - 1, optional=True)
+        if person_generation is not None and person_generation not in PERSON_GENERATION:
+            raise UsageError("person_generation", f"must be None or one of "
+                             f"{', '.join(PERSON_GENERATION)}, not {person_generation!r}")
+        if references is not None:
+            flag("references", references)
+        if rewriter is not None and not isinstance(rewriter, PromptRewriter):
+            raise UsageError("rewriter", f"must be a PromptRewriter or None, not {rewriter!r}")
         self.poll_interval = float(number("poll_interval", poll_interval, low=0,
                                           low_inclusive=False))
         """Seconds before the first poll."""
@@ -188,11 +217,45 @@ class VeoClips(GoogleAgent):
         self.still = still
         """The image generator whose stills are animated, or None."""
         self.resolution = resolution
-        """The resolution asked for (None: the model's default)."""
+        """The resolution asked for: ``"auto"`` (from the preset), a value, or None (the
+        model's default)."""
         self.negative_prompt = negative_prompt
         """What the clips should not show."""
+        self.seed = seed
+        """The seed of every clip (part of the cache key), or None."""
+        self.person_generation = person_generation
+        """Veo's ``person_generation`` setting, or None (the model's default)."""
+        self.reference_images = takes_reference_images(model) if references is None \
+            else references
+        """Whether scenes with characters send their reference pictures to Veo."""
+        self.painter = painter
+        """The image agent that paints the characters' portraits and, when the model takes
+        no reference images, the still a scene with characters is animated from."""
+        self.rewriter = rewriter
+        """Who rewrites a refused prompt (None: a refusal is final)."""
+        self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
+        """Rewrites at most per clip."""
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
         self._recalled: set[str] = set()  # keys whose pending operation came from a record
+
+    @property
+    def takes_references(self) -> bool:
+        """Whether a scene's characters' reference pictures shape its clip: sent to Veo, or
+        to the painter whose still is animated."""
+        return self.reference_images or bool(getattr(self.painter, "takes_references", False))
+
+    async def portrait(self, character: Character, style: VisualStyle | None,
+                       preset: Preset, target: Path) -> ImageAsset:
+        """A reference picture of ``character``, painted by `painter`.
+
+        Raises:
+            UsageError: There is no painter with a ``portrait`` member.
+        """
+        paint = getattr(self.painter, "portrait", None)
+        if not callable(paint):
+            raise UsageError("painter", f"{self.name} has no painter to paint portraits")
+        asset: ImageAsset = await paint(character, style, preset, target)
+        return asset
 
     @property
     def durations(self) -> tuple[int, ...]:
@@ -208,27 +271,87 @@ class VeoClips(GoogleAgent):
         wanted = float(number("seconds", seconds, low=0, low_inclusive=False))
         return next((d for d in self.durations if d >= wanted), self.durations[-1])
 
-    def estimate(self, request: VideoRequest) -> list[Charge]:
-        """One clip per planned scene (plus the stills' own estimate when ``still`` has one;
-        an upper bound with ``continuity``, which needs a still for the first scene only)."""
+    def resolution_for(self, preset: Preset) -> str | None:
+        """The resolution asked for a preset: with ``resolution="auto"``, ``"1080p"`` for a
+        frame whose short side is 1080 pixels or more (``"4k"`` from 2160), else
+        ``"720p"``; Veo 2 has 720p only."""
+        if self.resolution != "auto":
+            return self.resolution
+        short = min(preset.width, preset.height)
+        if self.veo2:
+            return "720p"
+        return "4k" if short >= 2160 else "1080p" if short >= 1080 else "720p"
+
+    def plan(self, seconds: float, resolution: str | None = None,
+             references: bool = False) -> list[int]:
+        """The clips that cover ``seconds`` of narration: as many of the longest length as
+        it takes, the last one the shortest allowed that covers the rest. Veo 3 makes
+        8-second clips only at 1080p and 4k and with reference images.
+
+        Raises:
+            UsageError: ``seconds`` is not a finite number > 0.
+        """
+        wanted = float(number("seconds", seconds, low=0, low_inclusive=False))
+        longest = self.durations[-1]
+        count = max(1, math.ceil(wanted / longest - 1e-9))
+        last = self.duration_for(max(0.1, wanted - longest * (count - 1)))
+        if not self.veo2 and (references or resolution in ("1080p", "4k")):
+            last = longest
+        return [longest] * (count - 1) + [last]
+
+    def _planned_clips(self, request: VideoRequest) -> tuple[int, list[int]]:
+        """How many scenes are planned, and the clips each is expected to need."""
         scenes = planned_scenes(request)
-        duration = self.duration_for(planned_seconds(request) / scenes)
-        charges = [Charge(self.name, self.model, float(scenes * duration), "video_second",
-                          scenes * self.price.video(duration, self.audio))]
+        references = self.reference_images and bool(request.characters)
+        return scenes, self.plan(planned_seconds(request) / scenes,
+                                 self.resolution_for(request.preset), references)
+
+    def estimate(self, request: VideoRequest) -> list[Charge]:
+        """Each planned scene's clips (at the preset's resolution); the painter's stills of
+        scenes with characters when the model takes no reference images (every scene,
+        when you gave characters), its portraits of them; and ``still``'s own estimate."""
+        scenes, clips = self._planned_clips(request)
+        resolution = self.resolution_for(request.preset)
+        audio = self.audio and not self.veo2
+        charges = [Charge(self.name, self.model, float(sum(clips)), "video_second",
+                          self.price.video(sum(clips), audio, resolution), scene=i)
+                   for i in range(scenes)]
+        painter = getattr(self.painter, "estimate", None)
+        if request.characters and callable(painter):
+            painted = painter(request)
+            if self.reference_images:  # Veo takes the pictures: only the portraits are made
+                painted = [charge for charge in painted if charge.scene is None]
+            charges.extend(painted)
         estimator = getattr(self.still, "estimate", None)
         if callable(estimator):
             charges.extend(estimator(request))
         return charges
+
+    def estimate_extras(self, request: VideoRequest) -> list[Charge]:
+        """What may be paid on top of `estimate`: ``rewrites`` rewrites of a refused prompt
+        per clip, and portraits of characters the script writer may add (three at most)."""
+        scenes, clips = self._planned_clips(request)
+        extras: list[Charge] = []
+        if self.rewriter is not None and self.rewrites:
+            one = self.rewriter.estimate_one()
+            count = scenes * len(clips) * self.rewrites
+            extras.append(attrs.evolve(one, quantity=one.quantity * count,
+                                       usd=one.usd * count))
+        painter = getattr(self.painter, "price", None)
+        if not request.characters and self.takes_references and painter is not None:
+            extras.append(Charge(str(self.painter.name), str(self.painter.model), 3, "image",
+                                 3 * painter.per_image))
+        return extras
 
     async def generate(self, scene: Scene, seconds: float, preset: Preset, target: Path, *,
                        previous: Path | None = None) -> ClipAsset:
         """Write a clip for ``scene`` at ``target`` (see the module docstring).
 
         Args:
-            scene: The scene; its ``visual`` (else its narration) is the prompt.
-            seconds: The narration's length; the clip is the shortest allowed length
-                covering it, capped at the model's maximum.
-            preset: The output format (gives the aspect ratio).
+            scene: The scene; its `avgen.Scene.prompt` (visual, characters present, the
+                video's style) is the prompt.
+            seconds: The narration's length; the clips cover it (see `plan`).
+            preset: The output format (gives the aspect ratio and the resolution).
             target: Where to write the MP4.
             previous: The previous scene's clip (used with ``continuity``).
 
@@ -238,7 +361,8 @@ class VeoClips(GoogleAgent):
             RateLimited: The submit was refused for quota (nothing was created).
             ServiceUnavailable: The service refused or could not be reached, or polling
                 kept failing (a retried call resumes the same operation).
-            ContentRejected: Veo's safety filters kept the clip back.
+            ContentRejected: Veo's safety filters kept the clip back, and every rewrite of
+                its prompt too.
             AgentError: The operation failed or ran past ``deadline``, or the submit got no
                 answer (not retried: it may have been billed).
             MediaError: What came back is not a video.
@@ -246,16 +370,67 @@ class VeoClips(GoogleAgent):
         if not self.connection.supports(self.needs):
             raise UsageError("agents", f"{self.name} needs Vertex AI (video is not served in "
                              f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true")
-        duration = self.duration_for(seconds)
         aspect = "9:16" if preset.height > preset.width else "16:9"
-        prompt = scene.visual or scene.narration
-        with tempfile.TemporaryDirectory(prefix="avgen-veo-") as tmp:
-            image = await self._input_image(scene, preset, previous, Path(tmp))
+        resolution = self.resolution_for(preset)
         audio = self.audio and not self.veo2
-        key = AssetCache.key(
-            "veo", model=self.model, prompt=prompt, aspect=aspect, seconds=duration,
-            audio=audio, resolution=self.resolution, negative_prompt=self.negative_prompt,
-            image=hashlib.sha256(image).hexdigest() if image is not None else None)
+        pictures = references(scene)
+        with tempfile.TemporaryDirectory(prefix="avgen-veo-") as tmp:
+            image, method = await self._input_image(scene, preset, previous, Path(tmp),
+                                                    pictures)
+            refs = [path.read_bytes() for _, path in pictures] \
+                if image is None and self.reference_images else []
+            if refs:
+                method = "reference images: " + ", ".join(name for name, _ in pictures)
+            clips = self.plan(seconds, resolution, bool(refs))
+            prompt, notes, parts = scene.prompt, [], []
+            for part, duration in enumerate(clips):
+                ask = _Ask(prompt, image, tuple(refs), duration, aspect, audio, resolution,
+                           part)
+                out = target if len(clips) == 1 else Path(tmp) / f"part{part}.mp4"
+                made, more, prompt = await with_rewrites(
+                    self, prompt, functools.partial(self._clip_of, ask, out),
+                    rewriter=self.rewriter, rewrites=self.rewrites, what="video clip",
+                    memo=functools.partial(self._refusal_key, ask))
+                notes.extend(more)
+                parts.append(made)
+                if part + 1 < len(clips) and not refs:  # the next clip goes on from here
+                    image = await _last_frame(made.path, Path(tmp) / f"last{part}.png")
+            if len(parts) > 1:
+                await _join(parts, target)
+                method += f"; {len(parts)} clips of {'+'.join(map(str, clips))} s joined"
+            asset = await self._asset(target)
+        return attrs.evolve(asset, source=Source(self.name, method=method, notes=notes))
+
+    def _key(self, ask: _Ask, *, refused: bool = False) -> str:
+        """The cache key of one clip: settings added since the first release enter it only
+        when set, so the clips kept before stay found."""
+        extra: dict[str, Any] = {}
+        if self.seed is not None:
+            extra["seed"] = self.seed
+        if self.person_generation is not None:
+            extra["person_generation"] = self.person_generation
+        if ask.references:
+            extra["references"] = [hashlib.sha256(r).hexdigest() for r in ask.references]
+        if ask.part:
+            extra["part"] = ask.part
+        return AssetCache.key(
+            "veo-refused" if refused else "veo", model=self.model, prompt=ask.prompt,
+            aspect=ask.aspect, seconds=ask.duration, audio=ask.audio,
+            resolution=ask.resolution, negative_prompt=self.negative_prompt,
+            image=hashlib.sha256(ask.image).hexdigest() if ask.image is not None else None,
+            **extra)
+
+    def _refusal_key(self, ask: _Ask, prompt: str) -> str:
+        """Where a refusal of ``ask`` with ``prompt`` is remembered."""
+        return self._key(attrs.evolve(ask, prompt=prompt), refused=True)
+
+    async def _clip_of(self, ask: _Ask, target: Path, prompt: str) -> ClipAsset:
+        """`_clip` of ``ask`` with ``prompt``."""
+        return await self._clip(attrs.evolve(ask, prompt=prompt), target)
+
+    async def _clip(self, ask: _Ask, target: Path) -> ClipAsset:
+        """One clip: from the cache, or from one paid operation (whoever asks)."""
+        key = self._key(ask)
         journal = self._journal()
         if self._fetch(key, target, report_miss=False):
             if journal is not None:
@@ -268,10 +443,10 @@ class VeoClips(GoogleAgent):
                     journal.forget(key)
                 return await self._asset(target)
             async with self._quota():
-                with paid_call(agent=self.name, model=self.model, quantity=duration,
-                               unit="video_second", usd=self.price.video(duration, audio)):
-                    asset = await self._produce(key, target, prompt, image, duration, aspect,
-                                                audio)
+                with paid_call(agent=self.name, model=self.model, quantity=ask.duration,
+                               unit="video_second",
+                               usd=self.price.video(ask.duration, ask.audio, ask.resolution)):
+                    asset = await self._produce(key, target, ask)
             self._keep(key, target)
             if journal is not None:
                 journal.forget(key)
@@ -280,26 +455,31 @@ class VeoClips(GoogleAgent):
     # -- steps ---------------------------------------------------------------------------
 
     async def _input_image(self, scene: Scene, preset: Preset, previous: Path | None,
-                           tmp: Path) -> bytes | None:
+                           tmp: Path, pictures: list[tuple[str, Path]],
+                           ) -> tuple[bytes | None, str]:
+        """The first clip's input image (or None: from words alone), and how it was found."""
         if self.continuity and previous is not None:
             if not Path(previous).is_file():
                 raise MediaError("the previous scene's clip is missing", previous)
-            frame = tmp / "last.png"
-            await run_ffmpeg(["-sseof", "-1", "-i", str(previous), "-an", "-update", "1",
-                              str(frame)], what="taking the last frame of the previous clip")
-            if not frame.is_file() or not frame.stat().st_size:
-                raise MediaError("no frame could be taken from the previous clip", previous)
-            return frame.read_bytes()
-        if self.still is not None:
-            still, make = tmp / "still.png", self.still.generate
+            frame = await _last_frame(Path(previous), tmp / "last.png")
+            return frame, "image-to-video from the previous clip's last frame"
+        painter = self.still
+        method = "image-to-video from a still"
+        if painter is None and pictures and not self.reference_images and \
+                getattr(self.painter, "takes_references", False):
+            painter = self.painter
+            method = ("image-to-video from the scene's still (reference images: "
+                      + ", ".join(name for name, _ in pictures) + ")")
+        if painter is not None:
+            still, make = tmp / "still.png", painter.generate
             if inspect.iscoroutinefunction(make):
                 await make(scene, preset, still)
             else:  # a plain (blocking) image generator runs in a worker thread
                 await asyncio.to_thread(make, scene, preset, still)
             if not still.is_file() or not still.stat().st_size:
-                raise MediaError(f"{type(self.still).__name__} wrote no still", still)
-            return still.read_bytes()
-        return None
+                raise MediaError(f"{type(painter).__name__} wrote no still", still)
+            return still.read_bytes(), method
+        return None, "text-to-video"
 
     def _journal(self) -> OperationJournal | None:
         """Where accepted operations are written down: with the cache (None: no cache)."""
@@ -327,10 +507,9 @@ class VeoClips(GoogleAgent):
         self._recalled.add(key)
         return types.GenerateVideosOperation.model_validate({"name": entry.operation})
 
-    async def _submit_recorded(self, key: str, prompt: str, image: bytes | None,
-                               duration: int, aspect: str, audio: bool) -> Any:
+    async def _submit_recorded(self, key: str, ask: _Ask) -> Any:
         """Submit, and write the accepted operation down before anything else happens."""
-        operation = await self._submit(prompt, image, duration, aspect, audio)
+        operation = await self._submit(ask)
         self._recalled.discard(key)
         self._pending[key] = operation
         journal = self._journal()
@@ -343,8 +522,7 @@ class VeoClips(GoogleAgent):
                             self.name, name)
         return operation
 
-    async def _produce(self, key: str, target: Path, prompt: str, image: bytes | None,
-                       duration: int, aspect: str, audio: bool) -> ClipAsset:
+    async def _produce(self, key: str, target: Path, ask: _Ask) -> ClipAsset:
         """Submit (or resume) the operation for ``key``, wait for it, save and check the clip.
 
         An operation is remembered — in memory, and in the cache folder's journal — until
@@ -358,7 +536,7 @@ class VeoClips(GoogleAgent):
         if operation is None:
             operation = self._recall(key)
         if operation is None:
-            operation = await self._submit_recorded(key, prompt, image, duration, aspect, audio)
+            operation = await self._submit_recorded(key, ask)
         self._pending[key] = operation
         started = time.monotonic()  # the deadline counts from here, as it always did
         try:
@@ -375,8 +553,7 @@ class VeoClips(GoogleAgent):
                 _logger.warning("%s: the recorded operation %s cannot make the clip (%s); "
                                 "submitting it again", self.name, operation.name, stale)
                 self._forget(key, operation)
-                operation = await self._submit_recorded(key, prompt, image, duration, aspect,
-                                                        audio)
+                operation = await self._submit_recorded(key, ask)
                 operation = self._pending[key] = await self._wait(operation, started)
             await self._save(self._video(operation), target)
             asset = await self._asset(target)
@@ -397,14 +574,20 @@ class VeoClips(GoogleAgent):
         if journal is not None and isinstance(operation.name, str):
             journal.forget(key, operation=operation.name)
 
-    async def _submit(self, prompt: str, image: bytes | None, duration: int, aspect: str,
-                      audio: bool) -> Any:
+    async def _submit(self, ask: _Ask) -> Any:
         from google.genai import types
 
+        image = ask.image
         config = types.GenerateVideosConfig(
-            duration_seconds=duration, aspect_ratio=aspect, resolution=self.resolution,
-            negative_prompt=self.negative_prompt, generate_audio=None if self.veo2 else audio)
-        source = types.GenerateVideosSource(prompt=prompt, image=None if image is None else
+            duration_seconds=ask.duration, aspect_ratio=ask.aspect, resolution=ask.resolution,
+            negative_prompt=self.negative_prompt,
+            generate_audio=None if self.veo2 else ask.audio, seed=self.seed,
+            person_generation=self.person_generation,
+            reference_images=[types.VideoGenerationReferenceImage(
+                image=types.Image(image_bytes=picture, mime_type=_mime(picture)),
+                reference_type=types.VideoGenerationReferenceType.ASSET)
+                for picture in ask.references] or None)
+        source = types.GenerateVideosSource(prompt=ask.prompt, image=None if image is None else
                                             types.Image(image_bytes=image,
                                                         mime_type=_mime(image)))
         client = self.connection.client
@@ -539,3 +722,47 @@ def _status(exc: BaseException | None) -> int | None:
 
 def _mime(image: bytes) -> str:
     return "image/jpeg" if image.startswith(b"\xff\xd8") else "image/png"
+
+
+@attrs.frozen
+class _Ask:
+    """What one clip is asked with."""
+
+    prompt: str
+    image: bytes | None
+    references: tuple[bytes, ...]
+    duration: int
+    aspect: str
+    audio: bool
+    resolution: str | None
+    part: int = 0
+
+
+def takes_reference_images(model: str) -> bool:
+    """Whether a Veo model accepts reference images of a subject (asset images): Veo 3.1
+    (not its Fast tier) and ``veo-2.0-generate-exp``, as Google's model pages list them."""
+    name = model.rsplit("/", 1)[-1].lower()
+    return (name.startswith("veo-3.1") and "fast" not in name and "lite" not in name) \
+        or name == "veo-2.0-generate-exp"
+
+
+async def _last_frame(clip: Path, frame: Path) -> bytes:
+    """The last frame of ``clip`` as PNG bytes (written at ``frame``)."""
+    await run_ffmpeg(["-sseof", "-1", "-i", str(clip), "-an", "-update", "1", str(frame)],
+                     what="taking the last frame of a clip")
+    if not frame.is_file() or not frame.stat().st_size:
+        raise MediaError("no frame could be taken from the clip", clip)
+    return frame.read_bytes()
+
+
+async def _join(parts: list[ClipAsset], target: Path) -> None:
+    """Join clips of one model end to end into ``target`` (stream copy: same codecs)."""
+    listing = target.with_name(target.name + ".txt")
+    listing.write_text("".join(f"file '{part.path.as_posix()}'\n" for part in parts),
+                       encoding="utf-8")
+    try:
+        await run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                          "-movflags", "+faststart", "-f", "mp4", str(target)],
+                         what="joining a scene's clips")
+    finally:
+        listing.unlink(missing_ok=True)

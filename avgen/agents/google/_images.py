@@ -11,15 +11,28 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from avgen._models import ImageAsset, Preset, Scene, VideoRequest
+import attrs
+
+from avgen._models import (
+    Character,
+    ImageAsset,
+    Preset,
+    Scene,
+    Source,
+    VideoRequest,
+    VisualStyle,
+)
+from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
+from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.costs import Charge, paid_call
 from avgen.errors import ContentRejected, MediaError, UsageError
 from avgen.media._ffmpeg import probe
@@ -41,23 +54,117 @@ def aspect_ratio(preset: Preset) -> str:
     return min(ASPECT_RATIOS, key=distance)
 
 
+_NO_TEXT = "A single photograph-quality frame. No text, letters, captions or watermarks."
+
+MAX_REFERENCES = 3
+"""The most reference pictures sent with one request (the first characters of a scene)."""
+
+
 def _prompt(scene: Scene) -> str:
-    return (f"{scene.visual or scene.narration}\n"
-            "A single photograph-quality frame. No text, letters, captions or watermarks.")
+    return f"{scene.prompt}\n{_NO_TEXT}"
+
+
+def _portrait_prompt(character: Character, style: VisualStyle | None) -> str:
+    look = f" Style: {style.text.rstrip('.')}." if style is not None else ""
+    return (f"A character reference portrait of {character.description.rstrip('.')}. Head "
+            "and shoulders, facing the camera, even light, a plain light background, the "
+            f"wardrobe visible.{look} No text, letters or watermarks.")
+
+
+def references(scene: Scene) -> list[tuple[str, Path]]:
+    """The reference pictures of the characters in ``scene`` (name, path), at most
+    `MAX_REFERENCES`."""
+    return [(c.name, c.reference) for c in scene.characters
+            if c.reference is not None][:MAX_REFERENCES]
 
 
 class _Stills(GoogleAgent):
-    """What both image agents share: cache, charge, checks on the file."""
+    """What both image agents share: cache, charge, checks on the file, rewrites of a
+    refused prompt, portraits."""
+
+    takes_references = False
+    """Whether the model is sent the scene's reference pictures."""
+
+    def __init__(self, connection: GoogleConnection, model: str, *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 max_concurrency: int = 4, requests_per_minute: float | None = None,
+                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices,
+                         max_concurrency=max_concurrency,
+                         requests_per_minute=requests_per_minute)
+        if rewriter is not None and not isinstance(rewriter, PromptRewriter):
+            raise UsageError("rewriter", f"must be a PromptRewriter or None, not {rewriter!r}")
+        self.rewriter = rewriter
+        """Who rewrites a refused prompt (``None``: a refusal is final)."""
+        self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
+        """Rewrites at most per picture."""
 
     async def generate(self, scene: Scene, preset: Preset, target: Path) -> ImageAsset:
         """Write a picture for ``scene`` at ``target`` in the preset's aspect ratio.
 
+        The prompt is `avgen.Scene.prompt` (its visual, the characters present, the
+        video's style); a model that `takes_references` is also sent their reference
+        pictures. A prompt a safety filter refuses is rewritten and tried again (up to
+        ``rewrites`` times, with a ``rewriter``).
+
         Raises:
-            ContentRejected: The prompt or the picture was filtered (with the reason).
+            ContentRejected: The prompt or the picture was filtered (with the reason), and
+                every rewrite was too.
             AgentError: The service answered without a picture.
         """
-        prompt, ratio = _prompt(scene), aspect_ratio(preset)
-        key = AssetCache.key("image", model=self.model, prompt=prompt, aspect=ratio)
+        ratio = aspect_ratio(preset)
+        pictures = references(scene) if self.takes_references else []
+        images = [(name, path.read_bytes()) for name, path in pictures]
+        method = ("reference images: " + ", ".join(name for name, _ in images) if images
+                  else "text-to-image")
+
+        async def attempt(prompt: str) -> ImageAsset:
+            return await self._paint(prompt, ratio, [data for _, data in images], target)
+
+        def memo(prompt: str) -> str:
+            return self._key(prompt, ratio, [data for _, data in images], refused=True)
+
+        asset, notes, _ = await with_rewrites(self, _prompt(scene), attempt,
+                                           rewriter=self.rewriter, rewrites=self.rewrites,
+                                           what="picture", memo=memo)
+        if scene.characters and not images:
+            named = ", ".join(c.name for c in scene.characters if c.reference is not None)
+            if named:
+                notes.insert(0, f"{self.model} takes no reference picture: {named} "
+                             "described in words only")
+        return attrs.evolve(asset, source=Source(self.name, method=method, notes=notes))
+
+    async def portrait(self, character: Character, style: VisualStyle | None,
+                       preset: Preset, target: Path) -> ImageAsset:
+        """Write a reference picture of ``character`` at ``target`` (kept in the cache:
+        the same character and style are painted once).
+
+        Raises:
+            ContentRejected: The portrait was filtered (and its rewrites too).
+            AgentError: The service answered without a picture.
+        """
+        del preset  # a portrait is upright whatever the video's shape
+
+        async def attempt(prompt: str) -> ImageAsset:
+            return await self._paint(prompt, "3:4", [], target)
+
+        asset, notes, _ = await with_rewrites(
+            self, _portrait_prompt(character, style), attempt, rewriter=self.rewriter,
+            rewrites=self.rewrites, what="picture",
+            memo=lambda prompt: self._key(prompt, "3:4", [], refused=True))
+        return attrs.evolve(asset, source=Source(self.name, title=character.name,
+                                                 method="portrait", notes=notes))
+
+    def _key(self, prompt: str, ratio: str, images: list[bytes], *,
+             refused: bool = False) -> str:
+        return AssetCache.key("image" if not refused else "image-refused", model=self.model,
+                              prompt=prompt, aspect=ratio,
+                              **({"references": [hashlib.sha256(i).hexdigest()
+                                                 for i in images]} if images else {}))
+
+    async def _paint(self, prompt: str, ratio: str, images: list[bytes],
+                     target: Path) -> ImageAsset:
+        key = self._key(prompt, ratio, images)
         if self._fetch(key, target, report_miss=False):
             return self._describe(target)
         async with self._flight(key):  # one request per picture, whoever asks
@@ -66,7 +173,7 @@ class _Stills(GoogleAgent):
             async with self._quota():
                 with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
                                usd=self.price.per_image):
-                    target.write_bytes(await self._picture(prompt, ratio))
+                    target.write_bytes(await self._picture(prompt, ratio, images))
                     asset = self._describe(target)
             self._keep(key, target)
         return asset
@@ -77,13 +184,19 @@ class _Stills(GoogleAgent):
             raise MediaError(f"{self.name} sent something that is not a picture", target)
         return ImageAsset(target, info.width, info.height)
 
-    async def _picture(self, prompt: str, ratio: str) -> bytes:
+    async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
         raise NotImplementedError
 
     def estimate(self, request: VideoRequest) -> list[Charge]:
-        """One picture per planned scene."""
-        count = planned_scenes(request)
-        return [Charge(self.name, self.model, count, "image", count * self.price.per_image)]
+        """One picture per planned scene and, for a model that `takes_references`, a
+        portrait of each character you gave without a picture."""
+        charges = [Charge(self.name, self.model, 1, "image", self.price.per_image, scene=i)
+                   for i in range(planned_scenes(request))]
+        portraits = sum(1 for c in request.characters if c.reference is None)
+        if portraits and self.takes_references:
+            charges.append(Charge(self.name, self.model, portraits, "image",
+                                  portraits * self.price.per_image))
+        return charges
 
 
 class ImagenImages(_Stills):
@@ -97,6 +210,8 @@ class ImagenImages(_Stills):
         max_concurrency: Requests in flight at once.
         requests_per_minute: Requests started in any 60 s (``None``: no limit).
         person_generation: Imagen's ``person_generation`` setting (``None``: its default).
+        rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
+        rewrites: Rewrites at most per picture.
     """
 
     kind = "imagen"
@@ -107,10 +222,12 @@ class ImagenImages(_Stills):
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4,
                  requests_per_minute: float | None = None,
-                 person_generation: str | None = None) -> None:
+                 person_generation: str | None = None,
+                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
-                         requests_per_minute=requests_per_minute)
+                         requests_per_minute=requests_per_minute, rewriter=rewriter,
+                         rewrites=rewrites)
         from google.genai import types
 
         allowed = [member.value for member in types.PersonGeneration]
@@ -127,9 +244,10 @@ class ImagenImages(_Stills):
             return None
         return types.PersonGeneration(self.person_generation)
 
-    async def _picture(self, prompt: str, ratio: str) -> bytes:
+    async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
         from google.genai import types
 
+        del images  # Imagen's generate takes no reference picture
         config = types.GenerateImagesConfig(number_of_images=1, aspect_ratio=ratio,
                                             include_rai_reason=True,
                                             person_generation=self._person())
@@ -156,24 +274,40 @@ class GeminiImages(_Stills):
         prices: Price overrides by model id.
         max_concurrency: Requests in flight at once.
         requests_per_minute: Requests started in any 60 s (``None``: no limit).
+        rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
+        rewrites: Rewrites at most per picture.
     """
 
     kind = "gemini-image"
     needs = "gemini_image"
+    takes_references = True
+    """A Gemini image model is sent the reference pictures of the characters in a scene."""
 
     def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash-image", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4,
-                 requests_per_minute: float | None = None) -> None:
+                 requests_per_minute: float | None = None,
+                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
-                         requests_per_minute=requests_per_minute)
+                         requests_per_minute=requests_per_minute, rewriter=rewriter,
+                         rewrites=rewrites)
 
-    async def _picture(self, prompt: str, ratio: str) -> bytes:
+    async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
         from google.genai import types
 
         config = types.GenerateContentConfig(response_modalities=["IMAGE"],
                                              image_config=types.ImageConfig(aspect_ratio=ratio))
+        contents: Any = prompt
+        if images:
+            contents = [types.Part.from_text(text=prompt + "\nKeep each character exactly as "
+                                             "in the reference pictures (in the order named)."),
+                        *(types.Part.from_bytes(data=image, mime_type=_mime(image))
+                          for image in images)]
         response = await self._api(lambda: self.connection.client.aio.models.generate_content(
-            model=self.model, contents=prompt, config=config))
+            model=self.model, contents=contents, config=config))
         return bytes(self._inline(response, "image/", "picture").data)
+
+
+def _mime(image: bytes) -> str:
+    return "image/jpeg" if image.startswith(b"\xff\xd8") else "image/png"

@@ -21,7 +21,12 @@ from typing import Any
 from avgen._models import AudioAsset, Segment, VideoRequest
 from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
-from avgen.agents.google._common import WORDS_PER_SECOND, GoogleAgent, planned_seconds
+from avgen.agents.google._common import (
+    WORDS_PER_SECOND,
+    GoogleAgent,
+    planned_scenes,
+    planned_seconds,
+)
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.agents.local._script import split_sentences
@@ -109,11 +114,13 @@ class GeminiNarrator(GoogleAgent):
             self._voice(request.voice, "voice")
 
     def estimate(self, request: VideoRequest) -> list[Charge]:
-        """The expected price of the whole narration."""
-        seconds = planned_seconds(request)
+        """The expected price of each planned scene's narration."""
+        scenes = planned_scenes(request)
+        seconds = planned_seconds(request) / scenes
         tokens = seconds * WORDS_PER_SECOND * 1.4
         usd = seconds * self.price.per_audio_second + self.price.tokens(tokens, 0)
-        return [Charge(self.name, self.model, round(seconds, 1), "audio_second", usd)]
+        return [Charge(self.name, self.model, round(seconds, 1), "audio_second", usd, scene=i)
+                for i in range(scenes)]
 
     async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
         """Speak ``text`` into a 16-bit mono WAV at ``target``.

@@ -24,8 +24,8 @@ from avgen.errors import UsageError
 
 __all__ = ["PRICES", "SOURCE_DATE", "Price", "price_of"]
 
-SOURCE_DATE = "2026-11-24"
-"""The day the table was last compared with Google's pricing pages."""
+SOURCE_DATE = "2026-11-26"
+"""The day the table was last reviewed against published list prices."""
 
 TTS_TOKENS_PER_SECOND = 32
 """Audio tokens Gemini counts per second of speech (used to price speech per second)."""
@@ -45,19 +45,31 @@ class Price:
     """Per second of generated video without audio."""
     per_video_second_audio: float = 0.0
     """Per second of generated video with audio (Veo 3); equals the silent price if 0."""
+    per_video_second_4k: float = 0.0
+    """Per second of 4k video without audio; equals the 720p/1080p price if 0."""
+    per_video_second_4k_audio: float = 0.0
+    """Per second of 4k video with audio; equals the 4k silent price if 0."""
     per_audio_second: float = 0.0
     """Per second of generated speech."""
 
-    def video(self, seconds: float, audio: bool) -> float:
-        """The price of ``seconds`` of video."""
+    def video(self, seconds: float, audio: bool, resolution: str | None = None) -> float:
+        """The price of ``seconds`` of video (720p and 1080p cost the same; 4k more)."""
         rate = self.per_video_second_audio if audio and self.per_video_second_audio \
             else self.per_video_second
+        if resolution == "4k" and self.per_video_second_4k:
+            rate = self.per_video_second_4k_audio if audio and self.per_video_second_4k_audio \
+                else self.per_video_second_4k
         return rate * seconds
 
     def tokens(self, input_tokens: float, output_tokens: float) -> float:
         """The price of a text call."""
         return (input_tokens * self.input_per_million
                 + output_tokens * self.output_per_million) / 1e6
+
+
+def _veo(silent: float, audio: float, silent_4k: float = 0.0, audio_4k: float = 0.0) -> Price:
+    return Price(per_video_second=silent, per_video_second_audio=audio,
+                 per_video_second_4k=silent_4k, per_video_second_4k_audio=audio_4k)
 
 
 def _speech(input_per_million: float, output_per_million: float) -> Price:
@@ -79,20 +91,22 @@ PRICES: Mapping[str, Price] = {
     "imagen-4.0-fast-generate-001": Price(per_image=0.02),
     "imagen-4.0-ultra-generate-001": Price(per_image=0.06),
     "imagen-3.0-generate-002": Price(per_image=0.04),
-    # clips
+    # clips: Veo 3.1 (standard and fast tiers), Veo 3, Veo 2
+    "veo-3.1-generate-001": _veo(0.20, 0.40, 0.40, 0.60),
+    "veo-3.1-fast-generate-001": _veo(0.10, 0.15, 0.30, 0.35),
+    "veo-3.1-generate-preview": _veo(0.20, 0.40, 0.40, 0.60),
+    "veo-3.1-fast-generate-preview": _veo(0.10, 0.15, 0.30, 0.35),
+    "veo-3.0-generate-001": _veo(0.20, 0.40),
+    "veo-3.0-fast-generate-001": _veo(0.10, 0.15),
     "veo-2.0-generate-001": Price(per_video_second=0.50),
-    "veo-3.0-generate-001": Price(per_video_second=0.20, per_video_second_audio=0.40),
-    "veo-3.0-fast-generate-001": Price(per_video_second=0.10, per_video_second_audio=0.15),
-    "veo-3.1-generate-preview": Price(per_video_second=0.20, per_video_second_audio=0.40),
-    "veo-3.1-fast-generate-preview": Price(per_video_second=0.10, per_video_second_audio=0.15),
 }
 """List prices by model id."""
 
 # (words the id must contain, the table entry to use), most specific first
 _FAMILIES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("veo-2",), "veo-2.0-generate-001"),
-    (("veo", "fast"), "veo-3.1-fast-generate-preview"),
-    (("veo",), "veo-3.1-generate-preview"),
+    (("veo", "fast"), "veo-3.1-fast-generate-001"),
+    (("veo",), "veo-3.1-generate-001"),
     (("imagen", "ultra"), "imagen-4.0-ultra-generate-001"),
     (("imagen", "fast"), "imagen-4.0-fast-generate-001"),
     (("imagen",), "imagen-4.0-generate-001"),
@@ -109,8 +123,10 @@ def price_of(model: str, prices: Mapping[str, Price] | None = None) -> Price:
     """The price of ``model``: from ``prices`` (your overrides), the table, or its family.
 
     Example:
-        >>> price_of("veo-3.1-fast-generate-preview").video(8, audio=False)
+        >>> price_of("veo-3.1-fast-generate-001").video(8, audio=False)
         0.8
+        >>> price_of("veo-3.1-generate-001").video(8, audio=False, resolution="4k")
+        3.2
         >>> price_of("imagen-5.0-ultra-generate-002").per_image   # priced by its family
         0.06
 

@@ -1,7 +1,9 @@
 """`GeminiScriptWriter`: a Gemini model plans the video as structured JSON.
 
-The model is asked for a title and scenes (narration, a visual prompt for the picture, a
-length in seconds) through structured output, planned to the requested length and to the
+The model is asked for a title, one visual style (medium, palette, light, camera language),
+a cast (each recurring character's name, appearance and wardrobe, described once) and
+scenes (narration, a visual prompt for the picture, who appears, a length in seconds)
+through structured output, planned to the requested length and to the
 preset's shape. The answer is checked here — the SDK returns ``parsed=None`` without an
 error when the JSON is invalid or truncated — and a malformed, truncated or empty answer is
 asked again with the problem stated, up to ``attempts`` times, then refused with an
@@ -22,7 +24,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from avgen._models import Scene, Script, VideoRequest
+from avgen._models import Character, Scene, Script, VideoRequest, VisualStyle
 from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import (
@@ -35,7 +37,7 @@ from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.agents.local._script import clean_narration
 from avgen.costs import Charge, paid_call
-from avgen.errors import AgentError
+from avgen.errors import AgentError, UsageError
 
 __all__ = ["GeminiScriptWriter"]
 
@@ -43,6 +45,28 @@ SCRIPT_SCHEMA: dict[str, Any] = {
     "type": "OBJECT",
     "properties": {
         "title": {"type": "STRING"},
+        "style": {
+            "type": "OBJECT",
+            "properties": {
+                "medium": {"type": "STRING"},
+                "palette": {"type": "STRING"},
+                "light": {"type": "STRING"},
+                "camera": {"type": "STRING"},
+            },
+            "required": ["medium", "palette", "light", "camera"],
+        },
+        "cast": {
+            "type": "ARRAY",
+            "items": {
+                "type": "OBJECT",
+                "properties": {
+                    "name": {"type": "STRING"},
+                    "appearance": {"type": "STRING"},
+                    "wardrobe": {"type": "STRING"},
+                },
+                "required": ["name", "appearance"],
+            },
+        },
         "scenes": {
             "type": "ARRAY",
             "items": {
@@ -52,12 +76,13 @@ SCRIPT_SCHEMA: dict[str, Any] = {
                     "narration": {"type": "STRING"},
                     "visual": {"type": "STRING"},
                     "seconds": {"type": "NUMBER"},
+                    "cast": {"type": "ARRAY", "items": {"type": "STRING"}},
                 },
                 "required": ["narration", "visual", "seconds"],
             },
         },
     },
-    "required": ["title", "scenes"],
+    "required": ["title", "style", "scenes"],
 }
 """The structured-output schema the model answers in."""
 
@@ -90,6 +115,9 @@ def parse_script(text: str | None, *, title: str | None = None) -> Script:
         raise ValueError("'scenes' must be a non-empty list")
     if len(raw_scenes) > MAX_SCENES:
         raise ValueError(f"'scenes' has {len(raw_scenes)} items; at most {MAX_SCENES}")
+    style = _style(data.get("style"))
+    cast = _cast(data.get("cast"))
+    by_name = {character.name.casefold(): character for character in cast}
     scenes: list[Scene] = []
     for index, raw in enumerate(raw_scenes):
         if not isinstance(raw, dict):
@@ -103,10 +131,41 @@ def parse_script(text: str | None, *, title: str | None = None) -> Script:
         hint = float(seconds) if isinstance(seconds, int | float) and not isinstance(
             seconds, bool) and math.isfinite(seconds) and 0 < seconds <= 120 else None
         scene_title = str(raw.get("title") or "").strip() or " ".join(narration.split()[:6])
+        listed = raw.get("cast")
+        names: list[Any] = listed if isinstance(listed, list) else []
+        present = tuple(dict.fromkeys(by_name[name.strip().casefold()] for name in names
+                                      if isinstance(name, str)
+                                      and name.strip().casefold() in by_name))
         scenes.append(Scene(index=index, narration=narration, visual=visual,
-                            title=scene_title, duration_hint=hint))
+                            title=scene_title, duration_hint=hint, style=style,
+                            characters=present))
     model_title = str(data.get("title") or "").strip()
-    return Script(title or model_title or scenes[0].title, scenes)
+    return Script(title or model_title or scenes[0].title, scenes, style=style, cast=cast)
+
+
+def _style(raw: object) -> VisualStyle | None:
+    """The model's style, or None when it wrote none (a style is never worth a re-ask)."""
+    if not isinstance(raw, dict):
+        return None
+    fields = {key: str(raw.get(key) or "").strip()
+              for key in ("medium", "palette", "light", "camera")}
+    return VisualStyle(**fields) if any(fields.values()) else None
+
+
+def _cast(raw: object) -> tuple[Character, ...]:
+    """The model's cast: each member with a usable name and appearance, each name once."""
+    cast: dict[str, Character] = {}
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            character = Character(str(item.get("name") or "").strip(),
+                                  str(item.get("appearance") or "").strip(),
+                                  str(item.get("wardrobe") or "").strip())
+        except UsageError:
+            continue  # an unusable member is left out; the scenes still name the others
+        cast.setdefault(character.name.casefold(), character)
+    return tuple(cast.values())
 
 
 def _shape(request: VideoRequest) -> str:
@@ -137,6 +196,19 @@ def _prompt(request: VideoRequest) -> str:
         lines.append(f"Topic: {(request.topic or '').strip()}")
     if request.title:
         lines.append(f"Title: {request.title}")
+    if request.style is not None:
+        lines.append(f"Visual style (given; copy it into 'style'): {request.style.text}")
+    else:
+        lines.append("Choose one visual style for the whole video in 'style' (medium, "
+                     "palette, light, camera language); do not repeat it in the visuals.")
+    if request.characters:
+        lines.append("Cast (given; copy it into 'cast' and list in each scene's 'cast' who "
+                     "appears): " + " ".join(c.description + "." for c in request.characters))
+    else:
+        lines.append("If people or recurring characters appear, describe each once in "
+                     "'cast' (name, appearance, wardrobe) and list in each scene's 'cast' "
+                     "the names of those who appear; describe them only there, never in "
+                     "the visuals. Leave 'cast' empty when nobody recurs.")
     return "\n".join(lines)
 
 

@@ -1,0 +1,189 @@
+"""Rephrase before falling back: a prompt a safety filter refused is rewritten by a Gemini
+model within `REWRITE_POLICY` and tried again.
+
+`PromptRewriter` asks for one rewrite (paid per token, held against the budget, kept in the
+`avgen.agents.google.AssetCache`). `with_rewrites` drives the tries of one picture or clip:
+each refusal is remembered in the cache with its rewrite, so a later run of the same
+request goes straight to the prompt that worked — it neither sends the refused prompt nor
+pays for the rewrite again.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from avgen._validate import number
+from avgen.agents.google._cache import AssetCache
+from avgen.agents.google._common import GoogleAgent
+from avgen.agents.google._connection import GoogleConnection
+from avgen.agents.google._prices import Price
+from avgen.costs import Charge, paid_call
+from avgen.errors import AgentError, ContentRejected
+from avgen.resilience import ResilienceEvent
+from avgen.resilience._events import emit
+
+__all__ = ["REWRITE_POLICY", "PromptRewriter"]
+
+T = TypeVar("T")
+
+REWRITE_POLICY = (
+    "Keep the scene's meaning: its subject, setting, action, the characters as described "
+    "and the visual style. Change only what could have been refused under Google's "
+    "Generative AI Prohibited Use Policy: no real public figures or their names, no minors "
+    "in any risky situation, no graphic violence, injury or gore, no weapons pointed at "
+    "people, no sexual content, no hateful symbols, no self-harm, no dangerous acts shown "
+    "in detail, no trademarks or copyrighted characters. Soften or leave out the refused "
+    "part; never add anything new."
+)
+"""What a rewrite keeps and what it drops (sent with every rewrite request)."""
+
+_PROMPT_CHARACTERS = 700
+"""The length of a typical picture prompt, for estimates."""
+
+
+class PromptRewriter(GoogleAgent):
+    """Rewrites refused picture and clip prompts with a Gemini text model.
+
+    Args:
+        connection: The shared `avgen.agents.google.GoogleConnection`.
+        model: A Gemini text model.
+        cache: Where rewrites (and the refusals they answer) are kept.
+        prices: Price overrides by model id.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
+    """
+
+    kind = "gemini-rewrite"
+    """Names the agent (``gemini-rewrite:<model>``)."""
+
+    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash", *,
+                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
+                 requests_per_minute: float | None = None) -> None:
+        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=4,
+                         requests_per_minute=requests_per_minute)
+
+    def estimate_one(self) -> Charge:
+        """The expected price of one rewrite of a typical prompt."""
+        asked, answered = self._tokens(_PROMPT_CHARACTERS)
+        return Charge(self.name, self.model, round(asked + answered), "token",
+                      self.price.tokens(asked, answered))
+
+    @staticmethod
+    def _tokens(characters: int) -> tuple[float, float]:
+        return (characters + len(REWRITE_POLICY) + 300) / 4, characters / 4 * 1.1
+
+    async def rewrite(self, prompt: str, reason: str, *, what: str) -> str:
+        """A version of ``prompt`` the filter should let through (from the cache when this
+        refusal was rewritten before).
+
+        Args:
+            prompt: The refused prompt.
+            reason: What the filter said.
+            what: ``"picture"`` or ``"video clip"``.
+
+        Raises:
+            ContentRejected: The rewrite request itself was blocked.
+            AgentError: The model answered with nothing usable.
+        """
+        agent = self
+        key = AssetCache.key("rewrite", model=agent.model, prompt=prompt, reason=reason,
+                             what=what, policy=REWRITE_POLICY)
+        kept = agent.cache.get_json(key, source=self.name) if agent.cache else None
+        if isinstance(kept, str) and kept.strip():
+            return kept
+        from google.genai import types
+
+        asked = (f"A safety filter refused this prompt for a {what} generation model"
+                 f"{f' ({reason})' if reason else ''}. Rewrite it so it can be made. "
+                 f"{REWRITE_POLICY} Answer with the new prompt only, as plain text.\n\n"
+                 f"PROMPT:\n{prompt}")
+        expected_in, expected_out = self._tokens(len(prompt))
+        config = types.GenerateContentConfig(temperature=0.4)
+        async with agent._quota():
+            with paid_call(agent=self.name, model=agent.model,
+                           quantity=expected_in + expected_out, unit="token",
+                           usd=agent.price.tokens(expected_in, expected_out)) as bill:
+                response = await agent._api(lambda: agent.connection.client.aio.models
+                                            .generate_content(model=agent.model,
+                                                              contents=asked, config=config))
+                usage = response.usage_metadata
+                if usage is not None:
+                    used_in = usage.prompt_token_count or 0
+                    used_out = ((usage.candidates_token_count or 0)
+                                + (usage.thoughts_token_count or 0))
+                    bill.settle(quantity=used_in + used_out,
+                                usd=agent.price.tokens(used_in, used_out))
+        agent._refuse_blocked(response, "rewrite")
+        text = " ".join((response.text or "").split()).strip().strip('"').strip()
+        if text.upper().startswith("PROMPT:"):
+            text = text[7:].strip()
+        if not text or text == " ".join(prompt.split()):
+            raise AgentError("the rewrite came back empty or unchanged", self.name)
+        if agent.cache is not None:
+            agent.cache.set_json(key, text, source=self.name)
+        return text
+
+
+async def with_rewrites(agent: GoogleAgent, prompt: str,
+                        attempt: Callable[[str], Awaitable[T]], *,
+                        rewriter: PromptRewriter | None, rewrites: int, what: str,
+                        memo: Callable[[str], str]) -> tuple[T, list[str], str]:
+    """Call ``attempt(prompt)``; when a safety filter refuses it, rewrite the prompt and
+    try again, up to ``rewrites`` times.
+
+    Args:
+        agent: Who makes the picture or clip (its cache remembers refusals).
+        prompt: The first prompt.
+        attempt: Makes the picture or clip from a prompt.
+        rewriter: Who rewrites (``None``: a refusal is final).
+        rewrites: Rewrites at most.
+        what: ``"picture"`` or ``"video clip"``.
+        memo: The cache key under which a refusal of a prompt is remembered.
+
+    Returns:
+        What ``attempt`` made, a note per rewrite (for `avgen.Source.notes`), and the
+        prompt it was made from.
+
+    Raises:
+        ContentRejected: The last prompt was refused too (the notes are in its message).
+    """
+    number("rewrites", rewrites, integer=True, low=0, high=10)
+    notes: list[str] = []
+    cache = agent.cache
+    tried = prompt
+    used = 0
+    while True:
+        remembered: Any = cache.get_json(memo(tried), source=agent.name, report_miss=False) \
+            if cache is not None and rewriter is not None and used < rewrites else None
+        if isinstance(remembered, dict) and isinstance(remembered.get("rewritten"), str):
+            used += 1
+            notes.append(f"refused before ({remembered.get('reason') or 'no reason given'}); "
+                         f"its rewrite was reused: {remembered['rewritten']!r}")
+            tried = remembered["rewritten"]
+            continue
+        try:
+            return await attempt(tried), notes, tried
+        except ContentRejected as refused:
+            if rewriter is None or used >= rewrites:
+                if notes:
+                    raise ContentRejected(
+                        f"refused again after {used} rewrite(s) of its prompt (the last: "
+                        f"{tried!r})", agent.name, reason=refused.reason) from refused
+                raise
+            reason = refused.reason or str(refused)
+            try:
+                rewritten = await rewriter.rewrite(tried, reason, what=what)
+            except AgentError as failed:
+                raise ContentRejected(f"refused, and its prompt could not be rewritten "
+                                      f"({failed})", agent.name,
+                                      reason=refused.reason) from refused
+            used += 1
+            emit(ResilienceEvent("prompt.rewrite", agent.name,
+                                 {"attempt": used, "reason": reason[:200]}))
+            notes.append(f"refused ({reason}); rewritten by {rewriter.name}: {rewritten!r}")
+            if cache is not None:
+                cache.set_json(memo(tried), {"reason": reason, "rewritten": rewritten},
+                               source=agent.name)
+            tried = rewritten
