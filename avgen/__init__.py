@@ -38,6 +38,7 @@ from avgen._models import (
     AudioAsset,
     CaptionStyle,
     CardVisual,
+    Character,
     ClipAsset,
     Fit,
     ImageAsset,
@@ -52,6 +53,7 @@ from avgen._models import (
     Video,
     VideoRequest,
     Visual,
+    VisualStyle,
     preset,
 )
 from avgen._policy import AgentPolicy
@@ -107,6 +109,7 @@ __all__ = [
     "BudgetExceeded",
     "CaptionStyle",
     "CardVisual",
+    "Character",
     "CircuitOpen",
     "ClipAsset",
     "ClipGenerator",
@@ -147,6 +150,7 @@ __all__ = [
     "VideoGenerator",
     "VideoRequest",
     "Visual",
+    "VisualStyle",
     "__version__",
     "available_agents",
     "load_agents",

@@ -33,6 +33,7 @@ from avgen._models import (
     PRESETS,
     TRANSITION_STYLES,
     CaptionStyle,
+    Character,
     Soundtrack,
     VideoRequest,
     caption_style,
@@ -227,6 +228,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="loudness of the final mix (default: -14)")
     make.add_argument("--duration", type=float, metavar="SECONDS",
                       help="target length, for script writers that plan it (google)")
+    make.add_argument("--style", metavar="TEXT",
+                      help="one look for every picture (e.g. 'watercolour, pastel palette, "
+                           "soft morning light'); default: the script writer's choice")
+    make.add_argument("--character", action="append", default=[], metavar="NAME=LOOK",
+                      help="someone who appears, described once for every picture: "
+                           "'Ada=a woman of sixty with short grey hair' (repeatable)")
+    make.add_argument("--character-picture", action="append", default=[],
+                      metavar="NAME=FILE",
+                      help="a picture of a --character, to keep their face (repeatable)")
     _agent_options(make)
     make.add_argument("--budget", type=float, metavar="USD",
                       help="the most the video may cost; a paid call that would go over it "
@@ -433,6 +443,31 @@ def _caption_style(args: argparse.Namespace) -> CaptionStyle:
     return caption_style(args.captions).replace(**changes)
 
 
+def _characters(args: argparse.Namespace) -> list[Character]:
+    """The ``--character`` and ``--character-picture`` options as characters.
+
+    Raises:
+        UsageError: An option is not ``NAME=VALUE``, or a picture names no character.
+    """
+    def pairs(option: str, values: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for value in values:
+            name, sign, rest = value.partition("=")
+            if not sign or not name.strip() or not rest.strip():
+                raise UsageError(option, f"must be NAME=VALUE, not {value!r}")
+            found[name.strip()] = rest.strip()
+        return found
+
+    looks = pairs("--character", args.character)
+    pictures = pairs("--character-picture", args.character_picture)
+    for name in pictures:
+        if name not in looks:
+            raise UsageError("--character-picture", f"{name!r} is not a --character "
+                             f"(given: {', '.join(looks) or 'none'})")
+    return [Character(name, look, reference=pictures.get(name))
+            for name, look in looks.items()]
+
+
 def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     """``avgen make`` and ``avgen resume``."""
     if args.command == "resume":
@@ -456,6 +491,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                                    caption_style=_caption_style(args),
                                    transition=args.transition,
                                    duration=args.duration,
+                                   style=args.style, characters=_characters(args),
                                    soundtrack=Soundtrack(music=args.music,
                                                          loudness=args.loudness))
             if args.estimate:

@@ -34,6 +34,7 @@ __all__ = [
     "AudioAsset",
     "CaptionStyle",
     "CardVisual",
+    "Character",
     "ClipAsset",
     "Fit",
     "ImageAsset",
@@ -47,6 +48,7 @@ __all__ = [
     "Video",
     "VideoRequest",
     "Visual",
+    "VisualStyle",
     "preset",
 ]
 

@@ -109,12 +109,16 @@ class Run:
 
     async def _cast(self, script: Script) -> Script:
         """A reference picture of every character, in ``images/cast/``: the one you gave,
-        copied; else one made by the image generator's ``portrait`` member when a visual
-        agent of this run takes reference pictures (``takes_references``). A portrait
+        copied; else one made by the ``portrait`` member of the clip generator (else the
+        image generator) when a visual agent of this run takes reference pictures
+        (``takes_references``). A portrait
         that fails is a note, not a failed run: the scenes are made from words alone."""
-        painter = self.agents.image_generator
-        portrait = getattr(painter, "portrait", None)
-        wanted = callable(portrait) and any(
+        painter = next((agent for agent in (self.agents.clip_generator,
+                                            self.agents.image_generator)
+                        if callable(getattr(agent, "portrait", None))), None)
+        inner = getattr(painter, "painter", None)  # a clip generator's own image agent
+        painter = inner if callable(getattr(inner, "portrait", None)) else painter
+        wanted = painter is not None and any(
             getattr(agent, "takes_references", False)
             for agent in (self.agents.clip_generator, self.agents.image_generator))
         if not script.cast or not (wanted or any(c.reference for c in script.cast)):

@@ -138,8 +138,8 @@ class CostEstimate:
 
     def __str__(self) -> str:
         def line(c: Charge) -> str:
-            return (f"  {c.agent:<28} {c.model:<30} {c.quantity:>9.1f} {c.unit:<12} "
-                    f"${c.usd:>8.4f}")
+            who = c.agent if c.agent.endswith(c.model) else f"{c.agent} ({c.model})"
+            return f"  {who:<50} {c.quantity:>9.1f} {c.unit:<13} ${c.usd:>8.4f}"
 
         lines = []
         for scene, charges in self.by_scene().items():
@@ -153,7 +153,13 @@ class CostEstimate:
         if self.extras:
             lines.append(f"{'possible extras (not in the total)':<84} "
                          f"${self.extras_total:>8.4f}")
-            lines.extend(line(c) for c in self.extras)
+            merged: dict[tuple[str, str, str], Charge] = {}
+            for c in self.extras:  # one line per agent, model and unit
+                key = (c.agent, c.model, c.unit)
+                seen = merged.get(key)
+                merged[key] = c if seen is None else attrs.evolve(
+                    seen, quantity=seen.quantity + c.quantity, usd=seen.usd + c.usd)
+            lines.extend(line(attrs.evolve(c, scene=None)) for c in merged.values())
         return "\n".join(lines)
 
 

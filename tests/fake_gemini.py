@@ -144,6 +144,9 @@ class Recorded:
     """The fault injected into this request, if any."""
     at: float = 0.0
     """When it arrived (`time.monotonic`)."""
+    images: int = 0
+    """Input images sent: inline image parts of a generate request, or a Veo submit's
+    reference images."""
 
 
 @dataclass
@@ -539,7 +542,7 @@ class FakeGemini:
             headers={k.lower(): v for k, v in handler.headers.items()}, body=body,
             kind=info["kind"], prompt=info["prompt"], has_image=info["has_image"],
             status=answer.status, voice=info.get("voice"), operation=info.get("operation"),
-            fault=fault.fault if fault else None, at=arrived)
+            fault=fault.fault if fault else None, at=arrived, images=info.get("images", 0))
         with self._lock:
             self.requests.append(recorded)
         if self.latency.get(recorded.kind):
@@ -621,15 +624,15 @@ class FakeGemini:
         else:
             kind = "text"
         texts: list[str] = []
-        has_image = False
+        images = 0
         for content in _get(body, "contents") or []:
             for sent in _get(content, "parts") or []:
                 if isinstance(_get(sent, "text"), str):
                     texts.append(sent["text"])
                 mime = _get(sent, "inlineData", "mimeType") or _get(sent, "fileData", "mimeType")
-                has_image = has_image or str(mime or "").startswith("image/")
+                images += str(mime or "").startswith("image/")
         prompt = "\n".join(texts) if texts else None
-        info.update(kind=kind, prompt=prompt, has_image=has_image)
+        info.update(kind=kind, prompt=prompt, has_image=images > 0, images=images)
         if kind == "speech":
             speech = _get(config, "speechConfig") or {}
             voices = [_get(speech, "voiceConfig", "prebuiltVoiceConfig", "voiceName")]
@@ -711,7 +714,8 @@ class FakeGemini:
              info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
         prompt = _get(body, "instances", 0, "prompt")
         has_image = _get(body, "instances", 0, "image") is not None
-        info.update(kind="veo", prompt=prompt, has_image=has_image)
+        info.update(kind="veo", prompt=prompt, has_image=has_image,
+                    images=len(_get(body, "instances", 0, "referenceImages") or []))
         fault = self._take_fault("veo", prompt)
         answer = self._common_fault(fault, info)
         if answer is not None:

@@ -20,14 +20,14 @@ import google.oauth2.credentials
 import pytest
 from fake_gemini import RAI_REASON, FakeGemini, Recorded
 from google.genai import types
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode, make_image, make_wav
 
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
 from avgen.agents.google._cache import AssetCache
-from avgen.agents.google._clips import VeoClips
+from avgen.agents.google._clips import HOLD_SECONDS, VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY
 from avgen.agents.google._connection import GoogleConnection
 from avgen.costs import Charge, Ledger
@@ -168,7 +168,7 @@ def test_veo3_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
 
 def test_veo2_sends_no_audio_parameter(fake: FakeGemini, tmp_path: Path) -> None:
     agent = veo(fake, model="veo-2.0-generate-001")
-    asset = make(agent, tmp_path / "clip.mp4", seconds=5.5)
+    asset = make(agent, tmp_path / "clip.mp4", seconds=6.5)
     assert params(fake.calls("veo")[0]) == {"durationSeconds": 6, "aspectRatio": "9:16",
                                             "resolution": "720p"}
     assert abs(decode(asset.path)["audio_duration"] - 6.0) < 0.1  # the fake's default sound
@@ -188,10 +188,25 @@ def test_a_long_scene_gets_enough_clips_to_cover_it(fake: FakeGemini, tmp_path: 
 
 def test_the_plan_covers_any_length_with_allowed_clips(fake: FakeGemini) -> None:
     agent = veo(fake)
-    assert agent.plan(3.2) == [4] and agent.plan(8.0) == [8] and agent.plan(8.5) == [8, 4]
+    assert agent.plan(3.2) == [4] and agent.plan(8.0) == [8] and agent.plan(9.0) == [8, 4]
+    assert agent.plan(4.7) == [4]  # its last 0.7 s holds the clip's last frame
+    assert agent.plan(8.7) == [8]  # not a second clip for a few words over
     assert agent.plan(3.2, "1080p") == [8]  # Veo 3 makes 1080p clips of 8 s only
     assert agent.plan(9.0, references=True) == [8, 8]
     assert veo(fake, model="veo-2.0-generate-001").plan(12.0) == [8, 5]
+
+
+@settings(deadline=None)
+@given(seconds=st.floats(min_value=0.05, max_value=120.0))
+def test_a_plan_covers_the_narration_but_the_hold(seconds: float) -> None:
+    with FakeGemini() as fake:
+        agent = veo(fake)
+        for resolution, references in (("720p", False), ("1080p", False), ("720p", True)):
+            clips = agent.plan(seconds, resolution, references)
+            assert all(length in agent.durations for length in clips)
+            assert sum(clips) >= seconds - HOLD_SECONDS - 1e-9
+            # one clip fewer would not cover it: no clip is paid for nothing
+            assert len(clips) == 1 or sum(clips[:-1]) < seconds - HOLD_SECONDS
 
 
 # ------------------------------------------------------------------------ image to video

@@ -92,6 +92,9 @@ _VEO2_SECONDS = (5, 6, 7, 8)
 _VEO3_SECONDS = (4, 6, 8)
 _VEO2_RESOLUTIONS = ("720p",)
 _VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
+HOLD_SECONDS = 0.75
+"""How long before its narration a scene's clips may end (the composer holds the last
+frame)."""
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 """Veo's ``person_generation`` values."""
 # transport errors raised before the request left this machine: nothing was created
@@ -285,16 +288,20 @@ class VeoClips(GoogleAgent):
     def plan(self, seconds: float, resolution: str | None = None,
              references: bool = False) -> list[int]:
         """The clips that cover ``seconds`` of narration: as many of the longest length as
-        it takes, the last one the shortest allowed that covers the rest. Veo 3 makes
-        8-second clips only at 1080p and 4k and with reference images.
+        it takes, the last one the shortest allowed that covers the rest. The clips may
+        end up to `HOLD_SECONDS` before the narration (the composer holds their last
+        frame): a scene a few words over a clip's length is not paid a second clip. Veo 3
+        makes 8-second clips only at 1080p and 4k and with reference images.
 
         Raises:
             UsageError: ``seconds`` is not a finite number > 0.
         """
-        wanted = float(number("seconds", seconds, low=0, low_inclusive=False))
+        wanted = max(0.1, float(number("seconds", seconds, low=0, low_inclusive=False))
+                     - HOLD_SECONDS)
         longest = self.durations[-1]
         count = max(1, math.ceil(wanted / longest - 1e-9))
-        last = self.duration_for(max(0.1, wanted - longest * (count - 1)))
+        last = next((d for d in self.durations if d >= wanted - longest * (count - 1)),
+                    longest)
         if not self.veo2 and (references or resolution in ("1080p", "4k")):
             last = longest
         return [longest] * (count - 1) + [last]

@@ -199,6 +199,21 @@ class _Stills(GoogleAgent):
         return charges
 
 
+    def estimate_extras(self, request: VideoRequest) -> list[Charge]:
+        """What may be paid on top of `estimate`: ``rewrites`` rewrites of a refused prompt
+        per picture, and, for a model that `takes_references`, portraits of characters the
+        script writer may add (three at most)."""
+        extras: list[Charge] = []
+        if self.rewriter is not None and self.rewrites:
+            one = self.rewriter.estimate_one()
+            count = planned_scenes(request) * self.rewrites
+            extras.append(attrs.evolve(one, quantity=one.quantity * count,
+                                       usd=one.usd * count))
+        if self.takes_references and not request.characters:
+            extras.append(Charge(self.name, self.model, 3, "image", 3 * self.price.per_image))
+        return extras
+
+
 class ImagenImages(_Stills):
     """Stills from Imagen (needs Vertex AI in google-genai 3.x).
 

@@ -116,10 +116,10 @@ class PromptRewriter(GoogleAgent):
                     bill.settle(quantity=used_in + used_out,
                                 usd=agent.price.tokens(used_in, used_out))
         agent._refuse_blocked(response, "rewrite")
-        text = " ".join((response.text or "").split()).strip().strip('"').strip()
+        text = (response.text or "").strip().strip('"').strip()
         if text.upper().startswith("PROMPT:"):
             text = text[7:].strip()
-        if not text or text == " ".join(prompt.split()):
+        if not text or text.split() == prompt.split():
             raise AgentError("the rewrite came back empty or unchanged", self.name)
         if agent.cache is not None:
             agent.cache.set_json(key, text, source=self.name)
