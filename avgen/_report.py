@@ -139,12 +139,19 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         visual = own.get("visual", {})
         narration = own.get("narration", {})
         audio = (narration.get("data") or {}).get("asset") or {}
+        made = (visual.get("data") or {}).get("asset")
+        source = made.get("source") if isinstance(made, Mapping) else None
+        source = source if isinstance(source, Mapping) else {}
+        listed = source.get("notes")
+        notes: list[Any] = listed if isinstance(listed, list) else []
         rows.append({
             "index": index, "text": texts.get(index, ""),
             "tier": visual.get("tier"), "visual_status": visual.get("status", "missing"),
             "narration_status": narration.get("status", "missing"),
             "agent": visual.get("agent", ""), "errors": errors, "retries": retries,
             "circuit": circuit,
+            "method": str(source.get("method") or ""),
+            "notes": [str(note) for note in notes],
             "cost": sum(_number(step.get("cost")) for step in own.values()),
             "seconds": sum(_number(step.get("seconds")) for step in own.values()),
             "waited": waited,
@@ -520,6 +527,7 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
             "language": request.get("language"), "tiers": tiers, "spent": spent,
             "budget": budget, "loudness": compose_data.get("loudness"),
             "wall": wall, "agents": manifest.get("agents") or {},
+            "look": _look(manifest.get("look")),
         },
         "scenes": scenes,
         "timeline": _timeline_chart("Steps over the run's wall time", bars, "seconds"),
@@ -528,6 +536,16 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
         "resource_chart": _resource_chart(manifest.get("monitor_samples") or []),
         "alerts": ((manifest.get("report") or {}).get("alerts") or []),
     }
+
+
+def _look(value: object) -> dict[str, Any] | None:
+    """The manifest's ``look`` (style and cast), or None; what is not text is left out."""
+    if not isinstance(value, Mapping):
+        return None
+    style = value.get("style") if isinstance(value.get("style"), str) else None
+    cast = [str(c) for c in value.get("cast") or [] if isinstance(c, str)] \
+        if isinstance(value.get("cast"), list) else []
+    return {"style": style, "cast": cast} if style or cast else None
 
 
 def _session_report(root: Path) -> Path:
@@ -586,8 +604,12 @@ def _batch_report(root: Path) -> Path:
         if row["first"] is not None:
             spans.append((f"item {row.get('index')}",
                           [(row["first"] - origin, row["last"] - origin, row["status"])]))
-    totals = dict(state.get("totals") or {})
+    given = state.get("totals")
+    totals = dict(given) if isinstance(given, Mapping) else {}
     totals.setdefault("cost", sum(_number(r.get("cost")) for r in rows))
+    totals.setdefault("items", len(rows))  # a hand-made batch.json may leave them out
+    totals.setdefault("done", sum(r["status"] == "done" for r in rows))
+    totals.setdefault("failed", sum(r["status"] == "failed" for r in rows))
     context = {"id": state.get("id", root.name), "rows": rows, "totals": totals,
                "budget": state.get("budget"),
                "chart": _timeline_chart("Items over time", spans, "seconds"),

@@ -4,9 +4,13 @@ request bodies the real google-genai SDK sends to FakeGemini."""
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,8 @@ from media import decode
 
 from avgen import Character, VideoGenerator, VideoRequest
 from avgen.agents.google import REWRITE_POLICY, AssetCache, GoogleConnection, google_agents
+from avgen.agents.google._script import parse_script
+from avgen.errors import UsageError
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-test-key-0123456789abcdef"
@@ -220,6 +226,11 @@ def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: 
     assert note.startswith("refused (") and "rewritten by gemini-rewrite:" in note
     units = sorted(c["unit"] for c in step["data"]["charges"])
     assert units == ["image", "token", "video_second"]  # the rewrite was paid and recorded
+    # the run report shows the look, how each scene was made and the rewrite
+    page = html.unescape(video.report().read_text("utf-8"))
+    assert STYLE_TEXT.removeprefix("Style: ").rstrip(".") in page
+    assert DESCRIBED["Teo"].rstrip(".") in page and note in page
+    assert page.count("image-to-video from the scene's still (reference images:") == 3
     # the same request again: nothing is rewritten, refused or submitted again
     fake.reset()
     again = gen.generate_sync(topic="a bakery", preset="draft")
@@ -309,3 +320,59 @@ def test_a_fresh_run_costs_what_it_was_estimated_to(fake: FakeGemini, tmp_path: 
     for index in scenes:
         assert f"scene {index + 1} " in printed
     assert "possible extras" in printed and estimate.extras_total > 0
+
+
+def test_avgen_make_takes_a_style_and_characters(fake: FakeGemini, tmp_path: Path) -> None:
+    picture = tmp_path / "mara.png"
+    picture.write_bytes(make_png(40, 60))
+    env = {**os.environ, "GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": fake.base_url,
+           "AVGEN_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "avgen", "make", "a bakery", "--preset", "draft",
+               "--out", str(tmp_path / "out"), "--style", "ink drawing", "--character",
+               "Mara=a tall woman with a red scarf", "--character-picture",
+               f"Mara={picture}"]
+    estimate = subprocess.run([*command, "--estimate"], env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert estimate.returncode == 0, estimate.stderr
+    for line in ("whole video", "scene 1 ", "scene 4 ", "total", "possible extras"):
+        assert line in estimate.stdout, (line, estimate.stdout)
+    assert fake.requests == []
+    made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert made.returncode == 0, made.stderr
+    session = Path(made.stdout.strip().splitlines()[-1]).parents[1]
+    assert (session / "images" / "cast" / "mara.png").read_bytes() == picture.read_bytes()
+    for call in stills(fake):
+        assert "Style: ink drawing." in (call.prompt or "")
+    wrong = subprocess.run([*command[:-1], "Ada=ada.png"], env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert wrong.returncode == 2 and "--character-picture" in wrong.stderr
+    assert "'Ada' is not a --character" in wrong.stderr
+
+
+def test_the_writers_cast_is_checked_and_matched_by_name() -> None:
+    answer = {"title": "T", "style": {"medium": "", "palette": "", "light": "", "camera": ""},
+              "cast": [MARA, {"name": "", "appearance": "nobody"}, {"name": "Teo"},
+                       {**MARA, "appearance": "a second Mara"}],
+              "scenes": [{"narration": "One.", "visual": "a", "seconds": 4,
+                          "cast": ["mara", "Ghost", 7, "MARA"]},
+                         {"narration": "Two.", "visual": "b", "seconds": 4}]}
+    script = parse_script(json.dumps(answer))
+    assert script.style is None  # an empty style is no style
+    assert [c.name for c in script.cast] == ["Mara"]  # unusable members left out, once each
+    assert script.cast[0].appearance == MARA["appearance"]
+    assert [c.name for c in script.scenes[0].characters] == ["Mara"]
+    assert script.scenes[1].characters == ()
+
+
+def test_a_request_refuses_a_bad_style_or_character_before_any_call(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"characters\[0\]\.reference"):
+        VideoRequest(topic="x", characters=[Character("Ada", "tall",
+                                                      reference=tmp_path / "none.png")])
+    with pytest.raises(UsageError, match=r"characters\[1\]\.name: 'ada' is given twice"):
+        VideoRequest(topic="x", characters=[Character("Ada", "tall"),
+                                            Character("ada", "short")])
+    with pytest.raises(UsageError, match="style"):
+        VideoRequest(topic="x", style="   ")
+    with pytest.raises(UsageError, match="name"):
+        Character("Ada/Eve", "tall")

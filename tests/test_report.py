@@ -461,6 +461,9 @@ def test_a_batch_record_cannot_point_outside_its_folder(finished: Path, tmp_path
     page = write_report(batch).read_text("utf-8")
     assert not (victim / "metadata" / REPORT_FILE).exists()
     assert "victim/metadata" not in page
+    # a record without totals: they are counted from the items, never a method's repr
+    assert "<li>Items: 2</li>" in page and "built-in method" not in page
+    assert '<span id="total-failed">1</span>' in page
 
 
 def held_session(batch: Path, name: str, holds: list[tuple[str, float, float, int]]) -> None:

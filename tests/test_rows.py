@@ -20,10 +20,12 @@ from avgen import (
     PRESETS,
     TRANSITION_STYLES,
     CaptionStyle,
+    Character,
     Preset,
     Soundtrack,
     Transition,
     VideoRequest,
+    VisualStyle,
 )
 from avgen._rows import MAX_PROBLEMS, read_requests, requests_from_rows
 from avgen.errors import UsageError
@@ -368,6 +370,8 @@ def test_bad_python_rows_name_their_index_and_field(rows: Any, field: str, words
 
 # --- the round trip -----------------------------------------------------------------------
 
+WORDS = st.text(st.characters(categories=("L", "Nd", "Zs", "P")), min_size=1,
+                max_size=30).filter(str.strip)
 TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1,
                max_size=30).filter(str.strip)
 SCRIPT = st.text(st.one_of(st.characters(blacklist_categories=("Cc", "Cs")), st.just("\n")),
@@ -392,7 +396,13 @@ def video_requests(draw: st.DrawFn, music: Path) -> VideoRequest:
                               loudness=draw(st.floats(-36, -8)), duck=draw(st.booleans())),
         caption_style=CaptionStyle(font_size=draw(st.floats(0.01, 0.29)),
                                    max_lines=draw(st.integers(1, 3)),
-                                   margin=draw(st.none() | st.floats(0, 0.49))))
+                                   margin=draw(st.none() | st.floats(0, 0.49))),
+        style=draw(st.none() | st.builds(VisualStyle, medium=WORDS, palette=st.just("")
+                                         | WORDS, light=st.just("") | WORDS)),
+        characters=draw(st.lists(st.builds(
+            Character, name=st.sampled_from(["Ada", "Ben O'Neil", "Zoë", "Kofi 2"]),
+            appearance=WORDS, wardrobe=st.just("") | WORDS,
+            reference=st.none() | st.just(music)), max_size=2, unique_by=lambda c: c.name)))
 
 
 def csv_row(request: VideoRequest, root: Path, spelling: tuple[str, str]) -> dict[str, str]:
@@ -440,7 +450,8 @@ def test_requests_written_as_jsonl_or_csv_read_back_equal(
     table = folder / "requests.csv"
     with table.open("w", encoding=encoding, newline="") as out:
         rows = [csv_row(r, folder, spelling) for r in requests]
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(name for row in rows for name in row))
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     assert read_requests(table) == requests
