@@ -155,7 +155,7 @@ def test_veo3_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
                                                               tmp_path: Path) -> None:
     agent = veo(fake, model="veo-3.0-generate-001", audio=True, resolution="720p",
                 negative_prompt="text, watermarks")
-    asset = make(agent, tmp_path / "clip.mp4", seconds=7.0, preset=WIDE,
+    asset = make(agent, tmp_path / "clip.mp4", seconds=7.5, preset=WIDE,
                  scene=Scene(0, "Only narration here."))
     assert params(fake.calls("veo")[0]) == {
         "durationSeconds": 8, "aspectRatio": "16:9", "generateAudio": True,
@@ -175,7 +175,7 @@ def test_veo2_sends_no_audio_parameter(fake: FakeGemini, tmp_path: Path) -> None
 
 
 def test_a_long_scene_gets_enough_clips_to_cover_it(fake: FakeGemini, tmp_path: Path) -> None:
-    asset = make(veo(fake), tmp_path / "clip.mp4", seconds=21.0)
+    asset = make(veo(fake), tmp_path / "clip.mp4", seconds=21.5)
     submits = fake.calls("veo")
     assert [params(call)["durationSeconds"] for call in submits] == [8, 8, 6]
     # each clip after the first goes on from the last frame of the one before
@@ -188,11 +188,11 @@ def test_a_long_scene_gets_enough_clips_to_cover_it(fake: FakeGemini, tmp_path: 
 
 def test_the_plan_covers_any_length_with_allowed_clips(fake: FakeGemini) -> None:
     agent = veo(fake)
-    assert agent.plan(3.2) == [4] and agent.plan(8.0) == [8] and agent.plan(9.0) == [8, 4]
-    assert agent.plan(4.7) == [4]  # its last 0.7 s holds the clip's last frame
-    assert agent.plan(8.7) == [8]  # not a second clip for a few words over
+    assert agent.plan(3.2) == [4] and agent.plan(8.0) == [8] and agent.plan(9.5) == [8, 4]
+    assert agent.plan(4.9) == [4]  # its last 0.9 s holds the clip's last frame
+    assert agent.plan(8.9) == [8]  # not a second clip for a few words over
     assert agent.plan(3.2, "1080p") == [8]  # Veo 3 makes 1080p clips of 8 s only
-    assert agent.plan(9.0, references=True) == [8, 8]
+    assert agent.plan(9.5, references=True) == [8, 8]
     assert veo(fake, model="veo-2.0-generate-001").plan(12.0) == [8, 5]
 
 
@@ -305,7 +305,7 @@ def test_cost_is_price_times_seconds(fake: FakeGemini, tmp_path: Path, audio: bo
     agent = veo(fake, audio=audio)
     ledger = Ledger(budget=5.0)
     with ledger.step() as charges:
-        make(agent, tmp_path / "clip.mp4", seconds=5.0)
+        make(agent, tmp_path / "clip.mp4", seconds=5.5)
     rate = 0.15 if audio else 0.10  # veo-3.1-fast list prices
     assert charges == [Charge(agent.name, agent.model, 6.0, "video_second",
                               agent.price.video(6, audio))]
@@ -314,7 +314,7 @@ def test_cost_is_price_times_seconds(fake: FakeGemini, tmp_path: Path, audio: bo
 
 def test_budget_too_small_sends_nothing(fake: FakeGemini, tmp_path: Path) -> None:
     with Ledger(budget=0.5).step() as charges, pytest.raises(BudgetExceeded) as caught:
-        make(veo(fake), tmp_path / "clip.mp4", seconds=7.0)  # 8 s × $0.10 = $0.80
+        make(veo(fake), tmp_path / "clip.mp4", seconds=7.5)  # 8 s × $0.10 = $0.80
     assert fake.requests == [] and charges == []
     assert math.isclose(caught.value.price, 0.8)
 
@@ -325,9 +325,13 @@ def test_estimate_prices_one_clip_per_planned_scene(fake: FakeGemini) -> None:
             return [Charge("stills", "imagen", 3, "image", 0.12)]
 
     agent = veo(fake, still=PricedStills())
-    charges = agent.estimate(VideoRequest(topic="tides", duration=24))
-    assert charges[:3] == [Charge(agent.name, agent.model, 8.0, "video_second", 0.8, scene=i)
-                           for i in range(3)]
+    request = VideoRequest(topic="tides", duration=24)
+    charges = agent.estimate(request)
+    # three planned scenes of 8 s: mostly one 8 s clip, a second clip for the longest
+    expected = agent.expected_seconds(request)
+    assert 8.0 < expected < 9.0
+    assert charges[:3] == [Charge(agent.name, agent.model, round(expected, 2), "video_second",
+                                  round(expected, 2) * 0.10, scene=i) for i in range(3)]
     assert charges[3:] == [Charge("stills", "imagen", 3, "image", 0.12)]
     assert fake.requests == []
 

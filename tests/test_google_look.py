@@ -263,6 +263,8 @@ def test_by_default_veo_makes_no_sound_and_the_preset_sets_the_resolution(
 
 # ------------------------------------------------------------------------------ estimates
 
+SWAY = (0.88, 1.12, 0.97, 1.06, 0.91, 1.09, 1.0, 0.94)
+"""How far each written scene runs from the asked length (a model's narration varies)."""
 WORDS = ("the", "morning", "light", "falls", "across", "quiet", "streets", "while", "bakers",
          "shape", "warm", "bread", "and", "children", "hurry", "towards", "school")
 
@@ -278,11 +280,11 @@ def planned(prompt: str) -> dict[str, Any]:
         count = min(scenes, len(sentences))
         cuts = [round(i * len(sentences) / count) for i in range(count + 1)]
         parts = [" ".join(sentences[a:b]) for a, b in itertools.pairwise(cuts)]
-    else:
+    else:  # about the asked length, each scene a little over or under it, as a model writes
         words = int(re.search(r"about (\d+) words", prompt)[1])  # type: ignore[index]
-        each = round(words / scenes)
-        parts = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(each)).capitalize()
-                 + "." for i in range(scenes)]
+        each = [round(words / scenes * SWAY[i % len(SWAY)]) for i in range(scenes)]
+        parts = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(count)).capitalize()
+                 + "." for i, count in enumerate(each)]
     return {"title": "Plan", "style": STYLE, "cast": [], "scenes": [
         {"narration": text, "visual": f"Visual {i}: {text[:40]}", "seconds": 6}
         for i, text in enumerate(parts)]}

@@ -92,9 +92,14 @@ _VEO2_SECONDS = (5, 6, 7, 8)
 _VEO3_SECONDS = (4, 6, 8)
 _VEO2_RESOLUTIONS = ("720p",)
 _VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
-HOLD_SECONDS = 0.75
+HOLD_SECONDS = 1.0
 """How long before its narration a scene's clips may end (the composer holds the last
 frame)."""
+NARRATION_SPREAD = 0.12
+"""How far a written scene's narration runs from its planned length, as a fraction (one
+standard deviation): estimates price the clips of the lengths around the plan."""
+_DECILES = (-1.645, -1.036, -0.674, -0.385, -0.126, 0.126, 0.385, 0.674, 1.036, 1.645)
+"""The middles of a normal distribution's ten deciles, in standard deviations."""
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")
 """Veo's ``person_generation`` values."""
 # transport errors raised before the request left this machine: nothing was created
@@ -307,21 +312,34 @@ class VeoClips(GoogleAgent):
         return [longest] * (count - 1) + [last]
 
     def _planned_clips(self, request: VideoRequest) -> tuple[int, list[int]]:
-        """How many scenes are planned, and the clips each is expected to need."""
+        """How many scenes are planned, and the clips a scene of the planned length needs."""
         scenes = planned_scenes(request)
         references = self.reference_images and bool(request.characters)
         return scenes, self.plan(planned_seconds(request) / scenes,
                                  self.resolution_for(request.preset), references)
 
+    def expected_seconds(self, request: VideoRequest) -> float:
+        """The clip seconds a planned scene is expected to need: the average over scenes
+        whose narration runs `NARRATION_SPREAD` around the plan (a scene a little over a
+        clip's length needs a second clip; one a little under, a shorter clip)."""
+        scenes = planned_scenes(request)
+        planned = planned_seconds(request) / scenes
+        resolution = self.resolution_for(request.preset)
+        references = self.reference_images and bool(request.characters)
+        return sum(sum(self.plan(planned * (1 + NARRATION_SPREAD * z), resolution,
+                                 references)) for z in _DECILES) / len(_DECILES)
+
     def estimate(self, request: VideoRequest) -> list[Charge]:
-        """Each planned scene's clips (at the preset's resolution); the painter's stills of
+        """Each planned scene's clips (`expected_seconds`, at the preset's resolution); the
+        painter's stills of
         scenes with characters when the model takes no reference images (every scene,
         when you gave characters), its portraits of them; and ``still``'s own estimate."""
-        scenes, clips = self._planned_clips(request)
+        scenes = planned_scenes(request)
+        seconds = round(self.expected_seconds(request), 2)
         resolution = self.resolution_for(request.preset)
         audio = self.audio and not self.veo2
-        charges = [Charge(self.name, self.model, float(sum(clips)), "video_second",
-                          self.price.video(sum(clips), audio, resolution), scene=i)
+        charges = [Charge(self.name, self.model, seconds, "video_second",
+                          self.price.video(seconds, audio, resolution), scene=i)
                    for i in range(scenes)]
         painter = getattr(self.painter, "estimate", None)
         if request.characters and callable(painter):
