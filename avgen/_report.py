@@ -174,8 +174,8 @@ def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float,
     """Put a small JPEG (a data: URI) of the final video at the middle of each scene.
 
     A scene's place is taken from its narration's length, scaled to the video's duration
-    (transitions make the real cut points differ slightly). One ffmpeg process decodes the
-    video once and keeps the frames asked for. The frames are kept in ``cache`` (a folder
+    (transitions make the real cut points differ slightly). Two ffmpeg processes decode a
+    half of the video each and keep the frames asked for. The frames are kept in ``cache`` (a folder
     per video checksum and scene times), so a later report of the same video reuses them.
     """
     if not scenes or duration <= 0 or not video.is_file():
@@ -197,22 +197,39 @@ def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float,
         scene["thumbnail"] = f"data:image/jpeg;base64,{data}"
 
 
+_DECODERS = 2
+"""ffmpeg processes that decode a video's frames at once, each a stretch of it (the report
+waits for the slowest: two halve the wait on two cores)."""
+
+
 def _extract_frames(video: Path, times: Sequence[float], cache: Path,
                     folder: Path) -> list[Path]:
-    """Decode ``video`` once into one JPEG per time in ``folder`` (made whole or not at
-    all; older folders in ``cache`` are removed). An ffmpeg failure gives no frames."""
-    from avgen.media._ffmpeg import ffmpeg_exe
-
-    pick = "+".join(f"lt(prev_t\\,{t:.3f})*gte(t\\,{t:.3f})" for t in times)
+    """Decode ``video`` into one JPEG per time in ``folder`` (made whole or not at all;
+    older folders in ``cache`` are removed). The times are split into `_DECODERS` stretches,
+    each decoded by its own ffmpeg process from a seek to its first time. An ffmpeg
+    failure gives no frames."""
     cache.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=cache))
-    # reading stops a second after the last frame wanted
-    command = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-t", f"{max(times) + 1:.3f}",
-               "-i", str(video), "-an",
-               "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
-               "-q:v", "6", str(temp / "%04d.jpg")]
+    size = max(4, math.ceil(len(times) / _DECODERS))
+    groups = [list(times[i:i + size]) for i in range(0, len(times), size)]
     try:
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        running = [subprocess.Popen(_frames_command(video, group, temp / f"{n}-%04d.jpg"),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+                   for n, group in enumerate(groups)]
+        failed = False
+        for process in running:
+            try:
+                process.communicate(timeout=300)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+            failed = failed or process.returncode != 0
+        frames = sorted(temp.glob("*.jpg"), key=lambda f: tuple(map(int, f.stem.split("-"))))
+        if failed or len(frames) != len(times):
+            raise subprocess.SubprocessError("ffmpeg did not give every frame")
+        for index, frame in enumerate(frames):  # one sequence, in the times' order
+            frame.rename(temp / f"{index:04d}.jpg")
         for old in cache.iterdir():
             if old != temp and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -221,6 +238,19 @@ def _extract_frames(video: Path, times: Sequence[float], cache: Path,
         shutil.rmtree(temp, ignore_errors=True)
         return []
     return sorted(folder.glob("*.jpg"))
+
+
+def _frames_command(video: Path, times: Sequence[float], pattern: Path) -> list[str]:
+    """ffmpeg keeping the frames at ``times`` (seconds, rising) from a seek to the first
+    (the video's own timestamps kept); reading stops a second after the last."""
+    from avgen.media._ffmpeg import ffmpeg_exe
+
+    pick = "+".join(f"lt(prev_t\\,{t:.3f})*gte(t\\,{t:.3f})" for t in times)
+    begin = max(0.0, times[0] - 0.5)
+    return [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-ss", f"{begin:.3f}",
+            "-copyts", "-to", f"{times[-1] + 1:.3f}", "-i", str(video), "-an",
+            "-vf", f"select='{pick}',scale={_THUMB_WIDTH}:-2", "-fps_mode", "passthrough",
+            "-q:v", "6", str(pattern)]
 
 
 # -- charts ----------------------------------------------------------------------------------
