@@ -417,8 +417,8 @@ def _quota_chart(usage: Mapping[str, tuple[list[tuple[float, int]], int | None]]
               for color in [_COLORS[index % len(_COLORS)]] * (1 if limit is None else 2)]
     chart = pygal.XY(**_chart_options(
         title="Quota in use (slots held)", height=300, dots_size=0, x_title="seconds",
-        legend_at_bottom=True, truncate_legend=-1, stroke_width=2, colors=tuple(colors),
-        include_x_axis=True, print_values=False))
+        legend_at_bottom=True, legend_at_bottom_columns=2, truncate_legend=-1,
+        stroke_width=2, colors=tuple(colors), include_x_axis=True, print_values=False))
     for name, (points, limit) in usage.items():
         steps: list[tuple[float, float]] = []
         for at, held in points:

@@ -160,7 +160,7 @@ async def with_rewrites(agent: GoogleAgent, prompt: str,
         if isinstance(remembered, dict) and isinstance(remembered.get("rewritten"), str):
             used += 1
             notes.append(f"refused before ({remembered.get('reason') or 'no reason given'}); "
-                         f"its rewrite was reused: {remembered['rewritten']!r}")
+                         f"its rewrite was reused: “{' '.join(remembered['rewritten'].split())}”")
             tried = remembered["rewritten"]
             continue
         try:
@@ -182,7 +182,8 @@ async def with_rewrites(agent: GoogleAgent, prompt: str,
             used += 1
             emit(ResilienceEvent("prompt.rewrite", agent.name,
                                  {"attempt": used, "reason": reason[:200]}))
-            notes.append(f"refused ({reason}); rewritten by {rewriter.name}: {rewritten!r}")
+            notes.append(f"refused ({reason}); rewritten by {rewriter.name}: "
+                         f"“{' '.join(rewritten.split())}”")
             if cache is not None:
                 cache.set_json(memo(tried), {"reason": reason, "rewritten": rewritten},
                                source=agent.name)
