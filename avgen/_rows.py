@@ -488,14 +488,8 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
         return None  # an optional nested field (style)
     named = name in _BY_NAME
     if cells and value.strip().startswith("{"):
-        try:
-            value = json.loads(value, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as exc:
-            problems.append((name, f"is not a valid JSON object: {exc.msg} "
-                             f"(column {exc.colno})"))
-            return _BAD
-        except UsageError as exc:
-            problems.append((f"{name}.{exc.field}", exc.problem))
+        value = _json_cell(name, value, "object", problems)
+        if value is _BAD:
             return _BAD
         if not isinstance(value, dict):  # pragma: no cover - "{" starts an object
             problems.append((name, "must be a JSON object"))
@@ -530,18 +524,24 @@ def _by_name(name: str, value: str) -> Preset | Transition | CaptionStyle | Visu
     return preset(value) if name == "preset" else Transition(value)
 
 
+def _json_cell(name: str, cell: str, shape: str, problems: _Problems) -> Any:
+    """A CSV cell's JSON ``shape`` (``"object"``, ``"array"``), or `_BAD` with why."""
+    try:
+        return json.loads(cell, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        problems.append((name, f"is not a valid JSON {shape}: {exc.msg} "
+                         f"(column {exc.colno})"))
+    except UsageError as exc:
+        problems.append((f"{name}.{exc.field}", exc.problem))
+    return _BAD
+
+
 def _list(name: str, item: type, value: Any, *, cells: bool, base: Path | None,
           problems: _Problems) -> Any:
     """A list of ``item`` objects given as a JSON array of objects (``_BAD`` if bad)."""
     if cells:
-        try:
-            value = json.loads(value, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as exc:
-            problems.append((name, f"is not a valid JSON array: {exc.msg} (column "
-                             f"{exc.colno})"))
-            return _BAD
-        except UsageError as exc:
-            problems.append((f"{name}.{exc.field}", exc.problem))
+        value = _json_cell(name, value, "array", problems)
+        if value is _BAD:
             return _BAD
     if not isinstance(value, list | tuple):
         problems.append((name, f"must be a JSON array of {item.__name__} objects such as "

@@ -68,7 +68,7 @@ from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
-from avgen.agents.google._images import references
+from avgen.agents.google._images import mime_of, references
 from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
@@ -609,12 +609,12 @@ class VeoClips(GoogleAgent):
             generate_audio=None if self.veo2 else ask.audio, seed=self.seed,
             person_generation=self.person_generation,
             reference_images=[types.VideoGenerationReferenceImage(
-                image=types.Image(image_bytes=picture, mime_type=_mime(picture)),
+                image=types.Image(image_bytes=picture, mime_type=mime_of(picture)),
                 reference_type=types.VideoGenerationReferenceType.ASSET)
                 for picture in ask.references] or None)
         source = types.GenerateVideosSource(prompt=ask.prompt, image=None if image is None else
                                             types.Image(image_bytes=image,
-                                                        mime_type=_mime(image)))
+                                                        mime_type=mime_of(image)))
         client = self.connection.client
         try:
             return await client.aio.models.generate_videos(model=self.model, source=source,
@@ -744,9 +744,6 @@ def _status(exc: BaseException | None) -> int | None:
         return None
     return code if isinstance(code, int) else None
 
-
-def _mime(image: bytes) -> str:
-    return "image/jpeg" if image.startswith(b"\xff\xd8") else "image/png"
 
 
 @attrs.frozen

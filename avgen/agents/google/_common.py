@@ -16,6 +16,7 @@ from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._connection import Capability, GoogleConnection
 from avgen.agents.google._prices import Price, price_of
+from avgen.costs import paid_call
 from avgen.errors import AgentError, BudgetExceeded, ContentRejected, RateLimited, UsageError
 from avgen.resilience import CircuitSettings, RetryPolicy
 from avgen.resilience._shared import LocalCoordination, Shared, current_shared
@@ -169,6 +170,26 @@ class GoogleAgent:
             except RateLimited as exc:
                 quota.hold_off(name, exc.retry_after if exc.retry_after is not None else 5.0)
                 raise
+
+    async def _paid_text(self, contents: Any, config: Any, expected_in: float,
+                         expected_out: float) -> Any:
+        """One ``generate_content`` call of this model under its quota, priced at the
+        expected tokens when reserved and settled at the tokens the answer reports."""
+        async with self._quota():
+            with paid_call(agent=self.name, model=self.model,
+                           quantity=expected_in + expected_out, unit="token",
+                           usd=self.price.tokens(expected_in, expected_out)) as bill:
+                response = await self._api(lambda: self.connection.client.aio.models
+                                           .generate_content(model=self.model,
+                                                             contents=contents, config=config))
+                usage = response.usage_metadata
+                if usage is not None:
+                    used_in = usage.prompt_token_count or 0
+                    used_out = ((usage.candidates_token_count or 0)
+                                + (usage.thoughts_token_count or 0))
+                    bill.settle(quantity=used_in + used_out,
+                                usd=self.price.tokens(used_in, used_out))
+        return response
 
     def _fetch(self, key: str, target: Path, *, report_miss: bool = True) -> bool:
         """Whether the cache had ``key`` (then copied to ``target``)."""

@@ -317,12 +317,13 @@ class GeminiImages(_Stills):
         if images:
             contents = [types.Part.from_text(text=prompt + "\nKeep each character exactly as "
                                              "in the reference pictures (in the order named)."),
-                        *(types.Part.from_bytes(data=image, mime_type=_mime(image))
+                        *(types.Part.from_bytes(data=image, mime_type=mime_of(image))
                           for image in images)]
         response = await self._api(lambda: self.connection.client.aio.models.generate_content(
             model=self.model, contents=contents, config=config))
         return bytes(self._inline(response, "image/", "picture").data)
 
 
-def _mime(image: bytes) -> str:
+def mime_of(image: bytes) -> str:
+    """The mime type of a JPEG or PNG picture's bytes."""
     return "image/jpeg" if image.startswith(b"\xff\xd8") else "image/png"

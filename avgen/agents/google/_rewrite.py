@@ -20,7 +20,7 @@ from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
-from avgen.costs import Charge, paid_call
+from avgen.costs import Charge
 from avgen.errors import AgentError, ContentRejected
 from avgen.resilience import ResilienceEvent
 from avgen.resilience._events import emit
@@ -101,20 +101,7 @@ class PromptRewriter(GoogleAgent):
                  f"PROMPT:\n{prompt}")
         expected_in, expected_out = self._tokens(len(prompt))
         config = types.GenerateContentConfig(temperature=0.4)
-        async with agent._quota():
-            with paid_call(agent=self.name, model=agent.model,
-                           quantity=expected_in + expected_out, unit="token",
-                           usd=agent.price.tokens(expected_in, expected_out)) as bill:
-                response = await agent._api(lambda: agent.connection.client.aio.models
-                                            .generate_content(model=agent.model,
-                                                              contents=asked, config=config))
-                usage = response.usage_metadata
-                if usage is not None:
-                    used_in = usage.prompt_token_count or 0
-                    used_out = ((usage.candidates_token_count or 0)
-                                + (usage.thoughts_token_count or 0))
-                    bill.settle(quantity=used_in + used_out,
-                                usd=agent.price.tokens(used_in, used_out))
+        response = await self._paid_text(asked, config, expected_in, expected_out)
         agent._refuse_blocked(response, "rewrite")
         text = (response.text or "").strip().strip('"').strip()
         if text.upper().startswith("PROMPT:"):

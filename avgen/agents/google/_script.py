@@ -36,7 +36,7 @@ from avgen.agents.google._common import (
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.agents.local._script import clean_narration
-from avgen.costs import Charge, paid_call
+from avgen.costs import Charge
 from avgen.errors import AgentError, UsageError
 
 __all__ = ["GeminiScriptWriter"]
@@ -308,18 +308,6 @@ class GeminiScriptWriter(GoogleAgent):
             response_mime_type="application/json", response_schema=SCRIPT_SCHEMA,
             temperature=self.temperature)
         expected_in, expected_out = self._expected_tokens(request)
-        async with self._quota():
-            with paid_call(agent=self.name, model=self.model, quantity=expected_in + expected_out,
-                           unit="token", usd=self.price.tokens(expected_in, expected_out)) as bill:
-                response = await self._api(lambda: self.connection.client.aio.models
-                                           .generate_content(model=self.model, contents=prompt,
-                                                             config=config))
-                usage = response.usage_metadata
-                if usage is not None:
-                    used_in = usage.prompt_token_count or 0
-                    used_out = ((usage.candidates_token_count or 0)
-                                + (usage.thoughts_token_count or 0))
-                    bill.settle(quantity=used_in + used_out,
-                                usd=self.price.tokens(used_in, used_out))
+        response = await self._paid_text(prompt, config, expected_in, expected_out)
         finish = self._refuse_blocked(response, "script")
         return response.text, finish == "MAX_TOKENS"
