@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from media import decode
 
 from avgen import Preset, UsageError, VideoGenerator
-from avgen.agents.local import MediaLibrary, local_agents
+from avgen.agents.local import MediaLibrary, _library, local_agents
 from avgen.agents.local._library import assign, name_words
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.testing import ToneNarrator
@@ -76,11 +77,23 @@ def steps(video_manifest: Path) -> dict[str, dict[str, object]]:
     return dict(json.loads(video_manifest.read_text())["steps"])
 
 
-def test_each_scene_gets_the_file_that_names_its_subject(library: Path, tmp_path: Path) -> None:
+def test_each_scene_gets_the_file_that_names_its_subject(library: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         ) -> None:
+    ranked: list[int] = []
+    real_rank = _library.rank
+
+    def counted(files: Any, queries: Any) -> list[list[float]]:
+        ranked.append(len(queries))
+        return real_rank(files, queries)
+
+    monkeypatch.setattr(_library, "rank", counted)
     media = MediaLibrary(library)
     generator = VideoGenerator(narrator=ToneNarrator(0.25), clip_generator=media.clips,
                                image_generator=media.images, output_dir=tmp_path)
     video = generator.generate_sync(script=SCRIPT, preset=SMALL)
+    # the script is matched once, whole, though both views of the library prepare it
+    assert ranked == [len(EXPECTED)]
     assert not decode(video.path)["errors"]
     recorded = steps(video.manifest)
     for index, (tier, name) in EXPECTED.items():

@@ -232,6 +232,7 @@ class MediaLibrary:
         """The image generator view."""
         self._lock = threading.Lock()
         self._matches: dict[tuple[int, str, str, str], Match | None] = {}
+        self._prepared: tuple[tuple[int, str, str, str], ...] = ()  # the last script matched
 
     def __repr__(self) -> str:
         return f"MediaLibrary({str(self.folder)!r})"
@@ -260,7 +261,12 @@ class MediaLibrary:
 
     def prepare(self, script: Script) -> None:
         """Match the whole script's scenes to the files (see the module), before any
-        scene is made."""
+        scene is made. The same script again (the other view of this library, in the same
+        run) is matched once."""
+        keys = tuple(_scene_key(scene) for scene in script.scenes)
+        with self._lock:
+            if keys == self._prepared:
+                return
         files = self.files()
         queries = [" ".join((s.visual, s.title, s.narration)) for s in script.scenes]
         scores = rank(files, queries)
@@ -277,6 +283,7 @@ class MediaLibrary:
                 row[runner] if runner is not None else None)
         with self._lock:
             self._matches.update(matches)
+            self._prepared = keys
 
     def match(self, scene: Scene) -> Match | None:
         """The file `prepare` chose for ``scene`` (matching it alone when the script was
