@@ -32,6 +32,8 @@ from typing import Any
 
 import attrs
 
+from avgen._ranking import tokenize
+
 __all__: list[str] = []
 
 ICON_FONT = "lucide"
@@ -71,15 +73,12 @@ def theme_for(title: str) -> Theme:
 def _icon_index() -> tuple[tuple[str, ...], tuple[int, ...], Any]:
     """The icons' names, code points and a BM25 index of their names and tags."""
     import bm25s
-    import Stemmer
 
     data = json.loads(resources.files("avgen.media").joinpath("icons/lucide.json")
                       .read_text("utf-8"))
     names = tuple(sorted(data))
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([data[n][1] for n in names], stopwords="en",
-                                   stemmer=Stemmer.Stemmer("english"), show_progress=False),
-                    show_progress=False)
+    retriever.index(tokenize([data[n][1] for n in names]), show_progress=False)
     return names, tuple(int(data[n][0]) for n in names), retriever
 
 
@@ -109,12 +108,8 @@ def icon_for(text: str) -> str | None:
         >>> icon_for("Rain falls on the hills and gathers into streams.")
         'umbrella'
     """
-    import bm25s
-    import Stemmer
-
     names, _, retriever = _icon_index()
-    query = bm25s.tokenize([text], stopwords="en", stemmer=Stemmer.Stemmer("english"),
-                           show_progress=False)
+    query = tokenize([text])
     if not query.ids or not query.ids[0]:
         return None
     docs, scores = retriever.retrieve(query, k=1, show_progress=False)

@@ -32,11 +32,12 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, Script, Source, VideoRequest
+from avgen._ranking import tokenize
 from avgen.agents.local._images import _reason
 from avgen.errors import AgentError, FFmpegError, MediaError, UsageError
 from avgen.media._ffmpeg import MediaInfo, probe, run_ffmpeg_sync
@@ -145,14 +146,6 @@ def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
-def _tokens(texts: Sequence[str]) -> Any:
-    import bm25s
-    import Stemmer
-
-    return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"),
-                          show_progress=False)
-
-
 def rank(files: Sequence[LibraryFile], queries: Sequence[str]) -> list[list[float]]:
     """BM25 scores of every file for every query: ``scores[query][file]``."""
     import bm25s
@@ -160,8 +153,8 @@ def rank(files: Sequence[LibraryFile], queries: Sequence[str]) -> list[list[floa
     if not files or not queries:
         return [[0.0] * len(files) for _ in queries]
     retriever = bm25s.BM25()
-    retriever.index(_tokens([f.words for f in files]), show_progress=False)
-    query_tokens = _tokens(queries)
+    retriever.index(tokenize([f.words for f in files]), show_progress=False)
+    query_tokens = tokenize(queries)
     docs, scores = retriever.retrieve(query_tokens, k=len(files), show_progress=False)
     table = [[0.0] * len(files) for _ in queries]
     for row, (ids, values) in enumerate(zip(docs, scores, strict=True)):
