@@ -24,12 +24,10 @@ from avgen.agents.stock import (
     PexelsImages,
     PixabayClips,
     PixabayImages,
-    Rendition,
     _common,
-    choose_rendition,
     stock_agents,
 )
-from avgen.agents.stock._common import rate_limit_delay
+from avgen.agents.stock._common import Rendition, choose_rendition, rate_limit_delay
 from avgen.resilience import set_testing
 from avgen.testing import ToneNarrator
 

@@ -28,21 +28,14 @@ from typing import Any
 
 from avgen.agents._registry import AgentSet
 from avgen.agents.google._cache import AssetCache
-from avgen.agents.stock._common import (
-    STOCK_POLICY,
-    NoMatch,
-    Rendition,
-    choose_rendition,
-    default_cache_dir,
-)
+from avgen.agents.stock._common import STOCK_POLICY, default_cache_dir
 from avgen.agents.stock._kinds import StockClips, StockImages
 from avgen.agents.stock._pexels import PexelsClips, PexelsImages
 from avgen.agents.stock._pixabay import PixabayClips, PixabayImages
 from avgen.errors import UsageError
 
-__all__ = ["STOCK_POLICY", "NoMatch", "PexelsClips", "PexelsImages", "PixabayClips",
-           "PixabayImages", "Rendition", "choose_rendition", "default_cache_dir",
-           "stock_agents"]
+__all__ = ["STOCK_POLICY", "PexelsClips", "PexelsImages", "PixabayClips", "PixabayImages",
+           "default_cache_dir", "stock_agents"]
 
 
 def stock_agents(**options: Any) -> AgentSet:

@@ -75,7 +75,7 @@ class StockImages(StockAgent):
         the service nothing.
 
         Raises:
-            NoMatch: Nothing was found (the scene falls back to the next tier).
+            AgentError: Nothing was found (the scene falls back to the next tier).
             RateLimited: The service asked to slow down (retried once the limit resets).
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a picture.
@@ -103,7 +103,7 @@ class StockClips(StockAgent):
         the service nothing.
 
         Raises:
-            NoMatch: Nothing was found (the scene falls back to the next tier).
+            AgentError: Nothing was found (the scene falls back to the next tier).
             RateLimited: The service asked to slow down (retried once the limit resets).
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a video.
