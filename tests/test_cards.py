@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 from media import rgb_frame
 
 from avgen import CaptionStyle, Preset, Video, VideoGenerator
-from avgen.media._cards import THEMES, icon_for, icon_names, key_phrase, theme_for
+from avgen.media._cards import (
+    THEMES,
+    CardLayout,
+    Theme,
+    card_events,
+    icon_for,
+    icon_names,
+    key_phrase,
+    theme_for,
+)
 from avgen.media._fonts import find_font
 from avgen.testing import ToneNarrator
 
@@ -116,3 +125,12 @@ def test_captions_in_the_middle_keep_the_card_to_the_top(position: str, tmp_path
     top = box(accent_mask(video, 0.5, accent))[3]
     if position == "middle":
         assert top < 0.45 * WIDE.height
+
+
+def test_a_themes_text_colour_reaches_its_headline_and_phrase() -> None:
+    theme = Theme(("0x000000", "0x101010"), "0xff8800", text="0x112233")
+    events = card_events(0, 300, title="Rain", phrase="Rain falls on the hills", icon="sun",
+                         theme=theme, layout=CardLayout(360, 640), escape=lambda text: text)
+    styles = {style: text for _start, _layer, _end, style, text in events}
+    assert "\\1c&H332211&" in styles["CardTitle"] and "\\1c&H332211&" in styles["CardPhrase"]
+    assert "\\1c&H0088FF&" in styles["CardIcon"] and "\\1c&H0088FF&" in styles["CardText"]

@@ -695,8 +695,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
         text = "\\N".join(line for line in (_ass_escape(line, omit) for line in lines) if line)
         events.append((_ticks(start, 100), 1, _ticks(end, 100), "Card", text))
     if designed:
-        for fields in card_styles(style.font, short, Theme(("0x000000", "0x000000"),
-                                                             "0xFFFFFF")):
+        for fields in card_styles(style.font, short):
             subs.styles[fields["name"]] = pysubs2.SSAStyle(
                 fontname=fields["fontname"], fontsize=fields["fontsize"],
                 primarycolor=_rgb(f"#{fields['color'][2:]}"),

@@ -246,15 +246,16 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
                    f"m 0 0 l {rule_w} 0 l {rule_w} {rule_h} l 0 {rule_h}{{\\p0}}"))
     top += parts[1]
     slide = round(0.012 * height)
+    colour = ass_color(theme.text)
     if head_lines:
         events.append((start, 2, end, "CardTitle",
-                       f"{{\\an7\\move({left},{top + slide},{left},{top},0,500)\\fad(350,0)}}"
-                       + "\\N".join(head_lines)))
+                       f"{{\\an7\\move({left},{top + slide},{left},{top},0,500)\\fad(350,0)"
+                       f"\\1c{colour}}}" + "\\N".join(head_lines)))
         top += parts[2]
     if sub_lines:
         events.append((start, 2, end, "CardPhrase",
                        f"{{\\an7\\move({left},{top + slide},{left},{top},150,700)"
-                       f"\\fad(500,0)}}" + "\\N".join(sub_lines)))
+                       f"\\fad(500,0)\\1c{colour}}}" + "\\N".join(sub_lines)))
     return events
 
 
@@ -265,12 +266,13 @@ def gradient_corners(index: int, width: int, height: int) -> tuple[int, int, int
     return corners[index % len(corners)]
 
 
-def card_styles(font: str, short: int, theme: Theme) -> Sequence[dict[str, Any]]:
-    """The pysubs2 style fields of the card's styles: icon, headline, phrase, rule."""
-    text = theme.text
+def card_styles(font: str, short: int) -> Sequence[dict[str, Any]]:
+    """The pysubs2 style fields of the card's styles: icon, headline, phrase, rule (each
+    card's theme colours them in its events)."""
+    text = "0xFFFFFF"
     return (
         {"name": "CardIcon", "fontname": ICON_FONT, "fontsize": round(ICON_SIZE * short),
-         "color": theme.accent, "bold": False, "outline": 0.0, "shadow": 0.0},
+         "color": text, "bold": False, "outline": 0.0, "shadow": 0.0},
         {"name": "CardTitle", "fontname": font, "fontsize": round(HEAD_SIZE * short),
          "color": text, "bold": True, "outline": 0.0, "shadow": max(1.0, 0.004 * short)},
         {"name": "CardPhrase", "fontname": font, "fontsize": round(PHRASE_SIZE * short),
