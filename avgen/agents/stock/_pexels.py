@@ -50,8 +50,15 @@ class _Pexels:
     key_page = "https://www.pexels.com/api/"
     api_key: str | None
 
+    base_url: str
+
     def _headers(self) -> dict[str, str]:
         return {"Authorization": self.api_key or ""}
+
+    def _url(self, path: str, query: str, shape: str) -> str:
+        params = urllib.parse.urlencode({"query": query, "orientation": shape,
+                                         "per_page": PER_PAGE})
+        return f"{self.base_url}{path}?{params}"
 
 
 class PexelsImages(_Pexels, StockImages):
@@ -67,9 +74,7 @@ class PexelsImages(_Pexels, StockImages):
     """
 
     def _search_url(self, query: str, shape: str) -> str:
-        params = urllib.parse.urlencode({"query": query, "orientation": shape,
-                                         "per_page": PER_PAGE})
-        return f"{self.base_url}/v1/search?{params}"
+        return self._url("/v1/search", query, shape)
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
         photos = answer.get("photos") if isinstance(answer, dict) else None
@@ -92,9 +97,7 @@ class PexelsClips(_Pexels, StockClips):
     """
 
     def _search_url(self, query: str, shape: str) -> str:
-        params = urllib.parse.urlencode({"query": query, "orientation": shape,
-                                         "per_page": PER_PAGE})
-        return f"{self.base_url}/videos/search?{params}"
+        return self._url("/videos/search", query, shape)
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
         videos = answer.get("videos") if isinstance(answer, dict) else None
