@@ -449,23 +449,27 @@ def _characters(args: argparse.Namespace) -> list[Character]:
     Raises:
         UsageError: An option is not ``NAME=VALUE``, or a picture names no character.
     """
-    def pairs(option: str, values: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def pairs(option: str, values: list[str]) -> dict[str, tuple[str, str]]:
+        """NAME=VALUE options by the name's case-folded form: (name, value)."""
+        found: dict[str, tuple[str, str]] = {}
         for value in values:
             name, sign, rest = value.partition("=")
             if not sign or not name.strip() or not rest.strip():
                 raise UsageError(option, f"must be NAME=VALUE, not {value!r}")
-            found[name.strip()] = rest.strip()
+            if name.strip().casefold() in found:
+                raise UsageError(option, f"{name.strip()!r} is given twice")
+            found[name.strip().casefold()] = (name.strip(), rest.strip())
         return found
 
     looks = pairs("--character", args.character)
     pictures = pairs("--character-picture", args.character_picture)
-    for name in pictures:
-        if name not in looks:
+    for key, (name, _) in pictures.items():
+        if key not in looks:
+            given = ", ".join(shown for shown, _ in looks.values()) or "none"
             raise UsageError("--character-picture", f"{name!r} is not a --character "
-                             f"(given: {', '.join(looks) or 'none'})")
-    return [Character(name, look, reference=pictures.get(name))
-            for name, look in looks.items()]
+                             f"(given: {given})")
+    return [Character(name, look, reference=pictures[key][1] if key in pictures else None)
+            for key, (name, look) in looks.items()]
 
 
 def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:

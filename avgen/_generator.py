@@ -42,7 +42,8 @@ from avgen._session import Session
 from avgen._version import __version__
 from avgen.agents._registry import AgentSet, load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
-from avgen.errors import AvgenError, GenerationError, UsageError
+from avgen.errors import AvgenError, GenerationError, MediaError, UsageError
+from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor
 
 __all__ = ["VideoGenerator"]
@@ -242,6 +243,16 @@ class VideoGenerator:
             checker = getattr(agent, "check", None)
             if callable(checker):
                 checker(request)
+        for index, character in enumerate(request.characters):
+            if character.reference is None:
+                continue
+            try:
+                info = probe(character.reference)
+            except MediaError:
+                info = None
+            if info is None or not info.has_video or not info.width:
+                raise UsageError(f"characters[{index}].reference",
+                                 f"{character.reference} is not a picture ffmpeg can read")
 
     def estimate(self, request: VideoRequest | None = None, /, **fields: Any) -> CostEstimate:
         """What making ``request`` is expected to cost, before anything is spent.
@@ -275,7 +286,9 @@ class VideoGenerator:
             possible = getattr(agent, "estimate_extras", None)
             if callable(possible):
                 extras.extend(possible(request))
-        return CostEstimate(tuple(charges), self.budget, tuple(extras))
+        # an agent that serves twice (a painter that is also the image generator) lists
+        # its possible extras once
+        return CostEstimate(tuple(charges), self.budget, tuple(dict.fromkeys(extras)))
 
     async def generate(self, request: VideoRequest | None = None, /,
                        **fields: Any) -> Video:

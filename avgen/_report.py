@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -212,18 +213,16 @@ def _extract_frames(video: Path, times: Sequence[float], cache: Path,
     temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=cache))
     size = max(4, math.ceil(len(times) / _DECODERS))
     groups = [list(times[i:i + size]) for i in range(0, len(times), size)]
+    running: list[subprocess.Popen[bytes]] = []
     try:
-        running = [subprocess.Popen(_frames_command(video, group, temp / f"{n}-%04d.jpg"),
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
-                   for n, group in enumerate(groups)]
+        for n, group in enumerate(groups):
+            running.append(subprocess.Popen(
+                _frames_command(video, group, temp / f"{n}-%04d.jpg"),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        deadline = time.monotonic() + 300  # one limit for all of them
         failed = False
         for process in running:
-            try:
-                process.communicate(timeout=300)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+            process.communicate(timeout=max(0.1, deadline - time.monotonic()))
             failed = failed or process.returncode != 0
         frames = sorted(temp.glob("*.jpg"), key=lambda f: tuple(map(int, f.stem.split("-"))))
         if failed or len(frames) != len(times):
@@ -235,6 +234,10 @@ def _extract_frames(video: Path, times: Sequence[float], cache: Path,
                 shutil.rmtree(old, ignore_errors=True)
         temp.replace(folder)
     except (OSError, subprocess.SubprocessError):
+        for process in running:  # none is left writing into the folder removed below
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
         shutil.rmtree(temp, ignore_errors=True)
         return []
     return sorted(folder.glob("*.jpg"))

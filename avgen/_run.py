@@ -5,11 +5,13 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import hashlib
 import json
 import math
 import re
-import shutil
 import unicodedata
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,7 +38,7 @@ from avgen.agents._registry import agent_name
 from avgen.costs import Ledger
 from avgen.errors import AgentError, MediaError
 from avgen.media._cards import theme_for
-from avgen.media._ffmpeg import measure_mix, probe
+from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
 from avgen.media._timeline import Timeline
 from avgen.resilience._shared import current_shared
 
@@ -109,28 +111,27 @@ class Run:
 
     async def _cast(self, script: Script) -> Script:
         """A reference picture of every character, in ``images/cast/``: the one you gave,
-        copied; else one made by the ``portrait`` member of the clip generator (else the
-        image generator) when a visual agent of this run takes reference pictures
-        (``takes_references``). A portrait
+        copied; else one painted by the ``portrait`` member of the clip generator's
+        ``painter``, the clip generator or the image generator (the first that has one)
+        when a visual agent of this run takes reference pictures (``takes_references``). A portrait
         that fails is a note, not a failed run: the scenes are made from words alone."""
-        painter = next((agent for agent in (self.agents.clip_generator,
-                                            self.agents.image_generator)
+        clips, images = self.agents.clip_generator, self.agents.image_generator
+        painter = next((agent for agent in (getattr(clips, "painter", None), clips, images)
                         if callable(getattr(agent, "portrait", None))), None)
-        inner = getattr(painter, "painter", None)  # a clip generator's own image agent
-        painter = inner if callable(getattr(inner, "portrait", None)) else painter
         wanted = painter is not None and any(
             getattr(agent, "takes_references", False)
             for agent in (self.agents.clip_generator, self.agents.image_generator))
         if not script.cast or not (wanted or any(c.reference for c in script.cast)):
             return script
 
+        slugs = _cast_slugs(script.cast)
+
         async def one(character: Character) -> Character:
-            slug = _slug(character.name)
+            slug = slugs[character.name]
             given = character.reference
             if given is None and not wanted:
                 return character
-            suffix = given.suffix.lower() if given is not None else ".png"
-            relative = f"images/cast/{slug}{suffix}"
+            relative = f"images/cast/{slug}.png"
             name = "reference" if given is not None else agent_name(painter)
             inputs = json_sha256([character.description, script.style and script.style.text,
                                   file_sha256(given) if given is not None else None, name])
@@ -140,8 +141,9 @@ class Run:
 
             async def make() -> Made[Path]:
                 with self.session.atomic_path(relative) as temp:
-                    if given is not None:
-                        await asyncio.to_thread(shutil.copyfile, given, temp)
+                    if given is not None:  # as a PNG, whatever picture it was
+                        await run_ffmpeg(["-i", str(given), "-frames:v", "1", "-update", "1",
+                                          str(temp)], what=f"reading {given}")
                     else:
                         await self._guarded("image_generator", painter, "portrait")(
                             character, script.style, self.request.preset, temp)
@@ -377,6 +379,19 @@ def _fingerprint(composer: object, timeline: Timeline) -> str:
         return str(own(timeline))
     return json_sha256(attrs.asdict(timeline, value_serializer=lambda _i, _a, v: (
         str(v) if isinstance(v, Path) else v)))
+
+
+def _cast_slugs(cast: Sequence[Character]) -> dict[str, str]:
+    """A file name for each character's picture, distinct within the cast: the name's
+    ASCII slug, with a digest of the name when that is empty or shared (``Ana Maria`` and
+    ``Ana-Maria``; two names in another script)."""
+    plain = {c.name: re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", c.name)
+                            .encode("ascii", "ignore").decode().lower()).strip("-")[:40]
+             for c in cast}
+    shared = Counter(plain.values())
+    return {name: slug if slug and shared[slug] == 1
+            else f"{slug or 'character'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            for name, slug in plain.items()}
 
 
 def _slug(title: str) -> str:

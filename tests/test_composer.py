@@ -368,3 +368,23 @@ def test_wav_helper_writes_exact_lengths(tmp_path: Path) -> None:
     out = decode(make_wav(tmp_path / "a.wav", 1.25, rate=24000))
     assert out["errors"] == "" and not out["has_video"]
     assert out["audio_duration"] == pytest.approx(1.25, abs=1e-4)
+
+
+def test_a_clip_a_little_short_holds_its_last_frame(assets: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """A clip at most a second shorter than its scene is not restarted: its last frame
+    stays to the scene's end (a clip shorter by more is looped, as above)."""
+    clip = make_clip(tmp_path / "moving.mp4", 1.5, 320, 180, fps=12)
+    narration = make_wav(tmp_path / "narration.wav", 2.2)
+    timeline = Timeline.build(TINY, [(Scene(0, "A clip a little short."),
+                                      AudioAsset(narration, 2.2), clip_asset(clip))])
+    target = compose(timeline, tmp_path / "held.mp4")
+
+    def frame(seconds: float) -> bytes:
+        return gray_frame(target, seconds)[2]
+
+    last = frame(1.5 - 0.5 / TINY.fps)
+    assert diff(frame(0.2), last) > 5  # the clip moves
+    for seconds in (1.6, 1.8, 2.0, 2.15):  # after its end: its last frame, not its first
+        assert diff(frame(seconds), last) < 2, seconds
+        assert diff(frame(seconds), frame(0.5 / TINY.fps)) > 5, seconds

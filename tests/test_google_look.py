@@ -16,12 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from fake_gemini import FakeGemini, Recorded, make_png
 from media import decode
+from PIL import Image
 
 from avgen import Character, VideoGenerator, VideoRequest
-from avgen.agents.google import REWRITE_POLICY, AssetCache, GoogleConnection, google_agents
+from avgen._run import _cast_slugs
+from avgen.agents.google import (
+    REWRITE_POLICY,
+    AssetCache,
+    GoogleConnection,
+    VeoClips,
+    google_agents,
+)
 from avgen.agents.google._script import parse_script
 from avgen.errors import UsageError
 from avgen.resilience import set_testing
@@ -85,6 +94,12 @@ def manifest(session: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((session / "metadata" / "manifest.json")
                                       .read_text("utf-8"))
     return data
+
+
+def same_picture(kept: Path, given: Path) -> bool:
+    """Whether the session's copy of a picture shows the same pixels (it is kept as PNG)."""
+    with Image.open(kept) as a, Image.open(given) as b:
+        return a.format == "PNG" and a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
 
 
 def scene_of(call: Recorded) -> int:
@@ -203,7 +218,7 @@ def test_your_style_and_cast_win_and_your_picture_is_used(fake: FakeGemini,
             "Mara" in SCENES[scene_of(call)][1])
     # only the writer's Teo needed a portrait; yours of Mara was copied into the session
     assert [("Teo" in (c.prompt or "")) for c in portraits(fake)] == [True]
-    assert (video.session / "images" / "cast" / "mara.png").read_bytes() == mine.read_bytes()
+    assert same_picture(video.session / "images" / "cast" / "mara.png", mine)
 
 
 def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: Path) -> None:
@@ -343,13 +358,16 @@ def test_avgen_make_takes_a_style_and_characters(fake: FakeGemini, tmp_path: Pat
                           check=False)
     assert made.returncode == 0, made.stderr
     session = Path(made.stdout.strip().splitlines()[-1]).parents[1]
-    assert (session / "images" / "cast" / "mara.png").read_bytes() == picture.read_bytes()
+    assert same_picture(session / "images" / "cast" / "mara.png", picture)
     for call in stills(fake):
         assert "Style: ink drawing." in (call.prompt or "")
     wrong = subprocess.run([*command[:-1], "Ada=ada.png"], env=env, capture_output=True,
                            text=True, timeout=120, check=False)
     assert wrong.returncode == 2 and "--character-picture" in wrong.stderr
     assert "'Ada' is not a --character" in wrong.stderr
+    twice = subprocess.run([*command, "--character", "mara=someone else", "--estimate"],
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert twice.returncode == 2 and "--character: 'mara' is given twice" in twice.stderr
 
 
 def test_the_writers_cast_is_checked_and_matched_by_name() -> None:
@@ -378,3 +396,58 @@ def test_a_request_refuses_a_bad_style_or_character_before_any_call(tmp_path: Pa
         VideoRequest(topic="x", style="   ")
     with pytest.raises(UsageError, match="name"):
         Character("Ada/Eve", "tall")
+
+
+def test_without_references_nobody_is_painted_and_no_picture_is_sent(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    video = generator(vertex(fake), tmp_path, references=False,
+                      image_model="gemini-2.5-flash-image"
+                      ).generate_sync(topic="a bakery", preset="draft")
+    assert video.tiers == ("clip", "clip", "clip")
+    assert portraits(fake) == [] and not (video.session / "images" / "cast").exists()
+    for call in fake.calls("veo"):
+        assert_one_look(call)  # the words still hold the look together
+        assert call.images == 0 and not call.has_image
+
+
+def test_a_veo_agent_without_a_painter_has_the_image_generator_paint(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    connection = vertex(fake)
+    agents = google_agents(connection, cache=AssetCache(tmp_path / "cache"), poll_interval=0.01,
+                           image_model="gemini-2.5-flash-image")
+    clips = VeoClips(connection, "veo-3.1-generate-001", poll_interval=0.01)
+    gen = VideoGenerator(attrs.evolve(agents, clip_generator=clips), output_dir=tmp_path / "o")
+    video = gen.generate_sync(topic="a bakery", preset="draft")
+    assert video.tiers == ("clip", "clip", "clip") and len(portraits(fake)) == 2
+    for call in fake.calls("veo"):
+        assert call.images == len(SCENES[scene_of(call)][1])
+
+
+def test_a_rewrite_the_service_could_not_answer_is_retried_not_a_refusal(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    fake.text = rewritten
+    fake.fail("veo", "filtered", match=SCENES[1][0])
+    fake.fail("text", "rate_limit", retry_after=0)  # the rewrite request, once
+    video = generator(vertex(fake), tmp_path).generate_sync(topic="a bakery", preset="draft")
+    assert video.tiers == ("clip", "clip", "clip")
+    step = manifest(video.session)["steps"]["scene-001.visual"]
+    assert step["status"] == "done" and "could not be rewritten" not in json.dumps(step)
+    assert step["data"]["resilience"]["retries"]  # the call was retried after the 429
+
+
+def test_a_reference_that_is_not_a_picture_is_refused_before_any_call(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    notes = tmp_path / "ada.png"
+    notes.write_text("not a picture")
+    request = VideoRequest(topic="a bakery", preset="draft",
+                           characters=[Character("Ada", "tall", reference=notes)])
+    with pytest.raises(UsageError, match=r"characters\[0\]\.reference: .* not a picture"):
+        generator(vertex(fake), tmp_path).generate_sync(request)
+    assert fake.requests == []
+
+
+def test_cast_pictures_get_distinct_file_names() -> None:
+    names = ["Ana Maria", "Ana-Maria", "李明", "王芳", "Mara"]
+    slugs = _cast_slugs([Character(name, "someone") for name in names])
+    assert slugs["Mara"] == "mara" and len(set(slugs.values())) == len(names)
+    assert all(re.fullmatch(r"[a-z0-9-]+", slug) for slug in slugs.values())

@@ -25,7 +25,12 @@ from avgen._models import (
     Segment,
     Visual,
 )
-from avgen.media._graph import AUDIO_RATE, compile_graph, escape_filter_value
+from avgen.media._graph import (
+    AUDIO_RATE,
+    CLIP_HOLD_SECONDS,
+    compile_graph,
+    escape_filter_value,
+)
 from avgen.media._timeline import Timeline
 
 Part = tuple[Scene, AudioAsset | None, Visual]
@@ -324,14 +329,15 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
         assert graph.count(f"[{index}:{stream}]") == 1
     assert not re.search(rf"\[{len(expected)}:[va]\]", graph)
 
-    # a looped clip is exactly one shorter than its scene; a still is read long enough
+    # a looped clip is exactly one shorter than its scene by more than the hold; a still is
+    # read long enough
     for scene in timeline.scenes:
         visual = scene.visual
         if isinstance(visual, (ClipAsset, ImageAsset)):
             at = args.index(str(visual.path))
             if isinstance(visual, ClipAsset):
                 looped = args[at - 3:at - 1] == ["-stream_loop", "-1"]
-                assert looped == (visual.duration < scene.duration)
+                assert looped == (visual.duration < scene.duration - CLIP_HOLD_SECONDS)
             else:
                 assert args[at - 7:at - 1] == ["-loop", "1", "-framerate", str(preset.fps),
                                                "-t", args[at - 2]]

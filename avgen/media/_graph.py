@@ -57,6 +57,10 @@ encoder's overshoot (both measured: about half a decibel for speech)."""
 _PEAK_LIMIT = 10 ** (LIMITER_CEILING_DB / 20)
 
 
+CLIP_HOLD_SECONDS = 1.0
+"""A clip up to this much shorter than its scene holds its last frame to the scene's end;
+a clip shorter by more is looped."""
+
 def escape_filter_value(value: str) -> str:
     """Escape a string to be an option value inside an ffmpeg filtergraph.
 
@@ -340,7 +344,8 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
     p, visual = timeline.preset, scene.visual
     seconds = frames / p.fps
     if isinstance(visual, ClipAsset):
-        loop = ["-stream_loop", "-1"] if visual.duration < seconds else []
+        # a clip a little short holds its last frame; one much shorter loops
+        loop = ["-stream_loop", "-1"] if visual.duration < seconds - CLIP_HOLD_SECONDS else []
         idx = add_input(*loop, "-i", str(visual.path))
         if (visual.width, visual.height) == (p.width, p.height) and \
                 abs(visual.fps - p.fps) < 1e-3:

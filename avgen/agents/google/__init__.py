@@ -224,7 +224,8 @@ def google_agents(
         elif painter is not None and model == painter.model:
             image_generator = painter
         else:
-            image_generator = GeminiImages(connection, model, **shared(model), **fixes)
+            image_generator = GeminiImages(connection, model, **shared(model), **fixes,
+                                           references=references)
     return AgentSet(
         script_writer=GeminiScriptWriter(connection, script_model, **shared(script_model)),
         narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared(tts_model)),

@@ -55,14 +55,11 @@ from typing import Any
 import attrs
 
 from avgen._models import (
-    Character,
     ClipAsset,
-    ImageAsset,
     Preset,
     Scene,
     Source,
     VideoRequest,
-    VisualStyle,
 )
 from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
@@ -72,6 +69,7 @@ from avgen.agents.google._images import mime_of, references
 from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
+from avgen.agents.google._script import MAX_CAST
 from avgen.costs import Charge, paid_call
 from avgen.errors import (
     AgentError,
@@ -82,6 +80,7 @@ from avgen.errors import (
     UsageError,
 )
 from avgen.media._ffmpeg import probe, run_ffmpeg
+from avgen.media._graph import CLIP_HOLD_SECONDS
 from avgen.resilience import RetryDecorator, retry
 
 __all__ = ["VeoClips"]
@@ -92,9 +91,9 @@ _VEO2_SECONDS = (5, 6, 7, 8)
 _VEO3_SECONDS = (4, 6, 8)
 _VEO2_RESOLUTIONS = ("720p",)
 _VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
-HOLD_SECONDS = 1.0
+HOLD_SECONDS = CLIP_HOLD_SECONDS
 """How long before its narration a scene's clips may end (the composer holds the last
-frame)."""
+frame for that long; a clip shorter by more is looped)."""
 NARRATION_SPREAD = 0.12
 """How far a written scene's narration runs from its planned length, as a fraction (one
 standard deviation): estimates price the clips of the lengths around the plan."""
@@ -237,8 +236,9 @@ class VeoClips(GoogleAgent):
             else references
         """Whether scenes with characters send their reference pictures to Veo."""
         self.painter = painter
-        """The image agent that paints the characters' portraits and, when the model takes
-        no reference images, the still a scene with characters is animated from."""
+        """The image agent that paints the characters' portraits (its ``portrait``) and,
+        when the model takes no reference images, the still a scene with characters is
+        animated from."""
         self.rewriter = rewriter
         """Who rewrites a refused prompt (None: a refusal is final)."""
         self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
@@ -249,21 +249,12 @@ class VeoClips(GoogleAgent):
     @property
     def takes_references(self) -> bool:
         """Whether a scene's characters' reference pictures shape its clip: sent to Veo, or
-        to the painter whose still is animated."""
+        to the painter whose still is animated. Not with ``still``: every clip then
+        animates that agent's still (Veo takes no reference images with an input image),
+        and with ``continuity`` only a first scene's clip uses them."""
+        if self.still is not None:
+            return False
         return self.reference_images or bool(getattr(self.painter, "takes_references", False))
-
-    async def portrait(self, character: Character, style: VisualStyle | None,
-                       preset: Preset, target: Path) -> ImageAsset:
-        """A reference picture of ``character``, painted by `painter`.
-
-        Raises:
-            UsageError: There is no painter with a ``portrait`` member.
-        """
-        paint = getattr(self.painter, "portrait", None)
-        if not callable(paint):
-            raise UsageError("painter", f"{self.name} has no painter to paint portraits")
-        asset: ImageAsset = await paint(character, style, preset, target)
-        return asset
 
     @property
     def durations(self) -> tuple[int, ...]:
@@ -354,7 +345,9 @@ class VeoClips(GoogleAgent):
 
     def estimate_extras(self, request: VideoRequest) -> list[Charge]:
         """What may be paid on top of `estimate`: ``rewrites`` rewrites of a refused prompt
-        per clip, and portraits of characters the script writer may add (three at most)."""
+        per clip and, when the script writer may add characters (you gave none), their
+        portraits (`MAX_CAST` at most) and, for a model that takes no reference images, a
+        still per scene for the clip to animate."""
         scenes, clips = self._planned_clips(request)
         extras: list[Charge] = []
         if self.rewriter is not None and self.rewrites:
@@ -362,10 +355,12 @@ class VeoClips(GoogleAgent):
             count = scenes * len(clips) * self.rewrites
             extras.append(attrs.evolve(one, quantity=one.quantity * count,
                                        usd=one.usd * count))
-        painter = getattr(self.painter, "price", None)
-        if not request.characters and self.takes_references and painter is not None:
-            extras.append(Charge(str(self.painter.name), str(self.painter.model), 3, "image",
-                                 3 * painter.per_image))
+        price = getattr(self.painter, "price", None)
+        if not request.characters and self.takes_references and price is not None:
+            name, model = str(self.painter.name), str(self.painter.model)
+            extras.append(Charge(name, model, MAX_CAST, "image", MAX_CAST * price.per_image))
+            if not self.reference_images:
+                extras.append(Charge(name, model, scenes, "image", scenes * price.per_image))
         return extras
 
     async def generate(self, scene: Scene, seconds: float, preset: Preset, target: Path, *,
@@ -427,8 +422,10 @@ class VeoClips(GoogleAgent):
         return attrs.evolve(asset, source=Source(self.name, method=method, notes=notes))
 
     def _key(self, ask: _Ask, *, refused: bool = False) -> str:
-        """The cache key of one clip: settings added since the first release enter it only
-        when set, so the clips kept before stay found."""
+        """The cache key of one clip: every setting that changes what Veo makes. (The seed,
+        person generation, reference images and part enter it only when set; the
+        resolution always does, and is now always sent, so a clip kept before without one
+        is made again once.)"""
         extra: dict[str, Any] = {}
         if self.seed is not None:
             extra["seed"] = self.seed

@@ -27,12 +27,13 @@ from avgen._models import (
     VideoRequest,
     VisualStyle,
 )
-from avgen._validate import number
+from avgen._validate import flag, number
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
+from avgen.agents.google._script import MAX_CAST
 from avgen.costs import Charge, paid_call
 from avgen.errors import ContentRejected, MediaError, UsageError
 from avgen.media._ffmpeg import probe
@@ -157,10 +158,15 @@ class _Stills(GoogleAgent):
 
     def _key(self, prompt: str, ratio: str, images: list[bytes], *,
              refused: bool = False) -> str:
+        extra: dict[str, Any] = dict(self._settings())
+        if images:
+            extra["references"] = [hashlib.sha256(i).hexdigest() for i in images]
         return AssetCache.key("image" if not refused else "image-refused", model=self.model,
-                              prompt=prompt, aspect=ratio,
-                              **({"references": [hashlib.sha256(i).hexdigest()
-                                                 for i in images]} if images else {}))
+                              prompt=prompt, aspect=ratio, **extra)
+
+    def _settings(self) -> Mapping[str, Any]:
+        """The agent's settings that change its pictures (in the cache keys when set)."""
+        return {}
 
     async def _paint(self, prompt: str, ratio: str, images: list[bytes],
                      target: Path) -> ImageAsset:
@@ -202,7 +208,7 @@ class _Stills(GoogleAgent):
     def estimate_extras(self, request: VideoRequest) -> list[Charge]:
         """What may be paid on top of `estimate`: ``rewrites`` rewrites of a refused prompt
         per picture, and, for a model that `takes_references`, portraits of characters the
-        script writer may add (three at most)."""
+        script writer may add (`MAX_CAST` at most)."""
         extras: list[Charge] = []
         if self.rewriter is not None and self.rewrites:
             one = self.rewriter.estimate_one()
@@ -210,7 +216,8 @@ class _Stills(GoogleAgent):
             extras.append(attrs.evolve(one, quantity=one.quantity * count,
                                        usd=one.usd * count))
         if self.takes_references and not request.characters:
-            extras.append(Charge(self.name, self.model, 3, "image", 3 * self.price.per_image))
+            extras.append(Charge(self.name, self.model, MAX_CAST, "image",
+                                 MAX_CAST * self.price.per_image))
         return extras
 
 
@@ -252,6 +259,11 @@ class ImagenImages(_Stills):
         self.person_generation = person_generation
         """Imagen's ``person_generation`` setting."""
 
+    def _settings(self) -> Mapping[str, Any]:
+        if self.person_generation is None:
+            return {}
+        return {"person_generation": self.person_generation}
+
     def _person(self) -> Any:
         from google.genai import types
 
@@ -291,22 +303,25 @@ class GeminiImages(_Stills):
         requests_per_minute: Requests started in any 60 s (``None``: no limit).
         rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
         rewrites: Rewrites at most per picture.
+        references: Send the reference pictures of the characters in a scene with its
+            prompt.
     """
 
     kind = "gemini-image"
     needs = "gemini_image"
-    takes_references = True
-    """A Gemini image model is sent the reference pictures of the characters in a scene."""
 
     def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash-image", *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4,
                  requests_per_minute: float | None = None,
-                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
+                 rewriter: PromptRewriter | None = None, rewrites: int = 2,
+                 references: bool = True) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
                          requests_per_minute=requests_per_minute, rewriter=rewriter,
                          rewrites=rewrites)
+        self.takes_references = flag("references", references)
+        """Whether the model is sent the reference pictures of the characters in a scene."""
 
     async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
         from google.genai import types

@@ -21,7 +21,13 @@ from avgen.agents.google._common import GoogleAgent
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price
 from avgen.costs import Charge
-from avgen.errors import AgentError, ContentRejected
+from avgen.errors import (
+    AgentError,
+    BudgetExceeded,
+    ContentRejected,
+    RateLimited,
+    ServiceUnavailable,
+)
 from avgen.resilience import ResilienceEvent
 from avgen.resilience._events import emit
 
@@ -134,7 +140,10 @@ async def with_rewrites(agent: GoogleAgent, prompt: str,
         prompt it was made from.
 
     Raises:
-        ContentRejected: The last prompt was refused too (the notes are in its message).
+        ContentRejected: The last prompt was refused too, or a rewrite came back unusable.
+        RateLimited: The rewrite request was refused for quota (retry the call).
+        ServiceUnavailable: The rewriter could not be reached (retry the call).
+        BudgetExceeded: The rewrite did not fit the budget.
     """
     number("rewrites", rewrites, integer=True, low=0, high=10)
     notes: list[str] = []
@@ -162,6 +171,8 @@ async def with_rewrites(agent: GoogleAgent, prompt: str,
             reason = refused.reason or str(refused)
             try:
                 rewritten = await rewriter.rewrite(tried, reason, what=what)
+            except (RateLimited, ServiceUnavailable, BudgetExceeded):
+                raise  # not an answer about the prompt: the policy retries, or the budget says
             except AgentError as failed:
                 raise ContentRejected(f"refused, and its prompt could not be rewritten "
                                       f"({failed})", agent.name,

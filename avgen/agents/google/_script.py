@@ -89,6 +89,9 @@ SCRIPT_SCHEMA: dict[str, Any] = {
 MAX_SCENES = 60
 """The most scenes a script may have."""
 
+MAX_CAST = 4
+"""The most characters the writer may cast (each may cost a portrait); more are left out."""
+
 
 def parse_script(text: str | None, *, title: str | None = None) -> Script:
     """Check and convert the model's JSON answer into a `avgen.Script`.
@@ -165,7 +168,7 @@ def _cast(raw: object) -> tuple[Character, ...]:
         except UsageError:
             continue  # an unusable member is left out; the scenes still name the others
         cast.setdefault(character.name.casefold(), character)
-    return tuple(cast.values())
+    return tuple(cast.values())[:MAX_CAST]
 
 
 def _shape(request: VideoRequest) -> str:
@@ -205,7 +208,8 @@ def _prompt(request: VideoRequest) -> str:
         lines.append("Cast (given; copy it into 'cast' and list in each scene's 'cast' who "
                      "appears): " + " ".join(c.description + "." for c in request.characters))
     else:
-        lines.append("If people or recurring characters appear, describe each once in "
+        lines.append(f"If people or recurring characters appear (at most {MAX_CAST}), "
+                     "describe each once in "
                      "'cast' (name, appearance, wardrobe) and list in each scene's 'cast' "
                      "the names of those who appear; describe them only there, never in "
                      "the visuals. Leave 'cast' empty when nobody recurs.")
