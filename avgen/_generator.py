@@ -51,16 +51,26 @@ __all__ = ["VideoGenerator"]
 _logger = logging.getLogger("avgen.generator")
 T = TypeVar("T")
 
-def _keep_music(session: Session, request: VideoRequest) -> VideoRequest:
-    """The request with its music copied into the session (``audio/music.*``), so the
-    session holds every file it reads and a resume never reaches outside it."""
+def _keep_files(session: Session, request: VideoRequest) -> VideoRequest:
+    """The request with its files copied into the session — the music (``audio/music.*``)
+    and each character's picture (``images/cast/given-N.*``) — so the session holds every
+    file it reads and a resume never reaches outside it."""
+    def kept(given: Path, relative: str) -> Path:
+        with session.atomic_path(relative) as temp:
+            shutil.copyfile(given, temp)
+        return session.path(relative)
+
     music = request.soundtrack.music
-    if music is None:
-        return request
-    kept = session.path(f"audio/music{music.suffix.lower()}")
-    with session.atomic_path(session.relative(kept)) as temp:
-        shutil.copyfile(music, temp)
-    return attrs.evolve(request, soundtrack=attrs.evolve(request.soundtrack, music=kept))
+    if music is not None:
+        request = attrs.evolve(request, soundtrack=attrs.evolve(
+            request.soundtrack, music=kept(music, f"audio/music{music.suffix.lower()}")))
+    if any(character.reference for character in request.characters):
+        request = attrs.evolve(request, characters=[
+            character if character.reference is None else attrs.evolve(
+                character, reference=kept(character.reference, f"images/cast/given-{index}"
+                                          f"{character.reference.suffix.lower()}"))
+            for index, character in enumerate(request.characters)])
+    return request
 
 
 def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoRequest:
@@ -316,7 +326,7 @@ class VideoGenerator:
         return await self._generate_in(Session.create(root.parent, name=root.name), request)
 
     async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
-        request = _keep_music(session, request)
+        request = _keep_files(session, request)
         session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
                                 avgen_version=__version__, **self._recorded_estimate(request))
         return await self._run(session, request)

@@ -291,6 +291,13 @@ def _music_in(fields: dict[str, Any], root: Path | None) -> dict[str, Any]:
     return fields
 
 
+def _reference_in(item: object, root: Path, field: str) -> object:
+    """A saved character with its picture's path checked to lie inside ``root``."""
+    if isinstance(item, Mapping) and item.get("reference") is not None:
+        return {**item, "reference": contained(root, item["reference"], field)}
+    return item
+
+
 def _to_preset(value: str | Preset) -> Preset:
     return preset(value)
 
@@ -670,7 +677,8 @@ class VideoRequest:
 
         Args:
             data: The saved form.
-            root: Where a relative music path lies (the session); it must stay inside.
+            root: Where a relative music or character picture path lies (the session);
+                it must stay inside.
 
         Raises:
             UsageError: An unknown or missing field, or a bad value; the error names it.
@@ -685,6 +693,10 @@ class VideoRequest:
                     fields[name] = structure(kind, fields[name], name, (
                         (lambda sound: _music_in(sound, root)) if name == "soundtrack"
                         else None))
+            if root is not None and isinstance(fields.get("characters"), list | tuple):
+                fields["characters"] = [  # their pictures were copied into the session
+                    _reference_in(item, root, f"characters[{index}].reference")
+                    for index, item in enumerate(fields["characters"])]
             return fields
 
         return structure(cls, data, "request", convert)

@@ -121,6 +121,12 @@ class Run:
         wanted = painter is not None and any(
             getattr(agent, "takes_references", False)
             for agent in (self.agents.clip_generator, self.agents.image_generator))
+        # a picture is the request's (copied into the session), never one a saved script
+        # names: scripts/script.json is read back on a resume, and is not trusted
+        given_pictures = {c.name.casefold(): c.reference for c in self.request.characters}
+        script = script.cast_as(characters=[
+            attrs.evolve(c, reference=given_pictures.get(c.name.casefold()))
+            for c in script.cast])
         if not script.cast or not (wanted or any(c.reference for c in script.cast)):
             return script
 

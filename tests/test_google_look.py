@@ -219,6 +219,18 @@ def test_your_style_and_cast_win_and_your_picture_is_used(fake: FakeGemini,
     # only the writer's Teo needed a portrait; yours of Mara was copied into the session
     assert [("Teo" in (c.prompt or "")) for c in portraits(fake)] == [True]
     assert same_picture(video.session / "images" / "cast" / "mara.png", mine)
+    # the session keeps its own copy, and its manifest names that copy, inside it
+    saved = manifest(video.session)["request"]["characters"][0]["reference"]
+    assert saved == "images/cast/given-0.png"
+    assert (video.session / saved).read_bytes() == mine.read_bytes()
+
+
+def test_a_saved_request_cannot_point_a_picture_outside_its_session(tmp_path: Path) -> None:
+    saved = VideoRequest(topic="a bakery").to_dict()
+    saved["characters"] = [{"name": "Mara", "appearance": "tall", "wardrobe": "",
+                            "reference": "../../etc/hostname"}]
+    with pytest.raises(UsageError, match=r"characters\[0\]\.reference"):
+        VideoRequest.from_dict(saved, root=tmp_path)
 
 
 def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: Path) -> None:
