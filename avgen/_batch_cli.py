@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from avgen._cli import _console, _family, _Terminal
+from avgen._cli import _console, _family, _google_models, _Terminal
 from avgen._generator import VideoGenerator
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
@@ -58,7 +58,7 @@ class _BatchBar(_Terminal):
 
 
 def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(_google_models(args, family))
     google_only = {"cache": args.cache, "max_clip_operations": args.max_clip_operations}
     for name, value in google_only.items():
         if value is not None and family != "google":

@@ -4,7 +4,8 @@
 delivers a checked picture wins; the procedural card is the source that cannot fail. What
 failed on the way is kept (the manifest records the tier that served and why the ones
 above it did not). A source marked as the required tier stops the chain instead of falling
-back.
+back, and so does a model the service does not serve (`avgen.errors.ModelNotFound`): that
+is a setting to change, not a moment's failure to hide behind a card.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from avgen._models import (
 )
 from avgen._session import Session
 from avgen._steps import Made
-from avgen.errors import AgentError, AvgenError, MediaError
+from avgen.errors import AgentError, AvgenError, MediaError, ModelNotFound
 from avgen.media._cards import THEMES, Theme, icon_for, key_phrase
 from avgen.media._ffmpeg import probe
 
@@ -128,6 +129,7 @@ class VisualChain:
 
         Raises:
             AvgenError: The required tier failed.
+            ModelNotFound: A source's model is not served.
         """
         errors: list[str] = []
         for source in self.sources:
@@ -139,7 +141,7 @@ class VisualChain:
                 errors.append(f"{source.tier} ({source.name}): {exc}")
                 if self._on_fallback is not None:
                     self._on_fallback(scene, source.tier, exc)
-                if source.tier == self.required:
+                if source.tier == self.required or isinstance(exc, ModelNotFound):
                     raise
                 continue
             placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))

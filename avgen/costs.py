@@ -2,7 +2,7 @@
 
 An agent that pays per call wraps each paid request in `paid_call`::
 
-    with paid_call(agent="veo", model="veo-3.1-fast-generate-preview", quantity=8,
+    with paid_call(agent="veo", model="veo-3.1-fast-generate-001", quantity=8,
                    unit="video_second", usd=0.80) as bill:
         clip = await submit_and_wait(...)
         bill.settle(quantity=clip_seconds)       # when the amount billed differs
@@ -28,13 +28,13 @@ Agents may also price a request before any work: an ``estimate(request)`` method
 Example:
     >>> ledger = Ledger(budget=1.00)
     >>> with ledger.step() as tab:
-    ...     with paid_call(agent="imagen", model="imagen-4.0-generate-001", quantity=1,
-    ...                    unit="image", usd=0.04):
+    ...     with paid_call(agent="gemini-image", model="gemini-3.1-flash-image",
+    ...                    quantity=1, unit="image", usd=0.04):
     ...         pass                                   # the request goes here
     >>> tab[0].usd, ledger.spent
     (0.04, 0.04)
     >>> with ledger.step():
-    ...     with paid_call(agent="veo", model="veo-3.1-generate-preview", quantity=8,
+    ...     with paid_call(agent="veo", model="veo-3.1-generate-001", quantity=8,
     ...                    unit="video_second", usd=3.20):
     ...         pass
     Traceback (most recent call last):

@@ -12,6 +12,7 @@ avgen::
     ├── MediaError(RuntimeError)          a media file that is missing, corrupt or unusable
     │   └── FFmpegError                   an ffmpeg process that failed (carries its stderr)
     └── AgentError(RuntimeError)          an agent failed to deliver (carries the agent's name)
+        ├── ModelNotFound                 the service does not serve the model asked for
         ├── ContentRejected               a safety filter refused the prompt or the output
         ├── BudgetExceeded                a paid call would go over the run's budget (not made)
         ├── RateLimited                   a quota was hit (carries the delay asked for)
@@ -39,6 +40,7 @@ __all__ = [
     "FFmpegError",
     "GenerationError",
     "MediaError",
+    "ModelNotFound",
     "RateLimited",
     "ServiceUnavailable",
     "SessionError",
@@ -126,6 +128,31 @@ class AgentError(AvgenError, RuntimeError):
         self.agent = agent
         """The agent's name (its class name unless it gives one)."""
         super().__init__(f"{agent}: {message}" if agent else message)
+
+
+class ModelNotFound(AgentError):
+    """The service answered that it does not serve the model asked for (shut down,
+    unknown, or not open to this account): a permanent error, never retried, never taken for
+    an outage, never a silent fallback. A model past its shutdown date in avgen's catalogue
+    is refused before anything is sent (a `UsageError`); this is what is left for the
+    models the catalogue does not know, or the day Google turns one off early.
+
+    Args:
+        message: What the service said (secrets removed).
+        agent: The agent that asked.
+        model: The model id.
+        replacement: The model to use instead, when one is known.
+    """
+
+    def __init__(self, message: str, agent: str = "", *, model: str = "",
+                 replacement: str | None = None) -> None:
+        self.model = model
+        """The model the service does not serve."""
+        self.replacement = replacement
+        """The model to use instead, when one is known."""
+        instead = (f"use {replacement} instead" if replacement else
+                   "`avgen models --check` lists the models your key can use")
+        super().__init__(f"the service does not serve {model} ({message}); {instead}", agent)
 
 
 class ContentRejected(AgentError):

@@ -38,7 +38,7 @@ from avgen.resilience import set_testing
 from tests.fake_gemini import FakeGemini
 
 KEY = "AIzaSyFAKE-benchmark-key-000000000000"
-LATENCY = {"script": 0.4, "speech": 1.0, "imagen": 1.0, "veo": 0.2, "poll": 0.02,
+LATENCY = {"script": 0.4, "speech": 1.0, "image": 1.0, "veo": 0.2, "poll": 0.02,
            "download": 0.05}
 OPERATION_SECONDS = 6.0
 OPERATIONS_AT_ONCE = 4

@@ -1,15 +1,23 @@
 """A local fake of the Gemini / Vertex AI REST API, for tests that drive the real google-genai SDK.
 
 `FakeGemini` serves, over real HTTP on 127.0.0.1, the calls the SDK makes for structured
-scripts, speech, images (Gemini and Imagen) and Veo clips (submit, poll, download), in the
-Developer-API and Vertex path forms. It records every request, answers with real media (PCM,
-PNG, H.264/AAC MP4 made with ffmpeg) and can inject faults with `FakeGemini.fail`.
+scripts, speech, Gemini images and Veo clips (submit, poll, download) and ``models.list``,
+in the Developer-API and Vertex path forms. It records every request, answers with real
+media (PCM or WAV, PNG, H.264/AAC MP4 made with ffmpeg) and can inject faults with
+`FakeGemini.fail`.
+
+It is as strict as Google's service: it serves the models of avgen's catalogue on the
+surfaces that serve them until their shutdown day (``today=`` sets its date), answers a
+retired or unknown id with Google's 404 NOT_FOUND, an Imagen ``predict`` (shut down) the
+same way, and settings a model does not take (a clip length, a resolution, reference
+images, an aspect ratio, a sampling setting, a response modality) with Google's 400.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import http.server
 import itertools
 import json
@@ -31,11 +39,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from avgen.agents.google import CATALOGUE, ModelCatalogue, ModelInfo
+
 __all__ = ["FAULTS", "KINDS", "OPERATION_ERROR", "PCM_RATE", "RAI_REASON", "SPEECH_MIME",
            "VIDEO_FPS", "FakeGemini", "FakeOperation", "Recorded", "image_size", "make_mp4",
-           "make_pcm", "make_png", "video_size"]
+           "make_pcm", "make_png", "make_wav", "video_size"]
 
-KINDS = ("script", "speech", "image", "text", "imagen", "veo", "poll", "download", "unknown")
+KINDS = ("script", "speech", "image", "text", "imagen", "veo", "poll", "download", "models",
+         "unknown")
 """Every kind a request can be classified as."""
 
 _GENERATE = frozenset({"script", "speech", "image", "text"})
@@ -48,9 +59,10 @@ FAULTS: dict[str, frozenset[str]] = {
     "html": _ANY,
     "malformed_json": frozenset({"script"}),
     "wrong_shape": frozenset({"script"}),
-    "safety_block": _GENERATE | {"imagen", "veo", "poll"},
-    "filtered": _GENERATE | {"imagen", "veo", "poll"},
+    "safety_block": _GENERATE | {"veo", "poll"},
+    "filtered": _GENERATE | {"veo", "poll"},
     "operation_error": frozenset({"veo", "poll"}),
+    "unsupported": frozenset({"veo"}),
 }
 """Each fault `FakeGemini.fail` knows, and the kinds it applies to."""
 
@@ -86,6 +98,7 @@ _RE_METHOD = re.compile(_VERSION + _MODEL + r":(?P<method>[A-Za-z]+)$")
 _RE_OPERATION = re.compile(_VERSION + r"(?P<name>" + _MODEL + r"/operations/(?P<op>[^/:]+))$")
 _RE_FILE = re.compile(_VERSION + r"files/(?P<id>[a-z0-9]+):download$")
 _RE_MEDIA = re.compile(r"/media/(?P<id>[a-z0-9]+)\.mp4$")
+_RE_LIST = re.compile(_VERSION + r"(?P<publisher>publishers/google/)?models$")
 
 _IMAGE_SIZES = {"1:1": (128, 128), "9:16": (90, 160), "16:9": (160, 90), "3:4": (96, 128),
                 "4:3": (128, 96), "2:3": (96, 144), "3:2": (144, 96), "4:5": (128, 160),
@@ -248,6 +261,97 @@ def _usage(prompt: str | None, output_tokens: int) -> dict[str, int]:
             "totalTokenCount": prompt_tokens + output_tokens}
 
 
+def _generate_kind(model: str, config: Any, entry: ModelInfo | None = None) -> str:
+    """What a ``generateContent`` request asks for: speech, an image, a script (JSON) or
+    text (an image model asked for nothing in particular answers with an image)."""
+    modalities = [str(m).upper() for m in _get(config, "responseModalities") or []]
+    if "AUDIO" in modalities:
+        return "speech"
+    drawn = entry.kind == "image" if entry is not None else "-image" in model
+    if "IMAGE" in modalities or (drawn and not modalities):
+        return "image"
+    if _get(config, "responseMimeType") == "application/json":
+        return "script"
+    return "text"
+
+
+def _methods(model: ModelInfo) -> list[str]:
+    """The methods ``models.list`` names for a model."""
+    if model.can.method == "generateContent":
+        return ["generateContent", "countTokens"]
+    return [model.can.method]
+
+
+_OUTPUTS = {"text": "TEXT", "speech": "AUDIO", "image": "TEXT, IMAGE", "video": "VIDEO"}
+_ASKED = {"script": "text", "text": "text", "speech": "speech", "image": "image",
+          "imagen": "image", "veo": "video"}
+
+
+def _unsupported(model: ModelInfo, kind: str, body: Any, config: Any) -> str | None:
+    """Why the real service would refuse this request to ``model`` (HTTP 400), or None."""
+    can = model.can
+    if _ASKED.get(kind) != model.kind:
+        asked = {"speech": "AUDIO", "image": "IMAGE"}.get(kind, "TEXT")
+        return (f"The requested combination of response modalities ({asked}) is not "
+                f"supported by the model. models/{model.id} accepts the following combination "
+                f"of response modalities:\n* {_OUTPUTS[model.kind]}")
+    if kind == "script" and not can.structured_output:
+        return f"JSON mode is not enabled for models/{model.id}"
+    sampled = [name for name in ("temperature", "topP", "topK")
+               if _get(config, name) is not None]
+    if sampled and not can.sampling:
+        return f"{sampled[0]} is not supported for models/{model.id}."
+    if kind == "image":
+        ratio = _get(config, "imageConfig", "aspectRatio")
+        if ratio is not None and ratio not in can.aspect_ratios:
+            return (f"Unsupported aspect ratio {ratio!r} for models/{model.id}; supported: "
+                    f"{', '.join(can.aspect_ratios)}")
+        pictures = sum(str(_get(part, "inlineData", "mimeType") or "").startswith("image/")
+                       for content in _get(body, "contents") or []
+                       for part in _get(content, "parts") or [])
+        if pictures > can.input_images:
+            return (f"models/{model.id} takes at most {can.input_images} input images, not "
+                    f"{pictures}")
+    if kind == "imagen":
+        ratio = _get(body, "parameters", "aspectRatio")
+        if ratio is not None and ratio not in can.aspect_ratios:
+            return f"Unsupported aspect ratio: {ratio}"
+    if kind == "veo":
+        return _veo_unsupported(model, body)
+    return None
+
+
+def _veo_unsupported(model: ModelInfo, body: Any) -> str | None:
+    """Why Veo would refuse this submit (HTTP 400), or None."""
+    can = model.can
+    params = _get(body, "parameters") or {}
+    instance = _get(body, "instances", 0) or {}
+    seconds = _get(params, "durationSeconds")
+    resolution = _get(params, "resolution")
+    ratio = _get(params, "aspectRatio")
+    references = _get(instance, "referenceImages") or []
+    if seconds is not None and int(seconds) not in can.durations:
+        return (f"Unsupported output video duration {seconds} seconds, supported durations "
+                f"are [{','.join(map(str, can.durations))}] for feature text_to_video.")
+    if resolution is not None and resolution not in can.resolutions:
+        return f"Unsupported resolution: {resolution} for {model.id}."
+    if ratio is not None and ratio not in can.aspect_ratios:
+        return f"Unsupported aspect ratio: {ratio} for {model.id}."
+    if references and len(references) > can.reference_images:
+        return ("Your use case is currently not supported. Please refer to Gemini API "
+                "documentation for current model offering.")
+    if _get(instance, "image") is not None and not can.image_to_video:
+        return f"Image to video is not supported for {model.id}."
+    if _get(params, "generateAudio") and not can.audio:
+        return f"generateAudio is not supported for {model.id}."
+    forced = [what for what in can.eight_seconds_with
+              if what == resolution or (what == "references" and references)]
+    if forced and seconds is not None and int(seconds) != 8:
+        return (f"Unsupported output video duration {seconds} seconds with {forced[0]}: it "
+                "must be 8 seconds.")
+    return None
+
+
 # ---------------------------------------------------------------------------------- media
 
 _media_lock = threading.Lock()
@@ -306,6 +410,16 @@ def make_pcm(seconds: float, rate: int = PCM_RATE) -> bytes:
                    for i in range(period))
     count = round(seconds * rate)
     return (one * (count // period + 1))[: count * 2]
+
+
+def make_wav(seconds: float, rate: int = PCM_RATE) -> bytes:
+    """A whole WAV file (16-bit mono) of `make_pcm`'s sine, as Gemini 3.8 speech models
+    answer."""
+    pcm = make_pcm(seconds, rate)
+    header = (b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt "
+              + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+              + b"data" + struct.pack("<I", len(pcm)))
+    return header + pcm
 
 
 def _ffmpeg_exe() -> str:
@@ -387,9 +501,20 @@ class FakeGemini:
 
     def __init__(self, *, polls_until_done: int = 1, speech_seconds_per_char: float = 0.04,
                  video_delivery: str = "inline", latency: dict[str, float] | None = None,
-                 operation_seconds: float = 0.0) -> None:
+                 operation_seconds: float = 0.0, today: datetime.date | None = None,
+                 catalogue: ModelCatalogue = CATALOGUE,
+                 speech_format: str | None = None) -> None:
         if video_delivery not in ("inline", "uri"):
             raise ValueError(f"video_delivery must be 'inline' or 'uri', not {video_delivery!r}")
+        self.today = today or datetime.date.today()
+        """The service's date: a model past its shutdown on it answers 404, as Google's do."""
+        self.speech_format = speech_format
+        """How speech comes back: ``"pcm"`` (raw samples), ``"wav"`` (a whole file), or
+        ``None``: as the model's catalogue entry says."""
+        self.catalogue = catalogue
+        """The models the service serves (on each surface, until their shutdown), what they
+        can do and how they are called: a request outside them gets the real service's
+        error."""
         self.polls_until_done = polls_until_done
         self.speech_seconds_per_char = speech_seconds_per_char
         self.video_delivery = video_delivery
@@ -476,7 +601,9 @@ class FakeGemini:
         401 or 403, the default), ``message`` (rate_limit, server_error, refused: the error
         message; ``{key}`` in it is replaced by the key or token the request carried),
         ``seconds`` (slow, required). ``html`` answers HTTP 200 with an HTML page (a proxy
-        or a captive portal in the service's place)."""
+        or a captive portal in the service's place); ``unsupported`` refuses a Veo submit as
+        Veo refuses a combination it does not take (400 "use case is currently not
+        supported")."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
         if kind not in FAULTS[fault]:
@@ -532,7 +659,7 @@ class FakeGemini:
         info: dict[str, Any] = {"kind": "unknown", "prompt": None, "has_image": False,
                                 "credential": _credential(handler.headers, url.query)}
         try:
-            answer, fault = self._dispatch(handler.command, url.path, body, info)
+            answer, fault = self._dispatch(handler.command, url.path, body, info, url.query)
         except Exception:
             trace = traceback.format_exc()
             self.errors.append(trace)
@@ -557,15 +684,23 @@ class FakeGemini:
         handler.end_headers()
         handler.wfile.write(answer.body)
 
-    def _dispatch(self, method: str, path: str, body: Any,
-                  info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+    def _dispatch(self, method: str, path: str, body: Any, info: dict[str, Any],
+                  query: str = "") -> tuple[_Answer, _Fault | None]:
+        match = _RE_LIST.match(path)
+        if match and method == "GET":
+            return self._list_models("vertex" if match["publisher"] else "developer", query,
+                                     info)
         match = _RE_METHOD.match(path)
         if match and method == "POST":
             rpc = match["method"]
+            surface = "vertex" if match["model_path"].startswith(("projects/", "publishers/")) \
+                else "developer"
+            refused = self._model_refused(match["model"], match["model_path"], surface, rpc,
+                                          match["version"], body, info)
+            if refused is not None:
+                return refused, None
             if rpc in ("generateContent", "streamGenerateContent"):
                 return self._generate(match["model"], body, info, stream=rpc != "generateContent")
-            if rpc == "predict":
-                return self._imagen(body, info)
             if rpc == "predictLongRunning":
                 return self._veo(match["model_path"], body, info)
             if rpc == "fetchPredictOperation":
@@ -609,20 +744,73 @@ class FakeGemini:
             headers["Retry-After"] = str(delay)
         return _error(status, message, details, headers)
 
+    # -- which models exist, and what each accepts
+
+    def _list_models(self, surface: str, query: str,
+                     info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
+        """``models.list``: the models this service serves on ``surface`` today, a page at a
+        time (``pageSize``, ``pageToken``), in the shape of each surface's answer."""
+        info.update(kind="models")
+        fault = self._take_fault("models", None)
+        answer = self._common_fault(fault, info)
+        if answer is not None:
+            return answer, fault
+        params = dict(parse_qsl(query))
+        live = [m for m in self.catalogue
+                if m.status(surface, self.today) not in ("retired", "unserved")]  # type: ignore[arg-type]
+        size = max(1, min(1000, int(params.get("pageSize") or 50)))
+        start = int(params.get("pageToken") or 0)
+        page = live[start:start + size]
+        listed: dict[str, Any]
+        if surface == "developer":
+            listed = {"models": [{
+                "name": f"models/{m.id}", "version": "001", "displayName": m.id,
+                "supportedGenerationMethods": _methods(m)} for m in page]}
+        else:
+            listed = {"publisherModels": [{
+                "name": f"publishers/google/models/{m.id}", "versionId": "001",
+                "launchStage": "GA" if m.stage == "ga" else "PUBLIC_PREVIEW"} for m in page]}
+        if start + size < len(live):
+            listed["nextPageToken"] = str(start + size)
+        return _json(200, listed), fault
+
+    def _model_refused(self, model: str, model_path: str, surface: str, rpc: str,
+                       version: str, body: Any, info: dict[str, Any]) -> _Answer | None:
+        """The real service's error for a request to a model it does not serve (404) or
+        with settings the model does not take (400), or None to answer it."""
+        if rpc not in ("generateContent", "streamGenerateContent", "predict",
+                       "predictLongRunning"):
+            return None  # a poll is judged by its operation; other methods are not served
+        config = _get(body, "generationConfig") or {}
+        entry = self.catalogue.get(model)
+        kind = {"predict": "imagen", "predictLongRunning": "veo"}.get(rpc) \
+            or _generate_kind(model, config, entry)
+        info.update(kind=kind)
+        method = rpc.removeprefix("stream").replace("GenerateContent", "generateContent")
+        status = entry.status(surface, self.today) if entry is not None else None  # type: ignore[arg-type]
+        if entry is None or status in ("retired", "unserved") or entry.can.method != method:
+            if surface == "developer" and status == "retired":
+                return _error(404, f"This model models/{model} is no longer available. "
+                              "Please update your code to use a newer model for the latest "
+                              "features and improvements.")
+            if surface == "developer":
+                return _error(404, f"models/{model} is not found for API version {version}, "
+                              f"or is not supported for {rpc}. Call ListModels to see the "
+                              "list of available models and their supported methods.")
+            return _error(404, f"Publisher Model `{model_path}` was not found or your "
+                          "project does not have access to it. Please ensure you are using "
+                          "a valid model version. For more information, see: https://cloud."
+                          "google.com/vertex-ai/generative-ai/docs/learn/model-versions")
+        problem = _unsupported(entry, kind, body, config)
+        info["entry"] = entry
+        return None if problem is None else _error(400, problem)
+
     # -- generateContent
 
     def _generate(self, model: str, body: Any, info: dict[str, Any],
                   stream: bool) -> tuple[_Answer, _Fault | None]:
         config = _get(body, "generationConfig") or {}
-        modalities = [str(m).upper() for m in _get(config, "responseModalities") or []]
-        if "AUDIO" in modalities:
-            kind = "speech"
-        elif "IMAGE" in modalities or ("-image" in model and not modalities):
-            kind = "image"
-        elif _get(config, "responseMimeType") == "application/json":
-            kind = "script"
-        else:
-            kind = "text"
+        kind = info["kind"] if info["kind"] != "unknown" else _generate_kind(model, config)
         texts: list[str] = []
         images = 0
         for content in _get(body, "contents") or []:
@@ -670,7 +858,15 @@ class FakeGemini:
                 out_tokens = _tokens(text)
             elif kind == "speech":
                 seconds = max(0.5, len(prompt or "") * self.speech_seconds_per_char)
-                part = {"inlineData": {"mimeType": SPEECH_MIME, "data": _b64(make_pcm(seconds))}}
+                entry = info.get("entry")
+                wav = self.speech_format == "wav" if self.speech_format else \
+                    entry is not None and entry.can.audio_format == "wav"
+                if wav:
+                    part = {"inlineData": {"mimeType": "audio/wav",
+                                           "data": _b64(make_wav(seconds))}}
+                else:
+                    part = {"inlineData": {"mimeType": SPEECH_MIME,
+                                           "data": _b64(make_pcm(seconds))}}
                 out_tokens = round(seconds * 25)
             elif kind == "image":
                 ratio = _get(config, "imageConfig", "aspectRatio")
@@ -691,23 +887,6 @@ class FakeGemini:
                            "text/event-stream"), fault
         return _json(200, result), fault
 
-    # -- Imagen
-
-    def _imagen(self, body: Any, info: dict[str, Any]) -> tuple[_Answer, _Fault | None]:
-        prompt = _get(body, "instances", 0, "prompt")
-        info.update(kind="imagen", prompt=prompt,
-                    has_image=_get(body, "instances", 0, "image") is not None)
-        fault = self._take_fault("imagen", prompt)
-        answer = self._common_fault(fault, info)
-        if answer is not None:
-            return answer, fault
-        count = int(_get(body, "parameters", "sampleCount") or 1)
-        if fault and fault.fault in ("safety_block", "filtered"):
-            return _json(200, {"predictions": [{"raiFilteredReason": RAI_REASON}]}), fault
-        png = make_png(*image_size(_get(body, "parameters", "aspectRatio")))
-        prediction = {"bytesBase64Encoded": _b64(png), "mimeType": "image/png"}
-        return _json(200, {"predictions": [dict(prediction) for _ in range(count)]}), fault
-
     # -- Veo
 
     def _veo(self, model_path: str, body: Any,
@@ -720,6 +899,9 @@ class FakeGemini:
         answer = self._common_fault(fault, info)
         if answer is not None:
             return answer, fault
+        if fault is not None and fault.fault == "unsupported":  # what Veo says of some refs
+            return _error(400, "Your use case is currently not supported. Please refer to "
+                          "Gemini API documentation for current model offering."), fault
         params = _get(body, "parameters") or {}
         op_id = self._new_id()
         op = FakeOperation(

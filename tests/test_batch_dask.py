@@ -32,7 +32,7 @@ from avgen.media._ffmpeg import probe
 from avgen.resilience import LocalCoordination
 
 KEY = "AIzaSyFAKE-batch-key-0000000000000000"
-PAID = ("script", "speech", "imagen", "veo")
+PAID = ("script", "speech", "image", "veo")
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ that comes back is decoded with ffmpeg.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import io
 import json
 import time
 import warnings
@@ -17,17 +19,22 @@ from pathlib import Path
 import google.oauth2.credentials
 import httpx2
 import pytest
-from fake_gemini import FAULTS, SPEECH_MIME, FakeGemini
+from fake_gemini import FAULTS, SPEECH_MIME, FakeGemini, make_png
 from google import genai
 from google.genai import errors, types
 from media import decode
 from pydantic import BaseModel
 
-MODEL = "gemini-2.5-flash"
-TTS = "gemini-2.5-flash-preview-tts"
-IMAGE_MODEL = "gemini-2.5-flash-image"
+MODEL = "gemini-3.8-flash"
+TTS = "gemini-3.8-flash-tts"
+IMAGE_MODEL = "gemini-nano-banana-2.1"
+VERTEX_IMAGE_MODEL = "gemini-3.1-flash-image"
 IMAGEN = "imagen-4.0-generate-001"
-VEO = "veo-3.0-fast-generate-001"
+VEO = "veo-3.1-fast-generate-001"
+OLD_TTS = "gemini-2.5-flash-preview-tts"
+"""A speech model that answers raw PCM, served on the Developer API until 2026-12-18."""
+BEFORE = datetime.date(2026, 11, 1)
+"""A day on which `OLD_TTS` and Google's 2.5 models still answered."""
 
 
 class Scene(BaseModel):
@@ -105,7 +112,7 @@ def generate_images(client: genai.Client, prompt: str,
     return response
 
 
-def submit_veo(client: genai.Client, prompt: str, seconds: int = 2, aspect: str = "9:16",
+def submit_veo(client: genai.Client, prompt: str, seconds: int = 4, aspect: str = "9:16",
                **config: object) -> types.GenerateVideosOperation:
     return client.models.generate_videos(
         model=VEO, source=types.GenerateVideosSource(prompt=prompt),
@@ -191,7 +198,7 @@ def test_plain_text_and_stream(fake: FakeGemini) -> None:
 
 
 @pytest.mark.parametrize("mode", ["developer", "project"])
-def test_speech_is_pcm_of_the_text_length(fake: FakeGemini, mode: str, tmp_path: Path) -> None:
+def test_speech_is_a_wav_of_the_text_length(fake: FakeGemini, mode: str) -> None:
     text = "The sun warms the ocean every day. Water rises into the air."
     client = MODES[mode][0](fake)
     response = client.models.generate_content(
@@ -201,16 +208,31 @@ def test_speech_is_pcm_of_the_text_length(fake: FakeGemini, mode: str, tmp_path:
     assert content is not None and content.parts
     blob = content.parts[0].inline_data
     assert blob is not None and blob.data is not None
-    assert blob.mime_type == SPEECH_MIME == "audio/L16;codec=pcm;rate=24000"
-    rate = int(blob.mime_type.rpartition("rate=")[2])
-    seconds = len(text) * 0.04
-    assert len(blob.data) == 2 * round(seconds * rate)
-    decoded = decode(pcm_to_wav(tmp_path / "speech.wav", blob.data, rate))
-    assert decoded["errors"] == "" and decoded["has_audio"] and not decoded["has_video"]
-    assert decoded["audio_duration"] == pytest.approx(seconds, abs=0.01)
+    assert blob.mime_type == "audio/wav" and blob.data[:4] == b"RIFF"
+    with wave.open(io.BytesIO(blob.data), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24000)
+        assert wav.getnframes() == round(len(text) * 0.04 * 24000)
     [call] = fake.calls("speech")
     assert call.voice == "Puck" and call.prompt == text
     assert response.usage_metadata is not None and response.usage_metadata.total_token_count
+
+
+def test_older_speech_is_pcm_of_the_text_length(tmp_path: Path) -> None:
+    text = "The sun warms the ocean every day. Water rises into the air."
+    with FakeGemini(today=BEFORE) as fake:
+        client = developer(fake)
+        response = client.models.generate_content(
+            model=OLD_TTS, contents=text, config=speech_config("Puck"))
+    assert response.candidates and response.candidates[0].content
+    parts = response.candidates[0].content.parts
+    assert parts and parts[0].inline_data and parts[0].inline_data.data
+    blob = parts[0].inline_data
+    assert blob.mime_type == SPEECH_MIME == "audio/L16;codec=pcm;rate=24000"
+    seconds = len(text) * 0.04
+    assert blob.data is not None and len(blob.data) == 2 * round(seconds * 24000)
+    decoded = decode(pcm_to_wav(tmp_path / "speech.wav", blob.data, 24000))
+    assert decoded["errors"] == "" and decoded["has_audio"] and not decoded["has_video"]
+    assert decoded["audio_duration"] == pytest.approx(seconds, abs=0.01)
 
 
 def test_short_speech_lasts_half_a_second() -> None:
@@ -221,7 +243,9 @@ def test_short_speech_lasts_half_a_second() -> None:
         assert response.candidates and response.candidates[0].content
         parts = response.candidates[0].content.parts
         assert parts and parts[0].inline_data and parts[0].inline_data.data
-        assert len(parts[0].inline_data.data) == 2 * 12_000
+        data = parts[0].inline_data.data
+        with wave.open(io.BytesIO(data), "rb") as wav:
+            assert wav.getnframes() == 12_000
         assert fake.calls("speech")[0].voice == "Kore"
 
 
@@ -249,25 +273,105 @@ def test_gemini_image_has_the_aspect_asked(fake: FakeGemini, tmp_path: Path, asp
     assert (second.kind, second.has_image, second.prompt) == ("image", True, "Make it night")
 
 
-# ---------------------------------------------------------------------------------- Imagen
+# ---------------------------------------------------------------- which models are served
 
 
 @pytest.mark.parametrize("mode", VERTEX)
-@pytest.mark.parametrize(("aspect", "size"),
-                         [("9:16", (90, 160)), ("16:9", (160, 90)), ("1:1", (128, 128))])
-def test_imagen_png_has_the_aspect_asked(fake: FakeGemini, tmp_path: Path, mode: str,
-                                         aspect: str, size: tuple[int, int]) -> None:
+def test_imagen_is_shut_down_on_vertex(fake: FakeGemini, mode: str) -> None:
     make, prefix = MODES[mode]
-    response = generate_images(make(fake), "A red fox", aspect)
-    assert response.generated_images
-    image = response.generated_images[0].image
-    assert image is not None and image.image_bytes and image.mime_type == "image/png"
-    decoded = decode(media_file(tmp_path, "fox.png", image.image_bytes))
-    assert decoded["errors"] == "" and (decoded["width"], decoded["height"]) == size
+    with pytest.raises(errors.ClientError) as caught:
+        generate_images(make(fake), "A red fox")
+    assert (caught.value.code, caught.value.status) == (404, "NOT_FOUND")
+    assert str(caught.value.message).startswith("Publisher Model `")
+    assert IMAGEN in str(caught.value.message)
     [call] = fake.calls()
-    assert (call.kind, call.path, call.prompt) == ("imagen", f"{prefix}{IMAGEN}:predict",
-                                                   "A red fox")
-    assert call.body["parameters"]["aspectRatio"] == aspect
+    assert (call.kind, call.path, call.status) == ("imagen", f"{prefix}{IMAGEN}:predict", 404)
+
+
+def test_retired_and_unknown_models_get_googles_404(fake: FakeGemini) -> None:
+    client = developer(fake)
+    with pytest.raises(errors.ClientError) as retired:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert (retired.value.code, retired.value.status) == (404, "NOT_FOUND")
+    assert "models/gemini-2.5-flash is no longer available" in str(retired.value.message)
+    with pytest.raises(errors.ClientError) as unknown:
+        client.models.generate_content(model="gemini-99-flash", contents="hi")
+    assert unknown.value.code == 404
+    assert str(unknown.value.message).startswith(
+        "models/gemini-99-flash is not found for API version v1beta, or is not supported "
+        "for generateContent.")
+    with pytest.raises(errors.ClientError) as vertex_only:  # Veo is not a generateContent model
+        client.models.generate_content(model=VEO, contents="hi")
+    assert vertex_only.value.code == 404
+    vertex = project(fake)
+    with pytest.raises(errors.ClientError) as on_vertex:
+        vertex.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert on_vertex.value.code == 404 and "Publisher Model `projects/p/locations/" \
+        "us-central1/publishers/google/models/gemini-2.5-flash`" in str(on_vertex.value.message)
+    assert [c.status for c in fake.calls()] == [404, 404, 404, 404]
+
+
+def test_the_fakes_date_decides_what_it_serves() -> None:
+    with FakeGemini(today=BEFORE) as fake:
+        client = developer(fake)
+        assert client.models.generate_content(model="gemini-2.5-flash", contents="hi").text
+    with FakeGemini(today=datetime.date(2026, 12, 1)) as fake:  # its shutdown day
+        client = developer(fake)
+        with pytest.raises(errors.ClientError):
+            client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+
+
+@pytest.mark.parametrize("mode", ["developer", "express"])
+def test_models_list_names_the_models_served_today(fake: FakeGemini, mode: str) -> None:
+    client = MODES[mode][0](fake)
+    listed = [m.name or "" for m in client.models.list(config={"page_size": 3})]
+    names = {name.rsplit("/", 1)[-1] for name in listed}
+    if mode == "developer":
+        assert {MODEL, TTS, IMAGE_MODEL} <= names and VEO not in names
+        assert all(name.startswith("models/") for name in listed)
+    else:
+        assert {MODEL, TTS, VERTEX_IMAGE_MODEL, VEO} <= names
+        assert IMAGE_MODEL not in names
+        assert all(name.startswith("publishers/google/models/") for name in listed)
+    assert not names & {"gemini-2.5-flash", IMAGEN, "veo-2.0-generate-001"}
+    assert len(names) == len(listed) and len(fake.calls("models")) > 1  # paged
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ({"seconds": 5}, "duration 5 seconds"),
+    ({"resolution": "480p"}, "resolution: 480p"),
+    ({"seconds": 4, "resolution": "1080p"}, "must be 8 seconds"),
+    ({"reference_images": [types.VideoGenerationReferenceImage(
+        image=types.Image(image_bytes=make_png(8, 8), mime_type="image/png"),
+        reference_type=types.VideoGenerationReferenceType.ASSET)]},
+     "use case is currently not supported"),
+])
+def test_veo_refuses_what_the_model_does_not_take(fake: FakeGemini, config: dict[str, object],
+                                                   words: str) -> None:
+    client = project(fake)
+    with pytest.raises(errors.ClientError) as caught:
+        submit_veo(client, "Waves", **config)  # type: ignore[arg-type]
+    assert (caught.value.code, caught.value.status) == (400, "INVALID_ARGUMENT")
+    assert words in str(caught.value.message)
+    assert fake.operations == {}
+
+
+def test_generate_content_refuses_what_the_model_does_not_take(fake: FakeGemini) -> None:
+    client = developer(fake)
+    refusals = [
+        (MODEL, speech_config(), "response modalities (AUDIO)"),
+        (TTS, None, "response modalities (TEXT)"),
+        (MODEL, types.GenerateContentConfig(temperature=0.7), "temperature"),
+        (TTS, types.GenerateContentConfig(response_modalities=["AUDIO"], temperature=0.3),
+         "temperature"),
+        (IMAGE_MODEL, types.GenerateContentConfig(
+            response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="7:3")),
+         "aspect ratio"),
+    ]
+    for model, config, words in refusals:
+        with pytest.raises(errors.ClientError) as caught:
+            client.models.generate_content(model=model, contents="hi", config=config)
+        assert caught.value.code == 400 and words in str(caught.value.message), model
 
 
 def test_developer_mode_cannot_call_imagen_or_veo(fake: FakeGemini) -> None:
@@ -287,7 +391,7 @@ def test_veo_inline_after_polls(mode: str, tmp_path: Path) -> None:
     make, prefix = MODES[mode]
     with FakeGemini(polls_until_done=2) as fake:
         client = make(fake)
-        op = submit_veo(client, "Waves on a beach", seconds=2, aspect="9:16")
+        op = submit_veo(client, "Waves on a beach", seconds=4, aspect="9:16")
         assert op.name and op.name.startswith(prefix.split("/", 2)[2] + VEO + "/operations/")
         assert not op.done
         op = client.operations.get(op)
@@ -301,27 +405,25 @@ def test_veo_inline_after_polls(mode: str, tmp_path: Path) -> None:
         decoded = decode(media_file(tmp_path, "clip.mp4", video.video_bytes))
         assert decoded["errors"] == "" and decoded["has_video"] and decoded["has_audio"]
         assert (decoded["width"], decoded["height"]) == (144, 256)
-        assert decoded["fps"] == 24 and decoded["frames"] == 48
+        assert decoded["fps"] == 24 and decoded["frames"] == 96
         submit, poll1, poll2 = fake.calls()
         assert [c.kind for c in (submit, poll1, poll2)] == ["veo", "poll", "poll"]
         assert submit.path == f"{prefix}{VEO}:predictLongRunning"
-        assert submit.body["parameters"] == {"durationSeconds": 2, "aspectRatio": "9:16"}
+        assert submit.body["parameters"] == {"durationSeconds": 4, "aspectRatio": "9:16"}
         assert poll1.path == f"{prefix}{VEO}:fetchPredictOperation"
         assert poll1.body == {"operationName": op.name} and poll2.prompt == "Waves on a beach"
         [stored] = fake.operations.values()
         assert (stored.name, stored.duration_seconds, stored.aspect_ratio, stored.polls) == (
-            op.name, 2, "9:16", 2)
+            op.name, 4, "9:16", 2)
 
 
 def test_veo_image_to_video_landscape_without_audio(fake: FakeGemini, tmp_path: Path) -> None:
     client = project(fake)
-    still = generate_images(client, "A harbour", "16:9").generated_images
-    assert still and still[0].image and still[0].image.image_bytes
     op = client.models.generate_videos(
         model=VEO, source=types.GenerateVideosSource(
-            prompt="The boats drift", image=types.Image(image_bytes=still[0].image.image_bytes,
+            prompt="The boats drift", image=types.Image(image_bytes=make_png(160, 90),
                                                         mime_type="image/png")),
-        config=types.GenerateVideosConfig(duration_seconds=1, aspect_ratio="16:9",
+        config=types.GenerateVideosConfig(duration_seconds=4, aspect_ratio="16:9",
                                           generate_audio=False))
     op = wait(client, op)
     assert op.response and op.response.generated_videos
@@ -329,7 +431,7 @@ def test_veo_image_to_video_landscape_without_audio(fake: FakeGemini, tmp_path: 
     assert video and video.video_bytes
     decoded = decode(media_file(tmp_path, "boats.mp4", video.video_bytes))
     assert (decoded["width"], decoded["height"]) == (256, 144)
-    assert decoded["has_video"] and not decoded["has_audio"] and decoded["frames"] == 24
+    assert decoded["has_video"] and not decoded["has_audio"] and decoded["frames"] == 96
     submit = fake.calls("veo")[0]
     assert submit.has_image and submit.body["parameters"]["generateAudio"] is False
     assert submit.body["instances"][0]["image"]["mimeType"] == "image/png"
@@ -339,7 +441,7 @@ def test_veo_image_to_video_landscape_without_audio(fake: FakeGemini, tmp_path: 
 
 def test_veo_done_at_submit_when_polls_until_done_is_zero() -> None:
     with FakeGemini(polls_until_done=0) as fake:
-        op = submit_veo(express(fake), "Rain", seconds=1)
+        op = submit_veo(express(fake), "Rain")
         assert op.done and op.response and op.response.generated_videos
         assert fake.count("poll") == 0
 
@@ -347,7 +449,7 @@ def test_veo_done_at_submit_when_polls_until_done_is_zero() -> None:
 def test_veo_uri_delivery_and_download(tmp_path: Path) -> None:
     with FakeGemini(video_delivery="uri") as fake:
         client = project(fake)
-        op = wait(client, submit_veo(client, "A storm at sea", seconds=1))
+        op = wait(client, submit_veo(client, "A storm at sea"))
         assert op.response and op.response.generated_videos
         video = op.response.generated_videos[0].video
         assert video and video.uri and video.video_bytes is None
@@ -356,7 +458,7 @@ def test_veo_uri_delivery_and_download(tmp_path: Path) -> None:
             got = http.get(video.uri)
         assert got.status_code == 200 and got.headers["content-type"] == "video/mp4"
         decoded = decode(media_file(tmp_path, "storm.mp4", got.content))
-        assert decoded["errors"] == "" and decoded["frames"] == 24 and decoded["has_audio"]
+        assert decoded["errors"] == "" and decoded["frames"] == 96 and decoded["has_audio"]
         [download] = fake.calls("download")
         assert download.prompt == "A storm at sea" and download.status == 200
         with httpx2.Client(trust_env=False) as http:
@@ -365,7 +467,7 @@ def test_veo_uri_delivery_and_download(tmp_path: Path) -> None:
 
 def test_developer_poll_and_files_download(tmp_path: Path) -> None:
     with FakeGemini(video_delivery="uri") as fake:
-        vertex_op = submit_veo(express(fake), "Clouds", seconds=1)
+        vertex_op = submit_veo(express(fake), "Clouds")
         op_id = vertex_op.name.rpartition("/")[2] if vertex_op.name else ""
         client = developer(fake)
         op = client.operations.get(
@@ -376,7 +478,7 @@ def test_developer_poll_and_files_download(tmp_path: Path) -> None:
         assert video and video.uri
         assert video.uri.startswith("https://generativelanguage.googleapis.com/v1beta/files/")
         data = client.files.download(file=video)
-        assert decode(media_file(tmp_path, "clouds.mp4", data))["frames"] == 24
+        assert decode(media_file(tmp_path, "clouds.mp4", data))["frames"] == 96
         assert video.video_bytes == data
         poll, download = fake.calls()[1:]
         assert (poll.method, poll.path, poll.kind) == (
@@ -490,28 +592,19 @@ def test_malformed_and_wrong_shape_json_parse_to_none(fake: FakeGemini) -> None:
 def test_safety_block_and_filtered_generate(fake: FakeGemini, kind: str) -> None:
     config = {"script": script_config(), "speech": speech_config(), "text": None,
               "image": types.GenerateContentConfig(response_modalities=["IMAGE"])}[kind]
+    model = {"speech": TTS, "image": IMAGE_MODEL}.get(kind, MODEL)
     client = developer(fake)
     fake.fail(kind, "safety_block")
-    blocked = client.models.generate_content(model=MODEL, contents="bad", config=config)
+    blocked = client.models.generate_content(model=model, contents="bad", config=config)
     assert blocked.prompt_feedback and blocked.prompt_feedback.block_reason == (
         types.BlockedReason.SAFETY)
     assert not blocked.candidates and blocked.text is None and blocked.parsed is None
     fake.fail(kind, "filtered")
-    filtered = client.models.generate_content(model=MODEL, contents="bad", config=config)
+    filtered = client.models.generate_content(model=model, contents="bad", config=config)
     assert filtered.candidates and filtered.candidates[0].finish_reason == (
         types.FinishReason.SAFETY)
     assert filtered.candidates[0].content is None and filtered.parsed is None
     assert [c.kind for c in fake.calls()] == [kind, kind]
-
-
-@pytest.mark.parametrize("fault", ["safety_block", "filtered"])
-def test_imagen_filtered(fake: FakeGemini, fault: str) -> None:
-    fake.fail("imagen", fault)
-    response = generate_images(express(fake), "bad")
-    assert response.generated_images
-    image = response.generated_images[0]
-    assert image.rai_filtered_reason and "safety" in image.rai_filtered_reason
-    assert image.image is not None and image.image.image_bytes is None
 
 
 @pytest.mark.parametrize("kind", ["veo", "poll"])
@@ -552,7 +645,7 @@ def test_match_targets_one_prompt(fake: FakeGemini) -> None:
 def test_poll_and_download_faults(tmp_path: Path) -> None:
     with FakeGemini(video_delivery="uri") as fake:
         client = project(fake)
-        op = submit_veo(client, "Snow", seconds=1)
+        op = submit_veo(client, "Snow")
         fake.fail("poll", "server_error", status=500)
         with pytest.raises(errors.ServerError):
             client.operations.get(op)
@@ -579,7 +672,7 @@ def test_fail_rejects_what_it_cannot_do(fake: FakeGemini) -> None:
         fake.fail("script", "rate_limit", via="carrier pigeon")
     assert set(FAULTS) == {"rate_limit", "server_error", "refused", "slow", "html",
                            "malformed_json", "wrong_shape", "safety_block", "filtered",
-                           "operation_error"}
+                           "operation_error", "unsupported"}
 
 
 def test_unknown_calls_get_a_google_404_and_reset_clears(fake: FakeGemini) -> None:
@@ -606,10 +699,10 @@ def test_async_veo_and_concurrent_speech(tmp_path: Path) -> None:
         with pytest.raises(errors.ClientError):
             await client.models.generate_videos(
                 model=VEO, source=types.GenerateVideosSource(prompt="Async waves"),
-                config=types.GenerateVideosConfig(duration_seconds=1))
+                config=types.GenerateVideosConfig(duration_seconds=4))
         op = await client.models.generate_videos(
             model=VEO, source=types.GenerateVideosSource(prompt="Async waves"),
-            config=types.GenerateVideosConfig(duration_seconds=1))
+            config=types.GenerateVideosConfig(duration_seconds=4))
         while not op.done:
             op = await client.operations.get(op)
         assert op.response and op.response.generated_videos
@@ -624,12 +717,12 @@ def test_async_veo_and_concurrent_speech(tmp_path: Path) -> None:
     with FakeGemini(polls_until_done=2) as fake:
         clip, speech = asyncio.run(run(fake))
         decoded = decode(media_file(tmp_path, "async.mp4", clip))
-        assert (decoded["width"], decoded["height"], decoded["frames"]) == (256, 144, 24)
+        assert (decoded["width"], decoded["height"], decoded["frames"]) == (256, 144, 96)
         for answer in speech:
             assert answer.candidates and answer.candidates[0].content
             parts = answer.candidates[0].content.parts
             assert parts and parts[0].inline_data
-            assert parts[0].inline_data.mime_type == SPEECH_MIME
+            assert parts[0].inline_data.mime_type == "audio/wav"
         assert (fake.count("veo"), fake.count("poll"), fake.count("speech")) == (2, 2, 4)
         assert sorted(c.prompt or "" for c in fake.calls("speech")) == [
             f"Line number {i}." for i in range(4)]

@@ -20,19 +20,19 @@ from media import decode
 
 from avgen._models import PRESETS, Preset, Scene, VideoRequest
 from avgen.agents.google import (
+    CATALOGUE,
     AssetCache,
     GeminiImages,
     GeminiNarrator,
     GeminiScriptWriter,
     GoogleConnection,
-    ImagenImages,
     RedactedError,
     credentials_present,
     google_agents,
+    price_of,
 )
 from avgen.agents.google._images import aspect_ratio
 from avgen.agents.google._narrator import pcm_rate
-from avgen.agents.google._prices import price_of
 from avgen.costs import Ledger
 from avgen.errors import (
     AgentError,
@@ -81,8 +81,8 @@ def test_modes_come_from_the_environment(fake: FakeGemini) -> None:
          "GOOGLE_CLOUD_LOCATION": "europe-west4"}, base_url=fake.base_url,
         credentials=Credentials(token="ya29.secret-token-abcdefghijkl"))
     assert project.mode == "vertex" and "europe-west4" in project.describe()
-    run(ImagenImages(project).generate(SCENE, PRESETS["square"], fake_path(fake)))
-    call = fake.calls("imagen")[-1]
+    run(GeminiImages(project).generate(SCENE, PRESETS["square"], fake_path(fake)))
+    call = fake.calls("image")[-1]
     assert "/projects/p/locations/europe-west4/" in call.path
     assert call.headers["authorization"] == "Bearer ya29.secret-token-abcdefghijkl"
     assert "ya29" not in repr(project) and project.redact("t ya29.secret-token-abcdefghijkl") \
@@ -230,7 +230,7 @@ def test_script_follows_the_request_and_is_charged_by_tokens(fake: FakeGemini) -
     prompt = fake.calls("script")[0].prompt or ""
     assert "30 seconds" in prompt and "vertical" in prompt and "the water cycle" in prompt
     [charge] = charges
-    price = price_of("gemini-2.5-flash")
+    price = price_of(CATALOGUE.default("text", "developer"))
     usage = fake.calls("script")[0]
     assert charge.unit == "token" and charge.usd > 0
     assert charge.usd == pytest.approx(price.tokens(charge.quantity, 0), rel=10) and usage
@@ -352,13 +352,16 @@ def test_the_sample_rate_is_read_from_the_mime_type(rate: int) -> None:
 # -- stills -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("surface", ["developer", "vertex"])
 @pytest.mark.parametrize(("preset", "ratio"), [("shorts", "9:16"), ("youtube", "16:9"),
                                                ("square", "1:1")])
-def test_imagen_asks_for_the_presets_shape(fake: FakeGemini, tmp_path: Path, preset: str,
-                                           ratio: str) -> None:
-    asset = run(ImagenImages(vertex(fake)).generate(SCENE, PRESETS[preset], tmp_path / "i.png"))
-    call = fake.calls("imagen")[0]
-    assert call.body["parameters"]["aspectRatio"] == ratio
+def test_stills_ask_for_the_presets_shape(fake: FakeGemini, tmp_path: Path, preset: str,
+                                          ratio: str, surface: str) -> None:
+    connection = developer(fake) if surface == "developer" else vertex(fake)
+    asset = run(GeminiImages(connection).generate(SCENE, PRESETS[preset], tmp_path / "i.png"))
+    call = fake.calls("image")[0]
+    assert call.status == 200
+    assert call.body["generationConfig"]["imageConfig"]["aspectRatio"] == ratio
     assert "honeybee" in (call.prompt or "")
     info = decode(tmp_path / "i.png")
     assert info["errors"] == "" and (info["width"], info["height"]) == (asset.width,
@@ -367,21 +370,28 @@ def test_imagen_asks_for_the_presets_shape(fake: FakeGemini, tmp_path: Path, pre
     assert asset.width / asset.height == pytest.approx(w / h, rel=0.05)
 
 
-@given(st.integers(32, 2048).map(lambda n: 2 * n), st.integers(32, 2048).map(lambda n: 2 * n))
-def test_aspect_ratio_is_the_nearest_offered(width: int, height: int) -> None:
-    chosen = aspect_ratio(Preset("p", width, height))
+RATIOS = ("1:1", "1:4", "1:8", "2:3", "3:2", "3:4", "4:1", "4:3", "4:5", "5:4", "8:1", "9:16",
+          "16:9", "21:9")
+
+
+@given(st.integers(32, 2048).map(lambda n: 2 * n), st.integers(32, 2048).map(lambda n: 2 * n),
+       st.lists(st.sampled_from(RATIOS), min_size=1, unique=True))
+def test_aspect_ratio_is_the_nearest_offered(width: int, height: int,
+                                             offered: list[str]) -> None:
+    chosen = aspect_ratio(Preset("p", width, height), tuple(offered))
+    assert chosen in offered
     w, h = (int(x) for x in chosen.split(":"))
     ratio = width / height
-    for option in ("1:1", "3:4", "4:3", "9:16", "16:9"):
+    for option in offered:
         a, b = (int(x) for x in option.split(":"))
         assert abs(w / h - ratio) <= abs(a / b - ratio) + 1e-12
 
 
-def test_filtered_imagen_is_content_rejected_with_the_reason(fake: FakeGemini,
-                                                             tmp_path: Path) -> None:
-    fake.fail("imagen", "filtered")
+def test_a_filtered_still_is_content_rejected_with_the_reason(fake: FakeGemini,
+                                                              tmp_path: Path) -> None:
+    fake.fail("image", "filtered")
     with Ledger().step() as charges, pytest.raises(ContentRejected) as rejected:
-        run(ImagenImages(vertex(fake)).generate(SCENE, PRESETS["shorts"], tmp_path / "i.png"))
+        run(GeminiImages(vertex(fake)).generate(SCENE, PRESETS["shorts"], tmp_path / "i.png"))
     assert rejected.value.reason and charges == []
 
 
@@ -396,19 +406,28 @@ def test_gemini_images_work_in_developer_mode(fake: FakeGemini, tmp_path: Path) 
         run(GeminiImages(developer(fake)).generate(SCENE, PRESETS["shorts"], tmp_path / "h.png"))
 
 
-def test_imagen_in_developer_mode_is_refused_up_front(fake: FakeGemini) -> None:
-    images = ImagenImages(developer(fake))
-    with pytest.raises(UsageError, match="Vertex"):
-        images.check(VideoRequest(script="Hi."))
+@pytest.mark.parametrize("surface", ["developer", "vertex"])
+def test_imagen_is_refused_up_front_naming_its_replacement(fake: FakeGemini,
+                                                           surface: str) -> None:
+    connection = developer(fake) if surface == "developer" else vertex(fake)
+    with pytest.raises(UsageError, match="shut down") as refused:
+        google_agents(connection, cache=False, image_model="imagen-4.0-fast-generate-001")
+    assert refused.value.field == "image_model"
+    assert "2026-08-17" in str(refused.value)
+    assert ("gemini-nano-banana-2.1" if surface == "developer"
+            else "gemini-3.1-flash-image") in str(refused.value)
     assert fake.requests == []
 
 
 def test_the_budget_stops_a_still_before_it_is_asked_for(fake: FakeGemini,
                                                          tmp_path: Path) -> None:
+    images = GeminiImages(vertex(fake))
     with Ledger(budget=0.01).step(), pytest.raises(BudgetExceeded) as stopped:
-        run(ImagenImages(vertex(fake)).generate(SCENE, PRESETS["shorts"], tmp_path / "i.png"))
-    assert fake.count("imagen") == 0
-    assert stopped.value.price == pytest.approx(0.02) and stopped.value.budget == 0.01
+        run(images.generate(SCENE, PRESETS["shorts"], tmp_path / "i.png"))
+    assert fake.count("image") == 0
+    assert stopped.value.price == pytest.approx(images.price.per_image)
+    assert images.price.per_image > 0.01
+    assert stopped.value.budget == 0.01
 
 
 # -- the family ---------------------------------------------------------------------------
@@ -423,11 +442,11 @@ def test_developer_mode_gets_stills_and_says_why(fake: FakeGemini) -> None:
         google_agents(developer(fake), clips=True)
 
 
-def test_vertex_mode_gets_veo_clips_and_imagen_stills(fake: FakeGemini) -> None:
-    agents = google_agents(vertex(fake), cache=False, video_model="veo-2.0-generate-001")
+def test_vertex_mode_gets_veo_clips_and_gemini_stills(fake: FakeGemini) -> None:
+    agents = google_agents(vertex(fake), cache=False)
     assert agents.clip_generator is not None
-    assert agents.names()["clip_generator"] == "veo:veo-2.0-generate-001"
-    assert isinstance(agents.image_generator, ImagenImages)
+    assert agents.names()["clip_generator"] == "veo:veo-3.1-fast-generate-001"
+    assert isinstance(agents.image_generator, GeminiImages)
     with pytest.raises(UsageError, match="model"):
         google_agents(vertex(fake), cache=False, video_model="sora-2")
     with pytest.raises(UsageError, match="price"):
@@ -443,7 +462,7 @@ def test_a_generator_closes_the_connection_it_was_given_agents_on(fake: FakeGemi
         run(generator.agents.script_writer.write(VideoRequest(topic="bees")))
     assert connection.closed
     with pytest.raises(RuntimeError, match="closed"):  # the SDK refuses a closed client
-        connection.client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        connection.client.models.generate_content(model="gemini-3.8-flash", contents="hi")
 
     async def async_use() -> GoogleConnection:
         opened = developer(fake)

@@ -151,9 +151,9 @@ def test_text_to_video_vertical_clip(mode: str, tmp_path: Path) -> None:
         assert submit.headers["authorization"] == "Bearer ya29.test-token-abcdefghijkl"
 
 
-def test_veo3_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
-                                                              tmp_path: Path) -> None:
-    agent = veo(fake, model="veo-3.0-generate-001", audio=True, resolution="720p",
+def test_veo_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
+                                                             tmp_path: Path) -> None:
+    agent = veo(fake, model="veo-3.1-generate-001", audio=True, resolution="720p",
                 negative_prompt="text, watermarks")
     asset = make(agent, tmp_path / "clip.mp4", seconds=7.5, preset=WIDE,
                  scene=Scene(0, "Only narration here."))
@@ -166,12 +166,17 @@ def test_veo3_audio_landscape_resolution_and_negative_prompt(fake: FakeGemini,
     assert decoded["has_audio"] and asset.has_audio and abs(asset.duration - 8.0) < 0.1
 
 
-def test_veo2_sends_no_audio_parameter(fake: FakeGemini, tmp_path: Path) -> None:
-    agent = veo(fake, model="veo-2.0-generate-001")
-    asset = make(agent, tmp_path / "clip.mp4", seconds=6.5)
-    assert params(fake.calls("veo")[0]) == {"durationSeconds": 6, "aspectRatio": "9:16",
-                                            "resolution": "720p"}
-    assert abs(decode(asset.path)["audio_duration"] - 6.0) < 0.1  # the fake's default sound
+@pytest.mark.parametrize(("model", "replacement"), [
+    ("veo-2.0-generate-001", "veo-3.1-generate-001"),
+    ("veo-3.0-fast-generate-001", "veo-3.1-fast-generate-001"),
+])
+def test_a_shut_down_veo_model_is_refused_before_anything_is_sent(
+        fake: FakeGemini, model: str, replacement: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        veo(fake, model=model)
+    assert refused.value.field == "model"
+    assert "2026-06-30" in str(refused.value) and replacement in str(refused.value)
+    assert fake.requests == []
 
 
 def test_a_long_scene_gets_enough_clips_to_cover_it(fake: FakeGemini, tmp_path: Path) -> None:
@@ -193,7 +198,6 @@ def test_the_plan_covers_any_length_with_allowed_clips(fake: FakeGemini) -> None
     assert agent.plan(8.9) == [8]  # not a second clip for a few words over
     assert agent.plan(3.2, "1080p") == [8]  # Veo 3 makes 1080p clips of 8 s only
     assert agent.plan(9.5, references=True) == [8, 8]
-    assert veo(fake, model="veo-2.0-generate-001").plan(12.0) == [8, 5]
 
 
 @settings(deadline=None)
@@ -437,12 +441,10 @@ def test_deadline_gives_up_without_resubmitting(tmp_path: Path) -> None:
 
 
 def test_developer_mode_is_refused_up_front(fake: FakeGemini, tmp_path: Path) -> None:
-    agent = VeoClips(connect(fake, mode="developer"), **FAST)
-    with pytest.raises(UsageError) as caught:
-        agent.check(VideoRequest(topic="tides"))
-    assert "Vertex" in str(caught.value)
-    with pytest.raises(UsageError, match="Vertex"):
-        make(agent, tmp_path / "clip.mp4")
+    for model in (None, "veo-3.1-fast-generate-001"):
+        with pytest.raises(UsageError) as caught:
+            VeoClips(connect(fake, mode="developer"), model, **FAST)
+        assert caught.value.field == "agents" and "Vertex" in str(caught.value)
     assert fake.requests == []
 
 
@@ -502,11 +504,13 @@ def test_operations_in_flight_stay_within_max_concurrency(limit: int, tmp_path: 
     ({"model": ""}, "model"),
     ({"max_concurrency": 0}, "max_concurrency"),
     ({"audio": "yes"}, "audio"),
-    ({"model": "veo-2.0-generate-001", "audio": True}, "audio"),
+    ({"model": "veo-2.0-generate-001"}, "model"),
+    ({"model": "gemini-omni-1.1-flash"}, "model"),
+    ({"model": "veo-3.1-fast-generate-001", "references": True}, "references"),
     ({"continuity": 1}, "continuity"),
     ({"still": object()}, "still"),
     ({"resolution": "8k"}, "resolution"),
-    ({"model": "veo-2.0-generate-001", "resolution": "1080p"}, "resolution"),
+    ({"resolution": "360p"}, "resolution"),
     ({"negative_prompt": "  "}, "negative_prompt"),
     ({"poll_interval": 0}, "poll_interval"),
     ({"poll_interval": math.nan}, "poll_interval"),
@@ -538,12 +542,12 @@ def _agent(model: str) -> VeoClips:
     return VeoClips(connection, model)
 
 
-@given(model=st.sampled_from(["veo-2.0-generate-001", "veo-3.1-fast-generate-preview"]),
+@given(model=st.sampled_from(["veo-3.1-generate-001", "veo-3.1-fast-generate-001"]),
        seconds=st.floats(min_value=0.01, max_value=120, allow_nan=False))
 def test_duration_is_the_shortest_allowed_length_covering_the_narration(
         model: str, seconds: float) -> None:
     agent = _agent(model)
-    allowed = (5, 6, 7, 8) if model.startswith("veo-2") else (4, 6, 8)
+    allowed = (4, 6, 8)
     chosen = agent.duration_for(seconds)
     assert agent.durations == allowed and chosen in allowed
     if seconds <= max(allowed):

@@ -4,6 +4,7 @@ request bodies the real google-genai SDK sends to FakeGemini."""
 
 from __future__ import annotations
 
+import datetime
 import html
 import itertools
 import json
@@ -25,6 +26,7 @@ from PIL import Image
 from avgen import Character, VideoGenerator, VideoRequest
 from avgen._run import _cast_slugs
 from avgen.agents.google import (
+    CATALOGUE,
     REWRITE_POLICY,
     AssetCache,
     GoogleConnection,
@@ -187,6 +189,29 @@ def test_a_model_that_takes_reference_images_is_sent_them(fake: FakeGemini,
     assert [steps[f"scene-{i:03d}.visual"]["data"]["asset"]["source"]["method"]
             for i in range(3)] == ["reference images: Mara", "reference images: Teo",
                                    "reference images: Mara, Teo"]
+
+
+def test_refused_reference_images_make_the_clip_from_a_painted_still_for_the_run(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    # Veo refuses some reference images it lists ("use case is currently not supported"):
+    # the scene is tried again animating a still painted with them, and no later scene
+    # sends them again
+    fake.fail("veo", "unsupported")
+    gen = generator(vertex(fake), tmp_path, video_model="veo-3.1-generate-001",
+                    max_clip_operations=1)
+    video = gen.generate_sync(topic="a bakery", preset="draft")
+    assert video.tiers == ("clip", "clip", "clip")
+    refused, *made = fake.calls("veo")
+    assert refused.status == 400 and refused.images > 0
+    assert len(made) == 3 and all(c.status == 200 and c.images == 0 and c.has_image
+                                  for c in made)
+    for call in stills(fake):
+        assert call.images == len(SCENES[scene_of(call)][1])
+    steps = manifest(video.session)["steps"]
+    sources = [steps[f"scene-{i:03d}.visual"]["data"]["asset"]["source"] for i in range(3)]
+    assert all(s["method"].startswith("image-to-video from the scene's still") for s in sources)
+    noted = [s for s in sources if any("refused reference images" in n for n in s["notes"])]
+    assert len(noted) == 1
 
 
 def test_stills_from_a_gemini_image_model_carry_the_references(fake: FakeGemini,
@@ -410,10 +435,17 @@ def test_a_request_refuses_a_bad_style_or_character_before_any_call(tmp_path: Pa
         Character("Ada/Eve", "tall")
 
 
+def another_image_model() -> str:
+    """A current Vertex AI image model that is not the default."""
+    today = datetime.date.today()
+    return next(m.id for m in CATALOGUE if m.kind == "image" and not m.default_on
+                and m.status("vertex", today) == "current")
+
+
 def test_without_references_nobody_is_painted_and_no_picture_is_sent(
         fake: FakeGemini, tmp_path: Path) -> None:
     video = generator(vertex(fake), tmp_path, references=False,
-                      image_model="gemini-2.5-flash-image"
+                      image_model=another_image_model()
                       ).generate_sync(topic="a bakery", preset="draft")
     assert video.tiers == ("clip", "clip", "clip")
     assert portraits(fake) == [] and not (video.session / "images" / "cast").exists()
@@ -426,7 +458,7 @@ def test_a_veo_agent_without_a_painter_has_the_image_generator_paint(
         fake: FakeGemini, tmp_path: Path) -> None:
     connection = vertex(fake)
     agents = google_agents(connection, cache=AssetCache(tmp_path / "cache"), poll_interval=0.01,
-                           image_model="gemini-2.5-flash-image")
+                           image_model=another_image_model())
     clips = VeoClips(connection, "veo-3.1-generate-001", poll_interval=0.01)
     gen = VideoGenerator(attrs.evolve(agents, clip_generator=clips), output_dir=tmp_path / "o")
     video = gen.generate_sync(topic="a bakery", preset="draft")

@@ -34,7 +34,7 @@ from avgen.errors import AgentError, ContentRejected, ServiceUnavailable
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-operations-key-0123456789ab"
-MODEL = "veo-3.1-fast-generate-preview"
+MODEL = "veo-3.1-fast-generate-001"
 AGENT = f"veo:{MODEL}"
 TALL = Preset("tall", 144, 256, fps=24)
 SCENE = Scene(0, "The sea is calm today.", visual="Waves rolling onto a sandy beach")

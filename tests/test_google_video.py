@@ -23,14 +23,13 @@ from fake_gemini import FakeGemini
 from media import decode
 
 from avgen import GenerationError, RunEvent, VideoGenerator
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents
-from avgen.agents.google._prices import price_of
+from avgen.agents.google import AssetCache, GoogleConnection, google_agents, price_of
 from avgen.errors import RateLimited
 from avgen.resilience import CircuitState, set_testing
 
 KEY = "AIzaFAKE-video-key-0123456789abcdef"
 TOKEN = "ya29.fake-access-token-0123456789"
-PAID = ("script", "speech", "image", "imagen", "veo")
+PAID = ("script", "speech", "image", "veo")
 VISUALS = ("Sunlight glittering", "White clouds forming", "Rain falling")
 NARRATIONS = ("The sun warms", "High in the sky", "The droplets join")
 
@@ -96,7 +95,7 @@ def test_vertex_video_from_gemini_script_tts_and_veo_clips(fake: FakeGemini,
     assert all(call.body["parameters"]["aspectRatio"] == "9:16" for call in fake.calls("veo"))
     data = manifest(video.session)
     steps = data["steps"]
-    veo = price_of("veo-3.1-fast-generate-preview")
+    veo = price_of("veo-3.1-fast-generate-001")
     for index in range(3):
         visual = steps[f"scene-{index:03d}.visual"]
         assert visual["status"] == "done" and visual["tier"] == "clip"
@@ -261,19 +260,19 @@ def test_a_failed_run_shows_no_key_in_its_traceback(fake: FakeGemini, tmp_path: 
 
 
 def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) -> None:
-    gen = generator(vertex(fake), tmp_path, budget=0.10)
+    gen = generator(vertex(fake), tmp_path, budget=0.25)
     estimate = gen.estimate(topic="the water cycle", preset="draft")
-    assert estimate.total > 0.10 and not estimate.within_budget
+    assert estimate.total > 0.25 and not estimate.within_budget
     assert {c.agent.split(":")[0] for c in estimate.charges} == {
         "gemini-script", "gemini-tts", "veo"}
     # possible extras: the stills (the clips' fallback), rewrites, portraits of a cast
-    assert {c.agent.split(":")[0] for c in estimate.extras} == {"imagen", "gemini-rewrite",
+    assert {c.agent.split(":")[0] for c in estimate.extras} == {"gemini-rewrite",
                                                                  "gemini-image"}
     assert estimate.total == pytest.approx(math.fsum(c.usd for c in estimate.charges))
     assert fake.requests == []  # estimating costs nothing
     video = gen.generate_sync(topic="the water cycle", preset="draft")
     data = manifest(video.session)
-    assert data["cost"]["spent"] <= 0.10
+    assert data["cost"]["spent"] <= 0.25
     assert fake.count("veo") == 0  # a 4 s clip ($0.40) never fitted
     assert video.tiers == ("image", "image", "image")
     assert all("budget" in data["steps"][f"scene-{i:03d}.visual"]["error"] for i in range(3))
@@ -282,7 +281,7 @@ def test_the_budget_keeps_the_run_within_it(fake: FakeGemini, tmp_path: Path) ->
 def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     fake.fail("veo", "rate_limit", match=VISUALS[0])
-    fake.fail("imagen", "server_error", status=500, times=2)
+    fake.fail("image", "server_error", status=500, times=2)
     fake.fail("veo", "filtered", match=VISUALS[1], times=6)  # with 2 rewrites, per run
     fake.text = rewritten
     events: list[RunEvent] = []
@@ -299,7 +298,7 @@ def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: 
         assert secret not in repr(events) and secret not in repr(gen)
         assert secret not in repr(gen.agents)
         assert video.path.exists()
-    assert fake.calls("imagen")[0].headers.get("x-goog-api-key") == KEY  # it was used
+    assert fake.calls("image")[0].headers.get("x-goog-api-key") == KEY  # it was used
 
 
 def test_avgen_make_picks_the_google_agents_and_says_which(fake: FakeGemini,
@@ -355,8 +354,9 @@ def test_without_network_the_command_says_so_plainly(tmp_path: Path) -> None:
     assert "--agents local" in err  # what to do instead
     assert "UserWarning" not in err and "stamina" not in err and "Traceback" not in err
     warned = [line for line in err.splitlines() if "Veo clips need Vertex AI" in line]
-    assert warned == ["avgen: warning: Veo clips need Vertex AI (developer mode): every scene "
-                      "gets a still with Ken Burns motion instead"]
+    assert warned == ["avgen: warning: Veo clips need Vertex AI (developer mode; the Developer "
+                      "API's own video models answer through its Interactions API, which avgen "
+                      "does not call): every scene gets a still with Ken Burns motion instead"]
     assert err.count("retry: ") == 3  # avgen's own retry lines, one per retry
     assert KEY not in err + made.stdout
 

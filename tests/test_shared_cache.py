@@ -36,8 +36,8 @@ from avgen.agents.google._remote import TRAILER_SIZE, RemoteStore, is_url
 from avgen.errors import UsageError
 from avgen.resilience import DiskStore, set_testing
 
-AGENT = "veo:veo-3.1-fast-generate-preview"
-OPERATION = "models/veo-3.1-fast-generate-preview/operations/op-1"
+AGENT = "veo:veo-3.1-fast-generate-001"
+OPERATION = "models/veo-3.1-fast-generate-001/operations/op-1"
 GOOGLE_KEY = "AIzaFAKE-shared-cache-key-0123456789"
 
 

@@ -42,7 +42,7 @@ from avgen.errors import AgentError, ServiceUnavailable
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-flight-key-0123456789abcdef"
-PAID = ("script", "speech", "image", "imagen", "veo")
+PAID = ("script", "speech", "image", "veo")
 HANG_GUARD = 240.0  # seconds: only stops a broken test from hanging, never paces it
 ASSET = "ab" + "0" * 62
 TALL = Preset("tall", 144, 256, fps=24)

@@ -1,5 +1,5 @@
-"""The google agents: Gemini writes the script, Gemini TTS narrates, Imagen or a Gemini image
-model paints stills, Veo films clips — all through the ``google-genai`` SDK.
+"""The google agents: Gemini writes the script, Gemini TTS narrates, a Gemini image model
+paints stills, Veo films clips — all through the ``google-genai`` SDK.
 
 ::
 
@@ -10,10 +10,17 @@ model paints stills, Veo films clips — all through the ``google-genai`` SDK.
     video = generator.generate_sync(topic="How bees dance", duration=40, preset="shorts")
 
 `google_agents` builds the family from a `GoogleConnection` (environment variables, or a
-`google.genai.Client` you pass). In Vertex AI mode every scene gets a Veo clip, with an
-Imagen still and then a procedural card as its fallbacks. The Developer API cannot serve
-Veo or Imagen (google-genai 3.x): there, ``clips="auto"`` (the default) makes stills with a
-Gemini image model and warns that clips need Vertex AI, and ``clips=True`` refuses up front.
+`google.genai.Client` you pass). In Vertex AI mode every scene gets a Veo clip, with a
+Gemini still and then a procedural card as its fallbacks. The Developer API cannot serve
+Veo (google-genai 3.x): there, ``clips="auto"`` (the default) makes stills and warns that
+clips need Vertex AI, and ``clips=True`` refuses up front.
+
+**Models.** Every model avgen knows is in `CATALOGUE` (data: ``models.toml``): its kind,
+the surfaces that serve it and until when, its replacement, prices and capabilities, and
+where each fact was read. The defaults are the catalogue's current models for the
+connection's surface; a model you name that Google has shut down is refused before
+anything is sent, naming its replacement (``avgen models`` lists them all, and
+``avgen models --check`` asks the service which ones your key can use).
 
 Every call is priced (`avgen.agents.google.PRICES`), checked against the generator's
 budget before it is sent, recorded in the manifest, and kept in the `AssetCache` so the same
@@ -29,12 +36,20 @@ __docformat__ = "google"
 import logging
 import os
 import warnings
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 from avgen._validate import flag, number
 from avgen.agents._registry import AgentSet
 from avgen.agents.google._cache import AssetCache, default_cache_dir
+from avgen.agents.google._catalogue import (
+    CATALOGUE,
+    PRICES,
+    ModelCatalogue,
+    ModelInfo,
+    price_of,
+)
+from avgen.agents.google._check import ModelCheck, check_models
 from avgen.agents.google._clips import VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY, GoogleAgent
 from avgen.agents.google._connection import (
@@ -44,19 +59,19 @@ from avgen.agents.google._connection import (
     RedactedError,
     credentials_present,
 )
-from avgen.agents.google._images import GeminiImages, ImagenImages
+from avgen.agents.google._images import GeminiImages
 from avgen.agents.google._narrator import VOICES, GeminiNarrator
-from avgen.agents.google._prices import PRICES, SOURCE_DATE, Price, price_of
+from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import REWRITE_POLICY, PromptRewriter
 from avgen.agents.google._script import GeminiScriptWriter
 from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
 
 __all__ = [
+    "CATALOGUE",
     "GOOGLE_POLICY",
     "PRICES",
     "REWRITE_POLICY",
-    "SOURCE_DATE",
     "VOICES",
     "AssetCache",
     "Capability",
@@ -65,12 +80,15 @@ __all__ = [
     "GeminiScriptWriter",
     "GoogleAgent",
     "GoogleConnection",
-    "ImagenImages",
     "Mode",
+    "ModelCatalogue",
+    "ModelCheck",
+    "ModelInfo",
     "Price",
     "PromptRewriter",
     "RedactedError",
     "VeoClips",
+    "check_models",
     "credentials_present",
     "default_cache_dir",
     "google_agents",
@@ -78,6 +96,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("avgen.agents.google")
+T = TypeVar("T")
 
 
 def google_agents(
@@ -85,17 +104,17 @@ def google_agents(
     *,
     client: Any = None,
     env: Mapping[str, str] | None = None,
-    script_model: str = "gemini-2.5-flash",
-    tts_model: str = "gemini-2.5-flash-preview-tts",
+    script_model: str | None = None,
+    tts_model: str | None = None,
     image_model: str | None = None,
-    video_model: str = "veo-3.1-fast-generate-001",
+    video_model: str | None = None,
     voice: str = "Kore",
     clips: bool | Literal["auto"] = "auto",
     images: bool = True,
     clip_audio: bool = False,
     continuity: bool = False,
     references: bool = True,
-    portrait_model: str = "gemini-2.5-flash-image",
+    portrait_model: str | None = None,
     rewrites: int = 2,
     resolution: str | None = "auto",
     negative_prompt: str | None = None,
@@ -116,22 +135,25 @@ def google_agents(
         connection: A `GoogleConnection`; default: ``client`` or the environment.
         client: A `google.genai.Client` to use (made without ``retry_options``).
         env: Environment variables to read instead of ``os.environ``.
-        script_model: The Gemini model that writes the script.
+        script_model: The Gemini model that writes the script (and rewrites refused
+            prompts). Each ``*_model`` defaults to `CATALOGUE`'s current model of its kind
+            for the connection's surface (``avgen models`` lists them); a model past its
+            shutdown date is refused, one close to it is used with a warning.
         tts_model: The Gemini speech model.
-        image_model: The still model; default ``imagen-4.0-fast-generate-001`` on Vertex AI,
-            ``gemini-2.5-flash-image`` on the Developer API (an ``imagen-*`` id needs Vertex).
-        video_model: The Veo model (Veo 2 and 3 ids work).
+        image_model: The Gemini image model of the stills.
+        video_model: The Veo model.
         voice: The narrator's default voice (one of `VOICES`).
         clips: ``"auto"``: Veo clips when the mode serves them, else stills with a warning;
             ``True``: clips or a `avgen.errors.UsageError`; ``False``: no clips.
         images: Make stills (as the picture, or as the clips' fallback).
-        clip_audio: Ask Veo 3 for its own sound (mixed under the narration; costs more).
+        clip_audio: Ask Veo for its own sound (mixed under the narration; costs more).
         continuity: Start each clip from the last frame of the previous one.
         references: Keep characters' faces: a reference picture of each (yours, or painted
             once by ``portrait_model``) goes with every later still of them and to Veo as
             reference images where the model takes them, else the clip animates a still
             painted from them.
-        portrait_model: The Gemini image model that paints portraits (and those stills).
+        portrait_model: The Gemini image model that paints portraits (and those stills);
+            default: ``image_model``.
         rewrites: Rewrites of a prompt a safety filter refused, per picture or clip, by
             ``script_model`` (0: a refusal makes the scene fall back at once).
         resolution: Veo's resolution: ``"auto"`` (1080p for a preset 1080 pixels or more
@@ -161,7 +183,10 @@ def google_agents(
 
     Raises:
         ConfigurationError: No credentials are configured.
-        UsageError: A bad option, or clips asked for in a mode that cannot make them.
+        UsageError: A bad option; a model that was shut down, is not served on the
+            connection's surface or is of the wrong kind (the error names the option and the
+            replacement); or clips asked for in a mode that cannot make them. Nothing has
+            been sent.
     """
     if connection is None:
         connection = (GoogleConnection.from_client(client) if client is not None
@@ -185,54 +210,66 @@ def google_agents(
     rpm = dict(requests_per_minute or {})
     flag("references", references)
 
-    def shared(model: str) -> dict[str, Any]:
-        return {"cache": store, "prices": prices, "requests_per_minute": rpm.get(model)}
+    def shared(model: str | None) -> dict[str, Any]:
+        return {"cache": store, "prices": prices, "requests_per_minute": rpm.get(model or "")}
 
-    rewriter = PromptRewriter(connection, script_model, **shared(script_model)) \
-        if number("rewrites", rewrites, integer=True, low=0, high=10) else None
+    number("rewrites", rewrites, integer=True, low=0, high=10)
+    script_writer = _named("script_model", lambda: GeminiScriptWriter(
+        connection, script_model, **shared(script_model)))
+    narrator = _named("tts_model", lambda: GeminiNarrator(
+        connection, tts_model, voice=voice, **shared(tts_model)))
+    rewriter = PromptRewriter(connection, script_writer.model,
+                              **shared(script_writer.model)) if rewrites else None
     fixes: dict[str, Any] = {"rewriter": rewriter, "rewrites": rewrites}
-    painter = GeminiImages(connection, portrait_model, **shared(portrait_model), **fixes) \
-        if references and connection.supports("gemini_image") else None
+    painter = _named("portrait_model" if portrait_model else "image_model", lambda: GeminiImages(
+        connection, portrait_model or image_model, **shared(portrait_model or image_model),
+        **fixes)) if references and connection.supports("gemini_image") else None
     clip_generator = None
     if clips is not False:
         if connection.supports("video"):
-            clip_generator = VeoClips(connection, video_model, audio=clip_audio,
-                                      continuity=continuity, poll_interval=poll_interval,
-                                      poll_max_interval=max(30.0, poll_interval)
-                                      if poll_max_interval is None else poll_max_interval,
-                                      max_concurrency=max_clip_operations,
-                                      resolution=resolution, negative_prompt=negative_prompt,
-                                      seed=seed, person_generation=person_generation,
-                                      references=None if references else False,
-                                      painter=painter, **fixes, **shared(video_model))
+            clip_generator = _named("video_model", lambda: VeoClips(
+                connection, video_model, audio=clip_audio, continuity=continuity,
+                poll_interval=poll_interval,
+                poll_max_interval=max(30.0, poll_interval) if poll_max_interval is None
+                else poll_max_interval, max_concurrency=max_clip_operations,
+                resolution=resolution, negative_prompt=negative_prompt, seed=seed,
+                person_generation=person_generation,
+                references=None if references else False, painter=painter, **fixes,
+                **shared(video_model)))
         elif clips is True:
             raise UsageError("clips", f"Veo clips need Vertex AI and this is "
                              f"{connection.describe()}: set GOOGLE_GENAI_USE_VERTEXAI=true "
                              "with GOOGLE_CLOUD_PROJECT, or pass clips='auto' to make "
                              "stills instead")
         else:
-            message = (f"Veo clips need Vertex AI ({connection.describe()}): every scene "
-                       "gets a still with Ken Burns motion instead")
+            message = (f"Veo clips need Vertex AI ({connection.describe()}; the Developer "
+                       "API's own video models answer through its Interactions API, which "
+                       "avgen does not call): every scene gets a still with Ken Burns motion "
+                       "instead")
             warnings.warn(message, UserWarning, stacklevel=2)
             _logger.warning("%s", message)
-    image_generator: ImagenImages | GeminiImages | None = None
+    image_generator: GeminiImages | None = None
     if images:
-        model = image_model or ("imagen-4.0-fast-generate-001" if connection.supports("imagen")
-                                else "gemini-2.5-flash-image")
-        if "imagen" in model:
-            image_generator = ImagenImages(connection, model, **shared(model), **fixes)
-        elif painter is not None and model == painter.model:
+        if painter is not None and image_model in (None, painter.model) and \
+                portrait_model in (None, painter.model):
             image_generator = painter
         else:
-            image_generator = GeminiImages(connection, model, **shared(model), **fixes,
-                                           references=references)
-    return AgentSet(
-        script_writer=GeminiScriptWriter(connection, script_model, **shared(script_model)),
-        narrator=GeminiNarrator(connection, tts_model, voice=voice, **shared(tts_model)),
-        composer=FFmpegComposer(),
-        image_generator=image_generator,
-        clip_generator=clip_generator,
-    )
+            image_generator = _named("image_model", lambda: GeminiImages(
+                connection, image_model, **shared(image_model), **fixes,
+                references=references))
+    return AgentSet(script_writer=script_writer, narrator=narrator, composer=FFmpegComposer(),
+                    image_generator=image_generator, clip_generator=clip_generator)
+
+
+def _named(field: str, make: Callable[[], T]) -> T:
+    """``make()``, with a `UsageError` about its model reported as one about ``field``."""
+    try:
+        return make()
+    except UsageError as exc:
+        if exc.field != "model":
+            raise
+        error = UsageError(field, exc.problem)
+    raise error
 
 
 def _text(path: str | bytes) -> bool:

@@ -1,12 +1,13 @@
 """`VeoClips`: a scene's clip from Google's Veo models (Vertex AI only).
 
 **Modes.** *Text-to-video*: the scene's ``visual`` (else its narration) is the prompt.
-*Image-to-video*: with ``still=`` (an `avgen.agents.ImageGenerator`, such as an Imagen
+*Image-to-video*: with ``still=`` (an `avgen.agents.ImageGenerator`, such as a Gemini image
 agent) a still is made first and animated. *Continuity* (``continuity=True``): each clip
 starts on the last frame of the previous scene's clip, which `avgen.VideoGenerator` passes
 as ``previous=``. The aspect ratio follows the preset (``9:16`` when taller than wide, else
-``16:9``); the length is the shortest the model allows that covers the narration (Veo 2:
-5–8 s, Veo 3: 4, 6 or 8 s), capped at its maximum — the composer fits any clip.
+``16:9``); the length is the shortest the model allows that covers the narration (Veo 3.1:
+4, 6 or 8 s; the lengths, resolutions and reference images each model takes are in
+`avgen.agents.google.CATALOGUE`), capped at its maximum — the composer fits any clip.
 
 **Cost and cache.** A clip's price (per second, `avgen.agents.google.PRICES`) is reserved
 against the run's budget before anything is sent (`avgen.costs.paid_call`), and charged
@@ -87,10 +88,6 @@ __all__ = ["VeoClips"]
 
 _logger = logging.getLogger("avgen.agents.google")
 
-_VEO2_SECONDS = (5, 6, 7, 8)
-_VEO3_SECONDS = (4, 6, 8)
-_VEO2_RESOLUTIONS = ("720p",)
-_VEO3_RESOLUTIONS = ("720p", "1080p", "4k")
 HOLD_SECONDS = CLIP_HOLD_SECONDS
 """How long before its narration a scene's clips may end (the composer holds the last
 frame for that long; a clip shorter by more is looped)."""
@@ -131,6 +128,10 @@ class _Overdue(AgentError):
     """An operation ran past the deadline (kept, so a later identical call resumes it)."""
 
 
+class _ReferencesRefused(AgentError):
+    """Veo refused a submit's reference images (400, "not supported"): nothing was made."""
+
+
 class _Gone(AgentError):
     """The service does not know the operation polled (expired, or never this account's)."""
 
@@ -140,17 +141,18 @@ class VeoClips(GoogleAgent):
 
     Args:
         connection: The shared `avgen.agents.google.GoogleConnection` (Vertex).
-        model: A Veo model id (``veo-2.0-generate-001``, ``veo-3.0-generate-001``,
-            ``veo-3.1-generate-preview``, ``veo-3.1-fast-generate-preview`` …).
+        model: A Veo model id (``None``: the catalogue's default, ``veo-3.1-fast-generate-001``;
+            ``veo-3.1-generate-001`` takes reference images).
         cache: Where clips are kept, and accepted operations recorded until their clip is
             (``None``: no cache, operations are remembered in memory only).
         prices: Price overrides by model id.
         max_concurrency: Operations in flight at once (Veo quotas are small).
-        audio: Ask Veo 3 for a sound track (priced higher; the narration stays the
-            soundtrack). Veo 2 makes silent clips.
+        audio: Ask Veo for a sound track (priced higher; the narration stays the
+            soundtrack), for a model that makes one.
         continuity: Start each clip on the last frame of the previous scene's clip.
         still: An image generator whose still each clip animates (image-to-video).
-        resolution: ``"720p"``, ``"1080p"`` or ``"4k"`` (Veo 3); ``None``: the default.
+        resolution: ``"auto"`` (from the preset), one the model makes (``"720p"``,
+            ``"1080p"``, ``"4k"``), or ``None`` (the model's default).
         negative_prompt: What the clips should not show.
         poll_interval: Seconds before the first poll; each wait grows 1.5 times.
         poll_max_interval: The longest wait between two polls.
@@ -164,9 +166,10 @@ class VeoClips(GoogleAgent):
     """Names the agent (``veo:<model>``)."""
     needs: Capability = "video"
     """Veo is served by Vertex AI only."""
+    model_kind = "video"
 
     def __init__(self, connection: GoogleConnection,
-                 model: str = "veo-3.1-fast-generate-001", *,
+                 model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 2, requests_per_minute: float | None = None,
                  audio: bool = False, continuity: bool = False,
@@ -176,25 +179,29 @@ class VeoClips(GoogleAgent):
                  painter: Any = None, rewriter: PromptRewriter | None = None,
                  rewrites: int = 2, poll_interval: float = 5.0,
                  poll_max_interval: float = 30.0, deadline: float = 900.0) -> None:
-        if isinstance(model, str) and "veo" not in model.lower():
-            raise UsageError("model", f"must be a Veo model id (veo-…), not {model!r}")
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
                          requests_per_minute=requests_per_minute)
-        self.veo2 = "veo-2" in model.lower()
-        """True for a Veo 2 model: 5–8 s clips, no audio parameter."""
+        if self.info is None or self.info.can.method != "predictLongRunning":
+            how = f"through the {self.info.can.method} API" if self.info else "by an unknown API"
+            raise UsageError("model", f"{self.model} is served {how}, not as a Veo operation "
+                             "(predictLongRunning); give a Veo model id (veo-…)")
+        self.can = self.info.can
+        """What the model can do (lengths, resolutions, reference images, audio), from the
+        catalogue."""
         flag("audio", audio)
         flag("continuity", continuity)
-        if audio and self.veo2:
-            raise UsageError("audio", f"{model} makes silent clips; use a Veo 3 model for audio")
+        if audio and not self.can.audio:
+            raise UsageError("audio", f"{self.model} makes silent clips; use a model that "
+                             "makes sound (avgen models lists them)")
         for name, agent in (("still", still), ("painter", painter)):
             if agent is not None and not callable(getattr(agent, "generate", None)):
                 raise UsageError(name, "must be an ImageGenerator (with generate(scene, "
                                  f"preset, target)) or None, not {type(agent).__name__}")
-        allowed = _VEO2_RESOLUTIONS if self.veo2 else _VEO3_RESOLUTIONS
+        allowed = self.can.resolutions
         if resolution is not None and resolution != "auto" and resolution not in allowed:
             raise UsageError("resolution", f"must be 'auto', None or one of "
-                             f"{', '.join(allowed)} for {model}, not {resolution!r}")
+                             f"{', '.join(allowed)} for {self.model}, not {resolution!r}")
         if negative_prompt is not None and (not isinstance(negative_prompt, str)
                                             or not negative_prompt.strip()):
             raise UsageError("negative_prompt", "must be a non-empty text or None")
@@ -218,7 +225,7 @@ class VeoClips(GoogleAgent):
         self.deadline = float(number("deadline", deadline, low=0, low_inclusive=False))
         """Seconds an operation may run before it is given up."""
         self.audio = audio
-        """Whether Veo 3 makes a sound track."""
+        """Whether Veo makes a sound track."""
         self.continuity = continuity
         """Whether a clip starts on the last frame of the previous one."""
         self.still = still
@@ -232,7 +239,10 @@ class VeoClips(GoogleAgent):
         """The seed of every clip (part of the cache key), or None."""
         self.person_generation = person_generation
         """Veo's ``person_generation`` setting, or None (the model's default)."""
-        self.reference_images = takes_reference_images(model) if references is None \
+        if references and not self.can.reference_images:
+            raise UsageError("references", f"{self.model} takes no reference images; use "
+                             "a model that does (avgen models lists them), or leave it None")
+        self.reference_images = bool(self.can.reference_images) if references is None \
             else references
         """Whether scenes with characters send their reference pictures to Veo."""
         self.painter = painter
@@ -243,6 +253,7 @@ class VeoClips(GoogleAgent):
         """Who rewrites a refused prompt (None: a refusal is final)."""
         self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
         """Rewrites at most per clip."""
+        self._references_refused = False  # Veo refused reference images once: send none
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
         self._recalled: set[str] = set()  # keys whose pending operation came from a record
 
@@ -259,7 +270,7 @@ class VeoClips(GoogleAgent):
     @property
     def durations(self) -> tuple[int, ...]:
         """The clip lengths the model allows, in seconds."""
-        return _VEO2_SECONDS if self.veo2 else _VEO3_SECONDS
+        return self.can.durations
 
     def duration_for(self, seconds: float) -> int:
         """The shortest allowed length >= ``seconds``, or the longest one when none is.
@@ -273,21 +284,23 @@ class VeoClips(GoogleAgent):
     def resolution_for(self, preset: Preset) -> str | None:
         """The resolution asked for a preset: with ``resolution="auto"``, ``"1080p"`` for a
         frame whose short side is 1080 pixels or more (``"4k"`` from 2160), else
-        ``"720p"``; Veo 2 has 720p only."""
+        ``"720p"`` — the largest of these the model makes."""
         if self.resolution != "auto":
             return self.resolution
         short = min(preset.width, preset.height)
-        if self.veo2:
-            return "720p"
-        return "4k" if short >= 2160 else "1080p" if short >= 1080 else "720p"
+        wanted = "4k" if short >= 2160 else "1080p" if short >= 1080 else "720p"
+        ladder = ("720p", "1080p", "4k")
+        offered = [r for r in ladder[:ladder.index(wanted) + 1] if r in self.can.resolutions]
+        return offered[-1] if offered else None
 
     def plan(self, seconds: float, resolution: str | None = None,
              references: bool = False) -> list[int]:
         """The clips that cover ``seconds`` of narration: as many of the longest length as
         it takes, the last one the shortest allowed that covers the rest. The clips may
         end up to `HOLD_SECONDS` before the narration (the composer holds their last
-        frame): a scene a few words over a clip's length is not paid a second clip. Veo 3
-        makes 8-second clips only at 1080p and 4k and with reference images.
+        frame): a scene a few words over a clip's length is not paid a second clip. Veo 3.1
+        makes 8-second clips only at 1080p and 4k and with reference images (the
+        catalogue's ``eight_seconds_with``).
 
         Raises:
             UsageError: ``seconds`` is not a finite number > 0.
@@ -298,8 +311,10 @@ class VeoClips(GoogleAgent):
         count = max(1, math.ceil(wanted / longest - 1e-9))
         last = next((d for d in self.durations if d >= wanted - longest * (count - 1)),
                     longest)
-        if not self.veo2 and (references or resolution in ("1080p", "4k")):
-            last = longest
+        forced = resolution in self.can.eight_seconds_with or (
+            references and "references" in self.can.eight_seconds_with)
+        if forced and 8 in self.durations:
+            last = 8
         return [longest] * (count - 1) + [last]
 
     def _planned_clips(self, request: VideoRequest) -> tuple[int, list[int]]:
@@ -328,7 +343,7 @@ class VeoClips(GoogleAgent):
         scenes = planned_scenes(request)
         seconds = round(self.expected_seconds(request), 2)
         resolution = self.resolution_for(request.preset)
-        audio = self.audio and not self.veo2
+        audio = self.audio
         charges = [Charge(self.name, self.model, seconds, "video_second",
                           self.price.video(seconds, audio, resolution), scene=i)
                    for i in range(scenes)]
@@ -390,15 +405,31 @@ class VeoClips(GoogleAgent):
         if not self.connection.supports(self.needs):
             raise UsageError("agents", f"{self.name} needs Vertex AI (video is not served in "
                              f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true")
+        send = self.reference_images and not self._references_refused
+        try:
+            return await self._scene(scene, seconds, preset, target, previous, send)
+        except _ReferencesRefused as refused:
+            self._references_refused = True  # for every later scene of this agent too
+            note = (f"{self.model} refused reference images ({refused}); the clip animates "
+                    "a still painted with them instead")
+            _logger.warning("%s: %s", self.name, note)
+        asset = await self._scene(scene, seconds, preset, target, previous, False)
+        source = asset.source or Source(self.name)
+        return attrs.evolve(asset, source=attrs.evolve(source, notes=[note, *source.notes]))
+
+    async def _scene(self, scene: Scene, seconds: float, preset: Preset, target: Path,
+                     previous: Path | None, send_references: bool) -> ClipAsset:
+        """The clips of one scene, joined at ``target``; reference images sent to Veo only
+        with ``send_references`` (else a painter that takes them paints the first still)."""
         aspect = "9:16" if preset.height > preset.width else "16:9"
         resolution = self.resolution_for(preset)
-        audio = self.audio and not self.veo2
+        audio = self.audio
         pictures = references(scene)
         with tempfile.TemporaryDirectory(prefix="avgen-veo-") as tmp:
             image, method = await self._input_image(scene, preset, previous, Path(tmp),
-                                                    pictures)
-            refs = [path.read_bytes() for _, path in pictures] \
-                if image is None and self.reference_images else []
+                                                    pictures, send_references)
+            refs = [path.read_bytes() for _, path in pictures][:self.can.reference_images] \
+                if image is None and send_references else []
             if refs:
                 method = "reference images: " + ", ".join(name for name, _ in pictures)
             clips = self.plan(seconds, resolution, bool(refs))
@@ -478,7 +509,7 @@ class VeoClips(GoogleAgent):
 
     async def _input_image(self, scene: Scene, preset: Preset, previous: Path | None,
                            tmp: Path, pictures: list[tuple[str, Path]],
-                           ) -> tuple[bytes | None, str]:
+                           send_references: bool) -> tuple[bytes | None, str]:
         """The first clip's input image (or None: from words alone), and how it was found."""
         if self.continuity and previous is not None:
             if not Path(previous).is_file():
@@ -487,7 +518,7 @@ class VeoClips(GoogleAgent):
             return frame, "image-to-video from the previous clip's last frame"
         painter = self.still
         method = "image-to-video from a still"
-        if painter is None and pictures and not self.reference_images and \
+        if painter is None and pictures and not send_references and \
                 getattr(self.painter, "takes_references", False):
             painter = self.painter
             method = ("image-to-video from the scene's still (reference images: "
@@ -603,7 +634,7 @@ class VeoClips(GoogleAgent):
         config = types.GenerateVideosConfig(
             duration_seconds=ask.duration, aspect_ratio=ask.aspect, resolution=ask.resolution,
             negative_prompt=self.negative_prompt,
-            generate_audio=None if self.veo2 else ask.audio, seed=self.seed,
+            generate_audio=ask.audio if self.can.audio else None, seed=self.seed,
             person_generation=self.person_generation,
             reference_images=[types.VideoGenerationReferenceImage(
                 image=types.Image(image_bytes=picture, mime_type=mime_of(picture)),
@@ -617,7 +648,13 @@ class VeoClips(GoogleAgent):
             return await client.aio.models.generate_videos(model=self.model, source=source,
                                                            config=config)
         except Exception as exc:
-            error = self.connection.translate(exc, self.name)
+            error = self.connection.translate(exc, self.name, model=self.model,
+                                              replacement=self.replacement)
+            if ask.references and _status(exc) == 400 and "not supported" in str(exc):
+                refused = _ReferencesRefused(self._redact(getattr(exc, "message", None)
+                                                          or exc), self.name)
+                refused.__cause__ = error
+                error = refused
             # refused or never sent: nothing was created, a retry is safe; else it is not
             if isinstance(error, ServiceUnavailable) and _sent_without_answer(exc):
                 lost = AgentError(self._redact(
@@ -755,14 +792,6 @@ class _Ask:
     audio: bool
     resolution: str | None
     part: int = 0
-
-
-def takes_reference_images(model: str) -> bool:
-    """Whether a Veo model accepts reference images of a subject (asset images): Veo 3.1
-    (not its Fast tier) and ``veo-2.0-generate-exp``, as Google's model pages list them."""
-    name = model.rsplit("/", 1)[-1].lower()
-    return (name.startswith("veo-3.1") and "fast" not in name and "lite" not in name) \
-        or name == "veo-2.0-generate-exp"
 
 
 async def _last_frame(clip: Path, frame: Path) -> bytes:

@@ -14,10 +14,18 @@ from avgen._models import VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
 from avgen.agents.google._cache import AssetCache
+from avgen.agents.google._catalogue import CATALOGUE, Kind, ModelInfo, price_of
 from avgen.agents.google._connection import Capability, GoogleConnection
-from avgen.agents.google._prices import Price, price_of
+from avgen.agents.google._prices import Price
 from avgen.costs import paid_call
-from avgen.errors import AgentError, BudgetExceeded, ContentRejected, RateLimited, UsageError
+from avgen.errors import (
+    AgentError,
+    BudgetExceeded,
+    ContentRejected,
+    ModelNotFound,
+    RateLimited,
+    UsageError,
+)
 from avgen.resilience import CircuitSettings, RetryPolicy
 from avgen.resilience._shared import LocalCoordination, Shared, current_shared
 
@@ -29,16 +37,17 @@ GOOGLE_POLICY = AgentPolicy(
     retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),
     circuit=CircuitSettings(window_size=10, minimum_calls=4, failure_rate_threshold=50.0,
                             wait_open=60.0, ignore=(ContentRejected, BudgetExceeded,
-                                                    UsageError),
+                                                    UsageError, ModelNotFound),
                             ignore_rate_limits=True),
 )
 """How the generator calls a google agent: quota answers (429) and outages (5xx) are
 retried, never earlier than a ``Retry-After`` or ``RetryInfo`` asks (a wait longer than 60 s
 or than the time left stops with `avgen.errors.RateLimited` saying when to come back); a
-safety refusal or a budget stop is not retried. A breaker per agent opens when half of its
-last calls failed, so the remaining scenes fall back at once instead of waiting on a service
-that is down; quota answers, safety refusals and budget stops count as neither success nor
-failure: they never mean the service is down."""
+safety refusal, a budget stop or a model the service does not serve is not retried. A
+breaker per agent opens when half of its last calls failed, so the remaining scenes fall
+back at once instead of waiting on a service that is down; quota answers, safety refusals,
+budget stops and unserved models count as neither success nor failure: they never mean the
+service is down."""
 
 BLOCKED_FINISH = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII",
                             "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"})
@@ -70,21 +79,29 @@ class GoogleAgent:
 
     Args:
         connection: The shared `avgen.agents.google.GoogleConnection`.
-        model: The model id.
+        model: The model id (``None``: the catalogue's default of the agent's kind for the
+            connection's surface).
         cache: Where paid results are kept (``None``: no cache).
         prices: Price overrides by model id.
         max_concurrency: Calls in flight at once for this model (across every worker of a
             batch).
         requests_per_minute: Requests this model may start in any 60 s (across every
             worker of a batch); ``None``: no limit.
+
+    Raises:
+        UsageError: An argument is out of range, or the model cannot be used on the
+            connection's surface (shut down, not served there, or of another kind); the
+            error names the replacement. Nothing has been sent.
     """
 
     kind = "google"
     """A word naming the agent's job, used in its name."""
     needs: Capability = "text"
     """What the connection must be able to serve."""
+    model_kind: Kind = "text"
+    """The kind of model the agent calls (``text``, ``image``, ``speech``, ``video``)."""
 
-    def __init__(self, connection: GoogleConnection, model: str, *,
+    def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4, requests_per_minute: float | None = None) -> None:
         if not isinstance(connection, GoogleConnection):
@@ -92,13 +109,20 @@ class GoogleAgent:
                              f"{type(connection).__name__}")
         if cache is not None and not isinstance(cache, AssetCache):
             raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
+        self.connection = connection
+        """The shared connection."""
+        self._served()
+        if model is None:
+            model = CATALOGUE.default(self.model_kind, connection.mode)
         if not isinstance(model, str) or not model.strip():
             raise UsageError("model", f"must be a model id, not {model!r}")
+        self.info: ModelInfo | None = CATALOGUE.vet(model, kind=self.model_kind,
+                                                    surface=connection.mode)
+        """The model's catalogue entry (for an id the catalogue does not list, its
+        family's; ``None`` when it has none)."""
         number("max_concurrency", max_concurrency, integer=True, low=1)
         number("requests_per_minute", requests_per_minute, low=0, low_inclusive=False,
                optional=True)
-        self.connection = connection
-        """The shared connection."""
         self.model = model
         """The model id."""
         self.cache = cache
@@ -130,16 +154,32 @@ class GoogleAgent:
         return f"{type(self).__name__}(model={self.model!r}, {self.connection.describe()})"
 
     def check(self, request: VideoRequest) -> None:
-        """Validate a request up front: the connection's mode must serve this agent.
+        """Validate a request up front: the connection's mode must serve this agent, and
+        its model must not have been shut down since the agent was made.
 
         Raises:
-            UsageError: The mode cannot serve it (for instance clips in Developer mode).
+            UsageError: The mode cannot serve it (for instance clips in Developer mode), or
+                the model was shut down.
         """
+        self._served()
+        verdict = CATALOGUE.judge(self.model, kind=self.model_kind,
+                                  surface=self.connection.mode)
+        if verdict.problem is not None:
+            raise UsageError("model", verdict.problem)
+
+    def _served(self) -> None:
+        """Refuse a connection whose mode cannot serve this agent."""
         if not self.connection.supports(self.needs):
             raise UsageError(
-                "agents", f"{self.name} needs Vertex AI ({self.needs} is not served in "
+                "agents", f"{self.kind} needs Vertex AI ({self.needs} is not served in "
                 f"{self.connection.describe()}); set GOOGLE_GENAI_USE_VERTEXAI=true with "
                 "GOOGLE_CLOUD_PROJECT, or leave this agent out")
+
+    @property
+    def replacement(self) -> str | None:
+        """The model to use instead of this one, should the service stop serving it."""
+        return CATALOGUE.replacement(self.model, kind=self.model_kind,
+                                     surface=self.connection.mode)
 
     @contextlib.asynccontextmanager
     async def _flight(self, key: str) -> AsyncIterator[None]:
@@ -207,7 +247,8 @@ class GoogleAgent:
         try:
             return await call()
         except Exception as exc:
-            error = self.connection.translate(exc, self.name)
+            error = self.connection.translate(exc, self.name, model=self.model,
+                                              replacement=self.replacement)
         raise error
 
     def _redact(self, value: Any) -> str:

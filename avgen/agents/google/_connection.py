@@ -6,7 +6,7 @@ SDK and Google's samples read):
 =============================== ===============================================================
 ``GEMINI_API_KEY``              Developer API key (``GOOGLE_API_KEY`` wins when both are set)
 ``GOOGLE_API_KEY``              Developer API key, or a Vertex express-mode key
-``GOOGLE_GENAI_USE_VERTEXAI``   ``true``/``1``: use Vertex AI (Imagen and Veo need it)
+``GOOGLE_GENAI_USE_VERTEXAI``   ``true``/``1``: use Vertex AI (Veo needs it)
 ``GOOGLE_CLOUD_PROJECT``        Vertex project (with Application Default Credentials)
 ``GOOGLE_CLOUD_LOCATION``       Vertex region (default ``us-central1``)
 ``GOOGLE_GEMINI_BASE_URL``      another endpoint for the Developer API (a proxy, a test server)
@@ -17,10 +17,11 @@ or from a ready `google.genai.Client` passed in. The SDK's own retries stay off:
 `avgen.resilience.retry` is the one layer that retries, so a failing call is never
 multiplied.
 
-**What each mode can do** (google-genai 3.x): the Developer API serves Gemini text,
-structured output, speech and Gemini image models; Imagen (``generate_images``) and Veo
-(``generate_videos``) need Vertex AI. `GoogleConnection.supports` answers up front, so a
-request for clips in Developer mode gets a clear error before anything is paid.
+**What each mode can do** (google-genai 3.x): both serve Gemini text, structured output,
+speech and Gemini image models; Veo (``generate_videos``) needs Vertex AI (which models each
+surface serves, and until when, is in `avgen.agents.google.CATALOGUE`).
+`GoogleConnection.supports` answers up front, so a request for clips in Developer mode gets
+a clear error before anything is paid.
 
 **Secrets** (API keys, access tokens) never appear in a repr, a log line, an event, the
 manifest, an error message or a printed traceback: `GoogleConnection.redact` scrubs every
@@ -44,6 +45,7 @@ from avgen.errors import (
     AgentError,
     AvgenError,
     ConfigurationError,
+    ModelNotFound,
     RateLimited,
     ServiceUnavailable,
     UsageError,
@@ -55,12 +57,12 @@ __all__ = ["Capability", "GoogleConnection", "Mode", "RedactedError", "credentia
 Mode = Literal["developer", "vertex"]
 """``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""
 
-Capability = Literal["text", "speech", "gemini_image", "imagen", "video"]
+Capability = Literal["text", "speech", "gemini_image", "video"]
 """What a mode may serve: see `GoogleConnection.supports`."""
 
 _CAPABILITIES: dict[Mode, frozenset[str]] = {
     "developer": frozenset({"text", "speech", "gemini_image"}),
-    "vertex": frozenset({"text", "speech", "gemini_image", "imagen", "video"}),
+    "vertex": frozenset({"text", "speech", "gemini_image", "video"}),
 }
 
 BLOCK_ENV = "AVGEN_BLOCK_PAID_CALLS"
@@ -252,7 +254,7 @@ class GoogleConnection:
 
     def supports(self, capability: Capability) -> bool:
         """Whether this mode serves ``capability``: ``text``, ``speech``, ``gemini_image``
-        (every mode), ``imagen`` and ``video`` (Vertex AI only)."""
+        (every mode) and ``video`` (Vertex AI only)."""
         return capability in _CAPABILITIES[self.mode]
 
     @property
@@ -290,7 +292,8 @@ class GoogleConnection:
             text = text.replace(secret, "[redacted]")
         return _KEY_LIKE.sub("[redacted]", text)
 
-    def translate(self, exc: BaseException, agent: str) -> AvgenError:
+    def translate(self, exc: BaseException, agent: str, *, model: str | None = None,
+                  replacement: str | None = None) -> AvgenError:
         """Turn an SDK or transport error into avgen's error tree, with no secret in it.
 
         429 → `avgen.errors.RateLimited` and 408 and 5xx → `avgen.errors.ServiceUnavailable`,
@@ -298,8 +301,10 @@ class GoogleConnection:
         ``retry_after``; timeouts and connection failures → `avgen.errors.ServiceUnavailable`
         (retried by `avgen.resilience.retry`), and so is an answer whose body is not JSON
         (HTTP 200 with an HTML page: a proxy or a captive portal); 401/403 → an
-        `avgen.errors.AgentError` naming the credentials; other errors →
-        `avgen.errors.AgentError`. Errors that already belong to avgen pass through unchanged.
+        `avgen.errors.AgentError` naming the credentials; 404 about ``model`` (shut down,
+        unknown, not open to this account) → `avgen.errors.ModelNotFound` naming
+        ``replacement``; other errors → `avgen.errors.AgentError`. Errors that already belong
+        to avgen pass through unchanged.
 
         The message is redacted, and the new error's ``__cause__`` is not ``exc`` (whose text,
         response and request may hold a key) but a `RedactedError`: ``exc``'s type and text
@@ -315,11 +320,12 @@ class GoogleConnection:
         """
         if isinstance(exc, AvgenError):
             return exc
-        error = self._translated(exc, agent)
+        error = self._translated(exc, agent, model, replacement)
         error.__cause__ = self._scrubbed(exc)
         return error
 
-    def _translated(self, exc: BaseException, agent: str) -> AvgenError:
+    def _translated(self, exc: BaseException, agent: str, model: str | None,
+                    replacement: str | None) -> AvgenError:
         code = getattr(exc, "code", None)
         status = getattr(exc, "status", None) or ""
         detail = self.redact(str(getattr(exc, "message", None) or exc))[:500]
@@ -333,6 +339,9 @@ class GoogleConnection:
                 asked = "" if delay is None else f" (it asked to retry after {delay:g} s)"
                 return ServiceUnavailable(f"service error ({code} {status}): {detail}{asked}",
                                           agent, retry_after=delay)
+            if code == 404 and model and _about_model(detail, model):
+                return ModelNotFound(f"404 {status}: {detail}", agent, model=model,
+                                     replacement=replacement)
             if code in (401, 403):
                 return AgentError(f"the credentials were refused ({code} {status}; "
                                   f"{self.describe()}): {detail}", agent)
@@ -377,6 +386,13 @@ class RedactedError(Exception):
     """The qualified name of the error it stands for (``google.genai.errors.ClientError``)."""
     code: int | None = None
     """The HTTP status of the error it stands for, when it had one."""
+
+
+def _about_model(message: str, model: str) -> bool:
+    """Whether a 404's message is about a model (not about an operation or a file)."""
+    if "/operations/" in message:
+        return False
+    return model.rsplit("/", 1)[-1] in message or "model" in message.lower()
 
 
 def _http_option(client: Any, name: str) -> Any:

@@ -1,10 +1,12 @@
-"""Stills from Google: `ImagenImages` (Imagen, Vertex AI) and `GeminiImages` (a Gemini image
-model, which the Developer API serves too).
+"""`GeminiImages`: stills from a Gemini image model (``generateContent``), on the Developer
+API and on Vertex AI alike.
 
-Both ask for the preset's aspect ratio (the nearest the model offers), keep a "no text in
-the picture" instruction in the prompt (captions are added later), and report a filtered
-image as `avgen.errors.ContentRejected` with the reason the service gave, so the scene
-falls back to a procedural card and the manifest says why.
+It asks for the aspect ratio nearest the preset's among those the model makes (from the
+catalogue), keeps a "no text in the picture" instruction in the prompt (captions are added
+later), and reports a filtered image as `avgen.errors.ContentRejected` with the reason the
+service gave, so the scene falls back to a procedural card and the manifest says why.
+(Imagen, which Google shut down on 2026-08-17, is not called: a still of it is refused up
+front, naming the Gemini image model that replaces it.)
 """
 
 from __future__ import annotations
@@ -35,24 +37,25 @@ from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.agents.google._script import MAX_CAST
 from avgen.costs import Charge, paid_call
-from avgen.errors import ContentRejected, MediaError, UsageError
+from avgen.errors import MediaError, UsageError
 from avgen.media._ffmpeg import probe
 
-__all__ = ["GeminiImages", "ImagenImages"]
+__all__ = ["GeminiImages"]
 
 ASPECT_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
-"""The aspect ratios both image services accept."""
+"""The aspect ratios every image model makes (asked of a model the catalogue does not
+know)."""
 
 
-def aspect_ratio(preset: Preset) -> str:
-    """The accepted aspect ratio nearest to the preset's frame."""
+def aspect_ratio(preset: Preset, offered: tuple[str, ...] = ASPECT_RATIOS) -> str:
+    """The aspect ratio among ``offered`` nearest to the preset's frame."""
     ratio = preset.width / preset.height
 
     def distance(option: str) -> float:
         w, h = (int(x) for x in option.split(":"))
         return abs(w / h - ratio)
 
-    return min(ASPECT_RATIOS, key=distance)
+    return min(offered or ASPECT_RATIOS, key=distance)
 
 
 _NO_TEXT = "A single photograph-quality frame. No text, letters, captions or watermarks."
@@ -79,17 +82,32 @@ def references(scene: Scene) -> list[tuple[str, Path]]:
             if c.reference is not None][:MAX_REFERENCES]
 
 
-class _Stills(GoogleAgent):
-    """What both image agents share: cache, charge, checks on the file, rewrites of a
-    refused prompt, portraits."""
+class GeminiImages(GoogleAgent):
+    """Stills from a Gemini image model (served by the Developer API and by Vertex AI).
 
-    takes_references = False
-    """Whether the model is sent the scene's reference pictures."""
+    Args:
+        connection: The shared connection.
+        model: A Gemini image model (``None``: the catalogue's default for the connection's
+            surface).
+        cache: Where pictures are kept: the same prompt and shape is paid once.
+        prices: Price overrides by model id.
+        max_concurrency: Requests in flight at once.
+        requests_per_minute: Requests started in any 60 s (``None``: no limit).
+        rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
+        rewrites: Rewrites at most per picture.
+        references: Send the reference pictures of the characters in a scene with its
+            prompt (when the model takes input pictures).
+    """
 
-    def __init__(self, connection: GoogleConnection, model: str, *,
+    kind = "gemini-image"
+    needs = "gemini_image"
+    model_kind = "image"
+
+    def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4, requests_per_minute: float | None = None,
-                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
+                 rewriter: PromptRewriter | None = None, rewrites: int = 2,
+                 references: bool = True) -> None:
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
                          requests_per_minute=requests_per_minute)
@@ -99,6 +117,15 @@ class _Stills(GoogleAgent):
         """Who rewrites a refused prompt (``None``: a refusal is final)."""
         self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
         """Rewrites at most per picture."""
+        can = self.info.can if self.info is not None else None
+        self.aspect_ratios: tuple[str, ...] = (can.aspect_ratios if can is not None
+                                               and can.aspect_ratios else ASPECT_RATIOS)
+        """The aspect ratios asked of the model."""
+        self.max_references = min(MAX_REFERENCES, can.input_images if can is not None
+                                  else MAX_REFERENCES)
+        """The most reference pictures sent with one prompt."""
+        self.takes_references = flag("references", references) and self.max_references > 0
+        """Whether the model is sent the reference pictures of the characters in a scene."""
 
     async def generate(self, scene: Scene, preset: Preset, target: Path) -> ImageAsset:
         """Write a picture for ``scene`` at ``target`` in the preset's aspect ratio.
@@ -113,8 +140,8 @@ class _Stills(GoogleAgent):
                 every rewrite was too.
             AgentError: The service answered without a picture.
         """
-        ratio = aspect_ratio(preset)
-        pictures = references(scene) if self.takes_references else []
+        ratio = aspect_ratio(preset, self.aspect_ratios)
+        pictures = references(scene)[:self.max_references] if self.takes_references else []
         images = [(name, path.read_bytes()) for name, path in pictures]
         method = ("reference images: " + ", ".join(name for name, _ in images) if images
                   else "text-to-image")
@@ -158,15 +185,11 @@ class _Stills(GoogleAgent):
 
     def _key(self, prompt: str, ratio: str, images: list[bytes], *,
              refused: bool = False) -> str:
-        extra: dict[str, Any] = dict(self._settings())
+        extra: dict[str, Any] = {}
         if images:
             extra["references"] = [hashlib.sha256(i).hexdigest() for i in images]
         return AssetCache.key("image" if not refused else "image-refused", model=self.model,
                               prompt=prompt, aspect=ratio, **extra)
-
-    def _settings(self) -> Mapping[str, Any]:
-        """The agent's settings that change its pictures (in the cache keys when set)."""
-        return {}
 
     async def _paint(self, prompt: str, ratio: str, images: list[bytes],
                      target: Path) -> ImageAsset:
@@ -190,9 +213,6 @@ class _Stills(GoogleAgent):
             raise MediaError(f"{self.name} sent something that is not a picture", target)
         return ImageAsset(target, info.width, info.height)
 
-    async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
-        raise NotImplementedError
-
     def estimate(self, request: VideoRequest) -> list[Charge]:
         """One picture per planned scene and, for a model that `takes_references`, a
         portrait of each character you gave without a picture."""
@@ -203,7 +223,6 @@ class _Stills(GoogleAgent):
             charges.append(Charge(self.name, self.model, portraits, "image",
                                   portraits * self.price.per_image))
         return charges
-
 
     def estimate_extras(self, request: VideoRequest) -> list[Charge]:
         """What may be paid on top of `estimate`: ``rewrites`` rewrites of a refused prompt
@@ -219,109 +238,6 @@ class _Stills(GoogleAgent):
             extras.append(Charge(self.name, self.model, MAX_CAST, "image",
                                  MAX_CAST * self.price.per_image))
         return extras
-
-
-class ImagenImages(_Stills):
-    """Stills from Imagen (needs Vertex AI in google-genai 3.x).
-
-    Args:
-        connection: The shared connection.
-        model: An Imagen model.
-        cache: Where pictures are kept: the same prompt and shape is paid once.
-        prices: Price overrides by model id.
-        max_concurrency: Requests in flight at once.
-        requests_per_minute: Requests started in any 60 s (``None``: no limit).
-        person_generation: Imagen's ``person_generation`` setting (``None``: its default).
-        rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
-        rewrites: Rewrites at most per picture.
-    """
-
-    kind = "imagen"
-    needs = "imagen"
-
-    def __init__(self, connection: GoogleConnection,
-                 model: str = "imagen-4.0-fast-generate-001", *,
-                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 4,
-                 requests_per_minute: float | None = None,
-                 person_generation: str | None = None,
-                 rewriter: PromptRewriter | None = None, rewrites: int = 2) -> None:
-        super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency,
-                         requests_per_minute=requests_per_minute, rewriter=rewriter,
-                         rewrites=rewrites)
-        from google.genai import types
-
-        allowed = [member.value for member in types.PersonGeneration]
-        if person_generation is not None and person_generation not in allowed:
-            raise UsageError("person_generation", f"must be one of {', '.join(allowed)} or "
-                             f"None, not {person_generation!r}")
-        self.person_generation = person_generation
-        """Imagen's ``person_generation`` setting."""
-
-    def _settings(self) -> Mapping[str, Any]:
-        if self.person_generation is None:
-            return {}
-        return {"person_generation": self.person_generation}
-
-    def _person(self) -> Any:
-        from google.genai import types
-
-        if self.person_generation is None:
-            return None
-        return types.PersonGeneration(self.person_generation)
-
-    async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
-        from google.genai import types
-
-        del images  # Imagen's generate takes no reference picture
-        config = types.GenerateImagesConfig(number_of_images=1, aspect_ratio=ratio,
-                                            include_rai_reason=True,
-                                            person_generation=self._person())
-        response = await self._api(lambda: self.connection.client.aio.models.generate_images(
-            model=self.model, prompt=prompt, config=config))
-        for generated in response.generated_images or []:
-            image = generated.image
-            if image is not None and image.image_bytes:
-                return bytes(image.image_bytes)
-            if generated.rai_filtered_reason:
-                raise ContentRejected("the picture was filtered", self.name,
-                                      reason=self._redact(generated.rai_filtered_reason))
-        raise ContentRejected("no picture came back (filtered)", self.name,
-                              reason="no image in the answer")
-
-
-class GeminiImages(_Stills):
-    """Stills from a Gemini image model (served by the Developer API and by Vertex AI).
-
-    Args:
-        connection: The shared connection.
-        model: A Gemini image model.
-        cache: Where pictures are kept: the same prompt and shape is paid once.
-        prices: Price overrides by model id.
-        max_concurrency: Requests in flight at once.
-        requests_per_minute: Requests started in any 60 s (``None``: no limit).
-        rewriter: Rewrites a prompt the safety filter refused (``None``: no rewrite).
-        rewrites: Rewrites at most per picture.
-        references: Send the reference pictures of the characters in a scene with its
-            prompt.
-    """
-
-    kind = "gemini-image"
-    needs = "gemini_image"
-
-    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash-image", *,
-                 cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 max_concurrency: int = 4,
-                 requests_per_minute: float | None = None,
-                 rewriter: PromptRewriter | None = None, rewrites: int = 2,
-                 references: bool = True) -> None:
-        super().__init__(connection, model, cache=cache, prices=prices,
-                         max_concurrency=max_concurrency,
-                         requests_per_minute=requests_per_minute, rewriter=rewriter,
-                         rewrites=rewrites)
-        self.takes_references = flag("references", references)
-        """Whether the model is sent the reference pictures of the characters in a scene."""
 
     async def _picture(self, prompt: str, ratio: str, images: list[bytes]) -> bytes:
         from google.genai import types

@@ -1,8 +1,9 @@
 """`GeminiNarrator`: narration spoken by a Gemini text-to-speech model.
 
-The model answers with raw 16-bit little-endian mono PCM whose sample rate is in the mime
-type (``audio/L16;codec=pcm;rate=24000``); the narrator writes the WAV header itself,
-reading the rate from there, and measures the duration from the samples. Long narration is
+Older models answer with raw 16-bit little-endian mono PCM whose sample rate is in the mime
+type (``audio/L16;codec=pcm;rate=24000``); Gemini 3.8 speech models answer with a whole WAV
+file. The narrator reads either (by what the bytes are, not what the label says), writes
+one WAV of its own, and measures the duration from the samples. Long narration is
 split at sentence boundaries into parts of at most ``max_chars`` characters, spoken one
 after the other and joined; each sentence gets a caption segment, timed within its part in
 proportion to its length.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import io
 import re
 import wave
 from collections.abc import Mapping
@@ -70,7 +72,7 @@ class GeminiNarrator(GoogleAgent):
 
     Args:
         connection: The shared connection.
-        model: A Gemini speech model.
+        model: A Gemini speech model (``None``: the catalogue's default).
         voice: The default voice, one of `VOICES` (``VideoRequest.voice`` overrides it).
         cache: Where narrations are kept: the same text in the same voice is paid once.
         prices: Price overrides by model id.
@@ -81,9 +83,10 @@ class GeminiNarrator(GoogleAgent):
 
     kind = "gemini-tts"
     needs = "speech"
+    model_kind = "speech"
 
     def __init__(self, connection: GoogleConnection,
-                 model: str = "gemini-2.5-flash-preview-tts", *, voice: str = "Kore",
+                 model: str | None = None, *, voice: str = "Kore",
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_chars: int = 800, max_concurrency: int = 4,
                  requests_per_minute: float | None = None) -> None:
@@ -199,8 +202,24 @@ class GeminiNarrator(GoogleAgent):
         return pcm, rate
 
     def _audio(self, response: Any) -> tuple[bytes, int]:
+        """The 16-bit mono samples of an answer and their rate: from a WAV file, or raw
+        PCM at the rate its mime type names."""
         data = self._inline(response, "audio/", "narration")
-        rate = pcm_rate(data.mime_type)
+        audio = bytes(data.data)
+        if audio[:4] == b"RIFF":
+            try:
+                with wave.open(io.BytesIO(audio), "rb") as wav:
+                    if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+                        raise AgentError(f"the speech is a WAV of {wav.getnchannels()} "
+                                         f"channel(s) of {8 * wav.getsampwidth()}-bit "
+                                         "samples, not 16-bit mono", self.name)
+                    rate = wav.getframerate()
+                    audio = wav.readframes(wav.getnframes())
+            except (wave.Error, EOFError) as exc:
+                raise AgentError(f"the speech is not a readable WAV file ({exc})",
+                                 self.name) from None
+        else:
+            rate = pcm_rate(data.mime_type)
         if not 8000 <= rate <= 192000:
-            raise AgentError(f"unusable sample rate in {data.mime_type!r}", self.name)
-        return bytes(data.data), rate
+            raise AgentError(f"unusable sample rate {rate} in {data.mime_type!r}", self.name)
+        return audio, rate

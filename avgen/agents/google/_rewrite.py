@@ -55,7 +55,7 @@ class PromptRewriter(GoogleAgent):
 
     Args:
         connection: The shared `avgen.agents.google.GoogleConnection`.
-        model: A Gemini text model.
+        model: A Gemini text model (``None``: the catalogue's default).
         cache: Where rewrites (and the refusals they answer) are kept.
         prices: Price overrides by model id.
         requests_per_minute: Requests started in any 60 s (``None``: no limit).
@@ -64,7 +64,7 @@ class PromptRewriter(GoogleAgent):
     kind = "gemini-rewrite"
     """Names the agent (``gemini-rewrite:<model>``)."""
 
-    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash", *,
+    def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  requests_per_minute: float | None = None) -> None:
         super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=4,
@@ -106,7 +106,8 @@ class PromptRewriter(GoogleAgent):
                  f"{REWRITE_POLICY} Answer with the new prompt only, as plain text.\n\n"
                  f"PROMPT:\n{prompt}")
         expected_in, expected_out = self._tokens(len(prompt))
-        config = types.GenerateContentConfig(temperature=0.4)
+        sampling = self.info is None or self.info.can.sampling
+        config = types.GenerateContentConfig(temperature=0.4 if sampling else None)
         response = await self._paid_text(asked, config, expected_in, expected_out)
         agent._refuse_blocked(response, "rewrite")
         text = (response.text or "").strip().strip('"').strip()

@@ -221,26 +221,35 @@ class GeminiScriptWriter(GoogleAgent):
 
     Args:
         connection: The shared connection.
-        model: A Gemini text model.
+        model: A Gemini text model with structured output (``None``: the catalogue's
+            default).
         cache: Where answers are kept: the same request is never paid for twice.
         prices: Price overrides by model id.
         attempts: Answers asked for at most when one is malformed (each is paid).
-        temperature: The model's sampling temperature.
+        temperature: The model's sampling temperature (``None``: the model's own; Gemini
+            3.6 and later take none).
         requests_per_minute: Requests started in any 60 s (``None``: no limit).
     """
 
     kind = "gemini-script"
 
-    def __init__(self, connection: GoogleConnection, model: str = "gemini-2.5-flash", *,
+    def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
-                 attempts: int = 3, temperature: float = 0.7,
+                 attempts: int = 3, temperature: float | None = None,
                  requests_per_minute: float | None = None) -> None:
         super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2,
                          requests_per_minute=requests_per_minute)
         self.attempts = number("attempts", attempts, integer=True, low=1, high=10)
         """Answers asked for at most."""
-        self.temperature = float(number("temperature", temperature, low=0, high=2))
-        """The sampling temperature."""
+        number("temperature", temperature, low=0, high=2, optional=True)
+        if self.info is not None and not self.info.can.structured_output:
+            raise UsageError("model", f"{self.model} does not answer JSON that follows a "
+                             "schema; a script model must (avgen models lists them)")
+        if temperature is not None and self.info is not None and not self.info.can.sampling:
+            raise UsageError("temperature", f"{self.model} takes no temperature (Google "
+                             "refuses sampling settings for it); leave it None")
+        self.temperature = None if temperature is None else float(temperature)
+        """The sampling temperature (``None``: the model's own)."""
 
     def _expected_tokens(self, request: VideoRequest) -> tuple[float, float]:
         prompt = len(_prompt(request)) / 4 + 300  # the schema travels with the prompt
