@@ -466,7 +466,7 @@ def test_a_clip_named_on_another_host_or_port_is_not_downloaded(fake: FakeGemini
         with pytest.raises(AgentError, match="http:// is never downloaded"):
             asyncio.run(agent._save(types.Video(uri=elsewhere), tmp_path / "c.mp4"))
         assert other.count() == 0
-    with pytest.raises(AgentError, match="files.example.net is not a host the answer may name"):
+    with pytest.raises(AgentError, match=r"files\.example\.net is not a host the answer may name"):
         asyncio.run(agent._save(types.Video(uri="https://files.example.net/clip.mp4"),
                                 tmp_path / "c.mp4"))
     assert not (tmp_path / "c.mp4").exists()
