@@ -37,7 +37,7 @@ from avgen.errors import AgentError, RateLimited, ServiceUnavailable
 if TYPE_CHECKING:
     import httpx2
 
-__all__ = ["MAX_REDIRECTS", "Limits", "Reach", "download", "origin"]
+__all__: list[str] = []
 
 MAX_REDIRECTS = 5
 """The most redirects one download follows."""
