@@ -215,8 +215,11 @@ async def _follow(client: httpx2.AsyncClient, url: str, reach: Reach, agent: str
                   what: str, target: Path | None, limits: Limits,
                   credentials: Callable[[str], Mapping[str, str]] | None,
                   on_status: StatusError) -> bytes:
+    import httpx2
+
     current = url
     for hop in range(limits.max_redirects + 1):
+        current = str(httpx2.URL(current))  # as the client reads it, for every check below
         reason = reach.refusal(current, redirect=hop > 0)
         if reason is not None:
             where = "redirected to an address that is refused" if hop else "refused"
