@@ -384,4 +384,3 @@ def _http_option(client: Any, name: str) -> Any:
     """One of the client's ``HttpOptions`` (the SDK keeps them on its API client)."""
     options = getattr(getattr(client, "_api_client", None), "_http_options", None)
     return getattr(options, name, None)
-
