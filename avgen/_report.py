@@ -5,6 +5,10 @@
 page needs nothing from the network: its CSS and script are inline, the charts are SVG drawn
 by pygal and inlined, scene thumbnails are small JPEGs inlined as ``data:`` URIs, and the
 video is linked by a path relative to the page.
+
+Manifests and batch records are untrusted: every link is made from a file checked to lie
+inside the session (or the batch), never copied from the record, and a manifest whose
+video lies outside its session is refused.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from avgen._batch import BATCH_FILE
+from avgen._models import contained
 from avgen._session import StepRecord
 from avgen.errors import UsageError
 
@@ -96,6 +102,14 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError("path", f"cannot read {path}: {exc}") from None
+
+
+def _link(root: Path, target: Path, prefix: str = "./") -> str:
+    """A relative link from a page in ``root`` to ``target`` (a resolved path inside
+    ``root``): every part percent-encoded, led by ``prefix``, so it can never read as a
+    scheme (``javascript:``) or another host."""
+    relative = target.relative_to(root.resolve()).as_posix()
+    return prefix + quote(relative, safe="/")
 
 
 def _number(value: Any, default: float = 0.0) -> float:
@@ -487,7 +501,8 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
     compose_data = compose.get("data") or {}
     status = str(manifest.get("status", "unknown"))
     video_rel = manifest.get("video")
-    video = root / video_rel if isinstance(video_rel, str) else None
+    # untrusted: the video must lie inside the session, as for the composer
+    video = contained(root, video_rel, "manifest.video") if video_rel is not None else None
     duration = _number(compose_data.get("duration"))
     scenes = _scenes(root, manifest)
     framing: concurrent.futures.Future[None] | None = None
@@ -498,15 +513,14 @@ def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
                               if o.get("path") == video_rel), "")
             framing = pool.submit(_thumbnails, video, scenes, duration,
                                   root / "metadata" / "thumbnails", video_sha)
-        context = _session_facts(root, manifest, scenes, status, video, video_rel, duration)
+        context = _session_facts(root, manifest, scenes, status, video, duration)
         if framing is not None:
             framing.result()
     return context
 
 
 def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, Any]],
-                   status: str, video: Path | None, video_rel: Any,
-                   duration: float) -> dict[str, Any]:
+                   status: str, video: Path | None, duration: float) -> dict[str, Any]:
     steps: dict[str, Any] = manifest.get("steps") or {}
     request = manifest.get("request") or {}
     preset = request.get("preset") or {}
@@ -552,7 +566,7 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
         "error": manifest.get("error"),
         "resume": None if status == "done" else f"avgen resume {shlex.quote(str(root))}",
         "missing": missing,
-        "video": None if video is None or status != "done" else "../" + str(video_rel),
+        "video": None if video is None or status != "done" else _link(root, video, "../"),
         "facts": {
             "duration": duration, "width": compose_data.get("width"),
             "height": compose_data.get("height"), "size": output_size,
@@ -607,15 +621,18 @@ def _batch_report(root: Path) -> Path:
             raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
         item = {"duration": None, "cost": 0.0, "error": None, "seconds": None, "tiers": [],
                 **item, "index": _whole(item.get("index"))}
-        session = (root / str(item.get("session", ""))).resolve()
         # batch.json is untrusted: an item's session must lie inside the batch folder
-        contained = session != inside and session.is_relative_to(inside)
+        try:
+            session: Path | None = contained(root, item.get("session"), "session")
+        except UsageError:
+            session = None
+        if session == inside:
+            session = None
         report = None
         first = last = None
-        if contained and (session / "metadata" / "manifest.json").is_file():
+        if session is not None and (session / "metadata" / "manifest.json").is_file():
             try:
-                _session_report(session)
-                report = f"{item.get('session')}/metadata/{REPORT_FILE}"
+                report = _link(root, _session_report(session))
             except UsageError:
                 report = None
             manifest = _read_json(session / "metadata" / "manifest.json")

@@ -7,6 +7,11 @@ rendition announces. It checks the keys (Pexels' ``Authorization`` header, Pixab
 ``key`` parameter), records every request with the time it arrived, can answer the next
 requests with 429 and ``X-Ratelimit-Reset``, and can be down (HTTP 500, or closing every
 connection without an answer).
+
+It can also be hostile: name any link for the files (``links``: a ``file://`` path, another
+host), rewrite its answers (``rewrite``: fields of the wrong type), answer the next requests
+of a kind with a redirect (`FakeStock.redirect`), send files one byte at a time (``drip``)
+or without their length (``no_length``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +42,8 @@ from avgen.media._ffmpeg import ffmpeg_exe
 PEXELS_KEY = "pexels-fake-key-0123456789"
 PIXABAY_KEY = "pixabay-fake-key-9876543210"
 CLIP_SECONDS = 1.5
+DRIP_SECONDS = 120.0
+"""How long a dripping download goes on before the fake closes it."""
 
 VIDEO_SIZES = {"landscape": [(640, 360), (960, 540), (1280, 720), (1920, 1080)],
                "portrait": [(360, 640), (540, 960), (720, 1280), (1080, 1920)],
@@ -116,13 +124,23 @@ class FakeStock:
     """A fake Pexels and Pixabay; use as a context manager.
 
     Attributes set while it runs change its next answers: ``down`` (``None``, ``"500"`` or
-    ``"refuse"``), ``empty`` (queries with no result), ``results`` (results per search).
+    ``"refuse"``), ``empty`` (queries with no result), ``results`` (results per search),
+    ``links`` (every file link of a search answer, instead of the fake's own), ``rewrite``
+    (called with the kind and the answer of a search, returns what is sent instead),
+    ``drip`` (files are sent one byte every ``drip`` seconds, for `DRIP_SECONDS` at most)
+    and ``no_length`` (files are sent without a ``Content-Length``, ended by closing).
     """
 
     def __init__(self, *, results: int = 3) -> None:
         self.results = results
         self.down: str | None = None
         self.empty: set[str] = set()
+        self.links: str | None = None
+        self.rewrite: Callable[[str, dict[str, Any]], Any] | None = None
+        self.drip: float | None = None
+        self.no_length = False
+        self._redirects: dict[str, tuple[int, str]] = {}
+        self._closing = threading.Event()
         self.requests: list[Recorded] = []
         self.errors: list[str] = []
         self._limited = 0
@@ -153,6 +171,7 @@ class FakeStock:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        self._closing.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -176,6 +195,13 @@ class FakeStock:
         with self._lock:
             self._limited = count
             self._reset = (style, reset)
+
+    def redirect(self, count: int, to: str, *, kind: str = "search") -> None:
+        """Answer the next ``count`` requests of ``kind`` (``"search"`` or ``"download"``)
+        with ``302 Found``: to ``to`` itself when it has a path, else to the same path and
+        query on ``to`` (a scheme, host and port)."""
+        with self._lock:
+            self._redirects[kind] = (count, to)
 
     def calls(self, kind: str | None = None) -> list[Recorded]:
         """The requests received, of one kind (``"search"`` for any search)."""
@@ -219,13 +245,32 @@ class FakeStock:
             with contextlib.suppress(OSError):
                 handler.connection.shutdown(socket.SHUT_RDWR)
             return
+        slow = kind == "download" and status == 200 and (self.drip or self.no_length)
         handler.send_response(status)
         handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
+        if not slow:
+            handler.send_header("Content-Length", str(len(body)))
         for name, value in headers.items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(body)
+        if self.drip and slow:
+            self._drip(handler, body, self.drip)
+        else:
+            handler.wfile.write(body)
+        if slow:
+            handler.close_connection = True
+
+    def _drip(self, handler: http.server.BaseHTTPRequestHandler, body: bytes,
+              every: float) -> None:
+        """Send ``body`` one byte every ``every`` seconds until the client leaves, the fake
+        stops or `DRIP_SECONDS` pass."""
+        until = time.monotonic() + DRIP_SECONDS
+        with contextlib.suppress(OSError):
+            for byte in body:
+                if time.monotonic() > until or self._closing.wait(every):
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
 
     def _answer(self, kind: str, path: str, query: dict[str, str],
                 handler: http.server.BaseHTTPRequestHandler, headers: dict[str, str]
@@ -244,6 +289,10 @@ class FakeStock:
             headers.update({"X-Ratelimit-Limit": "100", "X-Ratelimit-Remaining": "0",
                             "X-Ratelimit-Reset": value})
             return 429, b'{"error": "Too many requests"}', "application/json"
+        location = self._redirected("download" if kind == "download" else "search", handler)
+        if location is not None:
+            headers["Location"] = location
+            return 302, b"moved", "text/plain"
         if kind == "download":
             return self._media(path)
         if kind.startswith("pexels") and handler.headers.get("Authorization") != PEXELS_KEY:
@@ -255,8 +304,21 @@ class FakeStock:
         words = query.get("query") or query.get("q") or ""
         count = 0 if words in self.empty else self.results
         answer = getattr(self, "_" + kind.replace("-", "_"))(words, query, count)
+        if self.rewrite is not None:
+            answer = self.rewrite(kind, answer)
         headers.update({"X-Ratelimit-Limit": "100", "X-Ratelimit-Remaining": "99"})
         return 200, json.dumps(answer).encode(), "application/json"
+
+    def _redirected(self, kind: str, handler: http.server.BaseHTTPRequestHandler
+                    ) -> str | None:
+        with self._lock:
+            count, to = self._redirects.get(kind, (0, ""))
+            if count <= 0:
+                return None
+            self._redirects[kind] = (count - 1, to)
+        if urllib.parse.urlsplit(to).path:
+            return to
+        return to.rstrip("/") + handler.path
 
     def _media(self, path: str) -> tuple[int, bytes, str]:
         match = re.fullmatch(r"/media/(\w+)/(\d+)x(\d+)/[\w-]+\.(mp4|jpg)", path)
@@ -268,6 +330,8 @@ class FakeStock:
         return 200, make_jpeg(width, height), "image/jpeg"
 
     def _url(self, what: str, width: int, height: int, name: str, ext: str) -> str:
+        if self.links is not None:
+            return self.links
         return f"{self.base_url}/media/{what}/{width}x{height}/{name}.{ext}"
 
     # Pexels

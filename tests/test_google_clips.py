@@ -19,6 +19,7 @@ from typing import Any
 import google.oauth2.credentials
 import pytest
 from fake_gemini import RAI_REASON, FakeGemini, Recorded
+from fake_stock import FakeStock
 from google.genai import types
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -455,6 +456,22 @@ def test_gs_uri_and_a_file_without_video_are_refused(fake: FakeGemini, tmp_path:
     sound = make_wav(tmp_path / "sound.mp4", 1.0)
     with pytest.raises(MediaError, match="no video stream"):
         asyncio.run(agent._asset(sound))
+
+
+def test_a_clip_named_on_another_host_or_port_is_not_downloaded(fake: FakeGemini,
+                                                                tmp_path: Path) -> None:
+    """Veo's answer may name its clip on Google's hosts (https) or on the connection's own
+    endpoint: another local port (plain http) or another https host is refused unasked."""
+    agent = veo(fake)
+    with FakeStock() as other:
+        elsewhere = f"{other.base_url}/media/video/640x360/clip.mp4"
+        with pytest.raises(AgentError, match="http:// is never downloaded"):
+            asyncio.run(agent._save(types.Video(uri=elsewhere), tmp_path / "c.mp4"))
+        assert other.count() == 0
+    with pytest.raises(AgentError, match=r"files\.example\.net is not a host the answer may name"):
+        asyncio.run(agent._save(types.Video(uri="https://files.example.net/clip.mp4"),
+                                tmp_path / "c.mp4"))
+    assert not (tmp_path / "c.mp4").exists()
 
 
 # --------------------------------------------------------------------------- concurrency

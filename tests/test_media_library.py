@@ -5,8 +5,10 @@ nothing falls through to the card; a damaged file is refused before anything is 
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator
+from avgen import Preset, UsageError, VideoGenerator, VideoRequest
 from avgen.agents.local import MediaLibrary, _library, local_agents
 from avgen.agents.local._library import assign, name_words
 from avgen.media._ffmpeg import ffmpeg_exe
@@ -154,6 +156,71 @@ def test_a_damaged_file_is_refused_naming_it_before_anything_is_made(
     with pytest.raises(UsageError) as both:
         local_agents(images=["a.png"], media=str(folder))
     assert both.value.field == "media"
+
+
+def picture(path: Path, colour: str = "0x3060a0") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c={colour}:s=320x240", "-frames:v", "1", str(path)], check=True)
+    return path
+
+
+def test_files_linked_from_outside_the_folder_are_skipped_with_a_note(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A picture and a tags file that are links to files outside the folder are neither
+    used nor read: the scenes that name them get the card, and the note says why."""
+    outside = tmp_path / "outside"
+    picture(outside / "lighthouse.jpg")
+    (outside / "secret.txt").write_text("zebra stripes savanna", encoding="utf-8")
+    folder = tmp_path / "media"
+    picture(folder / "bees.png", "0xa0a020")
+    (folder / "lighthouse.jpg").symlink_to(outside / "lighthouse.jpg")
+    (folder / "bees.txt").symlink_to(outside / "secret.txt")
+    media = MediaLibrary(folder)
+    generator = VideoGenerator(narrator=ToneNarrator(0.2), clip_generator=media.clips,
+                               image_generator=media.images, output_dir=tmp_path / "out")
+    with caplog.at_level("WARNING", logger="avgen"):
+        video = generator.generate_sync(
+            script="The keeper climbed the lighthouse.\n\nA zebra crossed the savanna."
+                   "\n\nBees visit the hive.", preset=SMALL)
+    assert video.tiers == ("card", "card", "image")
+    recorded = steps(video.manifest)
+    source = recorded["scene-002.visual"]["data"]["asset"]["source"]  # type: ignore[index]
+    assert source["title"] == "bees.png"
+    assert [note.split(":")[0] for note in source["notes"]] == [
+        "skipped lighthouse.jpg", "skipped bees.txt (tags)"]
+    assert all("outside" in note for note in source["notes"])
+    warned = [r.getMessage() for r in caplog.records if "media library" in r.getMessage()]
+    assert len(warned) == 2 and "lighthouse.jpg" in warned[0] and "bees.txt" in warned[1]
+    assert media.notes == tuple(source["notes"])
+
+
+def huge_png(path: Path, side: int) -> Path:
+    """A black ``side`` x ``side`` PNG (one bit a pixel) written row by row: a few hundred
+    KB on disk, far more pixels than ffmpeg decodes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + (side + 7) // 8)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_picture_too_large_to_decode_is_named_as_such(tmp_path: Path) -> None:
+    folder = tmp_path / "media"
+    picture(folder / "bees.png")
+    huge_png(folder / "wall.png", 30000)
+    with pytest.raises(UsageError) as caught:
+        MediaLibrary(folder).check(VideoRequest(script="Bees visit the hive."))
+    assert caught.value.field == "media"
+    message = str(caught.value)
+    assert "wall.png" in message and "30000x30000 pixels, too large" in message
+    assert "no picture" not in message
 
 
 def test_the_command_takes_a_media_folder(library: Path, tmp_path: Path) -> None:

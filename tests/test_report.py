@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -345,7 +346,7 @@ def test_a_batch_lists_failures_first_with_their_resume_commands(batch: Path) ->
     assert f"avgen resume {batch / failed['session']}" in page
     for item in state["items"]:
         assert (batch / item["session"] / "metadata" / REPORT_FILE).is_file()
-        assert f'href="{item["session"]}/metadata/{REPORT_FILE}"' in page
+        assert f'href="./{item["session"]}/metadata/{REPORT_FILE}"' in page
         if item["duration"] is not None:
             assert f"{item['duration']:.2f}" in page
     assert f'<span id="total-done">{state["totals"]["done"]}</span>' in page
@@ -464,6 +465,50 @@ def test_a_batch_record_cannot_point_outside_its_folder(finished: Path, tmp_path
     # a record without totals: they are counted from the items, never a method's repr
     assert "<li>Items: 2</li>" in page and "built-in method" not in page
     assert '<span id="total-failed">1</span>' in page
+
+
+@pytest.mark.parametrize("recorded", ["javascript:alert(1)//../items/0000-x",
+                                      "javascript:alert(1)"])
+def test_a_batch_report_links_only_to_reports_inside_the_batch(finished: Path, tmp_path: Path,
+                                                             recorded: str) -> None:
+    """An item's ``session`` is never copied into a link: the link is made from the folder
+    it resolves to inside the batch, so no recorded text can become a ``javascript:`` URL."""
+    batch = tmp_path / "batch"
+    folder = (batch / recorded).resolve()  # "javascript:alert(1)" is a folder name too
+    shutil.copytree(finished, folder, ignore=shutil.ignore_patterns(REPORT_FILE))
+    (batch / "batch.json").write_text(json.dumps({"items": [
+        {"index": 0, "session": recorded, "status": "done"}]}), "utf-8")
+    page = write_report(batch).read_text("utf-8")
+    links = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert links, "the item's report is linked"
+    for link in links:
+        assert not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", link), link  # no scheme at all
+        target = (batch / urllib.parse.unquote(link)).resolve()
+        assert target.is_file() and target.is_relative_to(batch.resolve())
+    assert (folder / "metadata" / REPORT_FILE).is_file()
+
+
+@pytest.mark.parametrize("where", ["climbing", "absolute", "symlink"])
+def test_a_session_report_refuses_a_video_outside_the_session(finished: Path, tmp_path: Path,
+                                                              where: str) -> None:
+    """A manifest whose ``video`` lies outside the session is refused, as the composer
+    refuses such paths: no frame of that file is decoded, and nothing links to it."""
+    session = tmp_path / "session"
+    shutil.copytree(finished, session, ignore=shutil.ignore_patterns(REPORT_FILE,
+                                                                     "thumbnails"))
+    outside = tmp_path / "elsewhere.mp4"
+    shutil.copy(session / str(manifest(session)["video"]), outside)
+    recorded = {"climbing": "../elsewhere.mp4", "absolute": str(outside),
+                "symlink": "final_output/elsewhere.mp4"}[where]
+    if where == "symlink":
+        (session / recorded).symlink_to(outside)
+    data = manifest(session)
+    data["video"] = recorded
+    (session / "metadata" / "manifest.json").write_text(json.dumps(data), "utf-8")
+    with pytest.raises(UsageError, match=r"video.*(outside|inside)"):
+        write_report(session)
+    assert not (session / "metadata" / REPORT_FILE).exists()
+    assert not (session / "metadata" / "thumbnails").exists()
 
 
 def held_session(batch: Path, name: str, holds: list[tuple[str, float, float, int]]) -> None:

@@ -170,7 +170,8 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     moved into place, or by the composer after the generator — starts no new process.
 
     Raises:
-        MediaError: The file is missing, empty, or not media ffmpeg can read.
+        MediaError: The file is missing, empty, not media ffmpeg can read, or a picture
+            too large for ffmpeg to decode (the message gives its size).
     """
     target = Path(path)
     try:
@@ -197,6 +198,10 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     info = _parse(target, text)
     if not info.has_video and not info.has_audio:
         raise MediaError("the file has neither a video nor an audio stream", target)
+    oversized = _TOO_LARGE.search(text)
+    if oversized and info.has_video and not (info.width and info.height):
+        raise MediaError(f"the picture is {oversized[1]}x{oversized[2]} pixels, too large "
+                         "for ffmpeg to decode", target)
     with _probed_lock:
         _probed[identity] = info
     return info
@@ -214,6 +219,9 @@ def decodes_audio(path: str | os.PathLike[str], seconds: float = 1.0) -> bool:
     )
     return proc.returncode == 0 and len(proc.stdout) > 0
 
+
+_TOO_LARGE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
+"""ffmpeg's word for a picture larger than it decodes."""
 
 _probed: cachetools.LRUCache[tuple[int, int, int, int], MediaInfo] = cachetools.LRUCache(4096)
 _probed_lock = threading.Lock()

@@ -63,6 +63,7 @@ from avgen._models import (
     VideoRequest,
 )
 from avgen._validate import flag, number
+from avgen.agents._download import Limits, Reach, download
 from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
@@ -88,6 +89,8 @@ __all__ = ["VeoClips"]
 
 _logger = logging.getLogger("avgen.agents.google")
 
+_MEDIA_HOSTS = ("googleapis.com",)
+"""Where Veo's answers may name a clip to download (over https)."""
 HOLD_SECONDS = CLIP_HOLD_SECONDS
 """How long before its narration a scene's clips may end (the composer holds the last
 frame for that long; a clip shorter by more is looped)."""
@@ -737,28 +740,12 @@ class VeoClips(GoogleAgent):
         await self._retry(self.deadline)(self._http_get)(uri, target)
 
     async def _http_get(self, uri: str, target: Path) -> None:
-        """Stream ``uri`` to ``target``; the API key goes only to the connection's host."""
-        import httpx2
-
-        headers = self.connection.auth_headers(uri)
-        try:
-            async with httpx2.AsyncClient(timeout=self.connection.timeout,
-                                          follow_redirects=not headers) as http, \
-                    http.stream("GET", uri, headers=headers) as answer:
-                status = answer.status_code
-                if status != 200:
-                    transient = status >= 500 or status in (408, 429)
-                    raise (ServiceUnavailable if transient else AgentError)(
-                        f"downloading the clip failed: HTTP {status}", self.name)
-                with target.open("wb") as out:
-                    async for chunk in answer.aiter_bytes():
-                        out.write(chunk)
-                return
-        except AgentError:
-            raise
-        except Exception as exc:
-            error = self.connection.translate(exc, self.name)
-        raise error
+        """Stream ``uri`` to ``target`` under `avgen.agents._download`'s rules: from Google's
+        hosts or the connection's own endpoint, the API key only to that endpoint."""
+        await download(uri, reach=Reach(_MEDIA_HOSTS, base=self.connection.base_url),
+                       agent=self.name, what="clip download", target=target,
+                       limits=Limits(read_timeout=self.connection.timeout),
+                       credentials=self.connection.auth_headers)
 
     async def _asset(self, target: Path) -> ClipAsset:
         info = await asyncio.to_thread(probe, target)

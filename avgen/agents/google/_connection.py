@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+from avgen.agents._download import origin
 from avgen.errors import (
     AgentError,
     AvgenError,
@@ -275,7 +276,7 @@ class GoogleConnection:
         never sent to another host."""
         key = getattr(getattr(self.client, "_api_client", None), "api_key", None)
         base = self.base_url
-        if isinstance(key, str) and key and base and _origin(base) == _origin(url):
+        if isinstance(key, str) and key and base and origin(base) == origin(url):
             return {"x-goog-api-key": key}
         return {}
 
@@ -399,9 +400,3 @@ def _http_option(client: Any, name: str) -> Any:
     """One of the client's ``HttpOptions`` (the SDK keeps them on its API client)."""
     options = getattr(getattr(client, "_api_client", None), "_http_options", None)
     return getattr(options, name, None)
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port

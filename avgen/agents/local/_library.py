@@ -19,7 +19,10 @@ A clip shows its middle stretch as long as the scene (shorter clips are looped b
 composer); a picture gets Ken Burns motion; pictures and clips of another shape are fitted
 by the request's ``fit``. The match, its score and the runner-up are recorded in the
 manifest (`avgen.Source`). Every file is checked before anything is made: a file ffmpeg
-cannot decode is refused, naming it.
+cannot decode is refused, naming it (a picture too large for ffmpeg to decode says so).
+A file or a tags file that is a link to somewhere outside the folder is skipped, with a
+note: logged as a warning, kept in `MediaLibrary.notes` and in each match's
+`avgen.Source`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __docformat__ = "google"
 
 import asyncio
 import functools
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -44,11 +48,15 @@ from avgen.media._ffmpeg import MediaInfo, probe, run_ffmpeg_sync
 
 __all__ = ["MediaLibrary"]
 
+_logger = logging.getLogger("avgen.agents.local")
+
 PICTURE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 """File suffixes read as pictures (any case)."""
 CLIP_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"})
 """File suffixes read as video clips (any case)."""
 Kind = Literal["image", "clip"]
+MAX_TAGS_BYTES = 64 << 10
+"""The most of a tags file that is read (64 KiB)."""
 
 
 @attrs.frozen
@@ -99,11 +107,26 @@ def name_words(name: str) -> str:
     return " ".join(_CAMEL.sub(" ", _SEPARATORS.sub(" ", name)).split())
 
 
-def _checked(path: Path, folder: Path) -> LibraryFile:
-    """Probe ``path`` and decode its first frame strictly.
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links followed, lies inside ``folder`` (a resolved path)."""
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # RuntimeError: a link loop (Python < 3.13)
+        return False
+
+
+def _outside_note(path: Path, folder: Path, what: str = "") -> str:
+    return (f"skipped {path.relative_to(folder).as_posix()}{what}: it links to a file "
+            f"outside {folder}")
+
+
+def _checked(path: Path, folder: Path) -> tuple[LibraryFile, str | None]:
+    """Probe ``path`` and decode its first frame strictly; read its tags file, unless it
+    links outside ``folder`` (then the note says so).
 
     Raises:
-        UsageError: The file is empty, damaged, or has no picture (field ``media``).
+        UsageError: The file is empty, damaged, too large to decode, or has no picture
+            (field ``media``).
     """
     kind: Kind = "clip" if path.suffix.lower() in CLIP_SUFFIXES else "image"
     try:
@@ -123,27 +146,53 @@ def _checked(path: Path, folder: Path) -> LibraryFile:
     parts = [name_words(part) for part in path.relative_to(folder).parent.parts]
     parts.append(name_words(path.stem))
     tags = path.with_suffix(".txt")
+    note = None
     if tags.is_file():
-        parts.append(tags.read_text("utf-8", errors="replace"))
+        if _inside(tags, folder):
+            with tags.open("rb") as text:
+                parts.append(text.read(MAX_TAGS_BYTES).decode("utf-8", errors="replace"))
+        else:
+            note = _outside_note(tags, folder, " (tags)")
     return LibraryFile(path, kind, " ".join(parts), info.width, info.height,
-                       info.duration or 0.0, info.fps or 30.0)
+                       info.duration or 0.0, info.fps or 30.0), note
+
+
+@attrs.frozen
+class _Scan:
+    files: tuple[LibraryFile, ...]
+    notes: tuple[str, ...]
 
 
 @functools.lru_cache(maxsize=64)
-def _scan(folder: Path, stamp: tuple[tuple[str, int, int], ...]) -> tuple[LibraryFile, ...]:
-    """The checked files of ``folder`` (``stamp``: every file's name, size and mtime, so
-    a changed folder is scanned again)."""
-    return tuple(_checked(folder / name, folder) for name, _size, _mtime in stamp)
+def _scan(folder: Path, stamp: tuple[tuple[str, int, int], ...],
+          skipped: tuple[str, ...]) -> _Scan:
+    """The checked files of ``folder`` and the notes on what was skipped (``stamp``: every
+    file's name, size and mtime, so a changed folder is scanned again). The notes are
+    logged once per scan."""
+    files, notes = [], list(skipped)
+    for name, _size, _mtime in stamp:
+        file, note = _checked(folder / name, folder)
+        files.append(file)
+        if note is not None:
+            notes.append(note)
+    for note in notes:
+        _logger.warning("media library: %s", note)
+    return _Scan(tuple(files), tuple(notes))
 
 
-def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    found = []
+def _stamp(folder: Path) -> tuple[tuple[tuple[str, int, int], ...], tuple[str, ...]]:
+    """Every picture and clip of ``folder`` (name, size, mtime), and a note for each one
+    skipped because it links outside the folder."""
+    found, skipped = [], []
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix.lower() in PICTURE_SUFFIXES | CLIP_SUFFIXES \
                 and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            if not _inside(path, folder):
+                skipped.append(_outside_note(path, folder))
+                continue
             stat = path.stat()
             found.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
-    return tuple(found)
+    return tuple(found), tuple(skipped)
 
 
 def rank(files: Sequence[LibraryFile], queries: Sequence[str]) -> list[list[float]]:
@@ -226,6 +275,7 @@ class MediaLibrary:
         self._lock = threading.Lock()
         self._matches: dict[tuple[int, str, str, str], Match | None] = {}
         self._prepared: tuple[tuple[int, str, str, str], ...] = ()  # the last script matched
+        self._notes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"MediaLibrary({str(self.folder)!r})"
@@ -238,11 +288,22 @@ class MediaLibrary:
         """
         if not self.folder.is_dir():
             raise UsageError("media", f"{self.folder} is not a folder")
-        found = _scan(self.folder.resolve(), _stamp(self.folder.resolve()))
+        folder = self.folder.resolve()
+        scan = _scan(folder, *_stamp(folder))
+        with self._lock:
+            self._notes = scan.notes
+        found = scan.files
         if not found:
             suffixes = ", ".join(sorted(PICTURE_SUFFIXES | CLIP_SUFFIXES))
             raise UsageError("media", f"{self.folder} holds no picture or clip ({suffixes})")
         return found
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the last look at the folder skipped, and why (a file or a tags file that
+        links outside the folder)."""
+        with self._lock:
+            return self._notes
 
     def check(self, request: VideoRequest) -> None:
         """Check every file of the folder before anything is made.
@@ -298,7 +359,8 @@ class MediaLibrary:
         return Source("library", title=name(match.file), score=round(match.score, 4),
                       runner_up=name(runner) if runner is not None else None,
                       runner_up_score=(round(match.runner_up_score, 4)
-                                       if match.runner_up_score is not None else None))
+                                       if match.runner_up_score is not None else None),
+                      notes=self.notes)
 
 
 class _View:

@@ -11,6 +11,13 @@
 - Searches and downloads are kept in an `avgen.agents.google.AssetCache` (folder
   ``<avgen cache>/stock``): a re-run asks the service nothing. Searches are reused for
   24 hours, as Pixabay asks.
+- Answers are untrusted: files are downloaded only over ``https`` from the hosts the
+  service names its files on (or from a ``base_url`` you set, the only place plain
+  ``http`` is allowed), the key goes only to the service's own address, at most 5
+  redirects are followed, and each search or download has a per-read ``timeout``, an
+  overall ``deadline`` and a size cap (``max_bytes``). A result naming no file that may be
+  downloaded, or an answer with fields of the wrong type, sends the scene to the next tier
+  with the reason.
 - A rate limit (429) is waited out until ``X-Ratelimit-Reset`` (or ``Retry-After``), up to
   60 s; outages are retried, then a circuit breaker opens so later scenes fall back at
   once (see `STOCK_POLICY`). A scene the library has nothing for falls to the next tier

@@ -1,24 +1,24 @@
 """What the stock agents share: keys, the HTTP client, errors, the cache, rendition choice.
 
-Requests go through the standard library (``urllib``) in a worker thread: no extra
-dependency. The key never appears in an error message or a log line (Pixabay takes it in
-the query string, so no URL is ever quoted).
+Searches and downloads go through `avgen.agents._download`: ``https`` only (plain ``http``
+only from a base URL set explicitly), files only from the hosts a service's answers may
+name, the key only to the service's own origin, bounded redirects, a deadline and a size
+cap. The key never appears in an error message or a log line (Pixabay takes it in the
+query string, so no URL is ever quoted). Answers are read field by field: a field of the
+wrong type counts as missing.
 """
 
 from __future__ import annotations
 
 __docformat__ = "google"
 
-import asyncio
 import contextlib
 import json
 import math
 import os
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import AsyncIterator, Mapping, Sequence
 from email.message import Message
 from pathlib import Path
@@ -30,6 +30,7 @@ from avgen._cache_root import cache_root
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
+from avgen.agents._download import Limits, Reach, download, origin
 from avgen.agents.google._cache import AssetCache
 from avgen.errors import (
     AgentError,
@@ -49,7 +50,13 @@ SEARCH_TTL = 24 * 3600.0
 """Seconds a search answer is reused (Pixabay asks that results be cached for 24 h)."""
 
 MAX_DOWNLOAD_BYTES = 1 << 30
-"""The largest file a stock agent downloads (1 GiB)."""
+"""The largest file a stock agent downloads by default (1 GiB)."""
+
+MAX_ANSWER_BYTES = 8 << 20
+"""The largest search answer read (8 MiB; a real one is a few tens of KiB)."""
+
+DOWNLOAD_DEADLINE = 300.0
+"""Seconds a search or a download may take in all, by default."""
 
 MAX_QUERY_CHARS = 100
 """Pixabay refuses longer queries; Pexels is given the same."""
@@ -161,13 +168,65 @@ def _number(value: str | None) -> float | None:
         return None
 
 
+def text_field(value: object) -> str | None:
+    """``value`` when it is a non-blank string without a NUL, else None (an answer's field
+    of another type counts as missing)."""
+    return value if isinstance(value, str) and value.strip() and "\x00" not in value else None
+
+
+def count_field(value: object) -> int:
+    """``value`` as a whole number of pixels when it is a positive finite number, else 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return max(0, int(value))
+
+
+def seconds_field(value: object) -> float:
+    """``value`` as seconds when it is a finite number at least 0, else 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return max(0.0, float(value))
+
+
+def dict_field(value: object) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def list_field(value: object) -> list[Any]:
+    """``value`` when it is a JSON list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def results(answer: object, key: str, agent: str) -> list[dict[str, Any]]:
+    """The objects listed under ``key`` in a search answer (other items are left out).
+
+    Raises:
+        AgentError: The answer is not an object, or ``key`` is there but not a list.
+    """
+    if not isinstance(answer, dict):
+        raise AgentError(f"the search was not understood: the answer is a "
+                         f"{type(answer).__name__}, not an object", agent)
+    listed = answer.get(key)
+    if listed is not None and not isinstance(listed, list):
+        raise AgentError(f"the search was not understood: the answer's {key!r} is a "
+                         f"{type(listed).__name__}, not a list", agent)
+    return [item for item in listed or [] if isinstance(item, dict)]
+
+
 _SLUG = re.compile(r"/(?:video|photo)/([a-z0-9-]+?)-?\d*/?$")
 
 
-def title_from_page(url: str) -> str | None:
+def title_from_page(url: object) -> str | None:
     """A title read from a stock page address (``.../video/waves-at-dusk-1234/`` gives
     ``"Waves at dusk"``), or None."""
-    match = _SLUG.search(urllib.parse.urlparse(url).path)
+    if not isinstance(url, str):
+        return None
+    try:
+        path = urllib.parse.urlparse(url).path
+    except ValueError:
+        return None
+    match = _SLUG.search(path)
     if not match or not match.group(1).strip("-"):
         return None
     words = match.group(1).strip("-").replace("-", " ")
@@ -182,8 +241,14 @@ class StockAgent:
         base_url: The service's address (tests point it at a local server).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
-        timeout: Seconds one HTTP request may take.
+        timeout: Seconds each read of an answer (and each connection) may wait.
+        deadline: Seconds one search or download may take in all.
+        max_bytes: The largest file downloaded (a larger one is refused).
         env: Where keys are read (default: ``os.environ``).
+
+    Raises:
+        UsageError: An argument is out of range, or ``base_url`` is not an ``http://`` or
+            ``https://`` address.
     """
 
     provider = ""
@@ -198,10 +263,14 @@ class StockAgent:
     """The service's address."""
     key_page = ""
     """Where a key is obtained."""
+    media_hosts: tuple[str, ...] = ()
+    """The hosts (with their subdomains) the service's answers may name for its files."""
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
                  cache: AssetCache | None = None, max_concurrency: int = 2,
-                 timeout: float = 60.0, env: Mapping[str, str] | None = None) -> None:
+                 timeout: float = 60.0, deadline: float = DOWNLOAD_DEADLINE,
+                 max_bytes: int = MAX_DOWNLOAD_BYTES,
+                 env: Mapping[str, str] | None = None) -> None:
         if cache is not None and not isinstance(cache, AssetCache):
             raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
@@ -209,6 +278,12 @@ class StockAgent:
                              f"{self.key_variable})")
         number("max_concurrency", max_concurrency, integer=True, low=1)
         number("timeout", timeout, low=0, low_inclusive=False)
+        number("deadline", deadline, low=0, low_inclusive=False)
+        number("max_bytes", max_bytes, integer=True, low=1)
+        if base_url is not None and (not isinstance(base_url, str) or origin(base_url)[0]
+                                     not in ("http", "https") or not origin(base_url)[1]):
+            raise UsageError("base_url", f"must be an http:// or https:// address, not "
+                             f"{base_url!r}")
         environ = os.environ if env is None else env
         self.api_key: str | None = api_key or (environ.get(self.key_variable) or "").strip() \
             or None
@@ -220,7 +295,14 @@ class StockAgent:
         self.max_concurrency = max_concurrency
         """Scenes searched at once."""
         self.timeout = float(timeout)
-        """Seconds one HTTP request may take."""
+        """Seconds each read of an HTTP answer (and each connection) may wait."""
+        self.deadline = float(deadline)
+        """Seconds one search or download may take in all."""
+        self.max_bytes = int(max_bytes)
+        """The largest file downloaded."""
+        self.reach = Reach(self.media_hosts, base=self.base_url if base_url else None)
+        """Where searches and downloads may go: ``https`` to `media_hosts`, and the base
+        URL when one was given (plain ``http`` is allowed only there)."""
         self.resilience = STOCK_POLICY
         """How the generator retries and guards this agent's calls."""
         self._resume_at = 0.0
@@ -278,7 +360,7 @@ class StockAgent:
         if (isinstance(value, dict) and isinstance(value.get("candidates"), list)
                 and isinstance(value.get("at"), int | float)
                 and 0 <= time.time() - value["at"] < SEARCH_TTL):
-            return list(value["candidates"])
+            return [c for c in value["candidates"] if isinstance(c, dict)]
         return None
 
     def _search_url(self, query: str, shape: str) -> str:
@@ -337,23 +419,36 @@ class StockAgent:
 
     def source(self, candidate: Mapping[str, Any]) -> Source:
         """The `avgen.Source` of a chosen candidate."""
-        return Source(self.provider, title=candidate.get("title") or None,
-                      author=candidate.get("author") or None,
-                      author_url=candidate.get("author_url") or None,
-                      page_url=candidate.get("page_url") or None, license=self.license)
+        return Source(self.provider, title=text_field(candidate.get("title")),
+                      author=text_field(candidate.get("author")),
+                      author_url=text_field(candidate.get("author_url")),
+                      page_url=text_field(candidate.get("page_url")), license=self.license)
 
     # -- HTTP
 
     async def _request(self, url: str, what: str) -> bytes:
-        """GET ``url`` (with the key) and return the body, errors turned into avgen's."""
+        """GET ``url`` (with the key, on the service's own origin only) and return the
+        body, errors turned into avgen's."""
         self._wait_for_reset()
-        headers = self._headers()
-        return await asyncio.to_thread(self._get, url, headers, what, None)
+        return await download(url, reach=self.reach, agent=self.name,
+                              what=provider_what(self.provider, what),
+                              limits=Limits(self.timeout, self.deadline, MAX_ANSWER_BYTES),
+                              credentials=self._credentials,
+                              on_status=lambda status, headers: self._http_error(
+                                  status, headers, what))
 
     async def _download(self, url: str, target: Path) -> None:
         """Stream ``url`` (no key is sent: the media is on a CDN) to ``target``."""
         self._wait_for_reset()
-        await asyncio.to_thread(self._get, url, {}, "download", target)
+        await download(url, reach=self.reach, agent=self.name, target=target,
+                       what=provider_what(self.provider, "download"),
+                       limits=Limits(self.timeout, self.deadline, self.max_bytes),
+                       on_status=lambda status, headers: self._http_error(
+                           status, headers, "download"))
+
+    def _credentials(self, url: str) -> dict[str, str]:
+        """The key's headers for ``url``: only on the service's own origin."""
+        return self._headers() if origin(url) == origin(self.base_url) else {}
 
     def _wait_for_reset(self) -> None:
         remaining = self._resume_at - time.time()
@@ -361,23 +456,8 @@ class StockAgent:
             raise RateLimited(f"{self.provider} is rate limited for {remaining:.3g} s more",
                               self.name, retry_after=remaining)
 
-    def _get(self, url: str, headers: Mapping[str, str], what: str,
-             target: Path | None) -> bytes:
-        request = urllib.request.Request(url, headers={"User-Agent": "avgen", **headers})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                if target is None:
-                    return bytes(response.read(MAX_DOWNLOAD_BYTES))
-                _save(response, target, self.name)
-                return b""
-        except urllib.error.HTTPError as exc:
-            raise self._http_error(exc.code, exc.headers, what) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceUnavailable(f"the {provider_what(self.provider, what)} failed "
-                                     f"({type(exc).__name__}: {reason})", self.name) from None
-
-    def _http_error(self, status: int, headers: Message, what: str) -> Exception:
+    def _http_error(self, status: int, headers: Mapping[str, str] | Message,
+                    what: str) -> Exception:
         action = provider_what(self.provider, what)
         if status == 429:
             delay = rate_limit_delay(headers, time.time())
@@ -394,18 +474,6 @@ class StockAgent:
             return AgentError(f"the {action} was refused (HTTP {status}): check "
                               f"{self.key_variable}", self.name)
         return AgentError(f"the {action} failed (HTTP {status})", self.name)
-
-
-def _save(response: Any, target: Path, agent: str) -> None:
-    """Write a download at ``target``, refusing one larger than `MAX_DOWNLOAD_BYTES`."""
-    written = 0
-    with open(target, "wb") as out:
-        while chunk := response.read(1 << 20):
-            written += len(chunk)
-            if written > MAX_DOWNLOAD_BYTES:
-                raise MediaError(f"{agent}: the download is larger than "
-                                 f"{MAX_DOWNLOAD_BYTES >> 20} MiB", target)
-            out.write(chunk)
 
 
 def provider_what(provider: str, what: str) -> str:

@@ -9,48 +9,75 @@ from pathlib import Path
 from typing import Any
 
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene
-from avgen.agents.stock._common import NoMatch, Rendition, StockAgent, choose_rendition
-from avgen.errors import MediaError
+from avgen.agents._download import Reach
+from avgen.agents.stock._common import (
+    NoMatch,
+    Rendition,
+    StockAgent,
+    choose_rendition,
+    count_field,
+    list_field,
+    seconds_field,
+    text_field,
+)
+from avgen.errors import AgentError, MediaError
 from avgen.media._ffmpeg import MediaInfo
 
 __all__: list[str] = []
 
 
-def renditions(candidate: dict[str, Any]) -> list[Rendition]:
-    """The usable renditions of a candidate (size known, address given)."""
+def _listed(candidate: dict[str, Any]) -> list[Rendition]:
+    """Every rendition of a candidate whose size and address are given."""
     found = []
-    for item in candidate.get("renditions") or []:
-        try:
-            width, height, url = int(item[0]), int(item[1]), str(item[2])
-        except (TypeError, ValueError, IndexError):
+    for item in list_field(candidate.get("renditions")):
+        if not isinstance(item, list) or len(item) != 3:
             continue
+        width, height, url = count_field(item[0]), count_field(item[1]), text_field(item[2])
         if width > 0 and height > 0 and url:
             found.append(Rendition(width, height, url))
     return found
 
 
-def _shape(candidate: dict[str, Any]) -> str:
-    usable = renditions(candidate)
+def renditions(candidate: dict[str, Any], reach: Reach) -> list[Rendition]:
+    """The usable renditions of a candidate: size known, an address ``reach`` allows."""
+    return [r for r in _listed(candidate) if reach.refusal(r.url) is None]
+
+
+def _shape(usable: Sequence[Rendition]) -> str:
     biggest = max(usable, key=lambda r: r.width * r.height)
     if biggest.width > biggest.height:
         return "landscape"
     return "portrait" if biggest.width < biggest.height else "square"
 
 
-def choose_candidate(candidates: Sequence[dict[str, Any]], shape: str,
+def choose_candidate(candidates: Sequence[dict[str, Any]], shape: str, reach: Reach,
                      seconds: float | None = None) -> dict[str, Any] | None:
     """The result to use: the first (the service's best match) with a usable rendition,
     preferring one in the preset's orientation and, for clips, one lasting ``seconds``."""
-    usable = [c for c in candidates if renditions(c)]
+    usable = [(c, files) for c in candidates if (files := renditions(c, reach))]
     if not usable:
         return None
 
-    def rank(item: tuple[int, dict[str, Any]]) -> tuple[int, int, int]:
-        index, candidate = item
-        long_enough = seconds is None or float(candidate.get("duration") or 0) >= seconds
-        return (_shape(candidate) != shape, not long_enough, index)
+    def rank(item: tuple[int, tuple[dict[str, Any], list[Rendition]]]) -> tuple[int, int, int]:
+        index, (candidate, files) = item
+        long_enough = seconds is None or seconds_field(candidate.get("duration")) >= seconds
+        return (_shape(files) != shape, not long_enough, index)
 
-    return min(enumerate(usable), key=rank)[1]
+    return min(enumerate(usable), key=rank)[1][0]
+
+
+def nothing_usable(agent: StockAgent, candidates: Sequence[dict[str, Any]], query: str,
+                   kind: str) -> AgentError:
+    """Why no candidate can be used: the search found nothing (`NoMatch`), or what it
+    found names no file with a size and an address the agent may download."""
+    if not candidates:
+        return NoMatch(f"no {kind} found for {query!r}", agent.name)
+    refused = next((reason for c in candidates for r in _listed(c)
+                    if (reason := agent.reach.refusal(r.url)) is not None), None)
+    why = refused or "no file has both a size and an address"
+    return AgentError(f"the {agent.provider} search for {query!r} gave {len(candidates)} "
+                      f"result{'s' if len(candidates) != 1 else ''}, none with a file avgen "
+                      f"may download ({why})", agent.name)
 
 
 def _still(info: MediaInfo) -> None:
@@ -75,16 +102,19 @@ class StockImages(StockAgent):
         the service nothing.
 
         Raises:
-            AgentError: Nothing was found (the scene falls back to the next tier).
+            AgentError: Nothing usable was found: no result, or none naming a file that
+                may be downloaded (the scene falls back to the next tier).
             RateLimited: The service asked to slow down (retried once the limit resets).
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a picture.
         """
         query, shape = self._pick(scene, preset)
-        chosen = choose_candidate(await self._candidates(query, shape), shape)
+        candidates = await self._candidates(query, shape)
+        chosen = choose_candidate(candidates, shape, self.reach)
         if chosen is None:
-            raise NoMatch(f"no photo found for {query!r}", self.name)
-        rendition = choose_rendition(renditions(chosen), preset.width, preset.height)
+            raise nothing_usable(self, candidates, query, "photo")
+        rendition = choose_rendition(renditions(chosen, self.reach), preset.width,
+                                     preset.height)
         info = await self._fetch_file(rendition.url, target, _still)
         return ImageAsset(target, info.width, info.height, source=self.source(chosen))
 
@@ -103,16 +133,19 @@ class StockClips(StockAgent):
         the service nothing.
 
         Raises:
-            AgentError: Nothing was found (the scene falls back to the next tier).
+            AgentError: Nothing usable was found: no result, or none naming a file that
+                may be downloaded (the scene falls back to the next tier).
             RateLimited: The service asked to slow down (retried once the limit resets).
             ServiceUnavailable: The service is down (retried, then the breaker opens).
             MediaError: The download is not a video.
         """
         query, shape = self._pick(scene, preset)
-        chosen = choose_candidate(await self._candidates(query, shape), shape, seconds)
+        candidates = await self._candidates(query, shape)
+        chosen = choose_candidate(candidates, shape, self.reach, seconds)
         if chosen is None:
-            raise NoMatch(f"no video found for {query!r}", self.name)
-        rendition = choose_rendition(renditions(chosen), preset.width, preset.height)
+            raise nothing_usable(self, candidates, query, "video")
+        rendition = choose_rendition(renditions(chosen, self.reach), preset.width,
+                                     preset.height)
         info = await self._fetch_file(rendition.url, target, _moving)
         return ClipAsset(target, float(info.duration or 0.0), info.width, info.height,
                          fps=info.fps or 30.0, has_audio=info.has_audio,

@@ -1,8 +1,9 @@
 """Pexels: `PexelsImages` (``/v1/search``) and `PexelsClips` (``/videos/search``).
 
-The key goes in the ``Authorization`` header. Photos list one original size and a few
-resized ``src`` addresses whose sizes follow from Pexels' documented bounds; videos list
-their ``video_files`` with sizes.
+The key goes in the ``Authorization`` header (to ``api.pexels.com`` only). Photos list one
+original size and a few resized ``src`` addresses whose sizes follow from Pexels' documented
+bounds; videos list their ``video_files`` with sizes. Files are downloaded from
+``pexels.com`` and ``vimeo.com`` hosts (``https``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ __docformat__ = "google"
 import urllib.parse
 from typing import Any
 
-from avgen.agents.stock._common import title_from_page
+from avgen.agents.stock._common import (
+    count_field,
+    dict_field,
+    list_field,
+    results,
+    seconds_field,
+    text_field,
+    title_from_page,
+)
 from avgen.agents.stock._kinds import StockClips, StockImages
 
 __all__ = ["PexelsClips", "PexelsImages"]
@@ -27,18 +36,19 @@ _BOUNDS = (("large2x", 1880, 1300), ("large", 940, 650), ("medium", None, 350),
 
 def photo_renditions(photo: dict[str, Any]) -> list[list[Any]]:
     """``[width, height, url]`` of a Pexels photo's original and resized files."""
-    src = photo.get("src") or {}
-    width, height = int(photo.get("width") or 0), int(photo.get("height") or 0)
+    src = dict_field(photo.get("src"))
+    width, height = count_field(photo.get("width")), count_field(photo.get("height"))
     found: list[list[Any]] = []
     if width <= 0 or height <= 0:
         return found
-    if src.get("original"):
-        found.append([width, height, src["original"]])
+    if original := text_field(src.get("original")):
+        found.append([width, height, original])
     for name, max_w, max_h in _BOUNDS:
-        if not src.get(name):
+        link = text_field(src.get(name))
+        if not link:
             continue
         scale = min(1.0, max_h / height, (max_w / width) if max_w else 1.0)
-        found.append([max(1, round(width * scale)), max(1, round(height * scale)), src[name]])
+        found.append([max(1, round(width * scale)), max(1, round(height * scale)), link])
     return found
 
 
@@ -48,6 +58,7 @@ class _Pexels:
     license = "Pexels License"
     default_base_url = "https://api.pexels.com"
     key_page = "https://www.pexels.com/api/"
+    media_hosts: tuple[str, ...] = ("pexels.com", "vimeo.com")
     api_key: str | None
 
     base_url: str
@@ -69,7 +80,9 @@ class PexelsImages(_Pexels, StockImages):
         base_url: The API's address (default ``https://api.pexels.com``).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
-        timeout: Seconds one HTTP request may take.
+        timeout: Seconds each read of an answer (and each connection) may wait.
+        deadline: Seconds one search or download may take in all.
+        max_bytes: The largest file downloaded.
         env: Where the key is read (default: ``os.environ``).
     """
 
@@ -77,11 +90,12 @@ class PexelsImages(_Pexels, StockImages):
         return self._url("/v1/search", query, shape)
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
-        photos = answer.get("photos") if isinstance(answer, dict) else None
-        return [{"id": p.get("id"), "title": p.get("alt") or title_from_page(p.get("url") or ""),
-                 "author": p.get("photographer"), "author_url": p.get("photographer_url"),
-                 "page_url": p.get("url"), "renditions": photo_renditions(p)}
-                for p in photos or [] if isinstance(p, dict)]
+        return [{"id": count_field(p.get("id")) or None,
+                 "title": text_field(p.get("alt")) or title_from_page(p.get("url")),
+                 "author": text_field(p.get("photographer")),
+                 "author_url": text_field(p.get("photographer_url")),
+                 "page_url": text_field(p.get("url")), "renditions": photo_renditions(p)}
+                for p in results(answer, "photos", self.name)]
 
 
 class PexelsClips(_Pexels, StockClips):
@@ -92,7 +106,9 @@ class PexelsClips(_Pexels, StockClips):
         base_url: The API's address (default ``https://api.pexels.com``).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
-        timeout: Seconds one HTTP request may take.
+        timeout: Seconds each read of an answer (and each connection) may wait.
+        deadline: Seconds one search or download may take in all.
+        max_bytes: The largest file downloaded.
         env: Where the key is read (default: ``os.environ``).
     """
 
@@ -100,18 +116,19 @@ class PexelsClips(_Pexels, StockClips):
         return self._url("/videos/search", query, shape)
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
-        videos = answer.get("videos") if isinstance(answer, dict) else None
         found = []
-        for video in videos or []:
-            if not isinstance(video, dict):
-                continue
-            user = video.get("user") or {}
-            files = [[f.get("width") or 0, f.get("height") or 0, f.get("link") or ""]
-                     for f in video.get("video_files") or []
-                     if isinstance(f, dict) and (f.get("file_type") or "video/mp4") == "video/mp4"]
-            found.append({"id": video.get("id"),
-                          "title": title_from_page(video.get("url") or ""),
-                          "author": user.get("name"), "author_url": user.get("url"),
-                          "page_url": video.get("url"), "duration": video.get("duration"),
+        for video in results(answer, "videos", self.name):
+            user = dict_field(video.get("user"))
+            files = [[count_field(f.get("width")), count_field(f.get("height")),
+                      text_field(f.get("link")) or ""]
+                     for f in list_field(video.get("video_files"))
+                     if isinstance(f, dict)
+                     and (text_field(f.get("file_type")) or "video/mp4") == "video/mp4"]
+            found.append({"id": count_field(video.get("id")) or None,
+                          "title": title_from_page(video.get("url")),
+                          "author": text_field(user.get("name")),
+                          "author_url": text_field(user.get("url")),
+                          "page_url": text_field(video.get("url")),
+                          "duration": seconds_field(video.get("duration")),
                           "renditions": files})
         return found

@@ -1,7 +1,8 @@
 """Pixabay: `PixabayImages` (``/api/``) and `PixabayClips` (``/api/videos/``).
 
 The key goes in the query string (never quoted in an error). Searches are kept 24 hours,
-as Pixabay asks, and media is downloaded, never hotlinked.
+as Pixabay asks, and media is downloaded, never hotlinked: from ``pixabay.com`` and
+``vimeo.com`` hosts (``https``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ __docformat__ = "google"
 import urllib.parse
 from typing import Any
 
+from avgen.agents.stock._common import (
+    count_field,
+    dict_field,
+    results,
+    seconds_field,
+    text_field,
+)
 from avgen.agents.stock._kinds import StockClips, StockImages
 
 __all__ = ["PixabayClips", "PixabayImages"]
@@ -22,13 +30,14 @@ _ORIENTATION = {"landscape": "horizontal", "portrait": "vertical"}
 
 
 def _user_url(hit: dict[str, Any]) -> str | None:
-    user, user_id = hit.get("user"), hit.get("user_id")
-    return f"https://pixabay.com/users/{user}-{user_id}/" if user and user_id else None
+    user, user_id = text_field(hit.get("user")), count_field(hit.get("user_id"))
+    if not user or not user_id:
+        return None
+    return f"https://pixabay.com/users/{urllib.parse.quote(user, safe='')}-{user_id}/"
 
 
 def _title(hit: dict[str, Any]) -> str | None:
-    tags = hit.get("tags")
-    return str(tags) if tags else None
+    return text_field(hit.get("tags"))
 
 
 def _scaled(width: int, height: int, longest: int) -> tuple[int, int]:
@@ -42,6 +51,7 @@ class _Pixabay:
     license = "Pixabay Content License"
     default_base_url = "https://pixabay.com"
     key_page = "https://pixabay.com/api/docs/"
+    media_hosts: tuple[str, ...] = ("pixabay.com", "vimeo.com")
     api_key: str | None
     base_url: str
 
@@ -51,8 +61,9 @@ class _Pixabay:
         return f"{self.base_url}{path}?{params}"
 
     def _credit(self, hit: dict[str, Any]) -> dict[str, Any]:
-        return {"id": hit.get("id"), "title": _title(hit), "author": hit.get("user"),
-                "author_url": _user_url(hit), "page_url": hit.get("pageURL")}
+        return {"id": count_field(hit.get("id")) or None, "title": _title(hit),
+                "author": text_field(hit.get("user")), "author_url": _user_url(hit),
+                "page_url": text_field(hit.get("pageURL"))}
 
 
 class PixabayImages(_Pixabay, StockImages):
@@ -63,7 +74,9 @@ class PixabayImages(_Pixabay, StockImages):
         base_url: The service's address (default ``https://pixabay.com``).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
-        timeout: Seconds one HTTP request may take.
+        timeout: Seconds each read of an answer (and each connection) may wait.
+        deadline: Seconds one search or download may take in all.
+        max_bytes: The largest file downloaded.
         env: Where the key is read (default: ``os.environ``).
     """
 
@@ -74,18 +87,16 @@ class PixabayImages(_Pixabay, StockImages):
         return self._url("/api/", query, extra)
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
-        hits = answer.get("hits") if isinstance(answer, dict) else None
         found = []
-        for hit in hits or []:
-            if not isinstance(hit, dict):
-                continue
+        for hit in results(answer, "hits", self.name):
             files: list[list[Any]] = []
-            if hit.get("webformatURL"):
-                files.append([hit.get("webformatWidth") or 0, hit.get("webformatHeight") or 0,
-                              hit["webformatURL"]])
-            width, height = int(hit.get("imageWidth") or 0), int(hit.get("imageHeight") or 0)
-            if hit.get("largeImageURL") and width > 0 and height > 0:
-                files.append([*_scaled(width, height, 1280), hit["largeImageURL"]])
+            if web := text_field(hit.get("webformatURL")):
+                files.append([count_field(hit.get("webformatWidth")),
+                              count_field(hit.get("webformatHeight")), web])
+            width = count_field(hit.get("imageWidth"))
+            height = count_field(hit.get("imageHeight"))
+            if (large := text_field(hit.get("largeImageURL"))) and width > 0 and height > 0:
+                files.append([*_scaled(width, height, 1280), large])
             found.append({**self._credit(hit), "renditions": files})
         return found
 
@@ -101,7 +112,9 @@ class PixabayClips(_Pixabay, StockClips):
         base_url: The service's address (default ``https://pixabay.com``).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
-        timeout: Seconds one HTTP request may take.
+        timeout: Seconds each read of an answer (and each connection) may wait.
+        deadline: Seconds one search or download may take in all.
+        max_bytes: The largest file downloaded.
         env: Where the key is read (default: ``os.environ``).
     """
 
@@ -109,15 +122,13 @@ class PixabayClips(_Pixabay, StockClips):
         return self._url("/api/videos/", query, {"video_type": "film"})
 
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
-        hits = answer.get("hits") if isinstance(answer, dict) else None
         found = []
-        for hit in hits or []:
-            if not isinstance(hit, dict):
-                continue
-            videos = hit.get("videos") or {}
-            files = [[v.get("width") or 0, v.get("height") or 0, v.get("url") or ""]
+        for hit in results(answer, "hits", self.name):
+            videos = dict_field(hit.get("videos"))
+            files = [[count_field(v.get("width")), count_field(v.get("height")),
+                      text_field(v.get("url")) or ""]
                      for name in ("large", "medium", "small", "tiny")
                      if isinstance(v := videos.get(name), dict)]
-            found.append({**self._credit(hit), "duration": hit.get("duration"),
+            found.append({**self._credit(hit), "duration": seconds_field(hit.get("duration")),
                           "renditions": files})
         return found
