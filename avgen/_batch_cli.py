@@ -22,8 +22,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from avgen._cli import _console, _family, _google_models, _Terminal
+from avgen._cli import _console, _family, _Terminal
 from avgen._generator import VideoGenerator
+from avgen._google_cli import google_models
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
 from avgen.errors import AvgenError, UsageError
@@ -58,7 +59,7 @@ class _BatchBar(_Terminal):
 
 
 def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
-    options: dict[str, Any] = dict(_google_models(args, family))
+    options: dict[str, Any] = dict(google_models(args, family))
     google_only = {"cache": args.cache, "max_clip_operations": args.max_clip_operations}
     for name, value in google_only.items():
         if value is not None and family != "google":

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from avgen._generator import VideoGenerator
+from avgen._google_cli import MODEL_ROLES, google_models, run_models_command
 from avgen._models import (
     CAPTION_STYLES,
     PRESETS,
@@ -308,7 +309,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="ask the service which models your credentials can use")
     models.add_argument("--model", action="append", default=[], metavar="ROLE=ID",
                         help="with --check: a model you would choose (roles: "
-                             f"{', '.join(_MODEL_ROLES)}; repeatable)")
+                             f"{', '.join(MODEL_ROLES)}; repeatable)")
 
     voices = commands.add_parser("voices", help="list the Piper voices installed and known")
     voices.add_argument("--language", metavar="CODE",
@@ -324,37 +325,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_MODEL_ROLES = {"script": "script_model", "speech": "tts_model", "image": "image_model",
-                "portrait": "portrait_model", "video": "video_model"}
-"""``--model ROLE=ID`` roles, and the `avgen.agents.google.google_agents` option of each."""
-
-
-def _model_options(values: Sequence[str]) -> dict[str, str]:
-    """``--model ROLE=ID`` options as `avgen.agents.google.google_agents` keywords.
-
-    Raises:
-        UsageError: An option is not ``ROLE=ID`` with a known role, or names a role twice.
-    """
-    chosen: dict[str, str] = {}
-    for value in values:
-        role, sign, model = value.partition("=")
-        role, model = role.strip().lower(), model.strip()
-        if not sign or role not in _MODEL_ROLES or not model:
-            raise UsageError("--model", f"must be ROLE=ID with ROLE one of "
-                             f"{', '.join(_MODEL_ROLES)}, not {value!r}")
-        if _MODEL_ROLES[role] in chosen:
-            raise UsageError("--model", f"{role} is given twice")
-        chosen[_MODEL_ROLES[role]] = model
-    return chosen
-
-
 def _agent_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--agents", default=None,
                          help="agent family: local, google, stock, or a plugin's name (default: "
                               "google when Google credentials are set, else local)")
     command.add_argument("--model", action="append", default=[], metavar="ROLE=ID",
                          help="google: the model of a role instead of the default (roles: "
-                              f"{', '.join(_MODEL_ROLES)}; repeatable; avgen models lists "
+                              f"{', '.join(MODEL_ROLES)}; repeatable; avgen models lists "
                               "them)")
     command.add_argument("--no-cache", action="store_true",
                          help="google, stock: do not reuse assets or searches kept by "
@@ -384,7 +361,7 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
         options["media"] = args.media
     if name in ("google", "stock") and args.no_cache:
         options["cache"] = False
-    options.update(_google_models(args, name))
+    options.update(google_models(args, name))
     agents = load_agents(name, **options)
     connection = getattr(agents.script_writer, "connection", None)
     where = f" ({connection.describe()})" if connection is not None else ""
@@ -395,14 +372,6 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     if missing:
         line += f"; none: {', '.join(missing)}"
     return agents, line
-
-
-def _google_models(args: argparse.Namespace, family: str) -> dict[str, str]:
-    """The ``--model`` options (for the google agents only)."""
-    chosen = _model_options(getattr(args, "model", None) or [])
-    if chosen and family != "google":
-        raise UsageError("--model", f"chooses Google models; these agents are {family!r}")
-    return chosen
 
 
 def _build_docs(out: Path, check_only: bool) -> int:
@@ -473,9 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "voices":
         return _list_voices(args.language, args.refresh)
     if args.command == "models":
-        from avgen._google_cli import run_models_command
-
-        return run_models_command(args, _model_options)
+        return run_models_command(args)
     if args.command == "report":
         from avgen._report import write_report
 

@@ -138,10 +138,12 @@ class VisualChain:
                     with self.session.atomic_path(source.relative(scene)) as temp:
                         made = await source.make(scene, seconds, preset, temp, previous)
             except AvgenError as exc:
+                if isinstance(exc, ModelNotFound):
+                    raise
                 errors.append(f"{source.tier} ({source.name}): {exc}")
                 if self._on_fallback is not None:
                     self._on_fallback(scene, source.tier, exc)
-                if source.tier == self.required or isinstance(exc, ModelNotFound):
+                if source.tier == self.required:
                     raise
                 continue
             placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))

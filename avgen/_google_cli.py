@@ -1,5 +1,7 @@
 """``avgen models``: the Google models avgen knows and, with ``--check``, which of them the
-service serves to your credentials.
+service serves to your credentials; and the ``--model ROLE=ID`` option of the commands that
+make videos. The catalogue is imported only when it is needed, so the other commands do not
+load the google agents.
 
 ::
 
@@ -19,21 +21,55 @@ __docformat__ = "google"
 import argparse
 import datetime
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from avgen.agents.google._catalogue import CATALOGUE, SURFACES, ModelInfo, Surface
-from avgen.agents.google._prices import TTS_TOKENS_PER_SECOND, Price
 from avgen.errors import AvgenError, UsageError
 
+if TYPE_CHECKING:
+    from avgen.agents.google._catalogue import ModelInfo
+    from avgen.agents.google._prices import Price
+
 __all__: list[str] = []
+
+MODEL_ROLES = {"script": "script_model", "speech": "tts_model", "image": "image_model",
+               "portrait": "portrait_model", "video": "video_model"}
+"""``--model ROLE=ID`` roles, and the `avgen.agents.google.google_agents` option of each."""
+
+
+def model_options(values: Sequence[str]) -> dict[str, str]:
+    """``--model ROLE=ID`` options as `avgen.agents.google.google_agents` keywords.
+
+    Raises:
+        UsageError: An option is not ``ROLE=ID`` with a known role, or names a role twice.
+    """
+    chosen: dict[str, str] = {}
+    for value in values:
+        role, sign, model = value.partition("=")
+        role, model = role.strip().lower(), model.strip()
+        if not sign or role not in MODEL_ROLES or not model:
+            raise UsageError("--model", f"must be ROLE=ID with ROLE one of "
+                             f"{', '.join(MODEL_ROLES)}, not {value!r}")
+        if MODEL_ROLES[role] in chosen:
+            raise UsageError("--model", f"{role} is given twice")
+        chosen[MODEL_ROLES[role]] = model
+    return chosen
+
+
+def google_models(args: argparse.Namespace, family: str) -> dict[str, str]:
+    """The ``--model`` options (for the google agents only)."""
+    chosen = model_options(getattr(args, "model", None) or [])
+    if chosen and family != "google":
+        raise UsageError("--model", f"chooses Google models; these agents are {family!r}")
+    return chosen
+
 
 _WHERE = {"developer": "Developer API", "vertex": "Vertex AI"}
 _STATUS = {"current": "current", "deprecated": "deprecated", "retiring": "shuts down soon",
            "retired": "shut down", "unserved": "not served"}
 
 
-def run_models_command(args: argparse.Namespace,
-                       model_options: Callable[[Sequence[str]], dict[str, str]]) -> int:
+def run_models_command(args: argparse.Namespace) -> int:
     """``avgen models``: returns the exit status."""
     try:
         chosen = model_options(args.model)
@@ -53,6 +89,8 @@ def listing(*, kind: str | None = None, everything: bool = False,
     """The catalogue as text: per kind, each model's status and dates on each surface, its
     release and price; ``*`` marks avgen's defaults. Models shut down on every surface are
     left out unless ``everything``."""
+    from avgen.agents.google._catalogue import CATALOGUE
+
     today = today or datetime.date.today()
     lines = [f"Google models avgen knows (checked {CATALOGUE.checked}; * = avgen's default "
              "there; shutdown days are the earliest Google gave)"]
@@ -71,6 +109,8 @@ def listing(*, kind: str | None = None, everything: bool = False,
 
 
 def _model_lines(model: ModelInfo, today: datetime.date) -> list[str]:
+    from avgen.agents.google._catalogue import CATALOGUE, SURFACES
+
     default = "*" if model.default_on else " "
     stage = "" if model.stage == "ga" else f" ({model.stage})"
     lines = [f"  {default} {model.id}{stage}"]
@@ -90,8 +130,10 @@ def _model_lines(model: ModelInfo, today: datetime.date) -> list[str]:
                 words += f" since {life.deprecated}"
             if life.shutdown is not None:
                 words += f"; shuts down {life.shutdown}"
-        if status in ("retired", "retiring", "deprecated") and model.replacement:
-            words += f" → {model.replacement}"
+        if status in ("retired", "retiring", "deprecated"):
+            instead = CATALOGUE.replacement(model.id, kind=model.kind, surface=surface,
+                                            today=today)
+            words += f" → {instead}" if instead else ""
         if surface in model.default_on:
             words += " (default)"
         lines.append(f"      {_WHERE[surface]:<14} {words}")
@@ -120,7 +162,9 @@ def price_text(kind: str, price: Price) -> str:
     if kind == "image":
         return f"{_usd(price.per_image)} an image"
     if kind == "speech":
-        per_million = price.per_audio_second * 1e6 / TTS_TOKENS_PER_SECOND
+        from avgen.agents.google._catalogue import CATALOGUE
+
+        per_million = price.per_audio_second * 1e6 / CATALOGUE.audio_tokens_per_second
         return (f"{_usd(price.input_per_million)} per million text tokens, "
                 f"{_usd(per_million)} per million audio tokens")
     audio = price.per_video_second_audio or price.per_video_second
@@ -147,7 +191,7 @@ def _check(chosen: dict[str, str]) -> int:
     except AvgenError as exc:
         print(f"avgen: failed: cannot ask the service: {exc}", file=sys.stderr)
         return 1
-    surface: Surface = connection.mode
+    surface = connection.mode
     print(f"models a run would use ({where}), against what the service lists for these "
           "credentials:")
     failing = 0

@@ -28,14 +28,20 @@ _WHERE = {"developer": "Developer API", "vertex": "Vertex AI"}
 
 
 def _surface(model: ModelInfo, surface: str) -> str:
+    """What the surface serves of ``model``, as of the day the catalogue was checked."""
     life = model.surfaces.get(surface)  # type: ignore[call-overload]
     if life is None:
         return "—"
-    words = "**default**" if surface in model.default_on else "served"
-    if life.deprecated is not None:
-        words += f", deprecated {life.deprecated}"
-    if life.shutdown is not None:
-        words += f", shuts down {life.shutdown}"
+    if life.shutdown is not None and life.shutdown <= CATALOGUE.checked:
+        words = f"shut down {life.shutdown}"
+    else:
+        words = "**default**" if surface in model.default_on else "served"
+        if life.deprecated is not None:
+            words += f", deprecated {life.deprecated}"
+        if life.shutdown is not None:
+            words += f", shuts down {life.shutdown}"
+    if life.replacement:
+        words += f" (instead: `{life.replacement}`)"
     return words
 
 

@@ -867,7 +867,7 @@ class FakeGemini:
                 else:
                     part = {"inlineData": {"mimeType": SPEECH_MIME,
                                            "data": _b64(make_pcm(seconds))}}
-                out_tokens = round(seconds * 25)
+                out_tokens = round(seconds * self.catalogue.audio_tokens_per_second)
             elif kind == "image":
                 ratio = _get(config, "imageConfig", "aspectRatio")
                 part = {"inlineData": {"mimeType": "image/png",

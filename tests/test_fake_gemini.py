@@ -25,12 +25,14 @@ from google.genai import errors, types
 from media import decode
 from pydantic import BaseModel
 
-MODEL = "gemini-3.8-flash"
-TTS = "gemini-3.8-flash-tts"
-IMAGE_MODEL = "gemini-nano-banana-2.1"
-VERTEX_IMAGE_MODEL = "gemini-3.1-flash-image"
+from avgen.agents.google import CATALOGUE
+
+MODEL = CATALOGUE.default("text", "developer")
+TTS = CATALOGUE.default("speech", "developer")
+IMAGE_MODEL = CATALOGUE.default("image", "developer")
+VERTEX_IMAGE_MODEL = CATALOGUE.default("image", "vertex")
 IMAGEN = "imagen-4.0-generate-001"
-VEO = "veo-3.1-fast-generate-001"
+VEO = CATALOGUE.default("video", "vertex")
 OLD_TTS = "gemini-2.5-flash-preview-tts"
 """A speech model that answers raw PCM, served on the Developer API until 2026-12-18."""
 BEFORE = datetime.date(2026, 11, 1)

@@ -436,10 +436,10 @@ def test_a_request_refuses_a_bad_style_or_character_before_any_call(tmp_path: Pa
 
 
 def another_image_model() -> str:
-    """A current Vertex AI image model that is not the default."""
+    """A Vertex AI image model served today that is not the default."""
     today = datetime.date.today()
     return next(m.id for m in CATALOGUE if m.kind == "image" and not m.default_on
-                and m.status("vertex", today) == "current")
+                and m.status("vertex", today) == "current" and m.can.input_images)
 
 
 def test_without_references_nobody_is_painted_and_no_picture_is_sent(

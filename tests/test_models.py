@@ -108,14 +108,84 @@ def test_every_fact_has_a_source_and_every_model_a_price() -> None:
         assert units[model.kind] > 0, model.id
 
 
-def test_replacements_lead_to_a_served_model_of_the_same_kind() -> None:
+def test_replacements_are_models_of_the_same_kind_served_there() -> None:
+    suggested = 0
     for model in CATALOGUE:
         for surface in model.surfaces:
             if model.status(surface, TODAY) in ("retired", "retiring", "deprecated"):
                 instead = CATALOGUE.replacement(model.id, kind=model.kind, surface=surface)
-                assert instead is not None, (model.id, surface)
+                if instead is None:  # nothing of its kind is served there (clips on the
+                    assert (model.kind, surface) == ("video", "developer")  # Developer API)
+                    continue
                 info = CATALOGUE.get(instead)
                 assert info is not None and info.kind == model.kind, model.id
+                assert info.usable(surface, TODAY), (model.id, surface, instead)
+                suggested += 1
+    assert suggested >= 15
+
+
+def small_catalogue(default_shutdown: str, replacement: str = "b") -> ModelCatalogue:
+    return ModelCatalogue.load(
+        "checked = 2026-01-01\naudio_tokens_per_second = 32\n"
+        "[models.a]\nkind = 'text'\nprice = [{}]\ndefault = ['vertex']\n"
+        f"replacement = '{replacement}'\nvertex = {{ shutdown = {default_shutdown} }}\n"
+        "[models.b]\nkind = 'text'\nprice = [{}]\nvertex = {}\n"
+        "[models.c]\nkind = 'text'\nprice = [{}]\ndeveloper = {}\n")
+
+
+def test_a_default_past_its_shutdown_gives_way_to_its_replacement_served_there() -> None:
+    catalogue = small_catalogue("2027-01-01")
+    assert catalogue.default("text", "vertex", datetime.date(2026, 12, 31)) == "a"
+    with pytest.warns(UserWarning, match="default text model a was shut down on 2027-01-01; "
+                      "using its replacement b"):
+        assert catalogue.default("text", "vertex", datetime.date(2027, 1, 1)) == "b"
+    unserved = small_catalogue("2027-01-01", replacement="c")  # c is not on Vertex AI
+    with pytest.raises(UsageError, match="no replacement is known"):
+        unserved.default("text", "vertex", datetime.date(2027, 1, 1))
+    assert unserved.replacement("a", kind="text", surface="vertex",
+                                today=datetime.date(2027, 1, 1)) is None
+
+
+def test_the_defaults_line_ends_in_a_clear_error_when_nothing_replaces_it() -> None:
+    vertex_image = next(m for m in CATALOGUE if m.kind == "image" and "vertex" in m.default_on)
+    shutdown = vertex_image.shutdown("vertex")
+    assert shutdown is not None
+    try:
+        chosen = CATALOGUE.default("image", "vertex", shutdown)
+    except UsageError as exc:
+        assert "update avgen" in str(exc)
+    else:
+        info = CATALOGUE.get(chosen)
+        assert info is not None and info.usable("vertex", shutdown)
+
+
+def test_a_model_google_still_serves_can_be_allowed_past_its_catalogued_shutdown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError):
+        CATALOGUE.vet("gemini-2.5-flash", kind="text", surface="vertex")
+    monkeypatch.setenv("AVGEN_ALLOW_MODELS", "gemini-2.0-flash, gemini-2.5-flash")
+    with pytest.warns(UserWarning, match="used as AVGEN_ALLOW_MODELS asks"):
+        info = CATALOGUE.vet("gemini-2.5-flash", kind="text", surface="vertex")
+    assert info is not None and info.id == "gemini-2.5-flash"
+
+
+def test_an_unserved_model_never_counts_against_the_breaker() -> None:
+    import asyncio
+
+    from avgen.agents.google import GOOGLE_POLICY
+    from avgen.resilience import CircuitRegistry, CircuitState
+
+    assert GOOGLE_POLICY.circuit is not None
+    breaker = CircuitRegistry().get("gemini", GOOGLE_POLICY.circuit)
+
+    @breaker
+    async def call() -> None:
+        raise ModelNotFound("404 NOT_FOUND", "gemini", model="gemini-9-flash")
+
+    for _ in range(3 * GOOGLE_POLICY.circuit.window_size):
+        with pytest.raises(ModelNotFound):
+            asyncio.run(call())
+    assert breaker.state is CircuitState.CLOSED
 
 
 @given(st.dates(min_value=datetime.date(2025, 1, 1), max_value=datetime.date(2030, 1, 1)))
@@ -148,22 +218,34 @@ def test_prices_change_on_their_day() -> None:
     assert before != after and after.input_per_million > before.input_per_million
 
 
+HEAD = "checked = 2026-01-01\naudio_tokens_per_second = 32\n"
+
+
 @pytest.mark.parametrize(("text", "words"), [
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
      "colour = 'red'\n", "unknown keys"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'sound'\ndeveloper = {}\nprice = [{}]\n",
+    (HEAD + "[models.x]\nkind = 'sound'\ndeveloper = {}\nprice = [{}]\n",
      "kind"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\nprice = [{}]\n", "names no surface"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+    (HEAD + "[models.x]\nkind = 'text'\nprice = [{}]\n", "names no surface"),
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
      "replacement = 'y'\n", "not listed"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
      "default = ['developer']\n[models.y]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
      "default = ['developer']\n", "2 defaults"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
      "default = ['vertex']\n", "does not serve it"),
-    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\n"
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\n"
      "price = [{}, {input_per_million = 1}]\n", "'from' day"),
     ("[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n", "checked"),
+    ("checked = 2026-01-01\n[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n",
+     "audio_tokens_per_second"),
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+     "can = { colour = true }\n", "models.x.can: unknown keys"),
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\n"
+     "price = [{ per_frame = 1 }]\n", "models.x.price: unknown keys"),
+    (HEAD + "[models.x]\nkind = 'text'\ndeveloper = {}\nprice = [{}]\n"
+     "replacement = 'y'\n[models.y]\nkind = 'image'\ndeveloper = {}\nprice = [{}]\n",
+     "is an image model, not a text one"),
 ])
 def test_a_malformed_catalogue_is_refused_saying_where(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
@@ -352,7 +434,7 @@ def test_the_listing_marks_defaults_and_hides_what_is_shut_down_everywhere() -> 
     everything = listing(today=datetime.date(2026, 12, 4), everything=True, kind="video")
     assert "veo-2.0-generate-001" in everything and "shut down on 2026-06-30" in everything
     assert "gemini-3.8-flash" not in everything
-    assert "shuts down on 2026-12-18, in 14 days" in listing(today=datetime.date(2026, 12, 4))
+    assert "shuts down on 2027-05-07, in 36 days" in listing(today=datetime.date(2027, 4, 1))
 
 
 def run_models(fake: FakeGemini, tmp_path: Path, *options: str,

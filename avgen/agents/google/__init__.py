@@ -45,8 +45,11 @@ from avgen.agents.google._cache import AssetCache, default_cache_dir
 from avgen.agents.google._catalogue import (
     CATALOGUE,
     PRICES,
+    Capabilities,
+    Lifecycle,
     ModelCatalogue,
     ModelInfo,
+    Verdict,
     price_of,
 )
 from avgen.agents.google._check import ModelCheck, check_models
@@ -74,12 +77,14 @@ __all__ = [
     "REWRITE_POLICY",
     "VOICES",
     "AssetCache",
+    "Capabilities",
     "Capability",
     "GeminiImages",
     "GeminiNarrator",
     "GeminiScriptWriter",
     "GoogleAgent",
     "GoogleConnection",
+    "Lifecycle",
     "Mode",
     "ModelCatalogue",
     "ModelCheck",
@@ -88,6 +93,7 @@ __all__ = [
     "PromptRewriter",
     "RedactedError",
     "VeoClips",
+    "Verdict",
     "check_models",
     "credentials_present",
     "default_cache_dir",
@@ -221,9 +227,13 @@ def google_agents(
     rewriter = PromptRewriter(connection, script_writer.model,
                               **shared(script_writer.model)) if rewrites else None
     fixes: dict[str, Any] = {"rewriter": rewriter, "rewrites": rewrites}
-    painter = _named("portrait_model" if portrait_model else "image_model", lambda: GeminiImages(
-        connection, portrait_model or image_model, **shared(portrait_model or image_model),
-        **fixes)) if references and connection.supports("gemini_image") else None
+    if images or references:
+        image_model = image_model or CATALOGUE.default("image", connection.mode)
+    portrait_model = portrait_model or image_model
+    painter = _named("portrait_model" if portrait_model != image_model else "image_model",
+                     lambda: GeminiImages(connection, portrait_model, **shared(portrait_model),
+                                          **fixes)) \
+        if references and connection.supports("gemini_image") else None
     clip_generator = None
     if clips is not False:
         if connection.supports("video"):
@@ -250,8 +260,7 @@ def google_agents(
             _logger.warning("%s", message)
     image_generator: GeminiImages | None = None
     if images:
-        if painter is not None and image_model in (None, painter.model) and \
-                portrait_model in (None, painter.model):
+        if painter is not None and image_model == painter.model:
             image_generator = painter
         else:
             image_generator = _named("image_model", lambda: GeminiImages(

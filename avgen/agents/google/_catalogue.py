@@ -29,6 +29,7 @@ __docformat__ = "google"
 
 import datetime
 import logging
+import os
 import tomllib
 import warnings
 from collections.abc import Iterator, Mapping
@@ -37,10 +38,11 @@ from typing import Any, Literal, get_args
 
 import attrs
 
-from avgen.agents.google._prices import TTS_TOKENS_PER_SECOND, Price
+from avgen.agents.google._prices import Price
 from avgen.errors import UsageError
 
-__all__ = ["CATALOGUE", "PRICES", "ModelCatalogue", "ModelInfo", "price_of"]
+__all__ = ["CATALOGUE", "PRICES", "Capabilities", "Lifecycle", "ModelCatalogue", "ModelInfo",
+           "Verdict", "price_of"]
 
 _logger = logging.getLogger("avgen.agents.google")
 
@@ -67,14 +69,22 @@ def _date(value: Any, where: str) -> datetime.date | None:
     raise ValueError(f"{where}: {value!r} is not a date")
 
 
+ALLOW_ENV = "AVGEN_ALLOW_MODELS"
+"""Model ids (comma-separated) to use even past the shutdown day the catalogue gives (with
+a warning): for the day Google extends a model's life before avgen's catalogue says so."""
+
+
 @attrs.frozen
 class Lifecycle:
     """A model's dates on one surface."""
 
     deprecated: datetime.date | None = None
-    """When Google announced it would shut the model down (``None``: not announced)."""
+    """When Google deprecated the model there (``None``: it has not)."""
     shutdown: datetime.date | None = None
-    """The earliest day Google may turn it off (``None``: none announced)."""
+    """The earliest day Google may turn it off there (``None``: none announced)."""
+    replacement: str | None = None
+    """The model Google recommends instead on this surface, when it differs from the
+    model's own `ModelInfo.replacement`."""
 
 
 @attrs.frozen
@@ -179,6 +189,16 @@ class ModelInfo:
         life = self.surfaces.get(surface)
         return None if life is None else life.shutdown
 
+    def replacement_on(self, surface: Surface) -> str | None:
+        """The model Google recommends instead of this one on ``surface``."""
+        life = self.surfaces.get(surface)
+        return (life.replacement if life is not None and life.replacement
+                else self.replacement)
+
+    def usable(self, surface: Surface, today: datetime.date) -> bool:
+        """Whether ``surface`` serves it on ``today`` (neither shut down nor unserved)."""
+        return self.status(surface, today) not in ("retired", "unserved")
+
 
 @attrs.frozen
 class Verdict:
@@ -205,23 +225,34 @@ class ModelCatalogue:
             does not list but that contains all the words is priced and judged like
             ``model``.
         checked: The day the catalogue as a whole was last checked against Google's pages.
+        audio_tokens_per_second: The audio tokens Gemini bills per second of speech.
     """
 
     def __init__(self, models: Mapping[str, ModelInfo],
                  families: tuple[tuple[tuple[str, ...], str], ...],
-                 checked: datetime.date) -> None:
+                 checked: datetime.date, audio_tokens_per_second: float = 32.0) -> None:
         self._models = dict(models)
         self.families = families
         """``(words, model)`` pairs that place an unlisted id in a known family."""
         self.checked = checked
         """The day the catalogue was last checked against Google's pages."""
+        self.audio_tokens_per_second = audio_tokens_per_second
+        """The audio tokens Gemini bills per second of speech (prices per second of speech
+        are made from the price per million audio tokens with it)."""
         for words, model in families:
             if model not in self._models:
                 raise ValueError(f"family {words} names {model!r}, which is not listed")
         for info in self._models.values():
-            if info.replacement is not None and info.replacement not in self._models:
-                raise ValueError(f"{info.id}: its replacement {info.replacement!r} is not "
-                                 "listed")
+            named = {info.replacement, *(life.replacement for life in info.surfaces.values())}
+            for replacement in named - {None}:
+                other = self._models.get(str(replacement))
+                if other is None:
+                    raise ValueError(f"{info.id}: its replacement {replacement!r} is not "
+                                     "listed")
+                if other.kind != info.kind:
+                    raise ValueError(f"{info.id}: its replacement {replacement!r} is "
+                                     f"{_KIND_WORDS[other.kind]} model, not "
+                                     f"{_KIND_WORDS[info.kind]} one")
         for kind in KINDS:
             for surface in SURFACES:
                 marked = [m.id for m in self._models.values()
@@ -244,10 +275,15 @@ class ModelCatalogue:
         checked = _date(data.get("checked"), "checked")
         if checked is None:
             raise ValueError("checked: the catalogue needs the date it was checked")
-        models = {name: _entry(name, entry) for name, entry in data.get("models", {}).items()}
+        tokens = data.get("audio_tokens_per_second")
+        if not isinstance(tokens, int | float) or tokens <= 0:
+            raise ValueError("audio_tokens_per_second: the catalogue needs the audio tokens "
+                             "Gemini bills per second of speech")
+        models = {name: _entry(name, entry, float(tokens))
+                  for name, entry in data.get("models", {}).items()}
         families = tuple((tuple(row["words"]), str(row["like"]))
                          for row in data.get("families", []))
-        return cls(models, families, checked)
+        return cls(models, families, checked, float(tokens))
 
     def __iter__(self) -> Iterator[ModelInfo]:
         return iter(self._models.values())
@@ -277,28 +313,41 @@ class ModelCatalogue:
     def default(self, kind: Kind, surface: Surface,
                 today: datetime.date | None = None) -> str:
         """avgen's default model of ``kind`` on ``surface``: the one marked in the data or,
-        should it be past its shutdown on ``today``, its replacement (with a warning).
+        should it be past its shutdown on ``today``, the first of its replacements that is
+        served there (with a warning).
 
         Raises:
-            UsageError: The surface serves no model of that kind.
+            UsageError: The surface serves no model of that kind, or none is left of the
+                default's line.
         """
         today = today or datetime.date.today()
         marked = next((m for m in self if m.kind == kind and surface in m.default_on), None)
         if marked is None:
             raise UsageError(f"{kind} model", f"the {surface} surface has no default "
                              f"{kind} model; name one (avgen models lists them)")
-        chosen, seen = marked, {marked.id}
-        while chosen.status(surface, today) == "retired" and chosen.replacement:
-            following = self._models[chosen.replacement]
-            if following.id in seen:
-                break
-            seen.add(following.id)
-            chosen = following
-        if chosen is not marked:
-            _notify(f"avgen's default {kind} model {marked.id} was shut down on "
-                    f"{marked.shutdown(surface)}; using its replacement {chosen.id} (update "
-                    "avgen for a checked choice)")
-        return chosen.id
+        if marked.usable(surface, today):
+            return marked.id
+        following = self._following(marked, surface, today)
+        if following is None:
+            raise UsageError(f"{kind} model", f"avgen's default {kind} model {marked.id} was "
+                             f"shut down on {marked.shutdown(surface)} and no replacement is "
+                             "known: name one (avgen models --check), or update avgen")
+        _notify(f"avgen's default {kind} model {marked.id} was shut down on "
+                f"{marked.shutdown(surface)}; using its replacement {following} (update "
+                "avgen for a checked choice)")
+        return following
+
+    def _following(self, info: ModelInfo, surface: Surface,
+                   today: datetime.date) -> str | None:
+        """The first model of ``info``'s line of replacements that ``surface`` serves on
+        ``today`` (``None``: none)."""
+        seen, step = {info.id}, info
+        while (next_id := step.replacement_on(surface)) and next_id not in seen:
+            seen.add(next_id)
+            step = self._models[next_id]
+            if step.usable(surface, today):
+                return step.id
+        return None
 
     def judge(self, model: str, *, kind: Kind, surface: Surface,
               today: datetime.date | None = None) -> Verdict:
@@ -334,8 +383,12 @@ class ModelCatalogue:
             return Verdict(name, status, info, problem=(
                 f"{name} is not served by {where} (only by {served}){instead}"))
         if status == "retired":
+            gone = f"{name} was shut down on {where} on {info.shutdown(surface)}"
+            if name in _allowed():
+                return Verdict(name, status, info, note=(
+                    f"{gone} by avgen's catalogue, and is used as {ALLOW_ENV} asks"))
             return Verdict(name, status, info, problem=(
-                f"{name} was shut down on {where} on {info.shutdown(surface)}{instead}"))
+                f"{gone}{instead} (if Google still serves it, list it in {ALLOW_ENV})"))
         if status == "retiring":
             return Verdict(name, status, info, note=(
                 f"{name} shuts down on {where} on {info.shutdown(surface)}, in "
@@ -381,17 +434,11 @@ class ModelCatalogue:
 
     def _replacement(self, info: ModelInfo, surface: Surface,
                      today: datetime.date) -> str | None:
-        """The first model in ``info``'s chain of replacements that is usable on
-        ``surface`` (else the recorded replacement, or the kind's default)."""
-        seen = {info.id}
-        step = info
-        while step.replacement and step.replacement not in seen:
-            seen.add(step.replacement)
-            step = self._models[step.replacement]
-            if step.status(surface, today) not in ("retired", "unserved"):
-                return step.id
-        if info.replacement:
-            return info.replacement
+        """What to use instead of ``info`` on ``surface``: the first of its replacements
+        served there, else the kind's default (``None``: nothing served there)."""
+        following = self._following(info, surface, today)
+        if following is not None:
+            return following
         try:
             fallback = self.default(info.kind, surface, today)
         except UsageError:
@@ -405,6 +452,12 @@ class ModelCatalogue:
             return f"no {kind} model is served there"
 
 
+def _allowed() -> frozenset[str]:
+    """The ids `ALLOW_ENV` lists."""
+    return frozenset(_bare(part) for part in os.environ.get(ALLOW_ENV, "").split(",")
+                     if part.strip())
+
+
 def _bare(model: str) -> str:
     """A model id without ``models/`` or a ``projects/…/publishers/google/`` path."""
     return model.strip().rsplit("/", 1)[-1]
@@ -416,7 +469,7 @@ def _notify(message: str) -> None:
     _logger.warning("%s", message)
 
 
-def _entry(name: str, entry: Mapping[str, Any]) -> ModelInfo:
+def _entry(name: str, entry: Mapping[str, Any], tokens_per_second: float) -> ModelInfo:
     """One ``[models."<id>"]`` table as a `ModelInfo`."""
     where = f"models.{name}"
     known = {"kind", "released", "replacement", "default", "stage", "price", "can",
@@ -427,23 +480,22 @@ def _entry(name: str, entry: Mapping[str, Any]) -> ModelInfo:
     kind = entry.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{where}.kind: {kind!r} is not one of {KINDS}")
-    surfaces = {surface: Lifecycle(_date(entry[surface].get("deprecated"),
-                                         f"{where}.{surface}.deprecated"),
-                                   _date(entry[surface].get("shutdown"),
-                                         f"{where}.{surface}.shutdown"))
+    surfaces = {surface: _lifecycle(entry[surface], f"{where}.{surface}")
                 for surface in SURFACES if surface in entry}
     if not surfaces:
         raise ValueError(f"{where}: names no surface ({' or '.join(SURFACES)})")
     default = tuple(entry.get("default", ()))
     if not set(default) <= set(surfaces):
         raise ValueError(f"{where}.default: {default} names a surface that does not serve it")
-    prices = tuple(_price(row, f"{where}.price") for row in entry.get("price", ()))
+    prices = tuple(_price(row, f"{where}.price", tokens_per_second)
+                   for row in entry.get("price", ()))
     if not prices or prices[0][0] is not None:
         raise ValueError(f"{where}.price: the first price must have no 'from' day")
     days = [since for since, _ in prices[1:]]
     if any(day is None for day in days) or days != sorted(set(days)):  # type: ignore[type-var]
         raise ValueError(f"{where}.price: each later price needs a 'from' day, in order")
     can = dict(entry.get("can", {}))
+    _known_keys(can, Capabilities, f"{where}.can")
     for key in ("aspect_ratios", "durations", "resolutions", "eight_seconds_with"):
         if key in can:
             can[key] = tuple(can[key])
@@ -457,13 +509,31 @@ def _entry(name: str, entry: Mapping[str, Any]) -> ModelInfo:
                      stage=str(entry.get("stage", "ga")), sources=sources)
 
 
-def _price(row: Mapping[str, Any], where: str) -> tuple[datetime.date | None, Price]:
+def _known_keys(table: Mapping[str, Any], klass: type, where: str) -> None:
+    """Refuse keys ``klass`` (an attrs class) has no field for."""
+    unknown = set(table) - {field.name for field in attrs.fields(klass)}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+
+
+def _lifecycle(table: Mapping[str, Any], where: str) -> Lifecycle:
+    """One surface's table (``{ deprecated = DAY, shutdown = DAY, replacement = ID }``)."""
+    _known_keys(table, Lifecycle, where)
+    replacement = table.get("replacement")
+    return Lifecycle(_date(table.get("deprecated"), f"{where}.deprecated"),
+                     _date(table.get("shutdown"), f"{where}.shutdown"),
+                     None if replacement is None else str(replacement))
+
+
+def _price(row: Mapping[str, Any], where: str,
+           tokens_per_second: float) -> tuple[datetime.date | None, Price]:
     """One entry of a model's ``price`` list: the day it applies from, and the price."""
     fields = dict(row)
     since = _date(fields.pop("from", None), f"{where}.from")
     speech = fields.pop("audio_output_per_million", None)
     if speech is not None:  # speech is billed per audio token: priced per second here
-        fields["per_audio_second"] = float(speech) * TTS_TOKENS_PER_SECOND / 1e6
+        fields["per_audio_second"] = float(speech) * tokens_per_second / 1e6
+    _known_keys(fields, Price, where)
     return since, Price(**fields)
 
 

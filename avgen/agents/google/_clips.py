@@ -170,6 +170,7 @@ class VeoClips(GoogleAgent):
     needs: Capability = "video"
     """Veo is served by Vertex AI only."""
     model_kind = "video"
+    method = "predictLongRunning"
 
     def __init__(self, connection: GoogleConnection,
                  model: str | None = None, *,
@@ -185,10 +186,9 @@ class VeoClips(GoogleAgent):
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
                          requests_per_minute=requests_per_minute)
-        if self.info is None or self.info.can.method != "predictLongRunning":
-            how = f"through the {self.info.can.method} API" if self.info else "by an unknown API"
-            raise UsageError("model", f"{self.model} is served {how}, not as a Veo operation "
-                             "(predictLongRunning); give a Veo model id (veo-…)")
+        if self.info is None:
+            raise UsageError("model", f"{self.model} is not a Veo model avgen knows of; give a "
+                             "Veo model id (veo-…)")
         self.can = self.info.can
         """What the model can do (lengths, resolutions, reference images, audio), from the
         catalogue."""
@@ -413,11 +413,12 @@ class VeoClips(GoogleAgent):
             return await self._scene(scene, seconds, preset, target, previous, send)
         except _ReferencesRefused as refused:
             self._references_refused = True  # for every later scene of this agent too
-            note = (f"{self.model} refused reference images ({refused}); the clip animates "
-                    "a still painted with them instead")
-            _logger.warning("%s: %s", self.name, note)
+            reason = str(refused)
         asset = await self._scene(scene, seconds, preset, target, previous, False)
         source = asset.source or Source(self.name)
+        note = (f"{self.model} refused reference images ({reason}); made instead by "
+                f"{source.method or 'text-to-video'}")
+        _logger.warning("%s: %s", self.name, note)
         return attrs.evolve(asset, source=attrs.evolve(source, notes=[note, *source.notes]))
 
     async def _scene(self, scene: Scene, seconds: float, preset: Preset, target: Path,
@@ -653,7 +654,8 @@ class VeoClips(GoogleAgent):
         except Exception as exc:
             error = self.connection.translate(exc, self.name, model=self.model,
                                               replacement=self.replacement)
-            if ask.references and _status(exc) == 400 and "not supported" in str(exc):
+            if ask.references and _status(exc) == 400 and \
+                    "use case is currently not supported" in str(exc):
                 refused = _ReferencesRefused(self._redact(getattr(exc, "message", None)
                                                           or exc), self.name)
                 refused.__cause__ = error

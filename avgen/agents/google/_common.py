@@ -100,6 +100,8 @@ class GoogleAgent:
     """What the connection must be able to serve."""
     model_kind: Kind = "text"
     """The kind of model the agent calls (``text``, ``image``, ``speech``, ``video``)."""
+    method = "generateContent"
+    """The API method the agent calls its model with."""
 
     def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
@@ -120,6 +122,10 @@ class GoogleAgent:
                                                     surface=connection.mode)
         """The model's catalogue entry (for an id the catalogue does not list, its
         family's; ``None`` when it has none)."""
+        if self.info is not None and self.info.can.method != self.method:
+            raise UsageError("model", f"{model} is served through the {self.info.can.method} "
+                             f"API, and {self.kind} calls {self.method}; give a model it can "
+                             "call (avgen models lists them)")
         number("max_concurrency", max_concurrency, integer=True, low=1)
         number("requests_per_minute", requests_per_minute, low=0, low_inclusive=False,
                optional=True)

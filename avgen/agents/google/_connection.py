@@ -391,9 +391,7 @@ class RedactedError(Exception):
 
 def _about_model(message: str, model: str) -> bool:
     """Whether a 404's message is about a model (not about an operation or a file)."""
-    if "/operations/" in message:
-        return False
-    return model.rsplit("/", 1)[-1] in message or "model" in message.lower()
+    return "/operations/" not in message and model.rsplit("/", 1)[-1] in message
 
 
 def _http_option(client: Any, name: str) -> Any:

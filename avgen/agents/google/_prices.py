@@ -15,10 +15,6 @@ import attrs
 
 __all__ = ["Price"]
 
-TTS_TOKENS_PER_SECOND = 32
-"""Audio tokens Gemini counts per second of speech (used to price speech per second)."""
-
-
 @attrs.frozen
 class Price:
     """What one model costs, per unit (all in US dollars; 0 where the unit does not apply)."""
