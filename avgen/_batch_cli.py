@@ -22,17 +22,17 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from avgen._cli import _console, _family, _Terminal
 from avgen._generator import VideoGenerator
 from avgen._google_cli import google_models
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
+from avgen._terminal import Terminal, agent_family, console
 from avgen.errors import AvgenError, UsageError
 
 __all__: list[str] = []
 
 
-class _BatchBar(_Terminal):
+class _BatchBar(Terminal):
     """One line for the whole batch: items done, failed, running, and dollars spent."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
@@ -112,10 +112,10 @@ def _where(args: argparse.Namespace) -> Iterator[object]:
 def run_batch_command(args: argparse.Namespace) -> int:
     """``avgen batch``: returns the exit status."""
     bar = _BatchBar(sys.stderr, args.quiet)
-    with _console(bar):
+    with console(bar):
         try:
             requests = read_requests(args.requests)  # every row, before anything runs
-            family = _family(args)
+            family = agent_family(args)
             generator = VideoGenerator(family, agent_options=_agent_options(args, family),
                                        output_dir=args.out, budget=args.video_budget)
             with generator, _where(args) as executor:

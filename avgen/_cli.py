@@ -20,12 +20,9 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import argparse
-import contextlib
-import logging
 import shlex
 import sys
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,50 +40,16 @@ from avgen._models import (
 )
 from avgen._progress import RunProgress, shorten
 from avgen._reporting import RunEvent
+from avgen._terminal import Terminal, agent_family, console
 from avgen._version import __version__
-from avgen.agents._registry import AgentSet, load_agents
+from avgen.agents._protocols import AgentSet
+from avgen.agents._registry import load_agents
 from avgen.errors import AgentError, AvgenError, GenerationError, UsageError
 
 __all__: list[str] = []  # the entry point `main` is named in pyproject.toml
 
 
-class _Terminal:
-    """Where the command draws: lines above a bar redrawn in place on a terminal, plain
-    lines elsewhere (logs, CI)."""
-
-    def __init__(self, stream: TextIO, quiet: bool) -> None:
-        self.stream, self.quiet = stream, quiet
-        self.tty = stream.isatty()
-        self.drawn = False
-        self._said: set[str] = set()
-
-    def _bar(self, fraction: float, label: str) -> None:
-        width = 30
-        filled = round(fraction * width)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {label}")
-        self.stream.flush()
-        self.drawn = True
-
-    def _line(self, text: str) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.drawn = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def say(self, text: str) -> None:
-        """Print ``text`` on a line of its own above the bar, once (a repeat is dropped)."""
-        if text not in self._said:
-            self._said.add(text)
-            self._line(text)
-
-    def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.drawn = False
-
-
-class _ProgressBar(_Terminal):
+class _ProgressBar(Terminal):
     """Draws run progress on a terminal; prints plain lines elsewhere (logs, CI)."""
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
@@ -109,53 +72,6 @@ class _ProgressBar(_Terminal):
             self._bar(step.progress, f"{step.progress:4.0%} {self.label:<48}")
         elif step.label is not None:
             self._line(f"[{step.progress:4.0%}] {event.message}")
-
-
-class _ConsoleHandler(logging.Handler):
-    """Log records of WARNING and above as one ``avgen: warning: ...`` line each. A run's own
-    lines (tagged with its session) are left to the progress display, which shows them."""
-
-    def __init__(self, bar: _Terminal) -> None:
-        super().__init__(logging.WARNING)
-        self.bar = bar
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if hasattr(record, "avgen_session"):
-            return
-        try:
-            text = record.getMessage()
-            if record.exc_info and record.exc_info[1] is not None:
-                error = record.exc_info[1]
-                text += f": {type(error).__name__}: {error}"
-            self.bar.say(f"avgen: {record.levelname.lower()}: {text}")
-        except Exception:
-            self.handleError(record)
-
-
-@contextlib.contextmanager
-def _console(bar: _Terminal) -> Iterator[None]:
-    """The command's own terminal output while it runs, set up for this process only (the
-    library configures no logging): warnings and log records become one concise line each,
-    said once, without source lines; stamina's own retry log lines are off, since the run's
-    ``retry:`` lines say the same with the reason. Everything is restored on exit."""
-    import stamina.instrumentation
-
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: TextIO | None = None, line: str | None = None) -> None:
-        bar.say(f"avgen: warning: {message}")
-
-    handler = _ConsoleHandler(bar)
-    root = logging.getLogger()
-    hooks = stamina.instrumentation.get_on_retry_hooks()
-    stamina.instrumentation.set_on_retry_hooks([])
-    root.addHandler(handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show
-            yield
-    finally:
-        root.removeHandler(handler)
-        stamina.instrumentation.set_on_retry_hooks(hooks)
 
 
 _TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".text", ".rst"})
@@ -338,16 +254,9 @@ def _agent_options(command: argparse.ArgumentParser) -> None:
                               "earlier runs")
 
 
-def _family(args: argparse.Namespace) -> str:
-    """The agent family the command line asks for (google when credentials are set)."""
-    from avgen.agents.google._connection import credentials_present
-
-    return str(args.agents or ("google" if credentials_present() else "local"))
-
-
 def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     """The agents the command line asks for, and a line saying which they are."""
-    name = _family(args)
+    name = agent_family(args)
     options: dict[str, Any] = {}
     if getattr(args, "images", None):
         if name != "local":
@@ -457,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_batch_command(args)
     bar = _ProgressBar(sys.stderr, args.quiet)
-    with _console(bar):
+    with console(bar):
         return _run(args, bar)
 
 
@@ -535,7 +444,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     except (GenerationError, AvgenError) as exc:
         bar.close()
         print(f"avgen: failed: {exc}", file=sys.stderr)
-        hint = _hint(exc, _family(args))
+        hint = _hint(exc, agent_family(args))
         if hint:
             print(hint, file=sys.stderr)
         return 1

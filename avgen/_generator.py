@@ -40,7 +40,8 @@ from avgen._reporting import EventHandler, RunEvent
 from avgen._run import Run
 from avgen._session import Session
 from avgen._version import __version__
-from avgen.agents._registry import AgentSet, load_agents
+from avgen.agents._protocols import AgentSet
+from avgen.agents._registry import load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
 from avgen.errors import AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._ffmpeg import probe

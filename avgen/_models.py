@@ -1183,21 +1183,6 @@ class Video:
         """The session's ``metadata/manifest.json``."""
         return self.session / "metadata" / "manifest.json"
 
-    def report(self) -> Path:
-        """Write the session's HTML report (``metadata/report.html``) and return its path.
-
-        The page is self-contained (no network): the video, its facts, a row per scene
-        with a frame, tier, fallbacks, retries, cost and times, a timeline of the steps,
-        cost by agent and model, and CPU and memory when a monitor sampled. Display it in
-        a notebook with ``avgen.ReportView(video.report())``. See ``docs/report.md``.
-
-        Returns:
-            The report's path.
-        """
-        from avgen._report import write_report
-
-        return write_report(self.session)
-
     def to_moviepy(self) -> Any:
         """Open the video as a ``moviepy.VideoFileClip`` for further editing.
 

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 from avgen._batch import BATCH_FILE
-from avgen._models import contained
+from avgen._models import Video, contained
 from avgen._session import StepRecord
 from avgen.errors import UsageError
 
@@ -66,12 +66,18 @@ def _templates() -> Any:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def write_report(path: str | Path) -> Path:
-    """Write the HTML report of a session folder or a batch folder.
+def write_report(path: str | Path | Video) -> Path:
+    """Write the HTML report of a video, a session folder or a batch folder.
+
+    The page is self-contained (no network): for a video, its facts, a row per scene with
+    a frame, tier, fallbacks, retries, cost and times, a timeline of the steps, cost by
+    agent and model, and CPU and memory when a monitor sampled (``metadata/report.html``
+    in its session); for a batch, every item (``report.html`` in the batch folder). Show
+    it in a notebook with ``ReportView(write_report(video))``. See ``docs/report.md``.
 
     Args:
-        path: A session folder (with ``metadata/manifest.json``) or a batch folder (with
-            ``batch.json``; each item's report is written too).
+        path: A `avgen.Video`, a session folder (with ``metadata/manifest.json``) or a batch
+            folder (with ``batch.json``; each item's report is written too).
 
     Returns:
         The report's path.
@@ -80,7 +86,7 @@ def write_report(path: str | Path) -> Path:
         UsageError: ``path`` is neither a session folder nor a batch folder, or its record
             cannot be read.
     """
-    root = Path(path)
+    root = path.session if isinstance(path, Video) else Path(path)
     try:
         if (root / _BATCH_FILE).is_file():
             return _batch_report(root)
@@ -687,7 +693,7 @@ class ReportView:
     notebook front-ends serve files from), else as its path to open in a browser.
 
     Args:
-        path: The report's HTML file (from `write_report` or ``Video.report()``).
+        path: The report's HTML file (from `write_report`).
     """
 
     def __init__(self, path: str | Path) -> None:

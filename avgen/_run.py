@@ -34,7 +34,7 @@ from avgen._policy import guard
 from avgen._reporting import Reporter
 from avgen._session import Session
 from avgen._steps import Made, StepRunner
-from avgen.agents._registry import agent_name
+from avgen.agents._protocols import agent_name
 from avgen.costs import Ledger
 from avgen.errors import AgentError, MediaError
 from avgen.media._cards import theme_for

@@ -29,7 +29,7 @@ import attrs
 from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
 from avgen._session import Session, StepRecord, StepStatus
-from avgen.agents._registry import agent_name
+from avgen.agents._protocols import agent_name
 from avgen.costs import Ledger, total_usd
 from avgen.resilience import ResilienceEvent, collect, emit
 

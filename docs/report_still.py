@@ -32,6 +32,7 @@ def main() -> int:
     from PIL import Image
     from test_google_look import SCENES, bakery, generator, rewritten, vertex
 
+    from avgen import write_report
     from avgen.resilience import set_testing
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,7 +46,7 @@ def main() -> int:
         fake.fail("veo", "filtered", match=SCENES[1][0])
         video = generator(vertex(fake), Path(folder), max_clip_operations=1).generate_sync(
             topic="a bakery", preset="draft")
-        page = video.report()
+        page = write_report(video)
         shot = Path(folder) / "report.png"
         subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",
                         "--mute-audio", "--no-first-run", "--hide-scrollbars",

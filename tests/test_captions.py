@@ -23,8 +23,8 @@ from avgen.media._captions import (
     to_srt,
     to_vtt,
     word_groups,
-    wrap_words,
 )
+from avgen.media._lines import wrap_words
 
 # --------------------------------------------------------------------------- strategies
 
@@ -583,17 +583,17 @@ CJK = st.text(alphabet="日本の川は山から海へ短い距離を急いで�
 @given(st.lists(st.one_of(CJK, st.text("abcxyz", min_size=1, max_size=6)), min_size=1,
                 max_size=8).map(" ".join), st.integers(8, 40))
 def test_text_without_spaces_breaks_between_characters(text: str, max_chars: int) -> None:
-    from avgen.media._captions import _tokens, _width
+    from avgen.media._lines import break_tokens, text_width
 
     lines = wrap_words(text, max_chars)
     assert "".join("".join(lines).split()) == "".join(text.split())  # nothing lost or added
     for line in lines:  # wider than the line only when it cannot be cut
-        assert _width(line) <= max_chars or len(_tokens(line, max_chars)) == 1, line
+        assert text_width(line) <= max_chars or len(break_tokens(line, max_chars)) == 1, line
 
 
 @given(CJK, st.integers(8, 40))
 def test_a_line_never_starts_with_a_closing_mark(text: str, max_chars: int) -> None:
-    from avgen.media._captions import _NO_LINE_END, _NO_LINE_START
+    from avgen.media._lines import _NO_LINE_END, _NO_LINE_START
 
     lines = wrap_words(text, max_chars)
     assert "".join(lines) == text

@@ -23,7 +23,7 @@ from fake_gemini import FakeGemini, Recorded, make_png
 from media import decode
 from PIL import Image
 
-from avgen import Character, VideoGenerator, VideoRequest
+from avgen import Character, VideoGenerator, VideoRequest, write_report
 from avgen._run import _cast_slugs
 from avgen.agents.google import (
     CATALOGUE,
@@ -279,7 +279,7 @@ def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: 
     units = sorted(c["unit"] for c in step["data"]["charges"])
     assert units == ["image", "token", "video_second"]  # the rewrite was paid and recorded
     # the run report shows the look, how each scene was made and the rewrite
-    page = html.unescape(video.report().read_text("utf-8"))
+    page = html.unescape(write_report(video).read_text("utf-8"))
     assert STYLE_TEXT.removeprefix("Style: ").rstrip(".") in page
     assert DESCRIBED["Teo"].rstrip(".") in page and note in page
     assert page.count("image-to-video from the scene's still (reference images:") == 3

@@ -1,4 +1,4 @@
-"""The HTML run report (``avgen report``, ``Video.report()``): one self-contained file per
+"""The HTML run report (``avgen report``, ``write_report(video)``): one self-contained file per
 session or batch whose numbers are the manifest's, with no external reference, that a real
 headless Chromium renders without a script error."""
 
@@ -124,7 +124,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     video = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(),
                            output_dir=out, monitor=monitor).generate_sync(
         script=SCRIPT, preset="draft")
-    assert video.report() == video.session / "metadata" / REPORT_FILE
+    assert write_report(video) == video.session / "metadata" / REPORT_FILE
     return video.session
 
 
@@ -146,7 +146,7 @@ def test_cost_by_agent_and_model_against_the_estimate_and_the_budget(tmp_path: P
         script=SCRIPT, preset="draft")
     data = manifest(video.session)
     assert data["estimate"]["total"] == pytest.approx(0.05)  # type: ignore[index]
-    page = video.report().read_text()
+    page = write_report(video).read_text()
     check_session_page(video.session, page)
     assert data["cost"]["spent"] == pytest.approx(0.04)  # type: ignore[index]
     chart = re.search(r'id="cost-chart">(.*?)</div>', page, re.S)
@@ -171,7 +171,7 @@ def waiting(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("waiting")
     video = VideoGenerator(narrator=OneAtATime(), image_generator=PatternImages(),
                            output_dir=out).generate_sync(script=SCRIPT, preset="draft")
-    video.report()
+    write_report(video)
     return video.session
 
 
@@ -318,7 +318,7 @@ def test_a_resumed_session_reports_as_done(
     shutil.copytree(session, copy)
     voice.fail_on = frozenset()
     video = generator.resume_sync(copy)
-    page = video.report().read_text()
+    page = write_report(video).read_text()
     check_session_page(copy, page)
     assert 'id="run-status">done<' in page and "avgen resume" not in page
     assert page.count("data:image/jpeg;base64,") == 5

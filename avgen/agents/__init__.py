@@ -10,13 +10,14 @@ __docformat__ = "google"
 
 from avgen.agents._protocols import (
     AgentCapabilities,
+    AgentSet,
     ClipGenerator,
     Composer,
     ImageGenerator,
     Narrator,
     ScriptWriter,
 )
-from avgen.agents._registry import ENTRY_POINT_GROUP, AgentSet, available_agents, load_agents
+from avgen.agents._registry import ENTRY_POINT_GROUP, available_agents, load_agents
 
 __all__ = [
     "ENTRY_POINT_GROUP",

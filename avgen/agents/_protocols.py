@@ -16,11 +16,14 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
 
 from avgen._models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Script, VideoRequest
+from avgen.errors import UsageError
 from avgen.media._ffmpeg import ProgressCallback
 from avgen.media._timeline import Timeline
 
@@ -28,8 +31,8 @@ if TYPE_CHECKING:
     from avgen._policy import AgentPolicy
     from avgen.costs import Charge
 
-__all__ = ["AgentCapabilities", "ClipGenerator", "Composer", "ImageGenerator", "Narrator",
-           "ScriptWriter"]
+__all__ = ["AgentCapabilities", "AgentSet", "ClipGenerator", "Composer", "ImageGenerator",
+           "Narrator", "ScriptWriter"]
 
 
 @runtime_checkable
@@ -149,3 +152,43 @@ class AgentCapabilities(Protocol):
         """The async form of `close`, preferred by `avgen.VideoGenerator.aclose` and
         ``async with``."""
         ...
+
+
+def _check(protocol: type, optional: bool = False) -> Callable[[Any, Any, Any], None]:
+    def validator(_inst: Any, attribute: Any, value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, protocol):
+            raise UsageError(attribute.name, f"{type(value).__name__} does not implement "
+                             f"{protocol.__name__} (it needs the method(s) the protocol lists)")
+    return validator
+
+
+@attrs.frozen
+class AgentSet:
+    """The agents one run uses. Image and clip generators are optional: without them,
+    scenes show a procedural card rendered by the composer."""
+
+    script_writer: ScriptWriter = attrs.field(validator=_check(ScriptWriter))
+    """Writes the script."""
+    narrator: Narrator = attrs.field(validator=_check(Narrator))
+    """Speaks each scene."""
+    composer: Composer = attrs.field(validator=_check(Composer))
+    """Renders the final video."""
+    image_generator: ImageGenerator | None = attrs.field(
+        default=None, validator=_check(ImageGenerator, optional=True))
+    """Makes stills (the second tier of the fallback chain)."""
+    clip_generator: ClipGenerator | None = attrs.field(
+        default=None, validator=_check(ClipGenerator, optional=True))
+    """Makes clips (the first tier of the fallback chain)."""
+
+    def names(self) -> dict[str, str | None]:
+        """The name of each agent, as the manifest records it."""
+        return {field.name: None if (agent := getattr(self, field.name)) is None
+                else agent_name(agent) for field in attrs.fields(AgentSet)}
+
+
+def agent_name(agent: object) -> str:
+    """An agent's ``name`` attribute, or its class name."""
+    name = getattr(agent, "name", None)
+    return name if isinstance(name, str) and name else type(agent).__name__

@@ -18,7 +18,6 @@ __docformat__ = "google"
 
 import itertools
 import math
-import unicodedata
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -27,6 +26,7 @@ import pysubs2
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen.errors import UsageError
 from avgen.media._cards import CardLayout, Theme, card_events, card_styles
+from avgen.media._lines import ATTACH, break_tokens, join_tokens, text_width, wrap_words
 
 __all__ = ["Cue"]
 
@@ -66,105 +66,6 @@ def caption_margin(style: CaptionStyle, preset: Preset) -> float:
     return preset.caption_top_margin if style.position == "top" else preset.caption_margin
 
 
-def _width(text: str) -> int:
-    """How wide ``text`` is drawn, in columns: an East Asian wide or full-width character
-    (CJK, kana, Hangul) counts two, a combining mark or format character none, anything
-    else one (a glued space, `_GLUE`, one; the `_ATTACH` mark none)."""
-    width = 0
-    for char in text:
-        if char == _ATTACH or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-    return width
-
-
-# a piece of a word that follows the one before it with no space: scripts written without
-# spaces (Chinese, Japanese) are cut into such pieces where a line may break
-_ATTACH = "\ue001"
-_NO_LINE_START = frozenset(
-    "、。，．・：；？！ー）」』】〕〉》］｝〟ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ々〻"
-    "ゝゞヽヾ〜…‥!?,.:;)]}%’”")
-"""Characters a line never starts with (Japanese kinsoku): they stay with the one before."""
-_NO_LINE_END = frozenset("（「『【〔〈《［｛〝([{‘“")
-"""Characters a line never ends with: they stay with the one after."""
-_UNSPACED = ("THAI", "LAO", "KHMER", "MYANMAR")
-"""Writing systems without spaces between words and without a rule for breaking inside
-one here: a word of theirs too wide for a line is cut between characters."""
-
-
-def _wide(char: str) -> bool:
-    return unicodedata.east_asian_width(char) in ("W", "F")
-
-
-def _cut(word: str, max_chars: int) -> list[str]:
-    """``word`` as pieces a line may break between: CJK text between any two characters
-    (keeping kinsoku and runs of other characters whole), a Thai, Lao, Khmer or Burmese
-    word wider than a line between characters (never before a combining mark). Every
-    piece after the first starts with `_ATTACH`; any other word is one piece."""
-    if word.startswith(_ATTACH) or not word:
-        return [word]
-    pieces: list[str] = []
-    if any(_wide(char) for char in word):
-        for char in word:
-            if pieces and (char in _NO_LINE_START or pieces[-1][-1] in _NO_LINE_END
-                           or unicodedata.category(char) in ("Mn", "Mc", "Me")
-                           or not (_wide(char) or _wide(pieces[-1][-1]))):
-                pieces[-1] += char
-            else:
-                pieces.append(char)
-    elif _width(word) > max_chars and any(
-            unicodedata.name(char, "").startswith(_UNSPACED) for char in word):
-        for char in word:
-            mark = unicodedata.category(char) in ("Mn", "Mc", "Me")
-            if pieces and (mark or _width(pieces[-1] + char) <= max_chars):
-                pieces[-1] += char
-            else:
-                pieces.append(char)
-    else:
-        return [word]
-    return [pieces[0], *(_ATTACH + piece for piece in pieces[1:])]
-
-
-def _tokens(text: str, max_chars: int) -> list[str]:
-    """The words of ``text`` cut into the pieces a line may break between (`_cut`)."""
-    return [piece for word in text.split() for piece in _cut(word, max_chars)]
-
-
-def _join(tokens: Sequence[str]) -> str:
-    """Tokens as one line: single spaces between words, none before an attached piece."""
-    return " ".join(tokens).replace(" " + _ATTACH, "").replace(_ATTACH, "")
-
-
-def wrap_words(text: str, max_chars: int) -> list[str]:
-    """Break text into lines at most ``max_chars`` columns wide, greedily.
-
-    Words are split on any whitespace and never broken, except in scripts written without
-    spaces: Chinese and Japanese break between characters (a line never starts with a
-    closing mark such as ``。`` or ``」``), and a Thai, Lao, Khmer or Burmese word wider than
-    a line is cut between characters. A wide character (CJK, kana, Hangul) counts as two
-    columns. Any other word longer than ``max_chars`` stands alone on its own line.
-
-    Args:
-        text: The text to wrap; runs of whitespace (newlines too) count as one space.
-        max_chars: The widest line wanted, at least 1.
-
-    Returns:
-        The lines, without leading or trailing spaces; empty for blank text.
-    """
-    if max_chars < 1:
-        raise UsageError("max_chars", f"must be at least 1, got {max_chars!r}")
-    lines: list[list[str]] = []
-    current: list[str] = []
-    for token in _tokens(text, max_chars):
-        if current and _width(_join([*current, token])) > max_chars:
-            lines.append(current)
-            current = []
-        current.append(token)
-    if current:
-        lines.append(current)
-    return [_join(line) for line in lines]
-
-
 # joins a function word to the next while wrapping (private use, not white space: str.split
 # keeps it); shown as a space
 _GLUE = "\ue000"
@@ -189,7 +90,7 @@ def _phrases(words: Sequence[str], max_chars: int) -> list[str]:
         chain, pending = [*pending, word], []
         for start in range(len(chain)):
             tail = chain[start:]
-            if _width(_join(tail)) <= max_chars or start == len(chain) - 1:
+            if text_width(join_tokens(tail)) <= max_chars or start == len(chain) - 1:
                 units.extend(chain[:start])
                 units.append(_GLUE.join(tail))
                 break
@@ -204,7 +105,7 @@ def _shown(lines: Sequence[str]) -> list[str]:
 def _balanced_lines(words: Sequence[str], max_chars: int) -> list[str]:
     """Wrap into as few lines as greedy wrapping needs, with widths as even as possible."""
     units = _phrases(words, max_chars)
-    width = _width(_join(units))
+    width = text_width(join_tokens(units))
     needed = len(_wrap_units(units, max_chars))
     for limit in range(max(1, math.ceil(width / needed)), max_chars + 1):
         lines = _wrap_units(units, limit)
@@ -227,10 +128,10 @@ def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str
     Returns:
         The blocks in order, each a tuple of display lines; empty for blank text.
     """
-    words = _phrases(_tokens(text, max_chars), max_chars)
+    words = _phrases(break_tokens(text, max_chars), max_chars)
     if not words:
         return []
-    total = _width(_join(words))
+    total = text_width(join_tokens(words))
     greedy = _wrap_units(words, max_chars)
     fewest = math.ceil(len(greedy) / max_lines)
     for count in range(fewest, fewest + 3):
@@ -241,7 +142,7 @@ def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str
             while index < count - 1 and chunks[index] and used >= total * (index + 1) / count:
                 index += 1
             chunks[index].append(word)
-            used += _width(word) + 1
+            used += text_width(word) + 1
         blocks = [tuple(_balanced_lines(_unglued(chunk), max_chars))
                   for chunk in chunks if chunk]
         if all(len(block) <= max_lines for block in blocks):
@@ -280,26 +181,26 @@ def word_groups(text: str, per_cue: int, max_chars: int,
     """
     groups: list[list[str]] = []
     current: list[str] = []
-    for token in _tokens(text, max_chars):
-        attached = token.startswith(_ATTACH)
-        words = sum(1 for t in current if not t.startswith(_ATTACH))
+    for token in break_tokens(text, max_chars):
+        attached = token.startswith(ATTACH)
+        words = sum(1 for t in current if not t.startswith(ATTACH))
         full = (words >= per_cue and not attached) or (
-            attached and _width(_join([*current, token])) > max_chars)
+            attached and text_width(join_tokens([*current, token])) > max_chars)
         if current and (full or _ends_clause(current[-1])
-                        or len(wrap_words(_join([*current, token]), max_chars)) > max_lines):
+                        or len(wrap_words(join_tokens([*current, token]), max_chars)) > max_lines):
             carry: list[str] = []
             while (len(current) > 1 and len(carry) + 2 <= per_cue
                    and _is_function_word(current[-1])):
                 carry.insert(0, current.pop())
             groups.append(current)
             current = carry
-            if carry and len(wrap_words(_join([*carry, token]), max_chars)) > max_lines:
+            if carry and len(wrap_words(join_tokens([*carry, token]), max_chars)) > max_lines:
                 groups.append(carry)  # too long together: the small words stand alone
                 current = []
         current.append(token)
     if current:
         groups.append(current)
-    return [tuple(wrap_words(_join(group), max_chars)) for group in groups]
+    return [tuple(wrap_words(join_tokens(group), max_chars)) for group in groups]
 
 
 def _spoken(segment: Segment, words: Sequence[Segment], count: int) -> list[Segment] | None:

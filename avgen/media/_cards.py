@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from avgen._ranking import tokenize
+from avgen.media._lines import wrap_words
 
 __all__: list[str] = []
 
@@ -181,8 +182,6 @@ ICON_SIZE, HEAD_SIZE, PHRASE_SIZE = 0.24, 0.105, 0.06
 
 
 def _lines(text: str, size: int, measure: int, most: int) -> list[str]:
-    from avgen.media._captions import wrap_words
-
     chars = max(8, int(measure / (0.56 * size)))
     lines = wrap_words(text, chars)
     if len(lines) > most:

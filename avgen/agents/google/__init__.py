@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from avgen._validate import flag, number
-from avgen.agents._registry import AgentSet
+from avgen.agents._protocols import AgentSet
 from avgen.agents.google._cache import AssetCache, default_cache_dir
 from avgen.agents.google._catalogue import (
     CATALOGUE,

@@ -15,7 +15,7 @@ __docformat__ = "google"
 
 from typing import Any
 
-from avgen.agents._registry import AgentSet
+from avgen.agents._protocols import AgentSet
 from avgen.agents.local._images import StillImages
 from avgen.agents.local._library import MediaLibrary
 from avgen.agents.local._narrator import DEFAULT_VOICE, PiperNarrator
