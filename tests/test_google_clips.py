@@ -27,7 +27,7 @@ from media import decode, make_image, make_wav
 
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._clips import HOLD_SECONDS, VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY
 from avgen.agents.google._connection import GoogleConnection

@@ -28,8 +28,8 @@ from media import decode
 
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, Preset, Scene
+from avgen.agents._assets.journal import Entry, OperationJournal
 from avgen.agents.google import AssetCache, GoogleConnection, VeoClips, google_agents
-from avgen.agents.google._journal import Entry, OperationJournal
 from avgen.errors import AgentError, ContentRejected, ServiceUnavailable
 from avgen.resilience import set_testing
 

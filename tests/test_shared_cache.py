@@ -30,9 +30,9 @@ from media import decode
 from object_store import BUCKET, CREDENTIALS, HANG_GUARD, S3, free_port
 
 from avgen import VideoGenerator
+from avgen.agents._assets.journal import Entry
+from avgen.agents._assets.remote import TRAILER_SIZE, RemoteStore, is_url
 from avgen.agents.google import AssetCache, GoogleConnection, google_agents
-from avgen.agents.google._journal import Entry
-from avgen.agents.google._remote import TRAILER_SIZE, RemoteStore, is_url
 from avgen.errors import UsageError
 from avgen.resilience import DiskStore, set_testing
 

@@ -29,13 +29,13 @@ from media import decode
 
 from avgen import VideoGenerator
 from avgen._models import Preset, Scene, VideoRequest
+from avgen.agents._assets import flight as _flight
 from avgen.agents.google import (
     AssetCache,
     GeminiNarrator,
     GeminiScriptWriter,
     GoogleConnection,
     VeoClips,
-    _flight,
     google_agents,
 )
 from avgen.errors import AgentError, ServiceUnavailable

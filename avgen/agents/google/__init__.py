@@ -40,8 +40,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from avgen._validate import flag, number
+from avgen.agents._assets.cache import AssetCache, default_cache_dir
 from avgen.agents._protocols import AgentSet
-from avgen.agents.google._cache import AssetCache, default_cache_dir
 from avgen.agents.google._catalogue import (
     CATALOGUE,
     PRICES,

@@ -63,12 +63,12 @@ from avgen._models import (
     VideoRequest,
 )
 from avgen._validate import flag, number
+from avgen.agents._assets.cache import AssetCache
+from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._download import Limits, Reach, download
-from avgen.agents.google._cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
 from avgen.agents.google._images import mime_of, references
-from avgen.agents.google._journal import OperationJournal
 from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.agents.google._script import MAX_CAST

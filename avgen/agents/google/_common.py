@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from avgen._models import VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._catalogue import CATALOGUE, Kind, ModelInfo, price_of
 from avgen.agents.google._connection import Capability, GoogleConnection
 from avgen.agents.google._prices import Price

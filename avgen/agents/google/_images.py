@@ -30,7 +30,7 @@ from avgen._models import (
     VisualStyle,
 )
 from avgen._validate import flag, number
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price

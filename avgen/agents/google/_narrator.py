@@ -22,7 +22,7 @@ from typing import Any
 
 from avgen._models import AudioAsset, Segment, VideoRequest
 from avgen._validate import number
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
     GoogleAgent,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from avgen._validate import number
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._common import GoogleAgent
 from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._prices import Price

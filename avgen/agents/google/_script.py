@@ -26,7 +26,7 @@ from typing import Any
 
 from avgen._models import Character, Scene, Script, VideoRequest, VisualStyle
 from avgen._validate import number
-from avgen.agents.google._cache import AssetCache
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
     GoogleAgent,

@@ -33,8 +33,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents._protocols import AgentSet
-from avgen.agents.google._cache import AssetCache
 from avgen.agents.stock._common import STOCK_POLICY, default_cache_dir
 from avgen.agents.stock._kinds import StockClips, StockImages
 from avgen.agents.stock._pexels import PexelsClips, PexelsImages

@@ -30,8 +30,8 @@ from avgen._cache_root import cache_root
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents._download import Limits, Reach, download, origin
-from avgen.agents.google._cache import AssetCache
 from avgen.errors import (
     AgentError,
     ConfigurationError,

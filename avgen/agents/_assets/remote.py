@@ -303,7 +303,7 @@ class RemoteStore:
 
     def records(self, folder: str) -> Folder:
         """The records under ``<url>/<folder>`` (an
-        `avgen.agents.google._journal.Records`)."""
+        `avgen.agents._assets.journal.Records`)."""
         return Folder(self, folder)
 
     # -- internals ----------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Records(Protocol):
     """Where a journal keeps its records: named byte strings, each written whole.
 
     A folder is one (the files in it), and so is what
-    `avgen.agents.google._remote.RemoteStore.records` gives (objects under a URL).
+    `avgen.agents._assets.remote.RemoteStore.records` gives (objects under a URL).
     """
 
     def read_record(self, name: str, limit: int) -> bytes:

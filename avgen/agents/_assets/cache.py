@@ -18,7 +18,7 @@ lock files of assets being paid for. Pass ``cache=None`` to
 workers on several machines pay once for an asset and resume each other's clips. It needs
 fsspec and the protocol's package (``pip install 'avgen[dask]'``, plus ``s3fs`` for S3 or
 ``gcsfs`` for Cloud Storage); each entry is written whole and checked by its SHA-256 when
-read (see `avgen.agents.google._remote`).
+read (see `avgen.agents._assets.remote`).
 
 **Single flight.** Processes, threads and tasks sharing one cache folder pay once for a
 missing asset: each agent holds `AssetCache.flight` around its miss path (look again, pay,
@@ -45,9 +45,9 @@ from typing import Any
 
 from avgen._cache_root import cache_root
 from avgen._hashing import json_sha256
-from avgen.agents.google._flight import hold
-from avgen.agents.google._journal import OperationJournal
-from avgen.agents.google._remote import RemoteStore, is_url
+from avgen.agents._assets.flight import hold
+from avgen.agents._assets.journal import OperationJournal
+from avgen.agents._assets.remote import RemoteStore, is_url
 from avgen.errors import UsageError
 from avgen.resilience import DiskStore, ResilienceEvent, emit
 
@@ -90,7 +90,7 @@ class AssetCache:
             raise UsageError("location", "must be a folder or a URL, not ''")
         self.store: DiskStore | RemoteStore
         """Where the entries are: a `avgen.resilience.DiskStore` for a folder, a
-        `avgen.agents.google._remote.RemoteStore` for a URL."""
+        `avgen.agents._assets.remote.RemoteStore` for a URL."""
         if is_url(location):
             if max_bytes is not None:
                 raise UsageError("max_bytes", "a cache at a URL has no size limit: shared "
