@@ -67,11 +67,9 @@ class Run:
         self.ledger = Ledger(generator.budget, spent=spent, shared=current_shared())
         self.steps = StepRunner(session, self.ledger)
         self.report = Reporter(session, generator._emit)
-        visual_agents: tuple[tuple[Tier, Any], ...] = (
-            ("clip", self.agents.clip_generator), ("image", self.agents.image_generator))
         sources = [VisualSource(tier, agent, agent_name(agent),
                                 self._guarded(f"{tier}_generator", agent, "generate"))
-                   for tier, agent in visual_agents if agent is not None]
+                   for tier, agent in self.agents.sources()]
         self.chain = VisualChain(sources, session=session, turn=self.steps.turn,
                                  required=generator.required_tier,
                                  on_fallback=lambda scene, tier, exc:
@@ -111,16 +109,17 @@ class Run:
 
     async def _cast(self, script: Script) -> Script:
         """A reference picture of every character, in ``images/cast/``: the one you gave,
-        copied; else one painted by the ``portrait`` member of the clip generator's
-        ``painter``, the clip generator or the image generator (the first that has one)
-        when a visual agent of this run takes reference pictures (``takes_references``). A portrait
-        that fails is a note, not a failed run: the scenes are made from words alone."""
-        clips, images = self.agents.clip_generator, self.agents.image_generator
-        painter = next((agent for agent in (getattr(clips, "painter", None), clips, images)
+        copied; else one painted by the ``portrait`` member of the first visual source's
+        ``painter``, or of the first visual source that has one, when a visual source of
+        this run takes reference pictures (``takes_references``). A portrait that fails
+        is a note, not a failed run: the scenes are made from words alone."""
+        visuals = [agent for _, agent in self.agents.sources()]
+        candidates = [candidate for agent in visuals
+                      for candidate in (getattr(agent, "painter", None), agent)]
+        painter = next((agent for agent in candidates
                         if callable(getattr(agent, "portrait", None))), None)
-        wanted = painter is not None and any(
-            getattr(agent, "takes_references", False)
-            for agent in (self.agents.clip_generator, self.agents.image_generator))
+        wanted = painter is not None and any(getattr(agent, "takes_references", False)
+                                             for agent in visuals)
         # a picture is the request's (copied into the session), never one a saved script
         # names: scripts/script.json is read back on a resume, and is not trusted
         given_pictures = {c.name.casefold(): c.reference for c in self.request.characters}

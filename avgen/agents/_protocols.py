@@ -16,13 +16,23 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import inspect
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from avgen._models import AudioAsset, ClipAsset, ImageAsset, Preset, Scene, Script, VideoRequest
+from avgen._models import (
+    AudioAsset,
+    ClipAsset,
+    ImageAsset,
+    Preset,
+    Scene,
+    Script,
+    Tier,
+    VideoRequest,
+)
 from avgen.errors import UsageError
 from avgen.media._ffmpeg import ProgressCallback
 from avgen.media._timeline import Timeline
@@ -164,10 +174,43 @@ def _check(protocol: type, optional: bool = False) -> Callable[[Any, Any, Any], 
     return validator
 
 
+def makes(agent: object) -> Tier | None:
+    """What a visual agent makes, ``"clip"`` or ``"image"``: its ``makes`` member when it
+    has one, else what its ``generate`` method takes (a ``seconds`` parameter: a
+    `ClipGenerator`; none: an `ImageGenerator`); ``None`` for an object with no
+    ``generate``."""
+    declared = getattr(agent, "makes", None)
+    if declared in ("clip", "image"):
+        return declared  # type: ignore[no-any-return]
+    generate = getattr(agent, "generate", None)
+    if not callable(generate):
+        return None
+    try:
+        parameters = inspect.signature(generate).parameters
+    except (TypeError, ValueError):
+        return None
+    return "clip" if "seconds" in parameters else "image"
+
+
+def _visuals(_inst: Any, attribute: Any, value: tuple[Any, ...]) -> None:
+    for index, agent in enumerate(value):
+        if makes(agent) is None:
+            raise UsageError(f"{attribute.name}[{index}]", f"{type(agent).__name__} is "
+                             "neither a ClipGenerator nor an ImageGenerator (it needs "
+                             "generate(scene, seconds, preset, target) or generate(scene, "
+                             "preset, target))")
+
+
 @attrs.frozen
 class AgentSet:
     """The agents one run uses. Image and clip generators are optional: without them,
-    scenes show a procedural card rendered by the composer."""
+    scenes show a procedural card rendered by the composer.
+
+    A scene's picture comes from its **visual sources**, tried in order until one
+    delivers, then the procedural card (which cannot fail): ``visuals`` when given — any
+    clip and image generators in any order, a media library first, then stock footage,
+    then generated clips — else the clip generator, then the image generator.
+    """
 
     script_writer: ScriptWriter = attrs.field(validator=_check(ScriptWriter))
     """Writes the script."""
@@ -181,11 +224,33 @@ class AgentSet:
     clip_generator: ClipGenerator | None = attrs.field(
         default=None, validator=_check(ClipGenerator, optional=True))
     """Makes clips (the first tier of the fallback chain)."""
+    visuals: tuple[ClipGenerator | ImageGenerator, ...] = attrs.field(
+        default=(), converter=tuple, validator=_visuals)
+    """The visual sources in the order they are tried (empty: the clip generator, then the
+    image generator)."""
+
+    def sources(self) -> tuple[tuple[Tier, Any], ...]:
+        """The visual sources in the order they are tried, each with what it makes."""
+        order = self.visuals or tuple(agent for agent in (self.clip_generator,
+                                                          self.image_generator)
+                                      if agent is not None)
+        return tuple((makes(agent) or "image", agent) for agent in order)
+
+    def distinct(self) -> list[Any]:
+        """Every agent of the set once (one that serves in two roles counts once)."""
+        agents = [self.script_writer, self.narrator, self.composer, self.clip_generator,
+                  self.image_generator, *self.visuals]
+        return list({id(agent): agent for agent in agents if agent is not None}.values())
 
     def names(self) -> dict[str, str | None]:
-        """The name of each agent, as the manifest records it."""
-        return {field.name: None if (agent := getattr(self, field.name)) is None
-                else agent_name(agent) for field in attrs.fields(AgentSet)}
+        """The name of each agent by role, as the manifest records it (``visuals``: the
+        sources' names joined by ``+``, when they are given)."""
+        names = {field.name: None if (agent := getattr(self, field.name)) is None
+                 else agent_name(agent) for field in attrs.fields(AgentSet)
+                 if field.name != "visuals"}
+        if self.visuals:
+            names["visuals"] = "+".join(agent_name(agent) for agent in self.visuals)
+        return names
 
 
 def agent_name(agent: object) -> str:
