@@ -50,7 +50,7 @@ from avgen._hashing import json_sha256
 from avgen._models import Tier, VideoRequest
 from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
-from avgen._validate import number
+from avgen._validate import folder, number
 from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
 
@@ -532,6 +532,7 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
             generator.check(request)
         except UsageError as exc:
             raise UsageError(f"requests[{index}]: {exc.field}", exc.problem) from None
+        generator._check_affordable(request, budget, "the batch")
     spec = generator._spec()
     if executor is not None and spec is None:
         raise UsageError("executor", "items run elsewhere build their agents from a family "
@@ -547,8 +548,9 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                              "policies as plain values (no open clients, no lambdas)") from None
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(generator.agents.names())})
-    directory = Path(output_dir if output_dir is not None else generator.output_dir) \
-        .expanduser().absolute() / f"batch_{batch_id(rows, agents)}"
+    directory = folder("output_dir", output_dir if output_dir is not None
+                       else generator.output_dir).expanduser().absolute() \
+        / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
         return await _drive(generator, directory, rows, spec, agents, executor, concurrency,

@@ -39,10 +39,11 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import Run
 from avgen._session import Session
+from avgen._validate import folder
 from avgen._version import __version__
 from avgen.agents._registry import AgentSet, load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
-from avgen.errors import AvgenError, GenerationError, MediaError, UsageError
+from avgen.errors import AvgenError, BudgetExceeded, GenerationError, MediaError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor
 
@@ -165,7 +166,7 @@ class VideoGenerator:
             raise UsageError("required_tier", "'clip' needs a clip generator")
         if required_tier == "image" and self.agents.image_generator is None:
             raise UsageError("required_tier", "'image' needs an image generator")
-        self.output_dir = Path(output_dir)
+        self.output_dir = folder("output_dir", output_dir)
         """Where new sessions are created."""
         self.required_tier = required_tier
         """The picture tier every scene must reach, if any."""
@@ -317,13 +318,44 @@ class VideoGenerator:
         """
         request = _request(request, fields)
         self.check(request)
+        self._check_affordable(request, self.budget)
         return await self._generate_in(Session.create(self.output_dir), request)
 
     async def _generate_at(self, root: Path, request: VideoRequest) -> Video:
         """`generate` into the session folder ``root`` (a batch item's stable folder)."""
         request = resolved(request)
         self.check(request)
+        self._check_affordable(request, self.budget)
         return await self._generate_in(Session.create(root.parent, name=root.name), request)
+
+    def _check_affordable(self, request: VideoRequest, budget: float | None,
+                         scope: str = "the run") -> None:
+        """Refuse a budget too small for even one call the run cannot do without: the
+        cheapest call the script writer or the narrator prices for ``request`` (a picture
+        has cheaper tiers to fall back to). Checked before any work or session folder.
+
+        Raises:
+            BudgetExceeded: That call's price is over ``budget`` (no request was made).
+        """
+        if budget is None:
+            return
+        for role in ("script_writer", "narrator"):
+            estimator = getattr(getattr(self.agents, role), "estimate", None)
+            if not callable(estimator):
+                continue
+            try:
+                charges = [charge for charge in estimator(request) if charge.usd > 0]
+            except Exception:  # pricing never stops a run; the ledger still guards each call
+                _logger.debug("no price from the %s", role, exc_info=True)
+                continue
+            if not charges:
+                continue
+            cheapest = min(charges, key=lambda charge: charge.usd)
+            if cheapest.usd > budget + 1e-9:
+                raise BudgetExceeded(
+                    f"nothing was started: the {role.replace('_', ' ')}'s cheapest call "
+                    f"({cheapest.model}) costs more than the whole budget", cheapest.agent,
+                    budget=budget, price=cheapest.usd, scope=scope)
 
     async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
         request = _keep_files(session, request)
