@@ -375,12 +375,13 @@ class VideoGenerator:
     async def resume(self, session_dir: str | Path) -> Video:
         """Finish an interrupted run, redoing only steps whose outputs are missing or bad.
 
-        The temporary files the interrupted run left are removed first (`Session.sweep`):
-        a session is used by one run at a time, so never resume a session whose run is
-        still going.
+        The temporary files the interrupted run left are removed first (`Session.sweep`).
+        A session is worked on by one run at a time (`Session.lock`): resuming a session
+        whose run is still going, in this process or another, is refused at once.
 
         Raises:
-            UsageError: ``session_dir`` is not a session folder.
+            UsageError: ``session_dir`` is not a session folder, or another run is working
+                on it (the error names its process).
             GenerationError: The run could not finish.
         """
         session = Session.open(session_dir)
@@ -468,10 +469,14 @@ class VideoGenerator:
     # -- the run -------------------------------------------------------------------------
 
     async def _run(self, session: Session, request: VideoRequest) -> Video:
+        with session.lock():  # one run at a time; refused at once while another holds it
+            return await self._run_held(session, request)
+
+    async def _run_held(self, session: Session, request: VideoRequest) -> Video:
         run = Run(self, session, request)
         with session, session.activate():
-            # a session is used by one run at a time: what temporary files it holds now
-            # were left by a run that died (kill -9) before it could remove them
+            # the session is this run's alone (`Session.lock`): what temporary files it
+            # holds now were left by a run that died (kill -9) before it could remove them
             session.sweep()
             session.manifest.update(status="running", agents=self.agents.names(),
                                     host={"name": socket.gethostname(), "pid": os.getpid()})
