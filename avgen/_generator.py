@@ -116,10 +116,13 @@ class VideoGenerator:
             (calls, seconds, failures per agent, resource peaks if it samples) is saved in
             the manifest at the end of each run, with its latest samples (``monitor_samples``,
             at most 400) for the HTML report.
-        budget: The most one video may cost, in US dollars (``None``: no limit). A paid
-            call that would go over it is not made (`avgen.errors.BudgetExceeded`): a
-            scene's picture falls back to a cheaper tier, a script or narration stops the
-            run, which `resume` can finish later with a larger budget. See `estimate`.
+        budget: The most one video may cost, in US dollars, more than 0 (``None``: no
+            limit). A paid call that would go over it is not made
+            (`avgen.errors.BudgetExceeded`): a scene's picture falls back to a cheaper
+            tier, a script or narration stops the run, which `resume` can finish later
+            with a larger budget. A budget smaller than the cheapest call the script
+            writer or the narrator must make is refused by `generate` before any request
+            or session folder. See `estimate`.
 
     Example:
         >>> from avgen import VideoGenerator
@@ -314,6 +317,8 @@ class VideoGenerator:
 
         Raises:
             UsageError: Bad input, raised before any work starts.
+            BudgetExceeded: The budget cannot pay for the cheapest call the script writer
+                or the narrator must make (raised before any request).
             GenerationError: The run could not finish; its session keeps every asset made.
         """
         request = _request(request, fields)

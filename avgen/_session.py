@@ -1,4 +1,4 @@
-"""One folder per run: its layout, safe paths, atomic writes, the manifest and the log.
+"""One folder per run: its layout, safe paths, atomic writes, the manifest, the log, the lock.
 
 A session lives at ``outputs/session_YYYYMMDD_HHMMSS_<suffix>/`` with the folders
 ``video_clips/ audio/ images/ scripts/ metadata/ final_output/ logs/``. Every path is taken
@@ -7,7 +7,8 @@ every file is written to a temporary name in its final folder and moved into pla
 `os.replace`, so a crash or Ctrl-C never leaves half a file under a final name.
 
 `metadata/manifest.json` records each step of a run (see `StepRecord`); resuming a session
-re-does only the steps whose outputs are missing or fail their checksum.
+re-does only the steps whose outputs are missing or fail their checksum. A run holds its
+session's lock (`Session.lock`) while it works: one process at a time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from avgen._validate import (
 )
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
-__all__ = ["LOCK_FILE", "Manifest", "OutputRecord", "Session", "StepRecord"]
+__all__ = ["Manifest", "OutputRecord", "Session", "StepRecord"]
 
 SUBFOLDERS: tuple[str, ...] = (
     "video_clips", "audio", "images", "scripts", "metadata", "final_output", "logs",
@@ -427,11 +428,12 @@ class Session:
         """Hold the session for this run: no other run, in this process or another, may
         work on it until the block ends.
 
-        The lock is ``flock`` on `LOCK_FILE`, which records who holds it (process id, host,
-        since when). The system releases it when its holder ends, however it ends (even
-        ``kill -9``), so a session whose run died is free at once: the next run takes it
-        over. Once the lock is held the manifest is read again, as the run before left
-        it. On Windows there is no lock.
+        The lock is ``flock`` on ``metadata/session.lock``, which records who holds it
+        (process id, host, since when). The system releases it when its holder ends,
+        however it ends (even ``kill -9``), so a session whose run died is free at once:
+        the next run takes it over. Once the lock is held the manifest is read again, as
+        the run before left it. On a file system without locks (a warning says so) and on
+        Windows there is no lock.
 
         Raises:
             UsageError: Another run holds the session (the error names its process), or
@@ -461,9 +463,14 @@ class Session:
                                  f"{_holder(fd)}; a session is worked on by one process at "
                                  "a time: wait for it to end (or stop it), then run this "
                                  "again") from None
+            except OSError as exc:  # a file system without locks: nothing to hold
+                _logger.warning("cannot lock %s (%s): this file system has no locks, so "
+                                "nothing stops another run from working on the session at "
+                                "the same time", path, exc.strerror or exc)
             holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+            with contextlib.suppress(OSError):  # who holds it is for messages only
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
             self.manifest = Manifest(self)  # as the run that held the session before left it
             yield self
         finally:
