@@ -46,11 +46,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from avgen._batch_pool import Pools, run_surviving
 from avgen._hashing import json_sha256
 from avgen._models import Tier, VideoRequest
 from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
-from avgen._validate import number
+from avgen._validate import folder, number
 from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
 
@@ -69,6 +70,9 @@ _VERSION = 1
 _SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials", "cache_options"})
 _DRAIN_EVERY = 0.2
 _SAVE_EVERY = 1.0
+_STARTED = "batch.started"
+"""The event a worker sends when it starts an item (how the driver knows which items a
+dead worker had started)."""
 
 
 def _plain_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,14 +260,21 @@ def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
 def _read_state(directory: Path) -> dict[int, dict[str, Any]]:
     """The items a previous run of this batch recorded, by index ({} when none)."""
     path = directory / BATCH_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
+    again = "remove it to start the batch again (finished sessions are reused)"
+    if path.is_symlink() or not path.is_file():
+        raise UsageError("batch", f"{path} is not a regular file; {again}")
     try:
         state = json.loads(path.read_text("utf-8"))
-        return {int(item["index"]): item for item in state["items"]}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError("batch", f"{path} cannot be read ({exc}); remove it to start the "
-                         "batch again (finished sessions are reused)") from None
+        items = state["items"]
+        if not isinstance(items, list):
+            raise TypeError("its 'items' must be a list")
+        return {number(f"items[{position}].index", item["index"], integer=True, low=0): item
+                for position, item in enumerate(items)}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        # (a UsageError from `number` is a ValueError too)
+        raise UsageError("batch", f"{path} cannot be read ({exc}); {again}") from None
 
 
 def _session_spent(root: Path) -> float:
@@ -355,6 +366,7 @@ async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[s
                               "progress": event.progress, "scene": event.scene})
 
     try:
+        await asyncio.to_thread(coordination.publish, {"item": job.index, "kind": _STARTED})
         await asyncio.to_thread(coordination.forget, job.owner)  # left by a dead worker
         if generator is None:
             assert job.generator is not None
@@ -442,6 +454,8 @@ class _Driver:
         self.directory, self.spec, self.budget = directory, spec, budget
         self.items = items
         self.on_event = on_event
+        self.started: set[int] = set()
+        """Items a worker said it started (since their last loss)."""
         self._saved = 0.0
 
     def save(self, *, soon: bool = False) -> None:
@@ -510,6 +524,10 @@ class _Driver:
     def forward(self, events: Iterable[Mapping[str, Any]]) -> None:
         for event in events:
             index = event.get("item")
+            if event.get("kind") == _STARTED:
+                if isinstance(index, int):
+                    self.started.add(index)
+                continue
             self.emit(str(event.get("kind")), f"item {index}: {event.get('message')}",
                       index if isinstance(index, int) else None,
                       scene=event.get("scene"), item_progress=event.get("progress"))
@@ -532,6 +550,7 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
             generator.check(request)
         except UsageError as exc:
             raise UsageError(f"requests[{index}]: {exc.field}", exc.problem) from None
+        generator._check_affordable(request, budget, "the batch")
     spec = generator._spec()
     if executor is not None and spec is None:
         raise UsageError("executor", "items run elsewhere build their agents from a family "
@@ -547,8 +566,9 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                              "policies as plain values (no open clients, no lambdas)") from None
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(generator.agents.names())})
-    directory = Path(output_dir if output_dir is not None else generator.output_dir) \
-        .expanduser().absolute() / f"batch_{batch_id(rows, agents)}"
+    directory = folder("output_dir", output_dir if output_dir is not None
+                       else generator.output_dir).expanduser().absolute() \
+        / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
         return await _drive(generator, directory, rows, spec, agents, executor, concurrency,
@@ -590,24 +610,37 @@ async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[Vide
                                owner=f"{directory.name}/{index}")
                     driver.items[index] = attrs.evolve(driver.items[index], status="running")
                     driver.emit("batch.item", f"item {index} started", index, status="running")
-                    if pool is None:
+                    if pools is None:
                         outcome = await _run_job(job, generator)
                     else:
-                        try:
-                            outcome = await asyncio.wrap_future(pool.submit(run_job, job))
-                        except Exception as exc:  # the worker died and was not replaced
-                            outcome = {"index": index, "status": "failed",
-                                       "error": f"the worker running it was lost "
-                                                f"({type(exc).__name__}: {exc})",
-                                       "cost": _session_spent(item.session)}
+                        outcome = await elsewhere(job, pools)
                     driver.finish(outcome)
 
+            async def elsewhere(job: _Job, pools: Pools) -> dict[str, Any]:
+                async def had_started() -> bool:  # its worker said so before it died
+                    driver.forward(await asyncio.to_thread(coordination.drain))
+                    started = job.index in driver.started
+                    driver.started.discard(job.index)
+                    return started
+
+                try:
+                    return await run_surviving(pools, lambda pool: pool.submit(run_job, job),
+                                               had_started, f"item {job.index}")
+                except Exception as exc:  # the worker died and could not be replaced
+                    return {"index": job.index, "status": "failed",
+                            "error": f"the worker running it was lost "
+                                     f"({type(exc).__name__}: {exc})",
+                            "cost": _session_spent(Path(job.session))}
+
+            pools = None if pool is None else Pools(pool)
             try:
                 async with asyncio.TaskGroup() as group:
                     for index in pending:
                         group.create_task(one(index))
             finally:
                 driver.save()  # whatever happened, batch.json says where every item stands
+                if pools is not None:
+                    await asyncio.to_thread(pools.close)
     result = BatchResult(directory, tuple(driver.items), budget)
     driver.emit("batch.done", f"batch {directory}: {len(result.done)} done, "
                 f"{len(result.failed)} not done, ${result.cost:.4f} spent", path=str(directory))

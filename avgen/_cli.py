@@ -30,6 +30,7 @@ from avgen._generator import VideoGenerator
 from avgen._google_cli import MODEL_ROLES, google_models, run_models_command
 from avgen._models import (
     CAPTION_STYLES,
+    MAX_SCRIPT_CHARS,
     PRESETS,
     TRANSITION_STYLES,
     CaptionStyle,
@@ -91,15 +92,25 @@ def _check_topic(topic: str | None) -> None:
 
 
 def _read_script(value: str) -> str:
-    if value == "-":
-        return sys.stdin.read()
-    path = Path(value).expanduser()
+    """The script file's text, read no further than a script may be long."""
+    too_long = UsageError("script", f"{value!r} has more than {MAX_SCRIPT_CHARS:,} "
+                          "characters, the limit; split it into several videos")
     try:
-        return path.read_text(encoding="utf-8")
+        if value == "-":
+            text = sys.stdin.read(MAX_SCRIPT_CHARS + 1)
+        else:
+            with Path(value).expanduser().open("rb") as file:
+                data = file.read(4 * MAX_SCRIPT_CHARS + 1)  # UTF-8: up to 4 bytes a character
+            if len(data) > 4 * MAX_SCRIPT_CHARS:
+                raise too_long
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError("script", f"cannot read {value!r}: {reason}; give a readable UTF-8 "
                          "text or Markdown file, or - for standard input") from exc
+    if len(text) > MAX_SCRIPT_CHARS:
+        raise too_long
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:

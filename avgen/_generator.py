@@ -39,11 +39,12 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import Run
 from avgen._session import Session
+from avgen._validate import folder
 from avgen._version import __version__
 from avgen.agents._protocols import AgentSet
 from avgen.agents._registry import load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
-from avgen.errors import AvgenError, GenerationError, MediaError, UsageError
+from avgen.errors import AvgenError, BudgetExceeded, GenerationError, MediaError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor
 
@@ -116,10 +117,13 @@ class VideoGenerator:
             (calls, seconds, failures per agent, resource peaks if it samples) is saved in
             the manifest at the end of each run, with its latest samples (``monitor_samples``,
             at most 400) for the HTML report.
-        budget: The most one video may cost, in US dollars (``None``: no limit). A paid
-            call that would go over it is not made (`avgen.errors.BudgetExceeded`): a
-            scene's picture falls back to a cheaper tier, a script or narration stops the
-            run, which `resume` can finish later with a larger budget. See `estimate`.
+        budget: The most one video may cost, in US dollars, more than 0 (``None``: no
+            limit). A paid call that would go over it is not made
+            (`avgen.errors.BudgetExceeded`): a scene's picture falls back to a cheaper
+            tier, a script or narration stops the run, which `resume` can finish later
+            with a larger budget. A budget smaller than the cheapest call the script
+            writer or the narrator must make is refused by `generate` before any request
+            or session folder. See `estimate`.
 
     Example:
         >>> from avgen import VideoGenerator
@@ -166,7 +170,7 @@ class VideoGenerator:
             raise UsageError("required_tier", "'clip' needs a clip generator")
         if required_tier == "image" and self.agents.image_generator is None:
             raise UsageError("required_tier", "'image' needs an image generator")
-        self.output_dir = Path(output_dir)
+        self.output_dir = folder("output_dir", output_dir)
         """Where new sessions are created."""
         self.required_tier = required_tier
         """The picture tier every scene must reach, if any."""
@@ -314,17 +318,50 @@ class VideoGenerator:
 
         Raises:
             UsageError: Bad input, raised before any work starts.
+            BudgetExceeded: The budget cannot pay for the cheapest call the script writer
+                or the narrator must make (raised before any request).
             GenerationError: The run could not finish; its session keeps every asset made.
         """
         request = _request(request, fields)
         self.check(request)
+        self._check_affordable(request, self.budget)
         return await self._generate_in(Session.create(self.output_dir), request)
 
     async def _generate_at(self, root: Path, request: VideoRequest) -> Video:
         """`generate` into the session folder ``root`` (a batch item's stable folder)."""
         request = resolved(request)
         self.check(request)
+        self._check_affordable(request, self.budget)
         return await self._generate_in(Session.create(root.parent, name=root.name), request)
+
+    def _check_affordable(self, request: VideoRequest, budget: float | None,
+                         scope: str = "the run") -> None:
+        """Refuse a budget too small for even one call the run cannot do without: the
+        cheapest call the script writer or the narrator prices for ``request`` (a picture
+        has cheaper tiers to fall back to). Checked before any work or session folder.
+
+        Raises:
+            BudgetExceeded: That call's price is over ``budget`` (no request was made).
+        """
+        if budget is None:
+            return
+        for role in ("script_writer", "narrator"):
+            estimator = getattr(getattr(self.agents, role), "estimate", None)
+            if not callable(estimator):
+                continue
+            try:
+                charges = [charge for charge in estimator(request) if charge.usd > 0]
+            except Exception:  # pricing never stops a run; the ledger still guards each call
+                _logger.debug("no price from the %s", role, exc_info=True)
+                continue
+            if not charges:
+                continue
+            cheapest = min(charges, key=lambda charge: charge.usd)
+            if cheapest.usd > budget + 1e-9:
+                raise BudgetExceeded(
+                    f"nothing was started: the {role.replace('_', ' ')}'s cheapest call "
+                    f"({cheapest.model}) costs more than the whole budget", cheapest.agent,
+                    budget=budget, price=cheapest.usd, scope=scope)
 
     async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
         request = _keep_files(session, request)
@@ -344,12 +381,13 @@ class VideoGenerator:
     async def resume(self, session_dir: str | Path) -> Video:
         """Finish an interrupted run, redoing only steps whose outputs are missing or bad.
 
-        The temporary files the interrupted run left are removed first (`Session.sweep`):
-        a session is used by one run at a time, so never resume a session whose run is
-        still going.
+        The temporary files the interrupted run left are removed first (`Session.sweep`).
+        A session is worked on by one run at a time (`Session.lock`): resuming a session
+        whose run is still going, in this process or another, is refused at once.
 
         Raises:
-            UsageError: ``session_dir`` is not a session folder.
+            UsageError: ``session_dir`` is not a session folder, or another run is working
+                on it (the error names its process).
             GenerationError: The run could not finish.
         """
         session = Session.open(session_dir)
@@ -437,10 +475,14 @@ class VideoGenerator:
     # -- the run -------------------------------------------------------------------------
 
     async def _run(self, session: Session, request: VideoRequest) -> Video:
+        with session.lock():  # one run at a time; refused at once while another holds it
+            return await self._run_held(session, request)
+
+    async def _run_held(self, session: Session, request: VideoRequest) -> Video:
         run = Run(self, session, request)
         with session, session.activate():
-            # a session is used by one run at a time: what temporary files it holds now
-            # were left by a run that died (kill -9) before it could remove them
+            # the session is this run's alone (`Session.lock`): what temporary files it
+            # holds now were left by a run that died (kill -9) before it could remove them
             session.sweep()
             session.manifest.update(status="running", agents=self.agents.names(),
                                     host={"name": socket.gethostname(), "pid": os.getpid()})

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import difflib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import attrs
 
@@ -62,6 +63,21 @@ MIN_DURATION = 1.0
 """Shortest target duration accepted, in seconds."""
 MAX_DURATION = 3600.0
 """Longest target duration accepted, in seconds."""
+MAX_SCRIPT_CHARS = 200_000
+"""Longest `VideoRequest.script`, in characters (about 30 000 words: three hours of
+narration)."""
+MAX_TOPIC_CHARS = 5_000
+"""Longest `VideoRequest.topic`, in characters."""
+MAX_TITLE_CHARS = 500
+"""Longest `VideoRequest.title`, in characters."""
+MAX_VOICE_CHARS = 4_096
+"""Longest `VideoRequest.voice` (a voice's name or the path of its file), in characters."""
+MAX_LANGUAGE_CHARS = 35
+"""Longest `VideoRequest.language` (a BCP 47 tag), in characters."""
+MAX_DESCRIPTION_CHARS = 2_000
+"""Longest look of a request: `VisualStyle.text`, and each `Character.description`."""
+MAX_CHARACTERS = 20
+"""Most `VideoRequest.characters`."""
 
 Fit = Literal["cover", "blur"]
 """How a picture of another shape fills the frame: ``cover`` crops it, ``blur`` shows all of
@@ -609,28 +625,39 @@ class VideoRequest:
     writer (an LLM agent) write them. The embedded local writer turns a bare topic into a
     short title sequence.
 
+    A request's size is bounded, checked here, before any work or paid call: ``script`` up
+    to 200 000 characters (about three hours of narration), ``topic`` up to 5 000,
+    ``title`` up to 500, ``voice`` up to 4 096, ``language`` up to 35, ``style`` and each
+    character's description up to 2 000, and at most 20 ``characters``.
+
     Raises:
-        UsageError: Both texts are empty, or a field is out of range.
+        UsageError: Both texts are empty, a field is out of range, or a text is longer than
+            its limit (the error names the field and the limit).
     """
 
-    topic: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    topic: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, max_chars=MAX_TOPIC_CHARS))
     """What the video is about; also its title when the script has no heading."""
-    script: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    script: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, max_chars=MAX_SCRIPT_CHARS))
     """The narration as text or Markdown: paragraphs become scenes."""
     preset: Preset = attrs.field(default=PRESETS["draft"], converter=_to_preset)
     """Output format, a `Preset` or the name of one in `PRESETS`."""
     duration: float | None = None
     """Target length in seconds for script writers that plan the length (LLM agents);
     the video always lasts as long as its measured narration."""
-    voice: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    voice: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, max_chars=MAX_VOICE_CHARS))
     """Voice for the narrator; ``None`` uses the narrator's default."""
     captions: bool = True
     """Burn captions into the picture (the ``.srt``/``.vtt`` sidecars are always written)."""
-    language: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    language: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, max_chars=MAX_LANGUAGE_CHARS))
     """BCP 47 language of the narration (e.g. ``"en"``, ``"he"``); ``None`` takes the
     language the script (or topic) is written in, or English when the text cannot tell
     (the manifest records the language used)."""
-    title: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    title: str | None = attrs.field(default=None, validator=text_validator(
+        optional=True, max_chars=MAX_TITLE_CHARS))
     """Title of the video; defaults to the script's first heading or the topic."""
     transition: Transition = attrs.field(default=Transition(), converter=_transition)
     """Between scenes: a `Transition` or a style name (``"fade"``, ``"slideleft"`` …)."""
@@ -651,6 +678,17 @@ class VideoRequest:
     """Who appears: described once, used in every prompt of a scene they are in (a scene's
     cast is who the script writer lists, else who its narration or visual names)."""
 
+    def __new__(cls, *args: Any, **fields: Any) -> Self:
+        """Refuse an unknown field by name, listing the fields there are."""
+        known = [field.alias for field in attrs.fields(cls) if field.init]
+        for name in fields:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise TypeError(f"VideoRequest has no field {name!r}{hint}; its fields are "
+                                f"{', '.join(known)}")
+        return super().__new__(cls)
+
     def __attrs_post_init__(self) -> None:
         topic = (self.topic or "").strip()
         script = (self.script or "").strip()
@@ -665,6 +703,17 @@ class VideoRequest:
         if self.language is not None and not self.language.replace("-", "").isalnum():
             raise UsageError("language",
                              f"must be a BCP 47 tag such as 'en', got {self.language!r}")
+        if self.style is not None and len(self.style.text) > MAX_DESCRIPTION_CHARS:
+            raise UsageError("style", f"has {len(self.style.text):,} characters; the limit is "
+                             f"{MAX_DESCRIPTION_CHARS:,}")
+        if len(self.characters) > MAX_CHARACTERS:
+            raise UsageError("characters", f"has {len(self.characters)} characters; the limit "
+                             f"is {MAX_CHARACTERS}")
+        for index, character in enumerate(self.characters):
+            if len(character.description) > MAX_DESCRIPTION_CHARS:
+                raise UsageError(f"characters[{index}]", f"{character.name} is described in "
+                                 f"{len(character.description):,} characters; the limit is "
+                                 f"{MAX_DESCRIPTION_CHARS:,}")
 
     def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept

@@ -1,4 +1,4 @@
-"""One folder per run: its layout, safe paths, atomic writes, the manifest and the log.
+"""One folder per run: its layout, safe paths, atomic writes, the manifest, the log, the lock.
 
 A session lives at ``outputs/session_YYYYMMDD_HHMMSS_<suffix>/`` with the folders
 ``video_clips/ audio/ images/ scripts/ metadata/ final_output/ logs/``. Every path is taken
@@ -7,7 +7,8 @@ every file is written to a temporary name in its final folder and moved into pla
 `os.replace`, so a crash or Ctrl-C never leaves half a file under a final name.
 
 `metadata/manifest.json` records each step of a run (see `StepRecord`); resuming a session
-re-does only the steps whose outputs are missing or fail their checksum.
+re-does only the steps whose outputs are missing or fail their checksum. A run holds its
+session's lock (`Session.lock`) while it works: one process at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import stat
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -52,6 +56,8 @@ SUBFOLDERS: tuple[str, ...] = (
 _logger = logging.getLogger("avgen.session")
 _active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
 _MANIFEST_VERSION = 1
+LOCK_FILE = "metadata/session.lock"
+"""The file whose lock says which process is working on a session."""
 
 
 @attrs.frozen
@@ -241,6 +247,18 @@ class _SessionFilter(logging.Filter):
         return (owner if owner is not None else _active.get()) == self.session_id
 
 
+def _holder(fd: int) -> str:
+    """Who holds a session's lock, as its lock file says (``process 123 on host, since
+    12:00:03``), or ``another process`` when it cannot tell."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0))
+        pid, host, since = int(holder["pid"]), str(holder["host"])[:64], float(holder["since"])
+        when = _dt.datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M:%S")
+    except (OSError, ValueError, TypeError, KeyError, OverflowError):
+        return "another process"
+    return f"process {pid} on {host!r} (since {when})"
+
+
 class Session:
     """The folder of one run. Create with `Session.create`, reopen with `Session.open`.
 
@@ -402,6 +420,61 @@ class Session:
     def write_json(self, relative: str | os.PathLike[str], value: Any) -> Path:
         """Write ``value`` as indented JSON atomically; returns the final path."""
         return self.write_text(relative, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+    # -- one process at a time ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[Session]:
+        """Hold the session for this run: no other run, in this process or another, may
+        work on it until the block ends.
+
+        The lock is ``flock`` on ``metadata/session.lock``, which records who holds it
+        (process id, host, since when). The system releases it when its holder ends,
+        however it ends (even ``kill -9``), so a session whose run died is free at once:
+        the next run takes it over. Once the lock is held the manifest is read again, as
+        the run before left it. On a file system without locks (a warning says so) and on
+        Windows there is no lock.
+
+        Raises:
+            UsageError: Another run holds the session (the error names its process), or
+                the lock file cannot be used (a folder or a symlink in its place).
+        """
+        if sys.platform == "win32":  # pragma: no cover - no flock
+            yield self
+            return
+        import fcntl
+
+        path = self.path("metadata") / Path(LOCK_FILE).name
+        try:  # never through a symlink, never blocking on a FIFO
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError("session", f"cannot use the lock file {path} ({reason}); remove "
+                             f"it when no avgen process is working on {self.root}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError("session", f"the lock file {path} is not a regular file; "
+                                 f"remove it when no avgen process is working on {self.root}")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError("session", f"{self.root} is being worked on by "
+                                 f"{_holder(fd)}; a session is worked on by one process at "
+                                 "a time: wait for it to end (or stop it), then run this "
+                                 "again") from None
+            except OSError as exc:  # a file system without locks: nothing to hold
+                _logger.warning("cannot lock %s (%s): this file system has no locks, so "
+                                "nothing stops another run from working on the session at "
+                                "the same time", path, exc.strerror or exc)
+            holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+            with contextlib.suppress(OSError):  # who holds it is for messages only
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+            self.manifest = Manifest(self)  # as the run that held the session before left it
+            yield self
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- logging -------------------------------------------------------------------------
 

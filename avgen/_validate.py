@@ -19,8 +19,10 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
 import attrs
@@ -173,7 +175,8 @@ def number_validator(*, integer: bool = False, low: float | None = None,
 
 
 def text(field: str, value: object, *, optional: bool = False,
-         pattern: re.Pattern[str] | None = None, allowed: str = "") -> str | None:
+         pattern: re.Pattern[str] | None = None, allowed: str = "",
+         max_chars: int | None = None) -> str | None:
     """Check a string given for ``field`` and return it.
 
     Args:
@@ -182,10 +185,11 @@ def text(field: str, value: object, *, optional: bool = False,
         optional: Accept ``None``.
         pattern: A regular expression the whole string must match.
         allowed: How to say what ``pattern`` accepts (``"0xRRGGBB"``).
+        max_chars: The most characters allowed, if there is a limit.
 
     Raises:
-        UsageError: ``value`` is not a string (or ``None`` when optional), contains a NUL
-            character, or does not match ``pattern``.
+        UsageError: ``value`` is not a string (or ``None`` when optional), is longer than
+            ``max_chars``, contains a NUL character, or does not match ``pattern``.
 
     Example:
         >>> text("color", "0x1e3a8a,trim", pattern=re.compile(r"0x[0-9a-fA-F]{6}"),
@@ -199,6 +203,9 @@ def text(field: str, value: object, *, optional: bool = False,
     if not isinstance(value, str):
         kind = "a string or None" if optional else "a string"
         raise UsageError(field, f"must be {kind}, not {type(value).__name__} {value!r}")
+    if max_chars is not None and len(value) > max_chars:
+        raise UsageError(field, f"has {len(value):,} characters; the limit is "
+                         f"{max_chars:,}")
     if "\x00" in value:
         raise UsageError(field, "must not contain a NUL character")
     if pattern is not None and not pattern.fullmatch(value):
@@ -206,12 +213,37 @@ def text(field: str, value: object, *, optional: bool = False,
     return value
 
 
+def folder(field: str, value: object) -> Path:
+    """Check a folder path given for ``field`` and return it as a `pathlib.Path`.
+
+    Raises:
+        UsageError: ``value`` is not a `str` or an `os.PathLike` of one, is empty, or
+            contains a NUL character.
+
+    Example:
+        >>> folder("out", 3)
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: out: must be a folder's path (a str or a Path), not int 3
+    """
+    raw = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(raw, str):
+        raise UsageError(field, f"must be a folder's path (a str or a Path), not "
+                         f"{type(value).__name__} {value!r}")
+    if not raw:
+        raise UsageError(field, "must be a folder's path, not ''")
+    if "\x00" in raw:
+        raise UsageError(field, f"must not contain a NUL character: {raw!r}")
+    return Path(raw)
+
+
 def text_validator(*, optional: bool = False, pattern: re.Pattern[str] | None = None,
-                   allowed: str = "", field: str | None = None) -> _Validator:
+                   allowed: str = "", field: str | None = None,
+                   max_chars: int | None = None) -> _Validator:
     """`text` as an attrs validator (the field named after the attribute by default)."""
     def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         text(field or _name(attribute), value, optional=optional, pattern=pattern,
-             allowed=allowed)
+             allowed=allowed, max_chars=max_chars)
 
     return validate
 

@@ -166,10 +166,18 @@ class CostEstimate:
 def check_budget(budget: float | None) -> float | None:
     """Validate a budget in US dollars.
 
+    A budget of 0 is refused: it could pay for nothing (``None`` means no limit; a video
+    that must cost nothing is made with the local agents).
+
     Raises:
-        UsageError: ``budget`` is not ``None`` or a finite number >= 0.
+        UsageError: ``budget`` is not ``None`` or a finite number > 0.
     """
-    checked = number("budget", budget, low=0, optional=True)
+    try:
+        checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
+    except UsageError as exc:
+        raise UsageError("budget", f"{exc.problem} (in US dollars; None: no limit, and a "
+                         "video that must cost nothing is made with the local agents)") \
+            from None
     return None if checked is None else float(checked)
 
 

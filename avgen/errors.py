@@ -184,8 +184,10 @@ class BudgetExceeded(AgentError):
         """Dollars spent or reserved when the call was refused."""
         self.price = price
         """The price of the refused call, in US dollars."""
+        shown = f"{budget:.2f}" if budget >= 0.01 and round(budget, 2) == budget \
+            else f"{budget:.6g}"  # $0.0001 is not $0.00
         super().__init__(f"{message}: ${price:.4f} would bring {scope} to "
-                         f"${committed + price:.4f}, over its budget of ${budget:.2f}", agent)
+                         f"${committed + price:.4f}, over its budget of ${shown}", agent)
 
 
 class RateLimited(AgentError):

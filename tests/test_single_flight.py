@@ -354,8 +354,8 @@ def test_a_stray_folder_or_file_is_a_logged_miss(tmp_path: Path, shape: str,
     assert "narrator" in caplog.text or "cache entry" in caplog.text
 
 
-def test_stray_folders_in_the_cache_never_fail_a_run(fake: FakeGemini, tmp_path: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_stray_folders_in_the_cache_never_fail_a_run_and_heal(
+        fake: FakeGemini, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cache = tmp_path / "cache"
     first = generator(fake, cache, tmp_path / "out").generate_sync(topic="the water cycle",
                                                                    preset="draft")
@@ -363,16 +363,51 @@ def test_stray_folders_in_the_cache_never_fail_a_run(fake: FakeGemini, tmp_path:
         for data in meta.parent.glob(meta.name.removesuffix(".meta.json") + ".*.bin"):
             data.unlink()
             data.mkdir()
+            (data / "inside").write_text("a folder with something in it")
     (cache / "locks").rmdir()
     (cache / "locks").write_text("not a folder")
     fake.reset()
     with caplog.at_level(logging.WARNING, "avgen"):
-        for _ in range(2):
-            again = generator(fake, cache, tmp_path / "out").generate_sync(
-                topic="the water cycle", preset="draft")
-            assert again.tiers == first.tiers
-    assert "cannot be read" in caplog.text and "cannot use the lock file" in caplog.text
-    assert paid(fake)["speech"] == 6 and paid(fake)["veo"] == 6  # each run a miss
+        again = generator(fake, cache, tmp_path / "out").generate_sync(
+            topic="the water cycle", preset="draft")
+    assert again.tiers == first.tiers
+    assert "damaged data, removed" in caplog.text and "cannot use the lock file" in caplog.text
+    assert paid(fake) == {"speech": 3, "veo": 3}  # a miss each, stored again over the folder
+    fake.reset()
+    third = generator(fake, cache, tmp_path / "out").generate_sync(topic="the water cycle",
+                                                                   preset="draft")
+    assert third.tiers == first.tiers and paid(fake) == {}  # healed: nothing paid again
+
+
+@pytest.mark.parametrize("damage", ["record is a folder", "data is a folder",
+                                    "entry folder is a file", "truncated data",
+                                    "wrong checksum", "record is a symlink"])
+def test_a_broken_entry_is_replaced_on_the_next_write_and_logged(
+        tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    cache = AssetCache(tmp_path)
+    made = tmp_path / "made.bin"
+    made.write_bytes(b"the asset")
+    sub = tmp_path / ASSET[:2]
+    if damage in ("truncated data", "wrong checksum"):
+        cache.keep(ASSET, made)
+        (stored,) = sub.glob(f"{ASSET}.*.bin")
+        stored.write_bytes(b"the ass" if damage == "truncated data" else b"the gas!!")
+    elif damage == "record is a symlink":
+        sub.mkdir()
+        outside = tmp_path / "outside.json"
+        outside.write_text("not a record")
+        (sub / f"{ASSET}.meta.json").symlink_to(outside)
+    else:
+        _in_the_way(tmp_path, ASSET, damage)
+    with caplog.at_level(logging.WARNING):
+        assert not cache.fetch(ASSET, tmp_path / "out.bin", source="narrator")  # a miss
+        cache.keep(ASSET, made, source="narrator")  # the next write: replaces the damage
+    assert "cache entry" in caplog.text
+    assert cache.fetch(ASSET, tmp_path / "again.bin", source="narrator")
+    assert (tmp_path / "again.bin").read_bytes() == b"the asset"
+    if damage == "record is a symlink":
+        assert outside.read_text() == "not a record"  # the link went, not what it pointed to
+    assert not [path for path in sub.iterdir() if path.is_dir()]
 
 
 # -- answers that are not JSON ----------------------------------------------------------------

@@ -18,7 +18,10 @@ then, and checks an entry's record on disk only before evicting it. `DiskStore` 
 bound this gives when several processes write to one folder.
 
 Whatever fails a check — an unreadable record, a missing or truncated data file, a
-checksum mismatch, bad zlib or JSON — is a miss, and the entry is removed. Writers are not
+checksum mismatch, bad zlib or JSON — is a miss, and the entry is removed. Whatever stands
+where a write must put a file or a folder and is not one (a folder in a record's place, a
+file in a sub-folder's, a symlink or a FIFO) is removed by that write, which then stores
+the entry; both are logged as warnings on ``avgen.resilience``. Writers are not
 synchronised across processes: two processes that miss the same key both compute it, and
 the last one to commit wins, each leaving a valid entry.
 """
@@ -34,6 +37,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -128,6 +133,29 @@ class _Index:
     def _rebuild(self) -> None:
         self.heap = [(mtime, key) for key, (mtime, _) in self.entries.items()]
         heapq.heapify(self.heap)
+
+
+def _what(mode: int) -> str:
+    """What a file of this mode is, in words: ``a folder``, ``a symlink``…"""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISREG(mode):
+        return "a file"
+    return "a special file"
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path`` whatever it is (a folder with all it holds; a symlink itself, never
+    what it points to); nothing when it is gone already."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class DiskStore:
@@ -234,7 +262,7 @@ class DiskStore:
         if self.max_bytes is not None and len(payload) > self.max_bytes:
             self.evictions += 1
             return False
-        sub.mkdir(parents=True, exist_ok=True)
+        self._make_folder(sub, key)
         fd, temp = tempfile.mkstemp(dir=sub, prefix=_TEMP)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -318,7 +346,7 @@ class DiskStore:
         if self.max_bytes is not None and size > self.max_bytes:
             raise UsageError("path", f"{source} has {size} bytes, more than this store's "
                                      f"max_bytes={self.max_bytes}")
-        sub.mkdir(parents=True, exist_ok=True)
+        self._make_folder(sub, key)
         fd, temp = tempfile.mkstemp(dir=sub, prefix=_TEMP)
         try:
             digest = hashlib.sha256()
@@ -392,7 +420,12 @@ class DiskStore:
         meta = self._sub(key) / f"{key}{_META}"
         try:
             raw = meta.read_bytes()
-        except OSError:
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # a folder in its place, say: the next write replaces it
+            _logger.warning("cache entry %s in %s: its record cannot be read (%s: %s), a "
+                            "miss; the next write replaces it", key, self.directory,
+                            type(exc).__name__, exc)
             return None
         try:
             record = _Record.parse(raw, key)
@@ -438,8 +471,10 @@ class DiskStore:
         """
         sub = temp.parent
         data = f"{key}.{sha256[:16]}{_KINDS[kind]}"
+        self._clear_way(sub / data, key, "data")
         os.replace(temp, sub / data)
         meta = sub / f"{key}{_META}"
+        self._clear_way(meta, key, "record")
         try:
             old: _Record | None = _Record.parse(meta.read_bytes(), key)
         except (OSError, ValueError, TypeError, KeyError):
@@ -571,12 +606,39 @@ class DiskStore:
             return False
         with contextlib.suppress(FileNotFoundError):
             meta.unlink()
-        with contextlib.suppress(FileNotFoundError):
-            (meta.parent / record.data).unlink()
+        _remove(meta.parent / record.data)
         self._forget(key)
         if why:
             _logger.warning("cache entry %s in %s: %s, removed", key, self.directory, why)
         return True
+
+    def _make_folder(self, sub: Path, key: str) -> None:
+        """Make the folder of ``key``'s entries, removing what stands in its place."""
+        try:
+            info = os.lstat(sub)
+        except FileNotFoundError:
+            sub.mkdir(parents=True, exist_ok=True)
+            return
+        if stat.S_ISDIR(info.st_mode):
+            return
+        _remove(sub)
+        _logger.warning("cache entry %s in %s: %s stood where the folder of its entries "
+                        "goes; removed, and the entry written anew", key, self.directory,
+                        _what(info.st_mode))
+        sub.mkdir(parents=True, exist_ok=True)
+
+    def _clear_way(self, path: Path, key: str, part: str) -> None:
+        """Remove what stands where ``key``'s ``part`` (record or data) is to be written,
+        unless it is a regular file (which ``os.replace`` replaces)."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(info.st_mode):
+            return
+        _remove(path)
+        _logger.warning("cache entry %s in %s: %s stood where its %s goes; removed, and the "
+                        "entry written anew", key, self.directory, _what(info.st_mode), part)
 
     def _subdirs(self) -> Iterator[Path]:
         try:

