@@ -42,21 +42,18 @@ import unicodedata
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from multiprocessing.managers import BaseManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from avgen._batch_pool import Pools, run_surviving
 from avgen._hashing import json_sha256
-from avgen._models import Tier, VideoRequest
+from avgen._models import Video, VideoRequest
 from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
 from avgen._validate import folder, number
 from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
-
-if TYPE_CHECKING:
-    from avgen._generator import VideoGenerator
 
 __all__ = ["BATCH_FILE", "AgentSpec", "BatchItem", "BatchResult", "ItemStatus"]
 
@@ -102,14 +99,54 @@ class AgentSpec:
             for key, value in sorted(self.options.items())}}
 
 
-@attrs.frozen
-class _GeneratorSpec:
-    """What a worker needs to rebuild the caller's `avgen.VideoGenerator`."""
+class Maker(Protocol):
+    """Who makes a batch's videos, as the batch sees it (`avgen.VideoGenerator` hands one
+    in): the batch drives, the maker makes."""
 
-    agents: AgentSpec
-    budget: float | None
-    required_tier: Tier | None
-    policies: Mapping[str, Any]
+    @property
+    def output_dir(self) -> Path:
+        """Where batch folders go unless the call says otherwise."""
+        ...
+
+    def names(self) -> Mapping[str, str | None]:
+        """The agents' names by role (a batch of agent objects is identified by them)."""
+        ...
+
+    def check(self, request: VideoRequest, budget: float | None) -> None:
+        """Refuse a request before anything runs (`avgen.errors.UsageError`, or
+        `avgen.errors.BudgetExceeded` when ``budget`` cannot pay its first call)."""
+        ...
+
+    def spec(self) -> WorkerSpec | None:
+        """How another process builds the same maker (``None``: it holds agent objects)."""
+        ...
+
+    def emit(self, event: RunEvent) -> None:
+        """Tell the maker's own subscribers of a batch event."""
+        ...
+
+    async def make(self, root: Path, request: VideoRequest,
+                   on_event: EventHandler) -> Video:
+        """Make the video of ``request`` in the session folder ``root`` — or finish it, when
+        the folder holds a session already — telling ``on_event`` of every event."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the agents, when the maker was built for the item."""
+        ...
+
+
+class WorkerSpec(Protocol):
+    """A picklable recipe for a `Maker`, sent to where the items run."""
+
+    @property
+    def agents(self) -> AgentSpec:
+        """The family and its options (as ``batch.json`` records them)."""
+        ...
+
+    def build(self) -> Maker:
+        """The maker, built in the worker."""
+        ...
 
 
 @attrs.frozen
@@ -341,7 +378,7 @@ class _Job:
     index: int
     request: dict[str, Any]
     session: str
-    generator: _GeneratorSpec | None
+    maker: WorkerSpec | None
     coordination: Any
     owner: str
 
@@ -351,10 +388,9 @@ def _outcome(job: _Job, status: ItemStatus, started: float, **facts: Any) -> dic
             "cost": _session_spent(Path(job.session)), **facts}
 
 
-async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[str, Any]:
-    """Make (or resume) one item's video; a failure is returned, never raised."""
-    from avgen._generator import VideoGenerator
-
+async def _run_job(job: _Job, maker: Maker | None = None) -> dict[str, Any]:
+    """Make (or resume) one item's video; a failure is returned, never raised. ``maker``:
+    the driver's, in this process; else the job's recipe builds one here."""
     started = time.time()
     coordination: Coordination = job.coordination
     shared = Shared(coordination, owner=job.owner)
@@ -368,29 +404,17 @@ async def _run_job(job: _Job, generator: VideoGenerator | None = None) -> dict[s
     try:
         await asyncio.to_thread(coordination.publish, {"item": job.index, "kind": _STARTED})
         await asyncio.to_thread(coordination.forget, job.owner)  # left by a dead worker
-        if generator is None:
-            assert job.generator is not None
-            spec = job.generator
-            generator = VideoGenerator(spec.agents.family, agent_options=spec.agents.options,
-                                       budget=spec.budget, required_tier=spec.required_tier,
-                                       policies=dict(spec.policies))
-            owned = True
-        else:
-            generator = generator._sibling()
-            owned = False
-        unsubscribe = generator.subscribe(forward)
+        owned = maker is None
+        if maker is None:
+            assert job.maker is not None
+            maker = job.maker.build()
         try:
             with sharing(shared):
-                root = Path(job.session)
-                if (root / "metadata" / "manifest.json").is_file():
-                    video = await generator.resume(root)
-                else:
-                    request = VideoRequest.from_dict(job.request)
-                    video = await generator._generate_at(root, request)
+                video = await maker.make(Path(job.session), VideoRequest.from_dict(job.request),
+                                         forward)
         finally:
-            unsubscribe()
             if owned:
-                await generator.aclose()
+                await maker.aclose()
     except Exception as exc:  # one item's failure never stops the others
         return _outcome(job, "failed", started, error=str(exc) or repr(exc))
     return _outcome(job, "done", started, video=str(video.path), duration=video.duration,
@@ -533,8 +557,7 @@ class _Driver:
                       scene=event.get("scene"), item_progress=event.get("progress"))
 
 
-async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest | Mapping[str,
-                                                                                      Any]],
+async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str, Any]],
                     *, executor: object = None, concurrency: int = 4,
                     budget: float | None = None, output_dir: str | Path | None = None,
                     on_event: EventHandler | None = None) -> BatchResult:
@@ -547,11 +570,10 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
     rows = requests_from_rows(requests)
     for index, request in enumerate(rows):  # every row, before anything runs
         try:
-            generator.check(request)
+            maker.check(request, budget)
         except UsageError as exc:
             raise UsageError(f"requests[{index}]: {exc.field}", exc.problem) from None
-        generator._check_affordable(request, budget, "the batch")
-    spec = generator._spec()
+    spec = maker.spec()
     if executor is not None and spec is None:
         raise UsageError("executor", "items run elsewhere build their agents from a family "
                          "name and options: make the generator with VideoGenerator('<family>', "
@@ -565,18 +587,18 @@ async def run_batch(generator: VideoGenerator, requests: Iterable[VideoRequest |
                              f"({type(exc).__name__}: {exc}); give agent_options and "
                              "policies as plain values (no open clients, no lambdas)") from None
     agents = spec.agents if spec is not None else AgentSpec(
-        "custom", {"agents": dict(generator.agents.names())})
+        "custom", {"agents": dict(maker.names())})
     directory = folder("output_dir", output_dir if output_dir is not None
-                       else generator.output_dir).expanduser().absolute() \
+                       else maker.output_dir).expanduser().absolute() \
         / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
-        return await _drive(generator, directory, rows, spec, agents, executor, concurrency,
+        return await _drive(maker, directory, rows, spec, agents, executor, concurrency,
                             budget, on_event)
 
 
-async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[VideoRequest],
-                 spec: _GeneratorSpec | None, agents: AgentSpec, executor: object,
+async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
+                 spec: WorkerSpec | None, agents: AgentSpec, executor: object,
                  concurrency: int, budget: float | None,
                  on_event: EventHandler | None) -> BatchResult:
     """Run the items of the batch in ``directory`` that are not done."""
@@ -587,10 +609,10 @@ async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[Vide
         items.append(_finished(directory, recorded.get(index), item) or attrs.evolve(
             item, cost=_session_spent(item.session)))
 
-    def tell(event: RunEvent) -> None:  # the call's handler and the generator's subscribers
+    def tell(event: RunEvent) -> None:  # the call's handler and the maker's subscribers
         if on_event is not None:
             on_event(event)
-        generator._emit(event)
+        maker.emit(event)
 
     driver = _Driver(directory, agents, budget, items, tell)
     driver.save()
@@ -611,7 +633,7 @@ async def _drive(generator: VideoGenerator, directory: Path, rows: Sequence[Vide
                     driver.items[index] = attrs.evolve(driver.items[index], status="running")
                     driver.emit("batch.item", f"item {index} started", index, status="running")
                     if pools is None:
-                        outcome = await _run_job(job, generator)
+                        outcome = await _run_job(job, maker)
                     else:
                         outcome = await elsewhere(job, pools)
                     driver.finish(outcome)

@@ -18,12 +18,9 @@ __docformat__ = "google"
 
 import asyncio
 import concurrent.futures
-import copy
 import inspect
 import logging
-import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
@@ -32,19 +29,19 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
-from avgen._batch import AgentSpec, BatchResult, _GeneratorSpec, run_batch
+from avgen._batch import AgentSpec, BatchResult, run_batch
 from avgen._language import resolved
 from avgen._models import Tier, Video, VideoRequest
 from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
-from avgen._run import Run
+from avgen._run import RunContext, run_video
 from avgen._session import Session
 from avgen._validate import folder
 from avgen._version import __version__
 from avgen.agents._protocols import AgentSet
 from avgen.agents._registry import load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
-from avgen.errors import AvgenError, BudgetExceeded, GenerationError, MediaError, UsageError
+from avgen.errors import BudgetExceeded, MediaError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor
 
@@ -107,6 +104,10 @@ class VideoGenerator:
         image_generator: Replaces the family's image generator.
         clip_generator: Replaces the family's clip generator.
         composer: Replaces the family's composer.
+        visuals: A scene's picture sources in the order to try them — clip and image
+            generators in any order, such as your media library, then stock footage, then
+            generated clips — before the procedural card (default: the clip generator,
+            then the image generator). See `avgen.AgentSet.visuals`.
         output_dir: Where session folders are created.
         on_event: Called with every `RunEvent` (progress, fallbacks, notes).
         required_tier: If set, a scene that cannot get a picture of this tier fails the run
@@ -141,6 +142,7 @@ class VideoGenerator:
         image_generator: Any = None,
         clip_generator: Any = None,
         composer: Any = None,
+        visuals: Iterable[Any] | None = None,
         output_dir: str | Path = "outputs",
         on_event: EventHandler | None = None,
         required_tier: Tier | None = None,
@@ -159,6 +161,7 @@ class VideoGenerator:
         overrides = {key: value for key, value in {
             "script_writer": script_writer, "narrator": narrator, "composer": composer,
             "image_generator": image_generator, "clip_generator": clip_generator,
+            "visuals": None if visuals is None else tuple(visuals),
         }.items() if value is not None}
         self._agent_spec = (AgentSpec(agents or "local", options)
                             if not isinstance(agents, AgentSet) and not overrides else None)
@@ -166,10 +169,10 @@ class VideoGenerator:
         """The agents this generator uses."""
         if required_tier not in (None, "clip", "image"):
             raise UsageError("required_tier", "must be None, 'clip' or 'image'")
-        if required_tier == "clip" and self.agents.clip_generator is None:
-            raise UsageError("required_tier", "'clip' needs a clip generator")
-        if required_tier == "image" and self.agents.image_generator is None:
-            raise UsageError("required_tier", "'image' needs an image generator")
+        if required_tier is not None and all(tier != required_tier
+                                             for tier, _ in self.agents.sources()):
+            raise UsageError("required_tier", f"{required_tier!r} needs a visual source that "
+                             f"makes {'clips' if required_tier == 'clip' else 'images'}")
         self.output_dir = folder("output_dir", output_dir)
         """Where new sessions are created."""
         self.required_tier = required_tier
@@ -185,19 +188,12 @@ class VideoGenerator:
         their state from run to run, so a service found down stays skipped."""
         self._handlers: list[EventHandler] = [on_event] if on_event else []
 
-    def _spec(self) -> _GeneratorSpec | None:
-        """How a worker rebuilds this generator (None: it holds agent objects)."""
-        if self._agent_spec is None:
-            return None
-        return _GeneratorSpec(self._agent_spec, self.budget, self.required_tier,
-                              self.policies)
+    def _context(self, emit: EventHandler | None = None) -> RunContext:
+        """What a run of this generator receives: its agents and settings, and ``emit``
+        (default: this generator's subscribers) for its events."""
+        return RunContext(self.agents, self.budget, self.required_tier, self.policies,
+                          self.breakers, self.monitor, emit or self._emit)
 
-    def _sibling(self) -> VideoGenerator:
-        """A generator on the same agents, breakers and settings, with no subscribers (one
-        per batch item run in this process, so each item's events stay its own)."""
-        sibling = copy.copy(self)
-        sibling._handlers = []
-        return sibling
     def __repr__(self) -> str:
         return f"VideoGenerator({self.agents.names()!r})"
 
@@ -209,14 +205,14 @@ class VideoGenerator:
         Use the generator as a context manager (``with`` or ``async with``) to close it
         when the block ends. A closed generator's agents may not be usable again.
         """
-        for agent in self._distinct_agents():
+        for agent in self.agents.distinct():
             closer = getattr(agent, "close", None)
             if callable(closer) and not inspect.iscoroutinefunction(closer):
                 closer()
 
     async def aclose(self) -> None:
         """Close every agent: its ``aclose()`` when it has one, else its ``close()``."""
-        for agent in self._distinct_agents():
+        for agent in self.agents.distinct():
             closer = getattr(agent, "aclose", None) or getattr(agent, "close", None)
             if callable(closer):
                 await call_agent(closer)
@@ -235,10 +231,6 @@ class VideoGenerator:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
-    def _distinct_agents(self) -> list[object]:
-        agents = [getattr(self.agents, field.name) for field in attrs.fields(AgentSet)]
-        unique = {id(agent): agent for agent in agents if agent is not None}
-        return list(unique.values())
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         """Call ``handler`` with every `RunEvent`; returns a function that unsubscribes it."""
@@ -274,8 +266,9 @@ class VideoGenerator:
 
         Each agent with an ``estimate(request)`` method prices its share (the google agents
         do, from `avgen.agents.google.PRICES`, scene by scene); agents without one cost
-        nothing. What may be paid on top — the image generator's stills when a clip
-        generator comes first (they are its fallback), and whatever an agent's
+        nothing. What may be paid on top — what the visual sources after the first would
+        make (they are its fallback: the image generator's stills when a clip generator
+        comes first), and whatever an agent's
         ``estimate_extras(request)`` lists (rewrites of refused prompts) — is in
         `avgen.costs.CostEstimate.extras`, not in the total. Assets already in an agent's
         cache are not paid for again, so a re-run costs less than the estimate.
@@ -290,13 +283,16 @@ class VideoGenerator:
         self.check(request)
         charges: list[Charge] = []
         extras: list[Charge] = []
-        for field in attrs.fields(AgentSet):
-            agent = getattr(self.agents, field.name)
+        agents = self.agents
+        visuals = [agent for _, agent in agents.sources()]
+        used = [agents.script_writer, agents.narrator, agents.composer, *visuals]
+        for agent in {id(agent): agent for agent in used}.values():
             estimator = getattr(agent, "estimate", None)
             if callable(estimator):
-                # stills are the clips' fallback: paid only for a scene whose clip fails
-                fallback = field.name == "image_generator" and \
-                    self.agents.clip_generator is not None
+                # a later source is the first one's fallback: paid only for a scene whose
+                # pictures the sources before it could not make
+                fallback = any(agent is later for later in visuals[1:]) and \
+                    agent is not visuals[0]
                 (extras if fallback else charges).extend(estimator(request))
             possible = getattr(agent, "estimate_extras", None)
             if callable(possible):
@@ -325,14 +321,8 @@ class VideoGenerator:
         request = _request(request, fields)
         self.check(request)
         self._check_affordable(request, self.budget)
-        return await self._generate_in(Session.create(self.output_dir), request)
-
-    async def _generate_at(self, root: Path, request: VideoRequest) -> Video:
-        """`generate` into the session folder ``root`` (a batch item's stable folder)."""
-        request = resolved(request)
-        self.check(request)
-        self._check_affordable(request, self.budget)
-        return await self._generate_in(Session.create(root.parent, name=root.name), request)
+        return await self._generate_in(Session.create(self.output_dir), request,
+                                       self._context())
 
     def _check_affordable(self, request: VideoRequest, budget: float | None,
                          scope: str = "the run") -> None:
@@ -363,11 +353,12 @@ class VideoGenerator:
                     f"({cheapest.model}) costs more than the whole budget", cheapest.agent,
                     budget=budget, price=cheapest.usd, scope=scope)
 
-    async def _generate_in(self, session: Session, request: VideoRequest) -> Video:
+    async def _generate_in(self, session: Session, request: VideoRequest,
+                           context: RunContext) -> Video:
         request = _keep_files(session, request)
         session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
                                 avgen_version=__version__, **self._recorded_estimate(request))
-        return await self._run(session, request)
+        return await run_video(context, session, request)
 
     def _recorded_estimate(self, request: VideoRequest) -> dict[str, Any]:
         """The manifest's ``estimate`` entry (for the run report), or nothing when an
@@ -390,16 +381,18 @@ class VideoGenerator:
                 on it (the error names its process).
             GenerationError: The run could not finish.
         """
-        session = Session.open(session_dir)
+        return await self._resume(Session.open(session_dir), self._context())
+
+    async def _resume(self, session: Session, context: RunContext) -> Video:
         try:
             request = VideoRequest.from_dict(session.manifest.get("request"),
                                              root=session.root)
         except UsageError as exc:
-            raise UsageError("session", f"the manifest of {session_dir} has no valid request "
-                             f"({exc})") from None
+            raise UsageError("session", f"the manifest of {session.root} has no valid "
+                             f"request ({exc})") from None
         request = resolved(request)
         self.check(request)
-        return await self._run(session, request)
+        return await run_video(context, session, request)
 
     def generate_sync(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
         """`generate` for plain scripts and notebook cells (works in a running event loop)."""
@@ -459,8 +452,9 @@ class VideoGenerator:
         Raises:
             UsageError: A bad request (named by index and field) or option.
         """
-        return await run_batch(self, requests, executor=executor, concurrency=concurrency,
-                               budget=budget, output_dir=output_dir, on_event=on_event)
+        return await run_batch(_BatchMaker(self), requests, executor=executor,
+                               concurrency=concurrency, budget=budget, output_dir=output_dir,
+                               on_event=on_event)
 
     def generate_many_sync(
             self, requests: Iterable[VideoRequest | Mapping[str, Any]], /, *,
@@ -472,53 +466,69 @@ class VideoGenerator:
             requests, executor=executor, concurrency=concurrency, budget=budget,
             output_dir=output_dir, on_event=on_event))
 
-    # -- the run -------------------------------------------------------------------------
-
-    async def _run(self, session: Session, request: VideoRequest) -> Video:
-        with session.lock():  # one run at a time; refused at once while another holds it
-            return await self._run_held(session, request)
-
-    async def _run_held(self, session: Session, request: VideoRequest) -> Video:
-        run = Run(self, session, request)
-        with session, session.activate():
-            # the session is this run's alone (`Session.lock`): what temporary files it
-            # holds now were left by a run that died (kill -9) before it could remove them
-            session.sweep()
-            session.manifest.update(status="running", agents=self.agents.names(),
-                                    host={"name": socket.gethostname(), "pid": os.getpid()})
-            try:
-                video = await run.execute()
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                session.manifest.update(status="interrupted", cost=run.cost())
-                raise
-            except AvgenError as exc:
-                session.manifest.update(status="failed", error=str(exc), cost=run.cost())
-                run.report.emit("failed", str(exc), 1.0)
-                if isinstance(exc, UsageError):
-                    raise
-                raise GenerationError(f"the video could not be made: {exc}", session.root) \
-                    from exc
-            except Exception as exc:  # a bug in an agent: record it, let its traceback show
-                session.manifest.update(status="failed", error=repr(exc))
-                raise
-            finally:
-                # an agent's worker thread outlives a cancelled step and may still have
-                # written into a temporary file after its step removed it
-                session.sweep()
-            session.manifest.update(status="done", video=session.relative(video.path),
-                                    cost=run.cost())
-            if self.monitor is not None:
-                # the report's peaks, and the latest samples (at most 400, evenly thinned)
-                # for the HTML report's CPU and memory chart
-                samples = list(self.monitor.samples)
-                step = max(1, -(-len(samples) // 400))
-                session.manifest.update(report=self.monitor.report(),
-                                        monitor_samples=samples[::step])
-            return video
-
     def _emit(self, event: RunEvent) -> None:
         for handler in list(self._handlers):
             try:
                 handler(event)
             except Exception:  # an observer must never break a run
                 _logger.exception("event handler %r failed", handler)
+
+
+class _BatchMaker:
+    """A `VideoGenerator` as a batch's maker (`avgen._batch.Maker`): the batch drives, the
+    generator makes each item in its stable session folder."""
+
+    def __init__(self, generator: VideoGenerator, *, owned: bool = False) -> None:
+        self.generator = generator
+        self.owned = owned
+        self.output_dir = generator.output_dir
+
+    def names(self) -> Mapping[str, str | None]:
+        return self.generator.agents.names()
+
+    def check(self, request: VideoRequest, budget: float | None) -> None:
+        self.generator.check(request)
+        self.generator._check_affordable(request, budget, "the batch")
+
+    def spec(self) -> _WorkerSpec | None:
+        generator = self.generator
+        if generator._agent_spec is None:
+            return None
+        return _WorkerSpec(generator._agent_spec, generator.budget, generator.required_tier,
+                           generator.policies)
+
+    def emit(self, event: RunEvent) -> None:
+        self.generator._emit(event)
+
+    async def make(self, root: Path, request: VideoRequest,
+                   on_event: EventHandler) -> Video:
+        generator = self.generator
+        context = generator._context(on_event)
+        if (root / "metadata" / "manifest.json").is_file():
+            return await generator._resume(Session.open(root), context)
+        request = resolved(request)
+        generator.check(request)
+        generator._check_affordable(request, generator.budget)
+        return await generator._generate_in(Session.create(root.parent, name=root.name),
+                                            request, context)
+
+    async def aclose(self) -> None:
+        if self.owned:
+            await self.generator.aclose()
+
+
+@attrs.frozen
+class _WorkerSpec:
+    """How a worker builds the caller's generator again (picklable: a family by name and
+    plain settings)."""
+
+    agents: AgentSpec
+    budget: float | None
+    required_tier: Tier | None
+    policies: Mapping[str, AgentPolicy]
+
+    def build(self) -> _BatchMaker:
+        return _BatchMaker(VideoGenerator(self.agents.family,
+                                          agent_options=self.agents.options,
+                                          budget=self.budget, required_tier=self.required_tier,
+                                          policies=dict(self.policies)), owned=True)

@@ -8,12 +8,14 @@ import asyncio
 import hashlib
 import json
 import math
+import os
 import re
+import socket
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import attrs
 
@@ -30,22 +32,91 @@ from avgen._models import (
     Visual,
 )
 from avgen._models import asset_to_dict as _saved
-from avgen._policy import guard
-from avgen._reporting import Reporter
+from avgen._policy import AgentPolicy, guard
+from avgen._reporting import Reporter, RunEvent
 from avgen._session import Session
 from avgen._steps import Made, StepRunner
-from avgen.agents._protocols import agent_name
+from avgen.agents._protocols import AgentSet, agent_name
 from avgen.costs import Ledger
-from avgen.errors import AgentError, MediaError
+from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import theme_for
 from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
 from avgen.media._timeline import Timeline
+from avgen.resilience import CircuitRegistry, Monitor
 from avgen.resilience._shared import current_shared
 
-if TYPE_CHECKING:
-    from avgen._generator import VideoGenerator
-
 __all__: list[str] = []
+
+
+def _nobody(event: RunEvent) -> None:
+    """A run nobody listens to."""
+
+
+@attrs.frozen
+class RunContext:
+    """What one run receives from whoever starts it (`avgen.VideoGenerator`): the agents and
+    the settings and services its calls go through, nothing more."""
+
+    agents: AgentSet
+    """The agents."""
+    budget: float | None = None
+    """The most the video may cost (``None``: no limit)."""
+    required_tier: Tier | None = None
+    """A picture tier every scene must reach, if any."""
+    policies: Mapping[str, AgentPolicy] = attrs.field(factory=dict)
+    """Retry and breaker settings by role, over the agents' own."""
+    breakers: CircuitRegistry = attrs.field(factory=CircuitRegistry)
+    """The breakers, which outlive the run."""
+    monitor: Monitor | None = None
+    """Times every agent call, when set."""
+    emit: Callable[[RunEvent], None] = _nobody
+    """Told every event of the run."""
+
+
+async def run_video(context: RunContext, session: Session, request: VideoRequest) -> Video:
+    """Make (or finish) the video of ``request`` in ``session``, holding the session's lock.
+
+    Raises:
+        UsageError: Another run holds the session, or bad input found on the way.
+        GenerationError: The run could not finish; the session keeps what was made.
+    """
+    with session.lock():  # one run at a time; refused at once while another holds it
+        run = Run(context, session, request)
+        with session, session.activate():
+            # the session is this run's alone (`Session.lock`): what temporary files it
+            # holds now were left by a run that died (kill -9) before it could remove them
+            session.sweep()
+            session.manifest.update(status="running", agents=context.agents.names(),
+                                    host={"name": socket.gethostname(), "pid": os.getpid()})
+            try:
+                video = await run.execute()
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                session.manifest.update(status="interrupted", cost=run.cost())
+                raise
+            except AvgenError as exc:
+                session.manifest.update(status="failed", error=str(exc), cost=run.cost())
+                run.report.emit("failed", str(exc), 1.0)
+                if isinstance(exc, UsageError):
+                    raise
+                raise GenerationError(f"the video could not be made: {exc}", session.root) \
+                    from exc
+            except Exception as exc:  # a bug in an agent: record it, let its traceback show
+                session.manifest.update(status="failed", error=repr(exc))
+                raise
+            finally:
+                # an agent's worker thread outlives a cancelled step and may still have
+                # written into a temporary file after its step removed it
+                session.sweep()
+            session.manifest.update(status="done", video=session.relative(video.path),
+                                    cost=run.cost())
+            if context.monitor is not None:
+                # the report's peaks, and the latest samples (at most 400, evenly thinned)
+                # for the HTML report's CPU and memory chart
+                samples = list(context.monitor.samples)
+                step = max(1, -(-len(samples) // 400))
+                session.manifest.update(report=context.monitor.report(),
+                                        monitor_samples=samples[::step])
+            return video
 
 
 class Run:
@@ -59,19 +130,19 @@ class Run:
     cancels its siblings before any of them starts another paid call.
     """
 
-    def __init__(self, generator: VideoGenerator, session: Session, request: VideoRequest):
-        self.generator, self.session, self.request = generator, session, request
-        self.agents = generator.agents
+    def __init__(self, context: RunContext, session: Session, request: VideoRequest):
+        self.context, self.session, self.request = context, session, request
+        self.agents = context.agents
         # a resumed run counts what its session already paid
         spent = math.fsum(step.cost for step in session.manifest.steps.values())
-        self.ledger = Ledger(generator.budget, spent=spent, shared=current_shared())
+        self.ledger = Ledger(context.budget, spent=spent, shared=current_shared())
         self.steps = StepRunner(session, self.ledger)
-        self.report = Reporter(session, generator._emit)
+        self.report = Reporter(session, context.emit)
         sources = [VisualSource(tier, agent, agent_name(agent),
                                 self._guarded(f"{tier}_generator", agent, "generate"))
                    for tier, agent in self.agents.sources()]
         self.chain = VisualChain(sources, session=session, turn=self.steps.turn,
-                                 required=generator.required_tier,
+                                 required=context.required_tier,
                                  on_fallback=lambda scene, tier, exc:
                                      self.report.fallback(scene.index, tier, exc))
         self.pictures: dict[int, asyncio.Future[Visual | None]] = {}  # for continuity
@@ -332,9 +403,9 @@ class Run:
         return {"integrated_lufs": integrated, "true_peak_dbtp": peak, "target_lufs": target}
 
     def _guarded(self, role: str, agent: Any, method: str) -> Any:
-        return guard(role, agent, method, overrides=self.generator.policies,
-                     registry=self.generator.breakers, hooks=(self.report.resilience,),
-                     monitor=self.generator.monitor)
+        return guard(role, agent, method, overrides=self.context.policies,
+                     registry=self.context.breakers, hooks=(self.report.resilience,),
+                     monitor=self.context.monitor)
 
     def cost(self) -> dict[str, Any]:
         """The manifest's run-level cost entry."""

@@ -51,10 +51,9 @@ def test_the_analysis_sees_imports_inside_functions_and_under_type_checking(
 LAYERS = [
     ("avgen", "avgen.__main__", "avgen._cli", "avgen._batch_cli", "avgen._google_cli",
      "avgen._terminal", "avgen.notebook", "avgen._docs"),
-    ("avgen._generator",),
+    ("avgen._generator", "avgen._report"),
     ("avgen._batch", "avgen._run", "avgen._fallback", "avgen._steps", "avgen._dask",
      "avgen._batch_pool"),
-    ("avgen._report",),
     ("avgen.agents", "avgen.testing"),
     ("avgen.media",),
     ("avgen._session", "avgen._reporting", "avgen._progress", "avgen._policy", "avgen._rows",

@@ -59,3 +59,57 @@ def test_no_credits_file_without_credits(tmp_path: Path) -> None:
     video = generator.generate_sync(script="Waves roll.", preset="draft")
     assert not (video.path.parent / "credits.txt").exists()
     assert Source("library", title="waves.jpg", score=0.8).credit is None
+
+
+# -- sources in the order you give ----------------------------------------------------------
+
+TINY = Preset("t", 160, 288, fps=12, encoder_preset="ultrafast")
+
+
+class Declared:
+    """A picture source whose generate takes no ``seconds`` but says it makes clips."""
+
+    makes = "clip"
+
+    async def generate(self, *args: object) -> object:
+        raise AssertionError("never called")
+
+
+def test_what_a_source_makes_comes_from_its_signature_or_its_word() -> None:
+    from avgen.agents._protocols import makes
+    from avgen.testing import PatternClips, PatternImages
+
+    assert makes(PatternClips()) == "clip" and makes(PatternImages()) == "image"
+    assert makes(Declared()) == "clip" and makes(object()) is None
+    with pytest.raises(UsageError) as refused:
+        VideoGenerator(narrator=ToneNarrator(), visuals=[PatternImages(), object()])
+    assert refused.value.field == "visuals[1]"
+
+
+def test_sources_are_tried_in_the_order_given_and_recorded(tmp_path: Path) -> None:
+    from avgen.testing import PatternClips, PatternImages
+
+    stills = PatternImages(fail_on={0, 1})  # first: fails on scenes 0 and 1
+    clips = PatternClips(fail_on={0})       # then clips: fails on scene 0
+    generator = VideoGenerator(narrator=ToneNarrator(), visuals=[stills, clips],
+                               output_dir=tmp_path)
+    video = generator.generate_sync(script="Waves roll.\n\nGulls cry.\n\nNight falls.",
+                                    preset=TINY)
+    assert video.tiers == ("card", "clip", "image")
+    steps = json.loads(video.manifest.read_text())["steps"]
+    assert [steps[f"scene-{i:03d}.visual"]["agent"] for i in range(3)] == [
+        "ffmpeg-card", "pattern-clips", "pattern-images"]
+    assert "image (pattern-images)" in steps["scene-000.visual"]["error"]
+    assert "clip (pattern-clips)" in steps["scene-000.visual"]["error"]
+    assert steps["scene-002.visual"]["status"] == "done"
+    assert (stills.calls, clips.calls) == (3, 2)
+    assert json.loads(video.manifest.read_text())["agents"]["visuals"] == \
+        "pattern-images+pattern-clips"
+
+
+def test_a_required_tier_needs_a_source_that_makes_it() -> None:
+    from avgen.testing import PatternImages
+
+    with pytest.raises(UsageError, match="makes clips"):
+        VideoGenerator(narrator=ToneNarrator(), visuals=[PatternImages()],
+                       required_tier="clip")
