@@ -18,7 +18,8 @@ __docformat__ = "google"
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import attrs
 import pysubs2
@@ -26,6 +27,7 @@ import pysubs2
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen.errors import UsageError
 from avgen.media._cards import CardLayout, Theme, card_events, card_styles
+from avgen.media._fonts import font_runs
 from avgen.media._lines import ATTACH, break_tokens, join_tokens, text_width, wrap_words
 
 __all__ = ["Cue"]
@@ -389,26 +391,39 @@ def _rgb(color: str, opacity: float = 1.0) -> pysubs2.Color:
 
 
 _WORD_JOINER = "\u2060"
+_NO_FACES: Mapping[str, str | None] = MappingProxyType({})
 
 
-def _ass_escape(text: str, omit: str = "") -> str:
-    """Make user text literal for libass, and drop the characters of ``omit``.
+def _ass_escape(text: str, faces: Mapping[str, str | None] = _NO_FACES) -> str:
+    """Make user text literal for libass, in the fonts ``faces`` names.
 
     ``{`` and ``}`` become ``\\{`` and ``\\}`` (libass draws them as braces, never as an
     override block); a backslash stays a backslash, with an invisible word joiner (U+2060)
-    put after it when an ``N``, ``n`` or ``h`` follows, so ``\\N``, ``\\n`` and ``\\h`` are
-    drawn as written. Runs of whitespace (newlines too) become one space.
+    put after it when an ``N``, ``n`` or ``h`` (or an override block) follows, so ``\\N``,
+    ``\\n`` and ``\\h`` are drawn as written. Runs of whitespace (newlines too) become
+    one space. A run of characters another font draws (`avgen.media._fonts.faces`) is put
+    between ``{\\fn<family>}`` and ``{\\fn}`` (back to the style's font), so libass
+    draws it in that font; characters no font has are left out.
     """
-    if omit:
-        text = "".join(char for char in text if char not in omit)
+    kept = "".join(char for char in text if char not in faces or faces[char] is not None)
     out: list[str] = []
-    for position, char in enumerate(" ".join(text.split())):
-        if char in "{}":
-            out.append("\\" + char)
-        elif char in "Nnh" and position and out[-1] == "\\":
-            out.append(_WORD_JOINER + char)
-        else:
-            out.append(char)
+    for piece, family in font_runs(" ".join(kept.split()), faces):
+        named = family is not None and not any(c in family for c in "{}\\")
+        if named:
+            if out and out[-1] == "\\":
+                out.append(_WORD_JOINER)
+            out.append(f"{{\\fn{family}}}")
+        for char in piece:
+            if char in "{}":
+                out.append("\\" + char)
+            elif char in "Nnh" and out and out[-1] == "\\":
+                out.append(_WORD_JOINER + char)
+            else:
+                out.append(char)
+        if named:
+            if out[-1] == "\\":
+                out.append(_WORD_JOINER)
+            out.append("{\\fn}")
     return "".join(out)
 
 
@@ -468,7 +483,7 @@ def _card_style(style: CaptionStyle, short: int, width: int,
         encoding=_AUTO_DIRECTION)
 
 
-def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
+def _caption_text(cue: Cue, style: CaptionStyle, faces: Mapping[str, str | None]) -> str:
     """The cue's ASS text: lines joined by ``\\N``, each word after a ``\\k`` tag when
     its timing is known (its length in centiseconds, so the highlight reaches each word as
     it is spoken), the entrance first when the style has one."""
@@ -479,7 +494,7 @@ def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
     start, end = _ticks(cue.start, 100), _ticks(cue.end, 100)
     head = _ENTRANCE if style.entrance else ""
     if ticks is None:
-        shown = [text for text in (_ass_escape(line, omit) for line in lines) if text]
+        shown = [text for text in (_ass_escape(line, faces) for line in lines) if text]
         return head + "\\N".join(shown) if shown else ""
     bounds = [min(max(tick, start), end) for tick in ticks]
     bounds = [*itertools.accumulate(bounds, max), end]
@@ -492,7 +507,7 @@ def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
         for word in line.split():
             tag = f"{{\\k{bounds[index + 1] - bounds[index]}}}"
             index += 1
-            drawn = _ass_escape(word, omit)
+            drawn = _ass_escape(word, faces)
             if drawn:
                 parts.append(carry + tag + drawn)
                 carry = ""
@@ -516,7 +531,7 @@ def _above_captions(style: CaptionStyle, size: int, height: int, margin: float) 
 def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle, margin: float,
            side_margin: float = 0.06,
            cards: Sequence[tuple[float, float, str | CardVisual]] = (),
-           omit: str = "") -> str:
+           faces: Mapping[str, str | None] = _NO_FACES) -> str:
     """Render cues (and optional title cards) as an Advanced SubStation Alpha v4.00+ script.
 
     The script has ``PlayResX``/``PlayResY`` equal to the frame size, ``WrapStyle: 0``
@@ -543,8 +558,10 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             on a grid (`avgen.media._cards.card_events`); a plain one, or a title given as
             text, is centred, wrapped at about 22 characters (0.7 × the classic line), up
             to 4 lines.
-        omit: Characters to leave out of the drawn text (those no font can draw); a line
-            left empty is dropped.
+        faces: The font family of each character the style's font does not draw, or
+            ``None`` for one no font here has (`avgen.media._fonts.faces`): the text names
+            that family for those characters, and leaves out those no font has (a line
+            left empty is dropped).
 
     Returns:
         The script text.
@@ -574,7 +591,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
 
     events: list[tuple[int, int, int, str, str]] = []
     for cue in cues:
-        text = _caption_text(cue, style, omit)
+        text = _caption_text(cue, style, faces)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
     card_chars = max(8, round(_CLASSIC.max_chars_per_line * 0.7))
     designed = False
@@ -586,14 +603,14 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
                 icon=card.icon, theme=Theme(card.colors, card.accent),
                 layout=CardLayout(width, height, icon_middle=style.position == "middle",
                                   bottom=_above_captions(style, size, height, margin)),
-                escape=lambda line: _ass_escape(line, omit)))
+                escape=lambda line: _ass_escape(line, faces)))
             continue
         title = card.title if isinstance(card, CardVisual) else card
         lines = wrap_words(title, card_chars)
         if len(lines) > _CARD_MAX_LINES:
             rest = " ".join(lines[_CARD_MAX_LINES - 1:])[:card_chars - 1].rstrip()
             lines = [*lines[:_CARD_MAX_LINES - 1], rest + "…"]
-        text = "\\N".join(line for line in (_ass_escape(line, omit) for line in lines) if line)
+        text = "\\N".join(line for line in (_ass_escape(line, faces) for line in lines) if line)
         events.append((_ticks(start, 100), 1, _ticks(end, 100), "Card", text))
     if designed:
         for fields in card_styles(style.font, short):

@@ -13,7 +13,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -174,23 +174,29 @@ class Timeline:
                      if isinstance(s.visual, CardVisual) and (s.visual.title.strip()
                                                               or s.visual.designed))
 
-    def caption_files(self, omit: str = "") -> dict[str, str]:
+    def caption_files(self, faces: Mapping[str, str | None] | None = None) -> dict[str, str]:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
         captions alone, without card titles; written whether or not they are burned in).
-        The SRT and WebVTT keep every character; the ASS leaves out those of ``omit``."""
+        The SRT and WebVTT keep every character; the ASS draws them in the fonts of
+        ``faces`` (see `ass_script`)."""
         return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
-                "ass": self._ass(self.cues, (), omit)}
+                "ass": self._ass(self.cues, (), faces)}
 
-    def ass_script(self, omit: str = "") -> str:
-        """The ASS subtitle script the composer burns in: captions and card titles, without
-        the characters of ``omit`` (those no font can draw)."""
-        return self._ass(self.cues if self.burn_captions else (), self.cards, omit)
+    def ass_script(self, faces: Mapping[str, str | None] | None = None) -> str:
+        """The ASS subtitle script the composer burns in: captions and card titles.
+
+        Args:
+            faces: The font family of each character the caption font does not draw, or
+                ``None`` for one no font has (left out): `avgen.media._fonts.faces`.
+        """
+        return self._ass(self.cues if self.burn_captions else (), self.cards, faces)
 
     def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, CardVisual]],
-             omit: str) -> str:
+             faces: Mapping[str, str | None] | None) -> str:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset),
-                      side_margin=self.preset.caption_side_margin, cards=cards, omit=omit)
+                      side_margin=self.preset.caption_side_margin, cards=cards,
+                      faces=faces or {})
 
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
