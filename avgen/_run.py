@@ -178,7 +178,7 @@ class Run:
                                   in zip(script.scenes, made, strict=True)],
             style=self.request.caption_style, burn_captions=self.request.captions,
             transition=self.request.transition, soundtrack=self.request.soundtrack,
-            fit=self.request.fit)
+            fit=self.request.fit, language=self.request.language)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         return await self._compose(script, timeline, tiers)
 

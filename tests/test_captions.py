@@ -604,10 +604,10 @@ def test_a_line_never_starts_with_a_closing_mark(text: str, max_chars: int) -> N
 
 def test_a_japanese_sentence_is_cut_into_lines_and_blocks() -> None:
     text = "日本の川は山から海へ短い距離を急いで流れるので、雨が降るとすぐに水かさが増えます。"
-    assert wrap_words(text, 32) == [
-        "日本の川は山から海へ短い距離を急",
-        "いで流れるので、雨が降るとすぐに",
-        "水かさが増えます。"]
+    assert wrap_words(text, 32) == [  # between phrases: never "急 | いで"
+        "日本の川は山から海へ短い距離を",
+        "急いで流れるので、雨が降ると",
+        "すぐに水かさが増えます。"]
     blocks = balanced_groups(text, 32, 2)
     assert len(blocks) == 2 and "".join("".join(b) for b in blocks) == text
     # kinsoku: a closing mark never starts a line, an opening one never ends one

@@ -181,17 +181,18 @@ ICON_SIZE, HEAD_SIZE, PHRASE_SIZE = 0.24, 0.105, 0.06
 """Icon, headline and phrase sizes, as fractions of the frame's shorter side."""
 
 
-def _lines(text: str, size: int, measure: int, most: int) -> list[str]:
+def _lines(text: str, size: int, measure: int, most: int,
+           language: str | None = None) -> list[str]:
     chars = max(8, int(measure / (0.56 * size)))
-    lines = wrap_words(text, chars)
+    lines = wrap_words(text, chars, language)
     if len(lines) > most:
         lines = [*lines[:most - 1], " ".join(lines[most - 1:])[:chars - 1].rstrip() + "…"]
     return lines
 
 
 def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | None,
-                theme: Theme, layout: CardLayout,
-                escape: Any) -> list[tuple[int, int, int, str, str]]:
+                theme: Theme, layout: CardLayout, escape: Any,
+                language: str | None = None) -> list[tuple[int, int, int, str, str]]:
     """The ASS events that draw one card: ``(start_cs, layer, end_cs, style, text)``.
 
     Args:
@@ -203,6 +204,7 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
         theme: The video's colours.
         layout: The frame and where captions are.
         escape: Makes user text literal for libass (``_ass_escape``).
+        language: The text's BCP 47 language, when known: where lines may break.
     """
     events: list[tuple[int, int, int, str, str]] = []
     span = max(1, (end - start) * 10)  # milliseconds
@@ -217,9 +219,11 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
     except KeyError:
         glyph = None
     head_lines = [line for line in (escape(line) for line in
-                                    _lines(headline, head_size, layout.measure, 3)) if line]
+                                    _lines(headline, head_size, layout.measure, 3,
+                                           language)) if line]
     sub_lines = [line for line in (escape(line) for line in
-                                   _lines(sub, sub_size, layout.measure, 3)) if line] \
+                                   _lines(sub, sub_size, layout.measure, 3, language))
+                 if line] \
         if sub.strip() else []
     rule_w, rule_h = round(0.14 * layout.width), max(2, round(0.007 * height))
     gap = round(0.025 * height)

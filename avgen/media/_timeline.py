@@ -96,6 +96,8 @@ class Timeline:
     """Music and loudness of the final mix."""
     fit: Fit = "cover"
     """How pictures of another shape fill the frame."""
+    language: str | None = None
+    """The narration's BCP 47 language, when known: where caption and card lines break."""
 
     @classmethod
     def build(
@@ -109,6 +111,7 @@ class Timeline:
         transition: Transition | str = _CUT,
         soundtrack: Soundtrack | None = None,
         fit: Fit = "cover",
+        language: str | None = None,
     ) -> Timeline:
         """Lay scenes end to end, each as long as its measured narration.
 
@@ -122,6 +125,8 @@ class Timeline:
             transition: Between every two scenes (a `Transition` or a style name).
             soundtrack: Music and loudness of the final mix.
             fit: How pictures of another shape fill the frame.
+            language: The narration's BCP 47 language, when known (it tells Traditional
+                Chinese from Simplified where lines break).
         """
         style = style or CaptionStyle()
         if isinstance(transition, str):
@@ -141,7 +146,8 @@ class Timeline:
             if audio is not None:
                 segments: Sequence[Segment] = audio.segments or (
                     Segment(scene.narration, 0.0, audio.duration),)
-                cues = make_cues(segments, start, style, words=audio.words)
+                cues = make_cues(segments, start, style, words=audio.words,
+                                 language=language)
             overlap = 0
             if position > 0 and not transition.is_cut:
                 overlap = min(frames, max(1, round(transition.seconds * preset.fps)))
@@ -149,7 +155,7 @@ class Timeline:
                                         cues, transition if overlap else _CUT, overlap))
             frames_so_far += frames
         return cls(preset, tuple(scenes), style, burn_captions,
-                   soundtrack or Soundtrack(), fit)
+                   soundtrack or Soundtrack(), fit, language)
 
     @property
     def frames(self) -> int:
@@ -196,7 +202,7 @@ class Timeline:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset),
                       side_margin=self.preset.caption_side_margin, cards=cards,
-                      faces=faces or {})
+                      faces=faces or {}, language=self.language)
 
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
