@@ -45,6 +45,17 @@ def _scenes(value: Iterable[TimelineScene]) -> tuple[TimelineScene, ...]:
     return tuple(value)
 
 
+def _letters(text: str) -> str:
+    """``text`` with case, spaces and punctuation left out."""
+    return "".join(char for char in text.casefold() if char.isalnum())
+
+
+def _said(phrase: str, cues: Iterable[Cue]) -> bool:
+    """True when the captions ``cues`` show ``phrase`` (an ellipsis cut included)."""
+    wanted = _letters(phrase)
+    return bool(wanted) and wanted in _letters(" ".join(cue.text for cue in cues))
+
+
 @attrs.frozen
 class TimelineScene:
     """A scene placed on the timeline."""
@@ -175,10 +186,18 @@ class Timeline:
     @property
     def cards(self) -> tuple[tuple[float, float, CardVisual], ...]:
         """``(start, end, card)`` of each procedural card that shows some text or an
-        icon."""
-        return tuple((s.start, s.end, s.visual) for s in self.scenes
-                     if isinstance(s.visual, CardVisual) and (s.visual.title.strip()
-                                                              or s.visual.designed))
+        icon, as it is drawn: with captions burned in, without a phrase its scene's
+        captions say (the viewer would read it twice)."""
+        shown = []
+        for scene in self.scenes:
+            card = scene.visual
+            if not isinstance(card, CardVisual):
+                continue
+            if self.burn_captions and _said(card.phrase, scene.cues):
+                card = attrs.evolve(card, phrase="")
+            if card.title.strip() or card.designed:
+                shown.append((scene.start, scene.end, card))
+        return tuple(shown)
 
     def caption_files(self, faces: Mapping[str, str | None] | None = None) -> dict[str, str]:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
