@@ -217,15 +217,17 @@ def test_right_to_left_cards_are_set_flush_right(title: str, phrase: str, right:
     video = card_video(tmp_path, preset, card, "Words.", captions=False)
     text = box(white_mask(video, 1.2))
     icon = box(amber_mask(video, 1.2))
-    margin, wide = 0.12 * preset.width, preset is WIDE
-    if right:  # icon on the right; text against it (landscape) or the right margin
-        assert icon[2] > preset.width - margin and icon[0] > 0.5 * preset.width, icon
-        edge = icon[0] - 0.1 * preset.width if wide else preset.width - margin
-        assert text[2] > edge and text[0] > margin, text
+    margin, middle = 0.12 * preset.width, preset.width / 2
+    centre = (icon[0] + icon[2]) / 2 - (text[0] + text[2]) / 2
+    if preset is WIDE:  # icon and text side by side, as one group in the middle
+        assert centre > 0 if right else centre < 0, (icon, text)
+        assert abs((min(icon[0], text[0]) + max(icon[2], text[2])) / 2 - middle) < 0.1 * middle
+    elif right:  # flush right: icon, rule and text against the right margin
+        assert icon[2] > preset.width - margin and text[2] > preset.width - margin
+        assert icon[0] > middle and text[0] > margin, (icon, text)
     else:  # the mirror image
-        assert icon[0] < margin and icon[2] < 0.5 * preset.width, icon
-        edge = icon[2] + 0.1 * preset.width if wide else margin
-        assert text[0] < edge and text[2] < preset.width - margin, text
+        assert icon[0] < margin and text[0] < margin
+        assert icon[2] < middle and text[2] < preset.width - margin, (icon, text)
 
 
 def test_a_landscape_card_sets_its_icon_beside_the_text(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ import pysubs2
 
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen.errors import UsageError
-from avgen.media._cards import CardLayout, Theme, card_events, card_styles
+from avgen.media._cards import CardLayout, Theme, card_events, card_styles, right_to_left
 from avgen.media._fonts import font_runs
 from avgen.media._lines import (
     ATTACH,
@@ -500,13 +500,16 @@ def _card_style(style: CaptionStyle, short: int, width: int,
 def _caption_text(cue: Cue, style: CaptionStyle, faces: Mapping[str, str | None]) -> str:
     """The cue's ASS text: lines joined by ``\\N``, each word after a ``\\k`` tag when
     its timing is known (its length in centiseconds, so the highlight reaches each word as
-    it is spoken), the entrance first when the style has one."""
+    it is spoken), the entrance first when the style has one. A flush-left style sets a
+    cue that starts right to left (Hebrew, Arabic) flush right."""
     lines = _plain_lines(cue)
     if style.uppercase:
         lines = [line.upper() for line in lines]
     ticks = _word_ticks(cue, lines, 100)
     start, end = _ticks(cue.start, 100), _ticks(cue.end, 100)
     head = _ENTRANCE if style.entrance else ""
+    if style.align == "left" and right_to_left(" ".join(lines)):  # flush right instead
+        head = f"{{\\an{_ALIGNMENT[style.position, 'left'] + 2}}}" + head
     if ticks is None:
         shown = [text for text in (_ass_escape(line, faces) for line in lines) if text]
         return head + "\\N".join(shown) if shown else ""

@@ -11,8 +11,8 @@ heading:
   prompt, title and narration; none when nothing matches.
 - **Type on a grid**: the scene's title as the headline and a key phrase of its narration
   (`key_phrase`) below it, flush left at the grid's margin (flush right for Hebrew or
-  Arabic), with an accent rule above; in a landscape frame the icon stands in a column of
-  its own beside the text. With captions burned in, a phrase the narration says is left
+  Arabic), with an accent rule above; in a landscape frame the icon stands beside the
+  text, the two as one group in the middle of the frame. With captions burned in, a phrase the narration says is left
   out (the captions show it already): the card adds what the captions do not.
 - **Motion**: the gradient drifts, the icon rises slowly and grows a little (parallax
   against the text), the text fades and slides in.
@@ -124,7 +124,7 @@ def icon_for(text: str) -> str | None:
 
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])")
-_CLAUSE = re.compile(r"(?<=[,;:—–])\s+|(?<=[、，；：])")
+_CLAUSE = re.compile(r"(?<=[,;:—–،؛])\s+|(?<=[、，；：])")
 
 
 def key_phrase(narration: str, max_words: int = 9) -> str:
@@ -150,7 +150,7 @@ def key_phrase(narration: str, max_words: int = 9) -> str:
             sentence = " ".join(sentence.split()[:max_words]) + "…"
         else:
             sentence = wrap_words(sentence, 4 * max_words)[0] + "…"
-    return sentence.rstrip(" .,;:—–。、，；：")
+    return sentence.rstrip(" .,;:—–。、，；：،؛")
 
 
 def ass_color(color: str, alpha: int = 0) -> str:
@@ -226,8 +226,8 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
     """The ASS events that draw one card: ``(start_cs, layer, end_cs, style, text)``.
 
     In a portrait or square frame the icon, the rule, the headline and the phrase stand
-    one above the other; in a landscape frame the icon takes a column of its own beside
-    the text, both centred in the space above the captions. Text that starts right to
+    one above the other; in a landscape frame the icon stands beside the text, the two as
+    one group in the middle of the frame, centred in the space above the captions. Text that starts right to
     left (Hebrew, Arabic) is set flush right, the icon and the rule on the right too.
 
     Args:
@@ -261,15 +261,18 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
         left = round(0.08 * width)
         column = left + icon_size + round(0.04 * width)
         measure = width - column - left
-    head_lines = [line for line in (escape(line) for line in
-                                    _lines(headline, head_size, measure, 3, language))
-                  if line]
-    sub_lines = [line for line in (escape(line) for line in
-                                   _lines(sub, sub_size, measure, 3, language))
-                 if line] if sub.strip() else []
+    raw_head = _lines(headline, head_size, measure, 3, language)
+    raw_sub = _lines(sub, sub_size, measure, 3, language) if sub.strip() else []
+    head_lines = [line for line in map(escape, raw_head) if line]
+    sub_lines = [line for line in map(escape, raw_sub) if line]
     rule_w, rule_h = round(0.14 * width), max(2, round(0.007 * height))
-    if wide:
+    if wide:  # the icon and the text as one group in the middle of the frame
         rule_w = min(rule_w, round(0.5 * measure))
+        text_w = max([rule_w, *(round(0.52 * head_size * text_width(line)) for line in raw_head),
+                      *(round(0.52 * sub_size * text_width(line)) for line in raw_sub)])
+        group = column - left + min(measure, text_w)
+        left = max(left, (width - group) // 2)
+        column = left + icon_size + round(0.04 * width)
     gap = round(0.025 * height)
     icon_part = icon_size + gap if glyph and not wide else 0
     text_parts = [rule_h + gap,
