@@ -144,8 +144,10 @@ def centis(seconds: float) -> int:
     return math.floor(seconds * 100 + 0.5)
 
 
-AVGEN_TAG = re.compile(r"\{\\k\d+\}|\{\\fscx80\\fscy80\\t\(0,120,\\fscx100\\fscy100\)\}")
-"""The override blocks avgen writes itself: a karaoke length, the entrance."""
+AVGEN_TAG = re.compile(r"\{\\k\d+\}|\{\\fscx80\\fscy80\\t\(0,120,\\fscx100\\fscy100\)\}"
+                       r"|\{\\an[369]\}|\{\\fn[^{}\\]*\}")
+"""The override blocks avgen writes itself: a karaoke length, the entrance, a flush-left
+style's right-to-left line set flush right, a font for the characters another font draws."""
 
 
 def libass_reads(text: str) -> str:

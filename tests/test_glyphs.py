@@ -218,6 +218,20 @@ def test_with_captions_off_no_character_matters(monkeypatch: pytest.MonkeyPatch,
     assert text in video.captions["srt"].read_text("utf-8")
 
 
+def test_with_captions_off_what_a_card_cannot_draw_is_a_note(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    machine("desktop", monkeypatch, tmp_path / "fonts")
+    events: list[RunEvent] = []
+    generator = VideoGenerator(narrator=ToneNarrator(0.2), output_dir=tmp_path,
+                               on_event=events.append)  # no pictures: every scene a card
+    video = generator.generate_sync(script="# Rain 中\n\n## Rain 中 🌧\n\nRain falls.",
+                                    captions=False)
+    said = [n for n in notes(events) if n.startswith("cards:")]
+    assert len(said) == 1 and "中" in said[0] and "fonts-noto-cjk" in said[0]
+    assert "🌧" not in said[0]  # drawn from the bundled emoji font
+    assert said == [n for n in video.notes if n.startswith("cards:")]
+
+
 def test_a_caption_font_that_is_not_found_fails_before_narration(tmp_path: Path) -> None:
     narrator = ToneNarrator()
     generator = VideoGenerator(narrator=narrator, output_dir=tmp_path)
