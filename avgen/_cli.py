@@ -246,6 +246,26 @@ def _parser() -> argparse.ArgumentParser:
     voices.add_argument("--refresh", action="store_true",
                         help="fetch the catalogue of voices again")
 
+    mcp = commands.add_parser(
+        "mcp", help="serve avgen to AI assistants over the Model Context Protocol",
+        description="Serve avgen's tools (estimate_video, make_video, video_status …) over "
+                    "MCP: stdio by default, or streamable HTTP with --http. Needs avgen[mcp].")
+    mcp.add_argument("--root", default="outputs", metavar="DIR",
+                     help="the folder every session is made in (default: outputs)")
+    mcp.add_argument("--agents", default=None,
+                     help="agent family (default: google when Google credentials are set, "
+                          "else local)")
+    mcp.add_argument("--model", action="append", default=[], metavar="ROLE=ID",
+                     help="google: the model of a role instead of the default (repeatable)")
+    mcp.add_argument("--budget", type=float, metavar="USD",
+                     help="the most every call together may spend; without it, videos that "
+                          "cost money are refused")
+    mcp.add_argument("--concurrency", type=int, default=1, metavar="N",
+                     help="videos made at once (default: 1); others wait in the queue")
+    mcp.add_argument("--http", metavar="[HOST:]PORT",
+                     help="serve streamable HTTP (on 127.0.0.1 unless HOST is given) "
+                          "instead of stdio")
+
     docs = commands.add_parser("docs", help="build the HTML API reference (needs avgen[dev])")
     docs.add_argument("--out", type=Path, default=Path("docs", "api"), metavar="DIR",
                       help="output folder (default: docs/api)")
@@ -294,6 +314,36 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     if missing:
         line += f"; none: {', '.join(missing)}"
     return agents, line
+
+
+def _serve_mcp(args: argparse.Namespace) -> int:
+    """``avgen mcp``: serve until the client or a signal ends it."""
+    from avgen._desk import VideoDesk
+    from avgen._mcp import describe, serve
+    from avgen._validate import number
+    from avgen.costs import check_budget
+
+    try:
+        family = agent_family(args)
+        number("concurrency", args.concurrency, integer=True, low=1, high=64)
+        if args.http is not None:
+            _host, _, port = args.http.rpartition(":")
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise UsageError("--http", f"must be [HOST:]PORT, not {args.http!r}")
+        desk = VideoDesk(args.root, family=family,
+                         agent_options=google_models(args, family),
+                         budget=check_budget(args.budget), concurrency=args.concurrency)
+        print(f"avgen mcp: {describe(desk)}", file=sys.stderr)
+        serve(desk, args.http)
+    except UsageError as exc:
+        print(f"avgen: error: {exc}", file=sys.stderr)
+        return 2
+    except AvgenError as exc:
+        print(f"avgen: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _build_docs(out: Path, check_only: bool) -> int:
@@ -365,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list_voices(args.language, args.refresh)
     if args.command == "models":
         return run_models_command(args)
+    if args.command == "mcp":
+        return _serve_mcp(args)
     if args.command == "report":
         from avgen._report import write_report
 

@@ -172,12 +172,7 @@ def check_budget(budget: float | None) -> float | None:
     Raises:
         UsageError: ``budget`` is not ``None`` or a finite number > 0.
     """
-    try:
-        checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
-    except UsageError as exc:
-        raise UsageError("budget", f"{exc.problem} (in US dollars; None: no limit, and a "
-                         "video that must cost nothing is made with the local agents)") \
-            from None
+    checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
     return None if checked is None else float(checked)
 
 

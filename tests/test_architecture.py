@@ -50,7 +50,7 @@ def test_the_analysis_sees_imports_inside_functions_and_under_type_checking(
 # layer or those below it
 LAYERS = [
     ("avgen", "avgen.__main__", "avgen._cli", "avgen._batch_cli", "avgen._google_cli",
-     "avgen._terminal", "avgen.notebook", "avgen._docs"),
+     "avgen._terminal", "avgen.notebook", "avgen._docs", "avgen._mcp", "avgen._desk"),
     ("avgen._generator", "avgen._report"),
     ("avgen._batch", "avgen._run", "avgen._fallback", "avgen._steps", "avgen._dask",
      "avgen._batch_pool"),

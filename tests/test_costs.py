@@ -80,7 +80,8 @@ def test_outside_a_step_paid_calls_only_measure() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.floats(0, 5), st.lists(st.floats(0.01, 1.0), min_size=1, max_size=30))
+@given(st.floats(0, 5, exclude_min=True), st.lists(st.floats(0.01, 1.0), min_size=1,
+                                                  max_size=30))
 def test_concurrent_calls_never_spend_more_than_the_budget(budget: float,
                                                            prices: list[float]) -> None:
     ledger = Ledger(budget=budget)
