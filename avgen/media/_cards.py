@@ -12,8 +12,9 @@ heading:
 - **Type on a grid**: the scene's title as the headline and a key phrase of its narration
   (`key_phrase`) below it, flush left at the grid's margin (flush right for Hebrew or
   Arabic), with an accent rule above; in a landscape frame the icon stands beside the
-  text, the two as one group in the middle of the frame. With captions burned in, a phrase the narration says is left
-  out (the captions show it already): the card adds what the captions do not.
+  text, the two as one group in the middle of the frame. With captions burned in, a
+  phrase the narration says is left out (the captions show it already): the card adds
+  what the captions do not.
 - **Motion**: the gradient drifts, the icon rises slowly and grows a little (parallax
   against the text), the text fades and slides in.
 
@@ -227,8 +228,9 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
 
     In a portrait or square frame the icon, the rule, the headline and the phrase stand
     one above the other; in a landscape frame the icon stands beside the text, the two as
-    one group in the middle of the frame, centred in the space above the captions. Text that starts right to
-    left (Hebrew, Arabic) is set flush right, the icon and the rule on the right too.
+    one group in the middle of the frame, centred in the space above the captions. Text
+    that starts right to left (Hebrew, Arabic) is set flush right, the icon and the rule
+    on the right too.
 
     Args:
         start: Start in centiseconds.
