@@ -447,7 +447,8 @@ def missing_note(what: str, missing: str, where: str) -> str:
              for package, chars in by_package.items() if package is not None]
     if None in by_package:
         hints.append(f"{' '.join(by_package[None])} are newer than the bundled Noto Emoji")
-    return f"{what}: {' '.join(missing)} have no font here; left out of {where}; " + \
+    verb = "has" if len(missing) == 1 else "have"
+    return f"{what}: {' '.join(missing)} {verb} no font here; left out of {where}; " + \
         "; ".join(hints)
 
 
