@@ -20,9 +20,11 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import argparse
+import contextlib
 import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -470,6 +472,14 @@ def _characters(args: argparse.Namespace) -> list[Character]:
             for key, (name, look) in looks.items()]
 
 
+@contextlib.contextmanager
+def _notes_shown_once() -> Iterator[None]:
+    """The run's notes are lines of the progress display: not warnings as well."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"avgen\._run\Z")
+        yield
+
+
 def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     """``avgen make`` and ``avgen resume``."""
     if args.command == "resume":
@@ -483,7 +493,8 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
         if not args.quiet:
             print(line, file=sys.stderr)
         if args.command == "resume":
-            video = generator.resume_sync(args.session)
+            with _notes_shown_once():
+                video = generator.resume_sync(args.session)
         else:
             script = _read_script(args.script) if args.script else None
             request = VideoRequest(topic=args.topic, script=script, preset=args.preset,
@@ -499,7 +510,8 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
             if args.estimate:
                 print(generator.estimate(request))
                 return 0
-            video = generator.generate_sync(request)
+            with _notes_shown_once():
+                video = generator.generate_sync(request)
     except UsageError as exc:
         bar.close()
         print(f"avgen: error: {exc}", file=sys.stderr)

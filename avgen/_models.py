@@ -1226,6 +1226,9 @@ class Video:
     """Caption sidecars by format (``"srt"``, ``"vtt"``, ``"ass"``)."""
     tiers: tuple[Tier, ...] = attrs.field(default=(), converter=_tiers)
     """Where each scene's picture came from, in scene order."""
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    """What the run had to tell, in order (its ``note`` events): characters no font here
+    draws and a font package that has them, a loudness not reached …"""
 
     @property
     def manifest(self) -> Path:

@@ -53,11 +53,15 @@ class Reporter:
         self.scene_count = 1
         self._scenes_done = 0.0
         self.composer_notes: list[str] = []
+        self.notes: list[str] = []
+        """Every note of the run, in order."""
 
     def emit(self, kind: str, message: str, progress: float | None = None,
              scene: int | None = None, *, quiet: bool = False, **data: Any) -> None:
         """Send an event (at ``progress``, or where the run is) and log it unless quiet."""
         self.progress = max(self.progress, self.progress if progress is None else progress)
+        if kind == "note":
+            self.notes.append(message)
         if not quiet:
             level = logging.WARNING if kind in ("fallback", "failed") else logging.INFO
             self.session.log(level, "%s", message)

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import unicodedata
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -155,9 +156,12 @@ class Run:
         self.chain.theme = theme_for(script.title)
         script = await self._cast(script)
         await self._prepare(script)
-        check_text = getattr(self.agents.composer, "check_text", None)  # before narration
-        for note in [*script.notes, *(check_text(script, self.request) if check_text else ())]:
+        for note in script.notes:
             self.report.emit("note", note)
+        check_text = getattr(self.agents.composer, "check_text", None)  # before narration
+        for note in check_text(script, self.request) if check_text else ():
+            self.report.emit("note", note)
+            warnings.warn(note, UserWarning, stacklevel=1)  # from this module: see _cli
         loop = asyncio.get_running_loop()
         self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
         first: BaseException | None = None
@@ -174,7 +178,7 @@ class Run:
                                   in zip(script.scenes, made, strict=True)],
             style=self.request.caption_style, burn_captions=self.request.captions,
             transition=self.request.transition, soundtrack=self.request.soundtrack,
-            fit=self.request.fit)
+            fit=self.request.fit, language=self.request.language)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         return await self._compose(script, timeline, tiers)
 
@@ -384,8 +388,9 @@ class Run:
         final = self.session.path(relative)
         info = probe(final)
         self.report.emit("done", str(final), 1.0, path=str(final))
+        self.session.manifest.update(notes=list(self.report.notes))
         return Video(final, info.duration or timeline.duration, info.width, info.height,
-                     self.session.root, sidecars, tiers)
+                     self.session.root, sidecars, tiers, self.report.notes)
 
     async def _loudness(self, video: Path) -> dict[str, float | None]:
         """The finished file's sound as ffmpeg's R128 meter measures it (integrated

@@ -120,6 +120,17 @@ def test_lower_third_sits_flush_left_on_a_box(tmp_path: Path) -> None:
     assert right < WIDE.width * 0.8  # the box is only as wide as the text
 
 
+@pytest.mark.parametrize("line", ["הנהרות מחזירים את המים", "الأنهار تعيد الماء"])
+def test_lower_third_sets_right_to_left_lines_flush_right(line: str, tmp_path: Path) -> None:
+    video = video_of(tmp_path, line, "lower-third", preset=WIDE, background=0x90)
+    ((start, end),) = cue_times(video)
+    frame = gray(video, (start + end) / 2)
+    left, _, right, _ = ink_box(frame < 0x60)  # the box
+    t_left, _, t_right, _ = ink_box(frame > 0xD0)  # the text
+    assert abs(t_right - (1 - 0.06) * WIDE.width) <= 4  # ends at the safe area's edge
+    assert left > WIDE.width * 0.2 and left < t_left and t_right < right
+
+
 def test_captions_at_the_top_stay_below_the_top_safe_margin(tmp_path: Path) -> None:
     video = video_of(tmp_path, LINE, CaptionStyle(position="top"))
     ((start, end),) = cue_times(video)

@@ -144,8 +144,10 @@ def centis(seconds: float) -> int:
     return math.floor(seconds * 100 + 0.5)
 
 
-AVGEN_TAG = re.compile(r"\{\\k\d+\}|\{\\fscx80\\fscy80\\t\(0,120,\\fscx100\\fscy100\)\}")
-"""The override blocks avgen writes itself: a karaoke length, the entrance."""
+AVGEN_TAG = re.compile(r"\{\\k\d+\}|\{\\fscx80\\fscy80\\t\(0,120,\\fscx100\\fscy100\)\}"
+                       r"|\{\\an[369]\}|\{\\fn[^{}\\]*\}")
+"""The override blocks avgen writes itself: a karaoke length, the entrance, a flush-left
+style's right-to-left line set flush right, a font for the characters another font draws."""
 
 
 def libass_reads(text: str) -> str:
@@ -604,10 +606,10 @@ def test_a_line_never_starts_with_a_closing_mark(text: str, max_chars: int) -> N
 
 def test_a_japanese_sentence_is_cut_into_lines_and_blocks() -> None:
     text = "日本の川は山から海へ短い距離を急いで流れるので、雨が降るとすぐに水かさが増えます。"
-    assert wrap_words(text, 32) == [
-        "日本の川は山から海へ短い距離を急",
-        "いで流れるので、雨が降るとすぐに",
-        "水かさが増えます。"]
+    assert wrap_words(text, 32) == [  # between phrases: never "急 | いで"
+        "日本の川は山から海へ短い距離を",
+        "急いで流れるので、雨が降ると",
+        "すぐに水かさが増えます。"]
     blocks = balanced_groups(text, 32, 2)
     assert len(blocks) == 2 and "".join("".join(b) for b in blocks) == text
     # kinsoku: a closing mark never starts a line, an opening one never ends one

@@ -4,16 +4,19 @@ frames decoded from real videos."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from media import rgb_frame
+from media import make_wav, mean_abs_diff, rgb_frame
 
-from avgen import CaptionStyle, Preset, Video, VideoGenerator
+from avgen import CaptionStyle, Preset, Scene, Video, VideoGenerator
+from avgen._models import AudioAsset, CardVisual, Segment
 from avgen.media._cards import (
     THEMES,
     CardLayout,
@@ -24,7 +27,9 @@ from avgen.media._cards import (
     key_phrase,
     theme_for,
 )
+from avgen.media._composer import FFmpegComposer
 from avgen.media._fonts import find_font
+from avgen.media._timeline import Timeline
 from avgen.testing import ToneNarrator
 
 WIDE = Preset("wide", 640, 360, fps=12, crf=18, encoder_preset="ultrafast")
@@ -62,6 +67,13 @@ def test_key_phrases() -> None:
                       "sea. Then the sun.") == "Rain falls on the hills"
     assert key_phrase("One two three four five six seven eight nine ten eleven.") == (
         "One two three four five six seven eight nine…")
+    # Chinese and Japanese: sentences end at 。, clauses at 、 and ，
+    assert key_phrase("駅はどこにあるかを教えてください。雨が降ります。") == (
+        "駅はどこにあるかを教えてください")
+    assert key_phrase("雨が降ると、川の水かさはすぐに増えて、海へ急いで流れていきます。"
+                      "速いです。") == "雨が降ると"
+    assert key_phrase("日本の川は山から海へ短い距離を急いで流れるので、雨が降るとすぐに水かさが"
+                      "増えます。") == "日本の川は山から海へ短い距離を急いで…"  # a long clause: cut
 
 
 @given(st.text(alphabet=st.characters(categories=["L", "Zs", "P"]), min_size=1, max_size=200))
@@ -97,10 +109,11 @@ def test_the_icon_is_drawn_and_rises(tmp_path: Path) -> None:
     accent = str(card["accent"])
     steps = json.loads(video.manifest.read_text())["steps"]
     first_scene = steps["scene-000.narration"]["data"]["asset"]["duration"]
-    early = box(accent_mask(video, 0.45, accent))  # faded in
-    late = box(accent_mask(video, first_scene - 0.15, accent))
-    # upper left, on the grid's margin, above the middle
-    assert early[0] >= 0.08 * WIDE.width and late[3] < 0.6 * WIDE.height
+    column = slice(0, int(0.28 * WIDE.width))  # a landscape card's icon column
+    early = box(accent_mask(video, 0.45, accent)[:, column])  # faded in
+    late = box(accent_mask(video, first_scene - 0.15, accent)[:, column])
+    # on the left, on the grid's margin, around the middle of the space
+    assert early[0] >= 0.07 * WIDE.width and late[3] < 0.75 * WIDE.height
     assert late[1] < early[1]  # it rises
 
 
@@ -134,3 +147,98 @@ def test_a_themes_text_colour_reaches_its_headline_and_phrase() -> None:
     styles = {style: text for _start, _layer, _end, style, text in events}
     assert "\\1c&H332211&" in styles["CardTitle"] and "\\1c&H332211&" in styles["CardPhrase"]
     assert "\\1c&H0088FF&" in styles["CardIcon"] and "\\1c&H0088FF&" in styles["CardText"]
+
+
+# --------------------------------------------------------------------------- composition
+
+TALL = Preset("tall", 360, 640, fps=12, crf=18, encoder_preset="ultrafast")
+TEAL = THEMES[1]  # white text, amber accent
+
+
+def card_video(tmp_path: Path, preset: Preset, card: CardVisual, narration: str, *,
+               captions: bool, name: str = "card.mp4") -> Path:
+    """One scene of ``card`` under ``narration``, composed by the real composer."""
+    wav = make_wav(tmp_path / f"{name}.wav", 2.0)
+    timeline = Timeline.build(preset, [(Scene(0, narration, title=card.title),
+                                        AudioAsset(wav, 2.0, (Segment(narration, 0, 2.0),)),
+                                        card)], burn_captions=captions)
+    out = tmp_path / name
+    asyncio.run(FFmpegComposer().compose(timeline, out))
+    return out
+
+
+def white_mask(path: Path, t: float) -> np.ndarray:
+    width, height, pixels = rgb_frame(path, t)
+    frame = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
+    return (frame > 215).all(axis=2)
+
+
+def amber_mask(path: Path, t: float) -> np.ndarray:
+    width, height, pixels = rgb_frame(path, t)
+    frame = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3).astype(int)
+    target = np.array([int(TEAL.accent[i:i + 2], 16) for i in (2, 4, 6)])
+    return np.abs(frame - target).sum(axis=2) < 60
+
+
+def test_with_captions_the_card_leaves_out_the_phrase_they_say(tmp_path: Path) -> None:
+    narration = "Rain falls on the hills, and gathers into streams that run to the sea."
+    said = CardVisual("Rain", TEAL.background, phrase=key_phrase(narration), icon="cloud-rain",
+                      accent=TEAL.accent)
+    own = attrs.evolve(said, phrase="Chapter two")
+    wav = make_wav(tmp_path / "n.wav", 2.0)
+
+    def shown(card: CardVisual, captions: bool) -> CardVisual:
+        timeline = Timeline.build(TALL, [(Scene(0, narration), AudioAsset(
+            wav, 2.0, (Segment(narration, 0, 2.0),)), card)], burn_captions=captions)
+        return timeline.cards[0][2]
+
+    assert shown(said, captions=True).phrase == ""  # the captions say it
+    assert shown(said, captions=False).phrase == "Rain falls on the hills"
+    assert shown(own, captions=True).phrase == "Chapter two"  # the captions do not
+    # drawn: with captions the card is the heading and the icon alone
+    with_captions = card_video(tmp_path, TALL, said, narration, captions=True, name="a.mp4")
+    bare = card_video(tmp_path, TALL, attrs.evolve(said, phrase=""), narration, captions=True,
+                      name="b.mp4")
+    above_captions = (0, 0, TALL.width, int(0.7 * TALL.height))
+    assert mean_abs_diff(with_captions, bare, 1.2, above_captions) < 0.5
+    without = card_video(tmp_path, TALL, said, narration, captions=False, name="c.mp4")
+    assert mean_abs_diff(without, bare, 1.2, above_captions) > 1.0  # the phrase is drawn
+
+
+@pytest.mark.parametrize(("title", "phrase", "right"), [
+    ("מחזור המים", "הגשם יורד על ההרים", True),
+    ("دورة الماء", "المطر يسقط على التلال", True),
+    ("The water cycle", "Rain falls on the hills", False)])
+@pytest.mark.parametrize("preset", [TALL, WIDE], ids=["portrait", "landscape"])
+def test_right_to_left_cards_are_set_flush_right(title: str, phrase: str, right: bool,
+                                                 preset: Preset, tmp_path: Path) -> None:
+    card = CardVisual(title, TEAL.background, phrase=phrase, icon="cloud-rain",
+                      accent=TEAL.accent)
+    video = card_video(tmp_path, preset, card, "Words.", captions=False)
+    text = box(white_mask(video, 1.2))
+    icon = box(amber_mask(video, 1.2))
+    margin, middle = 0.12 * preset.width, preset.width / 2
+    centre = (icon[0] + icon[2]) / 2 - (text[0] + text[2]) / 2
+    if preset is WIDE:  # icon and text side by side, as one group in the middle
+        assert centre > 0 if right else centre < 0, (icon, text)
+        assert abs((min(icon[0], text[0]) + max(icon[2], text[2])) / 2 - middle) < 0.1 * middle
+    elif right:  # flush right: icon, rule and text against the right margin
+        assert icon[2] > preset.width - margin and text[2] > preset.width - margin
+        assert icon[0] > middle and text[0] > margin, (icon, text)
+    else:  # the mirror image
+        assert icon[0] < margin and text[0] < margin
+        assert icon[2] < middle and text[2] < preset.width - margin, (icon, text)
+
+
+def test_a_landscape_card_sets_its_icon_beside_the_text(tmp_path: Path) -> None:
+    card = CardVisual("The water cycle", TEAL.background, phrase="Rain falls on the hills",
+                      icon="cloud-rain", accent=TEAL.accent)
+    wide = card_video(tmp_path, WIDE, card, "Words.", captions=False, name="wide.mp4")
+    text, icon = box(white_mask(wide, 1.2)), box(amber_mask(wide, 1.2)[:, :WIDE.width // 4])
+    assert text[0] > icon[2]  # beside it
+    assert icon[1] < text[3] and text[1] < icon[3]  # at the same height
+    middle = (text[1] + text[3]) / 2
+    assert abs((icon[1] + icon[3]) / 2 - middle) < 0.1 * WIDE.height  # centred together
+    tall = card_video(tmp_path, TALL, card, "Words.", captions=False, name="tall.mp4")
+    text, icon = box(white_mask(tall, 1.2)), box(amber_mask(tall, 1.2))
+    assert text[1] > icon[1] + 0.1 * TALL.height  # below it, in a portrait frame

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fonts import MACHINES, machine
 from media import decode, make_clip, make_image, make_wav, mean_abs_diff, mean_luma
 
 from avgen import (
@@ -213,23 +214,30 @@ def test_a_font_that_does_not_exist_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_text_no_font_can_draw_is_left_out_of_the_burned_captions(tmp_path: Path) -> None:
-    """Colour emoji (no font here draws them): the video is made, the sidecars keep the
-    text, and the burned caption is what the drawable part of the line draws."""
-    parts = [tone_scene(tmp_path, 0, 1.0, text="Hello 🌧🌈 there.")]
-    timeline = Timeline.build(TINY, parts)
-    assert uncovered(find_font("DejaVu Sans"), ["🌧🌈"]) == "🌧🌈"
+@pytest.mark.parametrize("kind", MACHINES)
+def test_emoji_are_drawn_and_what_no_font_has_is_left_out(
+        kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On a server or a desktop with colour emoji: the emoji are drawn in the bundled
+    Noto Emoji, the CJK character no font here has is left out of the burned caption, and
+    the sidecars keep the text."""
+    machine(kind, monkeypatch, tmp_path / "fonts")
+    text = "Hello 🌧🌈 中 there."
+    timeline = Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0, text=text)])
+    assert uncovered(find_font("DejaVu Sans"), [text]) == "中"
     out = compose(timeline, tmp_path / "x.mp4")
     assert not decode(out)["errors"]
     composer = FFmpegComposer()
     sidecars = composer.sidecars(timeline)
-    assert "🌧🌈" in sidecars["srt"] and "🌧🌈" in sidecars["vtt"]
-    assert "🌧" not in sidecars["ass"]
-    drawable = compose(Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0,
-                                                        text="Hello there.")]),
-                       tmp_path / "drawable.mp4")
+    assert text in sidecars["srt"] and text in re.sub(r"<[^>]+>", "", sidecars["vtt"])
+    assert "{\\fnNoto Emoji}🌧🌈{\\fn}" in sidecars["ass"] and "中" not in sidecars["ass"]
+
+    def drawn(line: str, name: str) -> Path:
+        return compose(Timeline.build(TINY, [tone_scene(tmp_path, 0, 1.0, text=line)]),
+                       tmp_path / name)
+
     band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
-    assert mean_abs_diff(out, drawable, 0.5, band) < 1.0
+    assert mean_abs_diff(out, drawn("Hello 🌧🌈 there.", "same.mp4"), 0.5, band) < 1.0
+    assert mean_abs_diff(out, drawn("Hello there.", "words.mp4"), 0.5, band) > 2.0
 
 
 def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@ the same text laid out by another engine (Pillow with libraqm: FriBiDi and HarfB
 
 Hebrew and Arabic run right to left with the final period on the left, Arabic letters are
 joined, Japanese, Devanagari and Thai come from the system font that covers them, and an
-English script full of emoji shows its words with nothing (no boxes) where the emoji were.
+English script full of emoji shows its words and its emoji (in the bundled Noto Emoji, on a
+machine with a colour emoji font too), never boxes.
 The system fonts are Debian's ``fonts-ipafont-gothic``, ``fonts-lohit-deva`` and
 ``fonts-tlwg-loma-ttf`` (``.ci/run`` installs them); a missing one fails its test, naming
 the package.
@@ -15,11 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fonts import MACHINES, machine
 from media import SolidImages, gray_frame
 from PIL import Image, ImageDraw, ImageFont
 
 from avgen import CaptionStyle, Preset, Video, VideoGenerator
-from avgen.media._fonts import FontFile, coverage, find_font, uncovered
+from avgen.media._fonts import (
+    EMOJI_FAMILY,
+    FontFile,
+    bundled_fonts,
+    coverage,
+    faces,
+    find_font,
+    font_runs,
+    uncovered,
+)
 from avgen.testing import ToneNarrator
 
 STRIP = Preset("strip", 640, 160, fps=10, crf=18, encoder_preset="ultrafast")
@@ -134,16 +145,36 @@ def test_scripts_drawn_by_a_system_font(language: str, text: str, shuffled: str,
     assert mismatch(shown, laid_out(shuffled, font, "ltr")) > right + 0.15
 
 
-def test_an_emoji_laden_script_shows_its_words_and_no_boxes(tmp_path: Path) -> None:
-    text = "Rain 🌧 falls 🌈 on the 🌊 sea ☔ today 🎉"
+def laid_out_runs(runs: list[tuple[str, FontFile]]) -> Grid:
+    """Pieces of text laid out one after another by Pillow, each in its own font."""
+    image = Image.new("L", (2400, 120))
+    draw, x = ImageDraw.Draw(image), 20.0
+    for text, font in runs:
+        face = ImageFont.truetype(str(font.path), 48, layout_engine=ImageFont.Layout.RAQM)
+        draw.text((x, 20), text, font=face, fill=255)
+        x += face.getlength(text)
+    return grid(np.asarray(image) > INK)
+
+
+@pytest.mark.parametrize("kind", MACHINES)
+def test_an_emoji_laden_script_shows_its_words_and_its_emoji(
+        kind: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """On a server and on a desktop with a colour emoji font: the words in DejaVu Sans,
+    every emoji in the bundled monochrome Noto Emoji, no box anywhere."""
+    machine(kind, monkeypatch, tmp_path / "fonts")
+    text = "Rain 🌧 falls 🌈 on 🌊 ☔ 🎉"  # one line of the strip
     dejavu = find_font(STYLE.font)
-    emoji = uncovered(dejavu, [text])
-    assert set(emoji) == {"🌧", "🌈", "🌊", "🎉"}, emoji  # ☔ is in DejaVu: it is drawn
-    video = video_of(tmp_path, text, "en")
-    words = " ".join("".join(c for c in text if c not in emoji).split())
-    shown = drawn(video)
-    right = mismatch(shown, laid_out(words, dejavu, "ltr"))
-    assert right < 0.05
-    # a box in place of each emoji would show
-    boxed = " ".join("".join("\u25a1" if c in emoji else c for c in text).split())
+    emoji = next(font for font in bundled_fonts() if font.family == EMOJI_FAMILY)
+    assert uncovered(dejavu, [text]) == ""
+    drawn_in = faces(dejavu, [text])
+    assert set(drawn_in) == {"🌧", "🌈", "🌊", "🎉"}  # ☔ is in DejaVu Sans
+    shown = drawn(video_of(tmp_path, text, "en"))
+    runs = [(piece, dejavu if family is None else emoji)
+            for piece, family in font_runs(text, drawn_in)]
+    right = mismatch(shown, laid_out_runs(runs))
+    assert right < 0.08, right
+    # the words alone (emoji left out), or a box in place of each emoji, would show
+    words = " ".join("".join(c for c in text if c not in drawn_in).split())
+    assert mismatch(shown, laid_out(words, dejavu, "ltr")) > right + 0.15
+    boxed = "".join("\u25a1" if c in drawn_in else c for c in text)
     assert mismatch(shown, laid_out(boxed, dejavu, "ltr")) > right + 0.06

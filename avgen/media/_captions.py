@@ -18,15 +18,24 @@ __docformat__ = "google"
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 import attrs
 import pysubs2
 
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen.errors import UsageError
-from avgen.media._cards import CardLayout, Theme, card_events, card_styles
-from avgen.media._lines import ATTACH, break_tokens, join_tokens, text_width, wrap_words
+from avgen.media._cards import CardLayout, Theme, card_events, card_styles, right_to_left
+from avgen.media._fonts import font_runs
+from avgen.media._lines import (
+    ATTACH,
+    break_tokens,
+    join_tokens,
+    text_width,
+    wrap_tokens,
+    wrap_words,
+)
 
 __all__ = ["Cue"]
 
@@ -115,20 +124,23 @@ def _balanced_lines(words: Sequence[str], max_chars: int) -> list[str]:
 
 
 def _wrap_units(units: Sequence[str], max_chars: int) -> list[str]:
-    """`wrap_words` over units that may hold glued words (each counts as one word)."""
-    return wrap_words(" ".join(units), max_chars)
+    """Greedy lines of tokens that may hold glued words (each counts as one word)."""
+    return [join_tokens(line) for line in wrap_tokens(units, max_chars)]
 
 
-def balanced_groups(text: str, max_chars: int, max_lines: int) -> list[tuple[str, ...]]:
+def balanced_groups(text: str, max_chars: int, max_lines: int,
+                    language: str | None = None) -> list[tuple[str, ...]]:
     """Split text into caption blocks of at most ``max_lines`` lines of ``max_chars``.
 
     Uses as few blocks as possible and evens out their lengths, so a sentence never ends
-    with a block holding one stray word.
+    with a block holding one stray word. Lines and blocks break between words, and in
+    Chinese, Japanese and Thai between phrases (`avgen.media._lines.wrap_words`;
+    ``language`` tells Traditional Chinese from Simplified).
 
     Returns:
         The blocks in order, each a tuple of display lines; empty for blank text.
     """
-    words = _phrases(break_tokens(text, max_chars), max_chars)
+    words = _phrases(break_tokens(text, max_chars, language), max_chars)
     if not words:
         return []
     total = text_width(join_tokens(words))
@@ -165,42 +177,43 @@ def _is_function_word(word: str) -> bool:
     return word.lower() in _FUNCTION_WORDS and word[-1:].isalpha()
 
 
-def word_groups(text: str, per_cue: int, max_chars: int,
-                max_lines: int = 2) -> list[tuple[str, ...]]:
+def word_groups(text: str, per_cue: int, max_chars: int, max_lines: int = 2,
+                language: str | None = None) -> list[tuple[str, ...]]:
     """Split text into groups of at most ``per_cue`` words, for word-by-word captions.
 
     A group ends after a word that closes a clause (``,`` ``.`` ``;`` ``!`` ``?`` …), and
     never on an article or preposition when the word it belongs with can join the next
     group instead. A group whose words would not fit in ``max_lines`` lines of
     ``max_chars`` gives its last word to the next group (a single long word stands alone).
-    Text written without spaces (Chinese, Japanese) is grouped by width: as many
-    characters as fit on one line of ``max_chars``.
+    Text written without spaces (Chinese, Japanese, Thai) is grouped by width: as many
+    phrases as fit on one line of ``max_chars``, never part of one (a phrase wider than
+    the line is cut between characters).
 
     Returns:
         The groups in order, each a tuple of display lines; empty for blank text.
     """
     groups: list[list[str]] = []
     current: list[str] = []
-    for token in break_tokens(text, max_chars):
+    for token in break_tokens(text, max_chars, language):
         attached = token.startswith(ATTACH)
         words = sum(1 for t in current if not t.startswith(ATTACH))
         full = (words >= per_cue and not attached) or (
             attached and text_width(join_tokens([*current, token])) > max_chars)
         if current and (full or _ends_clause(current[-1])
-                        or len(wrap_words(join_tokens([*current, token]), max_chars)) > max_lines):
+                        or len(wrap_tokens([*current, token], max_chars)) > max_lines):
             carry: list[str] = []
             while (len(current) > 1 and len(carry) + 2 <= per_cue
                    and _is_function_word(current[-1])):
                 carry.insert(0, current.pop())
             groups.append(current)
             current = carry
-            if carry and len(wrap_words(join_tokens([*carry, token]), max_chars)) > max_lines:
+            if carry and len(wrap_tokens([*carry, token], max_chars)) > max_lines:
                 groups.append(carry)  # too long together: the small words stand alone
                 current = []
         current.append(token)
     if current:
         groups.append(current)
-    return [tuple(wrap_words(join_tokens(group), max_chars)) for group in groups]
+    return [tuple(_wrap_units(group, max_chars)) for group in groups]
 
 
 def _spoken(segment: Segment, words: Sequence[Segment], count: int) -> list[Segment] | None:
@@ -211,10 +224,11 @@ def _spoken(segment: Segment, words: Sequence[Segment], count: int) -> list[Segm
     return inside
 
 
-def _groups(text: str, style: CaptionStyle) -> list[tuple[str, ...]]:
+def _groups(text: str, style: CaptionStyle, language: str | None) -> list[tuple[str, ...]]:
     if style.words_per_cue is None:
-        return balanced_groups(text, style.max_chars_per_line, style.max_lines)
-    return word_groups(text, style.words_per_cue, style.max_chars_per_line, style.max_lines)
+        return balanced_groups(text, style.max_chars_per_line, style.max_lines, language)
+    return word_groups(text, style.words_per_cue, style.max_chars_per_line, style.max_lines,
+                       language)
 
 
 def _cue_words(texts: Sequence[str], timed: Sequence[Segment] | None, offset: float,
@@ -233,7 +247,7 @@ def _cue_words(texts: Sequence[str], timed: Sequence[Segment] | None, offset: fl
 
 
 def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *,
-              words: Sequence[Segment] = ()) -> list[Cue]:
+              words: Sequence[Segment] = (), language: str | None = None) -> list[Cue]:
     """Turn timed narration segments into caption cues.
 
     Each segment's text is split into balanced blocks of lines (`balanced_groups`) or, for
@@ -250,6 +264,8 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *
         offset: Where that audio file starts in the video, in seconds.
         style: Gives the line length, the lines per cue, or the words per cue.
         words: Word timings inside the same audio file, when the narrator reports them.
+        language: The narration's BCP 47 language, when known (it tells Traditional
+            Chinese from Simplified where lines may break).
 
     Returns:
         The cues, sorted and non-overlapping. Segments with blank text or ``end <= start``
@@ -261,7 +277,7 @@ def make_cues(segments: Sequence[Segment], offset: float, style: CaptionStyle, *
     for segment in sorted(segments, key=lambda s: s.start):
         start = max(segment.start + offset, floor)
         end = segment.end + offset
-        groups = _groups(segment.text, style)
+        groups = _groups(segment.text, style, language)
         if not groups or not end > start:
             continue
         texts = [" ".join(group).split() for group in groups]
@@ -389,26 +405,39 @@ def _rgb(color: str, opacity: float = 1.0) -> pysubs2.Color:
 
 
 _WORD_JOINER = "\u2060"
+_NO_FACES: Mapping[str, str | None] = MappingProxyType({})
 
 
-def _ass_escape(text: str, omit: str = "") -> str:
-    """Make user text literal for libass, and drop the characters of ``omit``.
+def _ass_escape(text: str, faces: Mapping[str, str | None] = _NO_FACES) -> str:
+    """Make user text literal for libass, in the fonts ``faces`` names.
 
     ``{`` and ``}`` become ``\\{`` and ``\\}`` (libass draws them as braces, never as an
     override block); a backslash stays a backslash, with an invisible word joiner (U+2060)
-    put after it when an ``N``, ``n`` or ``h`` follows, so ``\\N``, ``\\n`` and ``\\h`` are
-    drawn as written. Runs of whitespace (newlines too) become one space.
+    put after it when an ``N``, ``n`` or ``h`` (or an override block) follows, so ``\\N``,
+    ``\\n`` and ``\\h`` are drawn as written. Runs of whitespace (newlines too) become
+    one space. A run of characters another font draws (`avgen.media._fonts.faces`) is put
+    between ``{\\fn<family>}`` and ``{\\fn}`` (back to the style's font), so libass
+    draws it in that font; characters no font has are left out.
     """
-    if omit:
-        text = "".join(char for char in text if char not in omit)
+    kept = "".join(char for char in text if char not in faces or faces[char] is not None)
     out: list[str] = []
-    for position, char in enumerate(" ".join(text.split())):
-        if char in "{}":
-            out.append("\\" + char)
-        elif char in "Nnh" and position and out[-1] == "\\":
-            out.append(_WORD_JOINER + char)
-        else:
-            out.append(char)
+    for piece, family in font_runs(" ".join(kept.split()), faces):
+        named = family is not None and not any(c in family for c in "{}\\")
+        if named:
+            if out and out[-1] == "\\":
+                out.append(_WORD_JOINER)
+            out.append(f"{{\\fn{family}}}")
+        for char in piece:
+            if char in "{}":
+                out.append("\\" + char)
+            elif char in "Nnh" and out and out[-1] == "\\":
+                out.append(_WORD_JOINER + char)
+            else:
+                out.append(char)
+        if named:
+            if out[-1] == "\\":
+                out.append(_WORD_JOINER)
+            out.append("{\\fn}")
     return "".join(out)
 
 
@@ -468,18 +497,21 @@ def _card_style(style: CaptionStyle, short: int, width: int,
         encoding=_AUTO_DIRECTION)
 
 
-def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
+def _caption_text(cue: Cue, style: CaptionStyle, faces: Mapping[str, str | None]) -> str:
     """The cue's ASS text: lines joined by ``\\N``, each word after a ``\\k`` tag when
     its timing is known (its length in centiseconds, so the highlight reaches each word as
-    it is spoken), the entrance first when the style has one."""
+    it is spoken), the entrance first when the style has one. A flush-left style sets a
+    cue that starts right to left (Hebrew, Arabic) flush right."""
     lines = _plain_lines(cue)
     if style.uppercase:
         lines = [line.upper() for line in lines]
     ticks = _word_ticks(cue, lines, 100)
     start, end = _ticks(cue.start, 100), _ticks(cue.end, 100)
     head = _ENTRANCE if style.entrance else ""
+    if style.align == "left" and right_to_left(" ".join(lines)):  # flush right instead
+        head = f"{{\\an{_ALIGNMENT[style.position, 'left'] + 2}}}" + head
     if ticks is None:
-        shown = [text for text in (_ass_escape(line, omit) for line in lines) if text]
+        shown = [text for text in (_ass_escape(line, faces) for line in lines) if text]
         return head + "\\N".join(shown) if shown else ""
     bounds = [min(max(tick, start), end) for tick in ticks]
     bounds = [*itertools.accumulate(bounds, max), end]
@@ -492,7 +524,7 @@ def _caption_text(cue: Cue, style: CaptionStyle, omit: str) -> str:
         for word in line.split():
             tag = f"{{\\k{bounds[index + 1] - bounds[index]}}}"
             index += 1
-            drawn = _ass_escape(word, omit)
+            drawn = _ass_escape(word, faces)
             if drawn:
                 parts.append(carry + tag + drawn)
                 carry = ""
@@ -516,7 +548,7 @@ def _above_captions(style: CaptionStyle, size: int, height: int, margin: float) 
 def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle, margin: float,
            side_margin: float = 0.06,
            cards: Sequence[tuple[float, float, str | CardVisual]] = (),
-           omit: str = "") -> str:
+           faces: Mapping[str, str | None] = _NO_FACES, language: str | None = None) -> str:
     """Render cues (and optional title cards) as an Advanced SubStation Alpha v4.00+ script.
 
     The script has ``PlayResX``/``PlayResY`` equal to the frame size, ``WrapStyle: 0``
@@ -543,8 +575,11 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             on a grid (`avgen.media._cards.card_events`); a plain one, or a title given as
             text, is centred, wrapped at about 22 characters (0.7 × the classic line), up
             to 4 lines.
-        omit: Characters to leave out of the drawn text (those no font can draw); a line
-            left empty is dropped.
+        faces: The font family of each character the style's font does not draw, or
+            ``None`` for one no font here has (`avgen.media._fonts.faces`): the text names
+            that family for those characters, and leaves out those no font has (a line
+            left empty is dropped).
+        language: The text's BCP 47 language, when known: where card lines may break.
 
     Returns:
         The script text.
@@ -574,7 +609,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
 
     events: list[tuple[int, int, int, str, str]] = []
     for cue in cues:
-        text = _caption_text(cue, style, omit)
+        text = _caption_text(cue, style, faces)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
     card_chars = max(8, round(_CLASSIC.max_chars_per_line * 0.7))
     designed = False
@@ -586,14 +621,14 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
                 icon=card.icon, theme=Theme(card.colors, card.accent),
                 layout=CardLayout(width, height, icon_middle=style.position == "middle",
                                   bottom=_above_captions(style, size, height, margin)),
-                escape=lambda line: _ass_escape(line, omit)))
+                escape=lambda line: _ass_escape(line, faces), language=language))
             continue
         title = card.title if isinstance(card, CardVisual) else card
-        lines = wrap_words(title, card_chars)
+        lines = wrap_words(title, card_chars, language)
         if len(lines) > _CARD_MAX_LINES:
             rest = " ".join(lines[_CARD_MAX_LINES - 1:])[:card_chars - 1].rstrip()
             lines = [*lines[:_CARD_MAX_LINES - 1], rest + "…"]
-        text = "\\N".join(line for line in (_ass_escape(line, omit) for line in lines) if line)
+        text = "\\N".join(line for line in (_ass_escape(line, faces) for line in lines) if line)
         events.append((_ticks(start, 100), 1, _ticks(end, 100), "Card", text))
     if designed:
         for fields in card_styles(style.font, short):

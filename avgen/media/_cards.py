@@ -10,7 +10,11 @@ heading:
   about 2 200 icons with their search tags), ranked with BM25 against the scene's visual
   prompt, title and narration; none when nothing matches.
 - **Type on a grid**: the scene's title as the headline and a key phrase of its narration
-  (`key_phrase`) below it, flush left at the grid's margin, with an accent rule above.
+  (`key_phrase`) below it, flush left at the grid's margin (flush right for Hebrew or
+  Arabic), with an accent rule above; in a landscape frame the icon stands beside the
+  text, the two as one group in the middle of the frame. With captions burned in, a
+  phrase the narration says is left out (the captions show it already): the card adds
+  what the captions do not.
 - **Motion**: the gradient drifts, the icon rises slowly and grows a little (parallax
   against the text), the text fades and slides in.
 
@@ -26,6 +30,7 @@ import functools
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -33,7 +38,7 @@ from typing import Any
 import attrs
 
 from avgen._ranking import tokenize
-from avgen.media._lines import wrap_words
+from avgen.media._lines import text_width, wrap_words
 
 __all__: list[str] = []
 
@@ -119,27 +124,34 @@ def icon_for(text: str) -> str | None:
     return names[int(docs[0][0])]
 
 
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+")
-_CLAUSE = re.compile(r"(?<=[,;:—–])\s+")
+_SENTENCE = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])")
+_CLAUSE = re.compile(r"(?<=[,;:—–،؛])\s+|(?<=[、，；：])")
 
 
 def key_phrase(narration: str, max_words: int = 9) -> str:
     """A short phrase of the narration to set large: its first sentence when that is
-    short, else the sentence's first clause, else its first ``max_words`` words with an
+    short, else the sentence's first clause, else its first ``max_words`` words (in text
+    written without spaces, its first phrases up to twice as many characters) with an
     ellipsis. The final full stop is dropped.
 
     Example:
         >>> key_phrase("Rain falls on the hills, and gathers into streams that run to the sea.")
         'Rain falls on the hills'
+        >>> key_phrase("駅はどこにあるかを教えてください。雨が降ります。")
+        '駅はどこにあるかを教えてください'
     """
     sentence = (_SENTENCE.split(narration.strip(), maxsplit=1) or [""])[0].strip()
-    if len(sentence.split()) > max_words:
+    longest = 5 * max_words  # columns: some 22 Chinese or Japanese characters
+    if len(sentence.split()) > max_words or text_width(sentence) > longest:
         clause = _CLAUSE.split(sentence, maxsplit=1)[0].strip()
-        if 2 <= len(clause.split()) <= max_words:
+        if len(clause.split()) <= max_words and 4 <= text_width(clause) <= longest and (
+                len(clause.split()) >= 2 or text_width(clause) > len(clause)):
             sentence = clause
-        else:
+        elif len(sentence.split()) > max_words:
             sentence = " ".join(sentence.split()[:max_words]) + "…"
-    return sentence.rstrip(" .,;:—–")
+        else:
+            sentence = wrap_words(sentence, 4 * max_words)[0] + "…"
+    return sentence.rstrip(" .,;:—–。、，；：،؛")
 
 
 def ass_color(color: str, alpha: int = 0) -> str:
@@ -181,18 +193,44 @@ ICON_SIZE, HEAD_SIZE, PHRASE_SIZE = 0.24, 0.105, 0.06
 """Icon, headline and phrase sizes, as fractions of the frame's shorter side."""
 
 
-def _lines(text: str, size: int, measure: int, most: int) -> list[str]:
+def _lines(text: str, size: int, measure: int, most: int,
+           language: str | None = None) -> list[str]:
+    """``text`` in at most ``most`` lines of the ``measure``, as even as they can be (no
+    line left with one word), the last cut short with an ellipsis when it is too long."""
     chars = max(8, int(measure / (0.56 * size)))
-    lines = wrap_words(text, chars)
+    lines = wrap_words(text, chars, language)
+    if 1 < len(lines) <= most:
+        for limit in range(max(1, text_width(text) // len(lines)), chars):
+            even = wrap_words(text, limit, language)
+            if len(even) == len(lines):
+                return even
     if len(lines) > most:
         lines = [*lines[:most - 1], " ".join(lines[most - 1:])[:chars - 1].rstrip() + "…"]
     return lines
 
 
+def right_to_left(text: str) -> bool:
+    """True when the first strong character of ``text`` is written right to left (Hebrew,
+    Arabic …): the card is then set flush right."""
+    for char in text:
+        direction = unicodedata.bidirectional(char)
+        if direction in ("R", "AL"):
+            return True
+        if direction == "L":
+            return False
+    return False
+
+
 def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | None,
-                theme: Theme, layout: CardLayout,
-                escape: Any) -> list[tuple[int, int, int, str, str]]:
+                theme: Theme, layout: CardLayout, escape: Any,
+                language: str | None = None) -> list[tuple[int, int, int, str, str]]:
     """The ASS events that draw one card: ``(start_cs, layer, end_cs, style, text)``.
+
+    In a portrait or square frame the icon, the rule, the headline and the phrase stand
+    one above the other; in a landscape frame the icon stands beside the text, the two as
+    one group in the middle of the frame, centred in the space above the captions. Text
+    that starts right to left (Hebrew, Arabic) is set flush right, the icon and the rule
+    on the right too.
 
     Args:
         start: Start in centiseconds.
@@ -203,58 +241,87 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
         theme: The video's colours.
         layout: The frame and where captions are.
         escape: Makes user text literal for libass (``_ass_escape``).
+        language: The text's BCP 47 language, when known: where lines may break.
     """
     events: list[tuple[int, int, int, str, str]] = []
     span = max(1, (end - start) * 10)  # milliseconds
-    left, short, height = layout.left, layout.short, layout.height
+    width, short, height = layout.width, layout.short, layout.height
     headline, sub = (title, phrase) if title.strip() else (phrase, "")
     if layout.icon_middle:
         sub = ""
-    icon_size, head_size, sub_size = (round(f * short) for f in (ICON_SIZE, HEAD_SIZE,
-                                                                  PHRASE_SIZE))
     try:
         glyph = icon_glyph(icon) if icon is not None else None
     except KeyError:
         glyph = None
-    head_lines = [line for line in (escape(line) for line in
-                                    _lines(headline, head_size, layout.measure, 3)) if line]
-    sub_lines = [line for line in (escape(line) for line in
-                                   _lines(sub, sub_size, layout.measure, 3)) if line] \
-        if sub.strip() else []
-    rule_w, rule_h = round(0.14 * layout.width), max(2, round(0.007 * height))
+    wide = width >= 1.3 * height and glyph is not None and not layout.icon_middle
+    icon_size, head_size, sub_size = (round(f * short) for f in (ICON_SIZE, HEAD_SIZE,
+                                                                  PHRASE_SIZE))
+    left, measure = layout.left, layout.measure
+    if wide:  # the icon in a column of its own, the type a little larger
+        icon_size, head_size, sub_size = (round(f * short) for f in (
+            1.3 * ICON_SIZE, 1.1 * HEAD_SIZE, 1.1 * PHRASE_SIZE))
+        left = round(0.08 * width)
+        column = left + icon_size + round(0.04 * width)
+        measure = width - column - left
+    raw_head = _lines(headline, head_size, measure, 3, language)
+    raw_sub = _lines(sub, sub_size, measure, 3, language) if sub.strip() else []
+    head_lines = [line for line in map(escape, raw_head) if line]
+    sub_lines = [line for line in map(escape, raw_sub) if line]
+    rule_w, rule_h = round(0.14 * width), max(2, round(0.007 * height))
+    if wide:  # the icon and the text as one group in the middle of the frame
+        rule_w = min(rule_w, round(0.5 * measure))
+        text_w = max([rule_w, *(round(0.52 * head_size * text_width(line)) for line in raw_head),
+                      *(round(0.52 * sub_size * text_width(line)) for line in raw_sub)])
+        group = column - left + min(measure, text_w)
+        left = max(left, (width - group) // 2)
+        column = left + icon_size + round(0.04 * width)
     gap = round(0.025 * height)
-    parts = [icon_size + gap if glyph else 0, rule_h + gap,
-             round(len(head_lines) * head_size * 1.2) + gap if head_lines else 0,
-             round(len(sub_lines) * sub_size * 1.25)]
+    icon_part = icon_size + gap if glyph and not wide else 0
+    text_parts = [rule_h + gap,
+                  round(len(head_lines) * head_size * 1.2) + gap if head_lines else 0,
+                  round(len(sub_lines) * sub_size * 1.25)]
     # the block sits in the middle of the space above the captions (or the upper part)
     floor = layout.bottom if layout.bottom is not None else round(0.9 * height)
     ceiling = round(0.08 * height)
     if layout.icon_middle:
         floor = round(0.45 * height)
-    top = max(ceiling, ceiling + (floor - ceiling - sum(parts)) // 2)
+    block = max(icon_size, sum(text_parts)) if wide else icon_part + sum(text_parts)
+    top = max(ceiling, ceiling + (floor - ceiling - block) // 2)
+    flush_right = right_to_left(headline + sub)
+    text_x = column if wide else left
+
+    def x(at: int, size: int = 0) -> int:
+        """``at`` from the side the card is set from (the left, or the right for RTL)."""
+        return width - at - size if flush_right else at
+
+    anchor = "\\an9" if flush_right else "\\an7"
     accent = ass_color(theme.accent)
     if glyph is not None:
+        icon_top = top + (block - icon_size) // 2 if wide else top
         rise = round(0.025 * height)
+        scale = f"\\fs{icon_size}" if wide else ""
         events.append((start, 2, end, "CardIcon",
-                       f"{{\\an7\\move({left},{top + rise},{left},{top},0,{span})"
-                       f"\\fscx94\\fscy94\\t(0,{span},\\fscx104\\fscy104)"
+                       f"{{{anchor}\\move({x(left)},{icon_top + rise},{x(left)},{icon_top},0,"
+                       f"{span}){scale}\\fscx94\\fscy94\\t(0,{span},\\fscx104\\fscy104)"
                        f"\\fad(400,0)\\1c{accent}}}{glyph}"))
-    top += parts[0]
+    top = top + (block - sum(text_parts)) // 2 if wide else top + icon_part
     events.append((start, 2, end, "CardText",
-                   f"{{\\an7\\pos({left},{top})\\fad(300,0)\\1c{accent}\\bord0\\shad0\\p1}}"
-                   f"m 0 0 l {rule_w} 0 l {rule_w} {rule_h} l 0 {rule_h}{{\\p0}}"))
-    top += parts[1]
+                   f"{{\\an7\\pos({x(text_x, rule_w)},{top})\\fad(300,0)\\1c{accent}"
+                   f"\\bord0\\shad0\\p1}}m 0 0 l {rule_w} 0 l {rule_w} {rule_h} l 0 {rule_h}"
+                   "{\\p0}"))
+    top += text_parts[0]
     slide = round(0.012 * height)
     colour = ass_color(theme.text)
+    sizes = (f"\\fs{head_size}", f"\\fs{sub_size}") if wide else ("", "")
     if head_lines:
         events.append((start, 2, end, "CardTitle",
-                       f"{{\\an7\\move({left},{top + slide},{left},{top},0,500)\\fad(350,0)"
-                       f"\\1c{colour}}}" + "\\N".join(head_lines)))
-        top += parts[2]
+                       f"{{{anchor}\\move({x(text_x)},{top + slide},{x(text_x)},{top},0,500)"
+                       f"{sizes[0]}\\fad(350,0)\\1c{colour}}}" + "\\N".join(head_lines)))
+        top += text_parts[1]
     if sub_lines:
         events.append((start, 2, end, "CardPhrase",
-                       f"{{\\an7\\move({left},{top + slide},{left},{top},150,700)"
-                       f"\\fad(500,0)\\1c{colour}}}" + "\\N".join(sub_lines)))
+                       f"{{{anchor}\\move({x(text_x)},{top + slide},{x(text_x)},{top},150,700)"
+                       f"{sizes[1]}\\fad(500,0)\\1c{colour}}}" + "\\N".join(sub_lines)))
     return events
 
 

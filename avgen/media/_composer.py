@@ -7,9 +7,12 @@ the frame, lays the narration and music in, burns the captions with libass and e
 
 Everything that can be checked is checked before the encode starts: every asset is probed
 (a corrupt, empty or stream-less file fails naming its scene and path), and the caption
-font is found. No character fails a render: libass falls back from the caption font to the
-bundled fonts and the system's (fontconfig), and what no font covers is left out of the
-burned captions (`FFmpegComposer.check_text` names it, before any narration is paid for).
+font is found. No character fails a render: a character the caption font lacks is drawn
+in the font `avgen.media._fonts.faces` finds for it (the bundled DejaVu Sans and Noto
+Emoji, then the system's fonts through fontconfig), named in the ASS text so libass draws
+it in that font; what no font covers is left out of the burned captions and cards
+(`FFmpegComposer.check_text` names it, and a package that has it, before any narration is
+paid for).
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ from avgen.media._ffmpeg import (
     probe,
     run_ffmpeg,
 )
-from avgen.media._fonts import FontFile, bundled_fonts_dir, find_font, uncovered
+from avgen.media._fonts import (
+    FontFile,
+    bundled_fonts_dir,
+    faces,
+    find_font,
+    font_package,
+    uncovered,
+)
 from avgen.media._graph import (
     LIMITER_CEILING_DB,
     compile_graph,
@@ -117,7 +127,9 @@ class FFmpegComposer:
         timeline = _with_probed_clips(timeline, infos)
         font = self.check_font(timeline)
         timeline = _with_font(timeline, font)
-        omit = uncovered(font, timeline.drawn_texts()) if font else ""
+        drawn_in = faces(font, timeline.drawn_texts()) if font else {}
+        if not timeline.burn_captions:
+            _report_missing(font, timeline, progress)
         temporary: list[Path] = []
         folders: list[Path] = []
 
@@ -131,7 +143,7 @@ class FFmpegComposer:
             fonts = _fonts_folder(font, timeline, folders)
             loudness = await self._loudness(timeline)
             gain, levels = loudness.gain, loudness.voice_gains
-            ass = (scratch(".ass", timeline.ass_script(omit)) if timeline.draws_on_picture
+            ass = (scratch(".ass", timeline.ass_script(drawn_in)) if timeline.draws_on_picture
                    else None)
             parts = part_ranges(timeline, self.max_scenes_per_pass)
             final = progress
@@ -180,11 +192,13 @@ class FFmpegComposer:
     def check_text(self, script: Script, request: VideoRequest) -> list[str]:
         """Notes on the script's characters no font can draw, before any narration is made.
 
-        Nothing here fails: with captions burned in, the narration's characters that no font
-        of the fallback chain covers (the caption font, the bundled fonts, the system's
-        fonts through fontconfig) are named in one note; they will be left out of the burned
-        captions and kept in the ``.srt`` and ``.vtt`` files. With captions off there is
-        nothing to check.
+        Nothing here fails: with captions burned in, the characters of the narration and
+        of the scene titles (drawn on cards) that no font of the fallback chain covers (the
+        caption font, the bundled fonts, the system's fonts through fontconfig; never a
+        colour emoji font, which libass cannot draw) are named in one note, with a font
+        package that has them; they will be left out of the burned captions and cards and
+        kept in the ``.srt`` and ``.vtt`` files. With captions off, `compose` names what
+        it leaves out of the cards.
 
         Args:
             script: The script, as written.
@@ -199,30 +213,31 @@ class FFmpegComposer:
             font = find_font(request.caption_style.font)
         except ConfigurationError:
             return []  # `check` refuses such a request before the run starts
-        missing = uncovered(font, (scene.narration for scene in script.scenes))
+        texts = [text for scene in script.scenes for text in (scene.narration, scene.title)]
+        missing = uncovered(font, texts)
         if not missing:
             return []
-        return [f"captions: {' '.join(missing)} have no font here; left out of the burned "
-                "captions (kept in the .srt/.vtt)"]
+        return [missing_note("captions", missing, "the burned captions and cards "
+                                                  "(the .srt/.vtt keep them)")]
 
     def sidecars(self, timeline: Timeline) -> dict[str, str]:
         """The caption files to keep beside the video, by extension (``srt``, ``vtt``,
-        ``ass``); the ASS script draws the captions as this composer burns them, in the
-        font it finds for the style and without the characters no font covers (the SRT and
-        WebVTT keep every character)."""
+        ``ass``); the ASS script draws the captions as this composer burns them, each
+        character in the font found for it and without the characters no font covers (the
+        SRT and WebVTT keep every character)."""
         font = find_font(timeline.style.font) if timeline.draws_on_picture else None
-        omit = uncovered(font, timeline.drawn_texts()) if font else ""
-        return _with_font(timeline, font).caption_files(omit)
+        drawn_in = faces(font, timeline.drawn_texts()) if font else {}
+        return _with_font(timeline, font).caption_files(drawn_in)
 
     def fingerprint(self, timeline: Timeline) -> str:
         """A digest of what `compose` renders from ``timeline``: the ffmpeg command, the
         burned-in script and this composer's settings (a resume renders again only when
         it changes)."""
         args = compile_graph(timeline, Path("out.mp4"), ass=None, fonts_dir=None)
-        omit = ""
+        drawn_in: dict[str, str | None] = {}
         if timeline.draws_on_picture:
-            omit = uncovered(find_font(timeline.style.font), timeline.drawn_texts())
-        return json_sha256([args, timeline.ass_script(omit), attrs.asdict(self)])
+            drawn_in = faces(find_font(timeline.style.font), timeline.drawn_texts())
+        return json_sha256([args, timeline.ass_script(drawn_in), attrs.asdict(self)])
 
     @staticmethod
     async def _loudness(timeline: Timeline) -> Loudness:
@@ -402,15 +417,14 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
 
 def _fonts_folder(font: FontFile | None, timeline: Timeline,
                   folders: list[Path]) -> Path | None:
-    """The folder libass takes fonts from: the caption font's own, or, when that is not
-    the bundled folder and a card draws an icon, a scratch folder linking the caption font
-    and the bundled fonts (icon font included) together."""
+    """The folder libass takes fonts from: the bundled fonts' (text, emoji and icon
+    fonts), or, when the caption font is not one of them, a scratch folder linking the
+    caption font and the bundled fonts together."""
     if font is None:
         return None
     bundled = bundled_fonts_dir()
-    if font.path.parent == bundled or not any(
-            card.icon for _, _, card in timeline.cards):
-        return font.path.parent
+    if font.path.parent == bundled:
+        return bundled
     folder = Path(tempfile.mkdtemp(prefix="avgen-fonts-"))  # links only: nothing to sweep
     folders.append(folder)
     for path in (font.path, *sorted(bundled.glob("*.ttf"))):
@@ -421,6 +435,38 @@ def _fonts_folder(font: FontFile | None, timeline: Timeline,
             except OSError:  # no symlinks here (Windows without the right): a copy
                 shutil.copyfile(path, link)
     return folder
+
+
+def missing_note(what: str, missing: str, where: str) -> str:
+    """The note on characters no font here has: which, where they are left out, and the
+    Debian/Ubuntu packages of fonts that have them (`avgen.media._fonts.font_package`)."""
+    by_package: dict[str | None, list[str]] = {}
+    for char in missing:
+        by_package.setdefault(font_package(char), []).append(char)
+    hints = [f"the Debian/Ubuntu package {package} has {' '.join(chars)}"
+             for package, chars in by_package.items() if package is not None]
+    if None in by_package:
+        hints.append(f"{' '.join(by_package[None])} are newer than the bundled Noto Emoji")
+    verb = "has" if len(missing) == 1 else "have"
+    return f"{what}: {' '.join(missing)} {verb} no font here; left out of {where}; " + \
+        "; ".join(hints)
+
+
+def _report_missing(font: FontFile | None, timeline: Timeline,
+                    progress: ProgressCallback | None) -> None:
+    """With captions off, name the characters of the cards' text no font has: as a note
+    of the run when ``progress`` takes notes, else as a warning of the ``avgen.media``
+    logger."""
+    texts = [text for _, _, card in timeline.cards for text in (card.title, card.phrase)]
+    missing = uncovered(font, texts) if font is not None else ""
+    if not missing:
+        return
+    message = missing_note("cards", missing, "the cards")
+    note = getattr(progress, "note", None)
+    if callable(note):
+        note(message, characters=missing)
+    else:
+        _logger.warning("%s", message)
 
 
 def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:

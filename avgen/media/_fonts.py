@@ -1,15 +1,24 @@
 """Fonts for captions: find one by family name, and tell which font draws each character.
 
-avgen ships DejaVu Sans (Latin, Greek, Cyrillic, Hebrew, Arabic and more), so captions
-render on a machine with no fonts installed. Another family is looked up among the bundled
-fonts and the usual system font folders. A character the caption font lacks falls back, as
-libass falls back when it draws: to the bundled fonts, then to the system's fonts as
-fontconfig finds them (``fc-list``, when installed; the ffmpeg avgen runs has libass built
-with fontconfig). What no font covers (typically colour emoji) is reported by `uncovered`,
-and left out of the burned captions by the caller instead of drawn as boxes.
+avgen ships DejaVu Sans (Latin, Greek, Cyrillic, Hebrew, Arabic and more) and Noto Emoji
+(monochrome outline emoji), so captions render on a machine with no fonts installed.
+Another family is looked up among the bundled fonts and the usual system font folders. A
+character the caption font lacks falls back: to the bundled fonts (emoji to Noto Emoji),
+then to the system's fonts as fontconfig finds them (``fc-list``, when installed; the
+ffmpeg avgen runs has libass built with fontconfig, and both honour ``FONTCONFIG_FILE``).
+`faces` names the font of every character the caption font does not draw, and the ASS
+text names that font for exactly those characters (``\\fn`` override tags), so libass
+draws each with the font chosen here whatever fontconfig would pick.
 
-The reader here parses only what it needs of a TrueType/OpenType file: the ``name`` table
-(family) and the ``cmap`` table (formats 4 and 12: which characters have glyphs).
+Only fonts libass can draw count: colour fonts (bitmap emoji in ``CBDT`` or ``sbix``
+tables, such as ``NotoColorEmoji.ttf``, layered ``COLR`` or ``SVG`` glyphs) come out as
+boxes or not at all, so they never cover a character here. What no font covers is reported
+by `uncovered` (with `font_package`, a package that has it), and left out of the burned
+captions by the caller instead of drawn as boxes.
+
+The reader here parses only what it needs of a TrueType/OpenType file: the table directory
+(outlines or colour pictures), the ``name`` table (family) and the ``cmap`` table (formats
+4 and 12: which characters have glyphs).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import struct
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -35,6 +44,12 @@ __all__ = []
 
 _SUFFIXES = (".ttf", ".otf")
 _INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # controls, bidi marks, spaces: no glyph needed
+_OUTLINES = ("glyf", "CFF ", "CFF2")
+"""Tables of glyph outlines: what FreeType, and so libass, draws."""
+_COLOUR = ("CBDT", "sbix", "COLR", "SVG ")
+"""Tables of colour glyphs (bitmaps, layers, SVG): libass draws none of them."""
+EMOJI_FAMILY = "Noto Emoji"
+"""The family of the bundled monochrome emoji font (SIL Open Font License)."""
 
 
 def bundled_fonts_dir() -> Path:
@@ -63,6 +78,9 @@ class FontFile:
     """Family name, e.g. ``"DejaVu Sans"``."""
     ranges: tuple[tuple[int, int], ...]
     """Covered code points as sorted inclusive ``(first, last)`` ranges."""
+    drawable: bool = True
+    """libass can draw it: its glyphs are outlines, not colour pictures (a colour emoji
+    font such as ``NotoColorEmoji.ttf`` is not)."""
 
     @classmethod
     def read(cls, path: Path) -> FontFile:
@@ -78,7 +96,9 @@ class FontFile:
             ranges = _cmap(data, tables["cmap"])
         except (OSError, KeyError, struct.error, ValueError) as exc:
             raise ConfigurationError(f"cannot read the font {path}: {exc}") from exc
-        return cls(path, family, ranges)
+        drawable = (any(tag in tables for tag in _OUTLINES)
+                    and not any(tag in tables for tag in _COLOUR))
+        return cls(path, family, ranges, drawable)
 
     def covers(self, char: str) -> bool:
         """True when the font has a glyph for ``char``."""
@@ -190,15 +210,21 @@ def find_font(family: str, extra_dirs: Iterable[Path] = ()) -> FontFile:
     if candidate.suffix.lower() in _SUFFIXES:
         if not candidate.is_file():
             raise ConfigurationError(f"font file not found: {family!r}")
-        return FontFile.read(candidate)
-    dirs = (bundled_fonts_dir(), *extra_dirs, *_system_dirs())
-    path = _catalogue(tuple(dirs)).get(family.lower())
-    if path is None:
+        found = FontFile.read(candidate)
+    else:
+        dirs = (bundled_fonts_dir(), *extra_dirs, *_system_dirs())
+        path = _catalogue(tuple(dirs)).get(family.lower())
+        if path is None:
+            raise ConfigurationError(
+                f"font {family!r} was not found among the bundled fonts or in "
+                f"{', '.join(str(d) for d in dirs[1:])}; use 'DejaVu Sans' (bundled) or give "
+                "the path of a .ttf/.otf file")
+        found = FontFile.read(path)
+    if not found.drawable:
         raise ConfigurationError(
-            f"font {family!r} was not found among the bundled fonts or in "
-            f"{', '.join(str(d) for d in dirs[1:])}; use 'DejaVu Sans' (bundled) or give "
-            "the path of a .ttf/.otf file")
-    return FontFile.read(path)
+            f"font {family!r} ({found.path}) holds colour pictures, not outlines: captions "
+            "cannot be drawn in it; use 'DejaVu Sans' (bundled) or an outline font")
+    return found
 
 
 ICON_FAMILY = "lucide"
@@ -206,21 +232,34 @@ ICON_FAMILY = "lucide"
 
 
 def bundled_fonts() -> tuple[FontFile, ...]:
-    """The text fonts avgen ships, regular face first (the icon font is not one)."""
+    """The text fonts avgen ships, in fallback order: DejaVu Sans (regular face first),
+    then Noto Emoji (the icon font is not one)."""
     return _bundled(bundled_fonts_dir())
 
 
 @functools.cache
 def _bundled(directory: Path) -> tuple[FontFile, ...]:
-    paths = sorted((p for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES),
-                   key=lambda p: (len(p.name), p.name))
-    fonts = (FontFile.read(p) for p in paths)
+    fonts = [FontFile.read(p) for p in directory.iterdir() if p.suffix.lower() in _SUFFIXES]
+    fonts.sort(key=lambda f: (f.family == EMOJI_FAMILY, len(f.path.name), f.path.name))
     return tuple(font for font in fonts if font.family != ICON_FAMILY)
 
 
-@functools.cache
+def _fontconfig_setup() -> tuple[str | None, ...]:
+    """What decides the fonts fontconfig lists, besides the system's own files."""
+    return tuple(os.environ.get(name) for name in ("FONTCONFIG_FILE", "FONTCONFIG_PATH",
+                                                    "FONTCONFIG_SYSROOT", "HOME"))
+
+
 def _system_font_for(code: int) -> FontFile | None:
-    """A system font fontconfig lists as covering ``code``, or None (also without fontconfig)."""
+    """A system font libass can draw that fontconfig lists as covering ``code``, or None
+    (also without fontconfig)."""
+    return _system_font(code, _fontconfig_setup())
+
+
+@functools.cache
+def _system_font(code: int, _setup: tuple[str | None, ...]) -> FontFile | None:
+    """`_system_font_for` once per code point and fontconfig setup (the process's
+    environment at the call)."""
     fc_list = shutil.which("fc-list")
     if fc_list is None:
         return None
@@ -239,9 +278,19 @@ def _system_font_for(code: int) -> FontFile | None:
             font = FontFile.read(path)
         except ConfigurationError:
             continue
-        if font.covers(chr(code)):
+        if font.drawable and font.covers(chr(code)):
             return font
     return None
+
+
+def _needs_glyph(char: str) -> bool:
+    """False for what is drawn as nothing: spaces, controls, format characters (joiners,
+    bidi marks) and variation selectors (they choose a form; the font of the character
+    before them draws it)."""
+    code = ord(char)
+    if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF:
+        return False
+    return unicodedata.category(char) not in _INVISIBLE
 
 
 def _drawn(texts: Iterable[str]) -> dict[str, None]:
@@ -249,7 +298,7 @@ def _drawn(texts: Iterable[str]) -> dict[str, None]:
     chars: dict[str, None] = {}
     for text in texts:
         for char in text:
-            if char not in chars and unicodedata.category(char) not in _INVISIBLE:
+            if char not in chars and _needs_glyph(char):
                 chars[char] = None
     return chars
 
@@ -257,10 +306,12 @@ def _drawn(texts: Iterable[str]) -> dict[str, None]:
 def coverage(font: FontFile, texts: Iterable[str]) -> dict[str, FontFile | None]:
     """Which font draws each character of ``texts``: the first of the fallback chain.
 
-    The chain is ``font`` (the caption font), then the bundled fonts, then the fonts
-    already chosen for earlier characters, then a system font fontconfig lists for the
-    character (none when ``fc-list`` is not installed). Characters that need no glyph
-    (spaces, controls, format characters such as joiners) are left out.
+    The chain is ``font`` (the caption font), then the bundled fonts (DejaVu Sans, then
+    Noto Emoji), then the fonts already chosen for earlier characters, then a system font
+    fontconfig lists for the character (none when ``fc-list`` is not installed). Only
+    fonts libass can draw are in the chain (`FontFile.drawable`): a colour emoji font
+    never is. Characters that need no glyph (spaces, controls, format characters such as
+    joiners, variation selectors) are left out.
 
     Args:
         font: The caption font.
@@ -270,7 +321,7 @@ def coverage(font: FontFile, texts: Iterable[str]) -> dict[str, FontFile | None]
         Each character needing a glyph, in order of first use, mapped to the font that
         draws it, or to ``None`` when no font here has it.
     """
-    chain: list[FontFile] = [font, *bundled_fonts()]
+    chain: list[FontFile] = [f for f in (font, *bundled_fonts()) if f.drawable]
     found: dict[str, FontFile | None] = {}
     for char in _drawn(texts):
         choice = next((f for f in chain if f.covers(char)), None)
@@ -286,3 +337,64 @@ def uncovered(font: FontFile, texts: Iterable[str]) -> str:
     """The characters of ``texts`` no font of the chain (see `coverage`) can draw, in order,
     each once."""
     return "".join(char for char, by in coverage(font, texts).items() if by is None)
+
+
+def faces(font: FontFile, texts: Iterable[str]) -> dict[str, str | None]:
+    """The characters of ``texts`` that another family than ``font``'s draws (see
+    `coverage`), each mapped to that family's name, or to ``None`` when no font has it."""
+    own = font.family.casefold()
+    return {char: None if by is None else by.family
+            for char, by in coverage(font, texts).items()
+            if by is None or by.family.casefold() != own}
+
+
+def font_runs(text: str, faces: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
+    """``text`` cut where the font that draws it changes.
+
+    Args:
+        text: The text to draw.
+        faces: From `faces`: the family of each character another font draws, or ``None``
+            when no font has it.
+
+    Returns:
+        ``(piece, family)`` in order: ``family`` is ``None`` for the caption font's own
+        characters. Characters with no font are left out; characters that need no glyph
+        (joiners, variation selectors) and combining marks stay in the piece they follow,
+        so a sequence (an emoji with its joiners and modifiers, a letter with its marks) is
+        drawn by one font.
+    """
+    out: list[tuple[str, str | None]] = []
+    for char in text:
+        joins = bool(out) and (unicodedata.category(char) in ("Cf", "Mn", "Mc", "Me")
+                               or (not _needs_glyph(char) and not char.isspace()))
+        if char in faces and faces[char] is None:
+            continue  # no font has it
+        family = out[-1][1] if joins else faces.get(char)
+        if out and out[-1][1] == family:
+            out[-1] = (out[-1][0] + char, family)
+        else:
+            out.append((char, family))
+    return out
+
+
+_PACKAGES = (
+    (("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO", "IDEOGRAPHIC", "HALFWIDTH",
+      "FULLWIDTH", "KANGXI"), "fonts-noto-cjk"),
+)
+"""Debian and Ubuntu packages of the fonts that cover a writing system, by the start of
+its characters' Unicode names."""
+
+
+def font_package(char: str) -> str | None:
+    """A Debian/Ubuntu package with a font libass can draw ``char`` in: ``fonts-noto-cjk``
+    for Chinese, Japanese and Korean, ``fonts-noto-core`` for the other writing systems
+    and symbols; ``None`` for an emoji (the bundled Noto
+    Emoji has every emoji of its Unicode version, and no package adds an outline font of
+    a newer one)."""
+    name = unicodedata.name(char, "")
+    for prefixes, package in _PACKAGES:
+        if name.startswith(prefixes):
+            return package
+    if ord(char) >= 0x1F000 and unicodedata.category(char) in ("So", "Cn"):
+        return None
+    return "fonts-noto-core"

@@ -13,7 +13,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -43,6 +43,17 @@ def _cues(value: Iterable[Cue]) -> tuple[Cue, ...]:
 
 def _scenes(value: Iterable[TimelineScene]) -> tuple[TimelineScene, ...]:
     return tuple(value)
+
+
+def _letters(text: str) -> str:
+    """``text`` with case, spaces and punctuation left out."""
+    return "".join(char for char in text.casefold() if char.isalnum())
+
+
+def _said(phrase: str, cues: Iterable[Cue]) -> bool:
+    """True when the captions ``cues`` show ``phrase`` (an ellipsis cut included)."""
+    wanted = _letters(phrase)
+    return bool(wanted) and wanted in _letters(" ".join(cue.text for cue in cues))
 
 
 @attrs.frozen
@@ -96,6 +107,8 @@ class Timeline:
     """Music and loudness of the final mix."""
     fit: Fit = "cover"
     """How pictures of another shape fill the frame."""
+    language: str | None = None
+    """The narration's BCP 47 language, when known: where caption and card lines break."""
 
     @classmethod
     def build(
@@ -109,6 +122,7 @@ class Timeline:
         transition: Transition | str = _CUT,
         soundtrack: Soundtrack | None = None,
         fit: Fit = "cover",
+        language: str | None = None,
     ) -> Timeline:
         """Lay scenes end to end, each as long as its measured narration.
 
@@ -122,6 +136,8 @@ class Timeline:
             transition: Between every two scenes (a `Transition` or a style name).
             soundtrack: Music and loudness of the final mix.
             fit: How pictures of another shape fill the frame.
+            language: The narration's BCP 47 language, when known (it tells Traditional
+                Chinese from Simplified where lines break).
         """
         style = style or CaptionStyle()
         if isinstance(transition, str):
@@ -141,7 +157,8 @@ class Timeline:
             if audio is not None:
                 segments: Sequence[Segment] = audio.segments or (
                     Segment(scene.narration, 0.0, audio.duration),)
-                cues = make_cues(segments, start, style, words=audio.words)
+                cues = make_cues(segments, start, style, words=audio.words,
+                                 language=language)
             overlap = 0
             if position > 0 and not transition.is_cut:
                 overlap = min(frames, max(1, round(transition.seconds * preset.fps)))
@@ -149,7 +166,7 @@ class Timeline:
                                         cues, transition if overlap else _CUT, overlap))
             frames_so_far += frames
         return cls(preset, tuple(scenes), style, burn_captions,
-                   soundtrack or Soundtrack(), fit)
+                   soundtrack or Soundtrack(), fit, language)
 
     @property
     def frames(self) -> int:
@@ -169,28 +186,42 @@ class Timeline:
     @property
     def cards(self) -> tuple[tuple[float, float, CardVisual], ...]:
         """``(start, end, card)`` of each procedural card that shows some text or an
-        icon."""
-        return tuple((s.start, s.end, s.visual) for s in self.scenes
-                     if isinstance(s.visual, CardVisual) and (s.visual.title.strip()
-                                                              or s.visual.designed))
+        icon, as it is drawn: with captions burned in, without a phrase its scene's
+        captions say (the viewer would read it twice)."""
+        shown = []
+        for scene in self.scenes:
+            card = scene.visual
+            if not isinstance(card, CardVisual):
+                continue
+            if self.burn_captions and _said(card.phrase, scene.cues):
+                card = attrs.evolve(card, phrase="")
+            if card.title.strip() or card.designed:
+                shown.append((scene.start, scene.end, card))
+        return tuple(shown)
 
-    def caption_files(self, omit: str = "") -> dict[str, str]:
+    def caption_files(self, faces: Mapping[str, str | None] | None = None) -> dict[str, str]:
         """The captions as sidecar files, by extension: ``srt``, ``vtt`` and ``ass`` (the
         captions alone, without card titles; written whether or not they are burned in).
-        The SRT and WebVTT keep every character; the ASS leaves out those of ``omit``."""
+        The SRT and WebVTT keep every character; the ASS draws them in the fonts of
+        ``faces`` (see `ass_script`)."""
         return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
-                "ass": self._ass(self.cues, (), omit)}
+                "ass": self._ass(self.cues, (), faces)}
 
-    def ass_script(self, omit: str = "") -> str:
-        """The ASS subtitle script the composer burns in: captions and card titles, without
-        the characters of ``omit`` (those no font can draw)."""
-        return self._ass(self.cues if self.burn_captions else (), self.cards, omit)
+    def ass_script(self, faces: Mapping[str, str | None] | None = None) -> str:
+        """The ASS subtitle script the composer burns in: captions and card titles.
+
+        Args:
+            faces: The font family of each character the caption font does not draw, or
+                ``None`` for one no font has (left out): `avgen.media._fonts.faces`.
+        """
+        return self._ass(self.cues if self.burn_captions else (), self.cards, faces)
 
     def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, CardVisual]],
-             omit: str) -> str:
+             faces: Mapping[str, str | None] | None) -> str:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset),
-                      side_margin=self.preset.caption_side_margin, cards=cards, omit=omit)
+                      side_margin=self.preset.caption_side_margin, cards=cards,
+                      faces=faces or {}, language=self.language)
 
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
