@@ -221,6 +221,28 @@ def test_generate_sync_works_inside_a_running_event_loop(tmp_path: Path) -> None
     assert asyncio.run(notebook_cell()).is_file()
 
 
+def chain(error: BaseException) -> list[BaseException]:
+    """The error and every error it is chained to (``__cause__`` or ``__context__``)."""
+    found: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in found:
+        found.append(link)
+        link = link.__cause__ or link.__context__
+    return found
+
+
+@pytest.mark.parametrize("fields", [{"script": ""}, {"script": "Hi.", "preset": "cinema"}])
+def test_a_sync_call_raises_the_error_alone(tmp_path: Path, fields: dict[str, Any]) -> None:
+    """No "no running event loop" RuntimeError rides along with the error of a sync call."""
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    with pytest.raises(UsageError) as refused:
+        generator.generate_sync(**fields)
+    assert chain(refused.value) == [refused.value]
+    with pytest.raises(GenerationError) as failed:
+        VideoGenerator(narrator=BrokenVoice(), output_dir=tmp_path).generate_sync(script=SCRIPT)
+    assert not [e for e in chain(failed.value) if "event loop" in str(e)]
+
+
 def test_generate_is_awaitable_and_runs_sessions_concurrently(tmp_path: Path) -> None:
     generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
 
