@@ -2,7 +2,6 @@
 
 ::
 
-    avgen make "A TOPIC"                      # a title sequence (the local agents need a script)
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
     avgen resume SESSION_DIR

@@ -622,8 +622,8 @@ class VideoRequest:
     """What to make: a topic, a script, or both, and the output format.
 
     Give ``script`` to have your own words narrated; give only ``topic`` to let a script
-    writer (an LLM agent) write them. The embedded local writer turns a bare topic into a
-    short title sequence.
+    writer (an LLM agent, such as the google agents') write them. The embedded local writer
+    writes none: it refuses a request without a script.
 
     A request's size is bounded, checked here, before any work or paid call: ``script`` up
     to 200 000 characters (about three hours of narration), ``topic`` up to 5 000,
