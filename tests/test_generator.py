@@ -68,9 +68,9 @@ def test_fallback_chain_clip_then_image_then_card(tmp_path: Path) -> None:
     assert steps["scene-000.visual"]["status"] == "done"
     assert steps["scene-001.visual"]["status"] == "fallback"
     assert steps["scene-001.visual"]["tier"] == "image"
-    assert "no clip for scene 1" in steps["scene-001.visual"]["error"]
+    assert "no clip for scene 2" in steps["scene-001.visual"]["error"]
     assert steps["scene-002.visual"]["tier"] == "card"
-    assert "no image for scene 2" in steps["scene-002.visual"]["error"]
+    assert "no image for scene 3" in steps["scene-002.visual"]["error"]
     assert events.count("fallback") == 3
     info = probe(video.path)
     assert (info.width, info.height) == (360, 640)

@@ -329,9 +329,9 @@ class FFmpegComposer:
         jobs: list[tuple[str, Path, str]] = []  # (where, file, stream it needs)
         for scene in timeline.scenes:
             if isinstance(scene.visual, (ClipAsset, ImageAsset)):
-                jobs.append((f"scene {scene.index}", scene.visual.path, "video"))
+                jobs.append((f"scene {scene.index + 1}", scene.visual.path, "video"))
             if scene.narration is not None:
-                jobs.append((f"scene {scene.index}", scene.narration.path, "audio"))
+                jobs.append((f"scene {scene.index + 1}", scene.narration.path, "audio"))
         if timeline.soundtrack.music is not None:
             jobs.append(("music", timeline.soundtrack.music, "audio"))
         with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each probe is a process
