@@ -61,7 +61,9 @@ BATCH_FILE = "batch.json"
 """The file in a batch folder that holds its rows, their state and the totals."""
 
 ItemStatus = Literal["pending", "running", "done", "failed"]
-"""Where a batch item stands."""
+"""Where a batch item stands: ``pending`` (not started, or to be made again), ``running``,
+``done`` (its video is made) or ``failed`` (its error is kept; running the batch again
+retries it)."""
 
 _VERSION = 1
 _SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials", "cache_options"})

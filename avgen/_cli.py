@@ -2,7 +2,6 @@
 
 ::
 
-    avgen make "A TOPIC"                      # a title sequence (the local agents need a script)
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
     avgen resume SESSION_DIR
@@ -156,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--fit", choices=("cover", "blur"), default="cover",
                       help="pictures of another shape: crop (cover) or blur-pad (blur)")
     make.add_argument("--music", metavar="FILE", help="background music, ducked under the voice")
+    make.add_argument("--music-volume", type=float, metavar="DB",
+                      help="how many dB the music sits below the narration, 0 to 40, "
+                           "whatever the file's own loudness (default: 18)")
     make.add_argument("--loudness", type=float, default=-14.0, metavar="LUFS",
                       help="loudness of the final mix (default: -14)")
     make.add_argument("--duration", type=float, metavar="SECONDS",
@@ -443,6 +445,12 @@ def _caption_style(args: argparse.Namespace) -> CaptionStyle:
     return caption_style(args.captions).replace(**changes)
 
 
+def _soundtrack(args: argparse.Namespace) -> Soundtrack:
+    """The ``--music``, ``--music-volume`` and ``--loudness`` options as a soundtrack."""
+    chosen = {} if args.music_volume is None else {"music_volume": args.music_volume}
+    return Soundtrack(music=args.music, loudness=args.loudness, **chosen)
+
+
 def _characters(args: argparse.Namespace) -> list[Character]:
     """The ``--character`` and ``--character-picture`` options as characters.
 
@@ -505,8 +513,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                                    transition=args.transition,
                                    duration=args.duration,
                                    style=args.style, characters=_characters(args),
-                                   soundtrack=Soundtrack(music=args.music,
-                                                         loudness=args.loudness))
+                                   soundtrack=_soundtrack(args))
             if args.estimate:
                 print(generator.estimate(request))
                 return 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import ast
 import functools
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import sys
@@ -59,6 +61,58 @@ def _members(cls: type) -> list[tuple[str, object]]:
     return found
 
 
+def _source_tree(module: ModuleType) -> ast.Module | None:
+    """The parsed source of ``module``, or None when it has none."""
+    try:
+        return ast.parse(inspect.getsource(module))
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def variable_docstring(module: ModuleType, name: str) -> str:
+    """The docstring of the module-level variable ``name`` (a constant, a type alias):
+    the string right after its assignment, in ``module`` or, when ``module`` imports the
+    name, where it comes from (followed through re-exports). ``""`` when there is none.
+
+    pdoc reads such a docstring only in the module that assigns the variable, so a name
+    re-exported from a private module shows none; `build` gives pdoc this one.
+    """
+    for _ in range(10):  # re-exports of re-exports, not forever
+        tree = _source_tree(module)
+        if tree is None:
+            return ""
+        origin: tuple[str, str] | None = None
+        for node, after in zip(tree.body, [*tree.body[1:], None], strict=True):
+            targets = (node.targets if isinstance(node, ast.Assign)
+                       else [node.target] if isinstance(node, ast.AnnAssign) else [])
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                if (isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                        and isinstance(after.value.value, str)):
+                    return inspect.cleandoc(after.value.value)
+                return ""
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if (alias.asname or alias.name) == name:
+                        package = module.__name__ if hasattr(module, "__path__") \
+                            else module.__name__.rpartition(".")[0]
+                        where = importlib.util.resolve_name(
+                            "." * node.level + (node.module or ""), package) \
+                            if node.level else (node.module or "")
+                        origin = (where, alias.name)
+        if origin is None:
+            return ""
+        module, name = importlib.import_module(origin[0]), origin[1]
+    return ""
+
+
+def _exported_variables(module: ModuleType) -> list[str]:
+    """The names in ``module.__all__`` that are neither classes, functions nor modules."""
+    return [name for name in getattr(module, "__all__", ())
+            if hasattr(module, name) and not (
+                inspect.isclass(obj := getattr(module, name)) or inspect.isfunction(obj)
+                or inspect.ismodule(obj))]
+
+
 def undocumented() -> list[str]:
     """Public names of the classes, functions, methods and properties without a docstring,
     sorted (each named where the API exports it)."""
@@ -68,7 +122,7 @@ def undocumented() -> list[str]:
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name, None)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)) or id(obj) in seen:
-                continue  # constants, type aliases, instances; or met under another name
+                continue  # constants, type aliases, instances (below); or met already
             seen.add(id(obj))
             where = f"{module.__name__}.{obj.__qualname__}"
             if not _has_doc(obj):
@@ -77,6 +131,9 @@ def undocumented() -> list[str]:
                 for member, value in _members(obj):
                     if not _has_doc(value):
                         missing.add(f"{where}.{member}")
+        for name in _exported_variables(module):
+            if not variable_docstring(module, name):
+                missing.add(f"{module.__name__}.{name}")
     return sorted(missing)
 
 
@@ -105,7 +162,31 @@ def build(out: Path) -> None:
         # `CachedFunction` protocol come from, and says so; harmless.
         warnings.filterwarnings("ignore", category=UserWarning, message=r"Cannot determine "
                                 r"where \S+\.CachedFunction\.__(qual)?name__ is taken from")
-        pdoc.pdoc(*(module.__name__ for module in modules()), output_directory=Path(out))
+        _render(Path(out))
+
+
+def _render(out: Path) -> None:
+    """What ``pdoc.pdoc(..., output_directory=out)`` does, with the docstrings of variables
+    re-exported from private modules filled in (`variable_docstring`)."""
+    from pdoc import doc, extract, render
+
+    documented: dict[str, doc.Module] = {}
+    for name in extract.walk_specs([module.__name__ for module in modules()]):
+        documented[name] = doc.Module.from_name(name)
+    for page in documented.values():
+        for member in page.members.values():
+            if isinstance(member, doc.Variable) and not member.docstring:
+                member.docstring = variable_docstring(page.obj, member.name)
+    for page in documented.values():
+        target = out / f"{page.fullname.replace('.', '/')}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(render.html_module(page, documented).encode())
+    index = render.html_index(documented)
+    if index:
+        (out / "index.html").write_bytes(index.encode())
+    search = render.search_index(documented)
+    if search:
+        (out / "search.js").write_bytes(search.encode())
 
 
 def run(out: Path, *, check_only: bool = False, stdout: TextIO | None = None,

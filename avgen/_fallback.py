@@ -3,7 +3,9 @@
 `VisualChain` is itself a visual agent: it asks each source in turn and the first that
 delivers a checked picture wins; the procedural card is the source that cannot fail. What
 failed on the way is kept (the manifest records the tier that served and why the ones
-above it did not). A source marked as the required tier stops the chain instead of falling
+above it did not); a source that has nothing for the scene (`avgen.errors.NoMatch`: a
+media library with no file for it) is passed over, and recorded as such, not as a
+failure. A source marked as the required tier stops the chain instead of falling
 back, and so does a model the service does not serve (`avgen.errors.ModelNotFound`): that
 is a setting to change, not a moment's failure to hide behind a card.
 """
@@ -30,7 +32,7 @@ from avgen._models import (
 )
 from avgen._session import Session
 from avgen._steps import Made
-from avgen.errors import AgentError, AvgenError, MediaError, ModelNotFound
+from avgen.errors import AgentError, AvgenError, MediaError, ModelNotFound, NoMatch
 from avgen.media._cards import THEMES, Theme, icon_for, key_phrase
 from avgen.media._ffmpeg import probe
 
@@ -87,7 +89,7 @@ class VisualSource:
             raise AgentError(f"generate() returned {type(made).__name__}, "
                              f"not {expected.__name__}", self.name)
         if not probe(target).has_video:
-            raise MediaError(f"scene {scene.index}: the {self.tier} has no picture", target)
+            raise MediaError(f"scene {scene.index + 1}: the {self.tier} has no picture", target)
         return made
 
 
@@ -125,18 +127,26 @@ class VisualChain:
 
     async def make(self, scene: Scene, seconds: float, preset: Preset,
                    previous: Path | None = None) -> Made[Visual]:
-        """The scene's picture, with the tier that served and what failed above it.
+        """The scene's picture, with the tier that served, what failed above it and which
+        sources had nothing for it.
 
         Raises:
-            AvgenError: The required tier failed.
+            AvgenError: The required tier failed (or had nothing for the scene).
             ModelNotFound: A source's model is not served.
         """
         errors: list[str] = []
+        passed: list[str] = []
         for source in self.sources:
             try:
                 async with self._turn(source.agent):
                     with self.session.atomic_path(source.relative(scene)) as temp:
                         made = await source.make(scene, seconds, preset, temp, previous)
+            except NoMatch as exc:  # nothing for this scene: not a failure
+                said = str(exc).removeprefix(f"{exc.agent}: ")
+                passed.append(f"{source.tier} ({source.name}): {said}")
+                if source.tier == self.required:
+                    raise
+                continue
             except AvgenError as exc:
                 if isinstance(exc, ModelNotFound):
                     raise
@@ -147,11 +157,15 @@ class VisualChain:
                     raise
                 continue
             placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))
-            return self._made(placed, source.name, source.tier, errors)
-        return self._made(design_card(scene, self.theme), "ffmpeg-card", "card", errors)
+            return self._made(placed, source.name, source.tier, errors, passed)
+        return self._made(design_card(scene, self.theme), "ffmpeg-card", "card", errors,
+                          passed)
 
-    def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str]) -> Made[Visual]:
+    def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str],
+              passed: list[str]) -> Made[Visual]:
         outputs = (visual.path,) if isinstance(visual, ClipAsset | ImageAsset) else ()
-        return Made(visual, outputs, {"asset": asset_to_dict(visual, self.session.root)},
-                    agent=agent, tier=tier, status="fallback" if errors else "done",
-                    error="; ".join(errors) or None)
+        data: dict[str, Any] = {"asset": asset_to_dict(visual, self.session.root)}
+        if passed:
+            data["passed"] = passed  # sources with nothing for the scene, and why
+        return Made(visual, outputs, data, agent=agent, tier=tier,
+                    status="fallback" if errors else "done", error="; ".join(errors) or None)

@@ -84,6 +84,10 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False  # left here, so an error of the run is not chained to this one
+    else:
+        running = True
+    if not running:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="avgen") as pool:
         return pool.submit(asyncio.run, coro).result()

@@ -262,12 +262,27 @@ def _optional_path(value: str | os.PathLike[str] | None) -> Path | None:
 
 @attrs.frozen
 class Soundtrack:
-    """The final mix: optional background music, ducked under the narration, and loudness."""
+    """The final mix: optional background music, ducked under the narration, and loudness.
+
+    The music is measured (EBU R128 integrated loudness, over the stretch the video plays)
+    and set `music_volume` dB below the narration, whatever the file's own level: a quiet
+    recording and a loud master sit at the same place under the voice. While words are
+    spoken it is ducked further (``duck``). Without narration the music is the soundtrack,
+    brought to ``loudness`` like any mix.
+
+    Raises:
+        UsageError: A field out of its range (the error names it and the range), or a
+            music file that does not exist.
+    """
 
     music: Path | None = attrs.field(default=None, converter=_optional_path)
     """A music file, looped or trimmed to the video's length; ``None`` for narration only."""
-    music_volume: float = -18.0
-    """Music level relative to full scale before ducking, in dB (-60 to 0)."""
+    music_volume: float = 18.0
+    """How many dB (LU) the music sits below the narration, 0 to 40, before ducking: the
+    music's loudness is the narration's minus this. 18 keeps the music clearly under the
+    voice — speech stays easy to follow, for listeners with weaker hearing too — while it
+    is still heard between sentences; lower it (12) for a livelier bed, raise it (24) for a
+    faint one."""
     duck: bool = True
     """Lower the music while the narration speaks (a sidechain compressor)."""
     fade_seconds: float = 2.0
@@ -277,7 +292,11 @@ class Soundtrack:
     platforms."""
 
     def __attrs_post_init__(self) -> None:
-        number("soundtrack.music_volume", self.music_volume, low=-60, high=0)  # dB
+        volume = self.music_volume
+        if isinstance(volume, bool) or not isinstance(volume, int | float) \
+                or not 0 <= volume <= 40:  # NaN too
+            raise UsageError("soundtrack.music_volume", "how many dB the music sits below the "
+                             f"narration, from 0 to 40 (e.g. 18), not {volume!r}")
         flag("soundtrack.duck", self.duck)
         number("soundtrack.fade_seconds", self.fade_seconds, low=0, high=10)
         number("soundtrack.loudness", self.loudness, low=-36, high=-8)  # LUFS
@@ -622,8 +641,8 @@ class VideoRequest:
     """What to make: a topic, a script, or both, and the output format.
 
     Give ``script`` to have your own words narrated; give only ``topic`` to let a script
-    writer (an LLM agent) write them. The embedded local writer turns a bare topic into a
-    short title sequence.
+    writer (an LLM agent, such as the google agents') write them. The embedded local writer
+    writes none: it refuses a request without a script.
 
     A request's size is bounded, checked here, before any work or paid call: ``script`` up
     to 200 000 characters (about three hours of narration), ``topic`` up to 5 000,

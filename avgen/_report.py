@@ -126,13 +126,15 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per scene: its narration, steps, tier, errors, retries, cost and times."""
     steps: Mapping[str, Any] = manifest.get("steps") or {}
     texts: dict[int, str] = {}
+    titles: dict[int, str] = {}
     script_file = root / "scripts" / "script.json"
     if script_file.is_file():
         try:
             for scene in json.loads(script_file.read_text("utf-8")).get("scenes", []):
                 texts[int(scene["index"])] = str(scene.get("narration", ""))
+                titles[int(scene["index"])] = str(scene.get("title") or "")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            texts = {}
+            texts, titles = {}, {}
     indices = set(texts)
     for key in steps:
         match = _SCENE_STEP.fullmatch(key)
@@ -165,8 +167,11 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         source = source if isinstance(source, Mapping) else {}
         listed = source.get("notes")
         notes: list[Any] = listed if isinstance(listed, list) else []
+        passed = (visual.get("data") or {}).get("passed")
         rows.append({
-            "index": index, "text": texts.get(index, ""),
+            "index": index, "number": index + 1, "title": titles.get(index, ""),
+            "text": texts.get(index, ""),
+            "passed": [str(p) for p in passed] if isinstance(passed, list) else [],
             "tier": visual.get("tier"), "visual_status": visual.get("status", "missing"),
             "narration_status": narration.get("status", "missing"),
             "agent": visual.get("agent", ""), "errors": errors, "retries": retries,
@@ -317,7 +322,10 @@ WAITING_FOR_QUOTA = "waiting for quota"
 WAITING_FOR_ANOTHER_WORKER = "waiting for another worker's call"
 """The timeline's group of waits for the same paid call made by another worker of a batch."""
 _WAIT_COLORS = {WAITING_FOR_A_TURN: "#9ca3af", WAITING_FOR_QUOTA: "#fca5a5",
-                WAITING_FOR_ANOTHER_WORKER: "#c4b5fd"}
+                WAITING_FOR_ANOTHER_WORKER: "#c4b5fd",
+                # a batch item's bar, by its status (as its badge on the page)
+                "done": "#16a34a", "failed": "#dc2626", "running": "#f59e0b",
+                "pending": "#6b7280"}
 
 
 def _wait_group(what: object) -> str:
@@ -556,7 +564,7 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
     for scene in scenes:
         if scene["tier"]:
             tiers[scene["tier"]] = tiers.get(scene["tier"], 0) + 1
-    missing = [f"scene {scene['index']}: " + ", ".join(
+    missing = [f"scene {scene['number']}: " + ", ".join(
         kind for kind in ("narration", "visual")
         if scene[f"{kind}_status"] in ("missing", "failed"))
         for scene in scenes
@@ -634,7 +642,8 @@ def _batch_report(root: Path) -> Path:
             session = None
         if session == inside:
             session = None
-        report = None
+        report = video = None
+        title = _request_title(item.get("request"))
         first = last = None
         if session is not None and (session / "metadata" / "manifest.json").is_file():
             try:
@@ -642,6 +651,9 @@ def _batch_report(root: Path) -> Path:
             except UsageError:
                 report = None
             manifest = _read_json(session / "metadata" / "manifest.json")
+            if isinstance(manifest, dict):
+                title = str(manifest.get("title") or "") or title
+                video = _item_video(root, session, manifest)
             steps = (manifest.get("steps") or {}).values() if isinstance(manifest, dict) else []
             times = [(_number(s.get("started")), _number(s.get("started"))
                       + _number(s.get("seconds"))) for s in steps if _number(s.get("started"))]
@@ -649,7 +661,8 @@ def _batch_report(root: Path) -> Path:
                 first, last = min(t[0] for t in times), max(t[1] for t in times)
             holds.extend(_holds(steps))
         status = str(item.get("status", "pending"))
-        rows.append({**item, "status": status, "report": report,
+        rows.append({**item, "status": status, "report": report, "title": title,
+                     "video": video if status == "done" else None,
                      "resume": None if status == "done" or report is None
                      else f"avgen resume {shlex.quote(str(session))}",
                      "first": first, "last": last})
@@ -673,6 +686,30 @@ def _batch_report(root: Path) -> Path:
     target = root / REPORT_FILE
     _write(target, _templates().get_template("report_batch.html.j2").render(**context))
     return target
+
+
+def _request_title(request: object) -> str:
+    """What a batch item's request is called: its title, topic or first words of its
+    script (``""`` when it has none of them)."""
+    if not isinstance(request, Mapping):
+        return ""
+    for field in ("title", "topic", "script"):
+        value = request.get(field)
+        if isinstance(value, str) and value.strip():
+            words = value.split()
+            return " ".join(words[:12]) + ("…" if len(words) > 12 else "")
+    return ""
+
+
+def _item_video(root: Path, session: Path, manifest: Mapping[str, Any]) -> str | None:
+    """A link from the batch page to an item's video: the file its manifest names, checked
+    to lie inside its session and to exist; None otherwise."""
+    try:
+        video = contained(session, manifest.get("video"), "manifest.video") \
+            if manifest.get("video") is not None else None
+    except UsageError:
+        return None
+    return _link(root, video) if video is not None and video.is_file() else None
 
 
 def _holds(steps: Iterable[Any]) -> list[Mapping[str, Any]]:

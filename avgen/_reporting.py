@@ -30,7 +30,8 @@ class RunEvent:
     progress: float
     """Overall fraction done, 0.0 to 1.0."""
     scene: int | None = None
-    """The scene concerned, if any."""
+    """The scene concerned, if any: its `avgen.Scene.index`, from 0 (a message names it as
+    people count, from 1: ``scene 1`` is index 0)."""
     data: dict[str, Any] = attrs.field(factory=dict)
     """Extra facts (paths, tiers, errors)."""
 
@@ -75,12 +76,12 @@ class Reporter:
         """A scene's narration or picture is ready."""
         self._scenes_done += 0.5
         progress = self.SCRIPT + self.SCENES * self._scenes_done / self.scene_count
-        self.emit(kind, f"scene {scene}: {what}", progress, scene, **data)
+        self.emit(kind, f"scene {scene + 1}: {what}", progress, scene, **data)
 
     def fallback(self, scene: int, tier: str, exc: AvgenError) -> None:
         """A picture tier failed; the next one is tried."""
-        self.emit("fallback", f"scene {scene}: {tier} failed, falling back: {exc}", None, scene,
-                  tier=tier, error=str(exc))
+        self.emit("fallback", f"scene {scene + 1}: {tier} failed, falling back: {exc}", None,
+                  scene, tier=tier, error=str(exc))
 
     @property
     def composing(self) -> _Composing:

@@ -446,7 +446,7 @@ def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
     words timed (`AudioAsset.with_words`)."""
     info = probe(path)
     if not info.has_audio or not info.duration:
-        raise MediaError(f"scene {scene.index}: the narration has no audio", path)
+        raise MediaError(f"scene {scene.index + 1}: the narration has no audio", path)
     if abs(asset.duration - info.duration) > 0.02:
         asset = attrs.evolve(asset, duration=info.duration)
     return asset.with_words()  # a narrator that times no word gets them estimated

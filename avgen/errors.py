@@ -12,6 +12,7 @@ avgen::
     ├── MediaError(RuntimeError)          a media file that is missing, corrupt or unusable
     │   └── FFmpegError                   an ffmpeg process that failed (carries its stderr)
     └── AgentError(RuntimeError)          an agent failed to deliver (carries the agent's name)
+        ├── NoMatch                       a source has nothing for this scene (not a failure)
         ├── ModelNotFound                 the service does not serve the model asked for
         ├── ContentRejected               a safety filter refused the prompt or the output
         ├── BudgetExceeded                a paid call would go over the run's budget (not made)
@@ -41,6 +42,7 @@ __all__ = [
     "GenerationError",
     "MediaError",
     "ModelNotFound",
+    "NoMatch",
     "RateLimited",
     "ServiceUnavailable",
     "SessionError",
@@ -128,6 +130,14 @@ class AgentError(AvgenError, RuntimeError):
         self.agent = agent
         """The agent's name (its class name unless it gives one)."""
         super().__init__(f"{agent}: {message}" if agent else message)
+
+
+class NoMatch(AgentError):
+    """A picture source has nothing for the scene — a media library with no file for it,
+    or only a picture where a clip was asked, a stock search with no result: the scene goes
+    to the next source, as it would after a failure, but nothing failed. A run reports it
+    as such (never as a fallback or an error), does not retry it, and a circuit breaker
+    does not count it."""
 
 
 class ModelNotFound(AgentError):

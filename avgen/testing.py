@@ -104,7 +104,7 @@ class PatternImages:
         """Write a PNG at ``target``."""
         self.calls += 1
         if scene.index in self.fail_on:
-            raise AgentError(f"no image for scene {scene.index} (fail_on)", self.name)
+            raise AgentError(f"no image for scene {scene.index + 1} (fail_on)", self.name)
         size = f"{preset.width}x{preset.height}"
         await asyncio.to_thread(run_ffmpeg_sync, ["-f", "lavfi", "-i", f"testsrc2=s={size}",
                                                   "-frames:v", "1", str(target)])
@@ -133,7 +133,7 @@ class PatternClips:
         """Write an MP4 at ``target``."""
         self.calls += 1
         if scene.index in self.fail_on:
-            raise AgentError(f"no clip for scene {scene.index} (fail_on)", self.name)
+            raise AgentError(f"no clip for scene {scene.index + 1} (fail_on)", self.name)
         length = max(0.2, seconds * self.seconds_factor)
         await asyncio.to_thread(run_ffmpeg_sync, [
             "-f", "lavfi", "-i", f"testsrc2=s=320x180:r=25:d={length:.3f}",

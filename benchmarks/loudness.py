@@ -93,8 +93,7 @@ def main() -> int:
                         str(music)], check=True)
         for seconds in lengths:
             for target, track in ((-14.0, Soundtrack()),
-                                  (-16.0, Soundtrack(loudness=-16.0, music=music,
-                                                     music_volume=-12.0))):
+                                  (-16.0, Soundtrack(loudness=-16.0, music=music))):
                 line = timeline(wavs, clip, seconds, track)
                 out = folder / f"{seconds}_{target}.mp4"
                 started = time.perf_counter()

@@ -299,3 +299,43 @@ def distances_to_onsets(words: list[tuple[str, float]], onsets: list[float]) -> 
             raise AssertionError(f"no pause heard before {word!r} at {at:.3f} s")
         distances.append(min(abs(at - onset) for onset in near))
     return distances
+
+
+def make_music(path: Path, lufs: float, seconds: float = 12.0, kind: str = "chords") -> Path:
+    """Write a music-like WAV (32-bit float: loud ones do not clip) whose integrated loudness
+    (EBU R128) is ``lufs`` within 0.1 LU: ``chords`` (three tones that swell twice a
+    second) or ``noise`` (pink noise, low-passed)."""
+    source = {
+        "chords": (f"sine=f=220:d={seconds}[a];sine=f=277:d={seconds}[b];"
+                   f"sine=f=330:d={seconds}[c];[a][b][c]amix=inputs=3,tremolo=f=2:d=0.7"),
+        "noise": f"anoisesrc=color=pink:amplitude=0.3:seed=7:d={seconds},lowpass=f=2500",
+    }[kind]
+    raw = path.with_name(f"{path.stem}.raw.wav")
+    _ffmpeg("-f", "lavfi", "-i", f"{source},aformat=sample_rates=44100:channel_layouts=stereo",
+            "-c:a", "pcm_f32le", str(raw))
+    for _ in range(3):  # a gain moves the integrated loudness by as much: one pass suffices
+        measured = loudness_between(raw, [(0.0, seconds)])
+        _ffmpeg("-i", str(raw), "-af", f"volume={lufs - measured:.3f}dB", "-c:a",
+                "pcm_f32le", str(path))
+        if abs(loudness_between(path, [(0.0, seconds)]) - lufs) <= 0.1:
+            break
+        raw.write_bytes(path.read_bytes())
+    raw.unlink(missing_ok=True)
+    return path
+
+
+def loudness_between(path: Path, stretches: list[tuple[float, float]]) -> float:
+    """The integrated loudness (LUFS, EBU R128) of ``path``'s sound in the given stretches
+    (start and end, seconds), measured as one: the stretches are cut out and joined."""
+    cuts = "".join(f"[s{n}]atrim=start={a:.3f}:end={b:.3f},asetpts=N/SR/TB[t{n}];"
+                   for n, (a, b) in enumerate(stretches))
+    graph = (f"[0:a]asplit={len(stretches)}" + "".join(f"[s{n}]" for n in range(len(stretches)))
+             + ";" + cuts + "".join(f"[t{n}]" for n in range(len(stretches)))
+             + f"concat=n={len(stretches)}:v=0:a=1,ebur128=framelog=quiet[out]")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+                           "-filter_complex", graph, "-map", "[out]", "-f", "null", "-"],
+                          capture_output=True, text=True, check=True)
+    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
+    loud = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    assert loud, summary
+    return float(loud.group(1))

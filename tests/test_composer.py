@@ -312,7 +312,7 @@ def test_bad_input_is_refused_before_the_encode(
     with pytest.raises(MediaError) as caught:
         compose(timeline, target)
     message = str(caught.value)
-    assert message.startswith("scene 1: ")
+    assert message.startswith("scene 2: ")  # Scene(1, ...): people count from 1
     assert str(bad) in message
     assert caught.value.path == bad
     assert encodes == []

@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 import avgen
+from avgen import _docs
 from avgen._cli import main
 from avgen._models import Video
 
@@ -64,6 +65,24 @@ def test_every_public_name_is_documented() -> None:
     assert _load_build().undocumented() == []
 
 
+def test_a_variables_docstring_is_found_where_it_is_assigned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "pkgdoc"
+    package.mkdir()
+    (package / "_impl.py").write_text('A = 1\n"""What A is."""\nB = 2\n\nC: int = 3\n'
+                                      '"""What C is."""\n', "utf-8")
+    (package / "_again.py").write_text("from pkgdoc._impl import C as D\n", "utf-8")
+    (package / "__init__.py").write_text(
+        "from pkgdoc._impl import A, B\nfrom ._again import D\n__all__ = ['A', 'B', 'D']\n",
+        "utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("pkgdoc")
+    assert _docs.variable_docstring(module, "A") == "What A is."
+    assert _docs.variable_docstring(module, "B") == ""
+    assert _docs.variable_docstring(module, "D") == "What C is."
+    assert _docs.variable_docstring(module, "nothing") == ""
+
+
 def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
     out = tmp_path / "api"
     proc = subprocess.run([sys.executable, "-m", "avgen", "docs", "--out", str(out)],
@@ -75,6 +94,10 @@ def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
     assert "avgen.html" in (out / "index.html").read_text("utf-8")
     page = (out / "avgen.html").read_text("utf-8")
     assert "VideoGenerator" in page and "Octopuses have three hearts" in page
+    for name, words in (("EventHandler", "receives every"), ("Fit", "fills the frame"),
+                        ("ItemStatus", "batch item stands"), ("Tier", "picture came from")):
+        shown = re.search(rf'id="{name}">(.*?)</section>', page, re.S)  # re-exported aliases
+        assert shown is not None and words in shown[1], name
     assert (out / "avgen" / "resilience.html").is_file()
     assert (out / "avgen" / "agents.html").is_file()
     assert not (out / "avgen" / "media" / "_graph.html").exists()

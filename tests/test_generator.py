@@ -68,9 +68,9 @@ def test_fallback_chain_clip_then_image_then_card(tmp_path: Path) -> None:
     assert steps["scene-000.visual"]["status"] == "done"
     assert steps["scene-001.visual"]["status"] == "fallback"
     assert steps["scene-001.visual"]["tier"] == "image"
-    assert "no clip for scene 1" in steps["scene-001.visual"]["error"]
+    assert "no clip for scene 2" in steps["scene-001.visual"]["error"]
     assert steps["scene-002.visual"]["tier"] == "card"
-    assert "no image for scene 2" in steps["scene-002.visual"]["error"]
+    assert "no image for scene 3" in steps["scene-002.visual"]["error"]
     assert events.count("fallback") == 3
     info = probe(video.path)
     assert (info.width, info.height) == (360, 640)
@@ -219,6 +219,28 @@ def test_generate_sync_works_inside_a_running_event_loop(tmp_path: Path) -> None
         return generator.generate_sync(script="Inside a loop.").path
 
     assert asyncio.run(notebook_cell()).is_file()
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """The error and every error it is chained to (``__cause__`` or ``__context__``)."""
+    found: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in found:
+        found.append(link)
+        link = link.__cause__ or link.__context__
+    return found
+
+
+@pytest.mark.parametrize("fields", [{"script": ""}, {"script": "Hi.", "preset": "cinema"}])
+def test_a_sync_call_raises_the_error_alone(tmp_path: Path, fields: dict[str, Any]) -> None:
+    """No "no running event loop" RuntimeError rides along with the error of a sync call."""
+    generator = VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path)
+    with pytest.raises(UsageError) as refused:
+        generator.generate_sync(**fields)
+    assert chain(refused.value) == [refused.value]
+    with pytest.raises(GenerationError) as failed:
+        VideoGenerator(narrator=BrokenVoice(), output_dir=tmp_path).generate_sync(script=SCRIPT)
+    assert not [e for e in chain(failed.value) if "event loop" in str(e)]
 
 
 def test_generate_is_awaitable_and_runs_sessions_concurrently(tmp_path: Path) -> None:

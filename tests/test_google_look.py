@@ -266,10 +266,11 @@ def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: 
     assert video.tiers == ("clip", "clip", "clip")  # not a fallback
     [rewrite] = fake.calls("text")
     refused = [c for c in fake.calls("veo") if c.fault == "filtered"]
-    assert len(refused) == 1 and refused[0].prompt in (rewrite.prompt or "")
+    assert len(refused) == 1 and SCENES[1][0] in (rewrite.prompt or "")
     assert REWRITE_POLICY in (rewrite.prompt or "")
     retried = [c for c in fake.calls("veo") if (c.prompt or "").startswith("A gentle take: ")]
-    assert len(retried) == 1 and retried[0].prompt == rewritten(rewrite.prompt or "")
+    assert len(retried) == 1
+    assert (retried[0].prompt or "").startswith(rewritten(rewrite.prompt or "") + "\n")
     assert_one_look(retried[0])  # the rewrite kept the style and the cast
     step = manifest(video.session)["steps"]["scene-001.visual"]
     assert step["status"] == "done" and step["tier"] == "clip"
@@ -290,6 +291,49 @@ def test_a_refused_clip_is_rewritten_once_then_made(fake: FakeGemini, tmp_path: 
     assert fake.count("text") == 0 and fake.count("veo") == 0 and fake.count("image") == 0
     note = manifest(again.session)["steps"]["scene-001.visual"]["data"]["asset"]["source"]
     assert "its rewrite was reused" in note["notes"][0]
+
+
+@pytest.mark.parametrize("answer", [
+    "A boy in a raincoat hurries through light rain towards a warm shop",
+    "A boy hurries through light rain to a shop.\nStyle: neon cyberpunk, harsh light.\n"
+    "Characters: Teo: a grown man in a suit."])
+def test_a_rewrite_changes_the_scene_and_never_the_look(fake: FakeGemini, tmp_path: Path,
+                                                        answer: str) -> None:
+    """Only the scene's own text is sent to be rewritten; the style and the cast are added
+    back by code, whatever the rewrite says of them."""
+    fake.text = lambda _prompt: answer
+    fake.fail("veo", "filtered", match=SCENES[1][0])  # once: the first prompt only
+    video = generator(vertex(fake), tmp_path).generate_sync(topic="a bakery", preset="draft")
+    assert video.tiers == ("clip", "clip", "clip")
+    [rewrite] = fake.calls("text")
+    sent = (rewrite.prompt or "").split("PROMPT:\n", 1)[1]
+    assert sent == SCENES[1][0]  # the scene's own words: no style, no cast
+    [retried] = [c for c in fake.calls("veo") if (c.prompt or "").startswith("A boy ")]
+    prompt = retried.prompt or ""
+    assert "neon" not in prompt and "grown man" not in prompt
+    assert STYLE_TEXT in prompt and prompt.count("Style:") == 1  # the scene's style, once
+    assert DESCRIBED["Teo"] in prompt and DESCRIBED["Mara"] not in prompt  # and its cast
+
+
+@pytest.mark.parametrize("answer", ["", "Bakery", ' "Bakery." ', "Style: watercolour."])
+def test_an_empty_or_one_word_rewrite_is_a_failed_rewrite(fake: FakeGemini, tmp_path: Path,
+                                                          answer: str) -> None:
+    fake.text = lambda _prompt: answer
+    fake.fail("veo", "filtered", match=SCENES[1][0])
+    video = generator(vertex(fake), tmp_path, rewrites=2).generate_sync(topic="a bakery",
+                                                                        preset="draft")
+    assert fake.count("text") == 1  # the rewrite failed: not tried again
+    assert all(scene_named(c) is not None for c in fake.calls("veo"))  # none from the answer
+    assert video.tiers == ("clip", "image", "clip")  # the scene fell back to its still
+    step = manifest(video.session)["steps"]["scene-001.visual"]
+    assert "could not be rewritten" in step["error"]
+    assert "empty" in step["error"] or "one word" in step["error"]
+
+
+def scene_named(call: Recorded) -> int | None:
+    """The scene whose visual a prompt shows, or None."""
+    found = [i for i, (visual, _) in enumerate(SCENES) if visual in (call.prompt or "")]
+    return found[0] if found else None
 
 
 def test_veo_options_reach_every_request(fake: FakeGemini, tmp_path: Path) -> None:

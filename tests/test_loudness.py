@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import re
 import subprocess
@@ -18,7 +19,7 @@ from typing import Any
 
 import attrs
 import pytest
-from media import make_image, make_wav
+from media import loudness_between, make_image, make_music, make_wav
 from media import measure_loudness as measure
 
 from avgen import Preset, RunEvent, Scene, Soundtrack, UsageError, VideoGenerator, VideoRequest
@@ -101,13 +102,65 @@ def test_every_target_and_length_is_met_under_a_minus_1_dbtp_ceiling(
         spoken: dict[str, Any], tmp_path: Path, seconds: int, target: float,
         music: bool) -> None:
     track = Soundtrack(loudness=target, music=make_wav(tmp_path / "music.wav", 3.0, freq=220)
-                       if music else None, music_volume=-12.0)
+                       if music else None, music_volume=12.0)
     timeline = voice_timeline(spoken["wavs"], seconds, track)
     notes = Notes()
     loud, peak = measure(compose(timeline, tmp_path / "out.mp4", notes))
     assert abs(loud - target) <= TOLERANCE, (loud, target)
     assert peak <= CEILING, peak
     assert notes.notes == []
+
+
+def gapped_timeline(wavs: list[Path], soundtrack: Soundtrack, gap: float = 4.0) -> Timeline:
+    """Piper speech, a silent scene (only the music plays), speech, a silent scene, speech."""
+    import wave
+
+    parts: list[tuple[Scene, AudioAsset | None, CardVisual]] = []
+    for index in range(5):
+        audio = None
+        if index % 2 == 0:
+            wav = wavs[(index // 2) % len(wavs)]
+            with wave.open(str(wav)) as reader:
+                length = reader.getnframes() / reader.getframerate()
+            audio = AudioAsset(wav, length, (Segment("Words.", 0.0, length),))
+        parts.append((Scene(index, "Words."), audio, CardVisual("")))
+    return Timeline.build(TINY, parts, burn_captions=False, soundtrack=soundtrack,
+                          silent_seconds=gap)
+
+
+def music_below_voice(video: Path, timeline: Timeline) -> float:
+    """How many LU the music sits below the narration in ``video``: the loudness of the
+    speech stretches minus that of the music alone in the silent scenes (from 1 s after
+    the speech, once the ducking has let go, to just before the next)."""
+    speech = [(s.start, s.start + s.duration) for s in timeline.scenes if s.narration]
+    gaps = [(s.start + 1.0, s.start + s.duration - 0.2) for s in timeline.scenes
+            if s.narration is None]
+    return loudness_between(video, speech) - loudness_between(video, gaps)
+
+
+@pytest.mark.parametrize(("music_lufs", "kind", "below"), [
+    (-40.0, "chords", 18.0), (-10.0, "chords", 18.0), (-24.0, "noise", 24.0),
+    (-16.0, "noise", 6.0)])
+def test_the_music_sits_where_asked_below_the_voice_whatever_its_level(
+        spoken: dict[str, Any], tmp_path: Path, music_lufs: float, kind: str,
+        below: float) -> None:
+    """A quiet file and a loud one end at the same place: ``music_volume`` LU under the
+    narration (±1.5), measured in the final file; the mix stays on its target."""
+    music = make_music(tmp_path / "music.wav", music_lufs, kind=kind)
+    track = Soundtrack(music=music, music_volume=below)
+    timeline = gapped_timeline(spoken["wavs"], track)
+    video = compose(timeline, tmp_path / "out.mp4")
+    assert abs(music_below_voice(video, timeline) - below) <= 1.5
+    loud, peak = measure(video)
+    assert abs(loud - track.loudness) <= TOLERANCE and peak <= CEILING
+
+
+@pytest.mark.parametrize("bad", [-18.0, 41, math.nan, "18"])
+def test_a_music_volume_out_of_range_is_refused_saying_what_it_means(bad: Any) -> None:
+    with pytest.raises(UsageError) as caught:
+        Soundtrack(music_volume=bad)
+    assert caught.value.field == "soundtrack.music_volume"
+    assert "below the narration, from 0 to 40" in caught.value.problem
 
 
 def test_parts_do_not_change_the_loudness(spoken: dict[str, Any], tmp_path: Path) -> None:

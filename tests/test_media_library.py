@@ -5,6 +5,7 @@ nothing falls through to the card; a damaged file is refused before anything is 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator, VideoRequest
+from avgen import Preset, RunEvent, UsageError, VideoGenerator, VideoRequest, write_report
 from avgen.agents.local import MediaLibrary, _library, local_agents
 from avgen.agents.local._library import assign, name_words
 from avgen.media._ffmpeg import ffmpeg_exe
@@ -110,6 +111,38 @@ def test_each_scene_gets_the_file_that_names_its_subject(library: Path, tmp_path
         if source["runner_up"] is not None:
             assert source["runner_up_score"] <= source["score"]
     assert video.tiers == tuple(tier for tier, _ in EXPECTED.values())
+
+
+def test_a_scene_the_library_has_a_picture_for_is_a_match_not_a_failure(
+        library: Path, tmp_path: Path) -> None:
+    """The clip view has nothing for a scene matched to a picture, and no view has anything
+    for a scene matched to no file: the scene goes on to the next source, and nothing
+    reports a failure — no fallback event (the command's "failed, falling back" line), no
+    step error, no "Fell through" on the report."""
+    media = MediaLibrary(library)
+    events: list[RunEvent] = []
+    generator = VideoGenerator(narrator=ToneNarrator(0.25), clip_generator=media.clips,
+                               image_generator=media.images, output_dir=tmp_path,
+                               on_event=events.append)
+    video = generator.generate_sync(script=SCRIPT, preset=SMALL)
+    assert [e.message for e in events if e.kind == "fallback"] == []
+    recorded = steps(video.manifest)
+    for index, (tier, name) in EXPECTED.items():
+        step = recorded[f"scene-{index:03d}.visual"]
+        assert step["status"] == "done" and step["error"] is None, step
+        passed = step["data"].get("passed", [])  # type: ignore[attr-defined]
+        if tier == "image":  # the clips had nothing: the scene names a picture
+            assert passed == [f"clip (media-library-clips): scene {index + 1} matches a "
+                              f"picture ({Path(str(name)).name})"]
+        elif tier == "card":
+            assert len(passed) == 2 and all(f"matches scene {index + 1}" in p for p in passed)
+        else:
+            assert passed == []
+    page = write_report(video).read_text("utf-8")
+    assert "Fell through" not in page and '<ul class="errors">' not in page
+    row = re.search(r'<tr class="scene" id="scene-2"(.*?)</tr>', page, re.S)
+    assert row is not None and '<td class="scene-number">3</td>' in row[1]
+    assert "Nothing for this scene from:" in row[1] and "scene 3 matches a picture" in row[1]
 
 
 def test_a_clip_shows_a_stretch_as_long_as_its_scene(library: Path, tmp_path: Path) -> None:

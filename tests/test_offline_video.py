@@ -142,18 +142,29 @@ def test_resume_from_the_command_line_remakes_a_lost_video(made: dict[str, Any],
     assert {p.name: p.stat().st_mtime_ns for p in (session / "audio").iterdir()} == audio_before
 
 
-def test_a_bare_topic_makes_a_title_sequence_and_says_how_to_get_more(tmp_path: Path) -> None:
-    proc = run("make", "Volcanoes", "--out", str(tmp_path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "No script was given" in proc.stderr
-    assert probe(proc.stdout.strip()).has_audio
+def test_a_bare_topic_is_refused_saying_which_agents_write_a_script(tmp_path: Path) -> None:
+    """The offline agents write no script: a topic alone makes no filler video, it is
+    refused before any work (no session folder), saying how to give a script and which
+    agents can write one."""
+    out = tmp_path / "out"
+    proc = run("make", "Volcanoes", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    error = proc.stderr.splitlines()[-1]
+    assert error.startswith("avgen: error: script: the local script writer")
+    for hint in ("--script FILE", "--script -", "google agents", "GEMINI_API_KEY",
+                 "plugin", "--agents NAME"):
+        assert hint in error, hint
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["make", "--script", "missing.md"], "script: cannot read 'missing.md'"),
     (["make", "--script", "-"], "script: give a script or a topic"),
     (["make", "Hi", "--preset", "cinema"], "preset: unknown preset 'cinema'"),
-    (["make", "Hi", "--voice", "nobody"], "voice: unknown voice 'nobody'"),
+    (["make", "--script", "hi.md", "--voice", "nobody"], "voice: unknown voice 'nobody'"),
+    (["make", "--script", "hi.md", "--music-volume", "-18"],
+     "soundtrack.music_volume: how many dB the music sits below the narration, from 0 to 40"),
     (["resume", "."], "session:"),
     (["make", "notes/bees.md"], "topic: 'notes/bees.md' looks like a file, not a topic; to "
                                 "narrate its text, give it with --script: avgen make --script "
@@ -161,6 +172,7 @@ def test_a_bare_topic_makes_a_title_sequence_and_says_how_to_get_more(tmp_path: 
     (["make", "README.TXT"], "--script README.TXT"),
 ])
 def test_bad_input_on_the_command_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "hi.md").write_text("Hi there.\n", "utf-8")
     proc = subprocess.run([*AVGEN, *args, "--out", str(tmp_path / "o")] if args[0] == "make"
                           else [*AVGEN, *args], capture_output=True, text=True, cwd=tmp_path,
                           input="", timeout=120, check=False)

@@ -287,6 +287,22 @@ def test_a_finished_session_shows_every_scene_with_the_manifests_numbers(
     assert list((finished / "metadata" / "thumbnails").iterdir()) == kept
 
 
+def test_scenes_are_numbered_from_1_with_their_titles(finished: Path) -> None:
+    """One numbering for people: the page, the run's messages and the credits say
+    "scene 1" for the scene of index 0 (ids, files and the manifest keep the index)."""
+    page = (finished / "metadata" / REPORT_FILE).read_text()
+    scripted = json.loads((finished / "scripts" / "script.json").read_text())["scenes"]
+    rows = scene_rows(page)
+    for scene in scripted:
+        row = rows[scene["index"]]
+        assert f'<td class="scene-number">{scene["index"] + 1}</td>' in row
+        assert scene["title"] and f'<strong class="scene-title">{scene["title"]}</strong>' in row
+        assert f'alt="scene {scene["index"] + 1}"' in row
+    log = (finished / "logs" / "session.log").read_text()
+    assert "scene 1: narration" in log and "scene 4: narration" in log
+    assert "scene 0:" not in log
+
+
 def test_a_fallback_heavy_session_names_each_error_that_made_a_scene_fall(
         fallbacks: Path) -> None:
     page = (fallbacks / "metadata" / REPORT_FILE).read_text()
@@ -294,7 +310,7 @@ def test_a_fallback_heavy_session_names_each_error_that_made_a_scene_fall(
     rows = scene_rows(page)
     for index in (0, 2, 3):
         assert 'data-tier="card"' in rows[index]
-        assert f"no image for scene {index} (fail_on)" in rows[index]
+        assert f"no image for scene {index + 1} (fail_on)" in rows[index]
     assert 'data-tier="image"' in rows[1] and "first try" in rows[1]
     assert "card × 3" in page
 
@@ -344,11 +360,21 @@ def test_a_batch_lists_failures_first_with_their_resume_commands(batch: Path) ->
     assert order == [1, 0, 2]
     failed = state["items"][1]
     assert f"avgen resume {batch / failed['session']}" in page
+    rows = dict(re.findall(r'<tr class="item" id="item-(\d+)">(.*?)</tr>', page, re.S))
     for item in state["items"]:
+        row = rows[str(item["index"])]
         assert (batch / item["session"] / "metadata" / REPORT_FILE).is_file()
-        assert f'href="./{item["session"]}/metadata/{REPORT_FILE}"' in page
-        if item["duration"] is not None:
-            assert f"{item['duration']:.2f}" in page
+        assert f'href="./{item["session"]}/metadata/{REPORT_FILE}"' in row
+        title = manifest(batch / item["session"])["title"]
+        assert title and f'<td class="item-title">{title}</td>' in row
+        assert f">{item['status']}</span>" in row and f"{item['cost']:.4f}" in row
+        videos = re.findall(r'class="video-link" href="([^"]+)"', row)
+        if item["status"] == "done":
+            assert f"{item['duration']:.2f}" in row
+            assert videos == [f"./{item['video']}"]
+            assert (batch / item["video"]).is_file()
+        else:
+            assert videos == []
     assert f'<span id="total-done">{state["totals"]["done"]}</span>' in page
     assert f'<span id="total-failed">{state["totals"]["failed"]}</span>' in page
     assert 'id="items-chart"' in page

@@ -252,14 +252,19 @@ def test_writer_uses_headings_and_first_words_as_titles() -> None:
     assert named.title == "Mine"
 
 
-def test_topic_only_gives_a_title_sequence_and_a_note() -> None:
-    script_ = asyncio.run(LocalScriptWriter().write(VideoRequest(topic="The **deep** sea")))
-    assert script_.title == "The deep sea"
-    assert [(s.index, s.narration, s.title) for s in script_.scenes] == [
-        (0, "The deep sea.", "The deep sea"), (1, "A video made with avgen.", "avgen")]
-    assert len(script_.notes) == 1 and "No script was given" in script_.notes[0]
-    asked = asyncio.run(LocalScriptWriter().write(VideoRequest(topic="Why?", title="T")))
-    assert (asked.title, asked.scenes[0].narration) == ("T", "Why?")
+@pytest.mark.parametrize("request_", [VideoRequest(topic="The **deep** sea"),
+                                      VideoRequest(topic="Why?", title="T"),
+                                      VideoRequest(topic="Bees", script="  \n ")])
+def test_a_topic_alone_is_refused_naming_the_agents_that_write_scripts(
+        request_: VideoRequest) -> None:
+    """The local writer writes no words of its own: no filler title sequence."""
+    writer = LocalScriptWriter()
+    for call in (lambda: writer.check(request_), lambda: asyncio.run(writer.write(request_))):
+        with pytest.raises(UsageError) as caught:
+            call()
+        assert caught.value.field == "script"
+        assert "cannot write one from a topic" in caught.value.problem
+        assert "--script FILE" in caught.value.problem and "google" in caught.value.problem
 
 
 def test_script_with_nothing_to_narrate_is_refused_up_front() -> None:

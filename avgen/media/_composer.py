@@ -56,6 +56,7 @@ from avgen.media._graph import (
     compile_part,
     compile_voice_probe,
     copy_plan,
+    music_gain,
     part_ranges,
     voice_gains,
 )
@@ -71,6 +72,8 @@ peaks about 20 dB above its loudness, so -14 LUFS under a -1 dBTP ceiling takes 
 8 dB off its rarest peaks; much more flattens the voice audibly."""
 _CLOSE_ENOUGH = 0.15  # LU: stop correcting the gain once the mix measures this close
 _CORRECTIONS = 3  # measuring passes after the first, at most
+_MUSIC_ROUNDS = 3  # gain searches at most, to set the music against the voice it ends under
+_MUSIC_CLOSE_ENOUGH = 0.3  # LU: the music is where asked, relative to the voice
 _FIRST_GAINS = (0.0, 3.0)  # dB: the narrations are at the target already; the limiter
 # costs some loudness, so the gain that lands there is usually between these two
 
@@ -92,6 +95,12 @@ class Loudness:
     """Its sample peak when the limiter stays idle, dBFS (``None`` when the limiter holds
     it at `avgen.media._graph.LIMITER_CEILING_DB`). The limiter's ceiling sits low enough
     that the encoded file's true peak stays under -1 dBTP."""
+    music_gain: float = 0.0
+    """Gain applied to the music before the whole mix's `gain`, dB: together they set it
+    `avgen.Soundtrack.music_volume` below the narration."""
+    music: float | None = None
+    """The music's own loudness as the video plays it, LUFS (``None``: no music, or
+    silence)."""
 
     @property
     def reached(self) -> bool:
@@ -143,6 +152,7 @@ class FFmpegComposer:
             fonts = _fonts_folder(font, timeline, folders)
             loudness = await self._loudness(timeline)
             gain, levels = loudness.gain, loudness.voice_gains
+            music = loudness.music_gain
             ass = (scratch(".ass", timeline.ass_script(drawn_in)) if timeline.draws_on_picture
                    else None)
             parts = part_ranges(timeline, self.max_scenes_per_pass)
@@ -150,17 +160,18 @@ class FFmpegComposer:
             if self.stream_copy and copy_plan(timeline, infos):
                 clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
                 args = compile_graph(timeline, target, ass=None, fonts_dir=None, gain_db=gain,
-                                     voice_gains=levels,
+                                     voice_gains=levels, music_gain_db=music,
                                      copy_list=scratch(".ffconcat", _ffconcat(clips)))
             elif len(parts) == 1:
                 args = compile_graph(timeline, target, ass=ass, fonts_dir=fonts, gain_db=gain,
-                                     voice_gains=levels)
+                                     voice_gains=levels, music_gain_db=music)
             else:
                 rendered = await self._render_parts(timeline, parts, target, ass, fonts,
                                                     temporary, progress)
                 args = compile_graph(
                     timeline, target, ass=None, fonts_dir=None, gain_db=gain,
-                    voice_gains=levels, copy_list=scratch(".ffconcat", _ffconcat(rendered)))
+                    voice_gains=levels, music_gain_db=music,
+                    copy_list=scratch(".ffconcat", _ffconcat(rendered)))
                 if progress is not None:
                     final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
             await run_ffmpeg(args, total=timeline.duration, progress=final,
@@ -237,12 +248,53 @@ class FFmpegComposer:
         drawn_in: dict[str, str | None] = {}
         if timeline.draws_on_picture:
             drawn_in = faces(find_font(timeline.style.font), timeline.drawn_texts())
-        return json_sha256([args, timeline.ass_script(drawn_in), attrs.asdict(self)])
+        track = timeline.soundtrack  # its levels are measured, not in the command above
+        return json_sha256([args, timeline.ass_script(drawn_in), attrs.asdict(self),
+                            [track.loudness, track.music_volume]])
 
     @staticmethod
     async def _loudness(timeline: Timeline) -> Loudness:
-        """Level every narration to the target, then find the gain that brings the whole
-        mix (music included), through the peak limiter, to the target: a few quick
+        """Level every narration to the target and set the music `music_volume` below
+        them, each by its measured loudness, then find the gain that brings the whole mix
+        to the target (`_mix_gain`).
+
+        The mix's gain and its limiter move the voice and the music unequally (the limiter
+        takes the voice's peaks; the music's stretches between words count in the mix's
+        loudness), so the voice as the final file has it is measured after each search —
+        the narrations alone, through that gain and the limiter — and the music's gain set
+        again against it, until the music lands within `_MUSIC_CLOSE_ENOUGH` of where it
+        was asked (`_MUSIC_ROUNDS` searches at most).
+        """
+        voices = compile_voice_probe(timeline)
+        measured = await measure_loudness(voices) if voices else []
+        voiced = sum(scene.narration is not None for scene in timeline.scenes)
+        levels = voice_gains(timeline, measured[:voiced])
+        track = timeline.soundtrack
+        if track.music is None:
+            return await FFmpegComposer._mix_gain(timeline, levels, 0.0)
+        bed = measured[voiced] if len(measured) > voiced else None
+        music = music_gain(timeline, bed)
+        speech = attrs.evolve(timeline, soundtrack=attrs.evolve(track, music=None))
+        for attempt in range(_MUSIC_ROUNDS):
+            found = await FFmpegComposer._mix_gain(timeline, levels, music)
+            if not voiced or bed is None or found.integrated is None:
+                break
+            args = compile_loudness_probe(speech, levels, [found.gain], raw=False)
+            assert args is not None
+            ((voice, _),) = await measure_mix(args)
+            if voice is None:
+                break
+            wanted = max(-60.0, min(40.0, voice - track.music_volume - bed - found.gain))
+            if abs(wanted - music) <= _MUSIC_CLOSE_ENOUGH or attempt == _MUSIC_ROUNDS - 1:
+                break
+            music = wanted
+        return attrs.evolve(found, music=bed)
+
+    @staticmethod
+    async def _mix_gain(timeline: Timeline, levels: list[float],
+                        music: float) -> Loudness:
+        """Find the gain that brings the whole mix (narrations levelled by ``levels``, the
+        music by ``music`` dB), through the peak limiter, to the target: a few quick
         measuring passes, no dynamic processing.
 
         The limiter lowers the loudness as it takes the peaks off, the more the louder, so
@@ -254,18 +306,16 @@ class FFmpegComposer:
         that needs more is not reached, and `Loudness.reached` says so.
         """
         target = timeline.soundtrack.loudness
-        voices = compile_voice_probe(timeline)
-        levels = voice_gains(timeline, await measure_loudness(voices) if voices else [])
-        args = compile_loudness_probe(timeline, levels, _FIRST_GAINS)
+        args = compile_loudness_probe(timeline, levels, _FIRST_GAINS, music_gain_db=music)
         if args is None:
-            return Loudness(target, 0.0, levels, None, None)
+            return Loudness(target, 0.0, levels, None, None, music)
         (raw, peak), *limited = await measure_mix(args)
         if raw is None or any(loud is None for loud, _ in limited):  # silence
-            return Loudness(target, 0.0, levels, None, peak)
+            return Loudness(target, 0.0, levels, None, peak, music)
         wanted = max(-40.0, min(40.0, target - raw))
         if peak is None or peak + wanted <= LIMITER_CEILING_DB:  # the limiter stays idle
             return Loudness(target, wanted, levels, raw + wanted, None if peak is None
-                            else peak + wanted)
+                            else peak + wanted, music)
         most = LIMITER_CEILING_DB + MAX_LIMITING_DB - peak  # the limiter's share, at most
         points = [(gain, loud) for gain, (loud, _) in zip(_FIRST_GAINS, limited, strict=True)
                   if loud is not None]
@@ -279,7 +329,8 @@ class FFmpegComposer:
             gain = min(most, max(-40.0, min(40.0, g0 + (target - i0) / max(slope, 0.1))))
             if any(abs(gain - known) < 0.01 for known, _ in points):
                 break  # at the limit (or measured already): nothing better to find
-            args = compile_loudness_probe(timeline, levels, [gain], raw=False)
+            args = compile_loudness_probe(timeline, levels, [gain], raw=False,
+                                          music_gain_db=music)
             assert args is not None
             ((measured, _),) = await measure_mix(args)
             if measured is None:
@@ -287,14 +338,15 @@ class FFmpegComposer:
             points.append((gain, measured))
         allowed = [point for point in points if point[0] <= most + 0.01]
         if not allowed:  # even no gain would need more limiting than allowed
-            args = compile_loudness_probe(timeline, levels, [most], raw=False)
+            args = compile_loudness_probe(timeline, levels, [most], raw=False,
+                                          music_gain_db=music)
             assert args is not None
             ((measured, _),) = await measure_mix(args)
             if measured is None:
-                return Loudness(target, most, levels, None, None)
+                return Loudness(target, most, levels, None, None, music)
             allowed = [(most, measured)]
         gain, loud = min(allowed, key=lambda point: abs(point[1] - target))
-        return Loudness(target, gain, levels, loud, None)
+        return Loudness(target, gain, levels, loud, None, music)
 
     @staticmethod
     async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]], target: Path,
@@ -329,9 +381,9 @@ class FFmpegComposer:
         jobs: list[tuple[str, Path, str]] = []  # (where, file, stream it needs)
         for scene in timeline.scenes:
             if isinstance(scene.visual, (ClipAsset, ImageAsset)):
-                jobs.append((f"scene {scene.index}", scene.visual.path, "video"))
+                jobs.append((f"scene {scene.index + 1}", scene.visual.path, "video"))
             if scene.narration is not None:
-                jobs.append((f"scene {scene.index}", scene.narration.path, "audio"))
+                jobs.append((f"scene {scene.index + 1}", scene.narration.path, "audio"))
         if timeline.soundtrack.music is not None:
             jobs.append(("music", timeline.soundtrack.music, "audio"))
         with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each probe is a process
@@ -401,6 +453,9 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
     peak = "" if loudness.peak is None else f", peak {loudness.peak:.1f} dBFS"
     _logger.info("loudness: %.1f LUFS asked, %.1f LUFS measured%s (gain %+.1f dB)",
                  loudness.target, loudness.integrated, peak, loudness.gain)
+    if loudness.music is not None:
+        _logger.info("music: %.1f LUFS as played, set by %+.1f dB before the mix's gain",
+                     loudness.music, loudness.music_gain)
     if loudness.reached:
         return
     why = ("more would clip (true peak ceiling -1 dBTP)"

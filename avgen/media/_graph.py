@@ -5,7 +5,8 @@ Two filtergraphs run side by side in that process (ffmpeg gives each its own thr
 - **video**: every scene's picture fitted to the frame (cover-crop or blur-pad), stills
   given Ken Burns motion, procedural cards drawn, each cut to an exact number of frames,
   joined by cuts or ``xfade`` transitions, captions burned in with libass;
-- **audio**: each narration padded to its scene, joined, optional music looped, faded and
+- **audio**: each narration levelled and padded to its scene, joined, optional music
+  looped, set below the narration by its measured loudness (`music_gain`), faded and
   ducked under the narration with a sidechain compressor, the mix brought to the target
   loudness (EBU R128) by one gain and a peak limiter, the gain found by quick measuring
   passes through that limiter (`compile_loudness_probe`).
@@ -100,7 +101,8 @@ def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
 
 def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
                   fonts_dir: Path | None, copy_list: Path | None = None,
-                  gain_db: float = 0.0, voice_gains: Sequence[float] = ()) -> list[str]:
+                  gain_db: float = 0.0, voice_gains: Sequence[float] = (),
+                  music_gain_db: float = 0.0) -> list[str]:
     """The ffmpeg arguments (after the binary and global flags) that render ``timeline``.
 
     Args:
@@ -112,6 +114,7 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
             `copy_plan` allows it) or parts rendered by `compile_part`.
         gain_db: Gain that brings the mix to the target loudness (`loudness_gain`).
         voice_gains: Per scene, the gain that levels its narration (`voice_gains`).
+        music_gain_db: Gain of the music (`music_gain`).
     """
     p = timeline.preset
     inputs = _Inputs()
@@ -124,7 +127,8 @@ def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
     else:
         video_graph = _video_graph(timeline, add_input, ass, fonts_dir)
         video_map = "[vout]"
-    audio_graph = _audio_graph(timeline, add_input, gain_db, voice_gains)
+    audio_graph = _audio_graph(timeline, add_input, gain_db, voice_gains,
+                               music_gain_db=music_gain_db)
     args = [*inputs]
     if video_graph is not None:
         args += ["-filter_complex", video_graph]
@@ -181,22 +185,44 @@ def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
 
 
 def compile_voice_probe(timeline: Timeline) -> list[str] | None:
-    """The ffmpeg arguments that measure each narration's loudness (one meter per scene
-    with narration, in scene order); ``None`` when there is no narration."""
+    """The ffmpeg arguments that measure the loudness of each narration (one meter per
+    scene with narration, in scene order) and then of the music as the video plays it
+    (looped or cut to the video's length; no fade); ``None`` when there is neither."""
     voiced = [s for s in timeline.scenes if s.narration is not None]
-    if not voiced:
+    music = timeline.soundtrack.music
+    if not voiced and music is None:
         return None
+    fmt = f"aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo"
     inputs: list[str] = []
     chains = []
     for number, scene in enumerate(voiced):
         assert scene.narration is not None
         inputs += ["-i", str(scene.narration.path)]
-        chains.append(f"[{number}:a]aresample={AUDIO_RATE},"
-                      f"aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                      f"ebur128=framelog=quiet[m{number}]")
-    labels = "".join(f"[m{n}]" for n in range(len(voiced)))
-    chains.append(f"{labels}concat=n={len(voiced)}:v=0:a=1[aout]")
+        chains.append(f"[{number}:a]{fmt},ebur128=framelog=quiet[m{number}]")
+    if music is not None:
+        inputs += ["-stream_loop", "-1", "-i", str(music)]
+        total = round(timeline.duration * AUDIO_RATE)
+        chains.append(f"[{len(voiced)}:a]{fmt},atrim=end_sample={total},asetpts=N/SR/TB,"
+                      f"ebur128=framelog=quiet[m{len(voiced)}]")
+    count = len(voiced) + (music is not None)
+    labels = "".join(f"[m{n}]" for n in range(count))
+    chains.append(f"{labels}concat=n={count}:v=0:a=1[aout]")
     return [*inputs, "-filter_complex", ";".join(chains), "-map", "[aout]", "-f", "null", "-"]
+
+
+def music_gain(timeline: Timeline, measured: float | None) -> float:
+    """The gain (dB) that sets the music `avgen.Soundtrack.music_volume` dB below the
+    narration, which `voice_gains` levels to the target loudness.
+
+    Args:
+        timeline: The timeline.
+        measured: The music's loudness as the video plays it (`compile_voice_probe`'s last
+            meter), LUFS; ``None`` for silence, which gets no gain.
+    """
+    if measured is None:
+        return 0.0
+    track = timeline.soundtrack
+    return max(-60.0, min(40.0, track.loudness - track.music_volume - measured))
 
 
 def voice_gains(timeline: Timeline, measured: Sequence[float | None]) -> list[float]:
@@ -217,8 +243,8 @@ def voice_gains(timeline: Timeline, measured: Sequence[float | None]) -> list[fl
 
 
 def compile_loudness_probe(timeline: Timeline, voice_gains: Sequence[float] = (),
-                           gains: Sequence[float] = (), *,
-                           raw: bool = True) -> list[str] | None:
+                           gains: Sequence[float] = (), *, raw: bool = True,
+                           music_gain_db: float = 0.0) -> list[str] | None:
     """The ffmpeg arguments that mix the soundtrack and measure it (EBU R128,
     `avgen.media._ffmpeg.measure_mix`).
 
@@ -238,7 +264,7 @@ def compile_loudness_probe(timeline: Timeline, voice_gains: Sequence[float] = ()
     add_input = inputs.add
 
     graph = _audio_graph(timeline, add_input, None, voice_gains, meter_gains=gains,
-                         raw_meter=raw)
+                         raw_meter=raw, music_gain_db=music_gain_db)
     return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-f", "null", "-"]
 
 
@@ -379,8 +405,10 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
 
 def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None,
                  voice_gains: Sequence[float] = (), *,
-                 meter_gains: Sequence[float] = (), raw_meter: bool = True) -> str:
-    """The soundtrack. ``voice_gains`` level each narration; ``gain_db`` brings the mix to
+                 meter_gains: Sequence[float] = (), raw_meter: bool = True,
+                 music_gain_db: float = 0.0) -> str:
+    """The soundtrack. ``voice_gains`` level each narration, ``music_gain_db`` sets the
+    music under them; ``gain_db`` brings the mix to
     the target and the limiter keeps its peaks down. With ``gain_db=None`` it ends in
     meters instead (the measuring passes of `compile_loudness_probe`): a loudness and
     sample-peak meter of the raw mix (``raw_meter``), then a loudness meter per gain of
@@ -408,7 +436,7 @@ def _audio_graph(timeline: Timeline, add_input: _AddInput, gain_db: float | None
         idx = add_input("-stream_loop", "-1", "-i", str(track.music))
         fade = min(track.fade_seconds, timeline.duration / 2)
         music = (f"[{idx}:a]{fmt},atrim=end_sample={total},asetpts=N/SR/TB,"
-                 f"volume={track.music_volume}dB")
+                 f"volume={music_gain_db:.2f}dB")
         if fade > 0:
             music += (f",afade=t=in:d={fade:.3f},"
                       f"afade=t=out:st={timeline.duration - fade:.6f}:d={fade:.3f}")

@@ -437,13 +437,18 @@ class VeoClips(GoogleAgent):
             if refs:
                 method = "reference images: " + ", ".join(name for name, _ in pictures)
             clips = self.plan(seconds, resolution, bool(refs))
-            prompt, notes, parts = scene.prompt, [], []
+            visual = (scene.visual or scene.narration).strip()
+            notes, parts = [], []
+
+            def compose(text: str) -> str:
+                return attrs.evolve(scene, visual=text).prompt  # the look added back
+
             for part, duration in enumerate(clips):
-                ask = _Ask(prompt, image, tuple(refs), duration, aspect, audio, resolution,
-                           part)
+                ask = _Ask(compose(visual), image, tuple(refs), duration, aspect, audio,
+                           resolution, part)
                 out = target if len(clips) == 1 else Path(tmp) / f"part{part}.mp4"
-                made, more, prompt = await with_rewrites(
-                    self, prompt, functools.partial(self._clip_of, ask, out),
+                made, more, visual = await with_rewrites(
+                    self, visual, compose, functools.partial(self._clip_of, ask, out),
                     rewriter=self.rewriter, rewrites=self.rewrites, what="video clip",
                     memo=functools.partial(self._refusal_key, ask))
                 notes.extend(more)

@@ -64,13 +64,16 @@ MAX_REFERENCES = 3
 """The most reference pictures sent with one request (the first characters of a scene)."""
 
 
-def _prompt(scene: Scene) -> str:
-    return f"{scene.prompt}\n{_NO_TEXT}"
+def _prompt(scene: Scene, visual: str | None = None) -> str:
+    """The picture prompt of ``scene`` (with ``visual`` as its own text, when given)."""
+    shown = scene if visual is None else attrs.evolve(scene, visual=visual)
+    return f"{shown.prompt}\n{_NO_TEXT}"
 
 
-def _portrait_prompt(character: Character, style: VisualStyle | None) -> str:
+def _portrait_prompt(description: str, style: VisualStyle | None) -> str:
+    """The prompt of a character's reference portrait, from their description."""
     look = f" Style: {style.text.rstrip('.')}." if style is not None else ""
-    return (f"A character reference portrait of {character.description.rstrip('.')}. Head "
+    return (f"A character reference portrait of {description.strip().rstrip('.')}. Head "
             "and shoulders, facing the camera, even light, a plain light background, the "
             f"wardrobe visible.{look} No text, letters or watermarks.")
 
@@ -152,9 +155,10 @@ class GeminiImages(GoogleAgent):
         def memo(prompt: str) -> str:
             return self._key(prompt, ratio, [data for _, data in images], refused=True)
 
-        asset, notes, _ = await with_rewrites(self, _prompt(scene), attempt,
-                                           rewriter=self.rewriter, rewrites=self.rewrites,
-                                           what="picture", memo=memo)
+        asset, notes, _ = await with_rewrites(
+            self, (scene.visual or scene.narration).strip(),
+            lambda visual: _prompt(scene, visual), attempt, rewriter=self.rewriter,
+            rewrites=self.rewrites, what="picture", memo=memo)
         if scene.characters and not images:
             named = ", ".join(c.name for c in scene.characters if c.reference is not None)
             if named:
@@ -177,8 +181,8 @@ class GeminiImages(GoogleAgent):
             return await self._paint(prompt, "3:4", [], target)
 
         asset, notes, _ = await with_rewrites(
-            self, _portrait_prompt(character, style), attempt, rewriter=self.rewriter,
-            rewrites=self.rewrites, what="picture",
+            self, character.description, lambda text: _portrait_prompt(text, style), attempt,
+            rewriter=self.rewriter, rewrites=self.rewrites, what="picture",
             memo=lambda prompt: self._key(prompt, "3:4", [], refused=True))
         return attrs.evolve(asset, source=Source(self.name, title=character.name,
                                                  method="portrait", notes=notes))

@@ -1,7 +1,7 @@
 """The embedded default agents: no key, no network.
 
 - `LocalScriptWriter`: your own text, split into scenes (markdown and stage directions
-  are not read aloud); a bare topic becomes a short title sequence.
+  are not read aloud); it writes no script from a topic (such a request is refused).
 - `PiperNarrator`: neural narration with the voice that ships as a pip package.
 - `StillImages`: your own pictures, one per scene, given Ken Burns motion.
 - `MediaLibrary`: a folder of your pictures and clips, each matched to the scene it fits.

@@ -43,7 +43,7 @@ import attrs
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, Script, Source, VideoRequest
 from avgen._ranking import tokenize
 from avgen.agents.local._images import _reason
-from avgen.errors import AgentError, FFmpegError, MediaError, UsageError
+from avgen.errors import FFmpegError, MediaError, NoMatch, UsageError
 from avgen.media._ffmpeg import MediaInfo, probe, run_ffmpeg_sync
 
 __all__ = ["MediaLibrary"]
@@ -386,12 +386,12 @@ class _View:
     def _matched(self, scene: Scene) -> Match:
         match = self.library.match(scene)
         if match is None:
-            raise AgentError(f"no file of {self.library.folder} matches scene "
-                             f"{scene.index + 1}", self.name)
+            raise NoMatch(f"no file of {self.library.folder} matches scene "
+                          f"{scene.index + 1}", self.name)
         if match.file.kind != self.kind:
-            raise AgentError(f"scene {scene.index + 1} matches a "
-                             f"{'clip' if match.file.kind == 'clip' else 'picture'} "
-                             f"({match.file.path.name})", self.name)
+            raise NoMatch(f"scene {scene.index + 1} matches a "
+                          f"{'clip' if match.file.kind == 'clip' else 'picture'} "
+                          f"({match.file.path.name})", self.name)
         return match
 
 
@@ -407,7 +407,7 @@ class LibraryClips(_View):
         one: the composer loops it).
 
         Raises:
-            AgentError: The scene matches no clip (it falls through to pictures).
+            NoMatch: The scene matches no clip (it goes on to the pictures).
         """
         match = self._matched(scene)
         file = match.file
@@ -434,7 +434,7 @@ class LibraryImages(_View):
         frame.
 
         Raises:
-            AgentError: The scene matches no picture (it falls through to the card).
+            NoMatch: The scene matches no picture (it goes on to the card).
         """
         match = self._matched(scene)
         side = 2 * max(preset.width, preset.height)

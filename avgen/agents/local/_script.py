@@ -61,10 +61,13 @@ MIN_MAX_CHARS = 40
 """Smallest ``max_chars`` accepted by `split_script` and `LocalScriptWriter`."""
 
 _EMPTY_SCRIPT = "contains nothing to narrate once markdown and stage directions are removed"
-_TOPIC_NOTE = (
-    "No script was given, so this is a short title sequence. Pass a script "
-    "(VideoRequest(script=...) or `avgen make --script FILE`) or use an LLM script writer "
-    "such as the google agents to get a full narration."
+_TOPIC_ONLY = (
+    "the local script writer narrates a script and cannot write one from a topic. Give "
+    "the words to narrate with `--script FILE` (a text or Markdown file; `--script -` "
+    "reads standard input), or VideoRequest(script=...) in Python; or use agents that "
+    "write a script from a topic: the google agents (with GEMINI_API_KEY or "
+    "GOOGLE_API_KEY set, `avgen make \"TOPIC\"` uses them), or an installed plugin's "
+    "(`--agents NAME`, VideoGenerator(\"NAME\"))"
 )
 
 # Private-use characters: placeholders for protected text and a "something was removed" mark.
@@ -130,7 +133,6 @@ _CANDIDATE = re.compile(r"[.!?…。！？]+[\"'”’»)\]}]*(?=\s|$)")
 _NEVER_SPLIT = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "jr.", "sr.",
                           "mt.", "e.g.", "i.e.", "u.s."})
 _SPLIT_BEFORE_CAPITAL = frozenset({"etc.", "a.m.", "p.m."})
-_TERMINATED = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
 _ACRONYM = re.compile(r"(?:[a-z]\.){2,}")
 _CLAUSE_END = re.compile(r"(?<=[,;，；、。！？])")
 
@@ -441,10 +443,12 @@ def _first_words(text: str, count: int = 6, limit: int = 48) -> str:
 class LocalScriptWriter:
     """The default, offline script writer.
 
-    With a script, every paragraph (cut to at most ``max_chars`` characters) becomes a
-    scene whose title is its heading, or its first words when the script has no headings.
-    With only a topic, it writes a two-scene title sequence and says so in `Script.notes`.
-    A ``max_chars`` below 40 raises `avgen.errors.UsageError`.
+    Every paragraph of the script (cut to at most ``max_chars`` characters) becomes a
+    scene whose title is its heading, or its first words when the script has no headings;
+    the topic, when given too, titles a script without headings. It writes no words of its
+    own: a request with only a topic is refused by `check`, before any work, saying which
+    agents write a script from a topic. A ``max_chars`` below 40 raises
+    `avgen.errors.UsageError`.
     """
 
     name: ClassVar[str] = "local"
@@ -453,13 +457,10 @@ class LocalScriptWriter:
         integer=True, low=MIN_MAX_CHARS))
     """Longest narration of a scene, in characters (sentences longer than it stay whole)."""
 
-    def _parts(self, request: VideoRequest) -> tuple[list[ScriptPart], list[str]] | None:
-        """The script's parts and headings, None without a script; raises if it is empty."""
+    def _parts(self, request: VideoRequest) -> tuple[list[ScriptPart], list[str]]:
+        """The script's parts and headings; raises without a script, or if it is empty."""
         if not (request.script or "").strip():
-            if not _clean(request.topic or "", speakers=False):
-                raise UsageError("topic", "contains nothing to narrate once markdown and "
-                                 "stage directions are removed")
-            return None
+            raise UsageError("script", _TOPIC_ONLY)
         parts, headings = _parse(request.script or "", self.max_chars)
         if not parts:
             raise UsageError("script", _EMPTY_SCRIPT)
@@ -469,27 +470,20 @@ class LocalScriptWriter:
         """Validate a request up front, before any agent does any work.
 
         Raises:
-            UsageError: The script (or, without one, the topic) has nothing to narrate
-                once Markdown and stage directions are removed.
+            UsageError: There is no script (a topic alone), or it has
+                nothing to narrate once Markdown and stage directions are removed.
         """
         self._parts(request)
 
     async def write(self, request: VideoRequest) -> Script:
-        """Turn the script into scenes (one per part), or a bare topic into a title sequence.
+        """Turn the script into scenes, one per part.
 
         Raises:
             UsageError: As `check`.
         """
         given_title = (request.title or "").strip()
         topic = _clean(request.topic or "", speakers=False)
-        parsed = self._parts(request)
-        if parsed is None:
-            spoken = topic if _TERMINATED.search(topic) else topic + "."
-            scenes = [Scene(index=0, narration=spoken, visual=spoken, title=topic),
-                      Scene(index=1, narration="A video made with avgen.",
-                            visual="A video made with avgen.", title="avgen")]
-            return Script(given_title or topic, scenes, (_TOPIC_NOTE,))
-        parts, headings = parsed
+        parts, headings = self._parts(request)
         scenes = [Scene(index=i, narration=part.narration, visual=part.narration,
                         title=part.title or _first_words(part.narration))
                   for i, part in enumerate(parts)]

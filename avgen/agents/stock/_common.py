@@ -37,6 +37,7 @@ from avgen.errors import (
     ConfigurationError,
     ContentRejected,
     MediaError,
+    NoMatch,
     RateLimited,
     ServiceUnavailable,
     UsageError,
@@ -60,13 +61,6 @@ DOWNLOAD_DEADLINE = 300.0
 
 MAX_QUERY_CHARS = 100
 """Pixabay refuses longer queries; Pexels is given the same."""
-
-
-class NoMatch(AgentError):
-    """The library has nothing for the scene's search: the scene falls to the next tier.
-
-    It is not retried and never counts against the service's circuit breaker.
-    """
 
 
 STOCK_POLICY = AgentPolicy(
@@ -376,7 +370,7 @@ class StockAgent:
         """The query and the orientation to search with."""
         query = search_text(scene)
         if not query:
-            raise NoMatch(f"scene {scene.index} has nothing to search for", self.name)
+            raise NoMatch(f"scene {scene.index + 1} has nothing to search for", self.name)
         return query, orientation(preset)
 
     # -- downloading

@@ -11,7 +11,6 @@ from typing import Any
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene
 from avgen.agents._download import Reach
 from avgen.agents.stock._common import (
-    NoMatch,
     Rendition,
     StockAgent,
     choose_rendition,
@@ -20,7 +19,7 @@ from avgen.agents.stock._common import (
     seconds_field,
     text_field,
 )
-from avgen.errors import AgentError, MediaError
+from avgen.errors import AgentError, MediaError, NoMatch
 from avgen.media._ffmpeg import MediaInfo
 
 __all__: list[str] = []
