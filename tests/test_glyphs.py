@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 from fonts import COLOUR_ONLY, MACHINES, colour_emoji_font, machine
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from media import decode, mean_abs_diff, vtt_text
 
 from avgen import Video, VideoGenerator
-from avgen._models import CaptionStyle, Preset
+from avgen._models import CaptionStyle, Preset, VideoRequest
 from avgen._reporting import RunEvent
 from avgen.errors import ConfigurationError, UsageError
 from avgen.media._captions import Cue, to_ass
@@ -42,6 +42,7 @@ from avgen.media._fonts import (
     uncovered,
 )
 from avgen.media._graph import escape_filter_value
+from avgen.agents.local._script import LocalScriptWriter
 from avgen.testing import PatternImages, ToneNarrator
 
 TINY = Preset("t", 160, 288, fps=12, encoder_preset="ultrafast")
@@ -337,8 +338,19 @@ TEXT = st.text(alphabet=st.one_of(st.characters(categories=["L", "N", "P", "S", 
                min_size=1, max_size=24).filter(lambda t: any(c.isalnum() for c in t))
 
 
+def narrates(text: str) -> bool:
+    """Whether the script writer finds something to say in the text."""
+    try:
+        LocalScriptWriter().check(VideoRequest(script=text))
+    except UsageError:
+        return False
+    return True
+
+
 @settings(max_examples=15)
 @given(text=TEXT, captions=st.booleans(), kind=st.sampled_from(MACHINES))
+@example(text="AA:", captions=False, kind=MACHINES[0])
+@example(text="Sun ☀ and rain 🌧", captions=True, kind=MACHINES[-1])
 def test_any_text_makes_a_video_and_its_sidecars_keep_it(
         text: str, captions: bool, kind: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("any")
@@ -348,6 +360,13 @@ def test_any_text_makes_a_video_and_its_sidecars_keep_it(
     with pytest.MonkeyPatch.context() as patched, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the note on missing characters
         machine(kind, patched, folder / "fonts")
+        if not narrates(text):
+            # only a speaker label or a stage direction: refused up front, nothing made
+            with pytest.raises(UsageError, match="^script: contains nothing to narrate"):
+                generator.generate_sync(script=text, preset=TINY, captions=captions)
+            assert not any(folder.glob("*/video.mp4"))
+            assert not [event for event in events if event.kind in ("session", "script")]
+            return
         video = generator.generate_sync(script=text, preset=TINY, captions=captions)
         missing = uncovered(DEJAVU, [text])
     assert decode(video.path)["errors"] == ""
