@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,27 +158,44 @@ def test_cost_by_agent_and_model_against_the_estimate_and_the_budget(tmp_path: P
 
 
 class OneAtATime(ToneNarrator):
-    """A tone narrator that speaks one scene at a time and takes a moment for each."""
+    """A tone narrator that speaks one scene at a time and takes a moment for each; it
+    notes when each of its turns began and ended (wall clock, as the manifest has it)."""
 
     max_concurrency = 1
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.spoke: list[tuple[float, float]] = []
+
     async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        began = time.time()
         await asyncio.sleep(0.05)
-        return await super().speak(text, target, voice=voice)
+        made = await super().speak(text, target, voice=voice)
+        self.spoke.append((began, time.time()))
+        return made
 
 
 @pytest.fixture(scope="module")
-def waiting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def waiting_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, OneAtATime]:
     out = tmp_path_factory.mktemp("waiting")
-    video = VideoGenerator(narrator=OneAtATime(), image_generator=PatternImages(),
+    narrator = OneAtATime()
+    video = VideoGenerator(narrator=narrator, image_generator=PatternImages(),
                            output_dir=out).generate_sync(script=SCRIPT, preset="draft")
     write_report(video)
-    return video.session
+    return video.session, narrator
 
 
-def test_scenes_waiting_for_a_turn_are_recorded_and_drawn_waiting(waiting: Path) -> None:
+@pytest.fixture(scope="module")
+def waiting(waiting_run: tuple[Path, OneAtATime]) -> Path:
+    return waiting_run[0]
+
+
+def test_scenes_waiting_for_a_turn_are_recorded_and_drawn_waiting(
+        waiting_run: tuple[Path, OneAtATime]) -> None:
     """Four scenes, a narrator that takes one at a time: the scenes start together, three
-    of them wait (recorded in their narration steps), and their work never overlaps."""
+    of them wait (recorded in their narration steps), the narrator's turns never overlap
+    and no recorded wait covers a turn."""
+    waiting, narrator = waiting_run
     data = manifest(waiting)
     steps: dict[str, dict[str, object]] = data["steps"]  # type: ignore[assignment]
     narrations = [steps[f"scene-{index:03d}.narration"] for index in range(4)]
@@ -185,22 +203,26 @@ def test_scenes_waiting_for_a_turn_are_recorded_and_drawn_waiting(waiting: Path)
              in enumerate(narrations)}
     assert sum(1 for found in waits.values() if found) == 3
     origin = min(float(step["started"]) for step in steps.values())  # type: ignore[arg-type]
-    working = []
+    turns = sorted(narrator.spoke)
+    assert len(turns) == 4
+    # one at a time: each turn begins after the one before it has ended
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(turns))
+    waited_until = []
     for step in narrations:
         for wait in step["data"]["waits"]:  # type: ignore[index]
             assert wait["for"] == "turn:tone" and wait["seconds"] > 0
+            waited_until.append(wait["started"] + wait["seconds"])
         segments = step_segments(step, origin)
         assert [group for *_times, group in segments][-1] == "narration"
         assert all(group in ("narration", WAITING_FOR_A_TURN) for *_t, group in segments)
-        working.extend((start, end) for start, end, group in segments if group == "narration")
-    # one at a time: the working parts never overlap (a wait shorter than 1 ms goes
-    # unreported, hence the tolerance)
-    working.sort()
-    assert all(later[0] >= earlier[1] - 0.002 for earlier, later in itertools.pairwise(working))
-    # parallel scenes: every waiting narration began before the first one finished
-    first_end = min(end for _start, end in working)
+    # a recorded wait ends when its turn comes: after the turn before it, before its own
+    # (1 µs for the float sum of start and length)
+    waited_until.sort()
+    for index, until in enumerate(waited_until):
+        assert turns[index][1] <= until + 1e-6 and until <= turns[index + 1][0] + 1e-6
+    # parallel scenes: every narration step began before the first turn ended
     assert sum(1 for step in narrations
-               if float(step["started"]) - origin < first_end) == 4  # type: ignore[arg-type]
+               if float(step["started"]) < turns[0][1]) == 4  # type: ignore[arg-type]
     page = (waiting / "metadata" / REPORT_FILE).read_text()
     check_session_page(waiting, page)
     chart = re.search(r'id="timeline-chart">(.*?)</div>', page, re.S)
