@@ -4,6 +4,8 @@
 
     outputs/batch_<id>/
         batch.json              the rows, each item's state and result, the totals
+        batch.journal.jsonl     while a run goes on: a line per item started or finished,
+                                folded into batch.json when the run ends
         items/0000-<slug>/      item 0's session folder (a normal session: resumable)
         items/0001-<slug>/      ...
 
@@ -60,6 +62,12 @@ __all__ = ["BATCH_FILE", "AgentSpec", "BatchItem", "BatchResult", "ItemStatus"]
 BATCH_FILE = "batch.json"
 """The file in a batch folder that holds its rows, their state and the totals."""
 
+_JOURNAL = "batch.journal.jsonl"
+"""While a run goes on, each item's new state is a line added to this file (the cost of a
+change does not grow with the batch); the run's end writes `BATCH_FILE` whole and removes
+it. A run that was killed leaves it, and the next run (or a report) reads it after
+`BATCH_FILE`: its lines win."""
+
 ItemStatus = Literal["pending", "running", "done", "failed"]
 """Where a batch item stands: ``pending`` (not started, or to be made again), ``running``,
 ``done`` (its video is made) or ``failed`` (its error is kept; running the batch again
@@ -68,7 +76,6 @@ retries it)."""
 _VERSION = 1
 _SECRET_OPTIONS = frozenset({"env", "client", "connection", "credentials", "cache_options"})
 _DRAIN_EVERY = 0.2
-_SAVE_EVERY = 1.0
 _STARTED = "batch.started"
 """The event a worker sends when it starts an item (how the driver knows which items a
 dead worker had started)."""
@@ -285,35 +292,87 @@ def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
     """Write ``batch.json`` whole (a temporary file moved into place)."""
     state = {"version": _VERSION, "id": directory.name.removeprefix("batch_"),
              "agents": spec.public(), "budget": budget, "updated": time.time(),
-             "items": [item.to_dict(directory) for item in items],
              "totals": {"items": len(items),
                         "done": sum(item.status == "done" for item in items),
                         "failed": sum(item.status == "failed" for item in items),
                         "cost": math.fsum(item.cost for item in items)}}
+    # an item a line (json's indented form is written by its slow pure-Python encoder)
+    head = json.dumps(state, indent=2).removesuffix("\n}")
+    lines = ",\n".join("    " + json.dumps(item.to_dict(directory)) for item in items)
     target = directory / BATCH_FILE
     temp = directory / f".{BATCH_FILE}.{secrets.token_hex(4)}.tmp"
-    temp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    temp.write_text(f'{head},\n  "items": [\n{lines}\n  ]\n}}\n', encoding="utf-8")
     os.replace(temp, target)
 
 
-def _read_state(directory: Path) -> dict[int, dict[str, Any]]:
-    """The items a previous run of this batch recorded, by index ({} when none)."""
+def batch_record(directory: Path) -> dict[str, Any]:
+    """The state of the batch in ``directory`` as its last run left it: ``batch.json``
+    with the lines of its journal (see `_JOURNAL`) applied, item by item.
+
+    Raises:
+        UsageError: ``batch.json`` is not a regular file or not a batch record, or a line
+            of the journal (but a last one cut short by a kill) cannot be read.
+    """
     path = directory / BATCH_FILE
-    if not os.path.lexists(path):
-        return {}
     again = "remove it to start the batch again (finished sessions are reused)"
     if path.is_symlink() or not path.is_file():
         raise UsageError("batch", f"{path} is not a regular file; {again}")
     try:
         state = json.loads(path.read_text("utf-8"))
-        items = state["items"]
-        if not isinstance(items, list):
+        if not isinstance(state, dict) or not isinstance(state.get("items"), list):
             raise TypeError("its 'items' must be a list")
-        return {number(f"items[{position}].index", item["index"], integer=True, low=0): item
-                for position, item in enumerate(items)}
+        items: dict[int, Any] = {}
+        for position, item in enumerate(state["items"]):
+            if not isinstance(item, dict):
+                raise TypeError(f"items[{position}] must be an object")
+            items[number(f"items[{position}].index", item.get("index"), integer=True,
+                          low=0)] = item
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         # (a UsageError from `number` is a ValueError too)
         raise UsageError("batch", f"{path} cannot be read ({exc}); {again}") from None
+    for index, item in journal_entries(directory).items():
+        if index in items:  # a line about an item the rows do not have is ignored
+            items[index] = item
+    state["items"] = [items[index] for index in sorted(items)]
+    return state
+
+
+def journal_entries(directory: Path) -> dict[int, dict[str, Any]]:
+    """The last state of each item the journal of the batch in ``directory`` holds (see
+    `_JOURNAL`; {} when there is none), read a line at a time.
+
+    Raises:
+        UsageError: The journal is not a regular file, or a line of it (but a last one cut
+            short by a kill) is not an item's state.
+    """
+    journal = directory / _JOURNAL
+    if not os.path.lexists(journal):
+        return {}
+    again = "remove it to start the batch again (finished sessions are reused)"
+    if journal.is_symlink() or not journal.is_file():
+        raise UsageError("batch", f"{journal} is not a regular file; {again}")
+    entries: dict[int, dict[str, Any]] = {}
+    with journal.open("rb") as lines:
+        for at, line in enumerate(lines, 1):
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict):
+                    raise TypeError("a line must be an object")
+                index = number(f"line {at}: index", item.get("index"), integer=True, low=0)
+            except (ValueError, TypeError, RecursionError) as exc:
+                if not line.endswith(b"\n"):
+                    break  # the last line, cut short when its run was killed
+                raise UsageError("batch", f"{journal}, line {at}, cannot be read ({exc}); "
+                                 f"{again}") from None
+            entries[int(index)] = item
+    return entries
+
+
+def _read_state(directory: Path) -> dict[int, dict[str, Any]]:
+    """The items a previous run of this batch recorded, by index ({} when none)."""
+    if not os.path.lexists(directory / BATCH_FILE):
+        return {}
+    return {int(item["index"]): item for item in batch_record(directory)["items"]}
 
 
 def _session_spent(root: Path) -> float:
@@ -473,7 +532,8 @@ def _engine(engine: object, batch: str) -> Iterator[tuple[concurrent.futures.Exe
 
 
 class _Driver:
-    """Runs the pending items of one batch and keeps ``batch.json`` up to date."""
+    """Runs the pending items of one batch and keeps its state on disk: ``batch.json``
+    whole when the run starts and ends, a journal line per change in between."""
 
     def __init__(self, directory: Path, spec: AgentSpec, budget: float | None,
                  items: list[BatchItem], on_event: EventHandler | None) -> None:
@@ -482,27 +542,44 @@ class _Driver:
         self.on_event = on_event
         self.started: set[int] = set()
         """Items a worker said it started (since their last loss)."""
-        self._saved = 0.0
+        self._counts = {status: 0 for status in ("pending", "running", "done", "failed")}
+        self._spent = 0.0
+        for item in items:
+            self._counts[item.status] += 1
+            self._spent += item.cost
+        self._journal: Any = None
 
-    def save(self, *, soon: bool = False) -> None:
-        """Write ``batch.json``; with ``soon``, only if it was not written in the last
-        second (a batch of thousands of items must not rewrite it thousands of times)."""
-        now = time.monotonic()
-        if soon and now - self._saved < _SAVE_EVERY:
-            return
+    def set(self, index: int, item: BatchItem) -> None:
+        """Put an item's new state in place, in the counts and in the journal."""
+        before = self.items[index]
+        self._counts[before.status] -= 1
+        self._counts[item.status] += 1
+        self._spent += item.cost - before.cost
+        self.items[index] = item
+        if self._journal is None:
+            self._journal = open(self.directory / _JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
+        self._journal.write(json.dumps(item.to_dict(self.directory)) + "\n")
+        self._journal.flush()  # in the file, whatever happens to this process next
+
+    def save(self) -> None:
+        """Write ``batch.json`` whole and start a new journal."""
         _write_state(self.directory, self.spec, self.budget, self.items)
-        self._saved = now
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.directory / _JOURNAL)
 
     def emit(self, kind: str, message: str, item: int | None = None, **data: Any) -> None:
         if self.on_event is None:
             return
-        done = sum(each.status in ("done", "failed") for each in self.items)
-        data = {"item": item, "done": sum(each.status == "done" for each in self.items),
-                "failed": sum(each.status == "failed" for each in self.items),
-                "running": sum(each.status == "running" for each in self.items),
-                "total": len(self.items), **data}
+        counts, total = self._counts, len(self.items)
+        data = {"item": item, "done": counts["done"], "failed": counts["failed"],
+                "running": counts["running"], "total": total, **data}
         try:
-            self.on_event(RunEvent(kind, message, done / max(1, len(self.items)), None, data))
+            self.on_event(RunEvent(kind, message,
+                                   (counts["done"] + counts["failed"]) / max(1, total), None,
+                                   data))
         except Exception:  # an observer must never break a batch
             import logging
 
@@ -512,12 +589,11 @@ class _Driver:
         index = int(outcome["index"])
         item = self.items[index]
         video = outcome.get("video")
-        self.items[index] = attrs.evolve(
+        self.set(index, attrs.evolve(
             item, status=outcome["status"], video=None if video is None else Path(video),
             duration=outcome.get("duration"), cost=float(outcome.get("cost") or 0.0),
             tiers=tuple(outcome.get("tiers") or ()), error=outcome.get("error"),
-            seconds=outcome.get("seconds"))
-        self.save(soon=True)
+            seconds=outcome.get("seconds")))
         finished = self.items[index]
         if finished.status == "done":
             self.emit("batch.item", f"item {index}: {finished.video}", index, status="done",
@@ -528,7 +604,8 @@ class _Driver:
                       spent=self.spent())
 
     def spent(self) -> float:
-        return math.fsum(item.cost for item in self.items)
+        """Dollars the batch's items have spent (a running sum: no walk over the items)."""
+        return max(0.0, self._spent)
 
     @contextlib.asynccontextmanager
     async def relay(self, coordination: Coordination) -> AsyncIterator[None]:
@@ -632,7 +709,7 @@ async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
                     job = _Job(index, item.request.to_dict(), str(item.session), spec
                                if pool is not None else None, coordination,
                                owner=f"{directory.name}/{index}")
-                    driver.items[index] = attrs.evolve(driver.items[index], status="running")
+                    driver.set(index, attrs.evolve(driver.items[index], status="running"))
                     driver.emit("batch.item", f"item {index} started", index, status="running")
                     if pools is None:
                         outcome = await _run_job(job, maker)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from avgen._batch import BATCH_FILE
+from avgen._batch import BATCH_FILE, journal_entries
 from avgen._models import Video, contained
 from avgen._session import StepRecord
 from avgen.errors import UsageError
@@ -627,6 +627,10 @@ def _batch_report(root: Path) -> Path:
     state = _read_json(root / _BATCH_FILE)
     if not isinstance(state, dict) or not isinstance(state.get("items"), list):
         raise UsageError("path", f"{root / _BATCH_FILE} is not a batch record")
+    changed = journal_entries(root)  # a run going on, or killed: its items' latest states
+    if changed:
+        state["items"] = [changed.get(_whole(item.get("index")), item)
+                          if isinstance(item, dict) else item for item in state["items"]]
     rows, spans = [], []
     holds: list[Mapping[str, Any]] = []
     inside = root.resolve()

@@ -9,15 +9,22 @@ One run prints three figures against their limits:
 (b) the same batch on a two-worker Dask ``LocalCluster`` against in this process: the
     engine's overhead (target ≤ 10 %);
 (c) a batch of offline videos (Piper, ffmpeg) on two processes: videos per second against
-    what this machine's cores allow, from one video's CPU time.
+    what this machine's cores allow, from one video's CPU time;
+(d) batches of 1 000 and 10 000 rows made by instant agents (the real checks, no media): the
+    time to check every row before anything runs (target ≤ 5 s), the driver's time per item
+    (≤ 10 ms), its peak memory, the bytes written to the batch's state per finished item
+    (constant: no file rewritten whole per item), and the time to resume the finished batch
+    (≤ 5 s); and how each grows from the smaller batch to the larger.
 
-    python benchmarks/batch.py                 # about 3 minutes on 2 cores
+    python benchmarks/batch.py                 # about 4 minutes on 2 cores
     python benchmarks/batch.py --videos 8      # a smaller batch
+    python benchmarks/batch.py --only d        # only the large batches
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import concurrent.futures
 import json
 import math
@@ -26,6 +33,8 @@ import resource
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import distributed
 
-from avgen import BatchResult, VideoGenerator, VideoRequest
+from avgen import BatchResult, RunEvent, Video, VideoGenerator, VideoRequest
+from avgen._batch import run_batch
+from avgen._generator import _BatchMaker
 from avgen.resilience import set_testing
 from tests.fake_gemini import FakeGemini
 
@@ -122,41 +133,143 @@ def offline(count: int) -> tuple[float, float, float]:
         return per_video, wall, video.duration
 
 
+class InstantMaker(_BatchMaker):
+    """The offline generator's checks, but each video is made at once: a few bytes in the
+    item's session folder (what a batch's driver costs, without the media)."""
+
+    async def make(self, root: Path, request: VideoRequest, on_event: Any) -> Video:
+        out = root / "final_output"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "video.mp4").write_bytes(b"instant")
+        on_event(RunEvent("narration", "spoken", 0.5, 0, {}))
+        return Video(out / "video.mp4", 1.0, 16, 16, root, tiers=("card",))
+
+
+class Written:
+    """Counts the bytes avgen writes to a batch folder's state files (``batch.json`` and
+    its journal) by watching their sizes after each event."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.folder: Path | None = None
+        self.sizes: dict[str, int] = {}
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.kind == "batch.start":
+            self.folder = Path(event.data["path"])
+        if self.folder is None or event.kind != "batch.item":
+            return
+        for path in self.folder.glob("batch.*"):
+            stat = path.stat()
+            key = f"{path.name}:{stat.st_ino}:{stat.st_mtime_ns}"
+            if key not in self.sizes:  # a file (re)written since the last look
+                before = self.sizes.get(path.name, 0)
+                grown = stat.st_size - before if path.name.endswith("jsonl") else stat.st_size
+                self.bytes += max(0, grown)
+                self.sizes[key] = stat.st_size
+                self.sizes[path.name] = stat.st_size
+
+
+def large_batch(count: int) -> Mapping[str, float]:
+    """Check, drive and resume a ``count``-row batch of instant videos."""
+    requests = [{"script": f"{TOPICS[n % len(TOPICS)]} number {n} are worth a look.",
+                 "preset": "draft"} for n in range(count)]
+    with tempfile.TemporaryDirectory() as tmp:
+        maker = InstantMaker(VideoGenerator("local", output_dir=Path(tmp)))
+        written = Written()
+        marks: dict[str, float] = {}
+
+        held: list[int] = []
+
+        def watch(event: RunEvent) -> None:
+            marks.setdefault(event.kind, time.perf_counter())
+            if event.kind == "batch.start":  # the driver's memory from here on
+                held.append(tracemalloc.get_traced_memory()[0])
+                tracemalloc.reset_peak()
+            written(event)
+
+        tracemalloc.start()
+        started = time.perf_counter()
+        result = asyncio.run(run_batch(maker, requests, concurrency=64, on_event=watch))
+        wall = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        if not result.ok or len(result) != count:
+            raise SystemExit("the instant batch failed")
+        again_started = time.perf_counter()
+        again = asyncio.run(run_batch(maker, requests, concurrency=64))
+        resumed = time.perf_counter() - again_started
+        if len(again.done) != count:
+            raise SystemExit("the resumed batch did not find every item done")
+        checked = marks["batch.start"] - started  # every row checked, the folder set up
+        return {"check": checked, "per_item": (wall - checked) / count, "peak": peak - held[0],
+                "written": written.bytes / count, "resume": resumed}
+
+
+def scale(counts: list[int]) -> None:
+    """Part (d): the large batches, and how their figures grow."""
+    figures = {count: large_batch(count) for count in counts}
+    for count, got in figures.items():
+        print(f"(d) {count} instant rows: checked in {got['check']:.2f} s (target ≤ 5), "
+              f"{1000 * got['per_item']:.2f} ms of driver time per item (≤ 10), the "
+              f"driver's memory grew {got['peak'] / 2**20:.1f} MiB (traced), "
+              f"{got['written']:.0f} bytes of state written per item, resumed in "
+              f"{got['resume']:.2f} s (≤ 5)")
+    small, large = min(figures), max(figures)
+    if small != large:
+        a, b = figures[small], figures[large]
+        print(f"(d) from {small} to {large} rows ({large / small:g}×): check "
+              f"{b['check'] / a['check']:.1f}×, driver time per item "
+              f"{b['per_item'] / a['per_item']:.2f}×, peak memory {b['peak'] / a['peak']:.1f}×, "
+              f"state bytes per item {b['written'] / max(1.0, a['written']):.2f}×, resume "
+              f"{b['resume'] / a['resume']:.1f}×")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, default=12, help="google videos (default 12)")
     parser.add_argument("--offline", type=int, default=6, help="offline videos (default 6)")
+    parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append",
+                        help="run only these parts (repeatable)")
+    parser.add_argument("--rows", default="1000,10000",
+                        help="row counts of part (d), comma-separated (default 1000,10000)")
     args = parser.parse_args()
+    parts = set(args.only or "abcd")
     set_testing()  # no backoff sleeps: the fake answers at once when it answers
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     cores = os.cpu_count() or 1
     print(f"machine: {cores} cores; fake latencies {LATENCY}, a Veo operation "
           f"{OPERATION_SECONDS:g} s, {OPERATIONS_AT_ONCE} operations at once")
 
-    here, clips, compose, peak = google_batch(args.videos, None)
-    bound = math.ceil(clips / OPERATIONS_AT_ONCE) * OPERATION_SECONDS + compose
-    print(f"(a) {args.videos} google videos, {clips} clips, in this process: {here:.1f} s; "
-          f"quota bound {bound:.1f} s ({math.ceil(clips / OPERATIONS_AT_ONCE)} waves × "
-          f"{OPERATION_SECONDS:g} s + a {compose:.1f} s composition): "
-          f"ratio {here / bound:.2f} (target ≤ 1.2); peak operations {peak}")
+    if parts & {"a", "b"}:  # (b) compares with (a)
+        here, clips, compose, peak = google_batch(args.videos, None)
+        bound = math.ceil(clips / OPERATIONS_AT_ONCE) * OPERATION_SECONDS + compose
+        print(f"(a) {args.videos} google videos, {clips} clips, in this process: {here:.1f} s; "
+              f"quota bound {bound:.1f} s ({math.ceil(clips / OPERATIONS_AT_ONCE)} waves × "
+              f"{OPERATION_SECONDS:g} s + a {compose:.1f} s composition): "
+              f"ratio {here / bound:.2f} (target ≤ 1.2); peak operations {peak}")
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=math.ceil(args.videos / 2),
-                                  processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        client.run(set_testing)
-        there, _, _, peak = google_batch(args.videos, client)
-    print(f"(b) the same batch on a 2-worker Dask LocalCluster: {there:.1f} s against "
-          f"{here:.1f} s in this process: overhead {100 * (there / here - 1):+.1f} % "
-          f"(target ≤ 10 %); peak operations {peak}")
+    if "b" in parts:
+        with distributed.LocalCluster(n_workers=2,
+                                      threads_per_worker=math.ceil(args.videos / 2),
+                                      processes=True, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            client.run(set_testing)
+            there, _, _, peak = google_batch(args.videos, client)
+        print(f"(b) the same batch on a 2-worker Dask LocalCluster: {there:.1f} s against "
+              f"{here:.1f} s in this process: overhead {100 * (there / here - 1):+.1f} % "
+              f"(target ≤ 10 %); peak operations {peak}")
 
-    per_video, wall, seconds = offline(args.offline)
-    ideal = args.offline * per_video / cores
-    print(f"(c) {args.offline} offline videos ({seconds:.1f} s each) on 2 processes: "
-          f"{wall:.1f} s; one video takes {per_video:.2f} CPU s, so {cores} cores allow "
-          f"{ideal:.1f} s: {args.offline / wall:.2f} videos/s against "
-          f"{args.offline / ideal:.2f}, efficiency {ideal / wall:.2f}")
+    if "c" in parts:
+        per_video, wall, seconds = offline(args.offline)
+        ideal = args.offline * per_video / cores
+        print(f"(c) {args.offline} offline videos ({seconds:.1f} s each) on 2 processes: "
+              f"{wall:.1f} s; one video takes {per_video:.2f} CPU s, so {cores} cores allow "
+              f"{ideal:.1f} s: {args.offline / wall:.2f} videos/s against "
+              f"{args.offline / ideal:.2f}, efficiency {ideal / wall:.2f}")
 
+    if "d" in parts:
+        scale(sorted(int(count) for count in args.rows.split(",")))
 
 if __name__ == "__main__":
     main()

@@ -156,3 +156,73 @@ def test_a_broken_pool_that_cannot_be_made_anew_fails_its_items() -> None:
     with pytest.raises(concurrent.futures.BrokenExecutor, match="gone"):
         asyncio.run(run_surviving(Pools(Broken()), lambda pool: pool.submit(_double, 1),
                                   started, "item 0"))
+
+
+JOURNAL = "batch.journal.jsonl"
+
+
+def test_the_state_file_is_written_whole_only_when_a_run_starts_and_ends(
+        tmp_path: Path) -> None:
+    """While the items run, each change is a line added to the journal: ``batch.json`` is
+    not replaced (its cost would grow with the batch); the run's end folds the journal in."""
+    generator = VideoGenerator("local", narrator=ToneNarrator(), output_dir=tmp_path / "out")
+    seen: list[tuple[int, int]] = []  # (batch.json's inode, journal lines) at each item's end
+    folder: list[Path] = []
+
+    def watch(event: object) -> None:
+        kind, data = getattr(event, "kind", ""), getattr(event, "data", {})
+        if kind == "batch.start":
+            folder.append(Path(data["path"]))
+        elif kind == "batch.item" and data["status"] != "running":
+            lines = (folder[0] / JOURNAL).read_text().splitlines()
+            seen.append(((folder[0] / BATCH_FILE).stat().st_ino, len(lines)))
+
+    result = generator.generate_many_sync([VideoRequest(script=s) for s in SCRIPTS],
+                                          concurrency=1, on_event=watch)
+    assert result.ok and len(seen) == len(SCRIPTS)
+    assert len({inode for inode, _ in seen}) == 1  # never replaced while the items ran
+    # one line when an item starts, one when it ends: a change costs the same at any size
+    assert [lines for _, lines in seen] == [2 * n for n in range(1, len(SCRIPTS) + 1)]
+    assert not (result.directory / JOURNAL).exists()
+    state = json.loads((result.directory / BATCH_FILE).read_text())
+    assert [item["status"] for item in state["items"]] == ["done"] * len(SCRIPTS)
+
+
+def test_a_killed_runs_journal_is_read_by_the_next_run_and_the_report(tmp_path: Path) -> None:
+    """A run killed mid-batch leaves ``batch.json`` as it started and a journal whose last
+    line may be cut short: what the journal says wins, the cut line is ignored."""
+    from avgen import write_report
+    from avgen._batch import batch_record
+
+    generator = VideoGenerator("local", narrator=ToneNarrator(), output_dir=tmp_path / "out")
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:3]]
+    result = generator.generate_many_sync(rows)
+    state = json.loads((result.directory / BATCH_FILE).read_text())
+    finished = state["items"]
+    started = [{**item, "status": "pending", "video": None, "duration": None}
+               for item in finished]
+    (result.directory / BATCH_FILE).write_text(json.dumps({**state, "items": started}))
+    (result.directory / JOURNAL).write_text(
+        "".join(json.dumps(item) + "\n" for item in finished[:2])
+        + json.dumps(finished[2])[:40])  # killed while writing the third
+    record = batch_record(result.directory)
+    assert [item["status"] for item in record["items"]] == ["done", "done", "pending"]
+    page = write_report(result.directory).read_text()
+    assert page.count('class="status status-done"') == 2
+    assert page.count('class="status status-pending"') == 1
+
+    again = generator.generate_many_sync(rows)
+    assert again.ok and [item.video for item in again] == [item.video for item in result]
+    assert not (again.directory / JOURNAL).exists()
+
+
+def test_a_damaged_journal_line_is_named_before_anything_runs(tmp_path: Path) -> None:
+    voice = ToneNarrator()
+    generator = VideoGenerator("local", narrator=voice, output_dir=tmp_path / "out")
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:2]]
+    result = generator.generate_many_sync(rows)
+    calls = voice.calls
+    (result.directory / JOURNAL).write_text('{"index": 0, "status": "done"}\nnot json\n{}\n')
+    with pytest.raises(UsageError, match=r"batch\.journal\.jsonl, line 2, cannot be read"):
+        generator.generate_many_sync(rows)
+    assert voice.calls == calls

@@ -52,8 +52,9 @@ EMOJI_FAMILY = "Noto Emoji"
 """The family of the bundled monochrome emoji font (SIL Open Font License)."""
 
 
+@functools.cache
 def bundled_fonts_dir() -> Path:
-    """The folder of fonts avgen ships."""
+    """The folder of fonts avgen ships (found once: it is where the package is)."""
     return Path(str(resources.files("avgen.media").joinpath("fonts")))
 
 
@@ -86,9 +87,20 @@ class FontFile:
     def read(cls, path: Path) -> FontFile:
         """Parse ``path``.
 
+        A file is parsed once while it stays the same (its size and modification time): a
+        batch checks each row's caption font without reading the file again.
+
         Raises:
             ConfigurationError: The file is not a TrueType/OpenType font avgen can read.
         """
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the font {path}: {exc}") from exc
+        return _read_font(path, stat.st_size, stat.st_mtime_ns)
+
+    @classmethod
+    def _parse(cls, path: Path) -> FontFile:
         try:
             data = path.read_bytes()
             tables = _tables(data)
@@ -114,6 +126,12 @@ class FontFile:
             else:
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=64)
+def _read_font(path: Path, size: int, mtime_ns: int) -> FontFile:
+    """`FontFile.read`'s parse, once per file version (``size`` and ``mtime_ns`` key it)."""
+    return FontFile._parse(path)
 
 
 def _tables(data: bytes) -> dict[str, tuple[int, int]]:

