@@ -647,12 +647,23 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
     number("concurrency", concurrency, integer=True, low=1)
     budget = check_budget(budget)
     rows = requests_from_rows(requests)
-    for index, request in enumerate(rows):  # every row, before anything runs
+    spec = maker.spec()
+    agents = spec.agents if spec is not None else AgentSpec(
+        "custom", {"agents": dict(maker.names())})
+    directory = folder("output_dir", output_dir if output_dir is not None
+                       else maker.output_dir).expanduser().absolute() \
+        / f"batch_{batch_id(rows, agents)}"
+    # every row not already made, before anything runs (a row made by an earlier run was
+    # checked then: resuming a finished batch of thousands checks none of them again)
+    recorded = _read_state(directory) if directory.is_dir() else {}
+    for index, request in enumerate(rows):
+        if _finished(directory, recorded.get(index),
+                     BatchItem(index, request, _item_root(directory, index, request))):
+            continue
         try:
             maker.check(request, budget)
         except UsageError as exc:
             raise UsageError(f"requests[{index}]: {exc.field}", exc.problem) from None
-    spec = maker.spec()
     if executor is not None and spec is None:
         raise UsageError("executor", "items run elsewhere build their agents from a family "
                          "name and options: make the generator with VideoGenerator('<family>', "
@@ -665,11 +676,6 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
             raise UsageError("executor", f"the generator cannot be sent to other processes "
                              f"({type(exc).__name__}: {exc}); give agent_options and "
                              "policies as plain values (no open clients, no lambdas)") from None
-    agents = spec.agents if spec is not None else AgentSpec(
-        "custom", {"agents": dict(maker.names())})
-    directory = folder("output_dir", output_dir if output_dir is not None
-                       else maker.output_dir).expanduser().absolute() \
-        / f"batch_{batch_id(rows, agents)}"
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
         return await _drive(maker, directory, rows, spec, agents, executor, concurrency,

@@ -226,3 +226,29 @@ def test_a_damaged_journal_line_is_named_before_anything_runs(tmp_path: Path) ->
     with pytest.raises(UsageError, match=r"batch\.journal\.jsonl, line 2, cannot be read"):
         generator.generate_many_sync(rows)
     assert voice.calls == calls
+
+
+class CheckedNarrator(ToneNarrator):
+    """A tone narrator that counts the requests it is asked to check."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked: list[str] = []
+
+    def check(self, request: VideoRequest) -> None:
+        self.checked.append(request.script or "")
+
+
+def test_a_finished_row_is_not_checked_again_but_one_to_make_is(tmp_path: Path) -> None:
+    voice = CheckedNarrator()
+    generator = VideoGenerator("local", narrator=voice, output_dir=tmp_path / "out")
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:3]]
+    first = generator.generate_many_sync(rows)
+    assert first.ok and set(voice.checked) == set(SCRIPTS[:3])
+    voice.checked.clear()
+    assert generator.generate_many_sync(rows).ok
+    assert voice.checked == []  # every row was made: nothing to check before running
+    assert first[1].video is not None
+    first[1].video.unlink()  # its video is gone: the row is to be made again
+    again = generator.generate_many_sync(rows)
+    assert again.ok and voice.checked and set(voice.checked) == {SCRIPTS[1]}
