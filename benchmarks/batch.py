@@ -147,27 +147,32 @@ class InstantMaker(_BatchMaker):
 
 class Written:
     """Counts the bytes avgen writes to a batch folder's state files (``batch.json`` and
-    its journal) by watching their sizes after each event."""
+    its journal) by looking at their sizes after each item's event."""
 
     def __init__(self) -> None:
         self.bytes = 0
         self.folder: Path | None = None
-        self.sizes: dict[str, int] = {}
+        self.seen: dict[str, tuple[int, int, int]] = {}  # name: (inode, mtime, size)
 
     def __call__(self, event: RunEvent) -> None:
         if event.kind == "batch.start":
             self.folder = Path(event.data["path"])
-        if self.folder is None or event.kind != "batch.item":
+        if self.folder is None or event.kind not in ("batch.start", "batch.item"):
             return
-        for path in self.folder.glob("batch.*"):
-            stat = path.stat()
-            key = f"{path.name}:{stat.st_ino}:{stat.st_mtime_ns}"
-            if key not in self.sizes:  # a file (re)written since the last look
-                before = self.sizes.get(path.name, 0)
-                grown = stat.st_size - before if path.name.endswith("jsonl") else stat.st_size
-                self.bytes += max(0, grown)
-                self.sizes[key] = stat.st_size
-                self.sizes[path.name] = stat.st_size
+        for name in ("batch.json", "batch.journal.jsonl"):
+            try:
+                stat = (self.folder / name).stat()
+            except FileNotFoundError:
+                continue
+            now = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            before = self.seen.get(name)
+            if before == now:
+                continue
+            if before is not None and before[0] == now[0] and now[2] >= before[2]:
+                self.bytes += now[2] - before[2]  # the same file, added to
+            else:
+                self.bytes += now[2]  # a new file, or one written anew
+            self.seen[name] = now
 
 
 def large_batch(count: int) -> Mapping[str, float]:
