@@ -193,11 +193,7 @@ class BatchItem:
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         """The JSON form ``batch.json`` keeps (paths relative to the batch folder)."""
-        return {"index": self.index, "request": self.request.to_dict(),
-                "session": self.session.relative_to(root).as_posix(), "status": self.status,
-                "video": None if self.video is None else self.video.relative_to(root)
-                .as_posix(), "duration": self.duration, "cost": self.cost,
-                "tiers": list(self.tiers), "error": self.error, "seconds": self.seconds}
+        return _item_dict(self, root, self.request.to_dict())
 
 
 @attrs.frozen
@@ -276,11 +272,24 @@ def _slug(request: VideoRequest) -> str:
     return slug or "video"
 
 
+def _item_dict(item: BatchItem, root: Path, request: Mapping[str, Any]) -> dict[str, Any]:
+    """`BatchItem.to_dict` with the request's JSON form made already (a batch makes each
+    row's once: it is most of the work of writing an item)."""
+    return {"index": item.index, "request": request,
+            "session": item.session.relative_to(root).as_posix(), "status": item.status,
+            "video": None if item.video is None else item.video.relative_to(root).as_posix(),
+            "duration": item.duration, "cost": item.cost, "tiers": list(item.tiers),
+            "error": item.error, "seconds": item.seconds}
+
+
 def batch_id(requests: Sequence[VideoRequest], agents: AgentSpec) -> str:
     """The id of a batch: a digest of its rows and its agents (the same rows and agents
     find the same folder)."""
-    return json_sha256({"requests": [request.to_dict() for request in requests],
-                        "agents": agents.public()})[:12]
+    return _batch_id([request.to_dict() for request in requests], agents)
+
+
+def _batch_id(requests: Sequence[Mapping[str, Any]], agents: AgentSpec) -> str:
+    return json_sha256({"requests": list(requests), "agents": agents.public()})[:12]
 
 
 def _item_root(directory: Path, index: int, request: VideoRequest) -> Path:
@@ -288,7 +297,7 @@ def _item_root(directory: Path, index: int, request: VideoRequest) -> Path:
 
 
 def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
-                 items: Sequence[BatchItem]) -> None:
+                 items: Sequence[BatchItem], plain: Sequence[Mapping[str, Any]]) -> None:
     """Write ``batch.json`` whole (a temporary file moved into place)."""
     state = {"version": _VERSION, "id": directory.name.removeprefix("batch_"),
              "agents": spec.public(), "budget": budget, "updated": time.time(),
@@ -298,7 +307,8 @@ def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
                         "cost": math.fsum(item.cost for item in items)}}
     # an item a line (json's indented form is written by its slow pure-Python encoder)
     head = json.dumps(state, indent=2).removesuffix("\n}")
-    lines = ",\n".join("    " + json.dumps(item.to_dict(directory)) for item in items)
+    lines = ",\n".join("    " + json.dumps(_item_dict(item, directory, plain[item.index]))
+                        for item in items)
     target = directory / BATCH_FILE
     temp = directory / f".{BATCH_FILE}.{secrets.token_hex(4)}.tmp"
     temp.write_text(f'{head},\n  "items": [\n{lines}\n  ]\n}}\n', encoding="utf-8")
@@ -536,9 +546,12 @@ class _Driver:
     whole when the run starts and ends, a journal line per change in between."""
 
     def __init__(self, directory: Path, spec: AgentSpec, budget: float | None,
-                 items: list[BatchItem], on_event: EventHandler | None) -> None:
+                 items: list[BatchItem], plain: Sequence[Mapping[str, Any]],
+                 on_event: EventHandler | None) -> None:
         self.directory, self.spec, self.budget = directory, spec, budget
         self.items = items
+        self.plain = plain
+        """Each row's request in its JSON form, made once."""
         self.on_event = on_event
         self.started: set[int] = set()
         """Items a worker said it started (since their last loss)."""
@@ -558,12 +571,13 @@ class _Driver:
         self.items[index] = item
         if self._journal is None:
             self._journal = open(self.directory / _JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
-        self._journal.write(json.dumps(item.to_dict(self.directory)) + "\n")
+        self._journal.write(json.dumps(_item_dict(item, self.directory,
+                                                  self.plain[index])) + "\n")
         self._journal.flush()  # in the file, whatever happens to this process next
 
     def save(self) -> None:
         """Write ``batch.json`` whole and start a new journal."""
-        _write_state(self.directory, self.spec, self.budget, self.items)
+        _write_state(self.directory, self.spec, self.budget, self.items, self.plain)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -647,12 +661,13 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
     number("concurrency", concurrency, integer=True, low=1)
     budget = check_budget(budget)
     rows = requests_from_rows(requests)
+    plain = [row.to_dict() for row in rows]  # each row's JSON form, made once
     spec = maker.spec()
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(maker.names())})
     directory = folder("output_dir", output_dir if output_dir is not None
                        else maker.output_dir).expanduser().absolute() \
-        / f"batch_{batch_id(rows, agents)}"
+        / f"batch_{_batch_id(plain, agents)}"
     # every row not already made, before anything runs (a row made by an earlier run was
     # checked then: resuming a finished batch of thousands checks none of them again)
     recorded = _read_state(directory) if directory.is_dir() else {}
@@ -678,11 +693,12 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                              "policies as plain values (no open clients, no lambdas)") from None
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
-        return await _drive(maker, directory, rows, spec, agents, executor, concurrency,
-                            budget, on_event)
+        return await _drive(maker, directory, rows, plain, spec, agents, executor,
+                            concurrency, budget, on_event)
 
 
 async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
+                 plain: Sequence[Mapping[str, Any]],
                  spec: WorkerSpec | None, agents: AgentSpec, executor: object,
                  concurrency: int, budget: float | None,
                  on_event: EventHandler | None) -> BatchResult:
@@ -699,7 +715,7 @@ async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
             on_event(event)
         maker.emit(event)
 
-    driver = _Driver(directory, agents, budget, items, tell)
+    driver = _Driver(directory, agents, budget, items, plain, tell)
     driver.save()
     pending = [item.index for item in items if item.status != "done"]
     driver.emit("batch.start", f"batch {directory}: {len(items)} items, {len(pending)} to make",
@@ -712,7 +728,7 @@ async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
             async def one(index: int) -> None:
                 async with limit:
                     item = items[index]
-                    job = _Job(index, item.request.to_dict(), str(item.session), spec
+                    job = _Job(index, dict(plain[index]), str(item.session), spec
                                if pool is not None else None, coordination,
                                owner=f"{directory.name}/{index}")
                     driver.set(index, attrs.evolve(driver.items[index], status="running"))
