@@ -671,9 +671,12 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
     # every row not already made, before anything runs (a row made by an earlier run was
     # checked then: resuming a finished batch of thousands checks none of them again)
     recorded = _read_state(directory) if directory.is_dir() else {}
+    items: list[BatchItem] = []
     for index, request in enumerate(rows):
-        if _finished(directory, recorded.get(index),
-                     BatchItem(index, request, _item_root(directory, index, request))):
+        item = BatchItem(index, request, _item_root(directory, index, request))
+        made = _finished(directory, recorded.get(index), item)
+        items.append(made or item)
+        if made is not None:
             continue
         try:
             maker.check(request, budget)
@@ -693,22 +696,19 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                              "policies as plain values (no open clients, no lambdas)") from None
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
-        return await _drive(maker, directory, rows, plain, spec, agents, executor,
+        return await _drive(maker, directory, items, plain, spec, agents, executor,
                             concurrency, budget, on_event)
 
 
-async def _drive(maker: Maker, directory: Path, rows: Sequence[VideoRequest],
+async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                  plain: Sequence[Mapping[str, Any]],
                  spec: WorkerSpec | None, agents: AgentSpec, executor: object,
                  concurrency: int, budget: float | None,
                  on_event: EventHandler | None) -> BatchResult:
-    """Run the items of the batch in ``directory`` that are not done."""
-    recorded = _read_state(directory)
-    items: list[BatchItem] = []
-    for index, request in enumerate(rows):
-        item = BatchItem(index, request, _item_root(directory, index, request))
-        items.append(_finished(directory, recorded.get(index), item) or attrs.evolve(
-            item, cost=_session_spent(item.session)))
+    """Run the items of the batch in ``directory`` that are not done (``known``: every
+    item, those an earlier run made already done)."""
+    items = [item if item.status == "done" else attrs.evolve(
+        item, cost=_session_spent(item.session)) for item in known]
 
     def tell(event: RunEvent) -> None:  # the call's handler and the maker's subscribers
         if on_event is not None:
