@@ -587,7 +587,8 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                   file=sys.stderr)
         return 130
     bar.close()
-    print(video.path)
+    for made in video.versions.values() or (video,):  # each language's video, or the one
+        print(made.path)
     return 0
 
 

@@ -320,6 +320,13 @@ class VideoGenerator:
         `avgen.costs.CostEstimate.extras`, not in the total. Assets already in an agent's
         cache are not paid for again, so a re-run costs less than the estimate.
 
+        For a video in several languages (`avgen.VideoRequest.languages`) the script and
+        the pictures are priced once, shared by every version, and each language's
+        translation (by the script writer's ``estimate_translation(request, language)``),
+        narration and composition are lines of their own (`avgen.costs.Charge.language`):
+        see `avgen.costs.CostEstimate.shared` and
+        `avgen.costs.CostEstimate.by_language`.
+
         Args:
             request: What to make; or give `avgen.VideoRequest` fields as keywords.
 
@@ -331,8 +338,12 @@ class VideoGenerator:
         charges: list[Charge] = []
         extras: list[Charge] = []
         agents = self.agents
+        versions = versions_of(request)
         visuals = [agent for _, agent in agents.sources()]
         used = [agents.script_writer, agents.narrator, agents.composer, *visuals]
+        own = [agent for agent in (agents.narrator, agents.composer)  # each version's own
+               if not any(agent is other for other in (agents.script_writer, *visuals))]
+        original = versions[0]
         for agent in {id(agent): agent for agent in used}.values():
             estimator = getattr(agent, "estimate", None)
             if callable(estimator):
@@ -340,10 +351,20 @@ class VideoGenerator:
                 # pictures the sources before it could not make
                 fallback = any(agent is later for later in visuals[1:]) and \
                     agent is not visuals[0]
-                (extras if fallback else charges).extend(estimator(request))
+                mine = any(agent is other for other in own)
+                for version in versions if mine else versions[:1]:
+                    language = version.language if mine and original.named else None
+                    lines = [attrs.evolve(charge, language=language)
+                             for charge in estimator(version.request)]
+                    (extras if fallback else charges).extend(lines)
             possible = getattr(agent, "estimate_extras", None)
             if callable(possible):
-                extras.extend(possible(request))
+                extras.extend(possible(original.request))
+        translator = getattr(agents.script_writer, "estimate_translation", None)
+        for version in versions[1:]:
+            if version.given is None and callable(translator):
+                charges.extend(attrs.evolve(charge, language=version.language)
+                               for charge in translator(version.request, version.language))
         # an agent that serves twice (a painter that is also the image generator) lists
         # its possible extras once
         return CostEstimate(tuple(charges), self.budget, tuple(dict.fromkeys(extras)))

@@ -276,3 +276,14 @@ def test_the_command_refuses_a_language_nobody_can_translate(
     said = capsys.readouterr().err
     assert "Spanish" in said and "avgen voices --language es" in said
     assert not out.exists()
+
+
+def test_the_report_shows_each_version_and_what_they_share(made: dict[str, Any]) -> None:
+    from avgen import write_report
+
+    page = write_report(made["video"]).read_text("utf-8")
+    table = page.split('<table id="versions">', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 4  # the heading and three languages
+    for language in ("en", "es", "de"):
+        assert f'href="../final_output/water.{language}.mp4"' in table
+    assert "Agua" in table and 'id="cost-shared">0.0000<' in page

@@ -5,6 +5,7 @@ the script model's checked, budgeted path."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -146,3 +147,33 @@ def test_adding_a_language_pays_only_for_it(fake: FakeGemini, tmp_path: Path) ->
     japanese = grown.versions["ja"].captions["srt"].read_text("utf-8")
     assert "日本語で" in japanese
     assert decode(grown.versions["ja"].path)["errors"] == ""
+
+
+def test_the_estimate_splits_shared_and_per_language_costs(fake: FakeGemini,
+                                                           tmp_path: Path) -> None:
+    made = generator(fake, tmp_path, "run")
+    one = made.estimate(topic="the water cycle", duration=30)
+    three = made.estimate(topic="the water cycle", duration=30, languages="en,es,de")
+    assert fake.requests == []
+    assert one.by_language() == {} and one.shared == pytest.approx(one.total)
+    languages = three.by_language()
+    assert list(languages) == ["en", "es", "de"]
+    narration = math.fsum(c.usd for c in one.charges if c.agent.startswith("gemini-tts"))
+    pictures = math.fsum(c.usd for c in one.charges if c.unit in ("video_second", "image"))
+    assert narration > 0 and pictures > 0
+    # the pictures and the script once; each language its narration (and a translation)
+    assert three.shared == pytest.approx(one.total - narration)
+    assert languages["en"] == pytest.approx(narration)
+    translation = [c for c in three.charges if c.language == "es" and c.unit == "token"]
+    assert len(translation) == 1 and translation[0].usd > 0
+    assert languages["es"] == pytest.approx(narration + translation[0].usd)
+    assert three.total == pytest.approx(three.shared + sum(languages.values()))
+    shown = str(three)
+    assert "shared by every language" in shown and "es alone" in shown
+    assert three.to_dict()["languages"]["de"] == pytest.approx(languages["de"])
+    # with your own translation, that language pays no translation
+    yours = made.estimate(topic="the water cycle", duration=30, languages="en,es",
+                          translations={"es": "Hola. El agua sube."})
+    assert yours.by_language()["es"] == pytest.approx(
+        math.fsum(c.usd for c in yours.charges if c.language == "es"
+                  and c.agent.startswith("gemini-tts")))
