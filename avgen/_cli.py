@@ -4,7 +4,8 @@
 
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
-    avgen resume SESSION_DIR
+    avgen make --languages en,es --script en.md --script es.md   # one video per language
+    avgen resume SESSION_DIR [--languages en,es,de --script de.md]
     avgen report SESSION_DIR | BATCH_DIR      # a self-contained HTML page of the run
     avgen batch REQUESTS.csv [--budget 20] [--workers 4 | --scheduler ADDRESS | --processes 4]
     avgen presets

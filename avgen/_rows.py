@@ -4,8 +4,12 @@ A row holds `avgen.VideoRequest` fields by name. The rules, for both formats:
 
 - **Field names** are those of `VideoRequest`: ``topic``, ``script``, ``preset``,
   ``duration``, ``voice``, ``captions``, ``language``, ``title``, ``transition``,
-  ``soundtrack``, ``fit``, ``caption_style``, ``style``, ``characters``. An unknown name is
-  an error listing the known ones (a typo is never ignored).
+  ``soundtrack``, ``fit``, ``caption_style``, ``style``, ``characters``, ``languages``,
+  ``translations``, ``voices``. An unknown name is an error listing the known ones (a typo
+  is never ignored).
+- **Languages** (``languages``) are BCP 47 tags, the original first: ``en,es,de`` in a CSV
+  cell or a JSON string, or a JSON array (``["en", "es"]``); ``translations`` and ``voices``
+  are JSON objects of texts by language (``{"es": "..."}``), in a CSV cell too.
 - **Nested fields** (``preset``, ``transition``, ``soundtrack``, ``caption_style``) are given
   either whole or by parts, never both in one row:
 

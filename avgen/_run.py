@@ -172,24 +172,25 @@ class Run:
         await self._prepare(script)
         for note in script.notes:
             self.report.emit("note", note)
-        scripts = await self._translations(script)
         check_text = getattr(self.agents.composer, "check_text", None)  # before narration
-        for version in self.versions:
-            for note in check_text(scripts[version.language], version.request) \
-                    if check_text else ():
-                self.report.emit("note", note)
-                warnings.warn(note, UserWarning, stacklevel=1)  # from this module: see _cli
+        self._check_text(check_text, script, self.versions[0])
         loop = asyncio.get_running_loop()
         self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
         first: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._scene(scene, scripts))
+                # the translations are written while the pictures are being made
+                translations = {version.language: group.create_task(
+                    self._translate(script, version, check_text))
+                    for version in self.versions[1:]}
+                tasks = [group.create_task(self._scene(scene, translations))
                          for scene in script.scenes]
         except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
             first = _first(failed)
         if first is not None:
             raise first  # outside the handler: its own cause and context stay as they were
+        scripts = {self.versions[0].language: script,
+                   **{language: task.result() for language, task in translations.items()}}
         made = [task.result() for task in tasks]
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
         self.slug = _slug(self.request.title or script.title)
@@ -216,28 +217,21 @@ class Run:
             for language, video in videos.items()})
         return attrs.evolve(original, versions=videos)
 
-    async def _translations(self, script: Script) -> dict[str, Script]:
-        """The script of every version, by language: the original's, and a translation
-        of it (scene for scene) for each other language, all at once."""
-        found = {self.versions[0].language: script}
-        if len(self.versions) == 1:
-            return found
-        first: BaseException | None = None
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = {version.language: group.create_task(self._translate(script, version))
-                         for version in self.versions[1:]}
-        except BaseExceptionGroup as failed:
-            first = _first(failed)
-        if first is not None:
-            raise first
-        found.update((language, task.result()) for language, task in tasks.items())
-        return found
+    def _check_text(self, check_text: Any, script: Script, version: Version) -> None:
+        """The composer's notes on ``version``'s text (characters no font draws)."""
+        for note in check_text(script, version.request) if check_text else ():
+            self.report.emit("note", note)
+            warnings.warn(note, UserWarning, stacklevel=1)  # from this module: see _cli
 
-    async def _translate(self, script: Script, version: Version) -> Script:
+    async def _translate(self, script: Script, version: Version, check_text: Any) -> Script:
         """``script`` in ``version``'s language: from the script you gave for it, else
         written by the script writer's ``translate(script, language)``; saved as
-        ``scripts/script.<language>.json``."""
+        ``scripts/script.<language>.json``. The composer's notes on it follow."""
+        translated = await self._translated(script, version)
+        self._check_text(check_text, translated, version)
+        return translated
+
+    async def _translated(self, script: Script, version: Version) -> Script:
         writer = self.agents.script_writer
         given = version.given is not None
         name = "translation" if given else agent_name(writer)
@@ -362,17 +356,17 @@ class Run:
             else:
                 await asyncio.to_thread(prepare, script)
 
-    async def _scene(self, scene: Scene, scripts: Mapping[str, Script]
+    async def _scene(self, scene: Scene, scripts: Mapping[str, asyncio.Task[Script]]
                      ) -> tuple[dict[str, AudioAsset], Made[Visual]]:
-        """A scene's narration in every language, and its one picture (made as long as
-        the original's narration)."""
+        """A scene's narration in every language (each once its translation is written),
+        and its one picture (made as long as the original's narration)."""
         picture = self.pictures[scene.index]
         original = self.versions[0]
         first: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                others = {version.language: group.create_task(self._narration(
-                    scripts[version.language].scenes[scene.index], version))
+                others = {version.language: group.create_task(self._translated_narration(
+                    scripts[version.language], scene.index, version))
                     for version in self.versions[1:]}
                 audio = await self._narration(scene, original)
                 visual = await self._visual(scene, audio.duration)
@@ -416,6 +410,11 @@ class Run:
             "cast": [character.description for character in script.cast]})
         self.report.scripted(f"script: {len(script.scenes)} scenes, “{script.title}”")
         return script
+
+    async def _translated_narration(self, script: asyncio.Task[Script], index: int,
+                                    version: Version) -> AudioAsset:
+        """Scene ``index``'s narration in ``version``'s language, once it is translated."""
+        return await self._narration((await script).scenes[index], version)
 
     async def _narration(self, scene: Scene, version: Version) -> AudioAsset:
         narrator = self.agents.narrator

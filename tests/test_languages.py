@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from avgen import VideoGenerator, VideoRequest
+from avgen import VideoGenerator, VideoRequest, read_requests
 from avgen._cli import main
 from avgen.agents import load_agents
 from avgen.errors import GenerationError, UsageError
@@ -129,8 +129,13 @@ class _Watching:
         self.composer = composer
         self.name = "ffmpeg"
         self.cards: list[list[tuple[str, str, str | None]]] = []
+        self.languages: list[str | None] = []
+
+    def __getattr__(self, name: str) -> Any:  # the composer's other members as they are
+        return getattr(self.composer, name)
 
     async def compose(self, timeline: Any, target: Path, progress: Any) -> Any:
+        self.languages.append(timeline.language)
         self.cards.append([(card.title, card.phrase, card.icon)
                            for _, _, card in timeline.cards])
         return await self.composer.compose(timeline, target, progress)
@@ -287,3 +292,63 @@ def test_the_report_shows_each_version_and_what_they_share(made: dict[str, Any])
     for language in ("en", "es", "de"):
         assert f'href="../final_output/water.{language}.mp4"' in table
     assert "Agua" in table and 'id="cost-shared">0.0000<' in page
+
+
+HEBREW = """# מים
+
+השמש מחממת את הים. המים עולים כאדים.
+
+# עננים
+
+האדים מתקררים והופכים לעננים.
+"""
+
+JAPANESE = """# 水
+
+太陽が海を温めます。水は蒸気になって空へ昇ります。
+
+# 雲
+
+蒸気は冷えて雲になります。
+"""
+
+
+@pytest.mark.parametrize(("language", "text"), [("he", HEBREW), ("ja", JAPANESE)])
+def test_right_to_left_and_cjk_versions_are_set_as_videos_of_their_own(
+        language: str, text: str, tmp_path: Path) -> None:
+    composer = _Watching(load_agents("local").composer)
+    generator = VideoGenerator(narrator=ToneNarrator(), visuals=(), composer=composer,
+                               output_dir=tmp_path / "many")
+    many = generator.generate_sync(VideoRequest(
+        script=ORIGINAL, languages=("en", language), translations={language: text},
+        caption_style="lower-third"))
+    alone = VideoGenerator(narrator=ToneNarrator(), visuals=(),
+                           output_dir=tmp_path / "one").generate_sync(VideoRequest(
+                               script=text, language=language, caption_style="lower-third"))
+    version = many.versions[language]
+    # the same captions as a video made in that language alone: the same line breaks,
+    # the same alignment, the same timing
+    for kind in ("ass", "srt", "vtt"):
+        assert version.captions[kind].read_text("utf-8") == \
+            alone.captions[kind].read_text("utf-8")
+    assert composer.languages == ["en", language]
+    titles = [title for title, _, _ in composer.cards[1]]
+    assert titles == [line[2:] for line in text.splitlines() if line.startswith("# ")]
+
+
+def test_batch_rows_carry_languages_and_translations(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text('script,languages,translations\n'
+                    '"Hello there.","en,es","{""es"": ""Hola a todos.""}"\n', "utf-8")
+    (request,) = read_requests(rows)
+    assert request.languages == ("en", "es") and request.translations == {
+        "es": "Hola a todos."}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"script": "Hi.", "languages": ["en", "es"], '
+                   '"translations": {"de": "Hallo."}}\n', "utf-8")
+    with pytest.raises(UsageError, match=r"translations\['de'\]"):
+        read_requests(bad)
+    cell = tmp_path / "cell.csv"
+    cell.write_text('script,languages,voices\n"Hi.","en,es","Puck"\n', "utf-8")
+    with pytest.raises(UsageError, match="voices: must be a JSON object"):
+        read_requests(cell)
