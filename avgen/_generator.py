@@ -275,9 +275,9 @@ class VideoGenerator:
         Raises:
             UsageError: A version cannot be made.
         """
-        versions = versions_of(resolved(request))
-        if len(versions) == 1:
+        if not request.languages:
             return
+        versions = versions_of(resolved(request))
         writer = self.agents.script_writer
         missing = [version.language for version in versions[1:] if version.given is None]
         if missing and not callable(getattr(writer, "translate", None)):

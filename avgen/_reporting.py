@@ -24,7 +24,10 @@ class RunEvent:
 
     kind: str
     """``session``, ``script``, ``narration``, ``visual``, ``fallback``, ``retry``,
-    ``compose``, ``note``, ``done`` or ``failed``."""
+    ``compose``, ``note``, ``version`` (in several languages: one language's video is
+    made; ``data["language"]``, ``data["path"]``), ``done`` or ``failed``. With several
+    languages, the events of one language's translation, narration and composition carry
+    ``data["language"]``."""
     message: str
     """A human-readable line."""
     progress: float

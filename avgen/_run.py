@@ -514,8 +514,12 @@ class Run:
         final = self.session.path(relative)
         info = probe(final)
         last = version is self.versions[-1]
-        self.report.emit("done" if last else "version", str(final),
-                         1.0 if last else None, path=str(final), language=version.language)
+        if last:
+            self.report.emit("done", str(final), 1.0, path=str(final),
+                             language=version.language)
+        else:
+            self.report.emit("version", f"{version.language} video: {final}", path=str(final),
+                             language=version.language)
         self.session.manifest.update(notes=list(self.report.notes))
         return Video(final, info.duration or timeline.duration, info.width, info.height,
                      self.session.root, sidecars, tiers, self.report.notes,

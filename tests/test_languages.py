@@ -352,3 +352,25 @@ def test_batch_rows_carry_languages_and_translations(tmp_path: Path) -> None:
     cell.write_text('script,languages,voices\n"Hi.","en,es","Puck"\n', "utf-8")
     with pytest.raises(UsageError, match="voices: must be a JSON object"):
         read_requests(cell)
+
+
+def test_the_resume_command_adds_languages_and_checks_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generator = VideoGenerator(narrator=ToneNarrator(), image_generator=PatternImages(),
+                               output_dir=tmp_path)
+    video = generator.generate_sync(VideoRequest(script=ORIGINAL))
+    spanish = tmp_path / "es.md"
+    spanish.write_text(SPANISH, "utf-8")
+    # the offline writer cannot translate German: refused, nothing changed
+    assert main(["resume", str(video.session), "--languages", "en,es,de",
+                 "--script", str(spanish)]) == 2
+    assert "nothing can translate the script into es" in capsys.readouterr().err
+    assert main(["resume", str(video.session), "--languages", "en,es",
+                 "--script", str(spanish), "--script", str(spanish)]) == 2
+    assert "--script: gives the new languages' translations" in capsys.readouterr().err
+    # the bundled Piper voice speaks English: the Spanish version is refused up front
+    assert main(["resume", str(video.session), "--languages", "en,es",
+                 "--script", str(spanish)]) == 2
+    assert "Spanish" in capsys.readouterr().err
+    manifest = json.loads(video.manifest.read_text("utf-8"))
+    assert manifest["request"]["languages"] == [] and "versions" not in manifest
