@@ -4,7 +4,8 @@
 
     avgen make --script FILE [--preset tiktok] [--out outputs] [--voice joe] [--title T]
     avgen make "A TOPIC" --duration 40 --budget 3 [--estimate]   # with Google credentials
-    avgen resume SESSION_DIR
+    avgen make --languages en,es --script en.md --script es.md   # one video per language
+    avgen resume SESSION_DIR [--languages en,es,de --script de.md]
     avgen report SESSION_DIR | BATCH_DIR      # a self-contained HTML page of the run
     avgen batch REQUESTS.csv [--budget 20] [--workers 4 | --scheduler ADDRESS | --processes 4]
     avgen presets
@@ -122,9 +123,13 @@ def _parser() -> argparse.ArgumentParser:
 
     make = commands.add_parser("make", help="make a video")
     make.add_argument("topic", nargs="?", help="what the video is about")
-    make.add_argument("--script", metavar="FILE",
+    make.add_argument("--script", metavar="FILE", action="append",
                       help="narration as text or Markdown (paragraphs become scenes); "
-                           "- reads stdin")
+                           "- reads stdin; with --languages, once per language in its order "
+                           "(the first the original, the others its translations)")
+    make.add_argument("--languages", metavar="CODES",
+                      help="one video per language, the first the original: en,es,de "
+                           "(pictures are made once and shared)")
     make.add_argument("--preset", default="draft",
                       help=f"output format: {', '.join(PRESETS)} (default: draft)")
     make.add_argument("--out", default="outputs", metavar="DIR",
@@ -181,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="finish an interrupted run")
     resume.add_argument("session", help="the session folder")
+    resume.add_argument("--languages", metavar="CODES",
+                        help="add languages to the run (all of them, the original first: "
+                             "en,es,de); only the new ones' parts are made")
+    resume.add_argument("--script", metavar="FILE", action="append",
+                        help="a translation for each language --languages adds, in order "
+                             "(the last languages)")
     _agent_options(resume)
     resume.add_argument("--budget", type=float, metavar="USD",
                         help="the most the whole video may cost")
@@ -437,6 +448,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, bar)
 
 
+def _scripts(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
+    """The ``--script`` files: the original's text, and the translations by language
+    (the second and later files, in the order of ``--languages``).
+
+    Raises:
+        UsageError: More files than languages, or several without ``--languages``.
+    """
+    files: list[str] = args.script or []
+    if not files:
+        return None, {}
+    languages = [tag.strip() for tag in (args.languages or "").split(",") if tag.strip()]
+    if len(files) > max(1, len(languages)):
+        raise UsageError("--script", f"is given {len(files)} times for "
+                         f"{len(languages) or 1} language{'s' if len(languages) > 1 else ''}"
+                         ": give one script, then one translation per language of "
+                         "--languages after the first, in its order")
+    if len([name for name in files if name == "-"]) > 1:
+        raise UsageError("--script", "- (stdin) can be given once")
+    texts = [_read_script(name) for name in files]
+    return texts[0], dict(zip(languages[1:], texts[1:], strict=False))
+
+
 def _caption_style(args: argparse.Namespace) -> CaptionStyle:
     """The named style with the ``--caption-*`` changes made to it."""
     changes = {field: value for field, value in (
@@ -495,6 +528,20 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     try:
         if args.command == "make" and not args.script:
             _check_topic(args.topic)
+        if args.command == "resume" and args.languages:
+            languages = args.languages
+            translations = {}
+            if args.script:
+                tags = [tag.strip() for tag in languages.split(",") if tag.strip()]
+                if len(args.script) >= len(tags):
+                    raise UsageError("--script", "gives the new languages' translations, "
+                                     "one per language at the end of --languages")
+                new = tags[len(tags) - len(args.script):]
+                translations = {tag: _read_script(name)
+                                for tag, name in zip(new, args.script, strict=True)}
+            changes: dict[str, Any] = {"languages": languages, "translations": translations}
+        else:
+            changes = {}
         agents, line = _agents(args)
         generator = VideoGenerator(agents, output_dir=getattr(args, "out", "outputs"),
                                    on_event=bar, budget=args.budget)
@@ -502,12 +549,13 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
             print(line, file=sys.stderr)
         if args.command == "resume":
             with _notes_shown_once():
-                video = generator.resume_sync(args.session)
+                video = generator.resume_sync(args.session, **changes)
         else:
-            script = _read_script(args.script) if args.script else None
+            script, translations = _scripts(args)
             request = VideoRequest(topic=args.topic, script=script, preset=args.preset,
                                    voice=args.voice, title=args.title,
-                                   language=args.language,
+                                   language=args.language, languages=args.languages,
+                                   translations=translations,
                                    captions=not args.no_captions, fit=args.fit,
                                    caption_style=_caption_style(args),
                                    transition=args.transition,
@@ -540,7 +588,8 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                   file=sys.stderr)
         return 130
     bar.close()
-    print(video.path)
+    for made in video.versions.values() or (video,):  # each language's video, or the one
+        print(made.path)
     return 0
 
 

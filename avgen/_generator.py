@@ -38,7 +38,8 @@ from avgen._run import RunContext, run_video
 from avgen._session import Session
 from avgen._validate import folder
 from avgen._version import __version__
-from avgen.agents._protocols import AgentSet
+from avgen._versions import versions_of
+from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents._registry import load_agents
 from avgen.costs import Charge, CostEstimate, check_budget
 from avgen.errors import BudgetExceeded, MediaError, UsageError
@@ -254,6 +255,7 @@ class VideoGenerator:
             checker = getattr(agent, "check", None)
             if callable(checker):
                 checker(request)
+        self._check_versions(request)
         for index, character in enumerate(request.characters):
             if character.reference is None:
                 continue
@@ -264,6 +266,47 @@ class VideoGenerator:
             if info is None or not info.has_video or not info.width:
                 raise UsageError(f"characters[{index}].reference",
                                  f"{character.reference} is not a picture ffmpeg can read")
+
+    def _check_versions(self, request: VideoRequest) -> None:
+        """Each other language's version, against the agents that make it (the narrator
+        speaks it; a translation you gave has its scenes where the original has them);
+        a language nobody can translate is refused, naming what to give.
+
+        Raises:
+            UsageError: A version cannot be made.
+        """
+        if not request.languages:
+            return
+        versions = versions_of(resolved(request))
+        writer = self.agents.script_writer
+        missing = [version.language for version in versions[1:] if version.given is None]
+        if missing and not callable(getattr(writer, "translate", None)):
+            example = ", ".join(f"{language!r}: ..." for language in missing)
+            raise UsageError("translations", (
+                f"nothing can translate the script into {', '.join(missing)}: the "
+                f"{agent_name(writer)} script writer does not translate. Give a translated "
+                f"script for each language (avgen make --languages "
+                f"{','.join(v.language for v in versions)} --script ORIGINAL.md "
+                + " ".join(f"--script {language}.md" for language in missing)
+                + f"; VideoRequest(translations={{{example}}})), or use a script writer "
+                "that translates (--agents google with a key)"))
+        count = getattr(writer, "scene_count", None)
+        scenes = count(versions[0].request) if callable(count) and request.script else None
+        for version in versions[1:]:
+            for field in attrs.fields(AgentSet):
+                agent = getattr(self.agents, field.name)
+                checker = getattr(agent, "check", None)
+                if field.name == "script_writer" and version.given is None:
+                    continue  # nothing of its own to check before it is translated
+                if callable(checker):
+                    checker(version.check_request)
+            if scenes is not None and version.given is not None and callable(count):
+                found = count(version.request)
+                if found != scenes:
+                    raise UsageError(f"translations[{version.language!r}]", (
+                        f"has {found} scene{'s' if found != 1 else ''}; the original "
+                        f"script has {scenes}: give one paragraph per scene, in the same "
+                        "order, under the same headings"))
 
     def estimate(self, request: VideoRequest | None = None, /, **fields: Any) -> CostEstimate:
         """What making ``request`` is expected to cost, before anything is spent.
@@ -277,6 +320,13 @@ class VideoGenerator:
         `avgen.costs.CostEstimate.extras`, not in the total. Assets already in an agent's
         cache are not paid for again, so a re-run costs less than the estimate.
 
+        For a video in several languages (`avgen.VideoRequest.languages`) the script and
+        the pictures are priced once, shared by every version, and each language's
+        translation (by the script writer's ``estimate_translation(request, language)``),
+        narration and composition are lines of their own (`avgen.costs.Charge.language`):
+        see `avgen.costs.CostEstimate.shared` and
+        `avgen.costs.CostEstimate.by_language`.
+
         Args:
             request: What to make; or give `avgen.VideoRequest` fields as keywords.
 
@@ -288,8 +338,12 @@ class VideoGenerator:
         charges: list[Charge] = []
         extras: list[Charge] = []
         agents = self.agents
+        versions = versions_of(request)
         visuals = [agent for _, agent in agents.sources()]
         used = [agents.script_writer, agents.narrator, agents.composer, *visuals]
+        own = [agent for agent in (agents.narrator, agents.composer)  # each version's own
+               if not any(agent is other for other in (agents.script_writer, *visuals))]
+        original = versions[0]
         for agent in {id(agent): agent for agent in used}.values():
             estimator = getattr(agent, "estimate", None)
             if callable(estimator):
@@ -297,10 +351,20 @@ class VideoGenerator:
                 # pictures the sources before it could not make
                 fallback = any(agent is later for later in visuals[1:]) and \
                     agent is not visuals[0]
-                (extras if fallback else charges).extend(estimator(request))
+                mine = any(agent is other for other in own)
+                for version in versions if mine else versions[:1]:
+                    language = version.language if mine and original.named else None
+                    lines = [attrs.evolve(charge, language=language)
+                             for charge in estimator(version.request)]
+                    (extras if fallback else charges).extend(lines)
             possible = getattr(agent, "estimate_extras", None)
             if callable(possible):
-                extras.extend(possible(request))
+                extras.extend(possible(original.request))
+        translator = getattr(agents.script_writer, "estimate_translation", None)
+        for version in versions[1:]:
+            if version.given is None and callable(translator):
+                charges.extend(attrs.evolve(charge, language=version.language)
+                               for charge in translator(version.request, version.language))
         # an agent that serves twice (a painter that is also the image generator) lists
         # its possible extras once
         return CostEstimate(tuple(charges), self.budget, tuple(dict.fromkeys(extras)))
@@ -373,38 +437,72 @@ class VideoGenerator:
             _logger.debug("no estimate recorded: an agent's estimate failed", exc_info=True)
             return {}
 
-    async def resume(self, session_dir: str | Path) -> Video:
+    async def resume(self, session_dir: str | Path, *,
+                     languages: str | Iterable[str] | None = None,
+                     translations: Mapping[str, str] | None = None,
+                     voices: Mapping[str, str] | None = None) -> Video:
         """Finish an interrupted run, redoing only steps whose outputs are missing or bad.
 
         The temporary files the interrupted run left are removed first (`Session.sweep`).
         A session is worked on by one run at a time (`Session.lock`): resuming a session
         whose run is still going, in this process or another, is refused at once.
 
+        Languages can be added to a run, finished or not: give every language, the
+        original first (``languages=("en", "es", "de")``), and your translations and voices
+        for the new ones. Only the new languages' parts are made (their translation,
+        narration and video); the script and the pictures are the session's.
+
+        Args:
+            session_dir: The session folder.
+            languages: Every language of the run, the original first (see
+                `avgen.VideoRequest.languages`); ``None``: those of the run.
+            translations: Translated scripts to add, by language.
+            voices: Voices to add or change, by language.
+
         Raises:
             UsageError: ``session_dir`` is not a session folder, or another run is working
-                on it (the error names its process).
+                on it (the error names its process); or the languages do not start with
+                the run's own.
             GenerationError: The run could not finish.
         """
-        return await self._resume(Session.open(session_dir), self._context())
+        session = Session.open(session_dir)
+        changes: dict[str, Any] = {}
+        if languages is not None or translations or voices:
+            request = self._saved_request(session)
+            changes = {"languages": request.languages if languages is None else languages,
+                       "translations": {**request.translations, **(translations or {})},
+                       "voices": {**request.voices, **(voices or {})}}
+        return await self._resume(session, self._context(), changes)
 
-    async def _resume(self, session: Session, context: RunContext) -> Video:
+    @staticmethod
+    def _saved_request(session: Session) -> VideoRequest:
         try:
-            request = VideoRequest.from_dict(session.manifest.get("request"),
-                                             root=session.root)
+            return VideoRequest.from_dict(session.manifest.get("request"), root=session.root)
         except UsageError as exc:
             raise UsageError("session", f"the manifest of {session.root} has no valid "
                              f"request ({exc})") from None
-        request = resolved(request)
+
+    async def _resume(self, session: Session, context: RunContext,
+                      changes: Mapping[str, Any] | None = None) -> Video:
+        request = resolved(self._saved_request(session))
+        if changes:
+            request = resolved(attrs.evolve(request, **changes))
         self.check(request)
-        return await run_video(context, session, request)
+        saved = {"request": request.to_dict(root=session.root),
+                 **self._recorded_estimate(request)} if changes else None
+        return await run_video(context, session, request, saved)
 
     def generate_sync(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
         """`generate` for plain scripts and notebook cells (works in a running event loop)."""
         return _run_sync(self.generate(request, **fields))
 
-    def resume_sync(self, session_dir: str | Path) -> Video:
+    def resume_sync(self, session_dir: str | Path, *,
+                    languages: str | Iterable[str] | None = None,
+                    translations: Mapping[str, str] | None = None,
+                    voices: Mapping[str, str] | None = None) -> Video:
         """`resume` for plain scripts and notebook cells."""
-        return _run_sync(self.resume(session_dir))
+        return _run_sync(self.resume(session_dir, languages=languages,
+                                     translations=translations, voices=voices))
 
     async def generate_many(
             self, requests: Iterable[VideoRequest | Mapping[str, Any]], /, *,

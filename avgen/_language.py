@@ -133,7 +133,9 @@ def detect(text: str) -> tuple[str, str] | None:
 def resolved(request: VideoRequest) -> VideoRequest:
     """``request`` with its ``language`` filled in when it is ``None``: the language its
     script (or else its topic) is written in (`detect`), or English when that cannot be
-    told."""
+    told; with `avgen.VideoRequest.languages`, the first of them."""
+    if request.languages:
+        return attrs.evolve(request, language=request.languages[0])
     if request.language is not None:
         return request
     found = detect(request.script or request.topic or "")

@@ -78,6 +78,9 @@ MAX_DESCRIPTION_CHARS = 2_000
 """Longest look of a request: `VisualStyle.text`, and each `Character.description`."""
 MAX_CHARACTERS = 20
 """Most `VideoRequest.characters`."""
+MAX_LANGUAGES = 12
+"""Most `VideoRequest.languages` (versions of one video)."""
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
 
 Fit = Literal["cover", "blur"]
 """How a picture of another shape fills the frame: ``cover`` crops it, ``blur`` shows all of
@@ -628,6 +631,58 @@ def _characters(value: Iterable[Character | Mapping[str, Any]] | None,
     return tuple(cast)
 
 
+def _languages(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"en,es"`` or ``["en", "es"]`` as a tuple of checked BCP 47 tags, each once."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    tags: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise UsageError("languages", f"must be BCP 47 tags such as 'en', not "
+                             f"{type(item).__name__} {item!r}")
+        tag = item.strip()
+        if len(tag) > MAX_LANGUAGE_CHARS or not _LANGUAGE_TAG.fullmatch(tag):
+            raise UsageError("languages", f"must be BCP 47 tags such as 'en' or 'pt-BR', "
+                             f"got {item!r}")
+        if tag.casefold() in (known.casefold() for known in tags):
+            raise UsageError("languages", f"{tag!r} is given twice")
+        tags.append(tag)
+    if len(tags) > MAX_LANGUAGES:
+        raise UsageError("languages", f"has {len(tags)} languages; the limit is "
+                         f"{MAX_LANGUAGES}")
+    return tuple(tags)
+
+
+def _by_language(field: str, max_chars: int, value: Mapping[str, str] | None
+                 ) -> dict[str, str]:
+    """A mapping from language tags to texts, as a checked copy."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(field, "must be a mapping of language tags to texts, such as "
+                         f"{{'es': '...'}}, not {type(value).__name__}")
+    found: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _LANGUAGE_TAG.fullmatch(key.strip()):
+            raise UsageError(field, f"keys must be BCP 47 tags such as 'es', got {key!r}")
+        text(f"{field}[{key!r}]", item, max_chars=max_chars)
+        if not item.strip():
+            raise UsageError(f"{field}[{key!r}]", "must not be empty")
+        found[key.strip()] = item
+    return found
+
+
+def _translations(value: Mapping[str, str] | None) -> dict[str, str]:
+    """`VideoRequest.translations`, checked."""
+    return _by_language("translations", MAX_SCRIPT_CHARS, value)
+
+
+def _voices(value: Mapping[str, str] | None) -> dict[str, str]:
+    """`VideoRequest.voices`, checked."""
+    return _by_language("voices", MAX_VOICE_CHARS, value)
+
+
 def _characters_exist(_instance: Any, _attribute: Any, value: tuple[Character, ...]) -> None:
     for index, character in enumerate(value):
         if character.reference is not None and not character.reference.is_file():
@@ -696,6 +751,23 @@ class VideoRequest:
         default=(), converter=_characters, validator=_characters_exist)
     """Who appears: described once, used in every prompt of a scene they are in (a scene's
     cast is who the script writer lists, else who its narration or visual names)."""
+    languages: tuple[str, ...] = attrs.field(default=(), converter=_languages)
+    """One video per language, the first being the original (``("en", "es", "de")``, or
+    ``"en,es,de"``); empty: one video in `language`. The script is written (or read) once,
+    in the first language, and translated scene by scene into the others (by the script
+    writer's ``translate``, or from `translations`); every scene's picture is made once and
+    shared by every version, while narration, captions, card text and voice are each
+    version's own. Each version is ``final_output/<title>.<language>.mp4``."""
+    translations: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_translations, hash=False)
+    """Your own translated scripts by language (``{"es": "..."}``), for languages of
+    `languages` after the first: their paragraphs (and headings) must line up with the
+    original script's scenes, one for one. A language without one is translated by the
+    script writer (the google writer does; the local one cannot)."""
+    voices: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_voices, hash=False)
+    """A voice for each language of `languages` (``{"es": "Puck"}``); a language without
+    one is spoken in `voice` if it is the original, else in the narrator's default."""
 
     def __new__(cls, *args: Any, **fields: Any) -> Self:
         """Refuse an unknown field by name, listing the fields there are."""
@@ -725,6 +797,7 @@ class VideoRequest:
         if self.style is not None and len(self.style.text) > MAX_DESCRIPTION_CHARS:
             raise UsageError("style", f"has {len(self.style.text):,} characters; the limit is "
                              f"{MAX_DESCRIPTION_CHARS:,}")
+        self._check_languages()
         if len(self.characters) > MAX_CHARACTERS:
             raise UsageError("characters", f"has {len(self.characters)} characters; the limit "
                              f"is {MAX_CHARACTERS}")
@@ -733,6 +806,24 @@ class VideoRequest:
                 raise UsageError(f"characters[{index}]", f"{character.name} is described in "
                                  f"{len(character.description):,} characters; the limit is "
                                  f"{MAX_DESCRIPTION_CHARS:,}")
+
+    def _check_languages(self) -> None:
+        """`languages`, `translations` and `voices` agree with each other and `language`."""
+        folded = [tag.casefold() for tag in self.languages]
+        if self.languages and self.language is not None and \
+                self.language.replace("_", "-").casefold() != folded[0].replace("_", "-"):
+            raise UsageError("language", f"is {self.language!r} but languages starts with "
+                             f"{self.languages[0]!r}: the first of languages is the "
+                             "original's; leave language out or make them the same")
+        for field, given, allowed in (("translations", self.translations, folded[1:]),
+                                      ("voices", self.voices, folded)):
+            for key in given:
+                if key.casefold() not in allowed:
+                    what = ("the languages after the first (the original is `script`)"
+                            if field == "translations" else "the languages")
+                    listed = self.languages[1:] if field == "translations" else self.languages
+                    raise UsageError(f"{field}[{key!r}]", f"is for a language not in "
+                                     f"{what}: {', '.join(listed) or 'none'}")
 
     def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept
@@ -1248,6 +1339,12 @@ class Video:
     notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     """What the run had to tell, in order (its ``note`` events): characters no font here
     draws and a font package that has them, a loudness not reached …"""
+    language: str | None = None
+    """The language of its narration and captions."""
+    versions: Mapping[str, Video] = attrs.field(factory=dict, hash=False)
+    """With `VideoRequest.languages`: every language's video, the original's (this one)
+    first, by language; each has its own `path`, `duration` and `captions`, and all
+    share the pictures. Empty for a video in one language."""
 
     @property
     def manifest(self) -> Path:

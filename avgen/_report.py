@@ -187,6 +187,33 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _versions(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A run in several languages: each version (its language, title, length, link, what
+    it alone cost) and what they share; ``None`` for a run in one language."""
+    listed = manifest.get("versions")
+    if not isinstance(listed, Mapping) or not listed:
+        return None
+    found = manifest.get("cost")
+    cost: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    split = cost.get("languages")
+    own: Mapping[str, Any] = split if isinstance(split, Mapping) else {}
+    rows = []
+    for language, version in listed.items():
+        if not isinstance(version, Mapping):
+            continue
+        link = None
+        try:
+            path = contained(root, version.get("video"), "versions.video")
+            if path.is_file():
+                link = _link(root, path, "../")
+        except (UsageError, TypeError):
+            link = None
+        rows.append({"language": str(language), "title": str(version.get("title") or ""),
+                     "duration": _number(version.get("duration")), "video": link,
+                     "cost": _number(own.get(language))})
+    return {"rows": rows, "shared": _number(cost.get("shared"))}
+
+
 def _records(step: object, key: str) -> list[Mapping[str, Any]]:
     """A step's ``data[key]`` records (``waits``, ``quota``); whatever is not one is left
     out (a manifest is untrusted)."""
@@ -591,6 +618,7 @@ def _session_facts(root: Path, manifest: dict[str, Any], scenes: list[dict[str, 
             "look": _look(manifest.get("look")),
         },
         "scenes": scenes,
+        "versions": _versions(root, manifest),
         "timeline": _timeline_chart("Steps over the run's wall time", bars, "seconds"),
         "quota_chart": _quota_chart(quota_in_use(_holds(steps.values()), origin)),
         "cost_chart": _cost_chart(spent_by, estimate_by, budget),

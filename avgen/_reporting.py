@@ -24,7 +24,10 @@ class RunEvent:
 
     kind: str
     """``session``, ``script``, ``narration``, ``visual``, ``fallback``, ``retry``,
-    ``compose``, ``note``, ``done`` or ``failed``."""
+    ``compose``, ``note``, ``version`` (in several languages: one language's video is
+    made; ``data["language"]``, ``data["path"]``), ``done`` or ``failed``. With several
+    languages, the events of one language's translation, narration and composition carry
+    ``data["language"]``."""
     message: str
     """A human-readable line."""
     progress: float
@@ -52,6 +55,10 @@ class Reporter:
         self.send = send
         self.progress = 0.0
         self.scene_count = 1
+        self.parts = 2
+        """What each scene waits for: its picture and a narration per language."""
+        self.versions = (0, 1)
+        """The version being composed, and how many there are."""
         self._scenes_done = 0.0
         self.composer_notes: list[str] = []
         self.notes: list[str] = []
@@ -73,8 +80,8 @@ class Reporter:
         self.emit("script", message, self.SCRIPT)
 
     def half_scene(self, kind: str, scene: int, what: str, **data: Any) -> None:
-        """A scene's narration or picture is ready."""
-        self._scenes_done += 0.5
+        """A scene's narration (of one language) or picture is ready."""
+        self._scenes_done += 1 / self.parts
         progress = self.SCRIPT + self.SCENES * self._scenes_done / self.scene_count
         self.emit(kind, f"scene {scene + 1}: {what}", progress, scene, **data)
 
@@ -94,7 +101,9 @@ class Reporter:
     def compose_progress(self, fraction: float) -> None:
         """The composer's progress, 0.0 to 1.0 (not logged: it ticks often)."""
         base = self.SCRIPT + self.SCENES
-        self.emit("compose", "composing", base + (1 - base) * fraction, quiet=True)
+        done, count = self.versions
+        self.emit("compose", "composing", base + (1 - base) * (done + fraction) / count,
+                  quiet=True)
 
     def resilience(self, event: ResilienceEvent) -> None:
         """A decorator's event: retries are worth telling."""

@@ -4,8 +4,12 @@ A row holds `avgen.VideoRequest` fields by name. The rules, for both formats:
 
 - **Field names** are those of `VideoRequest`: ``topic``, ``script``, ``preset``,
   ``duration``, ``voice``, ``captions``, ``language``, ``title``, ``transition``,
-  ``soundtrack``, ``fit``, ``caption_style``, ``style``, ``characters``. An unknown name is
-  an error listing the known ones (a typo is never ignored).
+  ``soundtrack``, ``fit``, ``caption_style``, ``style``, ``characters``, ``languages``,
+  ``translations``, ``voices``. An unknown name is an error listing the known ones (a typo
+  is never ignored).
+- **Languages** (``languages``) are BCP 47 tags, the original first: ``en,es,de`` in a CSV
+  cell or a JSON string, or a JSON array (``["en", "es"]``); ``translations`` and ``voices``
+  are JSON objects of texts by language (``{"es": "..."}``), in a CSV cell too.
 - **Nested fields** (``preset``, ``transition``, ``soundtrack``, ``caption_style``) are given
   either whole or by parts, never both in one row:
 
@@ -68,6 +72,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import collections.abc
 import csv
 import difflib
 import io
@@ -121,6 +126,15 @@ class _List:
 
 
 @attrs.frozen
+class _Raw:
+    """A field the request checks itself: ``languages`` (``en,es`` or a JSON array) and the
+    texts by language (``translations``, ``voices``: a JSON object)."""
+
+    shape: str
+    """``"array"`` or ``"object"``: what a CSV cell starting with ``[`` or ``{`` holds."""
+
+
+@attrs.frozen
 class _Scalar:
     """What a plain field holds: its Python type and whether ``None`` is allowed."""
 
@@ -151,20 +165,26 @@ def _init_names(cls: type) -> dict[str, Any]:
             for field in attrs.fields(cls) if field.init}
 
 
-def _rules() -> tuple[dict[str, _Scalar | _List | type], dict[str, dict[str, _Scalar]],
+def _rules() -> tuple[dict[str, _Scalar | _List | _Raw | type], dict[str, dict[str, _Scalar]],
                      dict[str, tuple[str, ...]]]:
     """`_FIELDS`, `_PARTS` and `_REQUIRED`, read from the classes' type hints.
 
     Raises:
         TypeError: A field has a type no rule here reads (a new field needs one).
     """
-    fields: dict[str, _Scalar | _List | type] = {}
+    fields: dict[str, _Scalar | _List | _Raw | type] = {}
     parts: dict[str, dict[str, _Scalar]] = {}
     required: dict[str, tuple[str, ...]] = {}
     for name, hint in _init_names(VideoRequest).items():
         kind = _scalar(hint)
         if kind is not None:
             fields[name] = kind
+            continue
+        if hint == tuple[str, ...]:
+            fields[name] = _Raw("array")
+            continue
+        if typing.get_origin(hint) in (Mapping, collections.abc.Mapping):
+            fields[name] = _Raw("object")
             continue
         if typing.get_origin(hint) is tuple and attrs.has(typing.get_args(hint)[0]):
             fields[name] = _List(typing.get_args(hint)[0])
@@ -484,6 +504,14 @@ def _value(name: str, value: Any, *, cells: bool, base: Path | None,
             return _BAD
     if isinstance(kind, _List):
         return _list(name, kind.item, value, cells=cells, base=base, problems=problems)
+    if isinstance(kind, _Raw):  # VideoRequest checks these and names what is wrong
+        if cells and value.strip().startswith(("[", "{")):
+            return _json_cell(name, value, kind.shape, problems)
+        if cells and kind.shape == "object":
+            problems.append((name, "must be a JSON object of texts by language, such as "
+                             '{"es": "..."}'))
+            return _BAD
+        return value
     if value is None and not cells:
         return None  # an optional nested field (style)
     named = name in _BY_NAME

@@ -24,6 +24,7 @@ from avgen._fallback import VisualChain, VisualSource
 from avgen._hashing import file_sha256, json_sha256
 from avgen._models import (
     AudioAsset,
+    CardVisual,
     Character,
     Scene,
     Script,
@@ -37,10 +38,12 @@ from avgen._policy import AgentPolicy, guard
 from avgen._reporting import Reporter, RunEvent
 from avgen._session import Session
 from avgen._steps import Made, StepRunner
+from avgen._versions import Version, aligned, cost_split, step_language, versions_of
 from avgen.agents._protocols import AgentSet, agent_name
+from avgen.agents.local._script import author_scenes
 from avgen.costs import Ledger
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
-from avgen.media._cards import theme_for
+from avgen.media._cards import key_phrase, theme_for
 from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
 from avgen.media._timeline import Timeline
 from avgen.resilience import CircuitRegistry, Monitor
@@ -74,14 +77,20 @@ class RunContext:
     """Told every event of the run."""
 
 
-async def run_video(context: RunContext, session: Session, request: VideoRequest) -> Video:
+async def run_video(context: RunContext, session: Session, request: VideoRequest,
+                    saved: Mapping[str, Any] | None = None) -> Video:
     """Make (or finish) the video of ``request`` in ``session``, holding the session's lock.
+
+    ``saved`` (a changed request, its estimate) goes into the manifest once the lock is
+    held.
 
     Raises:
         UsageError: Another run holds the session, or bad input found on the way.
         GenerationError: The run could not finish; the session keeps what was made.
     """
     with session.lock():  # one run at a time; refused at once while another holds it
+        if saved:
+            session.manifest.update(**saved)
         run = Run(context, session, request)
         with session, session.activate():
             # the session is this run's alone (`Session.lock`): what temporary files it
@@ -132,7 +141,11 @@ class Run:
     """
 
     def __init__(self, context: RunContext, session: Session, request: VideoRequest):
-        self.context, self.session, self.request = context, session, request
+        self.versions = versions_of(request)
+        # the original's request: a run in one language, and the original of a run in
+        # several, make the same steps from the same inputs
+        self.context, self.session, self.request = context, session, self.versions[0].request
+        self.slug = "video"
         self.agents = context.agents
         # a resumed run counts what its session already paid
         spent = math.fsum(step.cost for step in session.manifest.steps.values())
@@ -153,34 +166,114 @@ class Run:
                          path=str(self.session.root))
         script = await self._script()
         self.report.scene_count = len(script.scenes)
+        self.report.parts = len(self.versions) + 1
         self.chain.theme = theme_for(script.title)
         script = await self._cast(script)
         await self._prepare(script)
         for note in script.notes:
             self.report.emit("note", note)
         check_text = getattr(self.agents.composer, "check_text", None)  # before narration
-        for note in check_text(script, self.request) if check_text else ():
-            self.report.emit("note", note)
-            warnings.warn(note, UserWarning, stacklevel=1)  # from this module: see _cli
+        self._check_text(check_text, script, self.versions[0])
         loop = asyncio.get_running_loop()
         self.pictures = {scene.index: loop.create_future() for scene in script.scenes}
         first: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._scene(scene)) for scene in script.scenes]
+                # the translations are written while the pictures are being made
+                translations = {version.language: group.create_task(
+                    self._translate(script, version, check_text))
+                    for version in self.versions[1:]}
+                tasks = [group.create_task(self._scene(scene, translations))
+                         for scene in script.scenes]
         except BaseExceptionGroup as failed:  # siblings are cancelled: report the first
-            first = failed.exceptions[0]
+            first = _first(failed)
         if first is not None:
             raise first  # outside the handler: its own cause and context stay as they were
+        scripts = {self.versions[0].language: script,
+                   **{language: task.result() for language, task in translations.items()}}
         made = [task.result() for task in tasks]
-        timeline = Timeline.build(
-            self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
-                                  in zip(script.scenes, made, strict=True)],
-            style=self.request.caption_style, burn_captions=self.request.captions,
-            transition=self.request.transition, soundtrack=self.request.soundtrack,
-            fit=self.request.fit, language=self.request.language)
         tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
-        return await self._compose(script, timeline, tiers)
+        self.slug = _slug(self.request.title or script.title)
+        videos: dict[str, Video] = {}
+        for number, version in enumerate(self.versions):
+            self.report.versions = (number, len(self.versions))
+            own = scripts[version.language]
+            timeline = Timeline.build(
+                version.request.preset, [
+                    (scene, audios[version.language], _shown(visual.value, scene, version))
+                    for scene, (audios, visual) in zip(own.scenes, made, strict=True)],
+                style=version.request.caption_style, burn_captions=version.request.captions,
+                transition=version.request.transition, soundtrack=version.request.soundtrack,
+                fit=version.request.fit, language=version.language)
+            videos[version.language] = await self._compose(own, timeline, tiers, version)
+        original = videos[self.versions[0].language]
+        if not self.versions[0].named:
+            return original
+        self.session.manifest.update(languages=[v.language for v in self.versions], versions={
+            language: {"video": self.session.relative(video.path),
+                       "captions": {kind: self.session.relative(path)
+                                    for kind, path in video.captions.items()},
+                       "duration": video.duration, "title": scripts[language].title}
+            for language, video in videos.items()})
+        return attrs.evolve(original, versions=videos)
+
+    def _check_text(self, check_text: Any, script: Script, version: Version) -> None:
+        """The composer's notes on ``version``'s text (characters no font draws)."""
+        for note in check_text(script, version.request) if check_text else ():
+            self.report.emit("note", note)
+            warnings.warn(note, UserWarning, stacklevel=1)  # from this module: see _cli
+
+    async def _translate(self, script: Script, version: Version, check_text: Any) -> Script:
+        """``script`` in ``version``'s language: from the script you gave for it, else
+        written by the script writer's ``translate(script, language)``; saved as
+        ``scripts/script.<language>.json``. The composer's notes on it follow."""
+        translated = await self._translated(script, version)
+        self._check_text(check_text, translated, version)
+        return translated
+
+    async def _translated(self, script: Script, version: Version) -> Script:
+        writer = self.agents.script_writer
+        given = version.given is not None
+        name = "translation" if given else agent_name(writer)
+        step_id, relative = f"script{version.suffix}", f"scripts/script.{version.language}.json"
+        inputs = json_sha256([script.title, [[s.title, s.narration] for s in script.scenes],
+                              version.language, version.given, name])
+
+        def pairs(translated: Script) -> list[tuple[str, str]]:
+            return [(scene.title, scene.narration) for scene in translated.scenes]
+
+        if self.steps.reusable(step_id, inputs):
+            kept = Script.from_dict(json.loads(self.session.path(relative).read_text("utf-8")))
+            self.report.emit("script", f"{version.language} script reused",
+                             language=version.language)
+            return aligned(script, kept.title, pairs(kept), version.language, "translations")
+
+        async def translate() -> Made[Script]:
+            if version.given is not None:
+                title, scenes = author_scenes(version.given, writer, script.title)
+                made = aligned(script, title, scenes, version.language,
+                               f"translations[{version.language!r}]")
+            else:
+                answer = await self._guarded("script_writer", writer, "translate")(
+                    script, version.language)
+                if not isinstance(answer, Script):
+                    raise AgentError(f"translate() returned {type(answer).__name__}, not a "
+                                     "Script", name)
+                try:
+                    made = aligned(script, answer.title, pairs(answer), version.language,
+                                   "translation")
+                except UsageError as exc:
+                    raise AgentError(str(exc), name) from None
+            path = self.session.write_json(relative, made.to_dict())
+            self.session.write_text(f"scripts/narration.{version.language}.txt",
+                                    made.narration + "\n")
+            return Made(made, (path,), {"scenes": len(made.scenes), "title": made.title,
+                                        "language": version.language})
+
+        made = (await self.steps.run(step_id, name, inputs, translate)).value
+        self.report.emit("script", f"{version.language} script: {len(made.scenes)} scenes, "
+                         f"“{made.title}”", language=version.language)
+        return made
 
     async def _cast(self, script: Script) -> Script:
         """A reference picture of every character, in ``images/cast/``: the one you gave,
@@ -263,20 +356,37 @@ class Run:
             else:
                 await asyncio.to_thread(prepare, script)
 
-    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
+    async def _scene(self, scene: Scene, scripts: Mapping[str, asyncio.Task[Script]]
+                     ) -> tuple[dict[str, AudioAsset], Made[Visual]]:
+        """A scene's narration in every language (each once its translation is written),
+        and its one picture (made as long as the original's narration)."""
         picture = self.pictures[scene.index]
+        original = self.versions[0]
+        first: BaseException | None = None
         try:
-            audio = await self._narration(scene)
-            visual = await self._visual(scene, audio.duration)
+            async with asyncio.TaskGroup() as group:
+                others = {version.language: group.create_task(self._translated_narration(
+                    scripts[version.language], scene.index, version))
+                    for version in self.versions[1:]}
+                audio = await self._narration(scene, original)
+                visual = await self._visual(scene, audio.duration)
+        except BaseExceptionGroup as failed:
+            first = _first(failed)
         finally:
             if not picture.done():  # a scene that failed must not hold up the next one
                 picture.set_result(None)
-        return audio, visual
+        if first is not None:
+            raise first
+        return {original.language: audio, **{language: task.result()
+                                             for language, task in others.items()}}, visual
 
     async def _script(self) -> Script:
         writer = self.agents.script_writer
         name = agent_name(writer)
-        inputs = json_sha256([self.request.to_dict(), name])
+        request = self.request.to_dict()
+        for field in ("languages", "translations", "voices"):  # the versions' own
+            request.pop(field, None)
+        inputs = json_sha256([request, name])
         if self.steps.reusable("script", inputs):
             script = Script.from_dict(json.loads(
                 self.session.path("scripts/script.json").read_text("utf-8")))
@@ -301,20 +411,29 @@ class Run:
         self.report.scripted(f"script: {len(script.scenes)} scenes, “{script.title}”")
         return script
 
-    async def _narration(self, scene: Scene) -> AudioAsset:
+    async def _translated_narration(self, script: asyncio.Task[Script], index: int,
+                                    version: Version) -> AudioAsset:
+        """Scene ``index``'s narration in ``version``'s language, once it is translated."""
+        return await self._narration((await script).scenes[index], version)
+
+    async def _narration(self, scene: Scene, version: Version) -> AudioAsset:
         narrator = self.agents.narrator
-        name, step_id = agent_name(narrator), f"scene-{scene.index:03d}.narration"
-        inputs = json_sha256([scene.narration, self.request.voice, name])
+        name = agent_name(narrator)
+        step_id = f"scene-{scene.index:03d}.narration{version.suffix}"
+        voice = version.request.voice
+        inputs = json_sha256([scene.narration, voice, name])
+        which = "narration" if version.original else f"narration ({version.language})"
+        told = {} if version.original else {"language": version.language}
         reused = self.steps.reused_asset(step_id, inputs)
         if isinstance(reused, AudioAsset):  # its recorded length is checked, not trusted
-            self.report.half_scene("narration", scene.index, "narration reused")
+            self.report.half_scene("narration", scene.index, f"{which} reused", **told)
             return _measured(reused, reused.path, scene)
-        relative = f"audio/scene_{scene.index:03d}.wav"
+        relative = version.audio(scene.index)
 
         async def speak() -> Made[AudioAsset]:
             with self.session.atomic_path(relative) as temp:
                 asset = await self._guarded("narrator", narrator, "speak")(
-                    scene.narration, temp, voice=self.request.voice)
+                    scene.narration, temp, voice=voice)
                 if not isinstance(asset, AudioAsset):
                     raise AgentError(f"speak() returned {type(asset).__name__}, "
                                      "not an AudioAsset", name)
@@ -323,7 +442,8 @@ class Run:
             return Made(asset, (asset.path,), {"asset": _saved(asset, self.session.root)})
 
         audio = (await self.steps.run(step_id, name, inputs, speak, turn=narrator)).value
-        self.report.half_scene("narration", scene.index, f"narration {audio.duration:.1f} s")
+        self.report.half_scene("narration", scene.index, f"{which} {audio.duration:.1f} s",
+                               **told)
         return audio
 
     async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
@@ -357,19 +477,25 @@ class Run:
         previous = await asyncio.shield(self.pictures[scene.index - 1])
         return previous.path if previous is not None and previous.kind == "clip" else None
 
-    async def _compose(self, script: Script, timeline: Timeline,
-                       tiers: tuple[Tier, ...]) -> Video:
+    async def _compose(self, script: Script, timeline: Timeline, tiers: tuple[Tier, ...],
+                       version: Version) -> Video:
         composer = self.agents.composer
-        stem = _slug(self.request.title or script.title)
+        stem = version.stem(self.slug)
         sidecars = _write_sidecars(self.session, composer, timeline, stem)
         _write_credits(self.session, timeline)
         relative = f"final_output/{stem}.mp4"
+        step_id = f"compose{version.suffix}"
+        original = self.versions[0].language
+        # what this version is made of: the shared steps and its own (not another
+        # version's: adding a language leaves the others' videos as they are)
         checksums = [o.sha256 for s in self.session.manifest.steps.values() for o in s.outputs
-                     if s.id != "compose"]
+                     if not s.id.startswith("compose")
+                     and step_language(s.id, original) in (None, version.language)]
         inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
-                              agent_name(composer)])
-        if not self.steps.reusable("compose", inputs):
-            self.report.emit("compose", f"composing {timeline.duration:.1f} s of video",
+                              agent_name(composer), *([relative] if version.named else [])])
+        if not self.steps.reusable(step_id, inputs):
+            which = "" if not version.named else f" ({version.language})"
+            self.report.emit("compose", f"composing {timeline.duration:.1f} s of video{which}",
                              Reporter.SCRIPT + Reporter.SCENES)
 
             async def render() -> Made[None]:
@@ -384,13 +510,20 @@ class Run:
                     "duration": info.duration, "width": info.width, "height": info.height,
                     "loudness": loudness})
 
-            await self.steps.run("compose", agent_name(composer), inputs, render)
+            await self.steps.run(step_id, agent_name(composer), inputs, render)
         final = self.session.path(relative)
         info = probe(final)
-        self.report.emit("done", str(final), 1.0, path=str(final))
+        last = version is self.versions[-1]
+        if last:
+            self.report.emit("done", str(final), 1.0, path=str(final),
+                             language=version.language)
+        else:
+            self.report.emit("version", f"{version.language} video: {final}", path=str(final),
+                             language=version.language)
         self.session.manifest.update(notes=list(self.report.notes))
         return Video(final, info.duration or timeline.duration, info.width, info.height,
-                     self.session.root, sidecars, tiers, self.report.notes)
+                     self.session.root, sidecars, tiers, self.report.notes,
+                     language=version.language)
 
     async def _loudness(self, video: Path) -> dict[str, float | None]:
         """The finished file's sound as ffmpeg's R128 meter measures it (integrated
@@ -413,8 +546,31 @@ class Run:
                      monitor=self.context.monitor)
 
     def cost(self) -> dict[str, Any]:
-        """The manifest's run-level cost entry."""
-        return {"spent": round(self.ledger.spent, 6), "budget": self.ledger.budget}
+        """The manifest's run-level cost entry (with several languages, split into what
+        every version shares and what each language's own steps paid)."""
+        entry: dict[str, Any] = {"spent": round(self.ledger.spent, 6),
+                                 "budget": self.ledger.budget}
+        if self.versions[0].named:
+            entry.update(cost_split(self.session.manifest.steps,
+                                    [version.language for version in self.versions]))
+        return entry
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a task group's, inside any groups of groups."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found
+
+
+def _shown(visual: Visual, scene: Scene, version: Version) -> Visual:
+    """The shared picture as ``version`` shows it: a procedural card gets the version's
+    title and key phrase (its icon and colours stay)."""
+    if version.original or not isinstance(visual, CardVisual):
+        return visual
+    return attrs.evolve(visual, title=scene.title,
+                        phrase=key_phrase(scene.narration) if visual.phrase else "")
 
 
 def _write_sidecars(session: Session, composer: object, timeline: Timeline,

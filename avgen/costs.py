@@ -80,12 +80,17 @@ class Charge:
     """The price in US dollars."""
     scene: int | None = None
     """In an estimate: the scene (from 0) the line is for; ``None`` for the whole video."""
+    language: str | None = None
+    """In an estimate of a video in several languages: the language whose version alone
+    pays the line (its translation, narration); ``None`` for what every version shares
+    (the script, the pictures)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (``scene`` only when set)."""
+        """A JSON-ready form (``scene`` and ``language`` only when set)."""
         data = attrs.asdict(self)
-        if self.scene is None:
-            del data["scene"]
+        for key in ("scene", "language"):
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -125,20 +130,41 @@ class CostEstimate:
         return math.fsum(charge.usd for charge in self.charges)
 
     @property
+    def shared(self) -> float:
+        """What every version shares (the lines of no `Charge.language`), in US dollars:
+        the whole `total` for a video in one language."""
+        return math.fsum(charge.usd for charge in self.charges if charge.language is None)
+
+    def by_language(self) -> dict[str, float]:
+        """What each language's version alone adds (its translation, narration), in US
+        dollars, in the order the languages first appear; empty for a video in one
+        language."""
+        found: dict[str, list[float]] = {}
+        for charge in self.charges:
+            if charge.language is not None:
+                found.setdefault(charge.language, []).append(charge.usd)
+        return {language: math.fsum(costs) for language, costs in found.items()}
+
+    @property
     def within_budget(self) -> bool:
         """Whether the total fits the budget (always true without one)."""
         return self.budget is None or self.total <= self.budget + 1e-9
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {"total": self.total, "budget": self.budget,
-                "charges": [charge.to_dict() for charge in self.charges],
-                "extras": [charge.to_dict() for charge in self.extras],
-                "extras_total": self.extras_total}
+        """A JSON-ready form (with ``shared`` and ``languages`` for several languages)."""
+        data: dict[str, Any] = {"total": self.total, "budget": self.budget,
+                                "charges": [charge.to_dict() for charge in self.charges],
+                                "extras": [charge.to_dict() for charge in self.extras],
+                                "extras_total": self.extras_total}
+        languages = self.by_language()
+        if languages:
+            data.update(shared=self.shared, languages=languages)
+        return data
 
     def __str__(self) -> str:
         def line(c: Charge) -> str:
             who = c.agent if c.agent.endswith(c.model) else f"{c.agent} ({c.model})"
+            who = who if c.language is None else f"{who} [{c.language}]"
             return f"  {who:<50} {c.quantity:>9.1f} {c.unit:<13} ${c.usd:>8.4f}"
 
         lines = []
@@ -147,6 +173,12 @@ class CostEstimate:
             subtotal = math.fsum(c.usd for c in charges)
             lines.append(f"{heading:<84} ${subtotal:>8.4f}")
             lines.extend(line(c) for c in charges)
+        languages = self.by_language()
+        if languages:
+            lines.append(f"{'shared by every language (script, pictures)':<84} "
+                         f"${self.shared:>8.4f}")
+            lines.extend(f"{'  ' + language + ' alone':<84} ${usd:>8.4f}"
+                         for language, usd in languages.items())
         lines.append(f"{'total':<84} ${self.total:>8.4f}")
         if self.budget is not None:
             lines.append(f"{'budget':<84} ${self.budget:>8.4f}")

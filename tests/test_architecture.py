@@ -53,6 +53,7 @@ LAYERS = [
      "avgen._terminal", "avgen.notebook", "avgen._docs", "avgen._mcp", "avgen._desk"),
     ("avgen._generator", "avgen._report"),
     ("avgen._batch", "avgen._run", "avgen._fallback", "avgen._steps", "avgen._dask",
+     "avgen._versions",
      "avgen._batch_pool"),
     ("avgen.agents", "avgen.testing"),
     ("avgen.media",),

@@ -13,6 +13,12 @@ stage directions whatever the model sends. A safety block is an
 
 When the request has a script, the model keeps its words (it splits them into scenes and
 writes the visual prompts); with only a topic, it writes the narration too.
+
+`GeminiScriptWriter.translate` puts a written script into another language (a video in
+several languages, `avgen.VideoRequest.languages`) through the same path: structured output
+(`TRANSLATION_SCHEMA`), the answer checked — exactly one scene for each of the script's, in
+order, none empty — and asked again when it is not, paid through the budget and kept in the
+cache.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ __docformat__ = "google"
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from avgen._models import Character, Scene, Script, VideoRequest, VisualStyle
@@ -86,6 +92,26 @@ SCRIPT_SCHEMA: dict[str, Any] = {
 }
 """The structured-output schema the model answers in."""
 
+TRANSLATION_SCHEMA: dict[str, Any] = {
+    "type": "OBJECT",
+    "properties": {
+        "title": {"type": "STRING"},
+        "scenes": {
+            "type": "ARRAY",
+            "items": {
+                "type": "OBJECT",
+                "properties": {
+                    "title": {"type": "STRING"},
+                    "narration": {"type": "STRING"},
+                },
+                "required": ["title", "narration"],
+            },
+        },
+    },
+    "required": ["title", "scenes"],
+}
+"""The structured-output schema a translation is answered in."""
+
 MAX_SCENES = 60
 """The most scenes a script may have."""
 
@@ -144,6 +170,65 @@ def parse_script(text: str | None, *, title: str | None = None) -> Script:
                             characters=present))
     model_title = str(data.get("title") or "").strip()
     return Script(title or model_title or scenes[0].title, scenes, style=style, cast=cast)
+
+
+def parse_translation(text: str | None, original: Script) -> Script:
+    """Check and convert the model's JSON translation of ``original`` into a `avgen.Script`
+    with the translated title, scene titles and narration (the rest is ``original``'s).
+
+    Raises:
+        ValueError: The text is not JSON of `TRANSLATION_SCHEMA`'s shape, has not exactly
+            one scene per scene of ``original``, or a scene has nothing speakable; the
+            message says what is wrong (it is sent back to the model).
+    """
+    if not text or not text.strip():
+        raise ValueError("the answer was empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the answer is not valid JSON ({exc.msg} at character {exc.pos}; "
+                         "was it cut off?)") from None
+    raw_scenes = data.get("scenes") if isinstance(data, dict) else None
+    if not isinstance(raw_scenes, list):
+        raise ValueError("the answer must be a JSON object with 'title' and a list 'scenes'")
+    if len(raw_scenes) != len(original.scenes):
+        raise ValueError(f"'scenes' has {len(raw_scenes)} items; the script has "
+                         f"{len(original.scenes)} scenes: translate each one, in order, "
+                         "neither merging nor splitting them")
+    scenes: list[Scene] = []
+    for scene, raw in zip(original.scenes, raw_scenes, strict=True):
+        if not isinstance(raw, dict):
+            raise ValueError(f"scenes[{scene.index}] must be an object")
+        narration = clean_narration(str(raw.get("narration") or ""))
+        if not narration:
+            raise ValueError(f"scenes[{scene.index}].narration is empty once markdown and "
+                             "stage directions are removed")
+        scenes.append(Scene(index=scene.index, narration=narration, visual=scene.visual,
+                            title=str(raw.get("title") or "").strip() or scene.title,
+                            duration_hint=scene.duration_hint, style=scene.style,
+                            characters=scene.characters))
+    assert isinstance(data, dict)
+    title = str(data.get("title") or "").strip() or original.title
+    return Script(title, scenes, style=original.style, cast=original.cast)
+
+
+def _translation_prompt(script: Script, language: str) -> str:
+    """What the model is asked: the title and each scene's title and narration, as JSON,
+    to be put into ``language`` scene by scene."""
+    given = {"title": script.title,
+             "scenes": [{"title": scene.title, "narration": scene.narration}
+                        for scene in script.scenes]}
+    return "\n".join([
+        "You translate the narration of a short video. Answer with JSON only, matching the "
+        "schema.",
+        f"Translate into the language with the BCP 47 tag {language!r}: the title, and each "
+        "scene's title and narration.",
+        f"Keep exactly {len(script.scenes)} scenes, in the same order: never merge, split, "
+        "drop or add one. Keep the meaning, names, numbers and any markup or punctuation "
+        "of the text as it is; write natural spoken sentences for a narrator, no stage "
+        "directions, no notes.",
+        "SCRIPT:\n" + json.dumps(given, ensure_ascii=False, indent=1),
+    ])
 
 
 def _style(raw: object) -> VisualStyle | None:
@@ -263,6 +348,57 @@ class GeminiScriptWriter(GoogleAgent):
         return [Charge(self.name, self.model, round(prompt + answer), "token",
                        self.price.tokens(prompt, answer))]
 
+    def _translation_tokens(self, text: str) -> tuple[float, float]:
+        """Expected tokens of a translation of ``text`` (the narration and titles)."""
+        prompt = len(text) / 4 + 500
+        return prompt, len(text) / 4 * 1.5 + 100
+
+    def estimate_translation(self, request: VideoRequest, language: str) -> list[Charge]:
+        """The expected price of translating ``request``'s script into ``language`` (one
+        answer), from the script's length or the planned narration's."""
+        words = (len(request.script.split()) if request.script
+                 else planned_seconds(request) * WORDS_PER_SECOND)
+        prompt, answer = self._translation_tokens("x" * round(words * 6.5))
+        return [Charge(self.name, self.model, round(prompt + answer), "token",
+                       self.price.tokens(prompt, answer))]
+
+    async def translate(self, script: Script, language: str) -> Script:
+        """``script`` in ``language``, scene for scene: titles and narration translated,
+        the pictures' prompts, look and cast kept.
+
+        Raises:
+            UsageError: ``language`` is not a BCP 47 tag.
+            ContentRejected: The prompt or the answer was blocked by a safety filter.
+            AgentError: No valid answer (one scene per scene) after `attempts` tries.
+        """
+        if not language or len(language) > 35 or not language.replace("-", "").replace(
+                "_", "").isalnum():
+            raise UsageError("language", f"must be a BCP 47 tag such as 'es', got "
+                             f"{language!r}")
+        prompt = _translation_prompt(script, language)
+        key = AssetCache.key("translation", model=self.model, prompt=prompt,
+                             temperature=self.temperature, schema=TRANSLATION_SCHEMA)
+        expected = self._translation_tokens(prompt)
+
+        def parse(text: str | None) -> Script:
+            return parse_translation(text, script)
+
+        def kept(report_miss: bool) -> Script | None:
+            if self.cache is None:
+                return None
+            found = self.cache.get_json(key, source=self.name, report_miss=report_miss)
+            return parse(found) if isinstance(found, str) else None
+
+        found = kept(False)
+        if found is not None:
+            return found
+        async with self._flight(key):
+            found = kept(True)
+            if found is not None:
+                return found
+            return await self._answers(prompt, key, parse, TRANSLATION_SCHEMA, expected,
+                                       "translation")
+
     async def write(self, request: VideoRequest) -> Script:
         """Plan the video.
 
@@ -292,35 +428,44 @@ class GeminiScriptWriter(GoogleAgent):
 
     async def _answer(self, prompt: str, request: VideoRequest, key: str) -> Script:
         """Ask (and pay) until an answer is a valid script, up to `attempts` times."""
+        return await self._answers(
+            prompt, key, lambda text: parse_script(text, title=request.title), SCRIPT_SCHEMA,
+            self._expected_tokens(request), "script")
+
+    async def _answers(self, prompt: str, key: str, parse: Callable[[str | None], Script],
+                       schema: dict[str, Any], expected: tuple[float, float],
+                       what: str) -> Script:
+        """Ask (and pay) until ``parse`` takes an answer, up to `attempts` times; the
+        text it took is kept in the cache under ``key``."""
         problems: list[str] = []
         for _ in range(self.attempts):
             asked = prompt if not problems else (
                 f"{prompt}\n\nYour previous answer was rejected: {problems[-1]}. Answer "
                 "again with complete, valid JSON matching the schema.")
-            text, cut_off = await self._ask(asked, request)
+            text, cut_off = await self._ask(asked, schema, expected, what)
             if cut_off:
                 problems.append("the answer was cut off at the output token limit; "
                                 "write fewer, shorter scenes")
                 continue
             try:
-                script = parse_script(text, title=request.title)
+                script = parse(text)
             except ValueError as exc:
                 problems.append(str(exc))
                 continue
             if self.cache is not None and text is not None:
                 self.cache.set_json(key, text, source=self.name)
             return script
-        raise AgentError(f"no valid script after {self.attempts} answers: "
+        raise AgentError(f"no valid {what} after {self.attempts} answers: "
                          + "; ".join(problems), self.name)
 
-    async def _ask(self, prompt: str, request: VideoRequest) -> tuple[str | None, bool]:
+    async def _ask(self, prompt: str, schema: dict[str, Any], expected: tuple[float, float],
+                   what: str) -> tuple[str | None, bool]:
         """One paid answer: its text, and whether it was cut off."""
         from google.genai import types
 
         config = types.GenerateContentConfig(
-            response_mime_type="application/json", response_schema=SCRIPT_SCHEMA,
+            response_mime_type="application/json", response_schema=schema,
             temperature=self.temperature)
-        expected_in, expected_out = self._expected_tokens(request)
-        response = await self._paid_text(prompt, config, expected_in, expected_out)
-        finish = self._refuse_blocked(response, "script")
+        response = await self._paid_text(prompt, config, *expected)
+        finish = self._refuse_blocked(response, what)
         return response.text, finish == "MAX_TOKENS"

@@ -439,6 +439,17 @@ def _first_words(text: str, count: int = 6, limit: int = 48) -> str:
     return excerpt.rstrip(" ,;:.!?…-—") + "…" if truncated else excerpt
 
 
+def author_scenes(text: str, writer: object, title: str) -> tuple[str, list[tuple[str, str]]]:
+    """A translated script you wrote, split as ``writer`` splits scripts (by its
+    ``max_chars``, else 320): its title (its first heading, else ``title``) and each
+    scene's ``(title, narration)`` (a scene's title is its heading, else its first words).
+    """
+    max_chars = getattr(writer, "max_chars", 320)
+    parts, headings = _parse(text, max_chars if isinstance(max_chars, int) else 320)
+    return (headings[0] if headings else title,
+            [(part.title or _first_words(part.narration), part.narration) for part in parts])
+
+
 @attrs.frozen
 class LocalScriptWriter:
     """The default, offline script writer.
@@ -474,6 +485,15 @@ class LocalScriptWriter:
                 nothing to narrate once Markdown and stage directions are removed.
         """
         self._parts(request)
+
+    def scene_count(self, request: VideoRequest) -> int:
+        """How many scenes `write` makes of ``request``'s script (known before any work,
+        so a translation whose scenes do not line up is refused up front).
+
+        Raises:
+            UsageError: As `check`.
+        """
+        return len(self._parts(request)[0])
 
     async def write(self, request: VideoRequest) -> Script:
         """Turn the script into scenes, one per part.
