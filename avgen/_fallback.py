@@ -157,14 +157,16 @@ class VisualChain:
                     raise
                 continue
             placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))
-            return self._made(placed, source.name, source.tier, errors, passed)
-        return self._made(design_card(scene, self.theme), "ffmpeg-card", "card", errors,
-                          passed)
+            return self._made(scene, placed, source.name, source.tier, errors, passed)
+        return self._made(scene, design_card(scene, self.theme), "ffmpeg-card", "card",
+                          errors, passed)
 
-    def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str],
+    def _made(self, scene: Scene, visual: Visual, agent: str, tier: Tier, errors: list[str],
               passed: list[str]) -> Made[Visual]:
         outputs = (visual.path,) if isinstance(visual, ClipAsset | ImageAsset) else ()
         data: dict[str, Any] = {"asset": asset_to_dict(visual, self.session.root)}
+        if scene.search_terms:
+            data["search_terms"] = list(scene.search_terms)
         if passed:
             data["passed"] = passed  # sources with nothing for the scene, and why
         return Made(visual, outputs, data, agent=agent, tier=tier,

@@ -333,8 +333,10 @@ class Run:
         # little from take to take) must not make a resume pay for the clip again; the
         # composer fits any clip to the scene's length
         references = [file_sha256(c.reference) for c in scene.characters if c.reference]
+        terms = list(scene.search_terms or ())  # only when given: older sessions keep hashes
         inputs = json_sha256([scene.prompt, scene.title, preset.width, preset.height,
-                              self.chain.names, *([references] if references else [])])
+                              self.chain.names, *([references] if references else []),
+                              *([terms] if terms else [])])
         reused = self.steps.reused_asset(step_id, inputs)
         if reused is not None and not isinstance(reused, AudioAsset):
             made: Made[Visual] = Made(reused, tier=reused.kind)

@@ -24,9 +24,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from avgen._models import Character, Scene, Script, VideoRequest, VisualStyle
+from avgen._models import (
+    MAX_SEARCH_TERMS,
+    Character,
+    Scene,
+    Script,
+    VideoRequest,
+    VisualStyle,
+    search_terms,
+)
 from avgen._validate import number
 from avgen.agents._assets.cache import AssetCache
+from avgen.agents._keywords import extract_terms
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
     GoogleAgent,
@@ -77,8 +86,9 @@ SCRIPT_SCHEMA: dict[str, Any] = {
                     "visual": {"type": "STRING"},
                     "seconds": {"type": "NUMBER"},
                     "cast": {"type": "ARRAY", "items": {"type": "STRING"}},
+                    "search_terms": {"type": "ARRAY", "items": {"type": "STRING"}},
                 },
-                "required": ["narration", "visual", "seconds"],
+                "required": ["narration", "visual", "seconds", "search_terms"],
             },
         },
     },
@@ -93,12 +103,27 @@ MAX_CAST = 4
 """The most characters the writer may cast (each may cost a portrait); more are left out."""
 
 
-def parse_script(text: str | None, *, title: str | None = None) -> Script:
+def _search_terms(raw: object) -> tuple[str, ...]:
+    """The model's usable search terms (one that is too long or has no word is left out:
+    never worth a re-ask)."""
+    kept: list[str] = []
+    for term in raw if isinstance(raw, list) else []:
+        try:
+            kept.extend(search_terms([term]))
+        except UsageError:
+            continue
+    return search_terms(kept[:MAX_SEARCH_TERMS]) if kept else ()
+
+
+def parse_script(text: str | None, *, title: str | None = None,
+                 language: str | None = "en") -> Script:
     """Check and convert the model's JSON answer into a `avgen.Script`.
 
     Args:
         text: The JSON text of the answer.
         title: A title that wins over the model's.
+        language: The narration's language: a scene the model gave no usable search term
+            gets terms extracted from its title and narration in it.
 
     Raises:
         ValueError: The text is not JSON of the schema's shape, or a scene has nothing
@@ -139,9 +164,11 @@ def parse_script(text: str | None, *, title: str | None = None) -> Script:
         present = tuple(dict.fromkeys(by_name[name.strip().casefold()] for name in names
                                       if isinstance(name, str)
                                       and name.strip().casefold() in by_name))
+        terms = (_search_terms(raw.get("search_terms"))
+                 or extract_terms(str(raw.get("title") or ""), narration, language))
         scenes.append(Scene(index=index, narration=narration, visual=visual,
                             title=scene_title, duration_hint=hint, style=style,
-                            characters=present))
+                            characters=present, search_terms=terms or None))
     model_title = str(data.get("title") or "").strip()
     return Script(title or model_title or scenes[0].title, scenes, style=style, cast=cast)
 
@@ -188,6 +215,10 @@ def _prompt(request: VideoRequest) -> str:
         "seconds each; 'seconds' is each scene's spoken length.",
         f"Picture format: {_shape(request)}. Each 'visual' is a concrete prompt for an "
         "image or video model: subject, setting, camera, light; no text on screen.",
+        "Each scene's 'search_terms' are 2 to 4 queries for a stock footage search, in "
+        "English whatever the narration's language, 1 to 3 words each, naming what can be "
+        "filmed (e.g. 'coral reef', 'tropical fish', 'ocean'): the most specific first, a "
+        "broader one last.",
         f"Narration language: {request.language}. Narration is plain spoken sentences: no "
         "markdown, no headings, no lists, no stage directions, no speaker labels, no emoji.",
     ]
@@ -288,7 +319,9 @@ class GeminiScriptWriter(GoogleAgent):
         if self.cache is None:
             return None
         kept = self.cache.get_json(key, source=self.name, report_miss=report_miss)
-        return parse_script(kept, title=request.title) if isinstance(kept, str) else None
+        if not isinstance(kept, str):
+            return None
+        return parse_script(kept, title=request.title, language=request.language)
 
     async def _answer(self, prompt: str, request: VideoRequest, key: str) -> Script:
         """Ask (and pay) until an answer is a valid script, up to `attempts` times."""
@@ -303,7 +336,7 @@ class GeminiScriptWriter(GoogleAgent):
                                 "write fewer, shorter scenes")
                 continue
             try:
-                script = parse_script(text, title=request.title)
+                script = parse_script(text, title=request.title, language=request.language)
             except ValueError as exc:
                 problems.append(str(exc))
                 continue

@@ -27,11 +27,13 @@ from typing import Any
 import attrs
 
 from avgen._cache_root import cache_root
+from avgen._language import detect
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._download import Limits, Reach, download, origin
+from avgen.agents._keywords import scene_terms
 from avgen.errors import (
     AgentError,
     ConfigurationError,
@@ -300,6 +302,7 @@ class StockAgent:
         self.resilience = STOCK_POLICY
         """How the generator retries and guards this agent's calls."""
         self._resume_at = 0.0
+        self._used: dict[Path, set[str]] = {}
 
     @property
     def name(self) -> str:
@@ -366,12 +369,29 @@ class StockAgent:
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def _pick(self, scene: Scene, preset: Preset) -> tuple[str, str]:
-        """The query and the orientation to search with."""
-        query = search_text(scene)
-        if not query:
+    def terms(self, scene: Scene) -> tuple[str, ...]:
+        """What to search for, in order: the scene's `avgen.Scene.search_terms`, else terms
+        extracted from its title and narration (in the language they are written in),
+        else its old query (`search_text`).
+
+        Raises:
+            NoMatch: The scene has nothing to search for.
+        """
+        if scene.search_terms:
+            return scene.search_terms
+        found = detect(scene.narration)
+        terms = scene_terms(scene, found[0] if found else None)
+        if not terms and (text := search_text(scene)):
+            terms = (text,)
+        if not terms:
             raise NoMatch(f"scene {scene.index + 1} has nothing to search for", self.name)
-        return query, orientation(preset)
+        return terms
+
+    def used(self, target: Path) -> set[str]:
+        """The results already shown in the video whose file is being written at
+        ``target`` (one set per session folder, the folder above ``target``'s)."""
+        session = target.parent.parent.resolve()
+        return self._used.setdefault(session, set())
 
     # -- downloading
 

@@ -1,0 +1,113 @@
+"""Search terms for a scene, found offline: `extract_terms` runs YAKE (the ``yake``
+package: statistical keyword extraction, stop-word lists for some thirty languages in the
+package, no model, no network) over the scene's heading and narration.
+
+A stock engine answers two or three well-chosen words, not a sentence: the terms are short
+(one to three words), the most specific first (the best two-word phrases), then single
+words, the broadest last. Languages without spaces between words (Chinese, Japanese, Thai)
+and languages YAKE keeps no stop words for are not served: there the heading's first words
+stand in, or nothing.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from avgen._models import MAX_TERM_WORDS, Scene
+
+__all__: list[str] = []
+
+SERVED_LANGUAGES = frozenset({
+    "ar", "bg", "br", "cs", "da", "de", "el", "en", "es", "et", "fa", "fi", "fr", "hi", "hr",
+    "hu", "hy", "id", "it", "lt", "lv", "nl", "no", "nb", "pl", "pt", "ro", "ru", "sk", "sl",
+    "sv", "tr", "uk"})
+"""Languages (ISO 639-1) YAKE extracts terms for: those it ships stop words for, written
+with spaces between words."""
+
+_YAKE_CODES = {"cs": "cz", "nb": "no"}
+"""Where YAKE names a stop-word list differently from ISO 639-1."""
+
+MAX_TERMS = 3
+"""Terms extracted for a scene."""
+
+_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
+
+
+def _language(language: str | None) -> str:
+    code = (language or "en").replace("_", "-").split("-")[0].lower()
+    return code or "en"
+
+
+def _clean(phrase: str) -> str:
+    return " ".join(_WORD.findall(phrase)).lower()
+
+
+def _extractor(language: str, size: int) -> Any:
+    import yake  # here, not at import: it loads numpy and networkx
+
+    return yake.KeywordExtractor(lan=_YAKE_CODES.get(language, language), n=size,
+                                 dedupLim=0.9, top=20)
+
+
+def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[str, ...]:
+    """Up to `MAX_TERMS` search terms for a scene, most specific first, a broader one last.
+
+    Two-word phrases come first (the best two, else single words in YAKE's order), and
+    last the broadest: the single word most of the top five phrases share (a word of
+    the heading first among equals), ties going to YAKE's order. The
+    heading counts twice (it names what the scene is about). Words are lower-cased.
+
+    Example:
+        >>> extract_terms("Coral reefs", "Coral reefs shelter a quarter of all fish.")
+        ('coral reefs', 'reefs shelter', 'reefs')
+
+    Args:
+        title: The scene's heading (may be empty).
+        text: The scene's narration.
+        language: Its BCP 47 language (``None``: English).
+
+    Returns:
+        The terms; empty when the language is not served and there is no heading, or the
+        text has no word.
+    """
+    code = _language(language)
+    if code not in SERVED_LANGUAGES:
+        words = _WORD.findall(title)[:MAX_TERM_WORDS]
+        return (" ".join(words).lower(),) if words else ()
+    heading = title.strip().rstrip(".!?:;")
+    body = " ".join(f"{heading}. {heading}. {text}".split()) if heading else " ".join(
+        text.split())
+    if not _WORD.search(body):
+        return ()
+    found = _extractor(code, 2).extract_keywords(body)
+    phrases = [_clean(str(k)) for k, _ in found]
+    pairs = [p for p in phrases if len(p.split()) == 2 and not p.split()[0].isdigit()]
+    singles = [p for p in phrases if len(p.split()) == 1 and not p.isdigit()]
+    heading_words = set(_clean(heading).split())
+    shared = Counter(word for pair in pairs[:5] for word in pair.split())
+    ranked = sorted(enumerate(singles), key=lambda item: (
+        -shared[item[1]], item[1] not in heading_words, item[0]))
+    broad = ranked[0][1] if ranked else None
+    terms: list[str] = []
+    for term in [*pairs[:MAX_TERMS - 1], *singles]:
+        if len(terms) >= MAX_TERMS - 1:
+            break
+        if term not in terms and term != broad:
+            terms.append(term)
+    if broad is not None:
+        terms.append(broad)
+    return tuple(terms)
+
+
+def scene_terms(scene: Scene, language: str | None = "en",
+                fallback: Sequence[str] = ()) -> tuple[str, ...]:
+    """The scene's own `Scene.search_terms`, else terms extracted from its title and
+    narration (`extract_terms`), else ``fallback``."""
+    if scene.search_terms:
+        return scene.search_terms
+    return extract_terms(scene.title, scene.narration, language) or tuple(fallback)
