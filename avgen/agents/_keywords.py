@@ -43,6 +43,22 @@ def _language(language: str | None) -> str:
     return code or "en"
 
 
+_VAGUE = {"en": frozenset({
+    "time", "times", "day", "days", "morning", "evening", "night", "year", "years", "way",
+    "part", "long", "work", "lot", "thing", "things", "hundreds", "thousands", "millions",
+    "miles", "kilometres", "kilometers", "quarter", "single", "first", "last", "today",
+    "moment", "kind", "place", "people"})}
+"""Words too vague to film (a stock engine answers them with anything), by language."""
+
+
+def _filmable(word: str, language: str) -> bool:
+    """Whether a word can name what a shot shows: not in `_VAGUE`, and (in English) not
+    an adverb in ``-ly``."""
+    if word in _VAGUE.get(language, ()):
+        return False
+    return not (language == "en" and len(word) > 4 and word.endswith("ly"))
+
+
 def _clean(phrase: str) -> str:
     return " ".join(_WORD.findall(phrase)).lower()
 
@@ -57,10 +73,11 @@ def _extractor(language: str, size: int) -> Any:
 def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[str, ...]:
     """Up to `MAX_TERMS` search terms for a scene, most specific first, a broader one last.
 
-    Two-word phrases come first (the best two, else single words in YAKE's order), and
-    last the broadest: the single word most of the top five phrases share (a word of
-    the heading first among equals), ties going to YAKE's order. The
-    heading counts twice (it names what the scene is about). Words are lower-cased.
+    The best two-word phrase comes first, then the single words most of the top five
+    phrases share (a word of the heading first among equals, then YAKE's order). Words
+    too vague to film (``time``, ``day``, ``people``… in English) and English adverbs
+    are left out, and so are numbers. The heading counts twice (it names what the scene
+    is about). Words are lower-cased.
 
     Example:
         >>> extract_terms("Coral reefs", "Coral reefs shelter a quarter of all fish.")
@@ -86,21 +103,20 @@ def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[s
         return ()
     found = _extractor(code, 2).extract_keywords(body)
     phrases = [_clean(str(k)) for k, _ in found]
-    pairs = [p for p in phrases if len(p.split()) == 2 and not p.split()[0].isdigit()]
-    singles = [p for p in phrases if len(p.split()) == 1 and not p.isdigit()]
+    phrases = [p for p in phrases if p and not any(w.isdigit() for w in p.split())]
+    filmable = [p for p in phrases if all(_filmable(w, code) for w in p.split())]
+    pairs = [p for p in filmable if len(p.split()) == 2]
+    singles = [p for p in filmable if len(p.split()) == 1]
     heading_words = set(_clean(heading).split())
     shared = Counter(word for pair in pairs[:5] for word in pair.split())
-    ranked = sorted(enumerate(singles), key=lambda item: (
-        -shared[item[1]], item[1] not in heading_words, item[0]))
-    broad = ranked[0][1] if ranked else None
+    broad = [word for _, word in sorted(enumerate(singles), key=lambda item: (
+        -shared[item[1]], item[1] not in heading_words, item[0]))]
     terms: list[str] = []
-    for term in [*pairs[:MAX_TERMS - 1], *singles]:
-        if len(terms) >= MAX_TERMS - 1:
+    for term in [*pairs[:1], *broad, *pairs[1:], *phrases]:
+        if len(terms) >= MAX_TERMS:
             break
-        if term not in terms and term != broad:
+        if term not in terms:
             terms.append(term)
-    if broad is not None:
-        terms.append(broad)
     return tuple(terms)
 
 
