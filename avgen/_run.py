@@ -251,13 +251,10 @@ class Run:
     async def _prepare(self, script: Script) -> None:
         """Show the whole script to every agent with a ``prepare(script)`` member (each
         once), before any scene is made: a media library matches files to scenes there."""
-        seen: set[int] = set()
-        for field in attrs.fields(type(self.agents)):
-            agent = getattr(self.agents, field.name)
+        for agent in self.agents.distinct():  # the visual sources of `visuals` too
             prepare = getattr(agent, "prepare", None)
-            if agent is None or id(agent) in seen or not callable(prepare):
+            if not callable(prepare):
                 continue
-            seen.add(id(agent))
             if asyncio.iscoroutinefunction(prepare):
                 await prepare(script)
             else:

@@ -234,7 +234,8 @@ class StockAgent:
 
     Args:
         api_key: The service's key (default: its environment variable).
-        base_url: The service's address (tests point it at a local server).
+        base_url: The service's address (default: its environment variable, else the
+            service's own; tests point it at a local server).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
         timeout: Seconds each read of an answer (and each connection) may wait.
@@ -253,6 +254,9 @@ class StockAgent:
     """``"clips"`` or ``"images"``."""
     key_variable = ""
     """The environment variable holding the key."""
+    url_variable = ""
+    """The environment variable that may hold the service's address (instead of
+    ``base_url``; a proxy, or a local server in tests)."""
     license = ""
     """The licence every asset of the service comes under."""
     default_base_url = ""
@@ -276,11 +280,14 @@ class StockAgent:
         number("timeout", timeout, low=0, low_inclusive=False)
         number("deadline", deadline, low=0, low_inclusive=False)
         number("max_bytes", max_bytes, integer=True, low=1)
+        environ = os.environ if env is None else env
+        field = "base_url"
+        if base_url is None and (environ.get(self.url_variable) or "").strip():
+            base_url, field = environ[self.url_variable].strip(), self.url_variable
         if base_url is not None and (not isinstance(base_url, str) or origin(base_url)[0]
                                      not in ("http", "https") or not origin(base_url)[1]):
-            raise UsageError("base_url", f"must be an http:// or https:// address, not "
+            raise UsageError(field, f"must be an http:// or https:// address, not "
                              f"{base_url!r}")
-        environ = os.environ if env is None else env
         self.api_key: str | None = api_key or (environ.get(self.key_variable) or "").strip() \
             or None
         """The key (``None`` when none was given: `check` refuses every request)."""
