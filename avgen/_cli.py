@@ -161,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"between scenes: {', '.join(TRANSITION_STYLES)} (default: cut)")
     make.add_argument("--fit", choices=("cover", "blur"), default="cover",
                       help="pictures of another shape: crop (cover) or blur-pad (blur)")
+    make.add_argument("--max-shot", type=float, metavar="SECONDS",
+                      help="longest shot of found footage (stock): a longer scene shows "
+                           "several clips in turn, 1 to 60 (default: 5 for vertical "
+                           "presets, 7 for others)")
     make.add_argument("--music", metavar="FILE", help="background music, ducked under the voice")
     make.add_argument("--music-volume", type=float, metavar="DB",
                       help="how many dB the music sits below the narration, 0 to 40, "
@@ -582,7 +586,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                                    captions=not args.no_captions, fit=args.fit,
                                    caption_style=_caption_style(args),
                                    transition=args.transition,
-                                   duration=args.duration,
+                                   duration=args.duration, max_shot=args.max_shot,
                                    style=args.style, characters=_characters(args),
                                    soundtrack=_soundtrack(args))
             if args.estimate:

@@ -351,6 +351,11 @@ def _optional_texts(value: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+MIN_SHOT = 1.0
+"""Shortest `VideoRequest.max_shot`, in seconds."""
+MAX_SHOT = 60.0
+"""Longest `VideoRequest.max_shot`, in seconds."""
+
 MAX_SEARCH_TERMS = 8
 """Most search terms a scene carries."""
 MAX_TERM_WORDS = 3
@@ -751,6 +756,11 @@ class VideoRequest:
         default=(), converter=_characters, validator=_characters_exist)
     """Who appears: described once, used in every prompt of a scene they are in (a scene's
     cast is who the script writer lists, else who its narration or visual names)."""
+    max_shot: float | None = None
+    """The longest shot in seconds, `MIN_SHOT` to `MAX_SHOT`: a scene longer than it shows
+    several clips or photos in turn when its pictures are found (stock footage), cut where
+    a sentence (else a word) ends. ``None``: 5 s for vertical presets, 7 s for others (see
+    `shot_seconds`)."""
 
     def __new__(cls, *args: Any, **fields: Any) -> Self:
         """Refuse an unknown field by name, listing the fields there are."""
@@ -771,6 +781,7 @@ class VideoRequest:
                 "script", "give a script or a topic: both are empty or whitespace only"
             )
         number("duration", self.duration, low=MIN_DURATION, high=MAX_DURATION, optional=True)
+        number("max_shot", self.max_shot, low=MIN_SHOT, high=MAX_SHOT, optional=True)
         flag("captions", self.captions)
         if self.fit not in ("cover", "blur"):
             raise UsageError("fit", f"must be 'cover' or 'blur', got {self.fit!r}")
@@ -788,6 +799,20 @@ class VideoRequest:
                 raise UsageError(f"characters[{index}]", f"{character.name} is described in "
                                  f"{len(character.description):,} characters; the limit is "
                                  f"{MAX_DESCRIPTION_CHARS:,}")
+
+    @property
+    def shot_seconds(self) -> float:
+        """The longest shot: `max_shot`, else 5 s for a vertical preset and 7 s for others.
+
+        Example:
+            >>> VideoRequest(script="Hi.", preset="shorts").shot_seconds
+            5.0
+            >>> VideoRequest(script="Hi.", preset="youtube", max_shot=3).shot_seconds
+            3.0
+        """
+        if self.max_shot is not None:
+            return float(self.max_shot)
+        return 5.0 if self.preset.height > self.preset.width else 7.0
 
     def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept

@@ -168,7 +168,10 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         listed = source.get("notes")
         notes: list[Any] = listed if isinstance(listed, list) else []
         passed = (visual.get("data") or {}).get("passed")
+        terms = (visual.get("data") or {}).get("search_terms")
         rows.append({
+            "terms": [str(t) for t in terms] if isinstance(terms, list) else [],
+            "query": str(source.get("query") or ""),
             "index": index, "number": index + 1, "title": titles.get(index, ""),
             "text": texts.get(index, ""),
             "passed": [str(p) for p in passed] if isinstance(passed, list) else [],

@@ -42,7 +42,7 @@ from avgen.costs import Ledger
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import theme_for
 from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
-from avgen.media._timeline import Timeline
+from avgen.media._timeline import Timeline, shot_cuts
 from avgen.resilience import CircuitRegistry, Monitor
 from avgen.resilience._shared import current_shared
 
@@ -174,12 +174,13 @@ class Run:
             raise first  # outside the handler: its own cause and context stay as they were
         made = [task.result() for task in tasks]
         timeline = Timeline.build(
-            self.request.preset, [(scene, audio, visual.value) for scene, (audio, visual)
+            self.request.preset, [(scene, audio, shots if len(shots) > 1 else visual.value)
+                                  for scene, (audio, visual, shots)
                                   in zip(script.scenes, made, strict=True)],
             style=self.request.caption_style, burn_captions=self.request.captions,
             transition=self.request.transition, soundtrack=self.request.soundtrack,
             fit=self.request.fit, language=self.request.language)
-        tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
+        tiers = tuple(cast(Tier, visual.tier) for _, visual, _ in made)
         return await self._compose(script, timeline, tiers)
 
     async def _cast(self, script: Script) -> Script:
@@ -260,20 +261,34 @@ class Run:
             else:
                 await asyncio.to_thread(prepare, script)
 
-    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual]]:
+    async def _scene(self, scene: Scene) -> tuple[AudioAsset, Made[Visual],
+                                                  list[tuple[Visual, float]]]:
         picture = self.pictures[scene.index]
         try:
             audio = await self._narration(scene)
-            visual = await self._visual(scene, audio.duration)
+            cuts = shot_cuts(audio, self.request.shot_seconds) if self.chain.shots else []
+            bounds = [0.0, *cuts, audio.duration]
+            visual = await self._visual(scene, bounds[1])
+            shots = [(visual.value, 0.0)]
+            seen = {_shown(visual.value)}
+            for number in range(1, len(bounds) - 1) if visual.tier != "card" else ():
+                made = await self._visual(scene, bounds[number + 1] - bounds[number], number)
+                if made.tier == "card" or _shown(made.value) in seen:
+                    continue  # nothing new for this shot: the shot before it lasts longer
+                seen.add(_shown(made.value))
+                shots.append((made.value, bounds[number]))
         finally:
             if not picture.done():  # a scene that failed must not hold up the next one
                 picture.set_result(None)
-        return audio, visual
+        return audio, visual, shots
 
     async def _script(self) -> Script:
         writer = self.agents.script_writer
         name = agent_name(writer)
-        inputs = json_sha256([self.request.to_dict(), name])
+        asked = self.request.to_dict()
+        if asked.get("max_shot") is None:  # a session made before shots keeps its hash
+            asked.pop("max_shot", None)
+        inputs = json_sha256([asked, name])
         if self.steps.reusable("script", inputs):
             script = Script.from_dict(json.loads(
                 self.session.path("scripts/script.json").read_text("utf-8")))
@@ -323,8 +338,9 @@ class Run:
         self.report.half_scene("narration", scene.index, f"narration {audio.duration:.1f} s")
         return audio
 
-    async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
-        step_id = f"scene-{scene.index:03d}.visual"
+    async def _visual(self, scene: Scene, seconds: float, shot: int = 0) -> Made[Visual]:
+        step_id = f"scene-{scene.index:03d}." + (f"shot-{shot:02d}." if shot else "") + \
+            "visual"
         preset = self.request.preset
         # not the narration's exact length: a re-spoken narration (Piper's voice varies a
         # little from take to take) must not make a resume pay for the clip again; the
@@ -333,20 +349,23 @@ class Run:
         terms = list(scene.search_terms or ())  # only when given: older sessions keep hashes
         inputs = json_sha256([scene.prompt, scene.title, preset.width, preset.height,
                               self.chain.names, *([references] if references else []),
-                              *([terms] if terms else [])])
+                              *([terms] if terms else []), *([shot] if shot else [])])
         reused = self.steps.reused_asset(step_id, inputs)
         if reused is not None and not isinstance(reused, AudioAsset):
             made: Made[Visual] = Made(reused, tier=reused.kind)
-            self.report.half_scene("visual", scene.index, f"{reused.kind} reused",
-                                   tier=reused.kind)
+            if not shot:
+                self.report.half_scene("visual", scene.index, f"{reused.kind} reused",
+                                       tier=reused.kind)
         else:
             previous = await self._previous_clip(scene) if self.chain.continuity else None
             made = await self.steps.run(
                 step_id, "+".join(self.chain.names) or "ffmpeg-card", inputs,
-                lambda: self.chain.make(scene, seconds, preset, previous))
+                lambda: self.chain.make(scene, seconds, preset, previous, shot))
             ready = "procedural card" if made.tier == "card" else f"{made.tier} ready"
-            self.report.half_scene("visual", scene.index, ready, tier=made.tier)
-        self.pictures[scene.index].set_result(made.value)
+            if not shot:
+                self.report.half_scene("visual", scene.index, ready, tier=made.tier)
+        if not shot:
+            self.pictures[scene.index].set_result(made.value)
         return made
 
     async def _previous_clip(self, scene: Scene) -> Path | None:
@@ -427,16 +446,29 @@ def _write_sidecars(session: Session, composer: object, timeline: Timeline,
 
 
 def _write_credits(session: Session, timeline: Timeline) -> None:
-    """``final_output/credits.txt``: a line for each scene whose picture or clip names an
-    author or a licence (`avgen.Source.credit`); no file when none does."""
+    """``final_output/credits.txt``: a line for each picture or clip (each shot of a scene
+    that shows several, in order of appearance) that names an author or a licence
+    (`avgen.Source.credit`); no file when none does."""
     lines = []
     for scene in timeline.scenes:
-        source = getattr(scene.visual, "source", None)
-        credit = source.credit if source is not None else None
-        if credit:
-            lines.append(f"Scene {scene.index + 1}: {credit}")
+        shown = scene.visuals
+        for number, visual in enumerate(shown, 1):
+            source = getattr(visual, "source", None)
+            credit = source.credit if source is not None else None
+            if credit:
+                where = f", shot {number} of {len(shown)}" if len(shown) > 1 else ""
+                lines.append(f"Scene {scene.index + 1}{where}: {credit}")
     if lines:
         session.write_text("final_output/credits.txt", "\n".join(lines) + "\n")
+
+
+def _shown(visual: Visual) -> object:
+    """What tells two pictures apart: their source (provider, page, title), else their
+    file."""
+    source = getattr(visual, "source", None)
+    if source is not None and (source.page_url or source.title):
+        return (source.provider, source.page_url, source.title)
+    return getattr(visual, "path", None) or id(visual)
 
 
 def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:

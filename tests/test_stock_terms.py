@@ -16,7 +16,15 @@ from fake_stock import PEXELS_KEY, FakeStock, Item
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen import Preset, Scene, Script, UsageError, VideoGenerator, VideoRequest
+from avgen import (
+    Preset,
+    Scene,
+    Script,
+    UsageError,
+    VideoGenerator,
+    VideoRequest,
+    write_report,
+)
 from avgen._models import search_terms
 from avgen.agents._download import Reach
 from avgen.agents._keywords import extract_terms
@@ -238,3 +246,7 @@ def test_a_whole_video_records_the_terms_and_the_one_that_found_each_picture(
     assert first["asset"]["source"]["query"] == "coral reef"
     credits = (video.path.parent / "credits.txt").read_text("utf-8").splitlines()
     assert [line.split(":")[0] for line in credits] == ["Scene 1", "Scene 2"]
+    page = write_report(video).read_text("utf-8")
+    assert ('Search terms: <span class="term found">coral reef</span>, '
+            '<span class="term">fish</span>; found with <strong class="query">coral reef'
+            '</strong>') in page

@@ -81,7 +81,7 @@ def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[s
 
     Example:
         >>> extract_terms("Coral reefs", "Coral reefs shelter a quarter of all fish.")
-        ('coral reefs', 'reefs shelter', 'reefs')
+        ('coral reefs', 'reefs', 'coral')
 
     Args:
         title: The scene's heading (may be empty).

@@ -251,6 +251,9 @@ class StockAgent:
     provider = ""
     """``"pexels"`` or ``"pixabay"``."""
     kind = ""
+    finds_footage = True
+    """It finds footage rather than making it: a scene longer than a shot
+    (`avgen.VideoRequest.max_shot`) shows several of its files in turn."""
     """``"clips"`` or ``"images"``."""
     key_variable = ""
     """The environment variable holding the key."""
@@ -310,6 +313,7 @@ class StockAgent:
         """How the generator retries and guards this agent's calls."""
         self._resume_at = 0.0
         self._used: dict[Path, set[str]] = {}
+        self._asked: dict[Path, dict[tuple[str, str], list[dict[str, Any]]]] = {}
 
     @property
     def name(self) -> str:
@@ -399,6 +403,14 @@ class StockAgent:
         ``target`` (one set per session folder, the folder above ``target``'s)."""
         session = target.parent.parent.resolve()
         return self._used.setdefault(session, set())
+
+    async def search(self, query: str, shape: str, target: Path) -> list[dict[str, Any]]:
+        """The results of a search, asked once per video (the shots of a scene share it,
+        with or without a cache) and kept in the cache as `_candidates` keeps them."""
+        asked = self._asked.setdefault(target.parent.parent.resolve(), {})
+        if (query, shape) not in asked:
+            asked[query, shape] = await self._candidates(query, shape)
+        return asked[query, shape]
 
     # -- downloading
 

@@ -188,7 +188,7 @@ async def find(agent: StockAgent, scene: Scene, preset: Preset, target: Path, ki
     tried: list[str] = []
     undownloadable: AgentError | None = None
     for term in terms[:MAX_SEARCHES]:
-        candidates = await agent._candidates(term, shape)
+        candidates = await agent.search(term, shape, target)
         ranked = rank_candidates(candidates, shape, agent.reach, (preset.width, preset.height),
                                  seconds, used, agent.provider)
         if ranked:
