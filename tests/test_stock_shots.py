@@ -5,6 +5,7 @@ against FakeStock's catalogue, checked by decoding the video."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_a_cut_goes_where_a_sentence_ends() -> None:
     assert cut in gaps and cut <= 7.0 and abs(cut - 6.0) < 1.2
     # no sentence end near enough: the gap between two words nearest the even cut
     words = AudioAsset("a.wav", 10.0, words=[Segment(w, n, n + 0.9) for n, w in
-                                             enumerate("a b c d e f g h i j".split())])
+                                             enumerate("abcdefghij")])
     assert shot_cuts(words, 6.0) == [4.95]
     assert shot_cuts(words, 5.0) == [5.0]  # a gap would leave a shot over 5 s: the even cut
 
@@ -62,8 +63,8 @@ def test_shots_never_last_longer_than_max_shot(lengths: list[float], max_shot: f
     cuts = shot_cuts(audio, max_shot)
     bounds = [0.0, *cuts, audio.duration]
     assert cuts == sorted(cuts) and len(cuts) == max(0, -(-round(at / max_shot, 6) // 1) - 1)
-    assert all(b - a <= max_shot + 0.01 for a, b in zip(bounds, bounds[1:], strict=False))
-    assert all(b - a > 0 for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(b - a <= max_shot + 0.01 for a, b in pairwise(bounds))
+    assert all(b - a > 0 for a, b in pairwise(bounds))
 
 
 @pytest.mark.parametrize("value", [0.5, 0, 61, float("nan"), "5"])
