@@ -5,8 +5,8 @@ against FakeStock's catalogue, checked by decoding the video."""
 from __future__ import annotations
 
 import json
-from itertools import pairwise
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
