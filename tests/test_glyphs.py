@@ -28,6 +28,7 @@ from media import decode, mean_abs_diff, vtt_text
 from avgen import Video, VideoGenerator
 from avgen._models import CaptionStyle, Preset, VideoRequest
 from avgen._reporting import RunEvent
+from avgen.agents.local._script import LocalScriptWriter
 from avgen.errors import ConfigurationError, UsageError
 from avgen.media._captions import Cue, to_ass
 from avgen.media._ffmpeg import ffmpeg_exe
@@ -42,7 +43,6 @@ from avgen.media._fonts import (
     uncovered,
 )
 from avgen.media._graph import escape_filter_value
-from avgen.agents.local._script import LocalScriptWriter
 from avgen.testing import PatternImages, ToneNarrator
 
 TINY = Preset("t", 160, 288, fps=12, encoder_preset="ultrafast")
@@ -362,7 +362,7 @@ def test_any_text_makes_a_video_and_its_sidecars_keep_it(
         machine(kind, patched, folder / "fonts")
         if not narrates(text):
             # only a speaker label or a stage direction: refused up front, nothing made
-            with pytest.raises(UsageError, match="^script: contains nothing to narrate"):
+            with pytest.raises(UsageError, match=r"^script: contains nothing to narrate"):
                 generator.generate_sync(script=text, preset=TINY, captions=captions)
             assert not any(folder.glob("*/video.mp4"))
             assert not [event for event in events if event.kind in ("session", "script")]
