@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator, VideoRequest
+from avgen import Preset, UsageError, VideoGenerator, VideoRequest, write_report
 from avgen._models import AudioAsset, Segment
 from avgen.agents.stock import PexelsClips, PexelsImages
 from avgen.media._timeline import shot_cuts
@@ -108,6 +108,9 @@ def test_a_long_scene_shows_several_clips_each_once_and_credited(
         "Scene 2, shot 1 of 2", "Scene 2, shot 2 of 2"]
     # searches stay bounded: the shots of a scene reuse its search (kept for the run)
     assert len(fake.calls("pexels-videos")) == 2
+    page = write_report(video).read_text("utf-8")
+    assert "shot 3: clip (pexels:clips) \u201cCoral reef\u201d, found with \u201ccoral reef" \
+        "\u201d" in page
 
 
 def test_a_shot_with_nothing_new_lets_the_one_before_it_last(fake: FakeStock,
