@@ -2,7 +2,8 @@
 
 The model is asked for a title, one visual style (medium, palette, light, camera language),
 a cast (each recurring character's name, appearance and wardrobe, described once) and
-scenes (narration, a visual prompt for the picture, who appears, a length in seconds)
+scenes (narration, a visual prompt for the picture, who appears, a length in seconds,
+and two to four short search terms in English for stock footage)
 through structured output, planned to the requested length and to the
 preset's shape. The answer is checked here — the SDK returns ``parsed=None`` without an
 error when the JSON is invalid or truncated — and a malformed, truncated or empty answer is

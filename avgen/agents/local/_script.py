@@ -469,7 +469,11 @@ class LocalScriptWriter:
 
     Every paragraph of the script (cut to at most ``max_chars`` characters) becomes a
     scene whose title is its heading, or its first words when the script has no headings;
-    the topic, when given too, titles a script without headings. It writes no words of its
+    the topic, when given too, titles a script without headings. A scene's search terms
+    (`avgen.Scene.search_terms`) are those of a ``<!-- search: coral reef, tropical fish,
+    ocean -->`` comment above it (up to the next heading or such comment), else extracted
+    offline from its heading and narration; an empty comment, or a term with no letter or
+    digit or of more than three words, is refused by `check`. It writes no words of its
     own: a request with only a topic is refused by `check`, before any work, saying which
     agents write a script from a topic. A ``max_chars`` below 40 raises
     `avgen.errors.UsageError`.
