@@ -102,6 +102,19 @@ def test_terms_are_extracted_offline_in_the_languages_yake_serves() -> None:
     assert extract_terms("", "!!! ... ?", "en") == ()
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=120), st.text(max_size=30),
+       st.sampled_from(["en", "hi", "ar", "ru", "ja", "fr", None]))
+def test_extracted_terms_are_always_valid(text: str, title: str, language: str | None) -> None:
+    terms = extract_terms(title, text, language)
+    assert len(terms) <= 3
+    assert terms == () or search_terms(terms) == terms  # never a term a Scene refuses
+
+
+def test_words_with_combining_marks_stay_whole() -> None:
+    assert extract_terms("", "नमस्ते दुनिया", "hi") == ("नमस्ते दुनिया", "नमस्ते", "दुनिया")
+
+
 # -- where the terms come from
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from avgen._models import MAX_TERM_WORDS, Scene
+from avgen._models import MAX_TERM_CHARS, MAX_TERM_WORDS, Scene, search_terms
+from avgen.errors import UsageError
 
 __all__: list[str] = []
 
@@ -34,8 +35,6 @@ _YAKE_CODES = {"cs": "cz", "nb": "no"}
 
 MAX_TERMS = 3
 """Terms extracted for a scene."""
-
-_WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 
 
 def _language(language: str | None) -> str:
@@ -59,8 +58,34 @@ def _filmable(word: str, language: str) -> bool:
     return not (language == "en" and len(word) > 4 and word.endswith("ly"))
 
 
+def _words(text: str) -> list[str]:
+    """The words of ``text``: split at spaces, punctuation and symbols stripped from each
+    end (combining marks stay: Devanagari, Arabic vowels), numbers and empty ones left
+    out."""
+    found = []
+    for token in text.split():
+        start, end = 0, len(token)
+        while start < end and unicodedata.category(token[start])[0] in "PSZC":
+            start += 1
+        while end > start and unicodedata.category(token[end - 1])[0] in "PSZC":
+            end -= 1
+        word = token[start:end]
+        if any(ch.isalnum() for ch in word):
+            found.append(word)
+    return found
+
+
 def _clean(phrase: str) -> str:
-    return " ".join(_WORD.findall(phrase)).lower()
+    return " ".join(_words(phrase)).lower()
+
+
+def _usable(term: str) -> bool:
+    """Whether ``term`` is a valid `avgen.Scene.search_terms` entry."""
+    try:
+        search_terms([term])
+    except UsageError:
+        return False
+    return True
 
 
 def _extractor(language: str, size: int) -> Any:
@@ -94,12 +119,13 @@ def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[s
     """
     code = _language(language)
     if code not in SERVED_LANGUAGES:
-        words = _WORD.findall(title)[:MAX_TERM_WORDS]
-        return (" ".join(words).lower(),) if words else ()
+        words = _words(title)[:MAX_TERM_WORDS]
+        term = " ".join(words).lower()[:MAX_TERM_CHARS].strip()
+        return (term,) if words and _usable(term) else ()
     heading = title.strip().rstrip(".!?:;")
     body = " ".join(f"{heading}. {heading}. {text}".split()) if heading else " ".join(
         text.split())
-    if not _WORD.search(body):
+    if not _words(body):
         return ()
     found = _extractor(code, 2).extract_keywords(body)
     phrases = [_clean(str(k)) for k, _ in found]
@@ -115,7 +141,7 @@ def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[s
     for term in [*pairs[:1], *broad, *pairs[1:], *phrases]:
         if len(terms) >= MAX_TERMS:
             break
-        if term not in terms:
+        if term not in terms and _usable(term):
             terms.append(term)
     return tuple(terms)
 
