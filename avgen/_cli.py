@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import attrs
+
 from avgen._generator import VideoGenerator
 from avgen._google_cli import MODEL_ROLES, google_models, run_models_command
 from avgen._models import (
@@ -45,7 +47,7 @@ from avgen._progress import RunProgress, shorten
 from avgen._reporting import RunEvent
 from avgen._terminal import Terminal, agent_family, console
 from avgen._version import __version__
-from avgen.agents._protocols import AgentSet
+from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents._registry import load_agents
 from avgen.errors import AgentError, AvgenError, GenerationError, UsageError
 
@@ -143,7 +145,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="your own pictures, one per scene in turn (local agents)")
     make.add_argument("--media", metavar="DIR",
                       help="a folder of your pictures and clips, each matched to the scene "
-                           "it fits by its name and tags (local agents)")
+                           "it fits by its name and tags (any agents: tried first)")
+    make.add_argument("--sources", metavar="LIST",
+                      help="where each scene's picture comes from, in the order to try: "
+                           "comma-separated from media (the --media folder), clips, images "
+                           "(the agents' own), pexels, pixabay (stock clips, then photos); "
+                           "the procedural card comes last (default: media,clips,images)")
     make.add_argument("--no-captions", action="store_true", help="do not burn captions in")
     make.add_argument("--captions", default="classic", metavar="STYLE",
                       help=f"caption style: {', '.join(CAPTION_STYLES)} (default: classic)")
@@ -159,6 +166,10 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"between scenes: {', '.join(TRANSITION_STYLES)} (default: cut)")
     make.add_argument("--fit", choices=("cover", "blur"), default="cover",
                       help="pictures of another shape: crop (cover) or blur-pad (blur)")
+    make.add_argument("--max-shot", type=float, metavar="SECONDS",
+                      help="longest shot of found footage (stock): a longer scene shows "
+                           "several clips in turn, 1 to 60 (default: 5 for vertical "
+                           "presets, 7 for others)")
     make.add_argument("--music", metavar="FILE", help="background music, ducked under the voice")
     make.add_argument("--music-volume", type=float, metavar="DB",
                       help="how many dB the music sits below the narration, 0 to 40, "
@@ -309,15 +320,16 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
             raise UsageError("images", f"--images works with the local agents, not {name!r} "
                              "(add --agents local)")
         options["images"] = args.images
-    if getattr(args, "media", None):
-        if name != "local":
-            raise UsageError("media", f"--media works with the local agents, not {name!r} "
-                             "(add --agents local)")
-        options["media"] = args.media
+    media = getattr(args, "media", None)
+    sources = getattr(args, "sources", None)
+    if media and name == "local" and sources is None:
+        options["media"] = media  # the local family's own pictures
     if name in ("google", "stock") and args.no_cache:
         options["cache"] = False
     options.update(google_models(args, name))
     agents = load_agents(name, **options)
+    if sources is not None or (media and "media" not in options):
+        agents = _ordered_sources(agents, media, sources, no_cache=bool(args.no_cache))
     connection = getattr(agents.script_writer, "connection", None)
     where = f" ({connection.describe()})" if connection is not None else ""
     chosen = ", ".join(f"{role.replace('_', ' ')}={agent}"
@@ -327,6 +339,69 @@ def _agents(args: argparse.Namespace) -> tuple[AgentSet, str]:
     if missing:
         line += f"; none: {', '.join(missing)}"
     return agents, line
+
+
+SOURCE_NAMES = ("media", "clips", "images", "pexels", "pixabay")
+"""What ``--sources`` lists."""
+
+
+def _ordered_sources(agents: AgentSet, media: str | None, sources: str | None, *,
+                     no_cache: bool) -> AgentSet:
+    """``agents`` with its picture sources in the order ``--sources`` gives (default:
+    the ``--media`` folder, then the family's clips and images), the card last.
+
+    Raises:
+        UsageError: An unknown or repeated name, ``media`` without ``--media``, or a
+            family without the clips or images named.
+    """
+    names = ([n.strip().lower() for n in sources.split(",")] if sources is not None
+             else ["media", "clips", "images"])
+    if not any(names) or not all(names):
+        raise UsageError("sources", f"lists an empty name ({sources!r}); give names from "
+                         f"{', '.join(SOURCE_NAMES)}, separated by commas")
+    unknown = [n for n in names if n not in SOURCE_NAMES]
+    if unknown:
+        raise UsageError("sources", f"{', '.join(map(repr, unknown))} is not a source; "
+                         f"choose from {', '.join(SOURCE_NAMES)} (the card always comes last)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError("sources", f"names {', '.join(repeated)} more than once")
+    if "media" in names and not media:
+        raise UsageError("sources", "lists media but no --media DIR is given")
+    if media and "media" not in names:
+        raise UsageError("sources", "--media DIR is given but --sources leaves media out")
+    chain: list[Any] = []
+    for name in names:
+        if name == "media" and media:
+            from avgen.agents.local import MediaLibrary
+
+            library = MediaLibrary(media)
+            chain += [library.clips, library.images]
+        elif name in ("clips", "images"):
+            own = agents.clip_generator if name == "clips" else agents.image_generator
+            if own is None:
+                if sources is None:
+                    continue  # the default order skips what the family does not have
+                raise UsageError("sources", f"these agents have no {name} (their "
+                                 "pictures: " + (", ".join(
+                                     agent_name(a) for _, a in agents.sources()) or "none")
+                                 + ")")
+            chain.append(own)
+        else:
+            from avgen.agents._assets.cache import AssetCache
+            from avgen.agents.stock import (
+                PexelsClips,
+                PexelsImages,
+                PixabayClips,
+                PixabayImages,
+                default_cache_dir,
+            )
+
+            cache = None if no_cache else AssetCache(default_cache_dir())
+            kinds: tuple[Any, Any] = ((PexelsClips, PexelsImages) if name == "pexels"
+                                      else (PixabayClips, PixabayImages))
+            chain += [kind(cache=cache) for kind in kinds]  # keys from the environment
+    return attrs.evolve(agents, visuals=tuple(chain))
 
 
 def _serve_mcp(args: argparse.Namespace) -> int:
@@ -559,7 +634,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                                    captions=not args.no_captions, fit=args.fit,
                                    caption_style=_caption_style(args),
                                    transition=args.transition,
-                                   duration=args.duration,
+                                   duration=args.duration, max_shot=args.max_shot,
                                    style=args.style, characters=_characters(args),
                                    soundtrack=_soundtrack(args))
             if args.estimate:

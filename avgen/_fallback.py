@@ -70,11 +70,19 @@ class VisualSource:
         """Whether the agent wants the previous scene's clip (``previous=``)."""
         return self.tier == "clip" and bool(getattr(self.agent, "continuity", False))
 
-    def relative(self, scene: Scene) -> str:
-        """Where the scene's file of this tier goes in the session."""
+    @property
+    def finds(self) -> bool:
+        """Whether the agent finds footage (``finds_footage``: stock) rather than making
+        it: a scene longer than a shot then shows several of its files in turn."""
+        return bool(getattr(self.agent, "finds_footage", False))
+
+    def relative(self, scene: Scene, shot: int = 0) -> str:
+        """Where the scene's file (of its ``shot``, after the first) of this tier goes in
+        the session."""
+        suffix = f"_{shot}" if shot else ""
         if self.tier == "clip":
-            return f"video_clips/scene_{scene.index:03d}.mp4"
-        return f"images/scene_{scene.index:03d}.png"
+            return f"video_clips/scene_{scene.index:03d}{suffix}.mp4"
+        return f"images/scene_{scene.index:03d}{suffix}.png"
 
     async def make(self, scene: Scene, seconds: float, preset: Preset, target: Path,
                    previous: Path | None) -> ClipAsset | ImageAsset:
@@ -125,10 +133,15 @@ class VisualChain:
         """Whether a source wants the previous scene's clip."""
         return any(source.continuity for source in self.sources)
 
+    @property
+    def shots(self) -> bool:
+        """Whether a long scene is cut into shots: the first source finds footage."""
+        return bool(self.sources) and self.sources[0].finds
+
     async def make(self, scene: Scene, seconds: float, preset: Preset,
-                   previous: Path | None = None) -> Made[Visual]:
-        """The scene's picture, with the tier that served, what failed above it and which
-        sources had nothing for it.
+                   previous: Path | None = None, shot: int = 0) -> Made[Visual]:
+        """The scene's picture (of its ``shot``, after the first), with the tier that
+        served, what failed above it and which sources had nothing for it.
 
         Raises:
             AvgenError: The required tier failed (or had nothing for the scene).
@@ -139,7 +152,7 @@ class VisualChain:
         for source in self.sources:
             try:
                 async with self._turn(source.agent):
-                    with self.session.atomic_path(source.relative(scene)) as temp:
+                    with self.session.atomic_path(source.relative(scene, shot)) as temp:
                         made = await source.make(scene, seconds, preset, temp, previous)
             except NoMatch as exc:  # nothing for this scene: not a failure
                 said = str(exc).removeprefix(f"{exc.agent}: ")
@@ -156,15 +169,17 @@ class VisualChain:
                 if source.tier == self.required:
                     raise
                 continue
-            placed = attrs.evolve(made, path=self.session.path(source.relative(scene)))
-            return self._made(placed, source.name, source.tier, errors, passed)
-        return self._made(design_card(scene, self.theme), "ffmpeg-card", "card", errors,
-                          passed)
+            placed = attrs.evolve(made, path=self.session.path(source.relative(scene, shot)))
+            return self._made(scene, placed, source.name, source.tier, errors, passed)
+        return self._made(scene, design_card(scene, self.theme), "ffmpeg-card", "card",
+                          errors, passed)
 
-    def _made(self, visual: Visual, agent: str, tier: Tier, errors: list[str],
+    def _made(self, scene: Scene, visual: Visual, agent: str, tier: Tier, errors: list[str],
               passed: list[str]) -> Made[Visual]:
         outputs = (visual.path,) if isinstance(visual, ClipAsset | ImageAsset) else ()
         data: dict[str, Any] = {"asset": asset_to_dict(visual, self.session.root)}
+        if scene.search_terms:
+            data["search_terms"] = list(scene.search_terms)
         if passed:
             data["passed"] = passed  # sources with nothing for the scene, and why
         return Made(visual, outputs, data, agent=agent, tier=tier,

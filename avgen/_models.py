@@ -348,6 +348,66 @@ def _texts(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _optional_texts(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None or isinstance(value, str):  # a lone string is refused by the check
+        return value  # type: ignore[return-value]
+    return tuple(value)
+
+
+MIN_SHOT = 1.0
+"""Shortest `VideoRequest.max_shot`, in seconds."""
+MAX_SHOT = 60.0
+"""Longest `VideoRequest.max_shot`, in seconds."""
+
+MAX_SEARCH_TERMS = 8
+"""Most search terms a scene carries."""
+MAX_TERM_WORDS = 3
+"""Most words in one search term."""
+MAX_TERM_CHARS = 60
+"""Longest search term, in characters."""
+
+
+def search_terms(value: object, field: str = "search_terms") -> tuple[str, ...]:
+    """A scene's search terms, checked: a list of one to `MAX_SEARCH_TERMS` strings, each
+    of one to `MAX_TERM_WORDS` words (with at least one letter or digit) and at most
+    `MAX_TERM_CHARS` characters; whitespace is folded and repeats (in any case) dropped.
+
+    Example:
+        >>> search_terms(["coral  reef", "Coral reef", "ocean"])
+        ('coral reef', 'ocean')
+
+    Raises:
+        UsageError: Anything else; the error names ``field`` (and the term's position).
+    """
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise UsageError(field, f"must be a list of short search terms, not "
+                         f"{type(value).__name__} {value!r}")
+    if not value:
+        raise UsageError(field, "must list at least one search term (or be left out)")
+    if len(value) > MAX_SEARCH_TERMS:
+        raise UsageError(field, f"lists {len(value)} terms; at most {MAX_SEARCH_TERMS}")
+    found: list[str] = []
+    for position, term in enumerate(value):
+        where = f"{field}[{position}]"
+        if not isinstance(term, str):
+            raise UsageError(where, f"must be a string, not {type(term).__name__}")
+        words = term.split()
+        if not words or not any(ch.isalnum() for ch in term):
+            raise UsageError(where, f"{term!r} has no letter or digit: a search term is one "
+                             f"to {MAX_TERM_WORDS} words such as 'coral reef'")
+        if len(words) > MAX_TERM_WORDS or len(" ".join(words)) > MAX_TERM_CHARS:
+            raise UsageError(where, f"{term!r} is too long: a search term is one to "
+                             f"{MAX_TERM_WORDS} words (at most {MAX_TERM_CHARS} characters)"
+                             ", most specific first, e.g. ['coral reef', 'tropical fish', "
+                             "'ocean']")
+        if "\x00" in term:
+            raise UsageError(where, "must not contain a NUL character")
+        folded = " ".join(words)
+        if folded.casefold() not in {f.casefold() for f in found}:
+            found.append(folded)
+    return tuple(found)
+
+
 def _segments(value: Iterable[Segment]) -> tuple[Segment, ...]:
     return tuple(value)
 
@@ -768,6 +828,11 @@ class VideoRequest:
         factory=dict, converter=_voices, hash=False)
     """A voice for each language of `languages` (``{"es": "Puck"}``); a language without
     one is spoken in `voice` if it is the original, else in the narrator's default."""
+    max_shot: float | None = None
+    """The longest shot in seconds, `MIN_SHOT` to `MAX_SHOT`: a scene longer than it shows
+    several clips or photos in turn when its pictures are found (stock footage), cut where
+    a sentence (else a word) ends. ``None``: 5 s for vertical presets, 7 s for others (see
+    `shot_seconds`)."""
 
     def __new__(cls, *args: Any, **fields: Any) -> Self:
         """Refuse an unknown field by name, listing the fields there are."""
@@ -788,6 +853,7 @@ class VideoRequest:
                 "script", "give a script or a topic: both are empty or whitespace only"
             )
         number("duration", self.duration, low=MIN_DURATION, high=MAX_DURATION, optional=True)
+        number("max_shot", self.max_shot, low=MIN_SHOT, high=MAX_SHOT, optional=True)
         flag("captions", self.captions)
         if self.fit not in ("cover", "blur"):
             raise UsageError("fit", f"must be 'cover' or 'blur', got {self.fit!r}")
@@ -824,6 +890,20 @@ class VideoRequest:
                     listed = self.languages[1:] if field == "translations" else self.languages
                     raise UsageError(f"{field}[{key!r}]", f"is for a language not in "
                                      f"{what}: {', '.join(listed) or 'none'}")
+
+    @property
+    def shot_seconds(self) -> float:
+        """The longest shot: `max_shot`, else 5 s for a vertical preset and 7 s for others.
+
+        Example:
+            >>> VideoRequest(script="Hi.", preset="shorts").shot_seconds
+            5.0
+            >>> VideoRequest(script="Hi.", preset="youtube", max_shot=3).shot_seconds
+            3.0
+        """
+        if self.max_shot is not None:
+            return float(self.max_shot)
+        return 5.0 if self.preset.height > self.preset.width else 7.0
 
     def to_dict(self, *, root: Path | None = None) -> dict[str, Any]:
         """A JSON-ready form (the preset is stored in full); paths inside ``root`` are kept
@@ -880,10 +960,19 @@ class Scene:
     """The video's look (the same for every scene of a run)."""
     characters: tuple[Character, ...] = attrs.field(default=(), converter=_characters)
     """Who appears in this scene, as the whole video describes them."""
+    search_terms: tuple[str, ...] | None = attrs.field(default=None,
+                                                       converter=_optional_texts)
+    """Short queries for a media search (stock footage, a media library), most specific
+    first and a broader one last: one to three words each, at most eight
+    (`MAX_SEARCH_TERMS`). ``None``: not given (a stock agent extracts them from the
+    scene's title and narration)."""
 
     def __attrs_post_init__(self) -> None:
         if not self.narration.strip():
             raise UsageError(f"scenes[{self.index}].narration", "must not be empty")
+        if self.search_terms is not None:
+            object.__setattr__(self, "search_terms", search_terms(
+                self.search_terms, f"scenes[{self.index}].search_terms"))
 
     @property
     def prompt(self) -> str:
@@ -1075,6 +1164,8 @@ class Source:
     runner_up_score: float | None = attrs.field(default=None,
                                                 validator=number_validator(optional=True))
     """The next best candidate's score."""
+    query: str | None = attrs.field(default=None, validator=text_validator(optional=True))
+    """The search term that found it, for media found by a search (stock footage)."""
     method: str | None = attrs.field(default=None, validator=text_validator(optional=True))
     """How it was made, for generated media: ``"text-to-video"``, ``"reference images:
     Ada"``, ``"image-to-video from the scene's still"`` …"""

@@ -168,7 +168,13 @@ def _scenes(root: Path, manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         listed = source.get("notes")
         notes: list[Any] = listed if isinstance(listed, list) else []
         passed = (visual.get("data") or {}).get("passed")
+        terms = (visual.get("data") or {}).get("search_terms")
+        later = [steps[key] for key in sorted(steps) if isinstance(steps[key], Mapping)
+                 and re.fullmatch(rf"scene-{index:03d}\.shot-\d+\.visual", key)]
         rows.append({
+            "shots": [_shot_line(number, step) for number, step in enumerate(later, 2)],
+            "terms": [str(t) for t in terms] if isinstance(terms, list) else [],
+            "query": str(source.get("query") or ""),
             "index": index, "number": index + 1, "title": titles.get(index, ""),
             "text": texts.get(index, ""),
             "passed": [str(p) for p in passed] if isinstance(passed, list) else [],
@@ -212,6 +218,25 @@ def _versions(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
                      "duration": _number(version.get("duration")), "video": link,
                      "cost": _number(own.get(language))})
     return {"rows": rows, "shared": _number(cost.get("shared"))}
+
+
+def _shot_line(number: int, step: Mapping[str, Any]) -> str:
+    """What a later shot of a scene showed: ``shot 2: clip (pexels:clips) "Title", found
+    with 'term'`` (a card is not shown: the shot before it lasts longer)."""
+    def inner(outer: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        found = outer.get(key)
+        return found if isinstance(found, Mapping) else {}
+
+    source = inner(inner(inner(step, "data"), "asset"), "source")
+    tier = str(step.get("tier") or "")
+    if tier == "card":
+        return f"shot {number}: nothing new (the shot before it lasts longer)"
+    line = f"shot {number}: {tier} ({step.get('agent', '')})"
+    if source.get("title"):
+        line += f" \u201c{source['title']}\u201d"
+    if source.get("query"):
+        line += f", found with \u201c{source['query']}\u201d"
+    return line
 
 
 def _records(step: object, key: str) -> list[Mapping[str, Any]]:

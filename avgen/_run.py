@@ -45,7 +45,7 @@ from avgen.costs import Ledger
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import key_phrase, theme_for
 from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
-from avgen.media._timeline import Timeline
+from avgen.media._timeline import Timeline, shot_cuts
 from avgen.resilience import CircuitRegistry, Monitor
 from avgen.resilience._shared import current_shared
 
@@ -192,7 +192,7 @@ class Run:
         scripts = {self.versions[0].language: script,
                    **{language: task.result() for language, task in translations.items()}}
         made = [task.result() for task in tasks]
-        tiers = tuple(cast(Tier, visual.tier) for _, visual in made)
+        tiers = tuple(cast(Tier, visual.tier) for _, visual, _ in made)
         self.slug = _slug(self.request.title or script.title)
         videos: dict[str, Video] = {}
         for number, version in enumerate(self.versions):
@@ -200,8 +200,10 @@ class Run:
             own = scripts[version.language]
             timeline = Timeline.build(
                 version.request.preset, [
-                    (scene, audios[version.language], _shown(visual.value, scene, version))
-                    for scene, (audios, visual) in zip(own.scenes, made, strict=True)],
+                    (scene, audios[version.language],
+                     _shots(audios, shots, version) if len(shots) > 1
+                     else _shown(visual.value, scene, version))
+                    for scene, (audios, visual, shots) in zip(own.scenes, made, strict=True)],
                 style=version.request.caption_style, burn_captions=version.request.captions,
                 transition=version.request.transition, soundtrack=version.request.soundtrack,
                 fit=version.request.fit, language=version.language)
@@ -344,22 +346,22 @@ class Run:
     async def _prepare(self, script: Script) -> None:
         """Show the whole script to every agent with a ``prepare(script)`` member (each
         once), before any scene is made: a media library matches files to scenes there."""
-        seen: set[int] = set()
-        for field in attrs.fields(type(self.agents)):
-            agent = getattr(self.agents, field.name)
+        for agent in self.agents.distinct():  # the visual sources of `visuals` too
             prepare = getattr(agent, "prepare", None)
-            if agent is None or id(agent) in seen or not callable(prepare):
+            if not callable(prepare):
                 continue
-            seen.add(id(agent))
             if asyncio.iscoroutinefunction(prepare):
                 await prepare(script)
             else:
                 await asyncio.to_thread(prepare, script)
 
     async def _scene(self, scene: Scene, scripts: Mapping[str, asyncio.Task[Script]]
-                     ) -> tuple[dict[str, AudioAsset], Made[Visual]]:
+                     ) -> tuple[dict[str, AudioAsset], Made[Visual],
+                                list[tuple[Visual, float]]]:
         """A scene's narration in every language (each once its translation is written),
-        and its one picture (made as long as the original's narration)."""
+        its picture (made as long as the original narration's first shot) and its shots:
+        each picture with where it starts in the original narration (one, unless its
+        pictures are found footage and it is longer than a shot)."""
         picture = self.pictures[scene.index]
         original = self.versions[0]
         first: BaseException | None = None
@@ -369,7 +371,18 @@ class Run:
                     scripts[version.language], scene.index, version))
                     for version in self.versions[1:]}
                 audio = await self._narration(scene, original)
-                visual = await self._visual(scene, audio.duration)
+                cuts = shot_cuts(audio, self.request.shot_seconds) if self.chain.shots else []
+                bounds = [0.0, *cuts, audio.duration]
+                visual = await self._visual(scene, bounds[1])
+                shots = [(visual.value, 0.0)]
+                seen = {_identity(visual.value)}
+                for number in range(1, len(bounds) - 1) if visual.tier != "card" else ():
+                    made = await self._visual(scene, bounds[number + 1] - bounds[number],
+                                              number)
+                    if made.tier == "card" or _identity(made.value) in seen:
+                        continue  # nothing new for this shot: the shot before it lasts longer
+                    seen.add(_identity(made.value))
+                    shots.append((made.value, bounds[number]))
         except BaseExceptionGroup as failed:
             first = _first(failed)
         finally:
@@ -378,15 +391,18 @@ class Run:
         if first is not None:
             raise first
         return {original.language: audio, **{language: task.result()
-                                             for language, task in others.items()}}, visual
+                                             for language, task in others.items()}}, \
+            visual, shots
 
     async def _script(self) -> Script:
         writer = self.agents.script_writer
         name = agent_name(writer)
-        request = self.request.to_dict()
+        asked = self.request.to_dict()
         for field in ("languages", "translations", "voices"):  # the versions' own
-            request.pop(field, None)
-        inputs = json_sha256([request, name])
+            asked.pop(field, None)
+        if asked.get("max_shot") is None:  # a session made before shots keeps its hash
+            asked.pop("max_shot", None)
+        inputs = json_sha256([asked, name])
         if self.steps.reusable("script", inputs):
             script = Script.from_dict(json.loads(
                 self.session.path("scripts/script.json").read_text("utf-8")))
@@ -446,28 +462,34 @@ class Run:
                                **told)
         return audio
 
-    async def _visual(self, scene: Scene, seconds: float) -> Made[Visual]:
-        step_id = f"scene-{scene.index:03d}.visual"
+    async def _visual(self, scene: Scene, seconds: float, shot: int = 0) -> Made[Visual]:
+        step_id = f"scene-{scene.index:03d}." + (f"shot-{shot:02d}." if shot else "") + \
+            "visual"
         preset = self.request.preset
         # not the narration's exact length: a re-spoken narration (Piper's voice varies a
         # little from take to take) must not make a resume pay for the clip again; the
         # composer fits any clip to the scene's length
         references = [file_sha256(c.reference) for c in scene.characters if c.reference]
+        terms = list(scene.search_terms or ())  # only when given: older sessions keep hashes
         inputs = json_sha256([scene.prompt, scene.title, preset.width, preset.height,
-                              self.chain.names, *([references] if references else [])])
+                              self.chain.names, *([references] if references else []),
+                              *([terms] if terms else []), *([shot] if shot else [])])
         reused = self.steps.reused_asset(step_id, inputs)
         if reused is not None and not isinstance(reused, AudioAsset):
             made: Made[Visual] = Made(reused, tier=reused.kind)
-            self.report.half_scene("visual", scene.index, f"{reused.kind} reused",
-                                   tier=reused.kind)
+            if not shot:
+                self.report.half_scene("visual", scene.index, f"{reused.kind} reused",
+                                       tier=reused.kind)
         else:
             previous = await self._previous_clip(scene) if self.chain.continuity else None
             made = await self.steps.run(
                 step_id, "+".join(self.chain.names) or "ffmpeg-card", inputs,
-                lambda: self.chain.make(scene, seconds, preset, previous))
+                lambda: self.chain.make(scene, seconds, preset, previous, shot))
             ready = "procedural card" if made.tier == "card" else f"{made.tier} ready"
-            self.report.half_scene("visual", scene.index, ready, tier=made.tier)
-        self.pictures[scene.index].set_result(made.value)
+            if not shot:
+                self.report.half_scene("visual", scene.index, ready, tier=made.tier)
+        if not shot:
+            self.pictures[scene.index].set_result(made.value)
         return made
 
     async def _previous_clip(self, scene: Scene) -> Path | None:
@@ -573,6 +595,17 @@ def _shown(visual: Visual, scene: Scene, version: Version) -> Visual:
                         phrase=key_phrase(scene.narration) if visual.phrase else "")
 
 
+def _shots(audios: Mapping[str, AudioAsset], shots: list[tuple[Visual, float]],
+            version: Version) -> list[tuple[Visual, float]]:
+    """A scene's shots in ``version``: each starts at the same share of the narration as in
+    the original (a version's narration has its own length)."""
+    if version.original:
+        return shots
+    original = next(iter(audios.values())).duration
+    ratio = audios[version.language].duration / original if original > 0 else 1.0
+    return [(visual, start * ratio) for visual, start in shots]
+
+
 def _write_sidecars(session: Session, composer: object, timeline: Timeline,
                     stem: str) -> dict[str, Path]:
     """Write the caption files the composer gives (``sidecars(timeline)``), or the
@@ -584,16 +617,29 @@ def _write_sidecars(session: Session, composer: object, timeline: Timeline,
 
 
 def _write_credits(session: Session, timeline: Timeline) -> None:
-    """``final_output/credits.txt``: a line for each scene whose picture or clip names an
-    author or a licence (`avgen.Source.credit`); no file when none does."""
+    """``final_output/credits.txt``: a line for each picture or clip (each shot of a scene
+    that shows several, in order of appearance) that names an author or a licence
+    (`avgen.Source.credit`); no file when none does."""
     lines = []
     for scene in timeline.scenes:
-        source = getattr(scene.visual, "source", None)
-        credit = source.credit if source is not None else None
-        if credit:
-            lines.append(f"Scene {scene.index + 1}: {credit}")
+        shown = scene.visuals
+        for number, visual in enumerate(shown, 1):
+            source = getattr(visual, "source", None)
+            credit = source.credit if source is not None else None
+            if credit:
+                where = f", shot {number} of {len(shown)}" if len(shown) > 1 else ""
+                lines.append(f"Scene {scene.index + 1}{where}: {credit}")
     if lines:
         session.write_text("final_output/credits.txt", "\n".join(lines) + "\n")
+
+
+def _identity(visual: Visual) -> object:
+    """What tells two pictures apart: their source (provider, page, title), else their
+    file."""
+    source = getattr(visual, "source", None)
+    if source is not None and (source.page_url or source.title):
+        return (source.provider, source.page_url, source.title)
+    return getattr(visual, "path", None) or id(visual)
 
 
 def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:

@@ -114,12 +114,12 @@ def _default_script() -> dict[str, Any]:
              "narration": "The sun warms the ocean every day. "
                           "Water rises into the air as invisible vapour.",
              "visual": "Sunlight glittering on a calm blue ocean with rising mist",
-             "seconds": 6},
+             "seconds": 6, "search_terms": ["ocean mist", "sunlit sea", "ocean"]},
             {"title": "Condensation",
              "narration": "High in the sky the vapour cools down. "
                           "It gathers into clouds made of tiny droplets.",
              "visual": "White clouds forming and drifting over green mountains",
-             "seconds": 6},
+             "seconds": 6, "search_terms": ["forming clouds", "clouds"]},
             {"title": "Precipitation",
              "narration": "The droplets join and grow heavy. "
                           "They fall back to the ground as rain and snow.",

@@ -89,6 +89,29 @@ def fitted(width: int, height: int, max_w: int | None, max_h: int) -> tuple[int,
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _stem(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") \
+        else word
+
+
+@attrs.frozen
+class Item:
+    """One video or photo of a catalogue: what it shows, its shape and length."""
+
+    id: int
+    tags: tuple[str, ...]
+    """Its keywords (a search matches when every word of the query is among them)."""
+    subject: str
+    """What it is about (for a benchmark to tell a shot on the subject)."""
+    shape: str = "landscape"
+    duration: int = 10
+
+    def matches(self, words: list[str]) -> bool:
+        tags = {_stem(word) for tag in self.tags for word in tag.split()}
+        return bool(words) and all(_stem(word) in tags for word in words)
+
+
 @attrs.frozen
 class Recorded:
     """One request the server received."""
@@ -131,8 +154,12 @@ class FakeStock:
     and ``no_length`` (files are sent without a ``Content-Length``, ended by closing).
     """
 
-    def __init__(self, *, results: int = 3) -> None:
+    def __init__(self, *, results: int = 3, catalogue: list[Item] | None = None) -> None:
         self.results = results
+        self.catalogue = catalogue
+        """When set, Pexels searches answer from it like a keyword engine: the items whose
+        tags hold every word of the query (plurals folded), in the asked orientation, in
+        catalogue order, at most ``per_page``; ``results`` is then not used."""
         self.down: str | None = None
         self.empty: set[str] = set()
         self.links: str | None = None
@@ -336,8 +363,16 @@ class FakeStock:
 
     # Pexels
 
+    def found(self, words: str, shape: str, limit: int) -> list[Item]:
+        """The catalogue's answer to a search."""
+        asked = re.findall(r"\w+", words.lower())
+        return [item for item in self.catalogue or []
+                if item.shape == shape and item.matches(asked)][:limit]
+
     def _pexels_photos(self, words: str, query: dict[str, str], count: int) -> dict[str, Any]:
         shape = query.get("orientation", "landscape")
+        if self.catalogue is not None:
+            return self._catalogue_photos(words, query, shape)
         width, height = PHOTO_SIZES[shape]
         photos = []
         for n in range(count):
@@ -355,8 +390,47 @@ class FakeStock:
         return {"page": 1, "per_page": int(query.get("per_page", 15)), "photos": photos,
                 "total_results": count}
 
+    def _catalogue_photos(self, words: str, query: dict[str, str], shape: str
+                          ) -> dict[str, Any]:
+        width, height = PHOTO_SIZES[shape]
+        items = self.found(words, shape, int(query.get("per_page", 15)))
+        photos = []
+        for item in items:
+            name = f"{slug(' '.join(item.tags[:3]))}-{item.id}"
+            src = {"original": self._url("photo", width, height, name, "jpg")}
+            for key, max_w, max_h in PEXELS_BOUNDS:
+                src[key] = self._url("photo", *fitted(width, height, max_w, max_h), name, "jpg")
+            photos.append({"id": item.id, "width": width, "height": height,
+                           "url": f"https://www.pexels.com/photo/{name}/",
+                           "photographer": f"Photographer {item.id}",
+                           "photographer_url": f"https://www.pexels.com/@p{item.id}",
+                           "alt": ", ".join(item.tags), "src": src})
+        return {"page": 1, "per_page": int(query.get("per_page", 15)), "photos": photos,
+                "total_results": len(photos)}
+
+    def _catalogue_videos(self, words: str, query: dict[str, str], shape: str
+                          ) -> dict[str, Any]:
+        items = self.found(words, shape, int(query.get("per_page", 15)))
+        videos = []
+        for item in items:
+            name = f"{slug(' '.join(item.tags[:3]))}-{item.id}"
+            files = [{"id": item.id * 10 + i, "quality": "hd" if h >= 720 else "sd",
+                      "file_type": "video/mp4", "width": w, "height": h, "fps": 24,
+                      "link": self._url("video", w, h, name, "mp4")}
+                     for i, (w, h) in enumerate(VIDEO_SIZES[shape])]
+            w, h = VIDEO_SIZES[shape][-1]
+            videos.append({"id": item.id, "width": w, "height": h, "duration": item.duration,
+                           "url": f"https://www.pexels.com/video/{name}/",
+                           "user": {"id": item.id, "name": f"Videographer {item.id}",
+                                    "url": f"https://www.pexels.com/@v{item.id}"},
+                           "video_files": files})
+        return {"page": 1, "per_page": int(query.get("per_page", 15)), "videos": videos,
+                "total_results": len(videos)}
+
     def _pexels_videos(self, words: str, query: dict[str, str], count: int) -> dict[str, Any]:
         shape = query.get("orientation", "landscape")
+        if self.catalogue is not None:
+            return self._catalogue_videos(words, query, shape)
         videos = []
         for n in range(count):
             vid = next(self._ids)
@@ -419,3 +493,46 @@ class FakeStock:
                                     for tier, (w, h) in tiers.items()},
                          "user_id": 200 + n, "user": f"filmer{n + 1}"})
         return {"total": count, "totalHits": count, "hits": hits}
+
+
+SUBJECTS: dict[str, tuple[str, ...]] = {
+    "coral reef": ("coral", "reef", "fish", "ocean", "underwater", "diver", "tropical", "sea"),
+    "volcano": ("volcano", "lava", "eruption", "magma", "crater", "ash", "molten", "rock"),
+    "bakery": ("bakery", "bread", "baker", "dough", "oven", "loaf", "flour", "pastry"),
+    "bees": ("bee", "honey", "hive", "flower", "pollen", "beekeeper", "honeycomb", "insect"),
+    "railway": ("train", "railway", "station", "locomotive", "track", "rail", "commuter"),
+    "glacier": ("glacier", "ice", "snow", "iceberg", "arctic", "melt", "cold"),
+    "coffee": ("coffee", "bean", "barista", "espresso", "cup", "roast", "cafe"),
+    "wind power": ("wind", "turbine", "energy", "renewable", "blade", "power", "farm"),
+    "library": ("book", "library", "reading", "shelf", "page", "reader", "study"),
+    "traffic": ("traffic", "car", "highway", "road", "driving", "jam", "commute"),
+}
+"""The subjects of `catalogue` and the words their items are tagged with."""
+
+FILLER_TAGS = ("people", "city", "nature", "sky", "sunset", "background", "abstract",
+               "light", "water", "hands", "street", "day", "night", "world", "life",
+               "time", "morning", "work", "green", "blue")
+"""Generic words the filler items of `catalogue` are tagged with."""
+
+
+def catalogue(per_subject: int = 24, filler: int = 120, seed: int = 7) -> list[Item]:
+    """A tagged catalogue: ``per_subject`` items for each of `SUBJECTS` (each tagged with
+    its subject's first word and three to five more of its words), and ``filler`` generic
+    items (three to five of `FILLER_TAGS`); two in three landscape, lengths 4 to 20 s."""
+    import random
+
+    rng = random.Random(seed)
+    items: list[Item] = []
+    ids = itertools.count(5000)
+    for subject, words in SUBJECTS.items():
+        for _ in range(per_subject):
+            tags = (words[0], *rng.sample(words[1:], rng.randint(3, 5)))
+            items.append(Item(next(ids), tags, subject, rng.choice(("landscape",) * 2
+                                                                  + ("portrait",)),
+                              rng.randint(4, 20)))
+    for _ in range(filler):
+        items.append(Item(next(ids), tuple(rng.sample(FILLER_TAGS, rng.randint(3, 5))),
+                          "filler", rng.choice(("landscape",) * 2 + ("portrait",)),
+                          rng.randint(4, 20)))
+    rng.shuffle(items)
+    return items

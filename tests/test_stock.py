@@ -18,6 +18,7 @@ from media import decode
 
 from avgen import Preset, UsageError, VideoGenerator
 from avgen.agents import load_agents
+from avgen.agents._keywords import extract_terms
 from avgen.agents.google import AssetCache
 from avgen.agents.stock import (
     PexelsClips,
@@ -75,9 +76,8 @@ def test_a_video_from_pexels_clips_credits_every_clip(fake: FakeStock, tmp_path:
     assert len(searches) == 3 and fake.count("pexels-photos") == 0
     assert all(r.query["orientation"] == "portrait" for r in searches)
     assert all(r.headers["Authorization"] == PEXELS_KEY for r in searches)
-    assert {r.query["query"] for r in searches} == {"Waves roll onto the beach.",
-                                                     "Gulls cry over the harbour.",
-                                                     "Night falls on the town."}
+    # each scene's first search term (extracted offline from its words), not its sentence
+    assert {r.query["query"] for r in searches} == {"waves roll", "gulls cry", "town"}
     # the smallest rendition covering 360x640 is exactly 360x640; no key goes to the CDN
     downloads = fake.calls("download")
     assert [r.path.split("/")[3] for r in downloads] == ["360x640"] * 3
@@ -90,7 +90,11 @@ def test_a_video_from_pexels_clips_credits_every_clip(fake: FakeStock, tmp_path:
         assert "<https://www.pexels.com/video/" in line
     source = steps(video.session)["scene-000.visual"]["data"]["asset"]["source"]
     assert source["author_url"] == "https://www.pexels.com/@videographer1"
-    assert source["title"] == "Waves roll onto the beach"
+    assert source["title"] == "Waves roll"
+    assert source["query"] == "waves roll" and source["score"] == 1.0
+    assert source["runner_up"] == "Waves roll" and source["runner_up_score"] == 0.99
+    script = json.loads((video.session / "scripts" / "script.json").read_text("utf-8"))
+    assert script["scenes"][0]["search_terms"][0] == "waves roll"
 
 
 def test_a_rerun_with_the_same_cache_asks_the_service_nothing(fake: FakeStock,
@@ -159,25 +163,34 @@ def test_a_service_that_is_down_trips_the_breaker_and_scenes_fall_back(
 
 
 def test_a_scene_with_no_result_falls_to_the_next_tier(fake: FakeStock, tmp_path: Path) -> None:
-    fake.empty.add("Gulls cry over the harbour.")
+    terms = extract_terms("", "Gulls cry over the harbour.")
+    assert terms == ("gulls cry", "gulls", "cry")
+    fake.empty.update(terms)
     video = generator(tmp_path, pexels(fake, tmp_path / "cache")).generate_sync(
         script=SCRIPT, preset=SMALL)
     assert video.tiers == ("clip", "card", "clip")
-    empty = [r for r in fake.calls("search") if r.query["query"] == "Gulls cry over the harbour."]
-    assert sorted(r.kind for r in empty) == ["pexels-photos", "pexels-videos"]  # no retries
+    empty = [r for r in fake.calls("search") if r.query["query"] in terms]
+    # each term once for clips, once for photos, in order: no retries
+    assert [r.query["query"] for r in empty if r.kind == "pexels-videos"] == list(terms)
+    assert [r.query["query"] for r in empty if r.kind == "pexels-photos"] == list(terms)
     # a search with no result is nothing for the scene, not a failure
     step = steps(video.session)["scene-001.visual"]
     assert step["status"] == "done" and step["error"] is None
-    assert any("no video found" in note for note in step["data"]["passed"])
+    assert any("'gulls cry': no video; 'gulls': no video; 'cry': no video" in note
+               for note in step["data"]["passed"])
+    assert step["data"]["search_terms"] == list(terms)
 
 
 def test_scenes_with_no_result_never_open_the_breaker(fake: FakeStock, tmp_path: Path) -> None:
-    script = "\n\n".join(f"Nothing matches scene {n}." for n in range(5))
-    fake.empty.update(f"Nothing matches scene {n}." for n in range(5))
+    texts = [f"Nothing matches scene {n}." for n in range(5)]
+    script = "\n\n".join(texts)
+    fake.results = 0
     video = generator(tmp_path, pexels(fake, None, max_concurrency=1)).generate_sync(
         script=script, preset=SMALL)
     assert video.tiers == ("card",) * 5
-    assert fake.count("pexels-videos") == 5 and fake.count("pexels-photos") == 5
+    # each term searched once per video (the scenes share them here), at most 3 a scene
+    searches = {term for text in texts for term in extract_terms("", text)[:3]}
+    assert fake.count("pexels-videos") == fake.count("pexels-photos") == len(searches) == 3
 
 
 def test_searches_are_asked_again_after_24_hours(fake: FakeStock, tmp_path: Path,
@@ -251,7 +264,8 @@ def test_pexels_photos_in_each_orientation(fake: FakeStock, tmp_path: Path) -> N
         target = tmp_path / f"{shape}.jpg"
         from avgen import Scene
 
-        asset = _run(agent.generate(Scene(index=0, narration="Waves.", visual="ocean waves"),
+        asset = _run(agent.generate(Scene(index=0, narration="Waves.", visual="ocean waves",
+                                                  search_terms=["ocean waves"]),
                                     preset, target))
         [search] = fake.calls("pexels-photos")
         assert search.query == {"query": "ocean waves", "orientation": shape,

@@ -1,7 +1,8 @@
 """Media: ffmpeg and the composer that turns a timeline into the video.
 
 - `Timeline` (and its `TimelineScene`s, `Cue`s): scenes laid end to end, each as long as
-  its measured narration, with captions timed from the narrator's sentences or words.
+  its measured narration, with captions timed from the narrator's sentences or words; a
+  scene may show several pictures in turn (its `Shot`s).
 - `FFmpegComposer`: the default `avgen.agents.Composer`, one ffmpeg process per video.
 - `probe` and `MediaInfo`: what a media file holds, measured once per file.
 - `ffmpeg_exe`: the ffmpeg binary avgen runs (the one imageio-ffmpeg ships); `run_ffmpeg`
@@ -22,13 +23,14 @@ from avgen.media._ffmpeg import (
     run_ffmpeg,
     run_ffmpeg_sync,
 )
-from avgen.media._timeline import Timeline, TimelineScene
+from avgen.media._timeline import Shot, Timeline, TimelineScene
 
 __all__ = [
     "Cue",
     "FFmpegComposer",
     "MediaInfo",
     "ProgressCallback",
+    "Shot",
     "Timeline",
     "TimelineScene",
     "ffmpeg_exe",

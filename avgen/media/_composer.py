@@ -29,7 +29,7 @@ from pathlib import Path
 import attrs
 
 from avgen._hashing import json_sha256
-from avgen._models import ClipAsset, ImageAsset, Script, VideoRequest
+from avgen._models import ClipAsset, ImageAsset, Script, VideoRequest, Visual
 from avgen._scratch import scratch_path
 from avgen.errors import ConfigurationError, MediaError, UsageError
 from avgen.media._ffmpeg import (
@@ -132,8 +132,9 @@ class FFmpegComposer:
             ConfigurationError: The caption font is not found.
             FFmpegError: The encode failed.
         """
-        infos = self.check_inputs(timeline)
-        timeline = _with_probed_clips(timeline, infos)
+        probed = _probe_inputs(timeline)
+        infos = _scene_infos(timeline, probed)
+        timeline = _with_probed_clips(timeline, probed)
         font = self.check_font(timeline)
         timeline = _with_font(timeline, font)
         drawn_in = faces(font, timeline.drawn_texts()) if font else {}
@@ -373,37 +374,13 @@ class FFmpegComposer:
 
     @staticmethod
     def check_inputs(timeline: Timeline) -> list[MediaInfo | None]:
-        """Probe every asset of the timeline; returns each scene picture's probe.
+        """Probe every asset of the timeline; returns each scene picture's probe (``None``
+        for a card, or a scene of several shots).
 
         Raises:
             MediaError: An asset is unusable; the message names the scene and the file.
         """
-        jobs: list[tuple[str, Path, str]] = []  # (where, file, stream it needs)
-        for scene in timeline.scenes:
-            if isinstance(scene.visual, (ClipAsset, ImageAsset)):
-                jobs.append((f"scene {scene.index + 1}", scene.visual.path, "video"))
-            if scene.narration is not None:
-                jobs.append((f"scene {scene.index + 1}", scene.narration.path, "audio"))
-        if timeline.soundtrack.music is not None:
-            jobs.append(("music", timeline.soundtrack.music, "audio"))
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each probe is a process
-            futures = [pool.submit(probe, path) for _, path, _ in jobs]
-        probed: dict[Path, MediaInfo] = {}
-        for (where, path, stream), future in zip(jobs, futures, strict=True):
-            try:
-                info = future.result()
-            except MediaError as exc:
-                raise _in_scene(where, exc) from exc
-            if stream == "video" and not info.has_video:
-                raise MediaError(f"{where}: the picture has no video stream", path)
-            what = "narration" if where != "music" else "music"
-            if stream == "audio" and not info.has_audio:
-                raise MediaError(f"{where}: the {what} has no audio stream", path)
-            if stream == "audio" and not info.duration:
-                raise MediaError(f"{where}: the {what} has no samples (0 s long)", path)
-            probed[path] = info
-        return [probed.get(scene.visual.path) if isinstance(scene.visual, (ClipAsset,
-                ImageAsset)) else None for scene in timeline.scenes]
+        return _scene_infos(timeline, _probe_inputs(timeline))
 
     @staticmethod
     def check_font(timeline: Timeline) -> FontFile | None:
@@ -531,18 +508,60 @@ def _with_font(timeline: Timeline, font: FontFile | None) -> Timeline:
     return attrs.evolve(timeline, style=attrs.evolve(timeline.style, font=font.family))
 
 
-def _with_probed_clips(timeline: Timeline, infos: list[MediaInfo | None]) -> Timeline:
-    """Trust the file, not the agent: take each clip's size, rate and length from its probe."""
-    scenes = []
-    for scene, info in zip(timeline.scenes, infos, strict=True):
-        visual = scene.visual
-        if isinstance(visual, ClipAsset) and info is not None:
-            visual = attrs.evolve(visual, width=info.width, height=info.height,
-                                  fps=info.fps or visual.fps,
-                                  duration=info.duration or visual.duration)
-            scene = attrs.evolve(scene, visual=visual)
-        scenes.append(scene)
+def _with_probed_clips(timeline: Timeline, probed: dict[Path, MediaInfo]) -> Timeline:
+    """Trust the file, not the agent: take each clip's size, rate and length from its probe
+    (every shot's)."""
+    def checked(visual: Visual) -> Visual:
+        if not isinstance(visual, ClipAsset) or (info := probed.get(visual.path)) is None:
+            return visual
+        return attrs.evolve(visual, width=info.width, height=info.height,
+                            fps=info.fps or visual.fps, duration=info.duration or visual.duration)
+
+    scenes = [attrs.evolve(scene, visual=checked(scene.visual), shots=[
+        attrs.evolve(shot, visual=checked(shot.visual)) for shot in scene.shots])
+        for scene in timeline.scenes]
     return attrs.evolve(timeline, scenes=scenes)
+
+
+def _probe_inputs(timeline: Timeline) -> dict[Path, MediaInfo]:
+    """Probe every asset of the timeline (every shot's picture, every narration, the
+    music), by path.
+
+    Raises:
+        MediaError: An asset is unusable; the message names the scene and the file.
+    """
+    jobs: list[tuple[str, Path, str]] = []  # (where, file, stream it needs)
+    for scene in timeline.scenes:
+        for visual in scene.visuals:
+            if isinstance(visual, (ClipAsset, ImageAsset)):
+                jobs.append((f"scene {scene.index + 1}", visual.path, "video"))
+        if scene.narration is not None:
+            jobs.append((f"scene {scene.index + 1}", scene.narration.path, "audio"))
+    if timeline.soundtrack.music is not None:
+        jobs.append(("music", timeline.soundtrack.music, "audio"))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each probe is a process
+        futures = [pool.submit(probe, path) for _, path, _ in jobs]
+    probed: dict[Path, MediaInfo] = {}
+    for (where, path, stream), future in zip(jobs, futures, strict=True):
+        try:
+            info = future.result()
+        except MediaError as exc:
+            raise _in_scene(where, exc) from exc
+        if stream == "video" and not info.has_video:
+            raise MediaError(f"{where}: the picture has no video stream", path)
+        what = "narration" if where != "music" else "music"
+        if stream == "audio" and not info.has_audio:
+            raise MediaError(f"{where}: the {what} has no audio stream", path)
+        if stream == "audio" and not info.duration:
+            raise MediaError(f"{where}: the {what} has no samples (0 s long)", path)
+        probed[path] = info
+    return probed
+
+
+def _scene_infos(timeline: Timeline, probed: dict[Path, MediaInfo]) -> list[MediaInfo | None]:
+    """Each scene's picture probe: ``None`` for a card or a scene of several shots."""
+    return [probed.get(scene.visual.path) if not scene.shots and isinstance(
+        scene.visual, (ClipAsset, ImageAsset)) else None for scene in timeline.scenes]
 
 
 def _ffconcat(paths: list[Path]) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from avgen._models import CardVisual, ClipAsset, ImageAsset
+from avgen._models import CardVisual, ClipAsset, ImageAsset, Visual
 from avgen.media._cards import gradient_corners
 from avgen.media._ffmpeg import MediaInfo
 
@@ -366,8 +366,32 @@ def _fit(timeline: Timeline, label: str, width: int, height: int, chains: list[s
 
 def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _AddInput,
              chains: list[str]) -> str:
-    """The start of a scene's video chain (ends with a comma or a label)."""
-    p, visual = timeline.preset, scene.visual
+    """The start of a scene's video chain (ends with a comma or a label): its picture, or
+    its shots joined end to end (the last one lingering for the frames beyond the
+    scene's)."""
+    if not scene.shots:
+        return _one_picture(timeline, scene.visual, str(scene.index), scene.index, frames,
+                            add_input, chains)
+    p = timeline.preset
+    labels = []
+    for number, shot in enumerate(scene.shots):
+        length = shot.frames + (frames - scene.frames if number == len(scene.shots) - 1
+                                else 0)
+        key = f"{scene.index}s{number}"
+        source = _one_picture(timeline, shot.visual, key, scene.index + number, length,
+                              add_input, chains)
+        chains.append(f"{source}settb=1/{p.fps},setpts=N/{p.fps}/TB,format=yuv420p,"
+                      f"trim=end_frame={length}[p{key}]")
+        labels.append(f"[p{key}]")
+    chains.append("".join(labels) + f"concat=n={len(labels)}:v=1:a=0[shots{scene.index}]")
+    return f"[shots{scene.index}]"
+
+
+def _one_picture(timeline: Timeline, visual: Visual, key: str, motion: int, frames: int,
+                 add_input: _AddInput, chains: list[str]) -> str:
+    """The start of one picture's video chain (``key`` names its labels, ``motion`` sets
+    the direction of its Ken Burns zoom and the pattern of a card)."""
+    p = timeline.preset
     seconds = frames / p.fps
     if isinstance(visual, ClipAsset):
         # a clip a little short holds its last frame; one much shorter loops
@@ -377,27 +401,27 @@ def _picture(timeline: Timeline, scene: TimelineScene, frames: int, add_input: _
                 abs(visual.fps - p.fps) < 1e-3:
             fitted = f"{idx}:v"  # already the output's size and rate: nothing to convert
         else:
-            chains.append(f"[{idx}:v]fps={p.fps}[c{scene.index}]")
-            fitted = _fit(timeline, f"c{scene.index}", p.width, p.height, chains)
+            chains.append(f"[{idx}:v]fps={p.fps}[c{key}]")
+            fitted = _fit(timeline, f"c{key}", p.width, p.height, chains)
         # hold the last frame if the clip's picture ends early (its sound may be longer)
         return f"[{fitted}]setsar=1,tpad=stop=-1:stop_mode=clone,"
     if isinstance(visual, ImageAsset):
         idx = add_input("-loop", "1", "-framerate", str(p.fps),
                         "-t", f"{seconds + 1 / p.fps:.6f}", "-i", str(visual.path))
         big_w, big_h = _even(p.width * 1.5), _even(p.height * 1.5)
-        chains.append(f"[{idx}:v]null[i{scene.index}]")
-        fitted = _fit(timeline, f"i{scene.index}", big_w, big_h, chains)
+        chains.append(f"[{idx}:v]null[i{key}]")
+        fitted = _fit(timeline, f"i{key}", big_w, big_h, chains)
         n = max(1, frames - 1)
-        zoom = (f"1+{_KEN_BURNS_ZOOM}*on/{n}" if scene.index % 2 == 0
+        zoom = (f"1+{_KEN_BURNS_ZOOM}*on/{n}" if motion % 2 == 0
                 else f"1+{_KEN_BURNS_ZOOM}-{_KEN_BURNS_ZOOM}*on/{n}")
         return (f"[{fitted}]zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:"
                 f"s={p.width}x{p.height}:fps={p.fps},")
     assert isinstance(visual, CardVisual)
     c0, c1 = visual.colors
     w, h = _even(p.width / _CARD_SCALE), _even(p.height / _CARD_SCALE)
-    x0, y0, x1, y1 = gradient_corners(scene.index, w, h) if visual.designed else (0, 0, w, h)
+    x0, y0, x1, y1 = gradient_corners(motion, w, h) if visual.designed else (0, 0, w, h)
     return (f"gradients=s={w}x{h}:r={p.fps}:c0={c0}:c1={c1}:x0={x0}:y0={y0}:x1={x1}:y1={y1}:"
-            f"speed=0.015:seed={scene.index},scale={p.width}:{p.height}:flags=bicubic,setsar=1,")
+            f"speed=0.015:seed={motion},scale={p.width}:{p.height}:flags=bicubic,setsar=1,")
 
 
 # -- audio -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from avgen._models import (
 )
 from avgen.media._captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
 
-__all__ = ["Timeline", "TimelineScene"]
+__all__ = ["Shot", "Timeline", "TimelineScene"]
 
 _CUT = Transition()
 
@@ -54,6 +54,63 @@ def _said(phrase: str, cues: Iterable[Cue]) -> bool:
     """True when the captions ``cues`` show ``phrase`` (an ellipsis cut included)."""
     wanted = _letters(phrase)
     return bool(wanted) and wanted in _letters(" ".join(cue.text for cue in cues))
+
+
+def shot_cuts(audio: AudioAsset, max_shot: float) -> list[float]:
+    """Where to cut a scene's picture so no shot lasts longer than ``max_shot`` seconds:
+    the times (in the narration, seconds) between shots, empty for a scene that fits.
+
+    The scene gets as few shots as its length allows, of about equal length; each cut goes
+    to the end of a sentence when one is within a third of a shot of the even cut, else to
+    the gap between two words nearest it, else to the even cut itself. A shot is never
+    longer than ``max_shot`` when the words allow it, and never shorter than half of it.
+
+    Example:
+        >>> words = AudioAsset("a.wav", 9.0, segments=[Segment("One two.", 0, 3.9),
+        ...                                             Segment("Three four five.", 4.1, 9)])
+        >>> shot_cuts(words, 5.0)
+        [4.0]
+    """
+    length = audio.duration
+    count = math.ceil(round(length / max_shot, 6))
+    if count <= 1:
+        return []
+    even = length / count
+    ends = [(a.end + b.start) / 2 for a, b in zip(audio.segments, audio.segments[1:],
+                                                  strict=False)]
+    gaps = [(a.end + b.start) / 2 for a, b in zip(audio.words, audio.words[1:], strict=False)]
+    cuts: list[float] = []
+    previous = 0.0
+    for k in range(1, count):
+        target = previous + (length - previous) / (count - k + 1)
+
+        def fits(at: float, prior: float = previous, left: int = count - k) -> bool:
+            return (max_shot / 2 <= at - prior <= max_shot + 1e-6
+                    and (length - at) <= left * max_shot + 1e-6)
+
+        chosen = target
+        for found, reach in ((ends, even / 3), (gaps, even)):
+            near = [at for at in found if abs(at - target) <= reach and fits(at)]
+            if near:
+                chosen = min(near, key=lambda at: abs(at - target))
+                break
+        cuts.append(round(chosen, 3))
+        previous = chosen
+    return cuts
+
+
+@attrs.frozen
+class Shot:
+    """One picture of a scene that shows several in turn."""
+
+    visual: Visual
+    """What is shown."""
+    frames: int
+    """Its length in frames (the last shot also lingers under the next transition)."""
+
+
+def _shots(value: Iterable[Shot]) -> tuple[Shot, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -79,6 +136,14 @@ class TimelineScene:
     transition_frames: int = 0
     """Frames of overlap with the previous scene's picture (0 for a cut or the first
     scene; never more than this scene's own frames)."""
+    shots: tuple[Shot, ...] = attrs.field(default=(), converter=_shots)
+    """The pictures shown in turn, when there are several (the first is `visual`); their
+    frames add up to the scene's."""
+
+    @property
+    def visuals(self) -> tuple[Visual, ...]:
+        """Every picture of the scene, in order of appearance."""
+        return tuple(shot.visual for shot in self.shots) or (self.visual,)
 
     @property
     def duration(self) -> float:
@@ -114,7 +179,8 @@ class Timeline:
     def build(
         cls,
         preset: Preset,
-        parts: Sequence[tuple[Scene, AudioAsset | None, Visual]],
+        parts: Sequence[tuple[Scene, AudioAsset | None, Visual | Sequence[
+            tuple[Visual, float]]]],
         *,
         style: CaptionStyle | None = None,
         burn_captions: bool = True,
@@ -129,7 +195,8 @@ class Timeline:
         Args:
             preset: Output format.
             parts: For each scene, in order: the scene, its narration (or ``None`` for a
-                silent scene: as long as its clip, or ``silent_seconds``), and its picture.
+                silent scene: as long as its clip, or ``silent_seconds``), and its picture,
+                or its shots: each picture with the time it starts (the first at 0).
             style: Caption style; the default suits every preset.
             burn_captions: Draw captions into the picture.
             silent_seconds: Length of a silent scene that has no clip.
@@ -144,7 +211,10 @@ class Timeline:
             transition = Transition(transition)
         scenes: list[TimelineScene] = []
         frames_so_far = 0
-        for position, (scene, audio, visual) in enumerate(parts):
+        for position, (scene, audio, shown) in enumerate(parts):
+            starts: Sequence[tuple[Visual, float]] = (
+                list(shown) if isinstance(shown, Sequence) else [(shown, 0.0)])
+            visual = starts[0][0]
             if audio is not None:
                 seconds = audio.duration
             elif isinstance(visual, ClipAsset):
@@ -162,8 +232,16 @@ class Timeline:
             overlap = 0
             if position > 0 and not transition.is_cut:
                 overlap = min(frames, max(1, round(transition.seconds * preset.fps)))
+            shots: list[Shot] = []
+            if len(starts) > 1:
+                marks = [min(frames - 1, max(1, round(at * preset.fps)))
+                         for _, at in starts[1:]]
+                bounds = [0, *sorted(set(marks)), frames]
+                shots = [Shot(item, end - begin) for (item, _), begin, end
+                         in zip(starts, bounds, bounds[1:], strict=False) if end > begin]
             scenes.append(TimelineScene(scene.index, start, frames, preset.fps, visual, audio,
-                                        cues, transition if overlap else _CUT, overlap))
+                                        cues, transition if overlap else _CUT, overlap,
+                                        shots if len(shots) > 1 else ()))
             frames_so_far += frames
         return cls(preset, tuple(scenes), style, burn_captions,
                    soundtrack or Soundtrack(), fit, language)

@@ -2,7 +2,8 @@
 
 The model is asked for a title, one visual style (medium, palette, light, camera language),
 a cast (each recurring character's name, appearance and wardrobe, described once) and
-scenes (narration, a visual prompt for the picture, who appears, a length in seconds)
+scenes (narration, a visual prompt for the picture, who appears, a length in seconds,
+and two to four short search terms in English for stock footage)
 through structured output, planned to the requested length and to the
 preset's shape. The answer is checked here — the SDK returns ``parsed=None`` without an
 error when the JSON is invalid or truncated — and a malformed, truncated or empty answer is
@@ -30,9 +31,18 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from avgen._models import Character, Scene, Script, VideoRequest, VisualStyle
+from avgen._models import (
+    MAX_SEARCH_TERMS,
+    Character,
+    Scene,
+    Script,
+    VideoRequest,
+    VisualStyle,
+    search_terms,
+)
 from avgen._validate import number
 from avgen.agents._assets.cache import AssetCache
+from avgen.agents._keywords import extract_terms
 from avgen.agents.google._common import (
     WORDS_PER_SECOND,
     GoogleAgent,
@@ -83,8 +93,9 @@ SCRIPT_SCHEMA: dict[str, Any] = {
                     "visual": {"type": "STRING"},
                     "seconds": {"type": "NUMBER"},
                     "cast": {"type": "ARRAY", "items": {"type": "STRING"}},
+                    "search_terms": {"type": "ARRAY", "items": {"type": "STRING"}},
                 },
-                "required": ["narration", "visual", "seconds"],
+                "required": ["narration", "visual", "seconds", "search_terms"],
             },
         },
     },
@@ -119,12 +130,27 @@ MAX_CAST = 4
 """The most characters the writer may cast (each may cost a portrait); more are left out."""
 
 
-def parse_script(text: str | None, *, title: str | None = None) -> Script:
+def _search_terms(raw: object) -> tuple[str, ...]:
+    """The model's usable search terms (one that is too long or has no word is left out:
+    never worth a re-ask)."""
+    kept: list[str] = []
+    for term in raw if isinstance(raw, list) else []:
+        try:
+            kept.extend(search_terms([term]))
+        except UsageError:
+            continue
+    return search_terms(kept[:MAX_SEARCH_TERMS]) if kept else ()
+
+
+def parse_script(text: str | None, *, title: str | None = None,
+                 language: str | None = "en") -> Script:
     """Check and convert the model's JSON answer into a `avgen.Script`.
 
     Args:
         text: The JSON text of the answer.
         title: A title that wins over the model's.
+        language: The narration's language: a scene the model gave no usable search term
+            gets terms extracted from its title and narration in it.
 
     Raises:
         ValueError: The text is not JSON of the schema's shape, or a scene has nothing
@@ -165,9 +191,11 @@ def parse_script(text: str | None, *, title: str | None = None) -> Script:
         present = tuple(dict.fromkeys(by_name[name.strip().casefold()] for name in names
                                       if isinstance(name, str)
                                       and name.strip().casefold() in by_name))
+        terms = (_search_terms(raw.get("search_terms"))
+                 or extract_terms(str(raw.get("title") or ""), narration, language))
         scenes.append(Scene(index=index, narration=narration, visual=visual,
                             title=scene_title, duration_hint=hint, style=style,
-                            characters=present))
+                            characters=present, search_terms=terms or None))
     model_title = str(data.get("title") or "").strip()
     return Script(title or model_title or scenes[0].title, scenes, style=style, cast=cast)
 
@@ -273,6 +301,10 @@ def _prompt(request: VideoRequest) -> str:
         "seconds each; 'seconds' is each scene's spoken length.",
         f"Picture format: {_shape(request)}. Each 'visual' is a concrete prompt for an "
         "image or video model: subject, setting, camera, light; no text on screen.",
+        "Each scene's 'search_terms' are 2 to 4 queries for a stock footage search, in "
+        "English whatever the narration's language, 1 to 3 words each, naming what can be "
+        "filmed (e.g. 'coral reef', 'tropical fish', 'ocean'): the most specific first, a "
+        "broader one last.",
         f"Narration language: {request.language}. Narration is plain spoken sentences: no "
         "markdown, no headings, no lists, no stage directions, no speaker labels, no emoji.",
     ]
@@ -424,13 +456,16 @@ class GeminiScriptWriter(GoogleAgent):
         if self.cache is None:
             return None
         kept = self.cache.get_json(key, source=self.name, report_miss=report_miss)
-        return parse_script(kept, title=request.title) if isinstance(kept, str) else None
+        if not isinstance(kept, str):
+            return None
+        return parse_script(kept, title=request.title, language=request.language)
 
     async def _answer(self, prompt: str, request: VideoRequest, key: str) -> Script:
         """Ask (and pay) until an answer is a valid script, up to `attempts` times."""
         return await self._answers(
-            prompt, key, lambda text: parse_script(text, title=request.title), SCRIPT_SCHEMA,
-            self._expected_tokens(request), "script")
+            prompt, key,
+            lambda text: parse_script(text, title=request.title, language=request.language),
+            SCRIPT_SCHEMA, self._expected_tokens(request), "script")
 
     async def _answers(self, prompt: str, key: str, parse: Callable[[str | None], Script],
                        schema: dict[str, Any], expected: tuple[float, float],

@@ -51,8 +51,9 @@ from typing import ClassVar
 
 import attrs
 
-from avgen._models import Scene, Script, VideoRequest
+from avgen._models import Scene, Script, VideoRequest, search_terms
 from avgen._validate import number, number_validator
+from avgen.agents._keywords import extract_terms
 from avgen.errors import UsageError
 
 __all__ = ["LocalScriptWriter"]
@@ -71,11 +72,12 @@ _TOPIC_ONLY = (
 )
 
 # Private-use characters: placeholders for protected text and a "something was removed" mark.
-_OPEN, _CLOSE, _MARK = "\ue000", "\ue001", "\ue002"
-_SENTINELS = re.compile("[\ue000-\ue002]")
+_OPEN, _CLOSE, _MARK, _TERMS = "\ue000", "\ue001", "\ue002", "\ue003"
+_SENTINELS = re.compile("[\ue000-\ue003]")
 _PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_SEARCH = re.compile(r"<!--[ \t]*search[ \t]*:(.*?)-->", re.S | re.I)
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"^[ \t]{0,3}=+[ \t]*$")
 _RULE = re.compile(r"^[ \t]{0,3}(?:(?:-[ \t]*){3,}|(?:\*[ \t]*){3,}|(?:_[ \t]*){3,}|=+[ \t]*)$"
@@ -343,6 +345,8 @@ class ScriptPart:
     """The nearest preceding Markdown heading, cleaned; ``""`` when there is none."""
     narration: str
     """Plain text to be read aloud."""
+    search_terms: tuple[str, ...] | None = None
+    """The search terms the script gives the part (``<!-- search: ... -->``), if any."""
 
 
 def _units(sentence: str, max_chars: int) -> list[tuple[str, str]]:
@@ -375,23 +379,42 @@ def _chunks(narration: str, max_chars: int) -> list[str]:
     return chunks
 
 
+def _terms(given: str) -> tuple[str, ...]:
+    """The terms of a ``<!-- search: a, b, c -->`` comment (commas or semicolons)."""
+    terms = [t.strip() for t in re.split(r"[,;]", given)]
+    field = f"script: <!-- search:{given.rstrip()} -->"
+    if not any(terms):
+        raise UsageError(field, "lists no search terms: write them after 'search:', "
+                         "separated by commas, most specific first "
+                         "(<!-- search: coral reef, tropical fish, ocean -->)")
+    return search_terms([t for t in terms if t] if all(terms[:-1]) else terms, field)
+
+
 def _parse(text: str, max_chars: int) -> tuple[list[ScriptPart], list[str]]:
     """The parts of a script and its cleaned headings, in order."""
     number("max_chars", max_chars, integer=True, low=MIN_MAX_CHARS)
     text = _SENTINELS.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _COMMENT.sub("", _strip_fences(text))
+    text = _SEARCH.sub(lambda m: f"\n{_TERMS}{' '.join(m.group(1).split())}\n",
+                       _strip_fences(text))
+    text = _COMMENT.sub("", text)
     parts: list[ScriptPart] = []
     headings: list[str] = []
     title = ""
+    terms: tuple[str, ...] | None = None
     paragraph: list[str] = []
 
     def flush() -> None:
         narration = _clean("\n".join(paragraph))
         paragraph.clear()
         if narration:
-            parts.extend(ScriptPart(title, chunk) for chunk in _chunks(narration, max_chars))
+            parts.extend(ScriptPart(title, chunk, terms)
+                         for chunk in _chunks(narration, max_chars))
 
     for line in text.split("\n"):
+        if line.startswith(_TERMS):
+            flush()
+            terms = _terms(line[1:])
+            continue
         heading = _heading(line)
         if _SETEXT.match(line) and len(paragraph) == 1:
             heading = paragraph.pop()
@@ -399,6 +422,7 @@ def _parse(text: str, max_chars: int) -> tuple[list[ScriptPart], list[str]]:
             flush()
             title = _clean(heading, speakers=False)
             headings.append(title)
+            terms = None
         elif not line.strip() or _RULE.match(line):
             flush()
         else:
@@ -456,7 +480,11 @@ class LocalScriptWriter:
 
     Every paragraph of the script (cut to at most ``max_chars`` characters) becomes a
     scene whose title is its heading, or its first words when the script has no headings;
-    the topic, when given too, titles a script without headings. It writes no words of its
+    the topic, when given too, titles a script without headings. A scene's search terms
+    (`avgen.Scene.search_terms`) are those of a ``<!-- search: coral reef, tropical fish,
+    ocean -->`` comment above it (up to the next heading or such comment), else extracted
+    offline from its heading and narration; an empty comment, or a term with no letter or
+    digit or of more than three words, is refused by `check`. It writes no words of its
     own: a request with only a topic is refused by `check`, before any work, saying which
     agents write a script from a topic. A ``max_chars`` below 40 raises
     `avgen.errors.UsageError`.
@@ -505,7 +533,9 @@ class LocalScriptWriter:
         topic = _clean(request.topic or "", speakers=False)
         parts, headings = self._parts(request)
         scenes = [Scene(index=i, narration=part.narration, visual=part.narration,
-                        title=part.title or _first_words(part.narration))
+                        title=part.title or _first_words(part.narration),
+                        search_terms=part.search_terms or extract_terms(
+                            part.title, part.narration, request.language) or None)
                   for i, part in enumerate(parts)]
         title = (given_title or (headings[0] if headings else "") or topic
                  or _first_words(parts[0].narration))

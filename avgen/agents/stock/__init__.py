@@ -1,11 +1,15 @@
 """Stock footage: scenes shown with photos and videos from Pexels and Pixabay.
 
 - `PexelsClips` and `PixabayClips` are clip generators, `PexelsImages` and `PixabayImages`
-  image generators: each searches the library for the scene's visual prompt (else its
-  title, else its narration) in the preset's orientation, downloads the smallest file at
-  least as large as the frame (else the largest), checks that it decodes, and credits it:
-  every asset carries an `avgen.Source` (author, page, licence) that the run writes to the
-  manifest and to ``final_output/credits.txt``.
+  image generators: each searches the library for the scene's search terms
+  (`avgen.Scene.search_terms`, else terms extracted offline from its title and narration)
+  in turn, at most three searches, in the preset's orientation; takes the best result the
+  video does not show yet (orientation, length against the shot, size against the
+  frame); downloads the smallest file at least as large as the frame (else the largest),
+  checks that it decodes, and credits it: every asset carries an `avgen.Source` (author,
+  page, licence, the term that found it, the runner-up) that the run writes to the
+  manifest and to ``final_output/credits.txt``. A scene longer than a shot
+  (`avgen.VideoRequest.max_shot`) shows several of their files in turn.
 - Keys come from ``PEXELS_API_KEY`` and ``PIXABAY_API_KEY`` (or ``api_key=``); an agent
   without one refuses the request in ``check``, before anything is made.
 - Searches and downloads are kept in an `avgen.agents.google.AssetCache` (folder

@@ -27,11 +27,13 @@ from typing import Any
 import attrs
 
 from avgen._cache_root import cache_root
+from avgen._language import detect
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
 from avgen._validate import number
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._download import Limits, Reach, download, origin
+from avgen.agents._keywords import scene_terms
 from avgen.errors import (
     AgentError,
     ConfigurationError,
@@ -232,7 +234,8 @@ class StockAgent:
 
     Args:
         api_key: The service's key (default: its environment variable).
-        base_url: The service's address (tests point it at a local server).
+        base_url: The service's address (default: its environment variable, else the
+            service's own; tests point it at a local server).
         cache: Where searches and downloads are kept (``None``: nothing is kept).
         max_concurrency: Scenes searched at once.
         timeout: Seconds each read of an answer (and each connection) may wait.
@@ -248,9 +251,15 @@ class StockAgent:
     provider = ""
     """``"pexels"`` or ``"pixabay"``."""
     kind = ""
+    finds_footage = True
+    """It finds footage rather than making it: a scene longer than a shot
+    (`avgen.VideoRequest.max_shot`) shows several of its files in turn."""
     """``"clips"`` or ``"images"``."""
     key_variable = ""
     """The environment variable holding the key."""
+    url_variable = ""
+    """The environment variable that may hold the service's address (instead of
+    ``base_url``; a proxy, or a local server in tests)."""
     license = ""
     """The licence every asset of the service comes under."""
     default_base_url = ""
@@ -274,11 +283,14 @@ class StockAgent:
         number("timeout", timeout, low=0, low_inclusive=False)
         number("deadline", deadline, low=0, low_inclusive=False)
         number("max_bytes", max_bytes, integer=True, low=1)
+        environ = os.environ if env is None else env
+        field = "base_url"
+        if base_url is None and (environ.get(self.url_variable) or "").strip():
+            base_url, field = environ[self.url_variable].strip(), self.url_variable
         if base_url is not None and (not isinstance(base_url, str) or origin(base_url)[0]
                                      not in ("http", "https") or not origin(base_url)[1]):
-            raise UsageError("base_url", f"must be an http:// or https:// address, not "
+            raise UsageError(field, f"must be an http:// or https:// address, not "
                              f"{base_url!r}")
-        environ = os.environ if env is None else env
         self.api_key: str | None = api_key or (environ.get(self.key_variable) or "").strip() \
             or None
         """The key (``None`` when none was given: `check` refuses every request)."""
@@ -300,6 +312,8 @@ class StockAgent:
         self.resilience = STOCK_POLICY
         """How the generator retries and guards this agent's calls."""
         self._resume_at = 0.0
+        self._used: dict[Path, set[str]] = {}
+        self._asked: dict[Path, dict[tuple[str, str], list[dict[str, Any]]]] = {}
 
     @property
     def name(self) -> str:
@@ -366,12 +380,37 @@ class StockAgent:
     def _parse(self, answer: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def _pick(self, scene: Scene, preset: Preset) -> tuple[str, str]:
-        """The query and the orientation to search with."""
-        query = search_text(scene)
-        if not query:
+    def terms(self, scene: Scene) -> tuple[str, ...]:
+        """What to search for, in order: the scene's `avgen.Scene.search_terms`, else terms
+        extracted from its title and narration (in the language they are written in),
+        else its old query (`search_text`).
+
+        Raises:
+            NoMatch: The scene has nothing to search for.
+        """
+        if scene.search_terms:
+            return scene.search_terms
+        found = detect(scene.narration)
+        terms = scene_terms(scene, found[0] if found else None)
+        if not terms and (text := search_text(scene)):
+            terms = (text,)
+        if not terms:
             raise NoMatch(f"scene {scene.index + 1} has nothing to search for", self.name)
-        return query, orientation(preset)
+        return terms
+
+    def used(self, target: Path) -> set[str]:
+        """The results already shown in the video whose file is being written at
+        ``target`` (one set per session folder, the folder above ``target``'s)."""
+        session = target.parent.parent.resolve()
+        return self._used.setdefault(session, set())
+
+    async def search(self, query: str, shape: str, target: Path) -> list[dict[str, Any]]:
+        """The results of a search, asked once per video (the shots of a scene share it,
+        with or without a cache) and kept in the cache as `_candidates` keeps them."""
+        asked = self._asked.setdefault(target.parent.parent.resolve(), {})
+        if (query, shape) not in asked:
+            asked[query, shape] = await self._candidates(query, shape)
+        return asked[query, shape]
 
     # -- downloading
 

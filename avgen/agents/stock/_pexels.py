@@ -55,6 +55,7 @@ def photo_renditions(photo: dict[str, Any]) -> list[list[Any]]:
 class _Pexels:
     provider = "pexels"
     key_variable = "PEXELS_API_KEY"
+    url_variable = "PEXELS_API_URL"
     license = "Pexels License"
     default_base_url = "https://api.pexels.com"
     key_page = "https://www.pexels.com/api/"

@@ -48,6 +48,7 @@ def _scaled(width: int, height: int, longest: int) -> tuple[int, int]:
 class _Pixabay:
     provider = "pixabay"
     key_variable = "PIXABAY_API_KEY"
+    url_variable = "PIXABAY_API_URL"
     license = "Pixabay Content License"
     default_base_url = "https://pixabay.com"
     key_page = "https://pixabay.com/api/docs/"
