@@ -139,3 +139,50 @@ def test_avgen_make_refuses_a_bad_max_shot_before_any_request(
                    "0.5", "--out", str(tmp_path / "out")])
     assert status == 2 and "max_shot" in capsys.readouterr().err
     assert fake.count() == 0 and not (tmp_path / "out").exists()
+
+
+def test_every_language_version_shows_the_shots_found_once(fake: FakeStock,
+                                                            tmp_path: Path) -> None:
+    """Shots and language versions together: the footage is searched and chosen once, for
+    the original; each version shows the same shots over its own narration."""
+    generator = VideoGenerator(
+        narrator=ToneNarrator(seconds_per_word=0.5), output_dir=tmp_path,
+        clip_generator=PexelsClips(api_key=PEXELS_KEY, base_url=fake.base_url))
+    script = ("<!-- search: coral reef -->\nThe reef is alive with colour. Fish dart between "
+              "the corals. Divers watch in silence.")
+    spanish = ("El arrecife está lleno de color y de vida. Los peces nadan entre los corales "
+               "sin parar. Los buzos miran en silencio desde arriba.")
+    video = generator.generate_sync(script=script, preset=SMALL, max_shot=3.0,
+                                    languages=("en", "es"), translations={"es": spanish})
+    steps = json.loads((video.session / "metadata/manifest.json").read_text("utf-8"))["steps"]
+    shots = sorted(step for step in steps if step.startswith("scene-000.") and "visual" in step)
+    assert shots == ["scene-000.shot-01.visual", "scene-000.shot-02.visual",
+                     "scene-000.visual"]  # made once: no visual step of the es version
+    assert len(fake.calls("pexels-videos")) == 1
+    english, spanish_video = video.versions["en"], video.versions["es"]
+    for version in (english, spanish_video):
+        decoded = decode(version.path)
+        assert decoded["errors"] == "" and (decoded["width"], decoded["height"]) == (320, 180)
+    # each version is as long as its own narration (the Spanish one has more words)
+    assert decode(spanish_video.path)["duration"] > decode(english.path)["duration"] + 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(1.0, 30.0), st.floats(1.0, 30.0),
+       st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6, unique=True))
+def test_a_versions_shots_start_at_the_same_share_of_its_narration(
+        original: float, translated: float, shares: list[float]) -> None:
+    from avgen._models import ImageAsset
+    from avgen._run import _shots
+    from avgen._versions import Version
+
+    audios = {"en": AudioAsset("en.wav", original), "es": AudioAsset("es.wav", translated)}
+    pictures = [ImageAsset(f"{n}.png", 16, 16) for n in range(len(shares))]
+    shots = list(zip(pictures, sorted(share * original for share in shares), strict=True))
+    request = VideoRequest(script="Hi.")
+    assert _shots(audios, shots, Version("en", request, original=True)) == shots
+    scaled = _shots(audios, shots, Version("es", request, original=False))
+    assert [picture for picture, _ in scaled] == pictures
+    for (_, start), (_, moved) in zip(shots, scaled, strict=True):
+        assert moved == pytest.approx(start / original * translated)
+        assert 0 <= moved <= translated + 1e-9
