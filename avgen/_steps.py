@@ -31,7 +31,8 @@ from avgen._policy import summarize
 from avgen._session import Session, StepRecord, StepStatus
 from avgen.agents._protocols import agent_name
 from avgen.costs import Ledger, total_usd
-from avgen.resilience import ResilienceEvent, collect, emit
+from avgen.resilience import ResilienceEvent, collect
+from avgen.resilience._events import emit
 
 __all__ = []
 

@@ -226,7 +226,7 @@ class Ledger:
     Args:
         budget: The most the run may spend, in US dollars; ``None``: no limit.
         spent: Dollars already spent (a resumed run counts what it paid before).
-        shared: The budget of the batch the run belongs to (`avgen.resilience.Shared`):
+        shared: The budget of the batch the run belongs to (internal: ``Shared``):
             every price is reserved against it too, so the workers of a batch never pass
             its last dollar together.
 

@@ -18,15 +18,8 @@ import pytest
 from avgen import BATCH_FILE, RunEvent, UsageError, VideoGenerator, VideoRequest
 from avgen.errors import CircuitOpen, ServiceUnavailable
 from avgen.media._ffmpeg import probe
-from avgen.resilience import (
-    CircuitBreaker,
-    LocalCoordination,
-    ResilienceEvent,
-    Shared,
-    _shared,
-    collect,
-    sharing,
-)
+from avgen.resilience import CircuitBreaker, ResilienceEvent, _shared, collect
+from avgen.resilience._shared import LocalCoordination, Shared, sharing
 from avgen.testing import ToneNarrator
 
 SCRIPTS = ["Bees dance. They tell the hive where flowers are.",

@@ -319,7 +319,7 @@ class DiskStore:
 
     @property
     def maxsize(self) -> int | None:
-        """The size limit in bytes, as `avgen.resilience.CacheInfo` reports it."""
+        """The size limit in bytes, as ``cache_info()`` reports it."""
         return self.max_bytes
 
     @property

@@ -83,7 +83,8 @@ from avgen.errors import (
 )
 from avgen.media._ffmpeg import probe, run_ffmpeg
 from avgen.media._graph import CLIP_HOLD_SECONDS
-from avgen.resilience import RetryDecorator, retry
+from avgen.resilience import retry
+from avgen.resilience._retry import RetryDecorator
 
 __all__ = ["VeoClips"]
 
