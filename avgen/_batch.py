@@ -55,7 +55,7 @@ from avgen._validate import folder, number
 from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
 
-__all__ = ["BATCH_FILE", "AgentSpec", "BatchItem", "BatchResult", "ItemStatus"]
+__all__ = ["AgentSpec", "BatchItem", "BatchResult"]
 
 BATCH_FILE = "batch.json"
 """The file in a batch folder that holds its rows, their state and the totals."""

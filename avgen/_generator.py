@@ -111,7 +111,7 @@ class VideoGenerator:
         visuals: A scene's picture sources in the order to try them — clip and image
             generators in any order, such as your media library, then stock footage, then
             generated clips — before the procedural card (default: the clip generator,
-            then the image generator). See `avgen.AgentSet.visuals`.
+            then the image generator). See `avgen.agents.AgentSet.visuals`.
         output_dir: Where session folders are created.
         on_event: Called with every `RunEvent` (progress, fallbacks, notes).
         required_tier: If set, a scene that cannot get a picture of this tier fails the run

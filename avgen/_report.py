@@ -38,7 +38,7 @@ from avgen._models import Video, contained
 from avgen._session import StepRecord
 from avgen.errors import UsageError
 
-__all__ = ["REPORT_FILE", "ReportView", "write_report"]
+__all__ = ["ReportView", "write_report"]
 
 REPORT_FILE = "report.html"
 """The page's file name (``metadata/report.html`` in a session, ``report.html`` in a batch)."""

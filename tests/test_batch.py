@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from avgen import BATCH_FILE, RunEvent, UsageError, VideoGenerator, VideoRequest
-from avgen.errors import CircuitOpen, ServiceUnavailable
+from avgen import RunEvent, VideoGenerator, VideoRequest
+from avgen._batch import BATCH_FILE
+from avgen.errors import CircuitOpen, ServiceUnavailable, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitBreaker, ResilienceEvent, _shared, collect
 from avgen.resilience._shared import LocalCoordination, Shared, sharing

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen import GenerationError, VideoGenerator, VideoRequest
+from avgen import VideoGenerator, VideoRequest
 from avgen._models import AudioAsset, ClipAsset, Preset, Scene
 from avgen.costs import (
     Charge,
@@ -23,7 +23,7 @@ from avgen.costs import (
     current_tab,
     paid_call,
 )
-from avgen.errors import BudgetExceeded, UsageError
+from avgen.errors import BudgetExceeded, GenerationError, UsageError
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
 
 

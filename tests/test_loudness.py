@@ -22,8 +22,9 @@ import pytest
 from media import loudness_between, make_image, make_music, make_wav
 from media import measure_loudness as measure
 
-from avgen import Preset, RunEvent, Scene, Soundtrack, UsageError, VideoGenerator, VideoRequest
+from avgen import Preset, RunEvent, Scene, Soundtrack, VideoGenerator, VideoRequest
 from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
+from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._timeline import Timeline

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import GenerationError, VideoGenerator
+from avgen import VideoGenerator
 from avgen._google_cli import listing
 from avgen.agents.google import (
     CATALOGUE,
@@ -32,7 +32,7 @@ from avgen.agents.google import (
     google_agents,
 )
 from avgen.agents.google._catalogue import KINDS, SURFACES, WARN_DAYS
-from avgen.errors import ModelNotFound, UsageError
+from avgen.errors import GenerationError, ModelNotFound, UsageError
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-models-key-0123456789abcdef"

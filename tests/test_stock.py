@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator
+from avgen import Preset, VideoGenerator
 from avgen.agents import load_agents
 from avgen.agents.google import AssetCache
 from avgen.agents.stock import (
@@ -28,6 +28,7 @@ from avgen.agents.stock import (
     stock_agents,
 )
 from avgen.agents.stock._common import Rendition, choose_rendition, rate_limit_delay
+from avgen.errors import UsageError
 from avgen.resilience import set_testing
 from avgen.testing import ToneNarrator
 
