@@ -565,7 +565,7 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                     on_event: EventHandler | None = None) -> BatchResult:
     """`avgen.VideoGenerator.generate_many`: see there."""
     from avgen._rows import requests_from_rows
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget
 
     number("concurrency", concurrency, integer=True, low=1)
     budget = check_budget(budget)

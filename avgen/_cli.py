@@ -322,8 +322,7 @@ def _serve_mcp(args: argparse.Namespace) -> int:
     """``avgen mcp``: serve until the client or a signal ends it."""
     from avgen._desk import VideoDesk
     from avgen._mcp import describe, serve
-    from avgen._validate import number
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget, number
 
     try:
         family = agent_family(args)

@@ -36,11 +36,11 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import RunContext, run_video
 from avgen._session import Session
-from avgen._validate import folder
+from avgen._validate import check_budget, folder
 from avgen._version import __version__
 from avgen.agents._protocols import AgentSet
 from avgen.agents._registry import load_agents
-from avgen.costs import Charge, CostEstimate, check_budget
+from avgen.costs import Charge, CostEstimate
 from avgen.errors import BudgetExceeded, MediaError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor

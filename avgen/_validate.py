@@ -133,6 +133,19 @@ def flag(field: str, value: object) -> bool:
     raise UsageError(field, f"must be True or False, not {value!r}")
 
 
+def check_budget(budget: float | None) -> float | None:
+    """Validate a budget in US dollars.
+
+    A budget of 0 is refused: it could pay for nothing (``None`` means no limit; a video
+    that must cost nothing is made with the local agents).
+
+    Raises:
+        UsageError: ``budget`` is not ``None`` or a finite number > 0.
+    """
+    checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
+    return None if checked is None else float(checked)
+
+
 def _name(attribute: attrs.Attribute[Any]) -> str:
     """An attribute as its ``__init__`` argument is called (``_x`` is ``x``)."""
     return attribute.alias or attribute.name

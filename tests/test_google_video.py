@@ -23,7 +23,9 @@ from fake_gemini import FakeGemini
 from media import decode
 
 from avgen import RunEvent, VideoGenerator
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents, price_of
+from avgen.agents import AssetCache
+from avgen.agents.google import GoogleConnection, google_agents
+from avgen.agents.google._catalogue import price_of
 from avgen.errors import GenerationError, RateLimited
 from avgen.resilience import CircuitState, set_testing
 

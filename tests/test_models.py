@@ -22,16 +22,15 @@ from media import decode
 
 from avgen import VideoGenerator
 from avgen._google_cli import listing
+from avgen.agents import AssetCache
 from avgen.agents.google import (
     CATALOGUE,
-    AssetCache,
     GeminiNarrator,
     GoogleConnection,
-    ModelCatalogue,
     check_models,
     google_agents,
 )
-from avgen.agents.google._catalogue import KINDS, SURFACES, WARN_DAYS
+from avgen.agents.google._catalogue import KINDS, SURFACES, WARN_DAYS, ModelCatalogue
 from avgen.errors import GenerationError, ModelNotFound, UsageError
 from avgen.resilience import set_testing
 

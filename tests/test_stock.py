@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 from media import decode
 
 from avgen import Preset, VideoGenerator
-from avgen.agents import load_agents
-from avgen.agents.google import AssetCache
+from avgen.agents import AssetCache, load_agents
 from avgen.agents.stock import (
     PexelsClips,
     PexelsImages,

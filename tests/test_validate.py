@@ -199,7 +199,7 @@ def _parse(max_chars: Any) -> Any:
 
 
 def _budget(budget: Any) -> Any:
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget
     return check_budget(budget)
 
 

@@ -37,7 +37,7 @@ from avgen.media._lines import (
     wrap_words,
 )
 
-__all__ = ["Cue"]
+__all__: list[str] = []
 
 _CARD_MAX_LINES = 4
 _CLASSIC = CaptionStyle()

@@ -1,6 +1,6 @@
 """`RemoteStore`: the asset cache in a shared location named by an fsspec URL.
 
-An `avgen.agents.google.AssetCache` given a URL (``s3://bucket/prefix``,
+An `avgen.agents.AssetCache` given a URL (``s3://bucket/prefix``,
 ``gs://bucket/prefix``, ``file:///shared/folder``, any protocol fsspec knows) keeps its
 entries there, so workers on several machines pay once for an asset::
 

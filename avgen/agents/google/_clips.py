@@ -11,7 +11,7 @@ as ``previous=``. The aspect ratio follows the preset (``9:16`` when taller than
 
 **Cost and cache.** A clip's price (per second, `avgen.agents.google.PRICES`) is reserved
 against the run's budget before anything is sent (`avgen.costs.paid_call`), and charged
-only when the clip arrives. Clips are kept in the `avgen.agents.google.AssetCache`
+only when the clip arrives. Clips are kept in the `avgen.agents.AssetCache`
 under a key of model, prompt, aspect, length, audio, resolution, negative prompt and the
 SHA-256 of the input image: an identical request is answered from disk, free.
 
@@ -26,7 +26,7 @@ event loop, across every run sharing the agent.
 
 **Crashes.** With a cache, an accepted operation is also written down at once in the
 cache folder, or under the cache's URL (``operations/<clip key>.json``, an atomic write;
-see `avgen.agents.google.AssetCache.journal`) and its record removed when
+see `avgen.agents.AssetCache.journal`) and its record removed when
 the clip is stored or the operation failed for good. A process asking for the same clip
 later — the resume of a session killed while it polled, or another run — polls the
 recorded operation instead of submitting it again; only an operation the service no longer

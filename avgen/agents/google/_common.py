@@ -31,7 +31,7 @@ from avgen.resilience._shared import LocalCoordination, Shared, current_shared
 
 T = TypeVar("T")
 
-__all__ = ["GOOGLE_POLICY", "GoogleAgent"]
+__all__ = ["GOOGLE_POLICY"]
 
 GOOGLE_POLICY = AgentPolicy(
     retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),

@@ -53,7 +53,7 @@ from avgen.errors import (
 )
 from avgen.resilience._retry import server_delay
 
-__all__ = ["Capability", "GoogleConnection", "Mode", "RedactedError", "credentials_present"]
+__all__ = ["GoogleConnection"]
 
 Mode = Literal["developer", "vertex"]
 """``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""

@@ -45,7 +45,7 @@ from avgen.errors import (
 from avgen.media._ffmpeg import MediaInfo, probe
 from avgen.resilience import CircuitSettings, RetryPolicy
 
-__all__ = ["STOCK_POLICY", "default_cache_dir"]
+__all__ = ["STOCK_POLICY"]
 
 SEARCH_TTL = 24 * 3600.0
 """Seconds a search answer is reused (Pixabay asks that results be cached for 24 h)."""
