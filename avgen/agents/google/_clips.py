@@ -41,7 +41,6 @@ __docformat__ = "google"
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -55,6 +54,7 @@ from typing import Any
 
 import attrs
 
+from avgen._hashing import sha256_hex
 from avgen._models import (
     ClipAsset,
     Preset,
@@ -473,14 +473,14 @@ class VeoClips(GoogleAgent):
         if self.person_generation is not None:
             extra["person_generation"] = self.person_generation
         if ask.references:
-            extra["references"] = [hashlib.sha256(r).hexdigest() for r in ask.references]
+            extra["references"] = [sha256_hex(r) for r in ask.references]
         if ask.part:
             extra["part"] = ask.part
         return AssetCache.key(
             "veo-refused" if refused else "veo", model=self.model, prompt=ask.prompt,
             aspect=ask.aspect, seconds=ask.duration, audio=ask.audio,
             resolution=ask.resolution, negative_prompt=self.negative_prompt,
-            image=hashlib.sha256(ask.image).hexdigest() if ask.image is not None else None,
+            image=sha256_hex(ask.image) if ask.image is not None else None,
             **extra)
 
     def _refusal_key(self, ask: _Ask, prompt: str) -> str:

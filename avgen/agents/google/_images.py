@@ -13,13 +13,13 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from avgen._hashing import sha256_hex
 from avgen._models import (
     Character,
     ImageAsset,
@@ -191,7 +191,7 @@ class GeminiImages(GoogleAgent):
              refused: bool = False) -> str:
         extra: dict[str, Any] = {}
         if images:
-            extra["references"] = [hashlib.sha256(i).hexdigest() for i in images]
+            extra["references"] = [sha256_hex(i) for i in images]
         return AssetCache.key("image" if not refused else "image-refused", model=self.model,
                               prompt=prompt, aspect=ratio, **extra)
 
