@@ -28,6 +28,7 @@ from avgen._progress import RunProgress
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
 from avgen._terminal import Terminal, agent_family, console
+from avgen._validate import number
 from avgen.errors import AvgenError, UsageError
 
 __all__: list[str] = []
@@ -84,8 +85,7 @@ def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
 def _where(args: argparse.Namespace) -> Iterator[object]:
     """The executor the command line asks for (None: this process)."""
     if args.processes is not None:
-        if args.processes < 1:
-            raise UsageError("processes", f"must be at least 1, not {args.processes}")
+        number("processes", args.processes, integer=True, low=1)
         with concurrent.futures.ProcessPoolExecutor(args.processes) as pool:
             yield pool
         return
@@ -96,8 +96,7 @@ def _where(args: argparse.Namespace) -> Iterator[object]:
 
     distributed = require_distributed()
     if args.workers is not None:
-        if args.workers < 1:
-            raise UsageError("workers", f"must be at least 1, not {args.workers}")
+        number("workers", args.workers, integer=True, low=1)
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                       processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:

@@ -161,7 +161,7 @@ def test_a_music_volume_out_of_range_is_refused_saying_what_it_means(bad: Any) -
     with pytest.raises(UsageError) as caught:
         Soundtrack(music_volume=bad)
     assert caught.value.field == "soundtrack.music_volume"
-    assert "below the narration, from 0 to 40" in caught.value.problem
+    assert "from 0 to 40 (dB the music sits below the narration" in caught.value.problem
 
 
 def test_parts_do_not_change_the_loudness(spoken: dict[str, Any], tmp_path: Path) -> None:

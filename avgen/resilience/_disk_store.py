@@ -49,6 +49,7 @@ from typing import Any
 import attrs
 
 from avgen._hashing import file_sha256, sha256_hasher, sha256_hex
+from avgen._validate import number
 from avgen.errors import UsageError
 
 __all__ = ["DiskStore"]
@@ -198,10 +199,9 @@ class DiskStore:
     def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int | None = None,
                  ttl: float | None = None, timer: Callable[[], float] = time.time,
                  verify: bool = True) -> None:
-        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
-            raise UsageError("max_bytes", f"must be a positive int or None, not {max_bytes!r}")
-        if ttl is not None and not ttl > 0:
-            raise UsageError("ttl", f"must be a positive number of seconds or None, not {ttl!r}")
+        number("max_bytes", max_bytes, integer=True, low=1, optional=True)
+        number("ttl", ttl, low=0, low_inclusive=False, optional=True, finite=False,
+               unit="seconds")
         self.directory = Path(directory).expanduser()
         """The cache folder."""
         self.max_bytes = max_bytes

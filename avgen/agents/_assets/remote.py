@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from avgen._hashing import sha256_hasher, sha256_hex
+from avgen._validate import instance
 from avgen.errors import UsageError
 
 __all__: list[str] = []
@@ -186,9 +187,7 @@ class RemoteStore:
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         if not is_url(url):
             raise UsageError("location", f"must be a URL (scheme://…), not {url!r}")
-        if storage_options is not None and not isinstance(storage_options, Mapping):
-            raise UsageError("storage_options", f"must be a mapping or None, not "
-                             f"{type(storage_options).__name__}")
+        instance("storage_options", storage_options, Mapping, optional=True)
         self.fs, self.root = _filesystem(url, storage_options or {})
         self.scheme = url.split("://", 1)[0].lower()
         """The URL's protocol."""

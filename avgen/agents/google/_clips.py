@@ -62,7 +62,7 @@ from avgen._models import (
     Source,
     VideoRequest,
 )
-from avgen._validate import flag, number
+from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._download import Limits, Reach, download
@@ -206,17 +206,14 @@ class VeoClips(GoogleAgent):
         if resolution is not None and resolution != "auto" and resolution not in allowed:
             raise UsageError("resolution", f"must be 'auto', None or one of "
                              f"{', '.join(allowed)} for {self.model}, not {resolution!r}")
-        if negative_prompt is not None and (not isinstance(negative_prompt, str)
-                                            or not negative_prompt.strip()):
-            raise UsageError("negative_prompt", "must be a non-empty text or None")
+        text("negative_prompt", negative_prompt, optional=True, blank=False)
         number("seed", seed, integer=True, low=0, high=2**32 - 1, optional=True)
         if person_generation is not None and person_generation not in PERSON_GENERATION:
             raise UsageError("person_generation", f"must be None or one of "
                              f"{', '.join(PERSON_GENERATION)}, not {person_generation!r}")
         if references is not None:
             flag("references", references)
-        if rewriter is not None and not isinstance(rewriter, PromptRewriter):
-            raise UsageError("rewriter", f"must be a PromptRewriter or None, not {rewriter!r}")
+        instance("rewriter", rewriter, PromptRewriter, optional=True)
         self.poll_interval = float(number("poll_interval", poll_interval, low=0,
                                           low_inclusive=False))
         """Seconds before the first poll."""

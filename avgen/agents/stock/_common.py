@@ -29,7 +29,7 @@ import attrs
 from avgen._cache_root import cache_root
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
-from avgen._validate import number
+from avgen._validate import instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._download import Limits, Reach, download, origin
 from avgen.errors import (
@@ -265,11 +265,8 @@ class StockAgent:
                  timeout: float = 60.0, deadline: float = DOWNLOAD_DEADLINE,
                  max_bytes: int = MAX_DOWNLOAD_BYTES,
                  env: Mapping[str, str] | None = None) -> None:
-        if cache is not None and not isinstance(cache, AssetCache):
-            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise UsageError("api_key", "must be a non-empty key (or None to read "
-                             f"{self.key_variable})")
+        instance("cache", cache, AssetCache, optional=True)
+        text("api_key", api_key, optional=True, blank=False)  # None: read key_variable
         number("max_concurrency", max_concurrency, integer=True, low=1)
         number("timeout", timeout, low=0, low_inclusive=False)
         number("deadline", deadline, low=0, low_inclusive=False)
