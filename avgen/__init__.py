@@ -29,7 +29,7 @@ __docformat__ = "google"
 
 import logging as _logging
 
-from avgen._batch import BATCH_FILE, AgentSpec, BatchItem, BatchResult, ItemStatus
+from avgen._batch import AgentSpec, BatchItem, BatchResult
 from avgen._generator import VideoGenerator
 from avgen._models import (
     CAPTION_STYLES,
@@ -40,7 +40,6 @@ from avgen._models import (
     CardVisual,
     Character,
     ClipAsset,
-    Fit,
     ImageAsset,
     Preset,
     Scene,
@@ -48,112 +47,51 @@ from avgen._models import (
     Segment,
     Soundtrack,
     Source,
-    Tier,
     Transition,
     Video,
     VideoRequest,
-    Visual,
     VisualStyle,
     preset,
 )
 from avgen._policy import AgentPolicy
-from avgen._report import REPORT_FILE, ReportView, write_report
-from avgen._reporting import EventHandler, RunEvent
+from avgen._report import ReportView, write_report
+from avgen._reporting import RunEvent
 from avgen._rows import read_requests, requests_from_rows
-from avgen._session import Manifest, OutputRecord, Session, StepRecord
+from avgen._session import Session, StepRecord
 from avgen._version import __version__
-from avgen.agents import (
-    AgentSet,
-    ClipGenerator,
-    Composer,
-    ImageGenerator,
-    Narrator,
-    ScriptWriter,
-    available_agents,
-    load_agents,
-)
-from avgen.costs import CostEstimate
-from avgen.errors import (
-    AgentError,
-    AvgenError,
-    BudgetExceeded,
-    CircuitOpen,
-    ConfigurationError,
-    ContentRejected,
-    FFmpegError,
-    GenerationError,
-    MediaError,
-    RateLimited,
-    ServiceUnavailable,
-    SessionError,
-    UnsafePathError,
-    UsageError,
-)
 
 _logging.getLogger("avgen").addHandler(_logging.NullHandler())
 
 __all__ = [
-    "BATCH_FILE",
     "CAPTION_STYLES",
     "PRESETS",
-    "REPORT_FILE",
     "TRANSITION_STYLES",
-    "AgentError",
     "AgentPolicy",
-    "AgentSet",
     "AgentSpec",
     "AudioAsset",
-    "AvgenError",
     "BatchItem",
     "BatchResult",
-    "BudgetExceeded",
     "CaptionStyle",
     "CardVisual",
     "Character",
-    "CircuitOpen",
     "ClipAsset",
-    "ClipGenerator",
-    "Composer",
-    "ConfigurationError",
-    "ContentRejected",
-    "CostEstimate",
-    "EventHandler",
-    "FFmpegError",
-    "Fit",
-    "GenerationError",
     "ImageAsset",
-    "ImageGenerator",
-    "ItemStatus",
-    "Manifest",
-    "MediaError",
-    "Narrator",
-    "OutputRecord",
     "Preset",
-    "RateLimited",
     "ReportView",
     "RunEvent",
     "Scene",
     "Script",
-    "ScriptWriter",
     "Segment",
-    "ServiceUnavailable",
     "Session",
-    "SessionError",
     "Soundtrack",
     "Source",
     "StepRecord",
-    "Tier",
     "Transition",
-    "UnsafePathError",
-    "UsageError",
     "Video",
     "VideoGenerator",
     "VideoRequest",
-    "Visual",
     "VisualStyle",
     "__version__",
-    "available_agents",
-    "load_agents",
     "preset",
     "read_requests",
     "requests_from_rows",

@@ -57,7 +57,7 @@ from avgen._validate import folder, number
 from avgen.errors import UsageError
 from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
 
-__all__ = ["BATCH_FILE", "AgentSpec", "BatchItem", "BatchResult", "ItemStatus"]
+__all__ = ["AgentSpec", "BatchItem", "BatchResult"]
 
 BATCH_FILE = "batch.json"
 """The file in a batch folder that holds its rows, their state and the totals."""
@@ -656,7 +656,7 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                     on_event: EventHandler | None = None) -> BatchResult:
     """`avgen.VideoGenerator.generate_many`: see there."""
     from avgen._rows import requests_from_rows
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget
 
     number("concurrency", concurrency, integer=True, low=1)
     budget = check_budget(budget)

@@ -24,9 +24,11 @@ from typing import Any, TextIO
 
 from avgen._generator import VideoGenerator
 from avgen._google_cli import google_models
+from avgen._progress import RunProgress
 from avgen._reporting import RunEvent
 from avgen._rows import read_requests
 from avgen._terminal import Terminal, agent_family, console
+from avgen._validate import number
 from avgen.errors import AvgenError, UsageError
 
 __all__: list[str] = []
@@ -37,25 +39,27 @@ class _BatchBar(Terminal):
 
     def __init__(self, stream: TextIO, quiet: bool) -> None:
         super().__init__(stream, quiet)
+        self.core = RunProgress()
         self.spent = 0.0
 
     def __call__(self, event: RunEvent) -> None:
         if self.quiet:
             return
+        step = self.core.follow(event)  # what the event means, as for every other bar
         if not event.kind.startswith("batch"):
-            if event.kind in ("fallback", "failed", "note"):
-                self.say(f"{event.kind}: {event.message}")
+            if step.line is not None:  # an item's note, fallback, retry or failure
+                self.say(step.line)
             return
         data = event.data
         self.spent = float(data.get("spent", self.spent) or self.spent)
         line = (f"{data.get('done', 0)}/{data.get('total', 0)} done, {data.get('failed', 0)} "
                 f"failed, {data.get('running', 0)} running, ${self.spent:.2f} spent")
         if self.tty:
-            self._bar(event.progress, f"{line:<60}")
+            self._bar(step.progress, f"{line:<60}")
             if event.kind == "batch.item" and data.get("status") == "failed":
                 self.say(event.message)
         elif event.kind != "batch.item" or data.get("status") != "running":
-            self._line(f"[{event.progress:4.0%}] {event.message} ({line})")
+            self._line(f"[{step.progress:4.0%}] {event.message} ({line})")
 
 
 def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
@@ -81,8 +85,7 @@ def _agent_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
 def _where(args: argparse.Namespace) -> Iterator[object]:
     """The executor the command line asks for (None: this process)."""
     if args.processes is not None:
-        if args.processes < 1:
-            raise UsageError("processes", f"must be at least 1, not {args.processes}")
+        number("processes", args.processes, integer=True, low=1)
         with concurrent.futures.ProcessPoolExecutor(args.processes) as pool:
             yield pool
         return
@@ -93,8 +96,7 @@ def _where(args: argparse.Namespace) -> Iterator[object]:
 
     distributed = require_distributed()
     if args.workers is not None:
-        if args.workers < 1:
-            raise UsageError("workers", f"must be at least 1, not {args.workers}")
+        number("workers", args.workers, integer=True, low=1)
         with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
                                       processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:

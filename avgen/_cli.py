@@ -389,13 +389,8 @@ def _ordered_sources(agents: AgentSet, media: str | None, sources: str | None, *
             chain.append(own)
         else:
             from avgen.agents._assets.cache import AssetCache
-            from avgen.agents.stock import (
-                PexelsClips,
-                PexelsImages,
-                PixabayClips,
-                PixabayImages,
-                default_cache_dir,
-            )
+            from avgen.agents.stock import PexelsClips, PexelsImages, PixabayClips, PixabayImages
+            from avgen.agents.stock._common import default_cache_dir
 
             cache = None if no_cache else AssetCache(default_cache_dir())
             kinds: tuple[Any, Any] = ((PexelsClips, PexelsImages) if name == "pexels"
@@ -408,8 +403,7 @@ def _serve_mcp(args: argparse.Namespace) -> int:
     """``avgen mcp``: serve until the client or a signal ends it."""
     from avgen._desk import VideoDesk
     from avgen._mcp import describe, serve
-    from avgen._validate import number
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget, number
 
     try:
         family = agent_family(args)

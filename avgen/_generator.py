@@ -36,12 +36,12 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import RunContext, run_video
 from avgen._session import Session
-from avgen._validate import folder
+from avgen._validate import check_budget, folder
 from avgen._version import __version__
 from avgen._versions import versions_of
 from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents._registry import load_agents
-from avgen.costs import Charge, CostEstimate, check_budget
+from avgen.costs import Charge, CostEstimate
 from avgen.errors import BudgetExceeded, MediaError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitRegistry, Monitor
@@ -112,7 +112,7 @@ class VideoGenerator:
         visuals: A scene's picture sources in the order to try them — clip and image
             generators in any order, such as your media library, then stock footage, then
             generated clips — before the procedural card (default: the clip generator,
-            then the image generator). See `avgen.AgentSet.visuals`.
+            then the image generator). See `avgen.agents.AgentSet.visuals`.
         output_dir: Where session folders are created.
         on_event: Called with every `RunEvent` (progress, fallbacks, notes).
         required_tier: If set, a scene that cannot get a picture of this tier fails the run

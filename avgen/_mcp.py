@@ -195,7 +195,8 @@ def _voices(desk: VideoDesk) -> list[dict[str, Any]]:
     known = getattr(narrator, "voices", None)
     if callable(known):
         return [{"name": name} for name in known()]
-    from avgen.agents.google import VOICES, GeminiNarrator
+    from avgen.agents.google import GeminiNarrator
+    from avgen.agents.google._narrator import VOICES
 
     if isinstance(narrator, GeminiNarrator):
         return [{"name": name} for name in VOICES]

@@ -37,18 +37,15 @@ __all__ = [
     "CardVisual",
     "Character",
     "ClipAsset",
-    "Fit",
     "ImageAsset",
     "Preset",
     "Scene",
     "Script",
     "Segment",
     "Soundtrack",
-    "Tier",
     "Transition",
     "Video",
     "VideoRequest",
-    "Visual",
     "VisualStyle",
     "preset",
 ]
@@ -157,9 +154,8 @@ class Preset:
             raise UsageError("preset.video_codec",
                              f"must be one of {', '.join(_CODECS)}, got {self.video_codec!r}")
         for field in ("caption_margin", "caption_top_margin", "caption_side_margin"):
-            value = number(f"preset.{field}", getattr(self, field), low=0.0, high=0.5)
-            if not value < 0.5:
-                raise UsageError(f"preset.{field}", "must be from 0 to below 0.5")
+            number(f"preset.{field}", getattr(self, field), low=0.0, high=0.5,
+                   high_inclusive=False)
 
     @property
     def video_codec_name(self) -> str:
@@ -295,11 +291,8 @@ class Soundtrack:
     platforms."""
 
     def __attrs_post_init__(self) -> None:
-        volume = self.music_volume
-        if isinstance(volume, bool) or not isinstance(volume, int | float) \
-                or not 0 <= volume <= 40:  # NaN too
-            raise UsageError("soundtrack.music_volume", "how many dB the music sits below the "
-                             f"narration, from 0 to 40 (e.g. 18), not {volume!r}")
+        number("soundtrack.music_volume", self.music_volume, low=0, high=40,
+               unit="dB the music sits below the narration, e.g. 18")
         flag("soundtrack.duck", self.duck)
         number("soundtrack.fade_seconds", self.fade_seconds, low=0, high=10)
         number("soundtrack.loudness", self.loudness, low=-36, high=-8)  # LUFS
@@ -485,32 +478,23 @@ class CaptionStyle:
         if (not isinstance(self.font, str) or not self.font.strip()
                 or any(c in self.font for c in ",\r\n")):
             raise UsageError("caption_style.font", "must be a non-empty font name without commas")
-        number("caption_style.font_size", self.font_size, low=0.0, high=0.3)
-        if not 0.0 < self.font_size < 0.3:
-            raise UsageError("caption_style.font_size",
-                             f"must be above 0 and below 0.3 (of the shorter side), "
-                             f"got {self.font_size!r}")
-        _check_int("caption_style.max_chars_per_line", self.max_chars_per_line, 8, 80)
-        _check_int("caption_style.max_lines", self.max_lines, 1, 3)
+        number("caption_style.font_size", self.font_size, low=0.0, high=0.3,
+               low_inclusive=False, high_inclusive=False, unit="of the shorter side")
+        number("caption_style.max_chars_per_line", self.max_chars_per_line, integer=True,
+               low=8, high=80)
+        number("caption_style.max_lines", self.max_lines, integer=True, low=1, high=3)
         for name in ("color", "outline_color", "box_color", "highlight_color"):
             value = getattr(self, name)
             if name == "highlight_color" and value is None:
                 continue
             if not isinstance(value, str) or not _COLOR.fullmatch(value):
                 raise UsageError(f"caption_style.{name}", f"must be #RRGGBB, got {value!r}")
-        number("caption_style.outline", self.outline, low=0.0, high=0.3)
-        if not 0.0 <= self.outline < 0.3:
-            raise UsageError("caption_style.outline",
-                             f"must be from 0 to below 0.3 (of the shorter side), "
-                             f"got {self.outline!r}")
-        if self.margin is not None:
-            number("caption_style.margin", self.margin, low=0.0, high=0.5)
-            if not 0.0 <= self.margin < 0.5:
-                raise UsageError("caption_style.margin",
-                                 f"must be None or from 0 to below 0.5 (of the height), "
-                                 f"got {self.margin!r}")
-        if self.words_per_cue is not None:
-            _check_int("caption_style.words_per_cue", self.words_per_cue, 1, 3)
+        number("caption_style.outline", self.outline, low=0.0, high=0.3,
+               high_inclusive=False, unit="of the shorter side")
+        number("caption_style.margin", self.margin, low=0.0, high=0.5, high_inclusive=False,
+               optional=True, unit="of the height")
+        number("caption_style.words_per_cue", self.words_per_cue, integer=True, low=1, high=3,
+               optional=True)
         if self.position not in _POSITIONS:
             raise UsageError("caption_style.position",
                              f"must be one of {', '.join(_POSITIONS)}, got {self.position!r}")
@@ -531,11 +515,6 @@ class CaptionStyle:
         if unknown:
             raise UsageError(f"caption_style.{unknown[0]}", "is not a caption style field")
         return attrs.evolve(self, **changes)
-
-
-def _check_int(field: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise UsageError(field, f"must be an integer from {low} to {high}, got {value!r}")
 
 
 CAPTION_STYLES: Mapping[str, CaptionStyle] = _NamedTable("CAPTION_STYLES", {

@@ -28,13 +28,13 @@ from avgen.errors import UsageError
 from avgen.resilience import (
     CircuitRegistry,
     CircuitSettings,
-    Hook,
     Monitor,
     ResilienceEvent,
     RetryPolicy,
     monitored,
     retry,
 )
+from avgen.resilience._events import Hook
 
 __all__ = ["AgentPolicy"]
 

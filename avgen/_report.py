@@ -18,7 +18,6 @@ __docformat__ = "google"
 import base64
 import concurrent.futures
 import functools
-import hashlib
 import html
 import json
 import math
@@ -34,11 +33,12 @@ from typing import Any
 from urllib.parse import quote
 
 from avgen._batch import BATCH_FILE, journal_entries
+from avgen._hashing import json_sha256
 from avgen._models import Video, contained
 from avgen._session import StepRecord
 from avgen.errors import UsageError
 
-__all__ = ["REPORT_FILE", "ReportView", "write_report"]
+__all__ = ["ReportView", "write_report"]
 
 REPORT_FILE = "report.html"
 """The page's file name (``metadata/report.html`` in a session, ``report.html`` in a batch)."""
@@ -264,8 +264,8 @@ def _thumbnails(video: Path, scenes: list[dict[str, Any]], duration: float,
     for length in lengths:
         times.append(min((start + length / 2) * scale, max(duration - 0.05, 0.0)))
         start += length
-    key = hashlib.sha256(json.dumps([video_sha256, video.stat().st_size, _THUMB_WIDTH,
-                                     [round(t, 3) for t in times]]).encode()).hexdigest()
+    key = json_sha256([video_sha256, video.stat().st_size, _THUMB_WIDTH,
+                       [round(t, 3) for t in times]])
     folder = cache / key[:16]
     frames = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
     if len(frames) != len(scenes):

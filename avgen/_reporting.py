@@ -15,7 +15,7 @@ from avgen._session import Session
 from avgen.errors import AvgenError
 from avgen.resilience import ResilienceEvent
 
-__all__ = ["EventHandler", "RunEvent"]
+__all__ = ["RunEvent"]
 
 
 @attrs.frozen

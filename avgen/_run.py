@@ -5,7 +5,6 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from typing import Any, cast
 import attrs
 
 from avgen._fallback import VisualChain, VisualSource
-from avgen._hashing import file_sha256, json_sha256
+from avgen._hashing import file_sha256, json_sha256, sha256_hex
 from avgen._models import (
     AudioAsset,
     CardVisual,
@@ -673,7 +672,7 @@ def _cast_slugs(cast: Sequence[Character]) -> dict[str, str]:
              for c in cast}
     shared = Counter(plain.values())
     return {name: slug if slug and shared[slug] == 1
-            else f"{slug or 'character'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+            else f"{slug or 'character'}-{sha256_hex(name)[:8]}"
             for name, slug in plain.items()}
 
 

@@ -46,7 +46,7 @@ from avgen._validate import (
 )
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
-__all__ = ["Manifest", "OutputRecord", "Session", "StepRecord"]
+__all__ = ["Session", "StepRecord"]
 
 SUBFOLDERS: tuple[str, ...] = (
     "video_clips", "audio", "images", "scripts", "metadata", "final_output", "logs",

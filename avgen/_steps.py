@@ -19,6 +19,7 @@ __docformat__ = "google"
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -30,10 +31,17 @@ from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
 from avgen._session import Session, StepRecord, StepStatus
 from avgen.agents._protocols import agent_name
-from avgen.costs import Ledger, total_usd
-from avgen.resilience import ResilienceEvent, collect, emit
+from avgen.costs import Charge, Ledger
+from avgen.resilience import ResilienceEvent, collect
+from avgen.resilience._events import emit
 
 __all__ = []
+
+
+def _total_usd(charges: Iterable[Charge]) -> float:
+    """The sum of ``charges`` in US dollars."""
+    return math.fsum(charge.usd for charge in charges)
+
 
 T = TypeVar("T")
 
@@ -133,14 +141,14 @@ class StepRunner:
             except Exception as exc:
                 self._record(StepRecord(
                     step_id, agent, inputs, "failed", (), started, time.time() - started,
-                    cost=total_usd(tab), error=str(exc) or repr(exc),
+                    cost=_total_usd(tab), error=str(exc) or repr(exc),
                     data=self._facts({}, events, tab)))
                 raise
         manifest = self.session.manifest
         self._record(StepRecord(
             step_id, made.agent or agent, inputs, made.status,
             tuple(manifest.output(path) for path in made.outputs), started,
-            time.time() - started, tier=made.tier, cost=total_usd(tab), error=made.error,
+            time.time() - started, tier=made.tier, cost=_total_usd(tab), error=made.error,
             data=self._facts(made.data, events, tab)))
         return made
 

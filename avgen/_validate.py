@@ -39,38 +39,45 @@ def _show(bound: float) -> str:
 
 
 def _allowed(*, integer: bool, low: float | None, high: float | None, low_inclusive: bool,
-             optional: bool, finite: bool) -> str:
-    """What `number` accepts, in words: ``an int from 1 to 10``, ``a finite number > 0``."""
+             high_inclusive: bool, optional: bool, finite: bool) -> str:
+    """What `number` accepts, in words: ``an int from 1 to 10``, ``a finite number > 0``,
+    ``a finite number from 0 to below 0.5``."""
     words = "an int" if integer else "a finite number" if finite else "a number"
     if low is not None and high is not None and low_inclusive:
-        words += f" from {_show(low)} to {_show(high)}"
+        words += f" from {_show(low)} to {'' if high_inclusive else 'below '}{_show(high)}"
     else:
         if low is not None:
             words += f" {'>=' if low_inclusive else '>'} {_show(low)}"
         if high is not None:
-            words += f"{' and' if low is not None else ''} <= {_show(high)}"
+            words += (f"{' and' if low is not None else ''} {'<=' if high_inclusive else '<'} "
+                      f"{_show(high)}")
     return words + (" or None" if optional else "")
 
 
 @overload
 def number(field: str, value: object, *, integer: Literal[True],
            low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           high_inclusive: bool = ..., unit: str = ...,
            optional: Literal[False] = ..., finite: bool = ...) -> int: ...
 @overload
 def number(field: str, value: object, *, integer: Literal[True],
            low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           high_inclusive: bool = ..., unit: str = ...,
            optional: bool, finite: bool = ...) -> int | None: ...
 @overload
 def number(field: str, value: object, *, integer: Literal[False] = ...,
            low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           high_inclusive: bool = ..., unit: str = ...,
            optional: Literal[False] = ..., finite: bool = ...) -> float: ...
 @overload
 def number(field: str, value: object, *, integer: bool = ...,
            low: float | None = ..., high: float | None = ..., low_inclusive: bool = ...,
+           high_inclusive: bool = ..., unit: str = ...,
            optional: bool = ..., finite: bool = ...) -> int | float | None: ...
 def number(field: str, value: object, *, integer: bool = False,
            low: float | None = None, high: float | None = None, low_inclusive: bool = True,
-           optional: bool = False, finite: bool = True) -> float | None:
+           high_inclusive: bool = True, optional: bool = False,
+           finite: bool = True, unit: str = "") -> float | None:
     """Check a number given for ``field`` and return it unchanged.
 
     Args:
@@ -78,11 +85,14 @@ def number(field: str, value: object, *, integer: bool = False,
         value: What was given.
         integer: Accept only an `int` (else an `int` or a `float`).
         low: The smallest value allowed, if any.
-        high: The largest value allowed (inclusive), if any.
+        high: The largest value allowed, if any.
         low_inclusive: Whether ``low`` itself is allowed (``>=``) or not (``>``).
+        high_inclusive: Whether ``high`` itself is allowed (``<=``) or not (``<``).
         optional: Accept ``None`` too (returned as is).
         finite: Refuse infinities (NaN is always refused). Pass False only where an
             infinite value means something, such as an unbounded cache.
+        unit: What the number counts, said in the error (``"seconds"``, ``"of the
+            height"``).
 
     Returns:
         ``value``, unchanged (an int stays an int).
@@ -109,11 +119,11 @@ def number(field: str, value: object, *, integer: bool = False,
             and not (isinstance(value, float)  # math.isnan(10**400) would overflow
                      and (math.isnan(value) or (finite and math.isinf(value)))) \
             and (low is None or (value >= low if low_inclusive else value > low)) \
-            and (high is None or value <= high):
+            and (high is None or (value <= high if high_inclusive else value < high)):
         return value
     allowed = _allowed(integer=integer, low=low, high=high, low_inclusive=low_inclusive,
-                       optional=optional, finite=finite)
-    raise UsageError(field, f"must be {allowed}, not {value!r}")
+                       high_inclusive=high_inclusive, optional=optional, finite=finite)
+    raise UsageError(field, f"must be {allowed}{f' ({unit})' if unit else ''}, not {value!r}")
 
 
 def flag(field: str, value: object) -> bool:
@@ -133,6 +143,19 @@ def flag(field: str, value: object) -> bool:
     raise UsageError(field, f"must be True or False, not {value!r}")
 
 
+def check_budget(budget: float | None) -> float | None:
+    """Validate a budget in US dollars.
+
+    A budget of 0 is refused: it could pay for nothing (``None`` means no limit; a video
+    that must cost nothing is made with the local agents).
+
+    Raises:
+        UsageError: ``budget`` is not ``None`` or a finite number > 0.
+    """
+    checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
+    return None if checked is None else float(checked)
+
+
 def _name(attribute: attrs.Attribute[Any]) -> str:
     """An attribute as its ``__init__`` argument is called (``_x`` is ``x``)."""
     return attribute.alias or attribute.name
@@ -140,7 +163,7 @@ def _name(attribute: attrs.Attribute[Any]) -> str:
 
 def number_validator(*, integer: bool = False, low: float | None = None,
                      high: float | None = None, low_inclusive: bool = True,
-                     optional: bool = False, finite: bool = True,
+                     high_inclusive: bool = True, optional: bool = False, finite: bool = True,
                      field: str | None = None) -> _Validator:
     """`number` as an attrs validator: ``attrs.field(validator=number_validator(...))``.
 
@@ -149,6 +172,7 @@ def number_validator(*, integer: bool = False, low: float | None = None,
         low: As in `number`.
         high: As in `number`.
         low_inclusive: As in `number`.
+        high_inclusive: As in `number`.
         optional: As in `number`.
         finite: As in `number`.
         field: The name the error gives; default the attribute's ``__init__`` argument.
@@ -168,7 +192,8 @@ def number_validator(*, integer: bool = False, low: float | None = None,
     """
     def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         number(field or _name(attribute), value, integer=integer, low=low, high=high,
-               low_inclusive=low_inclusive, optional=optional, finite=finite)
+               low_inclusive=low_inclusive, high_inclusive=high_inclusive, optional=optional,
+               finite=finite)
 
     return validate
 
@@ -176,7 +201,7 @@ def number_validator(*, integer: bool = False, low: float | None = None,
 
 def text(field: str, value: object, *, optional: bool = False,
          pattern: re.Pattern[str] | None = None, allowed: str = "",
-         max_chars: int | None = None) -> str | None:
+         max_chars: int | None = None, blank: bool = True) -> str | None:
     """Check a string given for ``field`` and return it.
 
     Args:
@@ -186,10 +211,12 @@ def text(field: str, value: object, *, optional: bool = False,
         pattern: A regular expression the whole string must match.
         allowed: How to say what ``pattern`` accepts (``"0xRRGGBB"``).
         max_chars: The most characters allowed, if there is a limit.
+        blank: Accept a string of nothing but white space (``""`` included).
 
     Raises:
-        UsageError: ``value`` is not a string (or ``None`` when optional), is longer than
-            ``max_chars``, contains a NUL character, or does not match ``pattern``.
+        UsageError: ``value`` is not a string (or ``None`` when optional), is blank (unless
+            ``blank``), is longer than ``max_chars``, contains a NUL character, or does not
+            match ``pattern``.
 
     Example:
         >>> text("color", "0x1e3a8a,trim", pattern=re.compile(r"0x[0-9a-fA-F]{6}"),
@@ -203,6 +230,8 @@ def text(field: str, value: object, *, optional: bool = False,
     if not isinstance(value, str):
         kind = "a string or None" if optional else "a string"
         raise UsageError(field, f"must be {kind}, not {type(value).__name__} {value!r}")
+    if not blank and not value.strip():
+        raise UsageError(field, f"must be a non-empty text, not {value!r}")
     if max_chars is not None and len(value) > max_chars:
         raise UsageError(field, f"has {len(value):,} characters; the limit is "
                          f"{max_chars:,}")
@@ -248,13 +277,32 @@ def text_validator(*, optional: bool = False, pattern: re.Pattern[str] | None = 
     return validate
 
 
+def instance(field: str, value: object, kind: type | tuple[type, ...], *,
+             optional: bool = False) -> Any:
+    """Check that ``value`` is a ``kind`` (or ``None`` when ``optional``) and return it.
+
+    Raises:
+        UsageError: It is not.
+
+    Example:
+        >>> instance("cache", "yes", int, optional=True)
+        Traceback (most recent call last):
+        ...
+        avgen.errors.UsageError: cache: must be an int or None, not str 'yes'
+    """
+    if (value is None and optional) or isinstance(value, kind):
+        return value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = " or ".join(each.__name__ for each in kinds) + (" or None" if optional else "")
+    article = "an" if names[0].lower() in "aeiou" else "a"
+    raise UsageError(field, f"must be {article} {names}, not {type(value).__name__} {value!r}")
+
+
 def instance_validator(kind: type, *, field: str | None = None) -> _Validator:
     """An attrs validator refusing anything but a ``kind`` (a `UsageError` naming the
     field)."""
     def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if not isinstance(value, kind):
-            raise UsageError(field or _name(attribute), f"must be a {kind.__name__}, not "
-                             f"{type(value).__name__} {value!r}")
+        instance(field or _name(attribute), value, kind)
 
     return validate
 

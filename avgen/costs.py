@@ -49,19 +49,18 @@ import contextlib
 import contextvars
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from avgen._validate import number
+from avgen._validate import check_budget
 from avgen.errors import BudgetExceeded, UsageError
 
 if TYPE_CHECKING:
     from avgen.resilience._shared import Shared
 
-__all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "Tab", "check_budget", "current_tab",
-           "paid_call", "total_usd"]
+__all__ = ["Bill", "Charge", "CostEstimate", "Ledger", "Tab", "current_tab", "paid_call"]
 
 
 @attrs.frozen
@@ -195,19 +194,6 @@ class CostEstimate:
         return "\n".join(lines)
 
 
-def check_budget(budget: float | None) -> float | None:
-    """Validate a budget in US dollars.
-
-    A budget of 0 is refused: it could pay for nothing (``None`` means no limit; a video
-    that must cost nothing is made with the local agents).
-
-    Raises:
-        UsageError: ``budget`` is not ``None`` or a finite number > 0.
-    """
-    checked = number("budget", budget, low=0, low_inclusive=False, optional=True)
-    return None if checked is None else float(checked)
-
-
 class Tab(list[Charge]):
     """The charges of one step, held against a `Ledger`: what `Ledger.step` yields.
 
@@ -258,7 +244,7 @@ class Ledger:
     Args:
         budget: The most the run may spend, in US dollars; ``None``: no limit.
         spent: Dollars already spent (a resumed run counts what it paid before).
-        shared: The budget of the batch the run belongs to (`avgen.resilience.Shared`):
+        shared: The budget of the batch the run belongs to (internal: ``Shared``):
             every price is reserved against it too, so the workers of a batch never pass
             its last dollar together.
 
@@ -382,8 +368,3 @@ def paid_call(*, agent: str, model: str, quantity: float, unit: str, usd: float,
             tab.append(charged)
     finally:
         tab.ledger._settle(usd, charged)
-
-
-def total_usd(charges: Iterable[Charge]) -> float:
-    """The sum of ``charges`` in US dollars."""
-    return math.fsum(charge.usd for charge in charges)

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from avgen._google_cli import price_text
-from avgen.agents.google import CATALOGUE, ModelInfo
+from avgen.agents.google import CATALOGUE
+from avgen.agents.google._catalogue import ModelInfo
 
 __all__ = ["BEGIN", "END", "PAGE", "main", "table"]
 

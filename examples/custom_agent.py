@@ -31,7 +31,7 @@ COLORS = ["0x1d4ed8", "0x0f766e", "0x9d174d", "0x7c2d12"]
 
 
 class FactsWriter:
-    """A `avgen.ScriptWriter`: one scene per fact, numbered titles, no LLM."""
+    """A `avgen.agents.ScriptWriter`: one scene per fact, numbered titles, no LLM."""
 
     name = "facts-writer"  # shown in the manifest and events
 
@@ -46,7 +46,7 @@ class FactsWriter:
 
 
 class TitleCards:
-    """A `avgen.ImageGenerator`: a solid colour with the scene title, at the preset's size."""
+    """A `avgen.agents.ImageGenerator`: a solid colour with the scene title, sized to the preset."""
 
     name = "title-cards"
     max_concurrency = 2  # at most two ffmpeg processes at once

@@ -39,7 +39,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from avgen.agents.google import CATALOGUE, ModelCatalogue, ModelInfo
+from avgen.agents.google import CATALOGUE
+from avgen.agents.google._catalogue import ModelCatalogue, ModelInfo
 
 __all__ = ["FAULTS", "KINDS", "OPERATION_ERROR", "PCM_RATE", "RAI_REASON", "SPEECH_MIME",
            "VIDEO_FPS", "FakeGemini", "FakeOperation", "Recorded", "image_size", "make_mp4",

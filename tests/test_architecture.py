@@ -4,6 +4,8 @@ one home per name."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -82,3 +84,32 @@ def test_no_module_imports_from_a_layer_above_it() -> None:
     upward = [f"{module} -> {target}" for module, targets in FIGURES.imports().items()
               for target in targets if _layer(target) < _layer(module)]
     assert upward == []
+
+
+def test_one_home_per_public_name_and_few_of_them() -> None:
+    names, shared = FIGURES.public_names()
+    assert shared == {}
+    assert len(names) <= 120
+    homes: dict[str, list[str]] = {}
+    for module in FIGURES.PUBLIC:
+        for name in importlib.import_module(module).__all__:
+            homes.setdefault(name, []).append(module)
+    assert {name: where for name, where in homes.items() if len(where) > 1} == {}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_each_concern_is_written_once() -> None:
+    """Digests are taken in `avgen._hashing` only."""
+    package = ROOT / "avgen"
+    hashing = [str(path.relative_to(ROOT)) for path in sorted(package.rglob("*.py"))
+               if "hashlib" in _imported_modules(path) and path.name != "_hashing.py"]
+    assert hashing == []

@@ -12,21 +12,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from avgen import BATCH_FILE, RunEvent, UsageError, VideoGenerator, VideoRequest
-from avgen.errors import CircuitOpen, ServiceUnavailable
+from avgen import RunEvent, VideoGenerator, VideoRequest
+from avgen._batch import BATCH_FILE
+from avgen.errors import CircuitOpen, ServiceUnavailable, UsageError
 from avgen.media._ffmpeg import probe
-from avgen.resilience import (
-    CircuitBreaker,
-    LocalCoordination,
-    ResilienceEvent,
-    Shared,
-    _shared,
-    collect,
-    sharing,
-)
+from avgen.resilience import CircuitBreaker, ResilienceEvent, _shared, collect
+from avgen.resilience._shared import LocalCoordination, Shared, sharing
 from avgen.testing import ToneNarrator
 
 SCRIPTS = ["Bees dance. They tell the hive where flowers are.",
@@ -362,3 +357,35 @@ def test_facts_batch_json_records_are_checked(tmp_path: Path) -> None:
     assert again.ok and again[0].cost == 0 and again[0].tiers == ("card",)
     assert again[0].duration is not None and again[0].duration > 0
     assert voice.calls == calls
+
+
+def test_the_batch_command_bar_reads_events_as_every_progress_display_does() -> None:
+    """``avgen batch``'s bar asks `RunProgress` what an event means, like the command line's
+    and the notebook's bars: the same item lines above it, the batch's fraction on it."""
+    import io
+
+    from avgen._batch_cli import _BatchBar
+    from avgen._progress import RunProgress
+
+    def counts(done: int, status: str | None = None, item: int | None = None) -> dict[str, Any]:
+        return {"item": item, "done": done, "failed": 0, "running": 2 - done, "total": 2,
+                **({"status": status} if status else {})}
+
+    events = [RunEvent("batch.start", "batch b: 2 items, 2 to make", 0.0, None, counts(0)),
+              RunEvent("script", "item 0: script: 1 scene", 0.0, None, counts(0, item=0)),
+              RunEvent("retry", "item 0: image 1/3 again", 0.0, None, counts(0, item=0)),
+              RunEvent("fallback", "item 1: a card instead", 0.0, None, counts(0, item=1)),
+              RunEvent("note", "item 1: font swapped", 0.0, None, counts(0, item=1)),
+              RunEvent("batch.item", "item 0: v.mp4", 0.5, None, counts(1, "done", 0)),
+              RunEvent("batch.done", "batch b: 2 done", 1.0, None, counts(2))]
+    core = RunProgress()
+    expected = [step.line for step in map(core.follow, events[1:5]) if step.line is not None]
+    assert expected == ["retry: item 0: image 1/3 again", "fallback: item 1: a card instead",
+                        "note: item 1: font swapped"]
+    out = io.StringIO()
+    bar = _BatchBar(out, quiet=False)
+    for event in events:
+        bar(event)
+    lines = out.getvalue().splitlines()
+    assert lines[1:4] == expected
+    assert lines[0].startswith("[  0%] batch b: 2 items") and lines[-1].startswith("[100%] batch b")

@@ -29,7 +29,7 @@ from object_store import S3
 from avgen import BatchResult, VideoGenerator, VideoRequest
 from avgen._dask import DaskCoordination
 from avgen.media._ffmpeg import probe
-from avgen.resilience import LocalCoordination
+from avgen.resilience._shared import LocalCoordination
 
 KEY = "AIzaSyFAKE-batch-key-0000000000000000"
 PAID = ("script", "speech", "image", "veo")

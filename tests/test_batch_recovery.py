@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from media import decode
 
-from avgen import BATCH_FILE, UsageError, VideoGenerator, VideoRequest, read_requests
-from avgen._batch import AgentSpec, batch_id
+from avgen import VideoGenerator, VideoRequest, read_requests
+from avgen._batch import BATCH_FILE, AgentSpec, batch_id
 from avgen._batch_pool import MAX_RUNS, Pools, run_surviving
+from avgen.errors import UsageError
 from avgen.testing import ToneNarrator
 
 SCRIPTS = ["Bees dance. They tell the hive where flowers are.",

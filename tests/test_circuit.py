@@ -32,11 +32,11 @@ from avgen.resilience import (
     CircuitRegistry,
     CircuitSettings,
     CircuitState,
-    Permit,
     ResilienceEvent,
     circuit,
     collect,
 )
+from avgen.resilience._circuit import Permit
 
 
 class Clock:

@@ -12,18 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen import GenerationError, VideoGenerator, VideoRequest
+from avgen import VideoGenerator, VideoRequest
 from avgen._models import AudioAsset, ClipAsset, Preset, Scene
-from avgen.costs import (
-    Charge,
-    CostEstimate,
-    Ledger,
-    Tab,
-    check_budget,
-    current_tab,
-    paid_call,
-)
-from avgen.errors import BudgetExceeded, UsageError
+from avgen._validate import check_budget
+from avgen.costs import Charge, CostEstimate, Ledger, Tab, current_tab, paid_call
+from avgen.errors import BudgetExceeded, GenerationError, UsageError
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
 
 

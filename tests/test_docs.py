@@ -94,9 +94,9 @@ def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
     assert "avgen.html" in (out / "index.html").read_text("utf-8")
     page = (out / "avgen.html").read_text("utf-8")
     assert "VideoGenerator" in page and "Octopuses have three hearts" in page
-    for name, words in (("EventHandler", "receives every"), ("Fit", "fills the frame"),
-                        ("ItemStatus", "batch item stands"), ("Tier", "picture came from")):
-        shown = re.search(rf'id="{name}">(.*?)</section>', page, re.S)  # re-exported aliases
+    for name, words in (("TRANSITION_STYLES", "xfade"), ("PRESETS", "built-in presets"),
+                        ("CAPTION_STYLES", "named caption styles")):
+        shown = re.search(rf'id="{name}">(.*?)</section>', page, re.S)  # re-exported values
         assert shown is not None and words in shown[1], name
     assert (out / "avgen" / "resilience.html").is_file()
     assert (out / "avgen" / "agents.html").is_file()

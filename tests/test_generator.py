@@ -13,21 +13,19 @@ import pytest
 
 import avgen
 from avgen import (
-    AgentError,
     AudioAsset,
     CaptionStyle,
     ClipAsset,
-    GenerationError,
     Preset,
     Scene,
     Script,
-    UsageError,
     VideoGenerator,
     VideoRequest,
 )
 from avgen._session import Session
 from avgen.agents import Narrator, ScriptWriter
 from avgen.costs import paid_call
+from avgen.errors import AgentError, GenerationError, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.testing import PatternClips, PatternImages, ToneNarrator
 

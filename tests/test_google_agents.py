@@ -19,18 +19,17 @@ from hypothesis import strategies as st
 from media import decode
 
 from avgen._models import PRESETS, Preset, Scene, VideoRequest
+from avgen.agents import AssetCache
 from avgen.agents.google import (
     CATALOGUE,
-    AssetCache,
     GeminiImages,
     GeminiNarrator,
     GeminiScriptWriter,
     GoogleConnection,
-    RedactedError,
-    credentials_present,
     google_agents,
-    price_of,
 )
+from avgen.agents.google._catalogue import price_of
+from avgen.agents.google._connection import RedactedError, credentials_present
 from avgen.agents.google._images import aspect_ratio
 from avgen.agents.google._narrator import pcm_rate
 from avgen.costs import Ledger

@@ -25,14 +25,9 @@ from PIL import Image
 
 from avgen import Character, VideoGenerator, VideoRequest, write_report
 from avgen._run import _cast_slugs
-from avgen.agents.google import (
-    CATALOGUE,
-    REWRITE_POLICY,
-    AssetCache,
-    GoogleConnection,
-    VeoClips,
-    google_agents,
-)
+from avgen.agents import AssetCache
+from avgen.agents.google import CATALOGUE, GoogleConnection, VeoClips, google_agents
+from avgen.agents.google._rewrite import REWRITE_POLICY
 from avgen.agents.google._script import parse_script
 from avgen.errors import UsageError
 from avgen.resilience import set_testing

@@ -28,8 +28,9 @@ from media import decode
 
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, Preset, Scene
+from avgen.agents import AssetCache
 from avgen.agents._assets.journal import Entry, OperationJournal
-from avgen.agents.google import AssetCache, GoogleConnection, VeoClips, google_agents
+from avgen.agents.google import GoogleConnection, VeoClips, google_agents
 from avgen.errors import AgentError, ContentRejected, ServiceUnavailable
 from avgen.resilience import set_testing
 
@@ -45,7 +46,8 @@ CHILD = textwrap.dedent("""
     import sys
 
     from avgen import VideoGenerator
-    from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+    from avgen.agents import AssetCache
+    from avgen.agents.google import GoogleConnection, google_agents
 
     base_url, key, out, cache = sys.argv[1:5]
     connection = GoogleConnection.from_env(

@@ -22,9 +22,11 @@ import pytest
 from fake_gemini import FakeGemini
 from media import decode
 
-from avgen import GenerationError, RunEvent, VideoGenerator
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents, price_of
-from avgen.errors import RateLimited
+from avgen import RunEvent, VideoGenerator
+from avgen.agents import AssetCache
+from avgen.agents.google import GoogleConnection, google_agents
+from avgen.agents.google._catalogue import price_of
+from avgen.errors import GenerationError, RateLimited
 from avgen.resilience import CircuitState, set_testing
 
 KEY = "AIzaFAKE-video-key-0123456789abcdef"

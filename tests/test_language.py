@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from avgen import UsageError, VideoGenerator, VideoRequest
+from avgen import VideoGenerator, VideoRequest
 from avgen._language import base, detect, resolved, written_in
 from avgen.agents.local import PiperNarrator
+from avgen.errors import UsageError
 from avgen.testing import PatternImages, ToneNarrator
 
 

@@ -17,7 +17,8 @@ from fake_gemini import FakeGemini
 from media import decode
 
 from avgen import VideoGenerator, VideoRequest
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+from avgen.agents import AssetCache
+from avgen.agents.google import GoogleConnection, google_agents
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-languages-key-0123456789abcdef"

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from media import decode
 
 from avgen import VideoGenerator, VideoRequest
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+from avgen.agents import AssetCache
+from avgen.agents.google import GoogleConnection, google_agents
 from avgen.agents.local import PiperNarrator
 from avgen.agents.local._narrator import MAX_PIECE_CHARS, spoken_pieces
 from avgen.errors import BudgetExceeded, UsageError

@@ -22,8 +22,9 @@ import pytest
 from media import loudness_between, make_image, make_music, make_wav
 from media import measure_loudness as measure
 
-from avgen import Preset, RunEvent, Scene, Soundtrack, UsageError, VideoGenerator, VideoRequest
+from avgen import Preset, RunEvent, Scene, Soundtrack, VideoGenerator, VideoRequest
 from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
+from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._timeline import Timeline
@@ -160,7 +161,7 @@ def test_a_music_volume_out_of_range_is_refused_saying_what_it_means(bad: Any) -
     with pytest.raises(UsageError) as caught:
         Soundtrack(music_volume=bad)
     assert caught.value.field == "soundtrack.music_volume"
-    assert "below the narration, from 0 to 40" in caught.value.problem
+    assert "from 0 to 40 (dB the music sits below the narration" in caught.value.problem
 
 
 def test_parts_do_not_change_the_loudness(spoken: dict[str, Any], tmp_path: Path) -> None:

@@ -11,16 +11,9 @@ import pytest
 from fonts import MACHINES, machine
 from media import decode, make_clip, make_image, make_wav, mean_abs_diff, mean_luma
 
-from avgen import (
-    CaptionStyle,
-    ConfigurationError,
-    Preset,
-    Scene,
-    Soundtrack,
-    Transition,
-    UsageError,
-)
+from avgen import CaptionStyle, Preset, Scene, Soundtrack, Transition
 from avgen._models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
+from avgen.errors import ConfigurationError, UsageError
 from avgen.media._captions import make_cues
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe

@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, RunEvent, UsageError, VideoGenerator, VideoRequest, write_report
+from avgen import Preset, RunEvent, VideoGenerator, VideoRequest, write_report
 from avgen.agents.local import MediaLibrary, _library, local_agents
 from avgen.agents.local._library import assign, name_words
+from avgen.errors import UsageError
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.testing import ToneNarrator
 

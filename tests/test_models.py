@@ -20,19 +20,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import GenerationError, VideoGenerator
+from avgen import VideoGenerator
 from avgen._google_cli import listing
+from avgen.agents import AssetCache
 from avgen.agents.google import (
     CATALOGUE,
-    AssetCache,
     GeminiNarrator,
     GoogleConnection,
-    ModelCatalogue,
     check_models,
     google_agents,
 )
-from avgen.agents.google._catalogue import KINDS, SURFACES, WARN_DAYS
-from avgen.errors import ModelNotFound, UsageError
+from avgen.agents.google._catalogue import KINDS, SURFACES, WARN_DAYS, ModelCatalogue
+from avgen.errors import GenerationError, ModelNotFound, UsageError
 from avgen.resilience import set_testing
 
 KEY = "AIzaFAKE-models-key-0123456789abcdef"

@@ -31,7 +31,8 @@ from nbclient import NotebookClient
 from traitlets import default
 
 import avgen._models
-from avgen import AgentError, AgentPolicy, ConfigurationError, RunEvent, Video, VideoGenerator
+from avgen import AgentPolicy, RunEvent, Video, VideoGenerator
+from avgen.errors import AgentError, ConfigurationError
 from avgen.notebook import ProgressBar
 from avgen.testing import ToneNarrator
 

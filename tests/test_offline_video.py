@@ -164,7 +164,8 @@ def test_a_bare_topic_is_refused_saying_which_agents_write_a_script(tmp_path: Pa
     (["make", "Hi", "--preset", "cinema"], "preset: unknown preset 'cinema'"),
     (["make", "--script", "hi.md", "--voice", "nobody"], "voice: unknown voice 'nobody'"),
     (["make", "--script", "hi.md", "--music-volume", "-18"],
-     "soundtrack.music_volume: how many dB the music sits below the narration, from 0 to 40"),
+     "soundtrack.music_volume: must be a finite number from 0 to 40 (dB the music sits below "
+     "the narration"),
     (["resume", "."], "session:"),
     (["make", "notes/bees.md"], "topic: 'notes/bees.md' looks like a file, not a topic; to "
                                 "narrate its text, give it with --script: avgen make --script "

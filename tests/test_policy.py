@@ -9,17 +9,9 @@ from typing import Any
 
 import pytest
 
-from avgen import (
-    AudioAsset,
-    ClipAsset,
-    ContentRejected,
-    Preset,
-    Scene,
-    ServiceUnavailable,
-    UsageError,
-    VideoGenerator,
-)
+from avgen import AudioAsset, ClipAsset, Preset, Scene, VideoGenerator
 from avgen._policy import AgentPolicy
+from avgen.errors import ContentRejected, ServiceUnavailable, UsageError
 from avgen.resilience import CircuitSettings, RetryPolicy, set_testing
 from avgen.testing import PatternImages, ToneNarrator
 

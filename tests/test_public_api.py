@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import json
 import pkgutil
 import re
+import textwrap
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -62,8 +67,6 @@ def test_every_public_name_comes_from_a_private_module_or_its_own() -> None:
 
 
 def test_the_guides_and_examples_use_only_the_public_api() -> None:
-    from pathlib import Path
-
     root = Path(__file__).resolve().parent.parent
     texts = [*root.glob("docs/*.md"), *root.glob("examples/*.py"), *root.glob("examples/*.ipynb"),
              root / "README.md"]
@@ -72,3 +75,40 @@ def test_the_guides_and_examples_use_only_the_public_api() -> None:
                for module in imported.findall(path.read_text("utf-8"))
                if any(part.startswith("_") for part in module.split(".")[1:])]
     assert private == []
+
+
+def _code(path: Path) -> list[str]:
+    """The Python in a file: a module, a notebook's code cells, a page's ``python`` blocks."""
+    text = path.read_text("utf-8")
+    if path.suffix == ".py":
+        return [text]
+    if path.suffix == ".ipynb":
+        return ["".join(cell["source"]) for cell in json.loads(text)["cells"]
+                if cell["cell_type"] == "code"]
+    fence = re.compile(r"^([ \t]*)```python[ \t]*\n(.*?)^\1```", re.DOTALL | re.MULTILINE)
+    return [textwrap.dedent(match.group(2)) for match in fence.finditer(text)]
+
+
+def test_every_import_of_a_public_module_names_what_it_exports() -> None:
+    """Code imports a public name from its one home: ``from avgen.X import name`` with
+    ``avgen.X`` public names something in its ``__all__`` (or one of its modules)."""
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("avgen/**/*.py"), *root.glob("tests/**/*.py"), *root.glob("docs/*.py"),
+             *root.glob("docs/*.md"), *root.glob("examples/*.py"),
+             *root.glob("examples/*.ipynb"), *root.glob("benchmarks/*.py"), root / "README.md"]
+    wrong = []
+    for path in files:
+        for code in _code(path):
+            try:  # notebook cells may await at the top level
+                tree = compile(code, str(path), "exec", dont_inherit=True,
+                               flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            except SyntaxError:
+                continue  # not Python (a shell line in a page): nothing to check
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.ImportFrom) and node.module in PUBLIC):
+                    continue
+                exported = importlib.import_module(node.module).__all__
+                wrong += [f"{path.relative_to(root)}: from {node.module} import {alias.name}"
+                          for alias in node.names if alias.name not in exported
+                          and importlib.util.find_spec(f"{node.module}.{alias.name}") is None]
+    assert wrong == []

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from avgen import AgentSet, UsageError, VideoGenerator, available_agents, load_agents
+from avgen import VideoGenerator
+from avgen.agents import AgentSet, available_agents, load_agents
 from avgen.agents.local import LocalScriptWriter, PiperNarrator
+from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
 
 
@@ -18,7 +20,7 @@ from avgen.media._composer import FFmpegComposer
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Install a tiny third-party package that publishes agents under 'studio'."""
     (tmp_path / "studio_agents.py").write_text(textwrap.dedent("""
-        from avgen import AgentSet
+        from avgen.agents import AgentSet
         from avgen.media._composer import FFmpegComposer
         from avgen.testing import PatternImages, ToneNarrator
         from avgen.agents.local import LocalScriptWriter

@@ -20,18 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avgen import (
-    REPORT_FILE,
-    AudioAsset,
-    GenerationError,
-    ReportView,
-    UsageError,
-    VideoGenerator,
-    VideoRequest,
-    write_report,
-)
+from avgen import AudioAsset, ReportView, VideoGenerator, VideoRequest, write_report
 from avgen._cli import main
 from avgen._report import (
+    REPORT_FILE,
     WAITING_FOR_A_TURN,
     WAITING_FOR_ANOTHER_WORKER,
     WAITING_FOR_QUOTA,
@@ -39,6 +31,7 @@ from avgen._report import (
     step_segments,
 )
 from avgen.costs import Charge, paid_call
+from avgen.errors import GenerationError, UsageError
 from avgen.resilience import Monitor
 from avgen.testing import PatternImages, ToneNarrator
 

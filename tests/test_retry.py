@@ -34,9 +34,9 @@ from avgen.resilience import (
     classify,
     collect,
     retry,
-    server_delay,
     set_testing,
 )
+from avgen.resilience._retry import server_delay
 
 # --------------------------------------------------------------------------- fakes
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from media import decode
 
-from avgen import Session, UsageError, VideoGenerator
+from avgen import Session, VideoGenerator
 from avgen._session import LOCK_FILE
+from avgen.errors import UsageError
 from avgen.testing import ToneNarrator
 
 SCRIPT = "# Bees\n\nBees dance. They tell the hive where flowers are.\n\nThe hive listens."

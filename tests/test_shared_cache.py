@@ -30,9 +30,10 @@ from media import decode
 from object_store import BUCKET, CREDENTIALS, HANG_GUARD, S3, free_port
 
 from avgen import VideoGenerator
+from avgen.agents import AssetCache
 from avgen.agents._assets.journal import Entry
 from avgen.agents._assets.remote import TRAILER_SIZE, RemoteStore, is_url
-from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+from avgen.agents.google import GoogleConnection, google_agents
 from avgen.errors import UsageError
 from avgen.resilience import DiskStore, set_testing
 
@@ -305,7 +306,7 @@ def test_avgen_imports_and_works_without_fsspec(tmp_path: Path) -> None:
     child = textwrap.dedent("""
         import sys
         sys.modules["fsspec"] = None  # `import fsspec` raises ImportError
-        from avgen.agents.google import AssetCache
+        from avgen.agents import AssetCache
         from avgen.errors import UsageError
 
         cache = AssetCache(sys.argv[1])

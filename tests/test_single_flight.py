@@ -29,9 +29,9 @@ from media import decode
 
 from avgen import VideoGenerator
 from avgen._models import Preset, Scene, VideoRequest
+from avgen.agents import AssetCache
 from avgen.agents._assets import flight as _flight
 from avgen.agents.google import (
-    AssetCache,
     GeminiNarrator,
     GeminiScriptWriter,
     GoogleConnection,
@@ -54,7 +54,8 @@ RUN = textwrap.dedent("""
     from pathlib import Path
 
     from avgen import VideoGenerator
-    from avgen.agents.google import AssetCache, GoogleConnection, google_agents
+    from avgen.agents import AssetCache
+    from avgen.agents.google import GoogleConnection, google_agents
 
     base_url, key, out, cache, ready, go = sys.argv[1:7]
     connection = GoogleConnection.from_env(
@@ -73,7 +74,7 @@ HOLD = textwrap.dedent("""
     import time
     from pathlib import Path
 
-    from avgen.agents.google import AssetCache
+    from avgen.agents import AssetCache
 
     cache, key, held = sys.argv[1:4]
 

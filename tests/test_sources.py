@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from media import SolidImages
 
-from avgen import ImageAsset, Preset, Scene, Source, UsageError, VideoGenerator
+from avgen import ImageAsset, Preset, Scene, Source, VideoGenerator
 from avgen._models import asset_from_dict, asset_to_dict
+from avgen.errors import UsageError
 from avgen.testing import ToneNarrator
 
 PEXELS = Source("pexels", title="Waves at dusk", author="Ana Lima",

@@ -16,10 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator
-from avgen.agents import load_agents
+from avgen import Preset, VideoGenerator
+from avgen.agents import AssetCache, load_agents
 from avgen.agents._keywords import extract_terms
-from avgen.agents.google import AssetCache
 from avgen.agents.stock import (
     PexelsClips,
     PexelsImages,
@@ -29,6 +28,7 @@ from avgen.agents.stock import (
     stock_agents,
 )
 from avgen.agents.stock._common import Rendition, choose_rendition, rate_limit_delay
+from avgen.errors import UsageError
 from avgen.resilience import set_testing
 from avgen.testing import ToneNarrator
 

@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from media import decode
 
-from avgen import Preset, UsageError, VideoGenerator, VideoRequest, write_report
+from avgen import Preset, VideoGenerator, VideoRequest, write_report
 from avgen._models import AudioAsset, Segment
 from avgen.agents.stock import PexelsClips, PexelsImages
+from avgen.errors import UsageError
 from avgen.media._timeline import shot_cuts
 from avgen.testing import ToneNarrator
 

@@ -16,15 +16,7 @@ from fake_stock import PEXELS_KEY, FakeStock, Item
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen import (
-    Preset,
-    Scene,
-    Script,
-    UsageError,
-    VideoGenerator,
-    VideoRequest,
-    write_report,
-)
+from avgen import Preset, Scene, Script, VideoGenerator, VideoRequest, write_report
 from avgen._models import search_terms
 from avgen.agents._download import Reach
 from avgen.agents._keywords import extract_terms
@@ -32,7 +24,7 @@ from avgen.agents.google._script import parse_script
 from avgen.agents.local import LocalScriptWriter
 from avgen.agents.stock import PexelsClips, PexelsImages
 from avgen.agents.stock._kinds import MAX_SEARCHES, rank_candidates
-from avgen.errors import NoMatch
+from avgen.errors import NoMatch, UsageError
 from avgen.testing import ToneNarrator
 
 SMALL = Preset("small", 320, 180, fps=12, encoder_preset="ultrafast")

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from avgen import UsageError, VideoGenerator, VideoRequest
+from avgen import VideoGenerator, VideoRequest
+from avgen.errors import UsageError
 from avgen.testing import PatternImages, ToneNarrator
 
 SCRIPT = "# Two\n\nRivers run to the sea.\n\nClouds carry the rain."

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avgen._validate import flag, number, number_validator
+from avgen._validate import flag, instance, number, number_validator, text
 from avgen.errors import UsageError
 
 NUMBERS = st.one_of(st.integers(), st.just(10**400), st.floats())  # floats: nan and inf too
@@ -112,6 +112,12 @@ def test_what_is_not_a_number_is_refused(value: Any) -> None:
     ({"high": 2.5}, 3, "attempts: must be a finite number <= 2.5, not 3"),
     ({"low": 1, "finite": False}, True, "attempts: must be a number >= 1, not True"),
     ({}, "5", "attempts: must be a finite number, not '5'"),
+    ({"low": 0, "high": 0.5, "high_inclusive": False}, 0.5,
+     "attempts: must be a finite number from 0 to below 0.5, not 0.5"),
+    ({"low": 0, "low_inclusive": False, "high": 0.3, "high_inclusive": False}, 0.3,
+     "attempts: must be a finite number > 0 and < 0.3, not 0.3"),
+    ({"low": 1, "integer": True, "unit": "pixels"}, 0,
+     "attempts: must be an int >= 1 (pixels), not 0"),
 ])
 def test_one_message_format_states_what_is_allowed(options: dict[str, Any], value: Any,
                                                    message: str) -> None:
@@ -199,7 +205,7 @@ def _parse(max_chars: Any) -> Any:
 
 
 def _budget(budget: Any) -> Any:
-    from avgen.costs import check_budget
+    from avgen._validate import check_budget
     return check_budget(budget)
 
 
@@ -248,7 +254,35 @@ def _request(**options: Any) -> Any:
     return VideoRequest(script="Hello.", **options)
 
 
-PREFIXED = {_preset: "preset.", _transition: "transition.", _soundtrack: "soundtrack."}
+def _caption_style(**options: Any) -> Any:
+    from avgen import CaptionStyle
+    return CaptionStyle(**options)
+
+
+def _disk_store(**options: Any) -> Any:
+    from avgen.resilience import DiskStore
+    return DiskStore("/nonexistent/avgen-store", **options)
+
+
+def _connection(**options: Any) -> Any:
+    from avgen.agents.google import GoogleConnection
+    return GoogleConnection.from_env({"GOOGLE_API_KEY": "AIzaFAKE-key-0123456789"}, **options)
+
+
+def _wrap(**options: Any) -> Any:
+    from avgen.media._lines import wrap_words
+    return wrap_words("Some words to wrap.", **options)
+
+
+def _ass(**options: Any) -> Any:
+    from avgen import CaptionStyle
+    from avgen.media._captions import to_ass
+    sizes: dict[str, Any] = {"width": 640, "height": 360, "margin": 0.1, "side_margin": 0.05}
+    return to_ass([], style=CaptionStyle(), **{**sizes, **options})
+
+
+PREFIXED = {_preset: "preset.", _transition: "transition.", _soundtrack: "soundtrack.",
+            _caption_style: "caption_style."}
 
 SITES: list[tuple[Callable[..., Any], str]] = [
     (_google("veo"), "poll_interval"), (_google("veo"), "poll_max_interval"),
@@ -268,6 +302,12 @@ SITES: list[tuple[Callable[..., Any], str]] = [
     (_preset, "fps"), (_preset, "crf"), (_piper, "sentence_pause"), (_piper, "length_scale"),
     (_transition, "seconds"), (_soundtrack, "music_volume"), (_soundtrack, "fade_seconds"),
     (_soundtrack, "loudness"), (_request, "duration"),
+    (_preset, "caption_margin"), (_preset, "caption_side_margin"),
+    (_caption_style, "font_size"), (_caption_style, "outline"), (_caption_style, "margin"),
+    (_caption_style, "max_chars_per_line"), (_caption_style, "max_lines"),
+    (_caption_style, "words_per_cue"), (_disk_store, "max_bytes"), (_disk_store, "ttl"),
+    (_connection, "timeout"), (_wrap, "max_chars"), (_ass, "width"), (_ass, "height"),
+    (_ass, "margin"), (_ass, "side_margin"),
 ]
 
 
@@ -289,3 +329,27 @@ def test_a_preset_side_must_also_be_even() -> None:
     with pytest.raises(UsageError) as caught:
         _preset(height=4098)
     assert str(caught.value) == "preset.height: must be an int from 64 to 4096, not 4098"
+
+
+@pytest.mark.parametrize(("value", "optional", "message"), [
+    ("  ", False, "key: must be a non-empty text, not '  '"),
+    ("", True, "key: must be a non-empty text, not ''"),
+    (3, True, "key: must be a string or None, not int 3"),
+])
+def test_a_text_that_must_say_something(value: Any, optional: bool, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        text("key", value, optional=optional, blank=False)
+    assert str(caught.value) == message
+    assert text("key", " k ", blank=False) == " k "
+    assert text("key", None, optional=True, blank=False) is None
+
+
+def test_an_instance_of_a_kind_or_none() -> None:
+    assert instance("store", {}, dict) == {}
+    assert instance("store", None, dict, optional=True) is None
+    with pytest.raises(UsageError) as caught:
+        instance("store", None, dict)
+    assert str(caught.value) == "store: must be a dict, not NoneType None"
+    with pytest.raises(UsageError) as caught:
+        instance("store", [], (int, float), optional=True)
+    assert str(caught.value) == "store: must be an int or float or None, not list []"

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from avgen import UsageError, VideoRequest
+from avgen import VideoRequest
 from avgen.agents.local import PiperNarrator
 from avgen.agents.local._narrator import _bundled_model
 from avgen.agents.local._voices import VoiceShelf
-from avgen.errors import ConfigurationError
+from avgen.errors import ConfigurationError, UsageError
 
 HEBREW = "כלבים נובחים. חתולים מגרגרים."
 

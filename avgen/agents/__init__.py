@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents._protocols import (
     AgentCapabilities,
     AgentSet,
@@ -17,12 +18,12 @@ from avgen.agents._protocols import (
     Narrator,
     ScriptWriter,
 )
-from avgen.agents._registry import ENTRY_POINT_GROUP, available_agents, load_agents
+from avgen.agents._registry import available_agents, load_agents
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
     "AgentCapabilities",
     "AgentSet",
+    "AssetCache",
     "ClipGenerator",
     "Composer",
     "ImageGenerator",

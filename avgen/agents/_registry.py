@@ -23,7 +23,7 @@ from typing import Any
 from avgen.agents._protocols import AgentSet
 from avgen.errors import UsageError
 
-__all__ = ["ENTRY_POINT_GROUP", "available_agents", "load_agents"]
+__all__ = ["available_agents", "load_agents"]
 
 ENTRY_POINT_GROUP = "avgen.agents"
 """The entry-point group read for named agent families."""

@@ -25,7 +25,7 @@ import attrs
 import pysubs2
 
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
-from avgen.errors import UsageError
+from avgen._validate import number
 from avgen.media._cards import CardLayout, Theme, card_events, card_styles, right_to_left
 from avgen.media._fonts import font_runs
 from avgen.media._lines import (
@@ -37,7 +37,7 @@ from avgen.media._lines import (
     wrap_words,
 )
 
-__all__ = ["Cue"]
+__all__: list[str] = []
 
 _CARD_MAX_LINES = 4
 _CLASSIC = CaptionStyle()
@@ -587,14 +587,11 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
     Raises:
         UsageError: The frame size or a margin is out of range.
     """
-    for field, side in (("width", width), ("height", height)):
-        if not isinstance(side, int) or isinstance(side, bool) or side < 1:
-            raise UsageError(field, f"must be a positive number of pixels, got {side!r}")
-    if not 0.0 <= margin < 0.5:
-        raise UsageError("margin", f"must be from 0 to below 0.5 (of the height), got {margin!r}")
-    if not 0.0 <= side_margin < 0.5:
-        raise UsageError("side_margin",
-                         f"must be from 0 to below 0.5 (of the width), got {side_margin!r}")
+    number("width", width, integer=True, low=1, unit="pixels")
+    number("height", height, integer=True, low=1, unit="pixels")
+    number("margin", margin, low=0.0, high=0.5, high_inclusive=False, unit="of the height")
+    number("side_margin", side_margin, low=0.0, high=0.5, high_inclusive=False,
+           unit="of the width")
     short = min(width, height)
     size = max(1, round(style.font_size * short))
     subs = pysubs2.SSAFile()

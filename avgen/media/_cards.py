@@ -27,7 +27,6 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import functools
-import hashlib
 import json
 import re
 import unicodedata
@@ -37,6 +36,7 @@ from typing import Any
 
 import attrs
 
+from avgen._hashing import sha256_hex
 from avgen._ranking import tokenize
 from avgen.media._lines import text_width, wrap_words
 
@@ -71,8 +71,8 @@ THEMES = (
 
 def theme_for(title: str) -> Theme:
     """The theme of a video, the same for the same title on every machine."""
-    digest = hashlib.sha256(title.strip().lower().encode("utf-8")).digest()
-    return THEMES[digest[0] % len(THEMES)]
+    digest = sha256_hex(title.strip().lower())
+    return THEMES[int(digest[:2], 16) % len(THEMES)]
 
 
 @functools.cache

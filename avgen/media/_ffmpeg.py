@@ -40,8 +40,7 @@ import cachetools
 
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 
-__all__ = ["MediaInfo", "ProgressCallback", "ffmpeg_exe", "probe", "run_ffmpeg",
-           "run_ffmpeg_sync"]
+__all__ = ["ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, from 0.0 to 1.0."""

@@ -18,7 +18,7 @@ import functools
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from avgen.errors import UsageError
+from avgen._validate import number
 
 __all__: list[str] = []
 
@@ -192,7 +192,6 @@ def wrap_words(text: str, max_chars: int, language: str | None = None) -> list[s
     Returns:
         The lines, without leading or trailing spaces; empty for blank text.
     """
-    if max_chars < 1:
-        raise UsageError("max_chars", f"must be at least 1, got {max_chars!r}")
+    number("max_chars", max_chars, integer=True, low=1)
     return [join_tokens(line)
             for line in wrap_tokens(break_tokens(text, max_chars, language), max_chars)]

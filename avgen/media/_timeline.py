@@ -32,7 +32,7 @@ from avgen._models import (
 )
 from avgen.media._captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
 
-__all__ = ["Shot", "Timeline", "TimelineScene"]
+__all__ = ["Timeline"]
 
 _CUT = Transition()
 

@@ -28,78 +28,37 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-from avgen.resilience._cache import (
-    CachedFunction,
-    CacheInfo,
-    CacheStore,
-    DiskStore,
-    MemoryStore,
-    cached,
-)
+from avgen.resilience._cache import CacheStore, DiskStore, MemoryStore, cached
 from avgen.resilience._circuit import (
     CircuitBreaker,
-    CircuitMetrics,
     CircuitRegistry,
     CircuitSettings,
     CircuitState,
-    Permit,
     circuit,
 )
-from avgen.resilience._events import Hook, ResilienceEvent, collect, emit
+from avgen.resilience._events import ResilienceEvent, collect
 from avgen.resilience._monitor import Monitor, Threshold, monitored, otel_hook
-from avgen.resilience._retry import (
-    Classification,
-    RetryDecorator,
-    RetryOn,
-    RetryPolicy,
-    classify,
-    retry,
-    retryable,
-    server_delay,
-    set_testing,
-)
-from avgen.resilience._shared import (
-    Coordination,
-    LocalCoordination,
-    Shared,
-    current_shared,
-    sharing,
-)
+from avgen.resilience._retry import RetryPolicy, classify, retry, retryable, set_testing
 
 __all__ = [
-    "CacheInfo",
     "CacheStore",
-    "CachedFunction",
     "CircuitBreaker",
-    "CircuitMetrics",
     "CircuitRegistry",
     "CircuitSettings",
     "CircuitState",
-    "Classification",
-    "Coordination",
     "DiskStore",
-    "Hook",
-    "LocalCoordination",
     "MemoryStore",
     "Monitor",
-    "Permit",
     "ResilienceEvent",
-    "RetryDecorator",
-    "RetryOn",
     "RetryPolicy",
-    "Shared",
     "Threshold",
     "cached",
     "circuit",
     "classify",
     "collect",
-    "current_shared",
-    "emit",
     "monitored",
     "otel_hook",
     "retry",
     "retryable",
-    "server_delay",
     "set_testing",
-    "sharing",
 ]

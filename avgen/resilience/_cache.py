@@ -68,7 +68,7 @@ from avgen.resilience._cache_keys import KeyMaker
 from avgen.resilience._disk_store import DiskStore
 from avgen.resilience._events import Hook, ResilienceEvent, emit, has_listeners
 
-__all__ = ["CacheInfo", "CacheStore", "CachedFunction", "DiskStore", "MemoryStore", "cached"]
+__all__ = ["CacheStore", "DiskStore", "MemoryStore", "cached"]
 
 _logger = logging.getLogger("avgen.resilience")
 _P = ParamSpec("_P")

@@ -17,7 +17,6 @@ __docformat__ = "google"
 
 import dataclasses
 import enum
-import hashlib
 import inspect
 import json
 import math
@@ -26,6 +25,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+
+from avgen._hashing import sha256_hex
 
 __all__ = []
 
@@ -73,7 +74,7 @@ def canonical(value: Any, where: str = "value") -> Any:
     if isinstance(value, enum.Enum):
         return {"enum": f"{kind.__module__}.{kind.__qualname__}", "name": value.name}
     if isinstance(value, bytes | bytearray | memoryview):
-        return {"bytes": hashlib.sha256(value).hexdigest()}
+        return {"bytes": sha256_hex(value)}
     if isinstance(value, pathlib.PurePath):
         return str(value)
     if isinstance(value, str):
@@ -105,7 +106,7 @@ def canonical(value: Any, where: str = "value") -> Any:
 
 
 def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_hex(text)
 
 
 class KeyMaker:

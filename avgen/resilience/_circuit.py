@@ -53,15 +53,7 @@ from avgen.resilience._events import Hook, ResilienceEvent, emit
 from avgen.resilience._retry import classify
 from avgen.resilience._shared import current_shared
 
-__all__ = [
-    "CircuitBreaker",
-    "CircuitMetrics",
-    "CircuitRegistry",
-    "CircuitSettings",
-    "CircuitState",
-    "Permit",
-    "circuit",
-]
+__all__ = ["CircuitBreaker", "CircuitRegistry", "CircuitSettings", "CircuitState", "circuit"]
 
 P = ParamSpec("P")
 T = TypeVar("T")

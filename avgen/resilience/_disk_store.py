@@ -31,7 +31,6 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import contextlib
-import hashlib
 import heapq
 import json
 import logging
@@ -49,7 +48,8 @@ from typing import Any
 
 import attrs
 
-from avgen._hashing import file_sha256
+from avgen._hashing import file_sha256, sha256_hasher, sha256_hex
+from avgen._validate import number
 from avgen.errors import UsageError
 
 __all__ = ["DiskStore"]
@@ -199,10 +199,9 @@ class DiskStore:
     def __init__(self, directory: str | os.PathLike[str], *, max_bytes: int | None = None,
                  ttl: float | None = None, timer: Callable[[], float] = time.time,
                  verify: bool = True) -> None:
-        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
-            raise UsageError("max_bytes", f"must be a positive int or None, not {max_bytes!r}")
-        if ttl is not None and not ttl > 0:
-            raise UsageError("ttl", f"must be a positive number of seconds or None, not {ttl!r}")
+        number("max_bytes", max_bytes, integer=True, low=1, optional=True)
+        number("ttl", ttl, low=0, low_inclusive=False, optional=True, finite=False,
+               unit="seconds")
         self.directory = Path(directory).expanduser()
         """The cache folder."""
         self.max_bytes = max_bytes
@@ -268,7 +267,7 @@ class DiskStore:
             with os.fdopen(fd, "wb") as out:
                 out.write(payload)
             _, written_at = self._commit(key, kind, Path(temp),
-                                         hashlib.sha256(payload).hexdigest(), len(payload))
+                                         sha256_hex(payload), len(payload))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
@@ -319,7 +318,7 @@ class DiskStore:
 
     @property
     def maxsize(self) -> int | None:
-        """The size limit in bytes, as `avgen.resilience.CacheInfo` reports it."""
+        """The size limit in bytes, as ``cache_info()`` reports it."""
         return self.max_bytes
 
     @property
@@ -349,7 +348,7 @@ class DiskStore:
         self._make_folder(sub, key)
         fd, temp = tempfile.mkstemp(dir=sub, prefix=_TEMP)
         try:
-            digest = hashlib.sha256()
+            digest = sha256_hasher()
             written = 0
             with os.fdopen(fd, "wb") as out, source.open("rb") as src:
                 while chunk := src.read(_CHUNK):
@@ -450,7 +449,7 @@ class DiskStore:
                 self._discard(key, record, "missing data")
                 return None
             if len(payload) != record.size or (
-                    self.verify and hashlib.sha256(payload).hexdigest() != record.sha256):
+                    self.verify and sha256_hex(payload) != record.sha256):
                 self._discard(key, record, "checksum mismatch")
                 return None
             self._touch(key)

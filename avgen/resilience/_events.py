@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Hook", "ResilienceEvent", "collect", "emit"]
+__all__ = ["ResilienceEvent", "collect"]
 
 _logger = logging.getLogger("avgen.resilience")
 _collectors: contextvars.ContextVar[tuple[list[ResilienceEvent], ...]] = contextvars.ContextVar(
@@ -40,7 +40,7 @@ class ResilienceEvent:
     ``prompt.rewrite`` (a refused prompt was rewritten: data has ``attempt``, ``reason``).
 
     Waiting and holding (``started`` in seconds since the epoch, ``seconds`` long):
-    ``quota.wait`` (`avgen.resilience.Shared` waited before a request: data has ``name``,
+    ``quota.wait`` (the batch's ``Shared`` state waited before a request: data has ``name``,
     ``started``, ``seconds`` and ``reason``: ``slot`` for a free slot, ``hold-off`` for the
     end of a hold-off after a 429, ``rate`` for room in the requests per minute),
     ``turn.wait`` (a run waited for a turn of an agent, at most its ``max_concurrency`` at

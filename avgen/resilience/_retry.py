@@ -50,17 +50,7 @@ from avgen._validate import number, number_validator
 from avgen.errors import CircuitOpen, ContentRejected, RateLimited, ServiceUnavailable, UsageError
 from avgen.resilience._events import Hook, ResilienceEvent, emit
 
-__all__ = [
-    "Classification",
-    "RetryDecorator",
-    "RetryOn",
-    "RetryPolicy",
-    "classify",
-    "retry",
-    "retryable",
-    "server_delay",
-    "set_testing",
-]
+__all__ = ["RetryPolicy", "classify", "retry", "retryable", "set_testing"]
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from avgen.errors import BudgetExceeded
 from avgen.resilience._events import ResilienceEvent, emit
 
-__all__ = ["Coordination", "LocalCoordination", "Shared", "current_shared", "sharing"]
+__all__: list[str] = []
 
 _FIRST_WAIT = 0.01
 _NOTICED = 0.001  # a shorter wait is not reported

@@ -14,13 +14,13 @@ import avgen
 from avgen import (
     AgentPolicy,
     AudioAsset,
-    Narrator,
     Preset,
     RunEvent,
     Transition,
     VideoGenerator,
     VideoRequest,
 )
+from avgen.agents import Narrator
 from avgen.notebook import ProgressBar
 
 

@@ -13,24 +13,20 @@ import avgen
 from avgen import (
     PRESETS,
     AgentPolicy,
-    AgentSet,
     AudioAsset,
     ImageAsset,
-    ImageGenerator,
-    Narrator,
     Preset,
     RunEvent,
     Scene,
     Script,
-    ScriptWriter,
     Soundtrack,
     Transition,
     Video,
     VideoGenerator,
     VideoRequest,
-    load_agents,
     preset,
 )
+from avgen.agents import AgentSet, ImageGenerator, Narrator, ScriptWriter, load_agents
 from avgen.notebook import ProgressBar
 from avgen.resilience import CircuitSettings, RetryPolicy
 
@@ -123,12 +119,12 @@ async def make(text: str) -> Video | None:
         problem: str = e.problem
         print(f"fix {field}: {problem}")
         return None
-    except avgen.GenerationError as e:
+    except avgen.errors.GenerationError as e:
         session: Path | None = e.session
         if session is not None:
             return await generator.resume(session)
         raise
-    except avgen.AgentError as e:
+    except avgen.errors.AgentError as e:
         print(e)
         return None
     finally:
@@ -150,12 +146,12 @@ def make_many(rows_file: Path) -> list[Path]:
         [*requests, *more], concurrency=2, budget=5.0, on_event=lambda event: None)
     made: list[Path] = []
     for item in result:
-        status: avgen.ItemStatus = item.status
+        status: str = item.status
         if item.video is not None:
             made.append(item.video)
         elif item.resume_command is not None:
             print(status, item.error, item.resume_command, item.session)
-    print(result.cost, result.ok, len(result.failed), result.directory / avgen.BATCH_FILE)
+    print(result.cost, result.ok, len(result.failed), result.directory / "batch.json")
     return made
 
 

@@ -51,7 +51,8 @@ from avgen.agents._assets.flight import hold
 from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._assets.remote import RemoteStore, is_url
 from avgen.errors import UsageError
-from avgen.resilience import DiskStore, ResilienceEvent, emit
+from avgen.resilience import DiskStore, ResilienceEvent
+from avgen.resilience._events import emit
 
 __all__ = ["AssetCache", "default_cache_dir"]
 

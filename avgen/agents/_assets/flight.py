@@ -4,7 +4,7 @@
 cache again, pay, store). It is two locks, taken in order:
 
 1. **In this process**, a `threading.Lock` per (cache folder, key), shared by every
-   `avgen.agents.google.AssetCache` on that folder, every event loop and every thread: four
+   `avgen.agents.AssetCache` on that folder, every event loop and every thread: four
    runs ``gather``-ed in one loop, or runs in threads each with a loop of their own, wait
    for each other.
 2. **Across processes**, an exclusive ``flock`` on ``<cache folder>/locks/<key>.lock``
@@ -23,7 +23,7 @@ asset, as it did before single flight, but nothing fails.
 The ``locks`` folder's name is not two characters long, so `avgen.resilience.DiskStore`
 never counts, sweeps or clears it.
 
-A cache at a URL (shared storage, see `avgen.agents.google.AssetCache`) has no file lock:
+A cache at a URL (shared storage, see `avgen.agents.AssetCache`) has no file lock:
 there, `hold` is the in-process lock only, shared by every cache on the same URL. Across
 machines, single flight comes from the shared coordination of a batch, not from the store.
 """

@@ -122,7 +122,7 @@ class OperationJournal:
     Args:
         location: The journal's folder (created on the first write), or the `Records` of
             a shared store (the google agents get theirs from
-            `avgen.agents.google.AssetCache.journal`).
+            `avgen.agents.AssetCache.journal`).
     """
 
     def __init__(self, location: Path | Records) -> None:

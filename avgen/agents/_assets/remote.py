@@ -1,6 +1,6 @@
 """`RemoteStore`: the asset cache in a shared location named by an fsspec URL.
 
-An `avgen.agents.google.AssetCache` given a URL (``s3://bucket/prefix``,
+An `avgen.agents.AssetCache` given a URL (``s3://bucket/prefix``,
 ``gs://bucket/prefix``, ``file:///shared/folder``, any protocol fsspec knows) keeps its
 entries there, so workers on several machines pay once for an asset::
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -40,6 +39,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from avgen._hashing import sha256_hasher, sha256_hex
+from avgen._validate import instance
 from avgen.errors import UsageError
 
 __all__: list[str] = []
@@ -97,7 +98,7 @@ def _check_bytes(data: bytes) -> bytes:
     """
     sha256, size = _parse_trailer(data[-TRAILER_SIZE:], len(data))
     content = data[:size]
-    if hashlib.sha256(content).hexdigest() != sha256:
+    if sha256_hex(content) != sha256:
         raise Damaged("checksum mismatch")
     return content
 
@@ -115,7 +116,7 @@ def _check_file(path: Path) -> None:
         file.seek(total - TRAILER_SIZE)
         sha256, size = _parse_trailer(file.read(TRAILER_SIZE), total)
         file.seek(0)
-        digest = hashlib.sha256()
+        digest = sha256_hasher()
         left = size
         while left:
             chunk = file.read(min(_CHUNK, left))
@@ -186,9 +187,7 @@ class RemoteStore:
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         if not is_url(url):
             raise UsageError("location", f"must be a URL (scheme://…), not {url!r}")
-        if storage_options is not None and not isinstance(storage_options, Mapping):
-            raise UsageError("storage_options", f"must be a mapping or None, not "
-                             f"{type(storage_options).__name__}")
+        instance("storage_options", storage_options, Mapping, optional=True)
         self.fs, self.root = _filesystem(url, storage_options or {})
         self.scheme = url.split("://", 1)[0].lower()
         """The URL's protocol."""
@@ -234,7 +233,7 @@ class RemoteStore:
         name = self._entry(key)
         with tempfile.TemporaryDirectory(prefix="avgen-upload-") as tmp:
             upload = Path(tmp) / "entry"
-            digest = hashlib.sha256()
+            digest = sha256_hasher()
             size = 0
             with Path(path).open("rb") as source, upload.open("wb") as out:
                 while chunk := source.read(_CHUNK):
@@ -271,7 +270,7 @@ class RemoteStore:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"the cache keeps JSON values, not {type(value).__qualname__} "
                             f"({exc})") from exc
-        data = content + _trailer(hashlib.sha256(content).hexdigest(), len(content))
+        data = content + _trailer(sha256_hex(content), len(content))
         self._publish(name, lambda to: self.fs.pipe_file(to, data))
 
     # -- small records (the operation journal) -----------------------------------------

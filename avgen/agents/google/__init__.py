@@ -23,10 +23,11 @@ anything is sent, naming its replacement (``avgen models`` lists them all, and
 ``avgen models --check`` asks the service which ones your key can use).
 
 Every call is priced (`avgen.agents.google.PRICES`), checked against the generator's
-budget before it is sent, recorded in the manifest, and kept in the `AssetCache` so the same
-request is never paid for twice. Quota errors and outages are retried with backoff and
-judged by a circuit breaker per agent (`GOOGLE_POLICY`); safety refusals make the scene
-fall back. Keys and tokens never reach a log, an event, the manifest or an error message.
+budget before it is sent, recorded in the manifest, and kept in the
+`avgen.agents.AssetCache` so the same request is never paid for twice. Quota errors and
+outages are retried with backoff and judged by a circuit breaker per agent
+(`GOOGLE_POLICY`); safety refusals make the scene fall back. Keys and tokens never reach
+a log, an event, the manifest or an error message.
 """
 
 from __future__ import annotations
@@ -40,32 +41,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from avgen._validate import flag, number
-from avgen.agents._assets.cache import AssetCache, default_cache_dir
+from avgen.agents._assets.cache import AssetCache
 from avgen.agents._protocols import AgentSet
-from avgen.agents.google._catalogue import (
-    CATALOGUE,
-    PRICES,
-    Capabilities,
-    Lifecycle,
-    ModelCatalogue,
-    ModelInfo,
-    Verdict,
-    price_of,
-)
-from avgen.agents.google._check import ModelCheck, check_models
+from avgen.agents.google._catalogue import CATALOGUE, PRICES
+from avgen.agents.google._check import check_models
 from avgen.agents.google._clips import VeoClips
-from avgen.agents.google._common import GOOGLE_POLICY, GoogleAgent
-from avgen.agents.google._connection import (
-    Capability,
-    GoogleConnection,
-    Mode,
-    RedactedError,
-    credentials_present,
-)
+from avgen.agents.google._common import GOOGLE_POLICY
+from avgen.agents.google._connection import GoogleConnection
 from avgen.agents.google._images import GeminiImages
-from avgen.agents.google._narrator import VOICES, GeminiNarrator
+from avgen.agents.google._narrator import GeminiNarrator
 from avgen.agents.google._prices import Price
-from avgen.agents.google._rewrite import REWRITE_POLICY, PromptRewriter
+from avgen.agents.google._rewrite import PromptRewriter
 from avgen.agents.google._script import GeminiScriptWriter
 from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
@@ -74,31 +60,14 @@ __all__ = [
     "CATALOGUE",
     "GOOGLE_POLICY",
     "PRICES",
-    "REWRITE_POLICY",
-    "VOICES",
-    "AssetCache",
-    "Capabilities",
-    "Capability",
     "GeminiImages",
     "GeminiNarrator",
     "GeminiScriptWriter",
-    "GoogleAgent",
     "GoogleConnection",
-    "Lifecycle",
-    "Mode",
-    "ModelCatalogue",
-    "ModelCheck",
-    "ModelInfo",
     "Price",
-    "PromptRewriter",
-    "RedactedError",
     "VeoClips",
-    "Verdict",
     "check_models",
-    "credentials_present",
-    "default_cache_dir",
     "google_agents",
-    "price_of",
 ]
 
 _logger = logging.getLogger("avgen.agents.google")
@@ -176,7 +145,7 @@ def google_agents(
             30 s between polls).
         poll_max_interval: The longest wait between two polls (default: 30 s, or
             ``poll_interval`` if longer).
-        cache: ``True``: the `AssetCache` in `default_cache_dir`; a folder or an fsspec
+        cache: ``True``: an `AssetCache` in ``<avgen cache>/google``; a folder or an fsspec
             URL (``"s3://bucket/prefix"``: see `AssetCache`), for ``AssetCache(cache)``
             — a plain value that pickles, for workers that build their agents from
             options; an `AssetCache`; or ``False``/``None``: no cache (every run pays

@@ -41,8 +41,7 @@ import attrs
 from avgen.agents.google._prices import Price
 from avgen.errors import UsageError
 
-__all__ = ["CATALOGUE", "PRICES", "Capabilities", "Lifecycle", "ModelCatalogue", "ModelInfo",
-           "Verdict", "price_of"]
+__all__ = ["CATALOGUE", "PRICES"]
 
 _logger = logging.getLogger("avgen.agents.google")
 

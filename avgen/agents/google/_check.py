@@ -18,7 +18,7 @@ from avgen.agents.google._catalogue import CATALOGUE, Kind, Status
 from avgen.agents.google._connection import GoogleConnection
 from avgen.errors import AvgenError, UsageError
 
-__all__ = ["ModelCheck", "check_models"]
+__all__ = ["check_models"]
 
 ROLES: Mapping[str, Kind] = {"script_model": "text", "tts_model": "speech",
                              "image_model": "image", "portrait_model": "image",

@@ -11,7 +11,7 @@ as ``previous=``. The aspect ratio follows the preset (``9:16`` when taller than
 
 **Cost and cache.** A clip's price (per second, `avgen.agents.google.PRICES`) is reserved
 against the run's budget before anything is sent (`avgen.costs.paid_call`), and charged
-only when the clip arrives. Clips are kept in the `avgen.agents.google.AssetCache`
+only when the clip arrives. Clips are kept in the `avgen.agents.AssetCache`
 under a key of model, prompt, aspect, length, audio, resolution, negative prompt and the
 SHA-256 of the input image: an identical request is answered from disk, free.
 
@@ -26,7 +26,7 @@ event loop, across every run sharing the agent.
 
 **Crashes.** With a cache, an accepted operation is also written down at once in the
 cache folder, or under the cache's URL (``operations/<clip key>.json``, an atomic write;
-see `avgen.agents.google.AssetCache.journal`) and its record removed when
+see `avgen.agents.AssetCache.journal`) and its record removed when
 the clip is stored or the operation failed for good. A process asking for the same clip
 later — the resume of a session killed while it polled, or another run — polls the
 recorded operation instead of submitting it again; only an operation the service no longer
@@ -41,7 +41,6 @@ __docformat__ = "google"
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -55,6 +54,7 @@ from typing import Any
 
 import attrs
 
+from avgen._hashing import sha256_hex
 from avgen._models import (
     ClipAsset,
     Preset,
@@ -62,7 +62,7 @@ from avgen._models import (
     Source,
     VideoRequest,
 )
-from avgen._validate import flag, number
+from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._download import Limits, Reach, download
@@ -83,7 +83,8 @@ from avgen.errors import (
 )
 from avgen.media._ffmpeg import probe, run_ffmpeg
 from avgen.media._graph import CLIP_HOLD_SECONDS
-from avgen.resilience import RetryDecorator, retry
+from avgen.resilience import retry
+from avgen.resilience._retry import RetryDecorator
 
 __all__ = ["VeoClips"]
 
@@ -205,17 +206,14 @@ class VeoClips(GoogleAgent):
         if resolution is not None and resolution != "auto" and resolution not in allowed:
             raise UsageError("resolution", f"must be 'auto', None or one of "
                              f"{', '.join(allowed)} for {self.model}, not {resolution!r}")
-        if negative_prompt is not None and (not isinstance(negative_prompt, str)
-                                            or not negative_prompt.strip()):
-            raise UsageError("negative_prompt", "must be a non-empty text or None")
+        text("negative_prompt", negative_prompt, optional=True, blank=False)
         number("seed", seed, integer=True, low=0, high=2**32 - 1, optional=True)
         if person_generation is not None and person_generation not in PERSON_GENERATION:
             raise UsageError("person_generation", f"must be None or one of "
                              f"{', '.join(PERSON_GENERATION)}, not {person_generation!r}")
         if references is not None:
             flag("references", references)
-        if rewriter is not None and not isinstance(rewriter, PromptRewriter):
-            raise UsageError("rewriter", f"must be a PromptRewriter or None, not {rewriter!r}")
+        instance("rewriter", rewriter, PromptRewriter, optional=True)
         self.poll_interval = float(number("poll_interval", poll_interval, low=0,
                                           low_inclusive=False))
         """Seconds before the first poll."""
@@ -472,14 +470,14 @@ class VeoClips(GoogleAgent):
         if self.person_generation is not None:
             extra["person_generation"] = self.person_generation
         if ask.references:
-            extra["references"] = [hashlib.sha256(r).hexdigest() for r in ask.references]
+            extra["references"] = [sha256_hex(r) for r in ask.references]
         if ask.part:
             extra["part"] = ask.part
         return AssetCache.key(
             "veo-refused" if refused else "veo", model=self.model, prompt=ask.prompt,
             aspect=ask.aspect, seconds=ask.duration, audio=ask.audio,
             resolution=ask.resolution, negative_prompt=self.negative_prompt,
-            image=hashlib.sha256(ask.image).hexdigest() if ask.image is not None else None,
+            image=sha256_hex(ask.image) if ask.image is not None else None,
             **extra)
 
     def _refusal_key(self, ask: _Ask, prompt: str) -> str:

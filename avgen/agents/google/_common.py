@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from avgen._models import VideoRequest
 from avgen._policy import AgentPolicy
-from avgen._validate import number
+from avgen._validate import instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._catalogue import CATALOGUE, Kind, ModelInfo, price_of
 from avgen.agents.google._connection import Capability, GoogleConnection
@@ -31,7 +31,7 @@ from avgen.resilience._shared import LocalCoordination, Shared, current_shared
 
 T = TypeVar("T")
 
-__all__ = ["GOOGLE_POLICY", "GoogleAgent"]
+__all__ = ["GOOGLE_POLICY"]
 
 GOOGLE_POLICY = AgentPolicy(
     retry=RetryPolicy(attempts=4, timeout=600.0, wait_initial=2.0, wait_max=60.0),
@@ -106,18 +106,14 @@ class GoogleAgent:
     def __init__(self, connection: GoogleConnection, model: str | None = None, *,
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  max_concurrency: int = 4, requests_per_minute: float | None = None) -> None:
-        if not isinstance(connection, GoogleConnection):
-            raise UsageError("connection", "must be a GoogleConnection, not "
-                             f"{type(connection).__name__}")
-        if cache is not None and not isinstance(cache, AssetCache):
-            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
+        instance("connection", connection, GoogleConnection)
+        instance("cache", cache, AssetCache, optional=True)
         self.connection = connection
         """The shared connection."""
         self._served()
         if model is None:
             model = CATALOGUE.default(self.model_kind, connection.mode)
-        if not isinstance(model, str) or not model.strip():
-            raise UsageError("model", f"must be a model id, not {model!r}")
+        text("model", model, blank=False)  # a model id
         self.info: ModelInfo | None = CATALOGUE.vet(model, kind=self.model_kind,
                                                     surface=connection.mode)
         """The model's catalogue entry (for an id the catalogue does not list, its

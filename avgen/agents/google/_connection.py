@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
+from avgen._validate import number
 from avgen.agents._download import origin
 from avgen.errors import (
     AgentError,
@@ -53,7 +54,7 @@ from avgen.errors import (
 )
 from avgen.resilience._retry import server_delay
 
-__all__ = ["Capability", "GoogleConnection", "Mode", "RedactedError", "credentials_present"]
+__all__ = ["GoogleConnection"]
 
 Mode = Literal["developer", "vertex"]
 """``"developer"``: the Gemini Developer API (an API key); ``"vertex"``: Vertex AI."""
@@ -192,8 +193,7 @@ class GoogleConnection:
         from google.genai import types
 
         env = os.environ if env is None else env
-        if not timeout > 0:
-            raise UsageError("timeout", f"must be a positive number of seconds, not {timeout!r}")
+        number("timeout", timeout, low=0, low_inclusive=False, unit="seconds")
         vertex = _truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI"))
         api_key = env.get("GOOGLE_API_KEY") or env.get("GEMINI_API_KEY") or None
         if vertex:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from avgen._hashing import sha256_hex
 from avgen._models import (
     Character,
     ImageAsset,
@@ -29,7 +29,7 @@ from avgen._models import (
     VideoRequest,
     VisualStyle,
 )
-from avgen._validate import flag, number
+from avgen._validate import flag, instance, number
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._common import GoogleAgent, planned_scenes
 from avgen.agents.google._connection import GoogleConnection
@@ -37,7 +37,7 @@ from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.agents.google._script import MAX_CAST
 from avgen.costs import Charge, paid_call
-from avgen.errors import MediaError, UsageError
+from avgen.errors import MediaError
 from avgen.media._ffmpeg import probe
 
 __all__ = ["GeminiImages"]
@@ -114,8 +114,7 @@ class GeminiImages(GoogleAgent):
         super().__init__(connection, model, cache=cache, prices=prices,
                          max_concurrency=max_concurrency,
                          requests_per_minute=requests_per_minute)
-        if rewriter is not None and not isinstance(rewriter, PromptRewriter):
-            raise UsageError("rewriter", f"must be a PromptRewriter or None, not {rewriter!r}")
+        instance("rewriter", rewriter, PromptRewriter, optional=True)
         self.rewriter = rewriter
         """Who rewrites a refused prompt (``None``: a refusal is final)."""
         self.rewrites = int(number("rewrites", rewrites, integer=True, low=0, high=10))
@@ -191,7 +190,7 @@ class GeminiImages(GoogleAgent):
              refused: bool = False) -> str:
         extra: dict[str, Any] = {}
         if images:
-            extra["references"] = [hashlib.sha256(i).hexdigest() for i in images]
+            extra["references"] = [sha256_hex(i) for i in images]
         return AssetCache.key("image" if not refused else "image-refused", model=self.model,
                               prompt=prompt, aspect=ratio, **extra)
 

@@ -35,7 +35,7 @@ from avgen.agents.local._script import split_sentences
 from avgen.costs import Charge, paid_call
 from avgen.errors import AgentError, UsageError
 
-__all__ = ["VOICES", "GeminiNarrator"]
+__all__ = ["GeminiNarrator"]
 
 VOICES = ("Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe",
           "Callirrhoe", "Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux",

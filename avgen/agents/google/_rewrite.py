@@ -6,7 +6,7 @@ description — never the look: the style and the cast's descriptions are added 
 around every rewrite (`avgen.Scene.prompt`), so a rewritten scene looks like the others.
 
 `PromptRewriter` asks for one rewrite (paid per token, held against the budget, kept in the
-`avgen.agents.google.AssetCache`); an answer that is empty, one word or the text unchanged
+`avgen.agents.AssetCache`); an answer that is empty, one word or the text unchanged
 is a failed rewrite. `with_rewrites` drives the tries of one picture or clip: each refusal
 is remembered in the cache with its rewrite, so a later run of the same request goes
 straight to the prompt that worked — it neither sends the refused prompt nor pays for the
@@ -37,7 +37,7 @@ from avgen.errors import (
 from avgen.resilience import ResilienceEvent
 from avgen.resilience._events import emit
 
-__all__ = ["REWRITE_POLICY", "PromptRewriter"]
+__all__: list[str] = []
 
 T = TypeVar("T")
 

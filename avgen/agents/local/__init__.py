@@ -18,13 +18,12 @@ from typing import Any
 from avgen.agents._protocols import AgentSet
 from avgen.agents.local._images import StillImages
 from avgen.agents.local._library import MediaLibrary
-from avgen.agents.local._narrator import DEFAULT_VOICE, PiperNarrator
+from avgen.agents.local._narrator import PiperNarrator
 from avgen.agents.local._script import LocalScriptWriter
 from avgen.errors import UsageError
 from avgen.media._composer import FFmpegComposer
 
-__all__ = ["DEFAULT_VOICE", "LocalScriptWriter", "MediaLibrary", "PiperNarrator", "StillImages",
-           "local_agents"]
+__all__ = ["LocalScriptWriter", "MediaLibrary", "PiperNarrator", "StillImages", "local_agents"]
 
 
 def local_agents(**options: Any) -> AgentSet:

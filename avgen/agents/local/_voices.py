@@ -19,7 +19,6 @@ __docformat__ = "google"
 
 import contextlib
 import difflib
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from typing import Any
 import attrs
 
 from avgen._cache_root import cache_root
+from avgen._hashing import md5_hasher
 from avgen.errors import ConfigurationError, UsageError
 
 __all__: list[str] = []
@@ -139,7 +139,7 @@ class VoiceShelf:
     def _download(self, path: str, target: Path, *, size: Any, md5: Any) -> None:
         url = f"{self.url.rstrip('/')}/{path}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.md5(usedforsecurity=False)
+        digest = md5_hasher()
         got = 0
         try:
             with urllib.request.urlopen(url, timeout=_TIMEOUT) as answer, \

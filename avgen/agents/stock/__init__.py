@@ -12,7 +12,7 @@
   (`avgen.VideoRequest.max_shot`) shows several of their files in turn.
 - Keys come from ``PEXELS_API_KEY`` and ``PIXABAY_API_KEY`` (or ``api_key=``); an agent
   without one refuses the request in ``check``, before anything is made.
-- Searches and downloads are kept in an `avgen.agents.google.AssetCache` (folder
+- Searches and downloads are kept in an `avgen.agents.AssetCache` (folder
   ``<avgen cache>/stock``): a re-run asks the service nothing. Searches are reused for
   24 hours, as Pixabay asks.
 - Answers are untrusted: files are downloaded only over ``https`` from the hosts the
@@ -46,7 +46,7 @@ from avgen.agents.stock._pixabay import PixabayClips, PixabayImages
 from avgen.errors import UsageError
 
 __all__ = ["STOCK_POLICY", "PexelsClips", "PexelsImages", "PixabayClips", "PixabayImages",
-           "default_cache_dir", "stock_agents"]
+           "stock_agents"]
 
 
 def stock_agents(**options: Any) -> AgentSet:
@@ -59,8 +59,8 @@ def stock_agents(**options: Any) -> AgentSet:
 
     Args:
         **options: ``pexels_key``, ``pixabay_key`` (instead of the environment),
-            ``cache`` (an `avgen.agents.google.AssetCache`; ``None`` or ``False``: no cache;
-            default: one in `default_cache_dir`), ``pexels_url``, ``pixabay_url`` (the
+            ``cache`` (an `avgen.agents.AssetCache`; ``None`` or ``False``: no cache;
+            default: one in ``<avgen cache>/stock``), ``pexels_url``, ``pixabay_url`` (the
             services' addresses), ``env`` (where keys are read); the rest go to
             `avgen.agents.local.PiperNarrator` (``voice``, ``sentence_pause``,
             ``length_scale``).

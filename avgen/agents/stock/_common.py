@@ -30,7 +30,7 @@ from avgen._cache_root import cache_root
 from avgen._language import detect
 from avgen._models import Preset, Scene, Source, VideoRequest
 from avgen._policy import AgentPolicy
-from avgen._validate import number
+from avgen._validate import instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._download import Limits, Reach, download, origin
 from avgen.agents._keywords import scene_terms
@@ -47,7 +47,7 @@ from avgen.errors import (
 from avgen.media._ffmpeg import MediaInfo, probe
 from avgen.resilience import CircuitSettings, RetryPolicy
 
-__all__ = ["STOCK_POLICY", "default_cache_dir"]
+__all__ = ["STOCK_POLICY"]
 
 SEARCH_TTL = 24 * 3600.0
 """Seconds a search answer is reused (Pixabay asks that results be cached for 24 h)."""
@@ -274,11 +274,8 @@ class StockAgent:
                  timeout: float = 60.0, deadline: float = DOWNLOAD_DEADLINE,
                  max_bytes: int = MAX_DOWNLOAD_BYTES,
                  env: Mapping[str, str] | None = None) -> None:
-        if cache is not None and not isinstance(cache, AssetCache):
-            raise UsageError("cache", f"must be an AssetCache or None, not {cache!r}")
-        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-            raise UsageError("api_key", "must be a non-empty key (or None to read "
-                             f"{self.key_variable})")
+        instance("cache", cache, AssetCache, optional=True)
+        text("api_key", api_key, optional=True, blank=False)  # None: read key_variable
         number("max_concurrency", max_concurrency, integer=True, low=1)
         number("timeout", timeout, low=0, low_inclusive=False)
         number("deadline", deadline, low=0, low_inclusive=False)
