@@ -266,6 +266,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, check=False)
 
 
+@pytest.mark.slow
 def test_the_command_makes_a_batch_from_a_csv_and_a_rerun_does_nothing(tmp_path: Path
                                                                         ) -> None:
     rows = tmp_path / "topics.csv"

@@ -88,6 +88,7 @@ def decoded(result: BatchResult) -> None:
         assert info.has_video and info.has_audio and info.duration > 1
 
 
+@pytest.mark.slow
 def test_duplicate_rows_pay_once_and_operations_stay_within_the_quota(
         client: Any, tmp_path: Path) -> None:
     distinct = [one_scene(topic) for topic in ("Bees", "Rivers", "Tides")]
@@ -147,6 +148,7 @@ def test_the_batch_budget_holds_across_workers(client: Any, tmp_path: Path) -> N
     assert state["budget"] == budget and state["totals"]["cost"] == pytest.approx(result.cost)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_costs_no_repeated_request(client: Any, tmp_path: Path
                                                             ) -> None:
     rows = [one_scene(topic) for topic in ("Whales", "Wolves", "Wasps", "Willows")]
@@ -230,6 +232,7 @@ def test_workers_on_the_scheduler_never_pass_the_last_dollar_together(client: An
     assert spent == 0 and reserved == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_workers_share_a_cache_in_a_real_object_store(client: Any, s3: S3,
                                                        tmp_path: Path) -> None:
     """The cache in an S3 bucket (moto's server through s3fs): duplicates pay once across
@@ -262,6 +265,7 @@ def test_workers_share_a_cache_in_a_real_object_store(client: Any, s3: S3,
         assert fake.requests == []  # every asset came from the bucket
 
 
+@pytest.mark.slow
 def test_the_command_runs_offline_videos_on_a_local_dask_cluster(tmp_path: Path) -> None:
     """``avgen batch --workers 2``: the offline family (Piper, ffmpeg) built on each worker."""
     rows = tmp_path / "rows.jsonl"
@@ -283,6 +287,7 @@ def test_the_command_runs_offline_videos_on_a_local_dask_cluster(tmp_path: Path)
     assert len(pids) >= 1 and os.getpid() not in pids
 
 
+@pytest.mark.slow
 def test_a_429_seen_by_one_worker_holds_every_worker_off(client: Any, tmp_path: Path
                                                           ) -> None:
     """Item "Herons" gets a 429 asking for 10 s on its narration; "Hornets", whose script is

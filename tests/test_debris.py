@@ -101,6 +101,7 @@ def reaped() -> Iterator[list[subprocess.Popen[bytes]]]:
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 @LINUX
 def test_a_run_killed_while_composing_leaves_no_ffmpeg_and_its_resume_no_debris(
         tmp_path: Path, reaped: list[subprocess.Popen[bytes]]) -> None:

@@ -83,6 +83,7 @@ def test_a_variables_docstring_is_found_where_it_is_assigned(
     assert _docs.variable_docstring(module, "nothing") == ""
 
 
+@pytest.mark.slow
 def test_avgen_docs_builds_the_api_reference(tmp_path: Path) -> None:
     out = tmp_path / "api"
     proc = subprocess.run([sys.executable, "-m", "avgen", "docs", "--out", str(out)],

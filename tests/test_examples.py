@@ -45,6 +45,7 @@ def check_draft_video(path: Path, out: Path) -> None:
     assert info.duration is not None and info.duration > 0.5
 
 
+@pytest.mark.slow
 def test_quickstart(tmp_path: Path) -> None:
     stdout = run_example("quickstart", tmp_path)
     (path,) = video_paths(stdout)
@@ -62,6 +63,7 @@ def test_quickstart(tmp_path: Path) -> None:
     assert {"script", "narration", "visual", "compose"} <= set(kinds)
 
 
+@pytest.mark.slow
 def test_custom_agent(tmp_path: Path) -> None:
     stdout = run_example("custom_agent", tmp_path)
     (path,) = video_paths(stdout)
@@ -74,6 +76,7 @@ def test_custom_agent(tmp_path: Path) -> None:
     assert (info.width, info.height) == (360, 640)
 
 
+@pytest.mark.slow
 def test_batch(tmp_path: Path) -> None:
     stdout = run_example("batch", tmp_path)
     sessions = [Path(s) for s in re.findall(r"session: (\S+)", stdout)]

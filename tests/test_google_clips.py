@@ -201,6 +201,7 @@ def test_the_plan_covers_any_length_with_allowed_clips(fake: FakeGemini) -> None
     assert agent.plan(9.5, references=True) == [8, 8]
 
 
+@pytest.mark.slow
 @settings(deadline=None)
 @given(seconds=st.floats(min_value=0.05, max_value=120.0))
 def test_a_plan_covers_the_narration_but_the_hold(seconds: float) -> None:

@@ -393,6 +393,7 @@ STORY = " ".join(f"Sentence {n} tells of the town waking up before the first bus
     ("developer", {"topic": "a town at dawn", "duration": 40, "preset": "draft",
                    "style": "pencil sketch"}, {}),
 ])
+@pytest.mark.slow
 def test_a_fresh_run_costs_what_it_was_estimated_to(fake: FakeGemini, tmp_path: Path,
                                                      mode: str, request_fields: dict[str, Any],
                                                      options: dict[str, Any]) -> None:

@@ -303,6 +303,7 @@ def test_no_secret_reaches_a_file_a_log_or_an_event(fake: FakeGemini, tmp_path: 
     assert fake.calls("image")[0].headers.get("x-goog-api-key") == KEY  # it was used
 
 
+@pytest.mark.slow
 def test_avgen_make_picks_the_google_agents_and_says_which(fake: FakeGemini,
                                                            tmp_path: Path) -> None:
     script = tmp_path / "bees.md"
@@ -340,6 +341,7 @@ def bees(tmp_path: Path) -> Path:
     return script
 
 
+@pytest.mark.slow
 def test_without_network_the_command_says_so_plainly(tmp_path: Path) -> None:
     with socket.socket() as probe_socket:  # a port nothing listens on: no network
         probe_socket.bind(("127.0.0.1", 0))

@@ -162,6 +162,7 @@ def test_a_paragraph_without_punctuation_is_timed_word_by_word_on_one_clock(
     assert decode(audio.path)["audio_duration"] == pytest.approx(audio.duration, abs=0.05)
 
 
+@pytest.mark.slow
 def test_a_paragraph_without_punctuation_is_made_in_bounded_memory(tmp_path: Path) -> None:
     script = tmp_path / "long.md"
     script.write_text("# L\n\n" + "word " * 300 + "\n")

@@ -234,6 +234,7 @@ def _server(root: Path, env: dict[str, str], *options: str) -> StdioServerParame
         "-m", "avgen", "mcp", "--root", str(root), *options], env=env)
 
 
+@pytest.mark.slow
 def test_a_killed_server_restarts_and_resumes_paying_for_nothing_twice(tmp_path: Path) -> None:
     root = tmp_path / "videos"
     with FakeGemini(latency={"image": 2.0}) as fake:

@@ -107,6 +107,7 @@ def test_the_stored_notebook_is_clean() -> None:
     assert "widgets" not in nb.metadata
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path: Path, jupyter_home: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()

@@ -396,6 +396,7 @@ def test_a_batch_lists_failures_first_with_their_resume_commands(batch: Path) ->
     assert external_references(page) == []
 
 
+@pytest.mark.slow
 def test_the_pages_render_in_chromium_without_a_script_error(
         chromium: str, finished: Path, fallbacks: Path,
         failed: tuple[Path, VideoGenerator, ToneNarrator], batch: Path, waiting: Path,

@@ -40,6 +40,7 @@ def mypy(*targets: Path, cache_dir: Path) -> subprocess.CompletedProcess[str]:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_user_code_type_checks_and_misuse_is_caught(cache_dir: Path) -> None:
     files = sorted(TYPING.glob("*.py"))
     assert [f.name for f in files] == ["misuse.py", "user_code.py"]

@@ -125,6 +125,7 @@ def test_an_unreachable_catalogue_is_said_plainly(tmp_path: Path) -> None:
             VideoRequest(script="Hi.", voice="en_GB-alan-medium"))
 
 
+@pytest.mark.slow
 def test_the_commands_list_fetch_and_speak_with_a_voice(site: Site, tmp_path: Path) -> None:
     site.publish("he_IL-test-medium", language="he_IL")
     site.publish("en_GB-other-low", language="en_GB")
