@@ -24,7 +24,7 @@ from avgen.media._captions import (
     to_vtt,
     word_groups,
 )
-from avgen.media._lines import wrap_words
+from avgen.media._lines import text_width, wrap_words
 
 # --------------------------------------------------------------------------- strategies
 
@@ -612,9 +612,14 @@ def test_a_japanese_sentence_is_cut_into_lines_and_blocks() -> None:
         "すぐに水かさが増えます。"]
     blocks = balanced_groups(text, 32, 2)
     assert len(blocks) == 2 and "".join("".join(b) for b in blocks) == text
-    # kinsoku: a closing mark never starts a line, an opening one never ends one
-    assert wrap_words("「こんにちは」と彼は言った。", 10) == [
-        "「こんにち", "は」と彼は", "言った。"]
+    # kinsoku: a closing mark never starts a line, an opening one never ends one (where
+    # BudouX puts the phrase breaks differs between its model versions: not asserted)
+    said = "「こんにちは」と彼は言った。"
+    lines = wrap_words(said, 10)
+    assert "".join(lines) == said and len(lines) > 1
+    assert all(text_width(line) <= 10 for line in lines)
+    assert not any(line[0] in "」、。" for line in lines)
+    assert not any(line[-1] == "「" for line in lines)
     # a Thai word wider than the line is cut between characters, never before a mark
     thai = wrap_words("สวัสดีชาวโลกนี่คือประโยคภาษาไทยที่ยาวมาก", 12)
     assert len(thai) > 1 and "".join(thai) == "สวัสดีชาวโลกนี่คือประโยคภาษาไทยที่ยาวมาก"
