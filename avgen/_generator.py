@@ -606,13 +606,18 @@ class _BatchMaker:
                    on_event: EventHandler) -> Video:
         generator = self.generator
         context = generator._context(on_event)
+        session = None
         if (root / "metadata" / "manifest.json").is_file():
-            return await generator._resume(Session.open(root), context)
+            session = Session.open(root)
+            if session.manifest.get("request") is not None:
+                return await generator._resume(session, context)
+            # the run that made the folder was killed before it recorded its request (so
+            # before any step): the item starts again in the same folder
         request = resolved(request)
         generator.check(request)
         generator._check_affordable(request, generator.budget)
-        return await generator._generate_in(Session.create(root.parent, name=root.name),
-                                            request, context)
+        return await generator._generate_in(
+            session or Session.create(root.parent, name=root.name), request, context)
 
     async def aclose(self) -> None:
         if self.owned:

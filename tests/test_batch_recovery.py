@@ -253,3 +253,25 @@ def test_a_finished_row_is_not_checked_again_but_one_to_make_is(tmp_path: Path) 
     first[1].video.unlink()  # its video is gone: the row is to be made again
     again = generator.generate_many_sync(rows)
     assert again.ok and voice.checked and set(voice.checked) == {SCRIPTS[1]}
+
+
+def test_an_item_killed_before_its_request_was_recorded_starts_again(tmp_path: Path) -> None:
+    """A worker killed between making an item's session folder and recording its request
+    leaves a manifest without one: the next run makes the item in that folder, instead of
+    failing it as a session it cannot resume."""
+    from avgen._batch import _item_root
+    from avgen._generator import _BatchMaker
+    from avgen._session import Session
+
+    generator = VideoGenerator("local", narrator=ToneNarrator(), output_dir=tmp_path / "out")
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:2]]
+    agents = AgentSpec("custom", {"agents": dict(_BatchMaker(generator).names())})
+    folder = (tmp_path / "out").absolute() / f"batch_{batch_id(rows, agents)}"
+    root = _item_root(folder, 0, rows[0])
+    root.parent.mkdir(parents=True)
+    Session.create(root.parent, name=root.name)  # the folder, as a killed run left it
+    assert Session.open(root).manifest.get("request") is None
+    result = generator.generate_many_sync(rows)
+    assert result.directory == folder and result[0].session == root
+    assert result.ok, [item.error for item in result.failed]
+    assert result[0].video is not None and decode(result[0].video)["errors"] == ""
