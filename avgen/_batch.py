@@ -68,6 +68,11 @@ change does not grow with the batch); the run's end writes `BATCH_FILE` whole an
 it. A run that was killed leaves it, and the next run (or a report) reads it after
 `BATCH_FILE`: its lines win."""
 
+_JOURNAL_LINE_LIMIT = 64 * 2**20
+"""The longest journal line read, in bytes (an item's line holds its request, whose
+scripts are bounded; a longer line is not one avgen wrote)."""
+_START_AGAIN = "remove it to start the batch again (finished sessions are reused)"
+
 ItemStatus = Literal["pending", "running", "done", "failed"]
 """Where a batch item stands: ``pending`` (not started, or to be made again), ``running``,
 ``done`` (its video is made) or ``failed`` (its error is kept; running the batch again
@@ -324,9 +329,8 @@ def batch_record(directory: Path) -> dict[str, Any]:
             of the journal (but a last one cut short by a kill) cannot be read.
     """
     path = directory / BATCH_FILE
-    again = "remove it to start the batch again (finished sessions are reused)"
     if path.is_symlink() or not path.is_file():
-        raise UsageError("batch", f"{path} is not a regular file; {again}")
+        raise UsageError("batch", f"{path} is not a regular file; {_START_AGAIN}")
     try:
         state = json.loads(path.read_text("utf-8"))
         if not isinstance(state, dict) or not isinstance(state.get("items"), list):
@@ -339,7 +343,8 @@ def batch_record(directory: Path) -> dict[str, Any]:
                           low=0)] = item
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         # (a UsageError from `number` is a ValueError too)
-        raise UsageError("batch", f"{path} cannot be read ({exc}); {again}") from None
+        raise UsageError("batch", f"{path} cannot be read ({exc}); {_START_AGAIN}") \
+            from None
     for index, item in journal_entries(directory).items():
         if index in items:  # a line about an item the rows do not have is ignored
             items[index] = item
@@ -358,22 +363,24 @@ def journal_entries(directory: Path) -> dict[int, dict[str, Any]]:
     journal = directory / _JOURNAL
     if not os.path.lexists(journal):
         return {}
-    again = "remove it to start the batch again (finished sessions are reused)"
     if journal.is_symlink() or not journal.is_file():
-        raise UsageError("batch", f"{journal} is not a regular file; {again}")
+        raise UsageError("batch", f"{journal} is not a regular file; {_START_AGAIN}")
     entries: dict[int, dict[str, Any]] = {}
     with journal.open("rb") as lines:
-        for at, line in enumerate(lines, 1):
+        for at, line in enumerate(iter(lambda: lines.readline(_JOURNAL_LINE_LIMIT + 1), b""),
+                                  1):
             try:
+                if len(line) > _JOURNAL_LINE_LIMIT:
+                    raise ValueError(f"longer than {_JOURNAL_LINE_LIMIT:,} bytes")
                 item = json.loads(line)
                 if not isinstance(item, dict):
                     raise TypeError("a line must be an object")
                 index = number(f"line {at}: index", item.get("index"), integer=True, low=0)
             except (ValueError, TypeError, RecursionError) as exc:
-                if not line.endswith(b"\n"):
+                if not line.endswith(b"\n") and len(line) <= _JOURNAL_LINE_LIMIT:
                     break  # the last line, cut short when its run was killed
                 raise UsageError("batch", f"{journal}, line {at}, cannot be read ({exc}); "
-                                 f"{again}") from None
+                                 f"{_START_AGAIN}") from None
             entries[int(index)] = item
     return entries
 

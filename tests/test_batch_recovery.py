@@ -275,3 +275,18 @@ def test_an_item_killed_before_its_request_was_recorded_starts_again(tmp_path: P
     assert result.directory == folder and result[0].session == root
     assert result.ok, [item.error for item in result.failed]
     assert result[0].video is not None and decode(result[0].video)["errors"] == ""
+
+
+def test_a_journal_line_longer_than_avgen_writes_is_refused_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal is read a bounded line at a time: a line past the limit (not one avgen
+    wrote) is named, not loaded whole, even as the last line."""
+    from avgen import _batch
+
+    generator = VideoGenerator("local", narrator=ToneNarrator(), output_dir=tmp_path / "out")
+    rows = [VideoRequest(script=SCRIPTS[0])]
+    result = generator.generate_many_sync(rows)
+    monkeypatch.setattr(_batch, "_JOURNAL_LINE_LIMIT", 1000)
+    (result.directory / JOURNAL).write_text('{"index": 0, "pad": "' + "x" * 5000 + '"}')
+    with pytest.raises(UsageError, match=r"line 1, cannot be read \(longer than 1,000 bytes"):
+        generator.generate_many_sync(rows)
