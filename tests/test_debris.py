@@ -117,7 +117,8 @@ def test_a_run_killed_while_composing_leaves_no_ffmpeg_and_its_resume_no_debris(
 
     def encoding() -> bool:
         assert child.poll() is None, log.read_text("utf-8", "replace")
-        return bool(composing(parent)) and any(out.glob("session_*/final_output/.*.part.mp4"))
+        # the composer writes the picture into a scratch part while it encodes the sound
+        return bool(composing(parent)) and any(out.glob("session_*/final_output/.*.part0.mp4"))
 
     wait_for(encoding, "the child never started writing the video")
     os.kill(child.pid, signal.SIGKILL)
@@ -127,7 +128,7 @@ def test_a_run_killed_while_composing_leaves_no_ffmpeg_and_its_resume_no_debris(
     [session] = out.glob("session_*")
     assert (session / "final_output").is_dir()
     left = debris(session)
-    [partial] = [path for path in left if path.name.endswith(".part.mp4")]
+    [partial] = [path for path in left if path.name.endswith(".part0.mp4")]
     with pytest.raises(MediaError):  # ffmpeg died with its parent: the encode never ended
         probe(partial)
 

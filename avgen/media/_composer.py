@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
 import concurrent.futures
 import contextlib
 import logging
@@ -53,7 +54,9 @@ from avgen.media._graph import (
     LIMITER_CEILING_DB,
     compile_graph,
     compile_loudness_probe,
+    compile_mux,
     compile_part,
+    compile_sound,
     compile_voice_probe,
     copy_plan,
     music_gain,
@@ -151,32 +154,34 @@ class FFmpegComposer:
 
         try:
             fonts = _fonts_folder(font, timeline, folders)
-            loudness = await self._loudness(timeline)
-            gain, levels = loudness.gain, loudness.voice_gains
-            music = loudness.music_gain
             ass = (scratch(".ass", timeline.ass_script(drawn_in)) if timeline.draws_on_picture
                    else None)
-            parts = part_ranges(timeline, self.max_scenes_per_pass)
-            final = progress
-            if self.stream_copy and copy_plan(timeline, infos):
-                clips = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
-                args = compile_graph(timeline, target, ass=None, fonts_dir=None, gain_db=gain,
-                                     voice_gains=levels, music_gain_db=music,
-                                     copy_list=scratch(".ffconcat", _ffconcat(clips)))
-            elif len(parts) == 1:
-                args = compile_graph(timeline, target, ass=ass, fonts_dir=fonts, gain_db=gain,
-                                     voice_gains=levels, music_gain_db=music)
-            else:
-                rendered = await self._render_parts(timeline, parts, target, ass, fonts,
-                                                    temporary, progress)
-                args = compile_graph(
-                    timeline, target, ass=None, fonts_dir=None, gain_db=gain,
-                    voice_gains=levels, music_gain_db=music,
-                    copy_list=scratch(".ffconcat", _ffconcat(rendered)))
-                if progress is not None:
-                    final = lambda fraction: progress(0.95 + 0.05 * fraction)  # noqa: E731
-            await run_ffmpeg(args, total=timeline.duration, progress=final,
-                             what=f"composing {target.name}")
+            sound = scratch_path(target, ".sound.m4a")
+            temporary.append(sound)
+
+            async def soundtrack() -> Loudness:
+                found = await self._loudness(timeline)
+                await run_ffmpeg(compile_sound(timeline, sound, gain_db=found.gain,
+                                               voice_gains=found.voice_gains,
+                                               music_gain_db=found.music_gain),
+                                 what=f"encoding the sound of {target.name}")
+                return found
+
+            # the sound is measured and encoded (one core) while the picture is encoded
+            # (every core); one last process joins them by stream copy
+            async with asyncio.TaskGroup() as group:
+                mixing = group.create_task(soundtrack())
+                if self.stream_copy and copy_plan(timeline, infos):
+                    pictures = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
+                else:
+                    parts = part_ranges(timeline, self.max_scenes_per_pass)
+                    pictures = await self._render_parts(timeline, parts, target, ass, fonts,
+                                                        temporary, progress)
+            loudness = mixing.result()
+            await run_ffmpeg(compile_mux(scratch(".ffconcat", _ffconcat(pictures)), sound,
+                                         target), what=f"composing {target.name}")
+            if progress is not None:
+                progress(1.0)
             _report_loudness(loudness, progress)
         finally:
             for path in temporary:

@@ -11,8 +11,10 @@ Two filtergraphs run side by side in that process (ffmpeg gives each its own thr
   loudness (EBU R128) by one gain and a peak limiter, the gain found by quick measuring
   passes through that limiter (`compile_loudness_probe`).
 
-When every scene is a clip already in the output's codec, size and rate and nothing needs
-drawing on the picture, the video is joined by stream copy instead (`copy_plan`).
+The composer runs them as separate processes: the picture (`compile_part`, in parts for
+long videos) and the sound (`compile_sound`) side by side, then `compile_mux` joins them by
+stream copy. When every scene is a clip already in the output's codec, size and rate and
+nothing needs drawing on the picture, the clips themselves are joined (`copy_plan`).
 """
 
 from __future__ import annotations
@@ -100,48 +102,60 @@ def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
 
 
 def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
-                  fonts_dir: Path | None, copy_list: Path | None = None,
-                  gain_db: float = 0.0, voice_gains: Sequence[float] = (),
-                  music_gain_db: float = 0.0) -> list[str]:
-    """The ffmpeg arguments (after the binary and global flags) that render ``timeline``.
+                  fonts_dir: Path | None, gain_db: float = 0.0,
+                  voice_gains: Sequence[float] = (), music_gain_db: float = 0.0) -> list[str]:
+    """The ffmpeg arguments (after the binary and global flags) that render ``timeline``
+    whole in one process: picture and sound.
+
+    `avgen.media.FFmpegComposer` renders the same picture and sound in three steps
+    (`compile_part` and `compile_sound` side by side, then `compile_mux`), so that the
+    sound is encoded while the picture is and long videos keep memory flat; this form
+    describes what it renders (its fingerprint) and is the command to time it against.
 
     Args:
         timeline: What to render.
         output: The MP4 to write.
         ass: The subtitle script to burn in, or ``None``.
         fonts_dir: A folder of fonts for libass.
-        copy_list: An ffconcat list of files to join by stream copy: the clips (when
-            `copy_plan` allows it) or parts rendered by `compile_part`.
         gain_db: Gain that brings the mix to the target loudness (`loudness_gain`).
         voice_gains: Per scene, the gain that levels its narration (`voice_gains`).
         music_gain_db: Gain of the music (`music_gain`).
     """
     p = timeline.preset
     inputs = _Inputs()
-    add_input = inputs.add
-
-    if copy_list is not None:
-        video_index = add_input("-f", "concat", "-safe", "0", "-i", str(copy_list))
-        video_graph = None
-        video_map = f"{video_index}:v:0"
-    else:
-        video_graph = _video_graph(timeline, add_input, ass, fonts_dir)
-        video_map = "[vout]"
-    audio_graph = _audio_graph(timeline, add_input, gain_db, voice_gains,
+    video_graph = _video_graph(timeline, inputs.add, ass, fonts_dir)
+    audio_graph = _audio_graph(timeline, inputs.add, gain_db, voice_gains,
                                music_gain_db=music_gain_db)
-    args = [*inputs]
-    if video_graph is not None:
-        args += ["-filter_complex", video_graph]
-    args += ["-filter_complex", audio_graph, "-map", video_map, "-map", "[aout]"]
-    if copy_list is not None:
-        args += ["-c:v", "copy"]
-    else:
-        # no -frames:v: the graph already ends on the exact frame, and the limit would stop
-        # the muxer while loudnorm's look-ahead still holds the last of the audio
-        args += _video_codec_args(timeline)
-    args += ["-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),
-             "-movflags", "+faststart", str(output)]
-    return args
+    # no -frames:v: the graph already ends on the exact frame
+    return [*inputs, "-filter_complex", video_graph, "-filter_complex", audio_graph,
+            "-map", "[vout]", "-map", "[aout]", *_video_codec_args(timeline),
+            "-c:a", "aac", "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE),
+            "-movflags", "+faststart", str(output)]
+
+
+def compile_sound(timeline: Timeline, output: Path, *, gain_db: float = 0.0,
+                  voice_gains: Sequence[float] = (), music_gain_db: float = 0.0) -> list[str]:
+    """The ffmpeg arguments that mix and encode the soundtrack alone into ``output`` (an
+    M4A, AAC), levelled as `compile_graph` would; `compile_mux` joins it to the picture.
+
+    The sound is its own process so that it is encoded while the picture is (the AAC
+    encoder takes about a second for thirty seconds of sound, on one core).
+    """
+    p = timeline.preset
+    inputs = _Inputs()
+    graph = _audio_graph(timeline, inputs.add, gain_db, voice_gains,
+                         music_gain_db=music_gain_db)
+    return [*inputs, "-filter_complex", graph, "-map", "[aout]", "-c:a", "aac",
+            "-b:a", p.audio_bitrate, "-ar", str(AUDIO_RATE), str(output)]
+
+
+def compile_mux(pictures: Path, sound: Path, output: Path) -> list[str]:
+    """The ffmpeg arguments that join the picture files listed in ``pictures`` (an
+    ffconcat list: parts by `compile_part`, or clips when `copy_plan` allows) and the
+    soundtrack ``sound`` (by `compile_sound`) into the final MP4, all by stream copy."""
+    return ["-f", "concat", "-safe", "0", "-i", str(pictures), "-i", str(sound),
+            "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
+            str(output)]
 
 
 def part_ranges(timeline: Timeline, max_scenes: int) -> list[tuple[int, int]]:
