@@ -16,6 +16,7 @@ __docformat__ = "google"
 import functools
 import logging
 import re
+import threading
 import unicodedata
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -95,9 +96,19 @@ _MARKUP = re.compile(r"[#*_`>|\[\]()]+")
 _logger = logging.getLogger("avgen")
 
 
-@functools.cache
+_LOADING = threading.Lock()
+
+
 def _identifier() -> Any:
-    """py3langid's model, limited to `_LATIN` (loaded once per process, ~0.7 s)."""
+    """py3langid's model, limited to `_LATIN`: loaded once per process (~0.5 s), by the
+    first thread that needs it while the others wait (threads of a Dask worker each
+    loading their own copy at once took seconds)."""
+    with _LOADING:
+        return _loaded_identifier()
+
+
+@functools.cache
+def _loaded_identifier() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

@@ -40,6 +40,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -48,7 +49,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -502,11 +503,14 @@ class VeoClips(GoogleAgent):
                 if journal is not None:
                     journal.forget(key)
                 return await self._asset(target)
-            async with self._quota():
+            async with contextlib.AsyncExitStack() as quota:
+                await quota.enter_async_context(self._quota())
                 with paid_call(agent=self.name, model=self.model, quantity=ask.duration,
                                unit="video_second",
                                usd=self.price.video(ask.duration, ask.audio, ask.resolution)):
-                    asset = await self._produce(key, target, ask)
+                    # the quota counts operations in flight: the slot is given back as
+                    # soon as the operation is done, before its clip is downloaded
+                    asset = await self._produce(key, target, ask, done=quota.aclose)
             self._keep(key, target)
             if journal is not None:
                 journal.forget(key)
@@ -582,8 +586,10 @@ class VeoClips(GoogleAgent):
                             self.name, name)
         return operation
 
-    async def _produce(self, key: str, target: Path, ask: _Ask) -> ClipAsset:
-        """Submit (or resume) the operation for ``key``, wait for it, save and check the clip.
+    async def _produce(self, key: str, target: Path, ask: _Ask, *,
+                       done: Callable[[], Awaitable[object]] | None = None) -> ClipAsset:
+        """Submit (or resume) the operation for ``key``, wait for it (then call ``done``),
+        save and check the clip.
 
         An operation is remembered — in memory, and in the cache folder's journal — until
         its clip is saved or it has failed for good: a call retried after a transient
@@ -615,6 +621,8 @@ class VeoClips(GoogleAgent):
                 self._forget(key, operation)
                 operation = await self._submit_recorded(key, ask)
                 operation = self._pending[key] = await self._wait(operation, started)
+            if done is not None:
+                await done()
             await self._save(self._video(operation), target)
             asset = await self._asset(target)
         except (ServiceUnavailable, RateLimited, _Overdue, asyncio.CancelledError):

@@ -199,7 +199,7 @@ class GoogleAgent:
 
     @contextlib.asynccontextmanager
     async def _quota(self) -> AsyncIterator[None]:
-        """Around one paid request (a Veo operation from submit to its clip): at most
+        """Around one paid request (a Veo operation from submit until it is done): at most
         `max_concurrency` of this model at once and `requests_per_minute` starts — across
         every worker when run in a batch, else in this agent. A quota answer (429) holds
         every one of them off for the delay the service asked for (5 s if it said none)."""

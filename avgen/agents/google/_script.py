@@ -354,7 +354,7 @@ class GeminiScriptWriter(GoogleAgent):
                  cache: AssetCache | None = None, prices: Mapping[str, Price] | None = None,
                  attempts: int = 3, temperature: float | None = None,
                  requests_per_minute: float | None = None) -> None:
-        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=2,
+        super().__init__(connection, model, cache=cache, prices=prices, max_concurrency=4,
                          requests_per_minute=requests_per_minute)
         self.attempts = number("attempts", attempts, integer=True, low=1, high=10)
         """Answers asked for at most."""
