@@ -110,3 +110,46 @@ def test_a_latin_script_the_voice_cannot_speak_is_refused_before_anything_is_mad
     with pytest.raises(UsageError, match=r"written in Spanish.*speaks en_US.*--language es"):
         generator.generate_sync(script="Los ríos llevan el agua de vuelta al mar cada día.")
     assert not (tmp_path / "out").exists()
+
+
+def test_threads_detecting_at_once_load_the_model_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a Dask worker's threads each start an item with a detection: one model, not one each
+    import threading
+
+    from py3langid.langid import LanguageIdentifier
+
+    from avgen import _language
+
+    loads: list[int] = []
+    real = LanguageIdentifier.from_model_file
+    gate = threading.Event()
+
+    def counted(*args: object, **kwargs: object) -> object:
+        loads.append(1)
+        gate.wait(timeout=2)  # hold the first load open while the other threads arrive
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LanguageIdentifier, "from_model_file", staticmethod(counted))
+    _language._loaded_identifier.cache_clear()
+    try:
+        start = threading.Barrier(8)
+        found: list[object] = []
+
+        def detect_one() -> None:
+            start.wait()
+            found.append(_language._identifier())
+
+        threads = [threading.Thread(target=detect_one) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        release = threading.Timer(0.5, gate.set)  # the first load then finishes
+        release.start()
+        for thread in threads:
+            thread.join()
+        release.cancel()
+        assert len(loads) == 1
+        assert len(found) == 8 and all(model is found[0] for model in found)
+        assert detect("Los ríos llevan el agua de vuelta al mar cada día.") == ("es", "Spanish")
+    finally:
+        _language._loaded_identifier.cache_clear()  # the next test loads the real one

@@ -3,7 +3,8 @@
 - `Timeline` (its scenes and caption cues): scenes laid end to end, each as long as
   its measured narration, with captions timed from the narrator's sentences or words;
   a scene may show several pictures in turn (its shots).
-- `FFmpegComposer`: the default `avgen.agents.Composer`, one ffmpeg process per video.
+- `FFmpegComposer`: the default `avgen.agents.Composer`: ffmpeg encodes the picture and the
+  sound side by side, then joins them by stream copy.
 - `probe`: what a media file holds, measured once per file.
 - `ffmpeg_exe`: the ffmpeg binary avgen runs (the one imageio-ffmpeg ships); `run_ffmpeg`
   and `run_ffmpeg_sync` run it with avgen's flags and errors (for agents that draw).

@@ -1,9 +1,11 @@
-"""`FFmpegComposer`: renders a `Timeline` with one ffmpeg process.
+"""`FFmpegComposer`: renders a `Timeline` with ffmpeg.
 
-No frame passes through Python: the timeline compiles to one ffmpeg command (see
-`avgen.media.FFmpegComposer.fingerprint` digests it), and ffmpeg reads the assets, fits them to
-the frame, lays the narration and music in, burns the captions with libass and encodes once
-— or, when every clip already matches the output, joins the clips by stream copy.
+No frame passes through Python: the timeline compiles to ffmpeg commands
+(`avgen.media.FFmpegComposer.fingerprint` digests their one-process form). One process
+reads the pictures, fits them to the frame, burns the captions with libass and encodes the
+picture (in parts for long videos) — or, when every clip already matches the output, the
+clips are used as they are; beside it, the sound is measured, levelled and encoded; a last
+process joins picture and sound by stream copy.
 
 Everything that can be checked is checked before the encode starts: every asset is probed
 (a corrupt, empty or stream-less file fails naming its scene and path), and the caption
@@ -114,7 +116,8 @@ class Loudness:
 
 @attrs.frozen
 class FFmpegComposer:
-    """The default `avgen.agents.Composer`: one ffmpeg process per video."""
+    """The default `avgen.agents.Composer`: the picture and the sound encoded side by side
+    by ffmpeg, then joined by stream copy."""
 
     name: str = "ffmpeg"
     """Shown in the manifest."""

@@ -1,6 +1,6 @@
-"""Compile a `avgen.media.Timeline` into the arguments of one ffmpeg process.
+"""Compile a `avgen.media.Timeline` into ffmpeg arguments.
 
-Two filtergraphs run side by side in that process (ffmpeg gives each its own thread):
+Two filtergraphs (in one process, `compile_graph`, ffmpeg gives each its own thread):
 
 - **video**: every scene's picture fitted to the frame (cover-crop or blur-pad), stills
   given Ken Burns motion, procedural cards drawn, each cut to an exact number of frames,
