@@ -185,9 +185,9 @@ def _vertical(name: str, **fields: Any) -> Preset:
     """A 9:16 preset whose captions keep clear of the platform's header, buttons and text.
 
     Encoded with x264's ``superfast``: a short is an upload that the platform encodes again,
-    and at these lengths the file stays small anyway. Against ``veryfast`` it takes three
-    quarters of the time for a file about 1.5 times the size, and the picture measures the
-    same (SSIM against a slow, high-quality encode: see ``docs/performance.md``)."""
+    and at these lengths the file stays small anyway. Against ``veryfast`` it is faster for
+    a larger file, and the picture measures the same (SSIM against a slow, high-quality
+    encode: ``benchmarks/offline.py``)."""
     fields = {"width": 1080, "height": 1920, "encoder_preset": "superfast", **fields}
     return Preset(name, caption_margin=0.22, caption_top_margin=0.12, caption_side_margin=0.08,
                   **fields)
