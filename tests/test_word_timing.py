@@ -7,6 +7,8 @@ import asyncio
 import itertools
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from avgen import AudioAsset, Segment, VideoGenerator
 from avgen._models import spread_words
 from avgen.agents.local import PiperNarrator
 from avgen.agents.local._alignment import spoken_count, spoken_words, word_segments
+from avgen.agents.local._narrator import _aligned_copy, _bundled_model, _loaded_voice
+from avgen.agents.local._voices import voices_folder
 from avgen.testing import ToneNarrator
 
 PAUSES = ("Rivers, lakes, oceans, and bays hold most of the water. Mountains, valleys, "
@@ -114,3 +118,63 @@ def test_estimated_words_round_trip_through_the_manifest_form() -> None:
     assert asset.words_estimated and len(asset.words) == 2
     again = asset_from_dict(asset_to_dict(asset, None))
     assert again == asset
+
+
+_SPEAK_AND_REPORT = """
+import asyncio, json, sys
+from pathlib import Path
+from avgen.agents.local import PiperNarrator
+audio = asyncio.run(PiperNarrator().speak("Bees dance. Rain drums.", Path(sys.argv[1])))
+print(json.dumps({"estimated": audio.words_estimated, "words": len(audio.words),
+                  "onnx": "onnx" in sys.modules}))
+"""
+
+
+def _speak_in_a_new_process(tmp_path: Path, name: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-c", _SPEAK_AND_REPORT, str(tmp_path / name)],
+                          capture_output=True, text=True, check=True, timeout=300)
+    report: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return report
+
+
+def test_the_voice_patched_for_alignments_is_kept_and_loaded_without_onnx(
+        tmp_path: Path) -> None:
+    """The first run patches the model (with onnx) and keeps the copy in the cache; the
+    next process loads the copy, never imports onnx, and still measures its words."""
+    aligned = voices_folder() / "aligned"
+    assert not aligned.exists()
+    first = _speak_in_a_new_process(tmp_path, "first.wav")
+    assert first == {"estimated": False, "words": 4, "onnx": True}
+    copies = list(aligned.glob("*.onnx"))
+    assert len(copies) == 1 and copies[0].stat().st_size > _bundled_model().stat().st_size
+    assert not [p for p in aligned.iterdir() if p.name.startswith(".")]  # no temporary left
+    second = _speak_in_a_new_process(tmp_path, "second.wav")
+    assert second == {"estimated": False, "words": 4, "onnx": False}
+
+
+def _load_voice_afresh() -> tuple[object, bool]:
+    model = _bundled_model()
+    stat = model.stat()
+    return _loaded_voice.__wrapped__(str(model), stat.st_mtime_ns, stat.st_size)
+
+
+def test_a_damaged_copy_of_the_patched_voice_is_made_again() -> None:
+    model = _bundled_model()
+    stat = model.stat()
+    copy = _aligned_copy(model, stat.st_mtime_ns, stat.st_size)
+    assert copy is not None
+    whole = copy.read_bytes()
+    copy.write_bytes(whole[: len(whole) // 3])
+    voice, aligned = _load_voice_afresh()
+    assert aligned
+    assert len(voice.session.get_outputs()) > 1  # type: ignore[attr-defined]
+    assert copy.read_bytes() == whole
+
+
+def test_a_cache_that_cannot_be_written_still_gives_measured_words(tmp_path: Path) -> None:
+    voices_folder().parent.mkdir(parents=True, exist_ok=True)
+    voices_folder().write_text("a file where the voices folder would be")
+    voice, aligned = _load_voice_afresh()
+    assert aligned
+    assert len(voice.session.get_outputs()) > 1  # type: ignore[attr-defined]
+    assert voices_folder().read_text() == "a file where the voices folder would be"

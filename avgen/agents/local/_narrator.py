@@ -9,8 +9,10 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import contextlib
 import functools
 import json
+import os
 import re
 import threading
 import wave
@@ -19,12 +21,13 @@ from typing import Any
 
 import attrs
 
+from avgen._hashing import json_sha256
 from avgen._language import base, detect, written_in
 from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
 from avgen.agents.local._script import split_sentences
-from avgen.agents.local._voices import VOICE_NAME, VoiceShelf
+from avgen.agents.local._voices import VOICE_NAME, VoiceShelf, voices_folder
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
 __all__ = ["PiperNarrator"]
@@ -104,19 +107,73 @@ def _bundled_model() -> Path:
 @functools.lru_cache(maxsize=4)
 def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     """A Piper voice loaded once per process and file version (each item of a batch on a
-    worker builds its own narrator; loading the model costs about 0.4 CPU seconds), and
-    whether it reports phoneme alignments (it does when the ``onnx`` package is installed:
-    the model is then patched in memory to report them)."""
+    worker builds its own narrator), and whether it reports phoneme alignments.
+
+    Alignments need the model patched with an extra output. Patching takes the ``onnx``
+    package (about a second to import) and half a second of work, so the patched model is
+    kept beside the fetched voices (`_aligned_copy`) and later runs load it directly.
+    Without ``onnx`` the voice still speaks, with estimated word timings."""
     from piper import PiperVoice
 
     path = Path(model)
+    config = path.with_suffix(".onnx.json")
+    for _attempt in range(2):  # a damaged copy is made again once
+        aligned = _aligned_copy(path, mtime_ns, size)
+        if aligned is None:
+            break
+        try:
+            voice = PiperVoice.load(aligned, config)
+        except Exception:  # a truncated or foreign file
+            voice = None
+        if voice is not None and len(voice.session.get_outputs()) > 1:
+            return voice, True
+        aligned.unlink(missing_ok=True)
     try:
         import onnx  # noqa: F401  (what include_alignments needs)
 
-        return PiperVoice.load(path, path.with_suffix(".onnx.json"),
-                               include_alignments=True), True
+        return PiperVoice.load(path, config, include_alignments=True), True
     except Exception:  # no onnx, or a model that cannot be patched: no word timings
-        return PiperVoice.load(path, path.with_suffix(".onnx.json")), False
+        return PiperVoice.load(path, config), False
+
+
+def _aligned_copy(model: Path, mtime_ns: int, size: int) -> Path | None:
+    """The path of ``model`` patched to report phoneme alignments, made on first use.
+
+    The copy lives in ``<cache>/voices/aligned/``, named by the model's name and a digest
+    of its path, size, modification time and the Piper version, so a changed voice or a
+    new Piper makes a new copy. It is written to a temporary file and renamed into place,
+    so processes making it at once never see half a file. None when the copy cannot be
+    made (no ``onnx``, a model Piper cannot patch, a cache folder that cannot be written):
+    the caller then patches in memory, or goes without alignments."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        piper_version = version("piper-tts")
+    except PackageNotFoundError:
+        piper_version = "?"
+    key = json_sha256([str(model.resolve()), size, mtime_ns, piper_version])
+    target = voices_folder() / "aligned" / f"{model.stem}-{key[:16]}.onnx"
+    if target.is_file():
+        return target
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        patched = onnx.load(str(model))
+        add_alignment_output(patched)
+        data = patched.SerializeToString()
+    except Exception:  # no onnx, or nothing to patch
+        return None
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        return None
+    return target
 
 
 @functools.lru_cache(maxsize=32)
