@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from fonts import MACHINES, machine
-from media import decode, make_clip, make_image, make_wav, mean_abs_diff, mean_luma
+from media import (
+    decode,
+    gray_frame,
+    make_clip,
+    make_image,
+    make_wav,
+    mean_abs_diff,
+    mean_luma,
+)
 
 from avgen import CaptionStyle, Preset, Scene, Soundtrack, Transition
 from avgen._models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
@@ -146,6 +154,26 @@ def test_blur_fit_fills_the_bars_that_cover_would_crop(tmp_path: Path) -> None:
     assert mean_luma(renders["blur"], 0.5, top_band) > 10  # a blurred copy, not black bars
     assert mean_abs_diff(renders["blur"], renders["cover"], 0.5, top_band) > 3
     assert decode(renders["blur"])["frames"] == 12
+
+
+def test_a_still_zooms_slowly_through_its_whole_scene(tmp_path: Path) -> None:
+    """The still is decoded once and drawn into every frame: it keeps moving to the scene's
+    last frame, a little between neighbouring frames and more over the scene."""
+    image = make_image(tmp_path / "still.png", 640, 360)
+    audio = AudioAsset(make_wav(tmp_path / "n.wav", 3.0), 3.0)
+    parts = [(Scene(0, "A still."), audio, ImageAsset(image, 640, 360))]
+    out = compose(Timeline.build(TINY, parts, burn_captions=False), tmp_path / "still.mp4")
+    assert decode(out)["frames"] == 36
+
+    def difference(t0: float, t1: float) -> float:
+        _, _, a = gray_frame(out, t0)
+        _, _, b = gray_frame(out, t1)
+        return sum(abs(p - q) for p, q in zip(a, b, strict=True)) / len(a)
+
+    early, late, whole = difference(0.0, 1.4), difference(1.5, 2.9), difference(0.0, 2.9)
+    assert early > 1.0 and late > 1.0  # moving in both halves: no frame held
+    assert whole > max(early, late)
+    assert difference(2.75, 2.9) < whole / 3  # slowly: neighbours are close
 
 
 def test_clips_that_match_the_output_are_joined_by_stream_copy(tmp_path: Path) -> None:

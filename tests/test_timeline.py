@@ -330,7 +330,8 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
     assert not re.search(rf"\[{len(expected)}:[va]\]", graph)
 
     # a looped clip is exactly one shorter than its scene by more than the hold; a still is
-    # read long enough
+    # decoded once (never looped), and zoompan draws at least the scene's frames from it
+    stills = []
     for scene in timeline.scenes:
         visual = scene.visual
         if isinstance(visual, (ClipAsset, ImageAsset)):
@@ -339,9 +340,12 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
                 looped = args[at - 3:at - 1] == ["-stream_loop", "-1"]
                 assert looped == (visual.duration < scene.duration - CLIP_HOLD_SECONDS)
             else:
-                assert args[at - 7:at - 1] == ["-loop", "1", "-framerate", str(preset.fps),
-                                               "-t", args[at - 2]]
-                assert float(args[at - 2]) >= scene.duration
+                assert args[at - 3:at - 1] == ["-framerate", str(preset.fps)]
+                stills.append(scene)
+    assert "-loop" not in args
+    drawn = [int(d) for d in re.findall(r"zoompan=[^,;]*?:d=(\d+):", video_graph)]
+    assert len(drawn) == len(stills)
+    assert all(d >= scene.frames for d, scene in zip(drawn, stills, strict=True))
 
     # every scene's picture ends on its exact frame count, then one concat (cuts only)
     video_chains = split_graph(video_graph)

@@ -428,23 +428,24 @@ def _one_picture(timeline: Timeline, visual: Visual, key: str, motion: int, fram
         # hold the last frame if the clip's picture ends early (its sound may be longer)
         return f"[{fitted}]setsar=1,tpad=stop=-1:stop_mode=clone,"
     if isinstance(visual, ImageAsset):
-        idx = add_input("-loop", "1", "-framerate", str(p.fps),
-                        "-t", f"{seconds + 1 / p.fps:.6f}", "-i", str(visual.path))
+        # the still is decoded and fitted once; zoompan draws every frame of the scene from
+        # it (looping the input instead decodes and fits the file again for every frame)
+        idx = add_input("-framerate", str(p.fps), "-i", str(visual.path))
         big_w, big_h = _even(p.width * 1.5), _even(p.height * 1.5)
-        chains.append(f"[{idx}:v]null[i{key}]")
+        chains.append(f"[{idx}:v]trim=end_frame=1[i{key}]")
         fitted = _fit(timeline, f"i{key}", big_w, big_h, chains)
         n = max(1, frames - 1)
         zoom = (f"1+{_KEN_BURNS_ZOOM}*on/{n}" if motion % 2 == 0
                 else f"1+{_KEN_BURNS_ZOOM}-{_KEN_BURNS_ZOOM}*on/{n}")
-        return (f"[{fitted}]zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:"
-                f"s={p.width}x{p.height}:fps={p.fps},")
+        return (f"[{fitted}]zoompan=z='{zoom}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':"
+                f"d={frames + 1}:s={p.width}x{p.height}:fps={p.fps},")
     assert isinstance(visual, CardVisual)
     c0, c1 = visual.colors
     scale = max(_CARD_SCALE, max(p.width, p.height) / _CARD_LONG_SIDE)
     w, h = _even(p.width / scale), _even(p.height / scale)
     x0, y0, x1, y1 = gradient_corners(motion, w, h) if visual.designed else (0, 0, w, h)
     return (f"gradients=s={w}x{h}:r={p.fps}:c0={c0}:c1={c1}:x0={x0}:y0={y0}:x1={x1}:y1={y1}:"
-            f"speed=0.015:seed={motion},scale={p.width}:{p.height}:flags=bicubic,setsar=1,")
+            f"speed=0.015:seed={motion},scale={p.width}:{p.height}:flags=bilinear,setsar=1,")
 
 
 # -- audio -------------------------------------------------------------------------------
