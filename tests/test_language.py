@@ -131,6 +131,7 @@ def test_threads_detecting_at_once_load_the_model_once(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(LanguageIdentifier, "from_model_file", staticmethod(counted))
+    monkeypatch.setattr(_language, "_unpacked_identifier", lambda: None)  # the packed model
     _language._loaded_identifier.cache_clear()
     try:
         start = threading.Barrier(8)
@@ -153,3 +154,30 @@ def test_threads_detecting_at_once_load_the_model_once(
         assert detect("Los ríos llevan el agua de vuelta al mar cada día.") == ("es", "Spanish")
     finally:
         _language._loaded_identifier.cache_clear()  # the next test loads the real one
+
+
+def test_the_model_is_unpacked_once_into_the_cache_and_read_from_there() -> None:
+    """The packaged model is LZMA-compressed; the unpacked copy in the cache answers the
+    same, and a damaged copy is dropped (the packed model is used) and made again."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from avgen import _language
+    from avgen._cache_root import cache_root
+
+    assert not (cache_root() / "langid").exists()
+    made = _language._unpacked_identifier()
+    copies = list((cache_root() / "langid").glob("model-*.npz"))
+    assert made is not None and len(copies) == 1
+    assert not [p for p in copies[0].parent.iterdir() if p.name.startswith(".")]
+    read = _language._unpacked_identifier()  # from the copy this time
+    packed = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    for text in ("Every drop of water on Earth is on a journey.",
+                 "Le soleil chauffe les océans, les lacs et les rivières.",
+                 "Die Sonne wärmt die Ozeane, Seen und Flüsse."):
+        assert read.classify(text) == packed.classify(text) == made.classify(text)
+
+    copies[0].write_bytes(copies[0].read_bytes()[:1000])
+    assert _language._unpacked_identifier() is None  # damaged: not used, and dropped
+    assert not copies[0].exists()
+    again = _language._unpacked_identifier()
+    assert again is not None and copies[0].stat().st_size > 1_000_000

@@ -9,10 +9,8 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
-import contextlib
 import functools
 import json
-import os
 import re
 import threading
 import wave
@@ -21,13 +19,13 @@ from typing import Any
 
 import attrs
 
-from avgen._hashing import json_sha256
+from avgen._cache_root import derived_file
 from avgen._language import base, detect, written_in
 from avgen._models import AudioAsset, Segment, VideoRequest, spread_words
 from avgen._validate import number_validator
 from avgen.agents.local._alignment import spoken_count, word_segments
 from avgen.agents.local._script import split_sentences
-from avgen.agents.local._voices import VOICE_NAME, VoiceShelf, voices_folder
+from avgen.agents.local._voices import VOICE_NAME, VoiceShelf
 from avgen.errors import AgentError, ConfigurationError, UsageError
 
 __all__ = ["PiperNarrator"]
@@ -137,43 +135,28 @@ def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
 
 
 def _aligned_copy(model: Path, mtime_ns: int, size: int) -> Path | None:
-    """The path of ``model`` patched to report phoneme alignments, made on first use.
-
-    The copy lives in ``<cache>/voices/aligned/``, named by the model's name and a digest
-    of its path, size, modification time and the Piper version, so a changed voice or a
-    new Piper makes a new copy. It is written to a temporary file and renamed into place,
-    so processes making it at once never see half a file. None when the copy cannot be
-    made (no ``onnx``, a model Piper cannot patch, a cache folder that cannot be written):
-    the caller then patches in memory, or goes without alignments."""
+    """The path of ``model`` patched to report phoneme alignments, kept in
+    ``<cache>/voices/aligned/`` (`avgen._cache_root.derived_file`: a changed voice or a new
+    Piper makes a new copy). None when the copy cannot be made (no ``onnx``, a model Piper
+    cannot patch, a cache folder that cannot be written): the caller then patches in
+    memory, or goes without alignments."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         piper_version = version("piper-tts")
     except PackageNotFoundError:
         piper_version = "?"
-    key = json_sha256([str(model.resolve()), size, mtime_ns, piper_version])
-    target = voices_folder() / "aligned" / f"{model.stem}-{key[:16]}.onnx"
-    if target.is_file():
-        return target
-    try:
+
+    def write(target: Path) -> None:
         import onnx
         from piper.patch_voice_with_alignment import add_alignment_output
 
         patched = onnx.load(str(model))
         add_alignment_output(patched)
-        data = patched.SerializeToString()
-    except Exception:  # no onnx, or nothing to patch
-        return None
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        return None
-    return target
+        target.write_bytes(patched.SerializeToString())
+
+    return derived_file("voices/aligned", model.name,
+                        [str(model.resolve()), size, mtime_ns, piper_version], write)
 
 
 @functools.lru_cache(maxsize=32)
