@@ -268,6 +268,11 @@ def main() -> None:
               f"quota bound {bound:.1f} s ({math.ceil(clips / OPERATIONS_AT_ONCE)} waves × "
               f"{OPERATION_SECONDS:g} s + a {compose:.1f} s composition): "
               f"ratio {here / bound:.2f} (target ≤ 1.1); peak operations {peak}")
+        # a clip's length is its scene's narration's: the first operation waits for a
+        # script and its narration, which the quota bound leaves out
+        chain = LATENCY["script"] + LATENCY["speech"]
+        print(f"    with the {chain:.1f} s a first clip waits for (its script, then its "
+              f"narration): bound {bound + chain:.1f} s, ratio {here / (bound + chain):.2f}")
 
     if "b" in parts:
         with distributed.LocalCluster(n_workers=2,
