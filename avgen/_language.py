@@ -129,19 +129,20 @@ def _unpacked_identifier() -> Any:
     from importlib.metadata import version
 
     import numpy as np
-    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-    from py3langid.modelio import _to_array
 
     from avgen._cache_root import derived_file
 
-    packed = MODEL_DIR / MODEL_FILE
-
-    def unpack(target: Path) -> None:
-        with lzma.open(packed) as source, target.open("wb") as unpacked:
-            shutil.copyfileobj(source, unpacked, length=1 << 20)
-
     path: Path | None = None
     try:
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+        from py3langid.modelio import _to_array
+
+        packed = MODEL_DIR / MODEL_FILE
+
+        def unpack(target: Path) -> None:
+            with lzma.open(packed) as source, target.open("wb") as unpacked:
+                shutil.copyfileobj(source, unpacked, length=1 << 20)
+
         stat = packed.stat()
         key = [str(packed), stat.st_size, stat.st_mtime_ns, version("py3langid")]
         path = derived_file("langid", "model.npz", key, unpack)

@@ -181,3 +181,25 @@ def test_the_model_is_unpacked_once_into_the_cache_and_read_from_there() -> None
     assert not copies[0].exists()
     again = _language._unpacked_identifier()
     assert again is not None and copies[0].stat().st_size > 1_000_000
+
+
+def test_a_py3langid_that_reads_its_model_otherwise_still_detects(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from avgen import _language
+    from avgen._cache_root import cache_root
+
+    # a py3langid without the helper the unpacked copy is read with
+    monkeypatch.setitem(sys.modules, "py3langid.modelio", types.ModuleType("py3langid.modelio"))
+    assert _language._unpacked_identifier() is None
+    assert not list((cache_root() / "langid").glob("model-*.npz"))
+    monkeypatch.undo()
+    _language._loaded_identifier.cache_clear()
+    real = _language._unpacked_identifier
+    monkeypatch.setattr(_language, "_unpacked_identifier", lambda: None)
+    try:
+        assert detect("Los ríos llevan el agua de vuelta al mar cada día.") == ("es", "Spanish")
+    finally:
+        monkeypatch.setattr(_language, "_unpacked_identifier", real)
+        _language._loaded_identifier.cache_clear()
