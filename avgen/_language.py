@@ -121,8 +121,8 @@ def _loaded_identifier() -> Any:
 
 def _unpacked_identifier() -> Any:
     """py3langid's model read from an unpacked copy kept in ``<cache>/langid/`` (made on
-    first use): the packaged model is LZMA-compressed, and unpacking it took most of the
-    load (0.37 s against 0.07 s). None when the copy cannot be made or read, or this
+    first use): the packaged model is LZMA-compressed, and unpacking it was most of the load
+    (``benchmarks/offline.py`` prints both). None when the copy cannot be made or read, or this
     py3langid lays its model out otherwise: the caller loads the packaged model."""
     import lzma
     import shutil

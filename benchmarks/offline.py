@@ -8,7 +8,9 @@
   (`avgen.testing.PatternImages`, moved by the Ken Burns zoom), made in this process. No
   real-time target of its own; the composition's targets apply.
 
-For each it prints the wall time and real-time factor (wall time / video length), the
+First it prints what a new process spends loading the language model and the voice, with
+an empty cache folder and with the files derived from them kept there. For each case it
+prints the wall time and real-time factor (wall time / video length), the
 narration and composition steps, peak memory, and the composition against its limits:
 
 - the composer's own command run by hand (one ffmpeg process doing the whole timeline);
@@ -245,12 +247,46 @@ def measure(case: str) -> bool:
     return met
 
 
+_LOAD_MODELS = """
+import sys, time
+from avgen._language import _identifier
+from avgen.agents.local._narrator import _bundled_model, _loaded_voice
+started = time.perf_counter()
+_identifier()
+language = time.perf_counter() - started
+model = _bundled_model()
+stat = model.stat()
+started = time.perf_counter()
+voice, aligned = _loaded_voice(str(model), stat.st_mtime_ns, stat.st_size)
+assert aligned, "the voice reports no alignments"
+print(language, time.perf_counter() - started)
+"""
+
+
+def startup() -> None:
+    """Print what a new process spends loading the language model and the voice, with an
+    empty cache folder (each derived file made) and again with the files kept there."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "AVGEN_CACHE_DIR": cache, "PYTHONWARNINGS": "ignore"}
+        times = []
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", _LOAD_MODELS], env=env, check=True,
+                                  capture_output=True, text=True)
+            times.append([float(word) for word in done.stdout.split()])
+    (language, voice), (language_kept, voice_kept) = times
+    print(f"[start-up] a new process loading the language model and the voice: "
+          f"{language:.2f} s + {voice:.2f} s with an empty cache folder, "
+          f"{language_kept:.2f} s + {voice_kept:.2f} s with the unpacked model and the "
+          f"aligned voice kept there")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", choices=[*TARGETS, "all"], default="all")
     parser.add_argument("--runs", type=int, default=1)
     options = parser.parse_args()
     cases = list(TARGETS) if options.case == "all" else [options.case]
+    startup()
     results = [measure(case) for _ in range(options.runs) for case in cases]
     return 0 if all(results) else 1
 

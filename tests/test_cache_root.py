@@ -15,7 +15,7 @@ def test_writers_at_once_leave_one_whole_file_and_no_temporaries() -> None:
     def write(target: Path) -> None:
         with target.open("wb") as out:
             out.write(b"a" * 50_000)
-            both_writing.wait(timeout=10)  # each is half-way when the other starts
+            both_writing.wait(timeout=300)  # each is half-way when the other starts
             out.write(b"b" * 50_000)
 
     def derive() -> None:

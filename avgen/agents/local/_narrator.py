@@ -108,8 +108,9 @@ def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     worker builds its own narrator), and whether it reports phoneme alignments.
 
     Alignments need the model patched with an extra output. Patching takes the ``onnx``
-    package (about a second to import) and half a second of work, so the patched model is
-    kept beside the fetched voices (`_aligned_copy`) and later runs load it directly.
+    package and most of the load's time, so the patched model is kept beside the fetched
+    voices (`_aligned_copy`) and later runs load it directly (``benchmarks/offline.py``
+    prints both).
     Without ``onnx`` the voice still speaks, with estimated word timings."""
     from piper import PiperVoice
 
