@@ -55,7 +55,13 @@ from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
 from avgen._validate import folder, number
 from avgen.errors import UsageError
-from avgen.resilience._shared import Coordination, LocalCoordination, Shared, sharing
+from avgen.resilience._shared import (
+    Coordination,
+    LocalCoordination,
+    Shared,
+    coordinated,
+    sharing,
+)
 
 __all__ = ["AgentSpec", "BatchItem", "BatchResult"]
 
@@ -480,8 +486,8 @@ async def _run_job(job: _Job, maker: Maker | None = None) -> dict[str, Any]:
                               "progress": event.progress, "scene": event.scene})
 
     try:
-        await asyncio.to_thread(coordination.publish, {"item": job.index, "kind": _STARTED})
-        await asyncio.to_thread(coordination.forget, job.owner)  # left by a dead worker
+        await coordinated(coordination, coordination.publish, {"item": job.index, "kind": _STARTED})
+        await coordinated(coordination, coordination.forget, job.owner)  # left by a dead worker
         owned = maker is None
         if maker is None:
             assert job.maker is not None
@@ -634,7 +640,7 @@ class _Driver:
         async def pump() -> None:
             while True:
                 await asyncio.sleep(_DRAIN_EVERY)
-                self.forward(await asyncio.to_thread(coordination.drain))
+                self.forward(await coordinated(coordination, coordination.drain))
 
         task = asyncio.ensure_future(pump())
         try:
@@ -643,7 +649,7 @@ class _Driver:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self.forward(await asyncio.to_thread(coordination.drain))
+            self.forward(await coordinated(coordination, coordination.drain))
 
     def forward(self, events: Iterable[Mapping[str, Any]]) -> None:
         for event in events:
@@ -728,7 +734,8 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
     driver.emit("batch.start", f"batch {directory}: {len(items)} items, {len(pending)} to make",
                 path=str(directory))
     with _engine(executor, directory.name) as (pool, coordination):
-        await asyncio.to_thread(coordination.open_budget, budget, driver.spent())
+        await coordinated(coordination, coordination.open_budget, budget,
+                          driver.spent())
         async with driver.relay(coordination):
             limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
 
@@ -748,7 +755,7 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
 
             async def elsewhere(job: _Job, pools: Pools) -> dict[str, Any]:
                 async def had_started() -> bool:  # its worker said so before it died
-                    driver.forward(await asyncio.to_thread(coordination.drain))
+                    driver.forward(await coordinated(coordination, coordination.drain))
                     started = job.index in driver.started
                     driver.started.discard(job.index)
                     return started

@@ -321,7 +321,7 @@ class Run:
                     else:
                         await self._guarded("image_generator", painter, "portrait")(
                             character, script.style, self.request.preset, temp)
-                    info = probe(temp)
+                    info = await asyncio.to_thread(probe, temp)
                     if not info.has_video or not info.width:
                         raise MediaError(f"the reference picture of {character.name} is "
                                          "not a picture", given or temp)
@@ -442,7 +442,7 @@ class Run:
         reused = self.steps.reused_asset(step_id, inputs)
         if isinstance(reused, AudioAsset):  # its recorded length is checked, not trusted
             self.report.half_scene("narration", scene.index, f"{which} reused", **told)
-            return _measured(reused, reused.path, scene)
+            return await _measured(reused, reused.path, scene)
         relative = version.audio(scene.index)
 
         async def speak() -> Made[AudioAsset]:
@@ -452,7 +452,7 @@ class Run:
                 if not isinstance(asset, AudioAsset):
                     raise AgentError(f"speak() returned {type(asset).__name__}, "
                                      "not an AudioAsset", name)
-                asset = _measured(asset, temp, scene)
+                asset = await _measured(asset, temp, scene)
             asset = attrs.evolve(asset, path=self.session.path(relative))
             return Made(asset, (asset.path,), {"asset": _saved(asset, self.session.root)})
 
@@ -523,7 +523,7 @@ class Run:
                 with self.session.atomic_path(relative) as temp:
                     await self._guarded("composer", composer, "compose")(
                         timeline, temp, self.report.composing)
-                    info = probe(temp)
+                    info = await asyncio.to_thread(probe, temp)
                     if not info.has_video or not info.duration:
                         raise MediaError("the composed video has no picture", temp)
                     loudness = await self._loudness(temp) if info.has_audio else None
@@ -533,7 +533,7 @@ class Run:
 
             await self.steps.run(step_id, agent_name(composer), inputs, render)
         final = self.session.path(relative)
-        info = probe(final)
+        info = await asyncio.to_thread(probe, final)
         last = version is self.versions[-1]
         if last:
             self.report.emit("done", str(final), 1.0, path=str(final),
@@ -641,11 +641,12 @@ def _identity(visual: Visual) -> object:
     return getattr(visual, "path", None) or id(visual)
 
 
-def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
+async def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
     """The narration as its file measures: the file's length rules, not the narrator's
     claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision); its
-    words timed (`AudioAsset.with_words`)."""
-    info = probe(path)
+    words timed (`AudioAsset.with_words`). ffprobe runs in a thread: the other scenes and
+    items go on meanwhile."""
+    info = await asyncio.to_thread(probe, path)
     if not info.has_audio or not info.duration:
         raise MediaError(f"scene {scene.index + 1}: the narration has no audio", path)
     if abs(asset.duration - info.duration) > 0.02:

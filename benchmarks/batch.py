@@ -6,7 +6,8 @@ One run prints three figures against their limits:
     latencies set to realistic ratios: a Veo operation ≫ speech ≈ a still > the script)
     against the least time the quota allows: clips ÷ operations allowed at once × the
     operation's length, plus one composition (target ≤ 1.1×; each process's start-up —
-    importing the SDK, loading the language model — is printed apart, not timed);
+    importing the SDK and the keyword extractor, loading the language model — is printed
+    apart, not timed);
 (b) the same batch on a two-worker Dask ``LocalCluster`` against in this process: the
     engine's overhead (target ≤ 10 %);
 (c) a batch of offline videos (Piper, ffmpeg) on two processes: videos per second against
@@ -67,13 +68,18 @@ def google(fake: FakeGemini, base: Path) -> VideoGenerator:
 
 
 def warm() -> float:
-    """What a process pays once, before its first item: importing the SDK and avgen's
-    google agents, loading the language model. Returns the seconds it took."""
+    """What a process pays once, before its first item: importing the SDK, avgen's
+    google agents and the keyword extractor (YAKE, with numpy and networkx), loading the
+    language model. Returns the seconds it took."""
     started = time.perf_counter()
+    import google.genai  # noqa: F401
+
     import avgen.agents.google  # noqa: F401
     from avgen._language import detect
+    from avgen.agents._keywords import extract_terms
 
     detect("Warm up the language model before the batch starts.")
+    extract_terms("Warm up", "Warm up the keyword extractor before the batch starts.")
     return time.perf_counter() - started
 
 
@@ -260,7 +266,8 @@ def main() -> None:
           f"{OPERATION_SECONDS:g} s, {OPERATIONS_AT_ONCE} operations at once")
 
     if parts & {"a", "b"}:  # (b) compares with (a)
-        print(f"process start-up (the SDK, the agents, the language model), once per "
+        print(f"process start-up (the SDK, the agents, the keyword extractor, the "
+              f"language model), once per "
               f"process and not in the timed spans: {warm():.2f} s")
         here, clips, compose, peak = google_batch(args.videos, None)
         bound = math.ceil(clips / OPERATIONS_AT_ONCE) * OPERATION_SECONDS + compose

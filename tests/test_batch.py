@@ -390,3 +390,53 @@ def test_the_batch_command_bar_reads_events_as_every_progress_display_does() -> 
     lines = out.getvalue().splitlines()
     assert lines[1:4] == expected
     assert lines[0].startswith("[  0%] batch b: 2 items") and lines[-1].startswith("[100%] batch b")
+
+
+def test_a_waiter_takes_a_freed_slot_at_once_not_at_its_next_poll(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process a slot given back wakes its waiters: with waits between polls of
+    an hour, the waiter still gets the slot as soon as the holder lets go — and stops
+    watching once it has it (or is cancelled)."""
+    import avgen.resilience._shared as shared_module
+
+    monkeypatch.setattr(shared_module, "_FIRST_WAIT", 3600.0)
+    coordination = LocalCoordination()
+    shared = Shared(coordination, owner="item-0")
+    order: list[str] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with shared.slot("quota:veo", 1):
+                order.append("held")
+                await release.wait()
+            order.append("freed")
+
+        async def waiter() -> None:
+            async with shared.slot("quota:veo", 1):
+                order.append("taken")
+
+        first = asyncio.ensure_future(holder())
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(waiter())
+        for _ in range(3000):  # a guard against a hang: until the waiter watches
+            if coordination._watchers:
+                break
+            await asyncio.sleep(0.01)
+        assert not second.done()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 600)  # a guard, not a timing
+        cancelled = asyncio.ensure_future(waiter())
+        async with shared.slot("quota:veo", 1):
+            for _ in range(3000):
+                if coordination._watchers:
+                    break
+                await asyncio.sleep(0.01)
+            cancelled.cancel()
+            await asyncio.gather(cancelled, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert order == ["held", "freed", "taken"]
+    assert coordination._watchers == {}
+    assert coordination.try_slot("quota:veo", 1)

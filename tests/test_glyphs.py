@@ -15,13 +15,14 @@ either with an outline font that has the CJK characters.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import warnings
 from pathlib import Path
 
 import pytest
-from fonts import COLOUR_ONLY, MACHINES, colour_emoji_font, machine
-from hypothesis import example, given, settings
+from fonts import COLOUR_ONLY, MACHINES, colour_emoji_font, machine, outline_font
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from media import decode, mean_abs_diff, vtt_text
 
@@ -35,6 +36,7 @@ from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._fonts import (
     EMOJI_FAMILY,
     FontFile,
+    _family_name,
     bundled_fonts,
     bundled_fonts_dir,
     coverage,
@@ -396,3 +398,41 @@ def test_resume_of_a_script_with_emoji_finishes(tmp_path: Path) -> None:
     again = generator.resume_sync(video.session)
     assert decode(again.path)["errors"] == ""
     assert narrator.calls == 1  # the narration is reused, only the video is made again
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(family=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                      min_size=1, max_size=24).filter(str.strip),
+       collection=st.booleans())
+def test_the_catalogue_reads_the_family_a_full_parse_reads(
+        family: str, collection: bool, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The catalogue of installed fonts reads only each file's table directory and name
+    table (a desktop has thousands of fonts); it names the same family as a full parse, in
+    a single font and in a collection (``.ttc``)."""
+    folder = tmp_path_factory.mktemp("family")
+    path = outline_font(folder / "one.ttf", "ab", family=family)
+    if collection:
+        from fontTools.ttLib import TTCollection, TTFont
+
+        bundle = TTCollection()
+        bundle.fonts = [TTFont(str(path)), TTFont(str(path))]
+        path = folder / "two.ttc"
+        bundle.save(str(path))
+    assert _family_name(path) == FontFile.read(path).family == family
+
+
+def test_the_catalogue_leaves_out_what_is_not_a_font(tmp_path: Path) -> None:
+    fonts = tmp_path / "fonts"
+    good = outline_font(fonts / "good.ttf", "ab", family="Good Family")
+    data = good.read_bytes()
+    (fonts / "text.ttf").write_text("not a font at all\n")
+    (fonts / "cut.ttf").write_bytes(data[:40])  # the table directory cut short
+    (fonts / "empty.otf").write_bytes(b"")
+    for bad in ("text.ttf", "cut.ttf", "empty.otf"):
+        with pytest.raises((OSError, KeyError, struct.error, ValueError)):
+            _family_name(fonts / bad)
+    found = find_font("good family", extra_dirs=[fonts])
+    assert found.path == good and found.family == "Good Family"
+    with pytest.raises(ConfigurationError):
+        find_font("text", extra_dirs=[fonts])

@@ -28,7 +28,7 @@ from media import decode, make_image, make_wav
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
 from avgen.agents._assets.cache import AssetCache
-from avgen.agents.google._clips import HOLD_SECONDS, VeoClips
+from avgen.agents.google._clips import HOLD_SECONDS, VeoClips, _next_poll, _OperationTimes
 from avgen.agents.google._common import GOOGLE_POLICY
 from avgen.agents.google._connection import GoogleConnection
 from avgen.costs import Charge, Ledger
@@ -606,3 +606,42 @@ def test_a_run_chains_clips_with_continuity_and_meters_their_cost(fake: FakeGemi
                         sum(agent.price.video(params(c)["durationSeconds"], False)
                             for c in submits), rel_tol=1e-6)
     assert decode(video.path)["has_video"]
+
+
+@settings(max_examples=300)
+@given(elapsed=st.floats(0, 1000), interval=st.floats(0.01, 60), first=st.floats(0.01, 10),
+       longest=st.floats(10, 120),
+       due=st.lists(st.floats(0.01, 1000), max_size=2).map(sorted).map(tuple))
+def test_polls_land_on_the_learnt_times_and_never_later_than_the_backoff(
+        elapsed: float, interval: float, first: float, longest: float,
+        due: tuple[float, ...]) -> None:
+    wait, following = _next_poll(elapsed, interval, due, first, longest)
+    assert 0 < wait <= interval
+    upcoming = [t for t in due if t > elapsed]
+    if upcoming and upcoming[0] - elapsed < interval:
+        assert elapsed + wait == pytest.approx(upcoming[0])  # on the learnt time
+        assert following == first
+    elif due and elapsed >= due[0]:
+        assert wait <= first and following == first  # due: polled briskly from now on
+    else:
+        assert wait == interval and following == min(interval * 1.5, longest)
+
+
+@given(runs=st.lists(st.tuples(st.floats(0.1, 100), st.floats(0.1, 100)), min_size=1,
+                     max_size=8))
+def test_learnt_operation_times_bracket_the_quickest_done(
+        runs: list[tuple[float, float]]) -> None:
+    """Each operation adds when a poll last found it running and when one found it done;
+    the times to poll at are the quickest done, and half way to it from the latest running
+    time below it."""
+    observed = [(min(a, b) if a != b else None, max(a, b)) for a, b in runs]
+    times = _OperationTimes(observed[0][1])
+    for running, done in observed:
+        times.learn(running, done)
+    quickest = min(done for _, done in observed)
+    below = [r for r, _ in observed if r is not None and r < quickest]
+    assert times.done_by == quickest
+    if below:
+        assert times.due() == ((max(below) + quickest) / 2, quickest)
+    else:
+        assert times.due() == (quickest,)

@@ -134,6 +134,50 @@ def _read_font(path: Path, size: int, mtime_ns: int) -> FontFile:
     return FontFile._parse(path)
 
 
+def _family_name(path: Path) -> str:
+    """The family name of the font file ``path``, reading only its table directory and
+    its ``name`` table (a catalogue of thousands of fonts reads kilobytes of each, not
+    their glyphs).
+
+    Raises:
+        OSError: The file cannot be read.
+        KeyError: It has no ``name`` table.
+        struct.error: It is cut short.
+        ValueError: It is not a font, or names no family.
+    """
+    with path.open("rb") as file:
+        head = file.read(16)
+        if head[:4] == b"ttcf":
+            (offset,) = struct.unpack_from(">I", head, 12)
+            file.seek(offset)
+            head = file.read(12)
+            if len(head) < 12:
+                raise ValueError("cut short")
+        else:
+            offset = 0
+        if head[:4] not in (b"\x00\x01\x00\x00", b"OTTO", b"true"):
+            raise ValueError("not a TrueType/OpenType font")
+        (count,) = struct.unpack_from(">H", head, 4)
+        file.seek(offset + 12)
+        directory = file.read(16 * count)
+        start = length = None
+        for i in range(count):
+            tag, _checksum, begin, size = struct.unpack_from(">4sIII", directory, 16 * i)
+            if tag == b"name":
+                start, length = begin, size
+        if start is None or length is None:
+            raise KeyError("name")
+        if length > _MAX_NAME_TABLE:
+            raise ValueError("name table too large")
+        file.seek(start)
+        table = file.read(length)
+    return _family(table, (0, length))
+
+
+_MAX_NAME_TABLE = 1 << 20
+"""The largest ``name`` table a catalogue reads (real ones are a few kilobytes)."""
+
+
 def _tables(data: bytes) -> dict[str, tuple[int, int]]:
     if data[:4] == b"ttcf":
         (offset,) = struct.unpack_from(">I", data, 12)  # first font of a collection
@@ -208,10 +252,9 @@ def _catalogue(dirs: tuple[Path, ...]) -> dict[str, Path]:
             if path.suffix.lower() not in _SUFFIXES:
                 continue
             try:
-                font = FontFile.read(path)
-            except ConfigurationError:
+                key = _family_name(path).lower()
+            except (OSError, KeyError, struct.error, ValueError):
                 continue
-            key = font.family.lower()
             # prefer the regular face: the shortest file name of a family
             if key not in found or len(path.name) < len(found[key].name):
                 found[key] = path

@@ -10,6 +10,10 @@ machines and outlive a worker that dies.
 `Shared` is what agents and the generator use, in async code: it waits without blocking the
 event loop (trying, then sleeping a little longer each time, so a waiting task can be
 cancelled at any moment and holds nothing) and runs the coordination's calls in a thread.
+A coordination kept in this process's memory (`LocalCoordination`, marked ``instant``) is
+called directly: its calls take microseconds, a thread would only add a hop. It can also
+tell when a slot is given back (`LocalCoordination.watch`): its waiters try again at once
+instead of sleeping out their wait.
 The run of one batch item is wrapped in `sharing`, so `current_shared` finds it in every task
 and thread of that run; outside a batch it is ``None`` and everything stays per process.
 """
@@ -26,7 +30,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from avgen.errors import BudgetExceeded
 from avgen.resilience._events import ResilienceEvent, emit
@@ -37,6 +41,8 @@ _FIRST_WAIT = 0.01
 _NOTICED = 0.001  # a shorter wait is not reported
 _MAX_WAIT = 0.25
 _WINDOW = 60.0
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -112,9 +118,34 @@ class LocalCoordination:
         self._spent = 0.0
         self._reserved: dict[str, float] = {}
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+
+    instant = True
+    """Its calls never block (a lock held for microseconds): async code calls them
+    directly rather than in a thread."""
 
     def __repr__(self) -> str:
         return "LocalCoordination()"
+
+    def watch(self, name: str, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` (in the thread that frees it, with no lock held) each time a slot
+        called ``name`` is given back, until the returned function is called.
+
+        A waiter in this process uses it to try again at once rather than at its next
+        poll; ``wake`` must be quick and must not raise (what it raises is dropped).
+        """
+        with self._lock:
+            self._watchers.setdefault(name, []).append(wake)
+
+        def unwatch() -> None:
+            with self._lock:
+                watching = self._watchers.get(name, [])
+                with contextlib.suppress(ValueError):
+                    watching.remove(wake)
+                if not watching:
+                    self._watchers.pop(name, None)
+
+        return unwatch
 
     def try_slot(self, name: str, limit: int) -> bool:
         """Take one of the ``limit`` slots called ``name`` if one is free."""
@@ -133,6 +164,10 @@ class LocalCoordination:
                 self._slots[name] = taken
             else:
                 self._slots.pop(name, None)
+            waking = list(self._watchers.get(name, ()))
+        for wake in waking:
+            with contextlib.suppress(Exception):
+                wake()
 
     def try_start(self, name: str, per_minute: float) -> bool:
         """Count one request start against ``per_minute`` starts in any 60 s, if it fits."""
@@ -232,6 +267,7 @@ class Shared:
         """The batch item this run belongs to."""
         self.budget_label = budget_label
         """How the shared budget is named in errors."""
+        self._instant = getattr(coordination, "instant", False) is True
 
     def __repr__(self) -> str:
         return f"Shared({self.coordination!r}, owner={self.owner!r})"
@@ -246,12 +282,16 @@ class Shared:
         """
         waiting = time.time()
         refused = await self._until(lambda: self.coordination.try_slot(name, limit),
-                                    undo=lambda: self.coordination.free_slot(name))
+                                    undo=lambda: self.coordination.free_slot(name),
+                                    freed=name)
         taken = _waited(name, waiting, "slot", refused)
         try:
             yield
         finally:
-            await asyncio.shield(asyncio.to_thread(self.coordination.free_slot, name))
+            if self._instant:
+                self.coordination.free_slot(name)
+            else:
+                await asyncio.shield(asyncio.to_thread(self.coordination.free_slot, name))
             emit(ResilienceEvent("quota.held", name, {
                 "name": name, "started": taken, "seconds": time.time() - taken,
                 "limit": limit}))
@@ -264,7 +304,8 @@ class Shared:
         """
         waiting, held = time.time(), False
         while True:
-            until = await asyncio.to_thread(self.coordination.not_before, name)
+            until = (self.coordination.not_before(name) if self._instant
+                     else await asyncio.to_thread(self.coordination.not_before, name))
             wait = until - time.time()
             if wait <= 0:
                 break
@@ -297,27 +338,57 @@ class Shared:
         self.coordination.settle(self.owner, reserved, charged)
 
     async def _until(self, attempt: Callable[[], bool], *, longest: float = _MAX_WAIT,
-                     undo: Callable[[], None] | None = None) -> bool:
-        """Try ``attempt`` (in a thread) until it succeeds, sleeping longer each time. If
+                     undo: Callable[[], None] | None = None,
+                     freed: str | None = None) -> bool:
+        """Try ``attempt`` (in a thread, unless the coordination is ``instant``) until it
+        succeeds, sleeping longer each time. If
         the task is cancelled while an attempt runs, an attempt that then succeeds is
-        undone: a cancelled waiter never keeps what it was waiting for. Returns whether an
-        attempt was refused (the caller had to wait)."""
+        undone: a cancelled waiter never keeps what it was waiting for. With ``freed``
+        (a slot's name) and a coordination that can `LocalCoordination.watch` it, a sleep
+        ends as soon as such a slot is given back. Returns whether an attempt was refused
+        (the caller had to wait)."""
         wait, refused = _FIRST_WAIT, False
-        while True:
-            trying = asyncio.ensure_future(asyncio.to_thread(attempt))
-            try:
-                taken = await asyncio.shield(trying)
-            except asyncio.CancelledError:
-                if undo is not None:
-                    trying.add_done_callback(
-                        lambda done: undo() if not done.cancelled() and done.exception()
-                        is None and done.result() else None)
-                raise
-            if taken:
-                return refused
-            refused = True
-            await asyncio.sleep(wait)
-            wait = min(wait * 1.5, longest)
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        watch = getattr(self.coordination, "watch", None) if freed is not None else None
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(woken.set)
+
+        unwatch = watch(freed, wake) if callable(watch) else None
+        try:
+            while True:
+                woken.clear()  # a slot given back from here on ends the next sleep
+                if self._instant:
+                    taken = attempt()  # nothing to cancel in between
+                else:
+                    trying = asyncio.ensure_future(asyncio.to_thread(attempt))
+                    try:
+                        taken = await asyncio.shield(trying)
+                    except asyncio.CancelledError:
+                        if undo is not None:
+                            trying.add_done_callback(
+                                lambda done: undo() if not done.cancelled()
+                                and done.exception() is None and done.result() else None)
+                        raise
+                if taken:
+                    return refused
+                refused = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+                wait = min(wait * 1.5, longest)
+        finally:
+            if unwatch is not None:
+                unwatch()
+
+
+async def coordinated(coordination: Coordination, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, a method of ``coordination``: directly when it is ``instant`` (in
+    this process's memory), else in a thread (a round trip to a manager or a scheduler)."""
+    if getattr(coordination, "instant", False) is True:
+        return call(*args)
+    return await asyncio.to_thread(call, *args)
 
 
 def _waited(name: str, since: float, reason: str, waited: bool) -> float:

@@ -40,6 +40,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import collections
 import contextlib
 import functools
 import inspect
@@ -49,7 +50,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,10 @@ class VeoClips(GoogleAgent):
         resolution: ``"auto"`` (from the preset), one the model makes (``"720p"``,
             ``"1080p"``, ``"4k"``), or ``None`` (the model's default).
         negative_prompt: What the clips should not show.
-        poll_interval: Seconds before the first poll; each wait grows 1.5 times.
+        poll_interval: Seconds before the first poll; each wait grows 1.5 times. Once
+            operations of the same length and resolution have been seen done, later ones
+            are also polled around the time those took, and every `poll_interval` from
+            then on.
         poll_max_interval: The longest wait between two polls.
         deadline: Seconds an operation may run before it is given up (not resubmitted).
 
@@ -257,6 +261,7 @@ class VeoClips(GoogleAgent):
         """Rewrites at most per clip."""
         self._references_refused = False  # Veo refused reference images once: send none
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
+        self._times: dict[tuple[int, str | None], _OperationTimes] = {}  # by (seconds, resolution)
         self._recalled: set[str] = set()  # keys whose pending operation came from a record
 
     @property
@@ -601,13 +606,15 @@ class VeoClips(GoogleAgent):
         operation = self._pending.get(key)
         if operation is None:
             operation = self._recall(key)
+        fresh = operation is None  # submitted here: its wait times a whole operation
         if operation is None:
             operation = await self._submit_recorded(key, ask)
         self._pending[key] = operation
         started = time.monotonic()  # the deadline counts from here, as it always did
         try:
             try:
-                operation = self._pending[key] = await self._wait(operation, started)
+                operation = self._pending[key] = await self._wait(
+                    operation, started, kind=(ask.duration, ask.resolution) if fresh else None)
                 stale = None
                 if operation.error and key in self._recalled:
                     stale = f"it failed with code {dict(operation.error).get('code')}"
@@ -681,9 +688,14 @@ class VeoClips(GoogleAgent):
                 error = lost
         raise error
 
-    async def _wait(self, operation: Any, started: float) -> Any:
+    async def _wait(self, operation: Any, started: float, *,
+                    kind: tuple[int, str | None] | None = None) -> Any:
         """Poll ``operation`` until it is done, with backoff, until ``deadline`` seconds
         after ``started`` (a `time.monotonic` reading).
+
+        With ``kind`` (the clip's length and resolution; ``started`` is then when it was
+        submitted), the polls are also timed from how long such operations took before
+        (`_next_poll`), and what these polls find is learnt for the next ones.
 
         Raises:
             _Overdue: The deadline passed.
@@ -691,14 +703,20 @@ class VeoClips(GoogleAgent):
         """
         client = self.connection.client
         interval = self.poll_interval
+        times = self._times.get(kind) if kind is not None else None
+        running_at: float | None = None  # when the last poll found it still running
+        asked_at: float | None = None
         while not operation.done:
             elapsed = time.monotonic() - started
             if elapsed >= self.deadline:
                 raise _Overdue(self._redact(
                     f"operation {operation.name} ran past its deadline ({elapsed:.1f} s > "
                     f"{self.deadline:g} s); it was not resubmitted"), self.name)
-            await asyncio.sleep(min(interval, self.deadline - elapsed))
-            interval = min(interval * 1.5, self.poll_max_interval)
+            wait, interval = _next_poll(elapsed, interval,
+                                        times.due() if times is not None else (),
+                                        self.poll_interval, self.poll_max_interval)
+            await asyncio.sleep(min(wait, self.deadline - elapsed))
+            running_at = asked_at
 
             async def poll(current: Any = operation) -> Any:
                 try:
@@ -711,8 +729,13 @@ class VeoClips(GoogleAgent):
                             f"{status})"), self.name) from exc
                     raise
 
-            remaining = max(0.001, self.deadline - (time.monotonic() - started))
+            asked_at = time.monotonic() - started
+            remaining = max(0.001, self.deadline - asked_at)
             operation = await self._retry(remaining)(poll)()
+        if kind is not None and asked_at is not None and not operation.error:
+            if times is None:
+                times = self._times[kind] = _OperationTimes(asked_at)
+            times.learn(running_at, asked_at)
         return operation
 
     def _retry(self, budget: float) -> RetryDecorator:
@@ -766,6 +789,63 @@ class VeoClips(GoogleAgent):
             raise MediaError(f"{self.name} returned a file with no video stream", target)
         return ClipAsset(target, info.duration, info.width, info.height, info.fps or 24.0,
                          info.has_audio)
+
+
+@attrs.define
+class _OperationTimes:
+    """How long operations of one kind took, as their polls saw them: the quickest was found
+    done `done_by` seconds after it was submitted; ``running`` keeps, for the latest
+    operations, when a poll last found each still running."""
+
+    done_by: float
+    running: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_TIMES_KEPT))
+
+    def learn(self, running_at: float | None, done_at: float) -> None:
+        """Add what the polls of one more operation found: still running at
+        ``running_at`` (None: the first poll found it done), done at ``done_at``."""
+        self.done_by = min(self.done_by, done_at)
+        if running_at is not None:
+            self.running.append(running_at)
+
+    def due(self) -> tuple[float, ...]:
+        """When the next such operation is worth polling (seconds after its submit): half
+        way to `done_by` from the latest time one was still running before it (a guess
+        that narrows the gap whether it is right or wrong), and `done_by`."""
+        below = [t for t in self.running if t < self.done_by]
+        if not below:
+            return (self.done_by,)
+        return ((max(below) + self.done_by) / 2, self.done_by)
+
+
+_TIMES_KEPT = 64
+"""Operations whose running times `_OperationTimes` keeps."""
+
+
+def _next_poll(elapsed: float, interval: float, due: Sequence[float], first: float,
+               longest: float) -> tuple[float, float]:
+    """When to poll an operation next: (seconds to wait, the wait after that).
+
+    The wait is ``interval``, and each one grows 1.5 times up to ``longest``. With ``due``
+    (ascending times since submit when operations like it were, or may have been, done:
+    `_OperationTimes.due`), a poll is also made at each of them; from the first on, the
+    operation is due and the waits stay at ``first``: a late poll would hold its clip (and
+    its quota slot) for nothing.
+
+    Example:
+        >>> _next_poll(0.0, 5.0, (), 5.0, 30.0)
+        (5.0, 7.5)
+        >>> _next_poll(40.0, 30.0, (55.0, 62.0), 5.0, 30.0)
+        (15.0, 5.0)
+        >>> _next_poll(60.0, 5.0, (55.0, 62.0), 5.0, 30.0)
+        (2.0, 5.0)
+    """
+    upcoming = next((t for t in due if t > elapsed), None)
+    if upcoming is not None and upcoming - elapsed < interval:
+        return upcoming - elapsed, first
+    if due and elapsed >= due[0]:
+        return min(interval, first), first
+    return interval, min(interval * 1.5, longest)
 
 
 def _status(exc: BaseException | None) -> int | None:
