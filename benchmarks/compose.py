@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import struct
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from avgen.media._captions import to_srt
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._fonts import bundled_fonts_dir
-from avgen.media._graph import compile_graph, compile_mux, compile_sound
+from avgen.media._graph import compile_graph, compile_mux, compile_sound, graph_threads
 from avgen.media._timeline import Timeline
 
 HD = Preset("hd", 1280, 720, fps=30, crf=23, encoder_preset="veryfast", caption_margin=0.08)
@@ -161,7 +162,8 @@ def own_commands(timeline: Timeline, out: Path, tmp: Path, *, copy: bool = False
         return
     ass = tmp / "own.ass"
     ass.write_text(timeline.ass_script(), encoding="utf-8")
-    ffmpeg(*compile_graph(timeline, out, ass=ass if timeline.draws_on_picture else None,
+    ffmpeg(*graph_threads(os.cpu_count()),
+           *compile_graph(timeline, out, ass=ass if timeline.draws_on_picture else None,
                           fonts_dir=bundled_fonts_dir()))
 
 

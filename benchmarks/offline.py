@@ -21,6 +21,8 @@ narration and composition steps, peak memory, and the composition against its li
 
     python benchmarks/offline.py                     # every case, about 5 minutes
     python benchmarks/offline.py --case readme --runs 3
+    python benchmarks/offline.py --case sixty --where   # where the filter graph's CPU goes
+    python benchmarks/offline.py --case sixty --graph-threads default   # to compare
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,9 +46,10 @@ import psutil
 
 from avgen import PRESETS, VideoGenerator
 from avgen._models import Scene, Script, VideoRequest, asset_from_dict
+from avgen.media import _composer
 from avgen.media._ffmpeg import ffmpeg_exe, probe
 from avgen.media._fonts import bundled_fonts_dir
-from avgen.media._graph import _video_codec_args, compile_graph
+from avgen.media._graph import _video_codec_args, compile_graph, compile_part, graph_threads
 from avgen.media._timeline import Timeline
 from avgen.testing import PatternImages
 
@@ -75,6 +79,10 @@ Today most lighthouses run automatically, and satellites do much of the work. Ye
 night, a turning beam on the horizon still means the same thing it always has: safety is
 near.
 """
+
+CORES: int | None = os.cpu_count()
+"""The cores the picture graph's threads are picked for (``--graph-threads`` sets 1, or
+``None`` for ffmpeg's default)."""
 
 TARGETS: dict[str, float | None] = {"readme": 0.30, "sixty": 0.20, "stills": None}
 """Real-time factor each case must keep (None: no target)."""
@@ -148,7 +156,8 @@ def render_by_hand(timeline: Timeline, out: Path, scratch: Path) -> float:
     """The composer's own command (the whole timeline in one ffmpeg process), timed."""
     ass = scratch / "captions.ass"
     ass.write_text(timeline.ass_script(), encoding="utf-8")
-    args = compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir())
+    args = [*graph_threads(CORES),
+            *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir())]
     started = time.perf_counter()
     ffmpeg("-loglevel", "error", *args)
     return time.perf_counter() - started
@@ -209,8 +218,9 @@ def run_case(case: str, out: Path) -> tuple[float, Path, Path]:
     return time.perf_counter() - started, made.session, made.path
 
 
-def measure(case: str) -> bool:
-    """Run one case and print its figures; True when every target is met."""
+def measure(case: str, explain: bool = False) -> bool:
+    """Run one case and print its figures (with ``explain``, also `where` the picture's
+    graph spends its CPU); True when every target is met."""
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         with PeakMemory() as memory:
@@ -224,6 +234,7 @@ def measure(case: str) -> bool:
         by_hand = render_by_hand(timeline, scratch / "by-hand.mp4", scratch)
         encoder = encoder_alone(video, timeline, scratch)
         kept = ssim(video, timeline, scratch)
+        explained = where(timeline, scratch) if explain else []
     rtf = wall / info.duration
     target = TARGETS[case]
     p = timeline.preset
@@ -244,6 +255,8 @@ def measure(case: str) -> bool:
     mb = 1024 * 1024
     print(f"  peak memory      {memory.total / mb:6.0f} MB in all: {memory.own / mb:.0f} MB "
           f"this process, {memory.children / mb:.0f} MB the largest child")
+    for line in explained:
+        print(line)
     return met
 
 
@@ -261,6 +274,46 @@ voice, aligned = _loaded_voice(str(model), stat.st_mtime_ns, stat.st_size)
 assert aligned, "the voice reports no alignments"
 print(language, time.perf_counter() - started)
 """
+
+
+_DRAWN = {"the cards' headline, phrase and rule": ("CardTitle", "CardPhrase", "CardText"),
+          "the cards' icons": ("CardIcon",), "the captions": ("Caption",)}
+"""What libass draws on the picture, by the ASS styles that draw it."""
+
+
+def graph_cpu(timeline: Timeline, scratch: Path, script: str | None) -> float:
+    """CPU seconds (best of two) of the picture's filter graph rendered to nothing — no
+    encoder — burning ``script`` (``None``: no libass at all)."""
+    ass = scratch / "where.ass"
+    if script is not None:
+        ass.write_text(script, encoding="utf-8")
+    args = compile_part(timeline, 0, len(timeline.scenes), scratch / "unused.mp4",
+                        ass=ass if script is not None else None, fonts_dir=bundled_fonts_dir())
+    args = [*graph_threads(CORES), *args[:args.index("-an")], "-an", "-f", "null", "-"]
+    spent = []
+    for _ in range(2):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ffmpeg("-loglevel", "error", *args)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return min(spent)
+
+
+def where(timeline: Timeline, scratch: Path) -> list[str]:
+    """Where the picture's filter graph spends its CPU, as lines to print: whole, then
+    without each kind of drawn text, then without libass."""
+    script = timeline.ass_script()
+    whole = graph_cpu(timeline, scratch, script)
+    lines = [f"  filter graph     {whole:6.2f} CPU s (the picture's, alone: no encoder), of which"]
+    for what, styles in _DRAWN.items():
+        kept = "".join(line + "\n" for line in script.splitlines()
+                       if not (line.startswith("Dialogue:")
+                               and line.split(",", 4)[3] in styles))
+        if kept.count("Dialogue:") == script.count("Dialogue:"):
+            continue
+        lines.append(f"    {what}: {whole - graph_cpu(timeline, scratch, kept):.2f} CPU s")
+    lines.append(f"    libass in all: {whole - graph_cpu(timeline, scratch, None):.2f} CPU s")
+    return lines
 
 
 def startup() -> None:
@@ -284,10 +337,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", choices=[*TARGETS, "all"], default="all")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--where", action="store_true",
+                        help="also print where the picture's filter graph spends its CPU")
+    parser.add_argument("--graph-threads", choices=["auto", "one", "default"], default="auto",
+                        help="the picture graph's threads: as the composer picks them for "
+                        "this machine (auto), one, or ffmpeg's default — to compare")
     options = parser.parse_args()
+    if options.graph_threads != "auto":
+        global CORES
+        CORES = 1 if options.graph_threads == "one" else None  # None: ffmpeg's default
+        _composer.graph_threads = lambda cores: graph_threads(CORES)
     cases = list(TARGETS) if options.case == "all" else [options.case]
     startup()
-    results = [measure(case) for _ in range(options.runs) for case in cases]
+    results = [measure(case, options.where) for _ in range(options.runs) for case in cases]
     return 0 if all(results) else 1
 
 

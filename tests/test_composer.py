@@ -388,3 +388,35 @@ def test_a_clip_a_little_short_holds_its_last_frame(assets: dict[str, Path],
     for seconds in (1.6, 1.8, 2.0, 2.15):  # after its end: its last frame, not its first
         assert diff(frame(seconds), last) < 2, seconds
         assert diff(frame(seconds), frame(0.5 / TINY.fps)) > 5, seconds
+
+
+def test_on_a_few_cores_the_picture_graph_runs_on_one_thread_and_draws_the_same(
+        assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine of a few cores the picture's filter graph gets one thread (x264 fills
+    the cores; slice threads only contend with it); elsewhere ffmpeg's default. The frames
+    are the same either way."""
+    timeline = three_scenes(assets)
+    commands: list[list[str]] = []
+    real = composer_module.run_ffmpeg
+
+    async def recording(args: list[str], **options: Any) -> Any:
+        commands.append(list(args))
+        return await real(args, **options)
+
+    monkeypatch.setattr(composer_module, "run_ffmpeg", recording)
+    frames: dict[int, list[str]] = {}
+    for cores in (2, 16):
+        monkeypatch.setattr(composer_module.os, "cpu_count", lambda n=cores: n)
+        commands.clear()
+        target = compose(timeline, tmp_path / f"{cores}.mp4")
+        (picture,) = [c for c in commands if "-map" in c and c[c.index("-map") + 1] == "[vout]"]
+        threads = picture[picture.index("-filter_complex_threads") + 1] \
+            if "-filter_complex_threads" in picture else None
+        assert threads == ("1" if cores <= 4 else None)
+        listing = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(target), "-map",
+                                  "0:v:0", "-f", "framemd5", "-"], check=True,
+                                 capture_output=True, text=True).stdout
+        frames[cores] = [line.rsplit(",", 1)[-1] for line in listing.splitlines()
+                         if not line.startswith("#")]
+    assert len(frames[2]) == timeline.frames
+    assert frames[2] == frames[16]

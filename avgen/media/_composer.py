@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -61,6 +62,7 @@ from avgen.media._graph import (
     compile_sound,
     compile_voice_probe,
     copy_plan,
+    graph_threads,
     music_gain,
     part_ranges,
     voice_gains,
@@ -374,7 +376,8 @@ class FFmpegComposer:
                 if progress is not None:
                     progress(0.95 * (before + size * fraction) / total)
 
-            args = compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)
+            args = [*graph_threads(os.cpu_count()),
+                    *compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)]
             await run_ffmpeg(args, total=frames / timeline.preset.fps, progress=report,
                              what=f"composing part {number + 1} of {len(parts)}")
             rendered.append(path)

@@ -812,7 +812,8 @@ class _OperationTimes:
         """When the next such operation is worth polling (seconds after its submit): half
         way to `done_by` from the latest time one was still running before it (a guess
         that narrows the gap whether it is right or wrong), and `done_by`."""
-        below = [t for t in self.running if t < self.done_by]
+        # a copy first: another thread (of a Dask worker) may add to it meanwhile
+        below = [t for t in tuple(self.running) if t < self.done_by]
         if not below:
             return (self.done_by,)
         return ((max(below) + self.done_by) / 2, self.done_by)
