@@ -321,7 +321,8 @@ class Run:
                     else:
                         await self._guarded("image_generator", painter, "portrait")(
                             character, script.style, self.request.preset, temp)
-                    info = await asyncio.to_thread(probe, temp)
+                    # not awaited: nothing may cancel the step between the payment and its record
+                    info = probe(temp)
                     if not info.has_video or not info.width:
                         raise MediaError(f"the reference picture of {character.name} is "
                                          "not a picture", given or temp)
@@ -442,7 +443,7 @@ class Run:
         reused = self.steps.reused_asset(step_id, inputs)
         if isinstance(reused, AudioAsset):  # its recorded length is checked, not trusted
             self.report.half_scene("narration", scene.index, f"{which} reused", **told)
-            return await _measured(reused, reused.path, scene)
+            return _measured(reused, reused.path, scene)
         relative = version.audio(scene.index)
 
         async def speak() -> Made[AudioAsset]:
@@ -452,7 +453,7 @@ class Run:
                 if not isinstance(asset, AudioAsset):
                     raise AgentError(f"speak() returned {type(asset).__name__}, "
                                      "not an AudioAsset", name)
-                asset = await _measured(asset, temp, scene)
+                asset = _measured(asset, temp, scene)
             asset = attrs.evolve(asset, path=self.session.path(relative))
             return Made(asset, (asset.path,), {"asset": _saved(asset, self.session.root)})
 
@@ -641,12 +642,15 @@ def _identity(visual: Visual) -> object:
     return getattr(visual, "path", None) or id(visual)
 
 
-async def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
+def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
     """The narration as its file measures: the file's length rules, not the narrator's
     claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision); its
-    words timed (`AudioAsset.with_words`). ffprobe runs in a thread: the other scenes and
-    items go on meanwhile."""
-    info = await asyncio.to_thread(probe, path)
+    words timed (`AudioAsset.with_words`).
+
+    Not awaited (ffprobe blocks the event loop for its run): it follows a paid call, and
+    nothing may cancel the step between the payment and its record — a cancelled step
+    would lose what was paid for, and its resume would pay again."""
+    info = probe(path)
     if not info.has_audio or not info.duration:
         raise MediaError(f"scene {scene.index + 1}: the narration has no audio", path)
     if abs(asset.duration - info.duration) > 0.02:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -207,7 +206,8 @@ class GeminiImages(GoogleAgent):
                 with paid_call(agent=self.name, model=self.model, quantity=1, unit="image",
                                usd=self.price.per_image):
                     target.write_bytes(await self._picture(prompt, ratio, images))
-                    asset = await asyncio.to_thread(self._describe, target)
+                    # not awaited: nothing may cancel this between the payment and _keep
+                    asset = self._describe(target)
             self._keep(key, target)
         return asset
 
