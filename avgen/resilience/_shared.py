@@ -108,6 +108,10 @@ class LocalCoordination:
         (True, False)
     """
 
+    instant = True
+    """Its calls never block (a lock held for microseconds): async code calls them
+    directly rather than in a thread."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[str, int] = {}
@@ -119,10 +123,6 @@ class LocalCoordination:
         self._reserved: dict[str, float] = {}
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
         self._watchers: dict[str, list[Callable[[], None]]] = {}
-
-    instant = True
-    """Its calls never block (a lock held for microseconds): async code calls them
-    directly rather than in a thread."""
 
     def __repr__(self) -> str:
         return "LocalCoordination()"
@@ -341,12 +341,11 @@ class Shared:
                      undo: Callable[[], None] | None = None,
                      freed: str | None = None) -> bool:
         """Try ``attempt`` (in a thread, unless the coordination is ``instant``) until it
-        succeeds, sleeping longer each time. If
-        the task is cancelled while an attempt runs, an attempt that then succeeds is
-        undone: a cancelled waiter never keeps what it was waiting for. With ``freed``
-        (a slot's name) and a coordination that can `LocalCoordination.watch` it, a sleep
-        ends as soon as such a slot is given back. Returns whether an attempt was refused
-        (the caller had to wait)."""
+        succeeds, sleeping longer each time. If the task is cancelled while an attempt runs
+        in a thread, an attempt that then succeeds is undone: a cancelled waiter never keeps
+        what it was waiting for. With ``freed`` (a slot's name) and a coordination that can
+        `LocalCoordination.watch` it, a sleep ends as soon as such a slot is given back.
+        Returns whether an attempt was refused (the caller had to wait)."""
         wait, refused = _FIRST_WAIT, False
         loop = asyncio.get_running_loop()
         woken = asyncio.Event()
