@@ -147,26 +147,15 @@ def _family_name(path: Path) -> str:
     """
     with path.open("rb") as file:
         head = file.read(16)
-        if head[:4] == b"ttcf":
-            (offset,) = struct.unpack_from(">I", head, 12)
-            file.seek(offset)
-            head = file.read(12)
-            if len(head) < 12:
-                raise ValueError("cut short")
-        else:
-            offset = 0
-        if head[:4] not in (b"\x00\x01\x00\x00", b"OTTO", b"true"):
+        offset = struct.unpack_from(">I", head, 12)[0] if head[:4] == b"ttcf" else 0
+        if offset > _MAX_HEAD:
+            raise ValueError("the collection's first font lies too far in")
+        head += file.read(max(0, offset + 12 - len(head)))  # to its table count
+        if head[offset:offset + 4] not in (b"\x00\x01\x00\x00", b"OTTO", b"true"):
             raise ValueError("not a TrueType/OpenType font")
-        (count,) = struct.unpack_from(">H", head, 4)
-        file.seek(offset + 12)
-        directory = file.read(16 * count)
-        start = length = None
-        for i in range(count):
-            tag, _checksum, begin, size = struct.unpack_from(">4sIII", directory, 16 * i)
-            if tag == b"name":
-                start, length = begin, size
-        if start is None or length is None:
-            raise KeyError("name")
+        (count,) = struct.unpack_from(">H", head, offset + 4)
+        head += file.read(max(0, offset + 12 + 16 * count - len(head)))  # its tables
+        start, length = _tables(head)["name"]
         if length > _MAX_NAME_TABLE:
             raise ValueError("name table too large")
         file.seek(start)
@@ -176,6 +165,9 @@ def _family_name(path: Path) -> str:
 
 _MAX_NAME_TABLE = 1 << 20
 """The largest ``name`` table a catalogue reads (real ones are a few kilobytes)."""
+_MAX_HEAD = 1 << 20
+"""How far into a collection its first font's table directory may lie (a real one follows
+the collection's header)."""
 
 
 def _tables(data: bytes) -> dict[str, tuple[int, int]]:

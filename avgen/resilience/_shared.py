@@ -267,7 +267,7 @@ class Shared:
         """The batch item this run belongs to."""
         self.budget_label = budget_label
         """How the shared budget is named in errors."""
-        self._instant = getattr(coordination, "instant", False) is True
+        self._instant = _is_instant(coordination)
 
     def __repr__(self) -> str:
         return f"Shared({self.coordination!r}, owner={self.owner!r})"
@@ -304,8 +304,7 @@ class Shared:
         """
         waiting, held = time.time(), False
         while True:
-            until = (self.coordination.not_before(name) if self._instant
-                     else await asyncio.to_thread(self.coordination.not_before, name))
+            until = await coordinated(self.coordination, self.coordination.not_before, name)
             wait = until - time.time()
             if wait <= 0:
                 break
@@ -385,9 +384,14 @@ class Shared:
 async def coordinated(coordination: Coordination, call: Callable[..., T], *args: Any) -> T:
     """``call(*args)``, a method of ``coordination``: directly when it is ``instant`` (in
     this process's memory), else in a thread (a round trip to a manager or a scheduler)."""
-    if getattr(coordination, "instant", False) is True:
+    if _is_instant(coordination):
         return call(*args)
     return await asyncio.to_thread(call, *args)
+
+
+def _is_instant(coordination: Coordination) -> bool:
+    """Whether ``coordination``'s calls never block (`LocalCoordination.instant`)."""
+    return getattr(coordination, "instant", False) is True
 
 
 def _waited(name: str, since: float, reason: str, waited: bool) -> float:
