@@ -90,12 +90,12 @@ class Reporter:
         self.emit("fallback", f"scene {scene + 1}: {tier} failed, falling back: {exc}", None,
                   scene, tier=tier, error=str(exc))
 
-    @property
     def composing(self) -> _Composing:
-        """The composer's progress callback: call it with the fraction done, 0.0 to 1.0
-        (not logged: it ticks often); its ``note(message, **data)`` sends a ``note``
-        event (logged), for what the composer has to tell (a loudness it could not
-        reach)."""
+        """A new progress callback for the composer: call it with the fraction done, 0.0
+        to 1.0 (not logged: it ticks often); its ``note(message, **data)`` sends a
+        ``note`` event (logged), for what the composer has to tell (a loudness it could not
+        reach); its ``measured(integrated_lufs, true_peak_dbtp)`` takes the finished
+        file's sound as the composer measured it."""
         return _Composing(self)
 
     def compose_progress(self, fraction: float) -> None:
@@ -114,11 +114,14 @@ class Reporter:
                       **dict(data))
 
 
-@attrs.frozen
+@attrs.define
 class _Composing:
-    """A run's progress callback for its composer, which can also take notes."""
+    """A run's progress callback for its composer, which can also take notes and the
+    finished file's sound as the composer measured it."""
 
     reporter: Reporter
+    sound: tuple[float | None, float | None] | None = None
+    """The finished file's sound as the composer measured it (`measured`), or ``None``."""
 
     def __call__(self, fraction: float) -> None:
         self.reporter.compose_progress(fraction)
@@ -127,3 +130,9 @@ class _Composing:
         """Tell the run's observers (a ``note`` event) and the session's log."""
         self.reporter.composer_notes.append(message)
         self.reporter.emit("note", message, **data)
+
+    def measured(self, integrated_lufs: float | None, true_peak_dbtp: float | None) -> None:
+        """The finished file's sound as ffmpeg's R128 meter measures it (``ebur128`` with
+        ``peak=true``), measured by the composer itself, e.g. on the sound it then joined
+        to the picture by stream copy: the run does not measure the file again."""
+        self.sound = (integrated_lufs, true_peak_dbtp)

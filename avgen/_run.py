@@ -43,7 +43,7 @@ from avgen.agents.local._script import author_scenes
 from avgen.costs import Ledger
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import key_phrase, theme_for
-from avgen.media._ffmpeg import measure_mix, probe, run_ffmpeg
+from avgen.media._ffmpeg import measure_sound, probe, run_ffmpeg
 from avgen.media._timeline import Timeline, shot_cuts
 from avgen.resilience import CircuitRegistry, Monitor
 from avgen.resilience._shared import current_shared
@@ -522,12 +522,14 @@ class Run:
 
             async def render() -> Made[None]:
                 with self.session.atomic_path(relative) as temp:
+                    progress = self.report.composing()
                     await self._guarded("composer", composer, "compose")(
-                        timeline, temp, self.report.composing)
+                        timeline, temp, progress)
                     info = await asyncio.to_thread(probe, temp)
                     if not info.has_video or not info.duration:
                         raise MediaError("the composed video has no picture", temp)
-                    loudness = await self._loudness(temp) if info.has_audio else None
+                    loudness = (await self._loudness(temp, progress.sound) if info.has_audio
+                                else None)
                 return Made(None, (self.session.path(relative),), {
                     "duration": info.duration, "width": info.width, "height": info.height,
                     "loudness": loudness})
@@ -547,12 +549,15 @@ class Run:
                      self.session.root, sidecars, tiers, self.report.notes,
                      language=version.language)
 
-    async def _loudness(self, video: Path) -> dict[str, float | None]:
+    async def _loudness(self, video: Path, measured: tuple[float | None, float | None] | None
+                        ) -> dict[str, float | None]:
         """The finished file's sound as ffmpeg's R128 meter measures it (integrated
         loudness, true peak), against the target; a note when it is off and the composer
-        did not say so itself (whatever composer made it)."""
-        ((integrated, peak),) = await measure_mix([
-            "-i", str(video), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"])
+        did not say so itself (whatever composer made it). ``measured``: the composer's
+        own measurement of the file's sound, when it gave one (the default composer
+        measures its soundtrack while the picture is encoded); else the file is
+        measured here."""
+        integrated, peak = measured if measured is not None else await measure_sound(video)
         target = self.request.soundtrack.loudness
         said = any("loudness" in note for note in self.report.composer_notes)
         if integrated is not None and not said and (abs(integrated - target) > 0.5

@@ -288,6 +288,61 @@ def test_the_manifest_keeps_the_final_files_measured_loudness(tmp_path: Path) ->
     assert abs(recorded["integrated_lufs"] + 14.0) <= 0.5 and recorded["true_peak_dbtp"] <= -1
 
 
+class Measured(Notes):
+    """A progress callback that also takes the composer's measurement of its file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sound: list[tuple[float | None, float | None]] = []
+
+    def measured(self, integrated_lufs: float | None, true_peak_dbtp: float | None) -> None:
+        self.sound.append((integrated_lufs, true_peak_dbtp))
+
+
+def test_the_composer_measures_the_sound_the_file_gets(spoken: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    """The default composer measures its soundtrack while the picture is encoded; the file
+    gets that sound by stream copy, so an independent meter reads the same numbers off
+    the finished file. A callback without ``measured`` is not asked."""
+    timeline = voice_timeline(spoken["wavs"], 10, Soundtrack(loudness=-18.0))
+    told = Measured()
+    integrated, peak = measure(compose(timeline, tmp_path / "told.mp4", told))
+    [(said_lufs, said_peak)] = told.sound
+    assert said_lufs == pytest.approx(integrated, abs=0.05)
+    assert said_peak == pytest.approx(peak, abs=0.05)
+    assert abs(integrated - (-18.0)) <= TOLERANCE
+    plain = measure(compose(timeline, tmp_path / "plain.mp4", Notes()))
+    assert plain == pytest.approx((integrated, peak), abs=0.05)
+
+
+@attrs.define
+class SayingComposer:
+    """The real composer, which then tells the run what it measured, as a composer of
+    its own may (here a quieter figure than the file's, to see whose word counts)."""
+
+    name: str = "saying"
+
+    async def compose(self, timeline: Timeline, target: Path, progress: Any = None) -> None:
+        inner = Measured()
+        await FFmpegComposer().compose(timeline, target, inner)
+        [(integrated, peak)] = inner.sound
+        assert integrated is not None and peak is not None
+        progress.measured(integrated - 10.0, peak - 10.0)
+
+
+def test_the_run_takes_the_composers_measurement(tmp_path: Path) -> None:
+    events: list[RunEvent] = []
+    generator = VideoGenerator(narrator=ToneNarrator(), composer=SayingComposer(),
+                               output_dir=tmp_path, on_event=events.append)
+    video = generator.generate_sync(script="Bees dance. Moths drift.", preset=TINY)
+    recorded = json.loads(video.manifest.read_text())["steps"]["compose"]["data"]["loudness"]
+    integrated, peak = measure(video.path)
+    assert recorded["integrated_lufs"] == pytest.approx(integrated - 10.0, abs=0.1)
+    assert recorded["true_peak_dbtp"] == pytest.approx(peak - 10.0, abs=0.1)
+    said = [e.message for e in events if e.kind == "note" and "measures" in e.message]
+    assert len(said) == 1 and f"{recorded['integrated_lufs']:.1f} LUFS" in said[0]
+
+
 def test_a_composer_that_misses_the_target_is_told(tmp_path: Path) -> None:
     events: list[RunEvent] = []
     generator = VideoGenerator(narrator=ToneNarrator(), composer=LoudComposer(),

@@ -98,7 +98,13 @@ class Composer(Protocol):
 
     async def compose(self, timeline: Timeline, target: Path,
                       progress: ProgressCallback | None = None) -> None:
-        """Render the video at ``target``, calling ``progress`` with the fraction done."""
+        """Render the video at ``target``, calling ``progress`` with the fraction done.
+
+        A run's ``progress`` also has ``note(message, **data)``, for what the composer has
+        to tell (a ``note`` event), and ``measured(integrated_lufs, true_peak_dbtp)``: a
+        composer that measured the finished file's sound itself with ffmpeg's R128 meter
+        (``ebur128=peak=true``) says so, and the run does not measure the file again.
+        Look them up with ``getattr``: a callback given by hand may have neither."""
         ...
 
 

@@ -326,9 +326,17 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
 
 
 def gradient_corners(index: int, width: int, height: int) -> tuple[int, int, int, int]:
-    """The gradient's start and end points for scene ``index``: each scene turns it."""
-    corners = ((0, 0, width, height), (width, 0, 0, height), (0, height, width, 0),
-               (width // 2, 0, width // 2, height))
+    """The gradient's start and end points for scene ``index`` in a width×height frame:
+    each scene turns it. The points are pixels of the frame (ffmpeg's ``gradients`` puts
+    a point outside it somewhere at random).
+
+    Example:
+        >>> [gradient_corners(index, 45, 80) for index in range(4)]
+        [(0, 0, 44, 79), (44, 0, 0, 79), (0, 79, 44, 0), (22, 0, 22, 79)]
+    """
+    right, bottom = width - 1, height - 1
+    corners = ((0, 0, right, bottom), (right, 0, 0, bottom), (0, bottom, right, 0),
+               (right // 2, 0, right // 2, bottom))
     return corners[index % len(corners)]
 
 

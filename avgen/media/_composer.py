@@ -42,6 +42,7 @@ from avgen.media._ffmpeg import (
     decodes_audio,
     measure_loudness,
     measure_mix,
+    measure_sound,
     probe,
     run_ffmpeg,
 )
@@ -164,13 +165,18 @@ class FFmpegComposer:
             sound = scratch_path(target, ".sound.m4a")
             temporary.append(sound)
 
-            async def soundtrack() -> Loudness:
+            told = getattr(progress, "measured", None)
+
+            async def soundtrack() -> tuple[Loudness, tuple[float | None, float | None]]:
                 found = await self._loudness(timeline)
                 await run_ffmpeg(compile_sound(timeline, sound, gain_db=found.gain,
                                                voice_gains=found.voice_gains,
                                                music_gain_db=found.music_gain),
                                  what=f"encoding the sound of {target.name}")
-                return found
+                # the file gets this sound by stream copy: measured now, while the picture
+                # is encoded, it need not be measured once the file is made
+                heard = await measure_sound(sound) if callable(told) else (None, None)
+                return found, heard
 
             # the sound is measured and encoded (one core) while the picture is encoded
             # (every core); one last process joins them by stream copy
@@ -182,9 +188,11 @@ class FFmpegComposer:
                     parts = part_ranges(timeline, self.max_scenes_per_pass)
                     pictures = await self._render_parts(timeline, parts, target, ass, fonts,
                                                         temporary, progress)
-            loudness = mixing.result()
+            loudness, heard = mixing.result()
             await run_ffmpeg(compile_mux(scratch(".ffconcat", _ffconcat(pictures)), sound,
                                          target), what=f"composing {target.name}")
+            if callable(told):
+                told(*heard)
             if progress is not None:
                 progress(1.0)
             _report_loudness(loudness, progress)

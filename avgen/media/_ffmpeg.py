@@ -368,3 +368,12 @@ async def measure_mix(args: Sequence[str]) -> list[tuple[float | None, float | N
             integrated = None
         found.append((int(mark.group(1)), (integrated, true_peak)))
     return [levels for _, levels in sorted(found)]
+
+
+async def measure_sound(path: Path) -> tuple[float | None, float | None]:
+    """The first sound stream of the media file at ``path`` as ffmpeg's R128 meter measures
+    it: its integrated loudness (LUFS) and its true peak (dBTP), each ``None`` for
+    silence."""
+    ((integrated, peak),) = await measure_mix([
+        "-i", str(path), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"])
+    return integrated, peak
