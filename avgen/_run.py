@@ -652,9 +652,10 @@ def _measured(asset: AudioAsset, path: Path, scene: Scene) -> AudioAsset:
     claim (ffmpeg reports 10 ms steps, so a claim within that keeps its precision); its
     words timed (`AudioAsset.with_words`).
 
-    Not awaited (ffprobe blocks the event loop for its run): it follows a paid call, and
-    nothing may cancel the step between the payment and its record — a cancelled step
-    would lose what was paid for, and its resume would pay again."""
+    Not awaited: it follows a paid call, and nothing may cancel the step between the
+    payment and its record — a cancelled step would lose what was paid for, and its resume
+    would pay again. A WAV file (what narrators write) is measured from its header, so the
+    event loop waits on no process (`avgen.media._ffmpeg.probe`)."""
     info = probe(path)
     if not info.has_audio or not info.duration:
         raise MediaError(f"scene {scene.index + 1}: the narration has no audio", path)

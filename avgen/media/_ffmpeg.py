@@ -39,6 +39,7 @@ import attrs
 import cachetools
 
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
+from avgen.media._wav import wav_info
 
 __all__ = ["ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
 
@@ -164,6 +165,9 @@ def _parse(path: Path, text: str) -> MediaInfo:
 def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe a media file: duration, size, rate, codecs.
 
+    A plain WAV file (one or two channels of PCM or float samples, whole) is described from
+    its header (`avgen.media._wav`), every other file by ffmpeg.
+
     A file is measured once: the answer is kept for as long as the file is the same one
     (same device, inode, size and modification time), so probing it again — after it was
     moved into place, or by the composer after the generator — starts no new process.
@@ -186,6 +190,17 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         known = _probed.get(identity)
     if known is not None:
         return attrs.evolve(known, path=target)
+    wav = wav_info(target, stat.st_size)
+    info = (MediaInfo(path=target, duration=wav.duration, audio_codec=wav.codec,
+                      sample_rate=wav.sample_rate, channels=wav.channels)
+            if wav is not None else _ffmpeg_probe(target))
+    with _probed_lock:
+        _probed[identity] = info
+    return info
+
+
+def _ffmpeg_probe(target: Path) -> MediaInfo:
+    """`probe` by ffmpeg's own description of the file."""
     proc = subprocess.run(
         _dying([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(target)]),
         capture_output=True, text=True, errors="replace", check=False, **_child_options(),
@@ -201,8 +216,6 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     if oversized and info.has_video and not (info.width and info.height):
         raise MediaError(f"the picture is {oversized[1]}x{oversized[2]} pixels, too large "
                          "for ffmpeg to decode", target)
-    with _probed_lock:
-        _probed[identity] = info
     return info
 
 
