@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import itertools
 import json
 import math
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,10 @@ from media import decode, make_image, make_wav
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
 from avgen.agents._assets.cache import AssetCache
-from avgen.agents.google._clips import HOLD_SECONDS, VeoClips, _next_poll, _OperationTimes
+from avgen.agents.google._clips import HOLD_SECONDS, VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY
 from avgen.agents.google._connection import GoogleConnection
+from avgen.agents.google._polling import OperationTimes, next_poll
 from avgen.costs import Charge, Ledger
 from avgen.errors import (
     AgentError,
@@ -611,18 +614,23 @@ def test_a_run_chains_clips_with_continuity_and_meters_their_cost(fake: FakeGemi
 @settings(max_examples=300)
 @given(elapsed=st.floats(0, 1000), interval=st.floats(0.01, 60), first=st.floats(0.01, 10),
        longest=st.floats(10, 120),
-       due=st.lists(st.floats(0.01, 1000), max_size=2).map(sorted).map(tuple))
+       due=st.lists(st.floats(0.01, 1000), max_size=2).map(sorted).map(tuple),
+       polled_share=st.floats(0, 1))
 def test_polls_land_on_the_learnt_times_and_never_later_than_the_backoff(
         elapsed: float, interval: float, first: float, longest: float,
-        due: tuple[float, ...]) -> None:
-    wait, following = _next_poll(elapsed, interval, due, first, longest)
-    assert 0 < wait <= interval
+        due: tuple[float, ...], polled_share: float) -> None:
+    polled = elapsed * polled_share  # the last poll was at or before now
+    wait, following = next_poll(elapsed, interval, due, first, longest, polled)
+    assert 0 <= wait <= interval
+    passed = [t for t in due if polled < t <= elapsed]
     upcoming = [t for t in due if t > elapsed]
-    if upcoming and upcoming[0] - elapsed < interval:
-        assert elapsed + wait == pytest.approx(upcoming[0])  # on the learnt time
+    if passed:
+        assert wait == 0 and following == first  # learnt since its last poll: at once
+    elif upcoming and upcoming[0] - elapsed < interval:
+        assert wait > 0 and elapsed + wait == pytest.approx(upcoming[0])  # on the time
         assert following == first
     elif due and elapsed >= due[0]:
-        assert wait <= first and following == first  # due: polled briskly from now on
+        assert 0 < wait <= first and following == first  # due: polled briskly from now on
     else:
         assert wait == interval and following == min(interval * 1.5, longest)
 
@@ -635,7 +643,8 @@ def test_learnt_operation_times_bracket_the_quickest_done(
     the times to poll at are the quickest done, and half way to it from the latest running
     time below it."""
     observed = [(min(a, b) if a != b else None, max(a, b)) for a, b in runs]
-    times = _OperationTimes(observed[0][1])
+    times = OperationTimes()
+    assert times.due() == ()  # nothing learnt: no time to poll at but the backoff's
     for running, done in observed:
         times.learn(running, done)
     quickest = min(done for _, done in observed)
@@ -645,3 +654,64 @@ def test_learnt_operation_times_bracket_the_quickest_done(
         assert times.due() == ((max(below) + quickest) / 2, quickest)
     else:
         assert times.due() == (quickest,)
+
+
+def test_staggered_first_polls_spread_over_the_second_half_of_the_interval() -> None:
+    times = OperationTimes()
+    shares = [times.stagger() for _ in range(12)]
+    assert all(0.5 <= share <= 1 for share in shares)
+    assert len({round(share, 6) for share in shares}) == len(shares)  # no two poll together
+    ordered = sorted(shares)
+    gaps = [b - a for a, b in itertools.pairwise(ordered)]
+    assert max(gaps) < 0.5 / len(shares) * 3  # spread, not bunched at one end
+
+
+def test_news_of_a_done_operation_wakes_the_ones_napping_on_other_loops() -> None:
+    """A Dask worker runs runs in several threads, each with its own loop: learning that an
+    operation of a kind is done wakes every nap of that kind, whatever its loop."""
+    times = OperationTimes()
+    napping = threading.Barrier(3)
+    results: list[bool] = []
+
+    async def sleeper() -> None:
+        task = asyncio.ensure_future(times.nap(3600))
+        await asyncio.sleep(0)  # the nap is registered once the task has started
+        napping.wait()
+        results.append(await task)
+
+    threads = [threading.Thread(target=asyncio.run, args=(sleeper(),)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    napping.wait()
+    times.learn(3.0, 4.0)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads) and results == [True, True]
+    assert times.due() == (3.5, 4.0)  # running at 3.0 is below 4.0: half way, then 4.0
+    # a nap nobody interrupts runs its time and says so
+    assert asyncio.run(times.nap(0.01)) is False
+
+
+def test_a_clip_waiting_for_its_poll_is_polled_at_once_when_its_kind_is_seen_done(
+        fake: FakeGemini, tmp_path: Path) -> None:
+    """Two clips of one kind napping before polls an hour away: news that such operations
+    are done within half a second of their submit (from another run of the agent) has both
+    polled at once, each found done at its first poll."""
+    agent = veo(fake, poll_interval=3600.0, poll_max_interval=3600.0)
+    second = Scene(1, "Clouds gather over the hills.", visual="Clouds over green hills")
+
+    async def scenario() -> list[ClipAsset]:
+        runs = [asyncio.ensure_future(agent.generate(scene, 3.2, TALL, tmp_path / name))
+                for scene, name in ((SCENE, "a.mp4"), (second, "b.mp4"))]
+        for _ in range(6000):  # a guard against a hang: until both nap before their poll
+            kinds = list(agent._times.values())
+            if len(kinds) == 1 and len(kinds[0]._sleepers) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert fake.count("veo") == 2 and fake.count("poll") == 0
+        kinds[0].learn(None, 0.5)  # what another run of the agent would report
+        return await asyncio.wait_for(asyncio.gather(*runs), 600)  # a guard, not a timing
+
+    assets = asyncio.run(scenario())
+    assert fake.count("poll") == 2  # one each: at the news, not an hour later
+    assert all(decode(asset.path)["frames"] == 96 for asset in assets)

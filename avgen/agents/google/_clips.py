@@ -40,7 +40,6 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
-import collections
 import contextlib
 import functools
 import inspect
@@ -50,7 +49,7 @@ import math
 import re
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +70,7 @@ from avgen.agents._download import Limits, Reach, download
 from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
 from avgen.agents.google._images import mime_of, references
+from avgen.agents.google._polling import OperationTimes, next_poll
 from avgen.agents.google._prices import Price
 from avgen.agents.google._rewrite import PromptRewriter, with_rewrites
 from avgen.agents.google._script import MAX_CAST
@@ -261,7 +261,7 @@ class VeoClips(GoogleAgent):
         """Rewrites at most per clip."""
         self._references_refused = False  # Veo refused reference images once: send none
         self._pending: dict[str, Any] = {}  # cache key → an operation whose polling failed
-        self._times: dict[tuple[int, str | None], _OperationTimes] = {}  # by (seconds, resolution)
+        self._times: dict[tuple[int, str | None], OperationTimes] = {}  # by (seconds, resolution)
         self._recalled: set[str] = set()  # keys whose pending operation came from a record
 
     @property
@@ -695,7 +695,8 @@ class VeoClips(GoogleAgent):
 
         With ``kind`` (the clip's length and resolution; ``started`` is then when it was
         submitted), the polls are also timed from how long such operations took before
-        (`_next_poll`), and what these polls find is learnt for the next ones.
+        (`avgen.agents.google._polling`), and what these polls find is learnt for the
+        next ones.
 
         Raises:
             _Overdue: The deadline passed.
@@ -703,20 +704,33 @@ class VeoClips(GoogleAgent):
         """
         client = self.connection.client
         interval = self.poll_interval
-        times = self._times.get(kind) if kind is not None else None
+        times = self._times.setdefault(kind, OperationTimes()) if kind is not None else None
+        if times is not None and times.done_by is None:
+            interval *= times.stagger()  # operations submitted together poll apart
         running_at: float | None = None  # when the last poll found it still running
         asked_at: float | None = None
+        polled = 0.0  # when it was last polled, or meant to be
+        aim: float | None = None  # when the next poll is meant to be, once woken before it
         while not operation.done:
             elapsed = time.monotonic() - started
             if elapsed >= self.deadline:
                 raise _Overdue(self._redact(
                     f"operation {operation.name} ran past its deadline ({elapsed:.1f} s > "
                     f"{self.deadline:g} s); it was not resubmitted"), self.name)
-            wait, interval = _next_poll(elapsed, interval,
+            wait, following = next_poll(elapsed, interval,
                                         times.due() if times is not None else (),
-                                        self.poll_interval, self.poll_max_interval)
-            await asyncio.sleep(min(wait, self.deadline - elapsed))
-            running_at = asked_at
+                                        self.poll_interval, self.poll_max_interval, polled)
+            if aim is not None:
+                wait = min(wait, max(0.0, aim - elapsed))
+            wait = min(wait, self.deadline - elapsed)
+            if times is None:
+                await asyncio.sleep(wait)
+            elif wait > 0 and await times.nap(wait):
+                # another operation of its kind was seen done: look again at when this
+                # one is due (at once, if that time has passed since its last poll)
+                aim = elapsed + wait
+                continue
+            aim, interval, running_at = None, following, asked_at
 
             async def poll(current: Any = operation) -> Any:
                 try:
@@ -730,11 +744,11 @@ class VeoClips(GoogleAgent):
                     raise
 
             asked_at = time.monotonic() - started
+            # a timer may fire a hair early: the time it was meant for counts as polled
+            polled = max(asked_at, elapsed + wait)
             remaining = max(0.001, self.deadline - asked_at)
             operation = await self._retry(remaining)(poll)()
-        if kind is not None and asked_at is not None and not operation.error:
-            if times is None:
-                times = self._times[kind] = _OperationTimes(asked_at)
+        if times is not None and asked_at is not None and not operation.error:
             times.learn(running_at, asked_at)
         return operation
 
@@ -789,64 +803,6 @@ class VeoClips(GoogleAgent):
             raise MediaError(f"{self.name} returned a file with no video stream", target)
         return ClipAsset(target, info.duration, info.width, info.height, info.fps or 24.0,
                          info.has_audio)
-
-
-@attrs.define
-class _OperationTimes:
-    """How long operations of one kind took, as their polls saw them: the quickest was found
-    done `done_by` seconds after it was submitted; ``running`` keeps, for the latest
-    operations, when a poll last found each still running."""
-
-    done_by: float
-    running: collections.deque[float] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_TIMES_KEPT))
-
-    def learn(self, running_at: float | None, done_at: float) -> None:
-        """Add what the polls of one more operation found: still running at
-        ``running_at`` (None: the first poll found it done), done at ``done_at``."""
-        self.done_by = min(self.done_by, done_at)
-        if running_at is not None:
-            self.running.append(running_at)
-
-    def due(self) -> tuple[float, ...]:
-        """When the next such operation is worth polling (seconds after its submit): half
-        way to `done_by` from the latest time one was still running before it (a guess
-        that narrows the gap whether it is right or wrong), and `done_by`."""
-        # a copy first: another thread (of a Dask worker) may add to it meanwhile
-        below = [t for t in tuple(self.running) if t < self.done_by]
-        if not below:
-            return (self.done_by,)
-        return ((max(below) + self.done_by) / 2, self.done_by)
-
-
-_TIMES_KEPT = 64
-"""Operations whose running times `_OperationTimes` keeps."""
-
-
-def _next_poll(elapsed: float, interval: float, due: Sequence[float], first: float,
-               longest: float) -> tuple[float, float]:
-    """When to poll an operation next: (seconds to wait, the wait after that).
-
-    The wait is ``interval``, and each one grows 1.5 times up to ``longest``. With ``due``
-    (ascending times since submit when operations like it were, or may have been, done:
-    `_OperationTimes.due`), a poll is also made at each of them; from the first on, the
-    operation is due and the waits stay at ``first``: a late poll would hold its clip (and
-    its quota slot) for nothing.
-
-    Example:
-        >>> _next_poll(0.0, 5.0, (), 5.0, 30.0)
-        (5.0, 7.5)
-        >>> _next_poll(40.0, 30.0, (55.0, 62.0), 5.0, 30.0)
-        (15.0, 5.0)
-        >>> _next_poll(60.0, 5.0, (55.0, 62.0), 5.0, 30.0)
-        (2.0, 5.0)
-    """
-    upcoming = next((t for t in due if t > elapsed), None)
-    if upcoming is not None and upcoming - elapsed < interval:
-        return upcoming - elapsed, first
-    if due and elapsed >= due[0]:
-        return min(interval, first), first
-    return interval, min(interval * 1.5, longest)
 
 
 def _status(exc: BaseException | None) -> int | None:
