@@ -424,9 +424,9 @@ class VideoGenerator:
     async def _generate_in(self, session: Session, request: VideoRequest,
                            context: RunContext) -> Video:
         request = _keep_files(session, request)
-        session.manifest.update(request=request.to_dict(root=session.root), created=time.time(),
-                                avgen_version=__version__, **self._recorded_estimate(request))
-        return await run_video(context, session, request)
+        return await run_video(context, session, request, {
+            "request": request.to_dict(root=session.root), "created": time.time(),
+            "avgen_version": __version__, **self._recorded_estimate(request)})
 
     def _recorded_estimate(self, request: VideoRequest) -> dict[str, Any]:
         """The manifest's ``estimate`` entry (for the run report), or nothing when an

@@ -80,22 +80,21 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                     saved: Mapping[str, Any] | None = None) -> Video:
     """Make (or finish) the video of ``request`` in ``session``, holding the session's lock.
 
-    ``saved`` (a changed request, its estimate) goes into the manifest once the lock is
-    held.
+    ``saved`` (the request, or a changed one, and its estimate) goes into the manifest
+    once the lock is held, in the same save as the run's start.
 
     Raises:
         UsageError: Another run holds the session, or bad input found on the way.
         GenerationError: The run could not finish; the session keeps what was made.
     """
     with session.lock():  # one run at a time; refused at once while another holds it
-        if saved:
-            session.manifest.update(**saved)
         run = Run(context, session, request)
         with session, session.activate():
             # the session is this run's alone (`Session.lock`): what temporary files it
             # holds now were left by a run that died (kill -9) before it could remove them
             session.sweep()
-            session.manifest.update(status="running", agents=context.agents.names(),
+            session.manifest.update(**(saved or {}), status="running",
+                                    agents=context.agents.names(),
                                     host={"name": socket.gethostname(), "pid": os.getpid()})
             try:
                 video = await run.execute()

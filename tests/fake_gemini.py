@@ -358,6 +358,8 @@ def _veo_unsupported(model: ModelInfo, body: Any) -> str | None:
 _media_lock = threading.Lock()
 _png_cache: dict[tuple[int, int], bytes] = {}
 _mp4_cache: dict[tuple[int, int, float, bool], bytes] = {}
+_mp4_locks: dict[tuple[int, int, float, bool], threading.Lock] = {}
+"""One lock per clip's parameters: making one clip holds up only those asking for it."""
 
 
 def image_size(aspect_ratio: str | None) -> tuple[int, int]:
@@ -436,6 +438,11 @@ def make_mp4(width: int, height: int, seconds: float, audio: bool = True) -> byt
     with _media_lock:
         if key in _mp4_cache:
             return _mp4_cache[key]
+        making = _mp4_locks.setdefault(key, threading.Lock())
+    with making:
+        with _media_lock:
+            if key in _mp4_cache:  # made meanwhile by whoever held the lock
+                return _mp4_cache[key]
         args = [_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "error",
                 "-f", "lavfi", "-i", f"testsrc2=s={width}x{height}:r={VIDEO_FPS}:d={seconds}"]
         if audio:
@@ -450,7 +457,8 @@ def make_mp4(width: int, height: int, seconds: float, audio: bool = True) -> byt
             if proc.returncode != 0:
                 raise RuntimeError("ffmpeg failed: " + proc.stderr.decode("utf-8", "replace"))
             data = out.read_bytes()
-        _mp4_cache[key] = data
+        with _media_lock:
+            _mp4_cache[key] = data
         return data
 
 
@@ -921,6 +929,12 @@ class FakeGemini:
         if self.polls_until_done <= 0 and self.operation_seconds <= 0:
             op.finished = op.started
             return _json(200, self._operation_state(op, done=True, vertex=True)), fault
+        if op.outcome == "video" and self.operation_seconds > 0:
+            # as the service renders while the operation runs, the clip is made meanwhile,
+            # not by the poll that finds it done
+            width, height = video_size(op.aspect_ratio)
+            threading.Thread(target=make_mp4, daemon=True, args=(
+                width, height, op.duration_seconds, op.generate_audio is not False)).start()
         return _json(200, {"name": op.name}), fault
 
     def _poll(self, name: Any, info: dict[str, Any],

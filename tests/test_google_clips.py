@@ -656,14 +656,17 @@ def test_learnt_operation_times_bracket_the_quickest_done(
         assert times.due() == (quickest,)
 
 
-def test_staggered_first_polls_spread_over_the_second_half_of_the_interval() -> None:
+def test_staggered_first_polls_spread_over_the_whole_interval() -> None:
     times = OperationTimes()
     shares = [times.stagger() for _ in range(12)]
-    assert all(0.5 <= share <= 1 for share in shares)
+    assert all(0 < share <= 1 for share in shares)
     assert len({round(share, 6) for share in shares}) == len(shares)  # no two poll together
     ordered = sorted(shares)
-    gaps = [b - a for a, b in itertools.pairwise(ordered)]
-    assert max(gaps) < 0.5 / len(shares) * 3  # spread, not bunched at one end
+    gaps = [b - a for a, b in itertools.pairwise([0.0, *ordered, 1.0])]
+    assert max(gaps) < 3 / len(shares)  # spread over the interval, not bunched in a part
+    wave = OperationTimes()
+    four = sorted(wave.stagger() for _ in range(4))  # a quota's wave of four
+    assert four[0] < 0.25 and four[-1] > 0.75
 
 
 def test_news_of_a_done_operation_wakes_the_ones_napping_on_other_loops() -> None:

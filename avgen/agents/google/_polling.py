@@ -82,12 +82,13 @@ class OperationTimes:
         return ((max(below) + done_by) / 2, done_by)
 
     def stagger(self) -> float:
-        """The share of the first wait, between 0.5 and 1, for the next operation
-        submitted before any was seen done: operations submitted together do not poll
-        together (each next share is the golden ratio's fraction further on)."""
+        """The share of the first wait, in (0, 1], for the next operation submitted before
+        any was seen done: operations submitted together do not poll together, their polls
+        spread over the whole interval (each next share is the golden ratio's fraction
+        further on), so one of them finds their common end soon after it comes."""
         with self._lock:
             self._phase = (self._phase + _GOLDEN) % 1.0
-            return 1.0 - self._phase / 2
+            return 1.0 - self._phase
 
     async def nap(self, seconds: float) -> bool:
         """Sleep ``seconds``, or until an operation of this kind is seen done (`learn`):
