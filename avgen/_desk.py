@@ -182,6 +182,7 @@ class VideoDesk:
         self._paid(request)
         session = Session.create(self.root)
         session.manifest.update(request=request.to_dict(root=session.root), status="queued")
+        session.manifest.flush()  # on disk before its id is given: a restart resumes it
         job = _Job(session, request)
         self._jobs[session.root.name] = job
         self._launch(job)

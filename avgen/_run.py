@@ -87,6 +87,9 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
         UsageError: Another run holds the session, or bad input found on the way.
         GenerationError: The run could not finish; the session keeps what was made.
     """
+    # what was saved before (the session's creation) is on disk before the lock reads the
+    # manifest again; the wait is a thread's, so the other runs of a batch go on meanwhile
+    await _flushed(session)
     with session.lock():  # one run at a time; refused at once while another holds it
         run = Run(context, session, request)
         with session, session.activate():
@@ -114,6 +117,7 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
             finally:
                 # an agent's worker thread outlives a cancelled step and may still have
                 # written into a temporary file after its step removed it
+                await _flushed(session)  # (the manifest's own write, the loop going on)
                 session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
@@ -124,7 +128,14 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                 step = max(1, -(-len(samples) // 400))
                 session.manifest.update(report=context.monitor.report(),
                                         monitor_samples=samples[::step])
+            await _flushed(session)
             return video
+
+
+async def _flushed(session: Session) -> None:
+    """Wait until the session's manifest is on disk, in a worker thread: written from the
+    event loop, a save returns before it is (`avgen.Session` manifests sync each write)."""
+    await asyncio.to_thread(session.manifest.flush)
 
 
 class Run:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
 import contextlib
 import contextvars
 import datetime as _dt
@@ -133,13 +134,22 @@ class StepRecord:
 class Manifest:
     """The session's ``metadata/manifest.json``: run facts and one `StepRecord` per step.
 
-    Writes are atomic and serialised by a lock, so steps finishing concurrently never lose
-    each other's records.
+    Writes are atomic (a whole new file, synced, then renamed into place) and serialised,
+    so steps finishing concurrently never lose each other's records. They are made by a
+    writer thread, newest state first and in order: called from an event loop's thread,
+    `update` and `record` return once the change is in memory and the loop is never held
+    up by the disk (a sync can take a tenth of a second while other files are written);
+    called from anywhere else, they return once the change is on disk. `flush` waits for
+    the writes; the session does when its run ends (`Session.close`) and before another
+    run takes it (`Session.lock`).
     """
 
     def __init__(self, session: Session) -> None:
         self._session = session
         self._lock = threading.Lock()
+        self._pending: str | None = None  # the newest state not yet handed to the writer
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
         self.path = session.path("metadata/manifest.json")
         """Where the manifest lives."""
         if self.path.exists():
@@ -187,10 +197,16 @@ class Manifest:
         return self._data.get(key, default)
 
     def update(self, **values: Any) -> None:
-        """Set run-level values and save."""
+        """Set run-level values and save.
+
+        Raises:
+            SessionError: An earlier save could not be written (the disk is full, the
+                folder was removed); the change is kept in memory.
+        """
         with self._lock:
             self._data.update(values)
             self._save()
+        self._settle()
 
     @property
     def steps(self) -> dict[str, StepRecord]:
@@ -206,10 +222,29 @@ class Manifest:
         return StepRecord.from_dict(raw) if raw is not None else None
 
     def record(self, step: StepRecord) -> None:
-        """Add or replace a step record and save."""
+        """Add or replace a step record and save.
+
+        Raises:
+            SessionError: An earlier save could not be written; the record is kept in
+                memory.
+        """
         with self._lock:
             self._data["steps"][step.id] = step.to_dict()
             self._save()
+        self._settle()
+
+    def flush(self) -> None:
+        """Wait until every change saved so far is on disk.
+
+        Raises:
+            SessionError: A save could not be written.
+        """
+        with self._lock:
+            writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
+        with self._lock:
+            self._raise_failure()
 
     def output(self, path: Path) -> OutputRecord:
         """Describe a file inside the session (relative path, size, checksum)."""
@@ -232,8 +267,40 @@ class Manifest:
         return True
 
     def _save(self) -> None:
-        text = json.dumps(self._data, indent=2, sort_keys=True, default=str)
-        self._session.write_text("metadata/manifest.json", text + "\n")
+        """Hand the state to the writer thread (the caller holds the lock)."""
+        self._raise_failure()
+        self._pending = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
+        if self._writer is None:
+            # not a daemon: a process that ends while a state is being written waits for it
+            self._writer = threading.Thread(target=self._write, name="avgen-manifest")
+            self._writer.start()
+
+    def _settle(self) -> None:
+        """Off an event loop's thread, wait for the save (the caller may read the file)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise SessionError(f"cannot write the manifest {self.path}: {failure}") from failure
+
+    def _write(self) -> None:
+        """The writer thread: write the newest state until none is left."""
+        while True:
+            with self._lock:
+                text, self._pending = self._pending, None
+                if text is None:
+                    self._writer = None
+                    return
+            try:
+                self._session.write_text("metadata/manifest.json", text)
+            except BaseException as exc:  # raised by the next save, or `flush`
+                with self._lock:
+                    self._failure, self._pending, self._writer = exc, None, None
+                return
 
 
 class _SessionFilter(logging.Filter):
@@ -319,9 +386,7 @@ class Session:
             if (root / "metadata" / "manifest.json").exists():
                 raise UsageError("session", f"{str(root)!r} is a session already: resume it")
             root.mkdir(exist_ok=True)
-            session = cls(root)
-            session.manifest.update(created=time.time())
-            return session
+            return cls._started(root)
         stamp = _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
         for _ in range(100):
             root = base_path / f"session_{stamp}_{secrets.token_hex(4)}"
@@ -329,10 +394,18 @@ class Session:
                 root.mkdir()
             except FileExistsError:
                 continue
-            session = cls(root)
-            session.manifest.update(created=time.time())
-            return session
+            return cls._started(root)
         raise SessionError(f"could not create a unique session folder in {base_path}")
+
+    @classmethod
+    def _started(cls, root: Path) -> Session:
+        """A new session in the empty folder ``root``: a session once its manifest is on
+        disk (what `open`, a batch and the MCP server look for), so this waits for it even
+        on an event loop."""
+        session = cls(root)
+        session.manifest.update(created=time.time())
+        session.manifest.flush()
+        return session
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Session:
@@ -471,8 +544,12 @@ class Session:
             with contextlib.suppress(OSError):  # who holds it is for messages only
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(holder).encode() + b"\n", 0)
+            self.manifest.flush()
             self.manifest = Manifest(self)  # as the run that held the session before left it
-            yield self
+            try:
+                yield self
+            finally:
+                self.manifest.flush()  # on disk before the next run may read it
         finally:
             os.close(fd)  # releases the lock
 
@@ -512,7 +589,18 @@ class Session:
             self._handler.handle(record)
 
     def close(self) -> None:
-        """Close the session's log file. The folder stays."""
+        """Wait until the manifest is on disk (`Manifest.flush`) and close the session's
+        log file. The folder stays.
+
+        Raises:
+            SessionError: The manifest could not be written.
+        """
+        try:
+            self.manifest.flush()
+        finally:
+            self._close_log()
+
+    def _close_log(self) -> None:
         if self._handler is not None:
             logging.getLogger("avgen").removeHandler(self._handler)
             self._handler.close()
@@ -556,9 +644,13 @@ class Session:
         A session is used by one run at a time: do not sweep a session another process is
         running, whose temporary files are still being written.
 
+        The session's own manifest is written first (`Manifest.flush`), so its write in
+        flight is not taken for debris.
+
         Returns:
             The files removed.
         """
+        self.manifest.flush()
         removed = sweep([self.root, *(self.root / name for name in SUBFOLDERS)])
         if removed:
             self.log(logging.INFO, "removed %d temporary file(s) no run was writing: %s",

@@ -480,3 +480,34 @@ def test_a_client_you_made_stays_open_when_the_connection_closes(fake: FakeGemin
     run(GeminiScriptWriter(GoogleConnection.from_client(client)).write(
         VideoRequest(topic="ants")))  # still usable
     assert len(fake.calls("script")) == 2
+
+
+def test_file_work_in_a_thread_runs_to_its_end_when_its_caller_is_cancelled() -> None:
+    import threading
+
+    from avgen.agents.google._common import through_thread
+
+    release, kept = threading.Event(), []
+
+    def keep(value: str) -> str:
+        assert release.wait(60), "the test never released the work"
+        kept.append(value)
+        return value
+
+    async def run() -> None:
+        release.set()
+        assert await through_thread(keep, "first") == "first"
+        release.clear()
+        task = asyncio.ensure_future(through_thread(keep, "second"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        task.cancel()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not task.done()  # cancelled, it waits for the copy it started
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert kept == ["first", "second"]
+
+    asyncio.run(run())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -283,6 +284,120 @@ def test_concurrent_records(session: Session) -> None:
     assert len(Manifest(session).steps) == 400
     assert len(json.loads(manifest_path.read_text("utf-8"))["steps"]) == 400
     assert temp_files(session.root) == []
+
+
+def _held_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(release, entered): the manifest's file writes wait for ``release``; ``entered`` is
+    set once one is waiting."""
+    release, entered = threading.Event(), threading.Event()
+    write = Session.write_text
+
+    def held(self: Session, relative: str, text: str) -> Path:
+        if relative == "metadata/manifest.json":
+            entered.set()
+            assert release.wait(60), "the test never released the write"
+        return write(self, relative, text)
+
+    monkeypatch.setattr(Session, "write_text", held)
+    return release, entered
+
+
+def test_a_save_on_an_event_loop_does_not_wait_for_the_disk(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest_path = session.root / "metadata" / "manifest.json"
+    session.manifest.update(status="before")
+    release, entered = _held_writes(monkeypatch)
+
+    async def run() -> None:
+        session.manifest.update(status="running")  # returns while its write is held
+        session.manifest.record(StepRecord("script", "agent", "h", "done"))
+        assert entered.wait(60)
+        assert json.loads(manifest_path.read_text("utf-8"))["status"] == "before"
+        assert session.manifest.get("status") == "running"  # what the run reads
+        release.set()
+        await asyncio.to_thread(session.manifest.flush)
+
+    asyncio.run(run())
+    on_disk = json.loads(manifest_path.read_text("utf-8"))
+    assert on_disk["status"] == "running" and "script" in on_disk["steps"]
+    assert temp_files(session.root) == []
+
+
+def test_a_save_off_an_event_loop_is_on_disk_when_it_returns(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    release, entered = _held_writes(monkeypatch)
+    release.set()
+    for number in range(20):
+        session.manifest.update(count=number)
+        on_disk = json.loads((session.root / "metadata" / "manifest.json").read_text("utf-8"))
+        assert on_disk["count"] == number
+    assert entered.is_set()
+
+
+def test_writes_from_a_loop_land_in_order_with_the_newest_last(session: Session) -> None:
+    async def run() -> None:
+        for number in range(200):
+            session.manifest.update(count=number)
+            if number % 7 == 0:
+                await asyncio.sleep(0)
+
+    asyncio.run(run())
+    session.manifest.flush()
+    assert Manifest(session).get("count") == 199
+    assert temp_files(session.root) == []
+
+
+def test_a_manifest_that_cannot_be_written_is_reported_by_the_next_save(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Session, relative: str, text: str) -> Path:
+        raise OSError(28, "No space left on device")
+
+    async def run() -> None:
+        session.manifest.update(status="running")  # the writer fails in its thread
+
+    monkeypatch.setattr(Session, "write_text", broken)
+    asyncio.run(run())
+    with pytest.raises(SessionError, match=r"manifest\.json.*No space left"):
+        session.manifest.flush()
+    monkeypatch.undo()
+    session.manifest.update(status="done")  # the disk has room again: written whole
+    assert json.loads((session.root / "metadata" / "manifest.json").read_text(
+        "utf-8"))["status"] == "done"
+
+
+def test_sweeping_waits_for_the_manifest_write_in_flight(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    release, entered, flushing = threading.Event(), threading.Event(), threading.Event()
+    replace, flush = os.replace, session.manifest.flush
+
+    def held(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        if Path(target).name == "manifest.json":  # its temporary file is written: hold
+            entered.set()
+            assert release.wait(60), "the test never released the write"
+        replace(source, target)
+
+    def flushed() -> None:
+        flushing.set()
+        flush()
+
+    monkeypatch.setattr(os, "replace", held)
+    monkeypatch.setattr(session.manifest, "flush", flushed)
+
+    async def saved() -> None:
+        session.manifest.update(status="running")  # on a loop: returns, its write held
+
+    asyncio.run(saved())
+    assert entered.wait(60)
+    swept: list[list[Path]] = []
+    sweeper = threading.Thread(target=lambda: swept.append(session.sweep()))
+    sweeper.start()
+    while sweeper.is_alive() and not flushing.is_set():  # it waits, or it has swept
+        flushing.wait(0.01)
+    release.set()
+    sweeper.join()
+    assert swept == [[]]  # the write in flight was not debris
+    assert json.loads((session.root / "metadata" / "manifest.json").read_text(
+        "utf-8"))["status"] == "running"
 
 
 # --------------------------------------------------------------------------- errors

@@ -67,7 +67,12 @@ from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._download import Limits, Reach, download
-from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
+from avgen.agents.google._common import (
+    GoogleAgent,
+    planned_scenes,
+    planned_seconds,
+    through_thread,
+)
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
 from avgen.agents.google._images import mime_of, references
 from avgen.agents.google._polling import OperationTimes, next_poll
@@ -500,13 +505,15 @@ class VeoClips(GoogleAgent):
         journal = self._journal()
         if self._fetch(key, target, report_miss=False):
             if journal is not None:
-                journal.forget(key)  # left by a crash between storing the clip and this
+                # left by a crash between storing the clip and this (a record's writes
+                # sync the disk: in a worker thread, the event loop goes on meanwhile)
+                await through_thread(journal.forget, key)
             return await self._asset(target)
         # one operation per clip, whoever asks: the others wait here, then find it stored
         async with self._flight(key):
             if self._fetch(key, target):
                 if journal is not None:
-                    journal.forget(key)
+                    await through_thread(journal.forget, key)
                 return await self._asset(target)
             async with contextlib.AsyncExitStack() as quota:
                 await quota.enter_async_context(self._quota())
@@ -516,9 +523,9 @@ class VeoClips(GoogleAgent):
                     # the quota counts operations in flight: the slot is given back as
                     # soon as the operation is done, before its clip is downloaded
                     asset = await self._produce(key, target, ask, done=quota.aclose)
-            self._keep(key, target)
+            await self._keep(key, target)
             if journal is not None:
-                journal.forget(key)
+                await through_thread(journal.forget, key)
         return asset
 
     # -- steps ---------------------------------------------------------------------------
@@ -584,7 +591,7 @@ class VeoClips(GoogleAgent):
         journal = self._journal()
         name = operation.name
         if journal is not None and isinstance(name, str) and self._pollable(name):
-            journal.record(key, agent=self.name, operation=name)
+            await through_thread(journal.record, key, agent=self.name, operation=name)
         elif journal is not None and not operation.done:
             _logger.warning("%s: operation %r is not a Veo operation name avgen knows; it "
                             "was not recorded, so a crash now would submit its clip again",

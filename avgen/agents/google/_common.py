@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -58,6 +59,25 @@ WORDS_PER_SECOND = 2.5
 
 SCENE_SECONDS = 8.0
 """The length a planned scene aims at (one Veo clip)."""
+
+
+async def through_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` in a worker thread (blocking file work — a copy, a synced
+    record — never holds up the event loop), run to its end: a cancellation of the caller
+    waits for it, then is raised."""
+    work = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(work)
+            break
+        except asyncio.CancelledError:
+            if work.cancelled():
+                raise
+            cancelled = True  # the work goes on: wait for it, then stop
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 def planned_seconds(request: VideoRequest) -> float:
@@ -238,10 +258,12 @@ class GoogleAgent:
         return self.cache is not None and self.cache.fetch(key, target, source=self.name,
                                                            report_miss=report_miss)
 
-    def _keep(self, key: str, path: Path) -> None:
-        """Keep the file at ``path`` under ``key`` (when there is a cache)."""
+    async def _keep(self, key: str, path: Path) -> None:
+        """Keep the file at ``path`` under ``key`` (when there is a cache), copied in a
+        worker thread: a cancellation waits for the copy, so whoever waits for this asset
+        (`_flight`) finds it kept instead of paying for it again."""
         if self.cache is not None:
-            self.cache.keep(key, path, source=self.name)
+            await through_thread(self.cache.keep, key, path, source=self.name)
 
     async def _api(self, call: Callable[[], Awaitable[T]]) -> T:
         """Await one SDK call, turning its errors into avgen's (redacted, and chained to a

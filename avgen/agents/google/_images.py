@@ -208,7 +208,7 @@ class GeminiImages(GoogleAgent):
                     target.write_bytes(await self._picture(prompt, ratio, images))
                     # not awaited: nothing may cancel this between the payment and _keep
                     asset = self._describe(target)
-            self._keep(key, target)
+            await self._keep(key, target)
         return asset
 
     def _describe(self, target: Path) -> ImageAsset:

@@ -141,7 +141,7 @@ class GeminiNarrator(GoogleAgent):
             if self._fetch(key, target):  # stored by whoever held the flight before
                 return self._describe(target, text)
             asset = await self._spoken(text, chosen, target)
-            self._keep(key, target)
+            await self._keep(key, target)
         return asset
 
     async def _spoken(self, text: str, voice: str, target: Path) -> AudioAsset:
