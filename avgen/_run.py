@@ -37,6 +37,7 @@ from avgen._policy import AgentPolicy, guard
 from avgen._reporting import Reporter, RunEvent
 from avgen._session import Session
 from avgen._steps import Made, StepRunner
+from avgen._threads import through_thread
 from avgen._versions import Version, aligned, cost_split, step_language, versions_of
 from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents.local._script import author_scenes
@@ -135,7 +136,9 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
 async def _flushed(session: Session) -> None:
     """Wait until the session's manifest is on disk, in a worker thread: written from the
     event loop, a save returns before it is (`avgen.Session` manifests sync each write)."""
-    await asyncio.to_thread(session.manifest.flush)
+    if session.manifest.writing:
+        await asyncio.to_thread(session.manifest.flush)
+    session.manifest.flush()  # a failed write is raised
 
 
 class Run:
@@ -426,8 +429,11 @@ class Run:
             if not isinstance(script, Script):
                 raise AgentError(f"write() returned {type(script).__name__}, not a Script",
                                  name)
-            path = self.session.write_json("scripts/script.json", script.to_dict())
-            self.session.write_text("scripts/narration.txt", script.narration + "\n")
+            # synced to the disk in a worker thread: the other runs go on meanwhile
+            path = await through_thread(self.session.write_json, "scripts/script.json",
+                                        script.to_dict())
+            await through_thread(self.session.write_text, "scripts/narration.txt",
+                                 script.narration + "\n")
             return Made(script, (path,), {"scenes": len(script.scenes), "title": script.title})
 
         script = (await self.steps.run("script", name, inputs, write)).value
@@ -513,8 +519,14 @@ class Run:
                        version: Version) -> Video:
         composer = self.agents.composer
         stem = version.stem(self.slug)
-        sidecars = _write_sidecars(self.session, composer, timeline, stem)
-        _write_credits(self.session, timeline)
+        texts = _sidecars(composer, timeline)
+        files = {f"final_output/{stem}.{kind}": text for kind, text in texts.items()}
+        credits = _credits(timeline)
+        if credits:
+            files["final_output/credits.txt"] = credits
+        # each file is synced to the disk: in a worker thread, the other runs go on
+        written = await through_thread(_write_all, self.session, files)
+        sidecars = {kind: written[f"final_output/{stem}.{kind}"] for kind in texts}
         relative = f"final_output/{stem}.mp4"
         step_id = f"compose{version.suffix}"
         original = self.versions[0].language
@@ -621,20 +633,22 @@ def _shots(audios: Mapping[str, AudioAsset], shots: list[tuple[Visual, float]],
     return [(visual, start * ratio) for visual, start in shots]
 
 
-def _write_sidecars(session: Session, composer: object, timeline: Timeline,
-                    stem: str) -> dict[str, Path]:
-    """Write the caption files the composer gives (``sidecars(timeline)``), or the
-    timeline's own, into ``final_output/``."""
+def _sidecars(composer: object, timeline: Timeline) -> dict[str, str]:
+    """The caption files the composer gives (``sidecars(timeline)``), or the timeline's
+    own: their text by kind (``srt``, ``vtt``, ``ass``)."""
     own = getattr(composer, "sidecars", None)
-    texts = own(timeline) if callable(own) else timeline.caption_files()
-    return {kind: session.write_text(f"final_output/{stem}.{kind}", text)
-            for kind, text in texts.items()}
+    return dict(own(timeline) if callable(own) else timeline.caption_files())
 
 
-def _write_credits(session: Session, timeline: Timeline) -> None:
-    """``final_output/credits.txt``: a line for each picture or clip (each shot of a scene
-    that shows several, in order of appearance) that names an author or a licence
-    (`avgen.Source.credit`); no file when none does."""
+def _write_all(session: Session, files: Mapping[str, str]) -> dict[str, Path]:
+    """Write each text at its path in the session (atomic, synced); returns the paths."""
+    return {relative: session.write_text(relative, text) for relative, text in files.items()}
+
+
+def _credits(timeline: Timeline) -> str:
+    """The text of ``final_output/credits.txt``: a line for each picture or clip (each
+    shot of a scene that shows several, in order of appearance) that names an author or a
+    licence (`avgen.Source.credit`); empty (no file) when none does."""
     lines = []
     for scene in timeline.scenes:
         shown = scene.visuals
@@ -644,8 +658,7 @@ def _write_credits(session: Session, timeline: Timeline) -> None:
             if credit:
                 where = f", shot {number} of {len(shown)}" if len(shown) > 1 else ""
                 lines.append(f"Scene {scene.index + 1}{where}: {credit}")
-    if lines:
-        session.write_text("final_output/credits.txt", "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def _identity(visual: Visual) -> object:

@@ -233,6 +233,12 @@ class Manifest:
             self._save()
         self._settle()
 
+    @property
+    def writing(self) -> bool:
+        """Whether a save is still being written (`flush` waits for it)."""
+        with self._lock:
+            return self._writer is not None
+
     def flush(self) -> None:
         """Wait until every change saved so far is on disk.
 

@@ -64,7 +64,7 @@ LAYERS = [
     ("avgen.costs",),
     ("avgen.resilience",),
     ("avgen._models", "avgen._validate", "avgen._ranking", "avgen._scratch", "avgen._hashing",
-     "avgen._cache_root", "avgen._version"),
+     "avgen._cache_root", "avgen._version", "avgen._threads"),
     ("avgen.errors",),
 ]
 

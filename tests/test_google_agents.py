@@ -485,7 +485,7 @@ def test_a_client_you_made_stays_open_when_the_connection_closes(fake: FakeGemin
 def test_file_work_in_a_thread_runs_to_its_end_when_its_caller_is_cancelled() -> None:
     import threading
 
-    from avgen.agents.google._common import through_thread
+    from avgen._threads import through_thread
 
     release, kept = threading.Event(), []
 

@@ -63,16 +63,12 @@ from avgen._models import (
     Source,
     VideoRequest,
 )
+from avgen._threads import through_thread
 from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents._assets.journal import OperationJournal
 from avgen.agents._download import Limits, Reach, download
-from avgen.agents.google._common import (
-    GoogleAgent,
-    planned_scenes,
-    planned_seconds,
-    through_thread,
-)
+from avgen.agents.google._common import GoogleAgent, planned_scenes, planned_seconds
 from avgen.agents.google._connection import Capability, GoogleConnection, RedactedError
 from avgen.agents.google._images import mime_of, references
 from avgen.agents.google._polling import OperationTimes, next_poll

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
-import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 
 from avgen._models import VideoRequest
 from avgen._policy import AgentPolicy
+from avgen._threads import through_thread
 from avgen._validate import instance, number, text
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._catalogue import CATALOGUE, Kind, ModelInfo, price_of
@@ -59,25 +59,6 @@ WORDS_PER_SECOND = 2.5
 
 SCENE_SECONDS = 8.0
 """The length a planned scene aims at (one Veo clip)."""
-
-
-async def through_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call(*args, **kwargs)`` in a worker thread (blocking file work — a copy, a synced
-    record — never holds up the event loop), run to its end: a cancellation of the caller
-    waits for it, then is raised."""
-    work = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
-    cancelled = False
-    while True:
-        try:
-            result = await asyncio.shield(work)
-            break
-        except asyncio.CancelledError:
-            if work.cancelled():
-                raise
-            cancelled = True  # the work goes on: wait for it, then stop
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
 
 
 def planned_seconds(request: VideoRequest) -> float:

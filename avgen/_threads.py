@@ -1,0 +1,45 @@
+"""Blocking work an event loop hands to a worker thread and sees to its end.
+
+Writing a file that is synced to the disk can take a tenth of a second while other files
+are being written; done on the event loop, it holds up every other run of a batch. Such
+work goes to a worker thread through `through_thread`, which a cancellation does not cut
+short: what is written (a paid asset's copy, a record of a payment) is never left half
+done behind the caller's back.
+"""
+
+from __future__ import annotations
+
+__docformat__ = "google"
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__: list[str] = []
+
+T = TypeVar("T")
+
+
+async def through_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` in a worker thread, run to its end: a cancellation of the
+    caller waits for it, then is raised.
+
+    Returns:
+        What ``call`` returned.
+
+    Raises:
+        asyncio.CancelledError: The caller was cancelled (once ``call`` has ended).
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(work)
+            break
+        except asyncio.CancelledError:
+            if work.cancelled():
+                raise
+            cancelled = True  # the work goes on: wait for it, then stop
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
