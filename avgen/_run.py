@@ -136,9 +136,7 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
 async def _flushed(session: Session) -> None:
     """Wait until the session's manifest is on disk, in a worker thread: written from the
     event loop, a save returns before it is (`avgen.Session` manifests sync each write)."""
-    if session.manifest.writing:
-        await asyncio.to_thread(session.manifest.flush)
-    session.manifest.flush()  # a failed write is raised
+    await asyncio.to_thread(session.manifest.flush)
 
 
 class Run:

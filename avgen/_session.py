@@ -138,7 +138,7 @@ class Manifest:
     so steps finishing concurrently never lose each other's records. They are made by a
     writer thread, newest state first and in order: called from an event loop's thread,
     `update` and `record` return once the change is in memory and the loop is never held
-    up by the disk (a sync can take a tenth of a second while other files are written);
+    up by the disk (a sync waits for whatever else is being written to it);
     called from anywhere else, they return once the change is on disk. `flush` waits for
     the writes; the session does when its run ends (`Session.close`) and before another
     run takes it (`Session.lock`).
@@ -232,12 +232,6 @@ class Manifest:
             self._data["steps"][step.id] = step.to_dict()
             self._save()
         self._settle()
-
-    @property
-    def writing(self) -> bool:
-        """Whether a save is still being written (`flush` waits for it)."""
-        with self._lock:
-            return self._writer is not None
 
     def flush(self) -> None:
         """Wait until every change saved so far is on disk.

@@ -1,7 +1,7 @@
 """Blocking work an event loop hands to a worker thread and sees to its end.
 
-Writing a file that is synced to the disk can take a tenth of a second while other files
-are being written; done on the event loop, it holds up every other run of a batch. Such
+Writing a file that is synced to the disk waits for whatever else is being written to
+it; done on the event loop, it holds up every other run of a batch. Such
 work goes to a worker thread through `through_thread`, which a cancellation does not cut
 short: what is written (a paid asset's copy, a record of a payment) is never left half
 done behind the caller's back.

@@ -21,6 +21,7 @@ One run prints three figures against their limits:
     python benchmarks/batch.py                 # about 4 minutes on 2 cores
     python benchmarks/batch.py --videos 8      # a smaller batch
     python benchmarks/batch.py --only d        # only the large batches
+    python benchmarks/batch.py --only a --timeline   # (a), then where its time goes
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,6 +131,61 @@ def google_batch(count: int, executor: Any) -> tuple[float, int, float, int]:
             raise SystemExit(f"the batch failed: {[i.error for i in result.failed]}")
         clips = sum(item.tiers.count("clip") for item in result)
         return wall, clips, compose_seconds(result), fake.peak_operations()
+
+
+def timeline(count: int) -> None:
+    """Run (a) once more and say where its time goes: when each kind of request is first
+    made, how late each wave of operations is seen done and how soon the next wave is
+    asked for, and the syncs to the disk made on the event loop's thread and elsewhere."""
+    syncs: list[tuple[float, bool]] = []
+    real_fsync, loop_thread = os.fsync, threading.get_ident()
+
+    def timed_fsync(fd: int) -> None:
+        started = time.perf_counter()
+        try:
+            real_fsync(fd)
+        finally:
+            syncs.append((time.perf_counter() - started, threading.get_ident() == loop_thread))
+
+    with tempfile.TemporaryDirectory() as tmp, FakeGemini(
+            polls_until_done=1, latency=LATENCY, operation_seconds=OPERATION_SECONDS) as fake:
+        fake.script = scripted
+        generator = google(fake, Path(tmp))
+        os.fsync = timed_fsync
+        try:
+            origin = time.monotonic()
+            generator.generate_many_sync(rows(count), concurrency=count)
+            end = time.monotonic() - origin
+        finally:
+            os.fsync = real_fsync
+        requests = sorted(fake.requests, key=lambda request: request.at)
+        operations = sorted(fake.operations.values(), key=lambda op: op.started)
+    first: dict[str, float] = {}
+    for request in requests:
+        first.setdefault(request.kind, request.at - origin)
+    chain = LATENCY["script"] + LATENCY["speech"]
+    print("    timeline: first request of each kind at "
+          + ", ".join(f"{kind} {at:.3f} s" for kind, at in first.items())
+          + f"; the first clip asked for {first.get('veo', 0.0) - chain:.3f} s after the "
+          f"{chain:.1f} s chain")
+    late = [op.finished - op.started - OPERATION_SECONDS for op in operations
+            if op.finished is not None]
+    waves = [late[at:at + OPERATIONS_AT_ONCE] for at in range(0, len(late), OPERATIONS_AT_ONCE)]
+    handoffs = [after.started - before.finished for before, after in
+                zip(operations, operations[OPERATIONS_AT_ONCE:], strict=False)
+                if before.finished is not None]
+    print("    each wave seen done after its end by "
+          + ", ".join(f"{min(wave):.3f}–{max(wave):.3f} s" for wave in waves)
+          + (f"; the next clips asked for {min(handoffs):.3f}–{max(handoffs):.3f} s after "
+             "a slot's operation was seen done" if handoffs else ""))
+    last = max((op.finished for op in operations if op.finished is not None),
+               default=origin) - origin
+    on_loop = [seconds for seconds, here in syncs if here]
+    elsewhere = [seconds for seconds, here in syncs if not here]
+    print(f"    the batch ended {end - last:.3f} s after the last operation was seen done; "
+          f"syncs to the disk: {len(on_loop)} on the event loop's thread (longest "
+          f"{1000 * max(on_loop, default=0.0):.1f} ms), {len(elsewhere)} in other threads "
+          f"(longest {1000 * max(elsewhere, default=0.0):.1f} ms)")
 
 
 def cpu_seconds() -> float:
@@ -265,6 +322,8 @@ def main() -> None:
     parser.add_argument("--offline", type=int, default=6, help="offline videos (default 6)")
     parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append",
                         help="run only these parts (repeatable)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="with (a): run it once more and say where its time goes")
     parser.add_argument("--rows", default="1000,10000",
                         help="row counts of part (d), comma-separated (default 1000,10000)")
     args = parser.parse_args()
@@ -290,6 +349,8 @@ def main() -> None:
         chain = LATENCY["script"] + LATENCY["speech"]
         print(f"    with the {chain:.1f} s a first clip waits for (its script, then its "
               f"narration): bound {bound + chain:.1f} s, ratio {here / (bound + chain):.2f}")
+        if args.timeline:
+            timeline(args.videos)
 
     if "b" in parts:
         with distributed.LocalCluster(n_workers=2,
