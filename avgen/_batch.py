@@ -51,6 +51,7 @@ import attrs
 from avgen._batch_pool import Pools, run_surviving
 from avgen._hashing import json_sha256
 from avgen._models import Video, VideoRequest
+from avgen._policy import first_call
 from avgen._reporting import EventHandler, RunEvent
 from avgen._session import Session
 from avgen._validate import folder, number
@@ -713,6 +714,23 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                             concurrency, budget, on_event)
 
 
+_OPENING_WAIT = 1.0
+"""The longest an item of a batch in this process waits for the one before it to make its
+first agent call (`_opening`)."""
+
+
+async def _opening(ahead: asyncio.Event) -> None:
+    """Wait until the item before has made its first agent call (or ended), at most
+    `_OPENING_WAIT` seconds. Items in this process share one event loop: started
+    together, each one's own set-up (its session, its manifest, building its first
+    request) would run between the others' steps, and the first videos' requests would go
+    out only after every item's set-up; started in turn, the first ones are on their way
+    while the next ones set up."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_OPENING_WAIT):
+            await ahead.wait()
+
+
 async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                  plain: Sequence[Mapping[str, Any]],
                  spec: WorkerSpec | None, agents: AgentSpec, executor: object,
@@ -738,20 +756,30 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                           driver.spent())
         async with driver.relay(coordination):
             limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
+            opened: dict[int, asyncio.Event] = {index: asyncio.Event() for index in pending}
 
-            async def one(index: int) -> None:
+            async def one(index: int, ahead: asyncio.Event | None) -> None:
                 async with limit:
-                    item = items[index]
-                    job = _Job(index, dict(plain[index]), str(item.session), spec
-                               if pool is not None else None, coordination,
-                               owner=f"{directory.name}/{index}")
-                    driver.set(index, attrs.evolve(driver.items[index], status="running"))
-                    driver.emit("batch.item", f"item {index} started", index, status="running")
-                    if pools is None:
+                    if ahead is not None and pool is None:
+                        await _opening(ahead)
+                    try:
+                        await run(index)
+                    finally:
+                        opened[index].set()
+
+            async def run(index: int) -> None:
+                item = items[index]
+                job = _Job(index, dict(plain[index]), str(item.session), spec
+                           if pool is not None else None, coordination,
+                           owner=f"{directory.name}/{index}")
+                driver.set(index, attrs.evolve(driver.items[index], status="running"))
+                driver.emit("batch.item", f"item {index} started", index, status="running")
+                if pools is None:
+                    with first_call(opened[index]):
                         outcome = await _run_job(job, maker)
-                    else:
-                        outcome = await elsewhere(job, pools)
-                    driver.finish(outcome)
+                else:
+                    outcome = await elsewhere(job, pools)
+                driver.finish(outcome)
 
             async def elsewhere(job: _Job, pools: Pools) -> dict[str, Any]:
                 async def had_started() -> bool:  # its worker said so before it died
@@ -772,8 +800,9 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
             pools = None if pool is None else Pools(pool)
             try:
                 async with asyncio.TaskGroup() as group:
-                    for index in pending:
-                        group.create_task(one(index))
+                    for before, index in zip([None, *pending], pending, strict=False):
+                        group.create_task(one(index, None if before is None
+                                              else opened[before]))
             finally:
                 driver.save()  # whatever happened, batch.json says where every item stands
                 if pools is not None:

@@ -92,13 +92,16 @@ def _where(args: argparse.Namespace) -> Iterator[object]:
     if args.workers is None and args.scheduler is None:
         yield None
         return
-    from avgen._dask import require_distributed
+    from avgen._dask import require_distributed, worker_settings
 
     distributed = require_distributed()
     if args.workers is not None:
+        import dask
+
         number("workers", args.workers, integer=True, low=1)
-        with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                      processes=True, dashboard_address=None) as cluster, \
+        with dask.config.set(worker_settings()), \
+                distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                         processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
             yield client
         return

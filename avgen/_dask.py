@@ -22,6 +22,7 @@ __docformat__ = "google"
 
 import contextlib
 import math
+import sys
 import threading
 from typing import Any
 
@@ -30,6 +31,17 @@ from avgen.errors import UsageError
 __all__: list[str] = []
 
 _WINDOW = 60.0
+
+
+def worker_settings() -> dict[str, Any]:
+    """The Dask settings a cluster avgen starts gives its workers: on Python before 3.12,
+    no statistical profiling. A worker's profiler reads every thread's stack 100 times a
+    second with ``sys._current_frames()``, which on those versions can deadlock the
+    process against a thread that is starting or ending (CPython issue 106883, fixed in
+    3.12): a worker froze for good in the middle of a video."""
+    if sys.version_info >= (3, 12):
+        return {}
+    return {"distributed.worker.profile.enabled": False}
 
 
 def require_distributed() -> Any:

@@ -36,6 +36,7 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import RunContext, run_video
 from avgen._session import Session
+from avgen._threads import through_thread
 from avgen._validate import check_budget, folder
 from avgen._version import __version__
 from avgen._versions import versions_of
@@ -386,11 +387,10 @@ class VideoGenerator:
                 or the narrator must make (raised before any request).
             GenerationError: The run could not finish; its session keeps every asset made.
         """
-        request = _request(request, fields)
-        self.check(request)
-        self._check_affordable(request, self.budget)
-        return await self._generate_in(Session.create(self.output_dir), request,
-                                       self._context())
+        output_dir = self.output_dir
+        session, begun, saved = await through_thread(
+            self._begin, _request(request, fields), lambda: Session.create(output_dir))
+        return await run_video(self._context(), session, begun, saved)
 
     def _check_affordable(self, request: VideoRequest, budget: float | None,
                          scope: str = "the run") -> None:
@@ -421,12 +421,24 @@ class VideoGenerator:
                     f"({cheapest.model}) costs more than the whole budget", cheapest.agent,
                     budget=budget, price=cheapest.usd, scope=scope)
 
-    async def _generate_in(self, session: Session, request: VideoRequest,
-                           context: RunContext) -> Video:
+    def _begin(self, request: VideoRequest, create: Callable[[], Session]
+               ) -> tuple[Session, VideoRequest, dict[str, Any]]:
+        """What a run needs before it starts (blocking work, done in a worker thread:
+        the checks, the new session's folder and synced manifest, the request's files
+        copied in): its session, its request as the session keeps it, and what its
+        manifest records of it.
+
+        Raises:
+            UsageError: Bad input (before the session is made).
+            BudgetExceeded: The budget cannot pay for the first paid call.
+        """
+        self.check(request)
+        self._check_affordable(request, self.budget)
+        session = create()
         request = _keep_files(session, request)
-        return await run_video(context, session, request, {
+        return session, request, {
             "request": request.to_dict(root=session.root), "created": time.time(),
-            "avgen_version": __version__, **self._recorded_estimate(request)})
+            "avgen_version": __version__, **self._recorded_estimate(request)}
 
     def _recorded_estimate(self, request: VideoRequest) -> dict[str, Any]:
         """The manifest's ``estimate`` entry (for the run report), or nothing when an
@@ -606,18 +618,22 @@ class _BatchMaker:
                    on_event: EventHandler) -> Video:
         generator = self.generator
         context = generator._context(on_event)
-        session = None
-        if (root / "metadata" / "manifest.json").is_file():
-            session = Session.open(root)
-            if session.manifest.get("request") is not None:
-                return await generator._resume(session, context)
-            # the run that made the folder was killed before it recorded its request (so
-            # before any step): the item starts again in the same folder
-        request = resolved(request)
-        generator.check(request)
-        generator._check_affordable(request, generator.budget)
-        return await generator._generate_in(
-            session or Session.create(root.parent, name=root.name), request, context)
+
+        def begin() -> tuple[Session, VideoRequest | None, dict[str, Any]]:
+            if (root / "metadata" / "manifest.json").is_file():
+                session = Session.open(root)
+                if session.manifest.get("request") is not None:
+                    return session, None, {}  # resumed
+                # the run that made the folder was killed before it recorded its request
+                # (so before any step): the item starts again in the same folder
+                return generator._begin(resolved(request), lambda: session)
+            return generator._begin(resolved(request),
+                                    lambda: Session.create(root.parent, name=root.name))
+
+        session, begun, saved = await through_thread(begin)
+        if begun is None:
+            return await generator._resume(session, context)
+        return await run_video(context, session, begun, saved)
 
     async def aclose(self) -> None:
         if self.owned:

@@ -18,8 +18,10 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -92,8 +94,26 @@ LOCAL_POLICY = AgentPolicy(retry=None)
 """For work done on this machine (the composer): a failure will not pass by retrying."""
 
 
+_calling: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "avgen_calling", default=None)
+
+
+@contextlib.contextmanager
+def first_call(called: asyncio.Event) -> Iterator[None]:
+    """Within, the first agent call (`call_agent`) sets ``called``: a run's own set-up
+    is over once it asks an agent for something."""
+    token = _calling.set(called)
+    try:
+        yield
+    finally:
+        _calling.reset(token)
+
+
 async def call_agent(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Await an agent method, running a plain (blocking) one in a worker thread."""
+    called = _calling.get()
+    if called is not None:
+        called.set()
     if inspect.iscoroutinefunction(method):
         return await method(*args, **kwargs)
     result = await asyncio.to_thread(method, *args, **kwargs)

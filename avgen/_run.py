@@ -89,8 +89,8 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
         GenerationError: The run could not finish; the session keeps what was made.
     """
     # what was saved before (the session's creation) is on disk before the lock reads the
-    # manifest again; the wait is a thread's, so the other runs of a batch go on meanwhile
-    await _flushed(session)
+    # manifest again; a wait is a thread's, so the other runs of a batch go on meanwhile
+    await session.manifest.aflush()
     with session.lock():  # one run at a time; refused at once while another holds it
         run = Run(context, session, request)
         with session, session.activate():
@@ -118,7 +118,7 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
             finally:
                 # an agent's worker thread outlives a cancelled step and may still have
                 # written into a temporary file after its step removed it
-                await _flushed(session)  # (the manifest's own write, the loop going on)
+                await session.manifest.aflush()  # (the loop goes on meanwhile)
                 session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
@@ -129,14 +129,8 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                 step = max(1, -(-len(samples) // 400))
                 session.manifest.update(report=context.monitor.report(),
                                         monitor_samples=samples[::step])
-            await _flushed(session)
+            await session.manifest.aflush()
             return video
-
-
-async def _flushed(session: Session) -> None:
-    """Wait until the session's manifest is on disk, in a worker thread: written from the
-    event loop, a save returns before it is (`avgen.Session` manifests sync each write)."""
-    await asyncio.to_thread(session.manifest.flush)
 
 
 class Run:

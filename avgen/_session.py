@@ -135,11 +135,12 @@ class Manifest:
     """The session's ``metadata/manifest.json``: run facts and one `StepRecord` per step.
 
     Writes are atomic (a whole new file, synced, then renamed into place) and serialised,
-    so steps finishing concurrently never lose each other's records. They are made by a
-    writer thread, newest state first and in order: called from an event loop's thread,
-    `update` and `record` return once the change is in memory and the loop is never held
-    up by the disk (a sync waits for whatever else is being written to it);
-    called from anywhere else, they return once the change is on disk. `flush` waits for
+    so steps finishing concurrently never lose each other's records; the newest state is
+    written first and in order. Called from an event loop's thread, `update` and `record`
+    return once the change is in memory, and a writer thread writes it: the loop is never
+    held up by the disk (a sync waits for whatever else is being written to it). Called
+    from anywhere else, they write the change in the caller's thread and return once it
+    is on disk. `flush` waits for
     the writes; the session does when its run ends (`Session.close`) and before another
     run takes it (`Session.lock`).
     """
@@ -147,8 +148,9 @@ class Manifest:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._lock = threading.Lock()
-        self._pending: str | None = None  # the newest state not yet handed to the writer
+        self._pending: str | None = None  # the newest state not yet written
         self._writer: threading.Thread | None = None
+        self._writing = threading.Lock()  # held while a state is taken and written
         self._failure: BaseException | None = None
         self.path = session.path("metadata/manifest.json")
         """Where the manifest lives."""
@@ -243,8 +245,23 @@ class Manifest:
             writer = self._writer
         if writer is not None and writer is not threading.current_thread():
             writer.join()
+        self._write_newest()
         with self._lock:
             self._raise_failure()
+
+    async def aflush(self) -> None:
+        """`flush` for a coroutine: a write in flight is waited for in a worker thread,
+        so the event loop goes on meanwhile.
+
+        Raises:
+            SessionError: A save could not be written.
+        """
+        with self._lock:
+            written = self._writer is None and self._pending is None
+            if written:
+                self._raise_failure()
+        if not written:
+            await asyncio.to_thread(self.flush)
 
     def output(self, path: Path) -> OutputRecord:
         """Describe a file inside the session (relative path, size, checksum)."""
@@ -267,19 +284,19 @@ class Manifest:
         return True
 
     def _save(self) -> None:
-        """Hand the state to the writer thread (the caller holds the lock)."""
+        """Keep the state to write (the caller holds the lock); on an event loop's thread,
+        hand it to the writer thread (`_settle` writes it anywhere else)."""
         self._raise_failure()
         self._pending = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
-        if self._writer is None:
+        if self._writer is None and _on_loop():
             # not a daemon: a process that ends while a state is being written waits for it
             self._writer = threading.Thread(target=self._write, name="avgen-manifest")
             self._writer.start()
 
     def _settle(self) -> None:
-        """Off an event loop's thread, wait for the save (the caller may read the file)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        """Off an event loop's thread, write the save before returning (the caller may read
+        the file): in this thread, once a writer thread started by a loop has ended."""
+        if not _on_loop():
             self.flush()
 
     def _raise_failure(self) -> None:
@@ -287,20 +304,45 @@ class Manifest:
         if failure is not None:
             raise SessionError(f"cannot write the manifest {self.path}: {failure}") from failure
 
+    def _write_newest(self) -> None:
+        """Write the newest state not yet written, if any, in this thread. A state is
+        taken and written under one lock, so an older state never lands after a newer
+        one; a failure is kept for the next save or `flush` to raise."""
+        with self._writing:
+            with self._lock:
+                text, self._pending = self._pending, None
+            if text is None:
+                return
+            try:
+                self._session.write_text("metadata/manifest.json", text)
+            except BaseException as exc:
+                with self._lock:
+                    self._failure = exc
+
     def _write(self) -> None:
         """The writer thread: write the newest state until none is left."""
         while True:
-            with self._lock:
-                text, self._pending = self._pending, None
-                if text is None:
-                    self._writer = None
-                    return
-            try:
-                self._session.write_text("metadata/manifest.json", text)
-            except BaseException as exc:  # raised by the next save, or `flush`
+            with self._writing:
                 with self._lock:
-                    self._failure, self._pending, self._writer = exc, None, None
-                return
+                    text, self._pending = self._pending, None
+                    if text is None:
+                        self._writer = None
+                        return
+                try:
+                    self._session.write_text("metadata/manifest.json", text)
+                except BaseException as exc:  # raised by the next save, or `flush`
+                    with self._lock:
+                        self._failure, self._pending, self._writer = exc, None, None
+                    return
+
+
+def _on_loop() -> bool:
+    """Whether this thread is running an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _SessionFilter(logging.Filter):

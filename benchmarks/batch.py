@@ -43,11 +43,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import dask
 import distributed
 import psutil
 
 from avgen import BatchResult, RunEvent, Video, VideoGenerator, VideoRequest
 from avgen._batch import run_batch
+from avgen._dask import worker_settings
 from avgen._generator import _BatchMaker
 from avgen.resilience import set_testing
 from tests.fake_gemini import FakeGemini
@@ -353,9 +355,10 @@ def main() -> None:
             timeline(args.videos)
 
     if "b" in parts:
-        with distributed.LocalCluster(n_workers=2,
-                                      threads_per_worker=math.ceil(args.videos / 2),
-                                      processes=True, dashboard_address=None) as cluster, \
+        with dask.config.set(worker_settings()), \
+                distributed.LocalCluster(n_workers=2,
+                                         threads_per_worker=math.ceil(args.videos / 2),
+                                         processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
             client.run(set_testing)
             client.run(warm)  # each worker's start-up, as this process's before (a)

@@ -440,3 +440,36 @@ def test_a_waiter_takes_a_freed_slot_at_once_not_at_its_next_poll(
     assert order == ["held", "freed", "taken"]
     assert coordination._watchers == {}
     assert coordination.try_slot("quota:veo", 1)
+
+
+def test_items_in_this_process_start_in_turn_each_after_the_first_call_before_it(
+        tmp_path: Path) -> None:
+    """Items sharing this process's event loop set up one at a time: item k starts once
+    item k-1 has made its first agent call, so the first items' requests are out before
+    the later items' set-up runs between their steps."""
+    from avgen.agents.local import LocalScriptWriter
+
+    log: list[tuple[str, int]] = []
+
+    class Recording:
+        """The local script writer, noting which item calls it first."""
+
+        def __init__(self) -> None:
+            self.inner = LocalScriptWriter()
+
+        async def write(self, request: VideoRequest) -> Any:
+            log.append(("call", SCRIPTS.index(request.script or "")))
+            await asyncio.sleep(0.05)  # a remote answer's wait: the next item starts now
+            return await self.inner.write(request)
+
+    def seen(event: RunEvent) -> None:
+        if event.kind == "batch.item" and event.data.get("status") == "running":
+            log.append(("start", event.data["item"]))
+
+    generator = VideoGenerator("local", script_writer=Recording(), narrator=ToneNarrator(),
+                               output_dir=tmp_path / "out")
+    result = generator.generate_many_sync([VideoRequest(script=s) for s in SCRIPTS],
+                                          concurrency=3, on_event=seen)
+    assert result.ok
+    assert log == [("start", 0), ("call", 0), ("start", 1), ("call", 1), ("start", 2),
+                   ("call", 2)]

@@ -27,7 +27,7 @@ from fake_gemini import FakeGemini
 from object_store import S3
 
 from avgen import BatchResult, VideoGenerator, VideoRequest
-from avgen._dask import DaskCoordination
+from avgen._dask import DaskCoordination, worker_settings
 from avgen.media._ffmpeg import probe
 from avgen.resilience._shared import LocalCoordination
 
@@ -40,7 +40,8 @@ def client() -> Iterator[Any]:
     """Two worker processes with one thread each; a dead worker's leases expire in 2 s."""
     with dask.config.set({"distributed.scheduler.locks.lease-timeout": "2s",
                           "distributed.scheduler.locks.lease-validation-interval": "0.5s",
-                          "distributed.scheduler.allowed-failures": 5}), \
+                          "distributed.scheduler.allowed-failures": 5,
+                          **worker_settings()}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                      dashboard_address=None) as cluster, \
             distributed.Client(cluster) as dask_client:
@@ -306,3 +307,16 @@ def test_a_429_seen_by_one_worker_holds_every_worker_off(client: Any, tmp_path: 
         ready = next(r for r in fake.calls("script") if "Hornets" in (r.prompt or "")).at + 1
         assert ready < refused.at + 10  # it was ready to speak during the hold-off ...
         assert other and all(r.at >= refused.at + 10 - 0.05 for r in other)  # ... and waited
+
+
+def test_clusters_avgen_starts_do_not_profile_their_workers_before_python_3_12() -> None:
+    """A worker's profiler reads every thread's stack with ``sys._current_frames()``, which
+    before Python 3.12 can deadlock a worker process against a thread starting or ending
+    (CPython issue 106883): ``avgen batch --workers`` starts its cluster without it."""
+    import argparse
+
+    from avgen._batch_cli import _where
+
+    with _where(argparse.Namespace(processes=None, workers=1, scheduler=None)) as client:
+        profiled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+    assert list(profiled.values()) == [sys.version_info >= (3, 12)]

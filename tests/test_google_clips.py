@@ -631,6 +631,10 @@ def test_polls_land_on_the_learnt_times_and_never_later_than_the_backoff(
         assert following == first
     elif due and elapsed >= due[0]:
         assert 0 < wait <= first and following == first  # due: polled briskly from now on
+        if elapsed < due[-1] + first:  # just past the quickest's time: a quarter as long
+            assert wait == min(interval, first / 4)
+        else:
+            assert wait == min(interval, first)
     else:
         assert wait == interval and following == min(interval * 1.5, longest)
 

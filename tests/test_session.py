@@ -334,6 +334,40 @@ def test_a_save_off_an_event_loop_is_on_disk_when_it_returns(
     assert entered.is_set()
 
 
+def test_a_save_off_an_event_loop_is_written_by_its_caller_after_the_loop_s_writes(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script, the CLI or a worker thread pays no thread per save; a save made while a
+    loop's write is in flight lands after it."""
+    writers: list[str] = []
+    write = Session.write_text
+
+    def noted(self: Session, relative: str, text: str) -> Path:
+        if relative == "metadata/manifest.json":
+            writers.append(threading.current_thread().name)
+        return write(self, relative, text)
+
+    monkeypatch.setattr(Session, "write_text", noted)
+    session.manifest.update(status="off the loop")
+    assert writers == [threading.current_thread().name]
+    release, entered = _held_writes(monkeypatch)
+
+    async def on_loop() -> None:
+        session.manifest.update(status="on the loop")  # its writer thread is held
+
+    asyncio.run(on_loop())
+    assert entered.wait(60)
+    later = threading.Thread(target=session.manifest.update, kwargs={"status": "after"},
+                             name="a worker")
+    later.start()
+    release.set()
+    later.join()
+    # the worker's state is written once: by the writer thread, if it was still going
+    assert writers in ([threading.current_thread().name, "avgen-manifest", "a worker"],
+                       [threading.current_thread().name, "avgen-manifest", "avgen-manifest"])
+    assert json.loads((session.root / "metadata" / "manifest.json").read_text(
+        "utf-8"))["status"] == "after"
+
+
 def test_writes_from_a_loop_land_in_order_with_the_newest_last(session: Session) -> None:
     async def run() -> None:
         for number in range(200):

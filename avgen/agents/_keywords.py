@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import functools
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -89,10 +90,21 @@ def _usable(term: str) -> bool:
 
 
 def _extractor(language: str, size: int) -> Any:
+    """A YAKE extractor (a new one per call: it keeps caches of its own), with the
+    language's stop words read once (`_stopwords`)."""
     import yake  # here, not at import: it loads numpy and networkx
 
-    return yake.KeywordExtractor(lan=_YAKE_CODES.get(language, language), n=size,
-                                 dedupLim=0.9, top=20)
+    code = _YAKE_CODES.get(language, language)
+    return yake.KeywordExtractor(lan=code, n=size, dedupLim=0.9, top=20,
+                                 stopwords=_stopwords(code))
+
+
+@functools.cache
+def _stopwords(code: str) -> frozenset[str]:
+    """YAKE's stop words of the language ``code`` (its file read once per process)."""
+    import yake
+
+    return frozenset(yake.KeywordExtractor(lan=code).stopword_set)
 
 
 def extract_terms(title: str, text: str, language: str | None = "en") -> tuple[str, ...]:

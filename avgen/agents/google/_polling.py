@@ -120,8 +120,10 @@ def next_poll(elapsed: float, interval: float, due: Sequence[float], first: floa
     (ascending times since submit when operations like it were, or may have been, done:
     `OperationTimes.due`), a poll is also made at each of them; from the first on, the
     operation is due and the waits stay at ``first``: a late poll would hold its clip (and
-    its quota slot) for nothing. A due time that passed since the last poll (at
-    ``polled``; 0: the submit), learnt meanwhile from another operation, is polled at once.
+    its quota slot) for nothing. For ``first`` seconds after the last due time, the waits
+    are a quarter of it: an operation still running then is about to end. A due time that
+    passed since the last poll (at ``polled``; 0: the submit), learnt meanwhile from
+    another operation, is polled at once.
 
     Example:
         >>> next_poll(0.0, 5.0, (), 5.0, 30.0)
@@ -130,6 +132,10 @@ def next_poll(elapsed: float, interval: float, due: Sequence[float], first: floa
         (15.0, 5.0)
         >>> next_poll(60.0, 5.0, (55.0, 62.0), 5.0, 30.0, polled=55.0)
         (2.0, 5.0)
+        >>> next_poll(63.0, 5.0, (55.0, 62.0), 5.0, 30.0, polled=62.0)
+        (1.25, 5.0)
+        >>> next_poll(68.0, 5.0, (55.0, 62.0), 5.0, 30.0, polled=66.0)
+        (5.0, 5.0)
         >>> next_poll(60.0, 30.0, (55.0, 62.0), 5.0, 30.0, polled=40.0)
         (0.0, 5.0)
     """
@@ -139,5 +145,8 @@ def next_poll(elapsed: float, interval: float, due: Sequence[float], first: floa
     if upcoming is not None and upcoming - elapsed < interval:
         return upcoming - elapsed, first
     if due and elapsed >= due[0]:
+        if elapsed < due[-1] + first:
+            # just past the time the quickest was done: this one ends any moment now
+            return min(interval, first / 4), first
         return min(interval, first), first
     return interval, min(interval * 1.5, longest)
