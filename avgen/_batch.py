@@ -409,12 +409,15 @@ def _session_spent(root: Path) -> float:
 
 
 def _finished(root: Path, recorded: Mapping[str, Any] | None,
-              item: BatchItem) -> BatchItem | None:
-    """The item as a previous run finished it, if its video is still there."""
+              item: BatchItem, real_root: Path) -> BatchItem | None:
+    """The item as a previous run finished it, if its video is still there
+    (``real_root``: ``root`` with its links resolved, found once for every item)."""
     if not recorded or recorded.get("status") != "done" or not recorded.get("video"):
         return None
     video = (root / str(recorded["video"])).resolve()
-    if not video.is_relative_to(item.session.resolve()) or not video.is_file():
+    # the item's folder is not resolved: one that is a link fails the check below
+    session = real_root / item.session.relative_to(root)
+    if not video.is_relative_to(session) or not video.is_file():
         return None  # batch.json is untrusted: a video must be in the item's own session
     tiers = recorded.get("tiers") or []
     try:
@@ -685,10 +688,11 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
     # every row not already made, before anything runs (a row made by an earlier run was
     # checked then: resuming a finished batch of thousands checks none of them again)
     recorded = _read_state(directory) if directory.is_dir() else {}
+    real = directory.resolve()
     items: list[BatchItem] = []
     for index, request in enumerate(rows):
         item = BatchItem(index, request, _item_root(directory, index, request))
-        made = _finished(directory, recorded.get(index), item)
+        made = _finished(directory, recorded.get(index), item, real)
         items.append(made or item)
         if made is not None:
             continue
@@ -756,18 +760,20 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                           driver.spent())
         async with driver.relay(coordination):
             limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
-            opened: dict[int, asyncio.Event] = {index: asyncio.Event() for index in pending}
+            latest: list[asyncio.Event | None] = [None]  # set by the item started last
 
-            async def one(index: int, ahead: asyncio.Event | None) -> None:
+            async def one(index: int) -> None:
                 async with limit:
+                    ahead, opened = latest[0], asyncio.Event()
+                    latest[0] = opened
                     if ahead is not None and pool is None:
                         await _opening(ahead)
                     try:
-                        await run(index)
+                        await run(index, opened)
                     finally:
-                        opened[index].set()
+                        opened.set()
 
-            async def run(index: int) -> None:
+            async def run(index: int, opened: asyncio.Event) -> None:
                 item = items[index]
                 job = _Job(index, dict(plain[index]), str(item.session), spec
                            if pool is not None else None, coordination,
@@ -775,7 +781,7 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                 driver.set(index, attrs.evolve(driver.items[index], status="running"))
                 driver.emit("batch.item", f"item {index} started", index, status="running")
                 if pools is None:
-                    with first_call(opened[index]):
+                    with first_call(opened):
                         outcome = await _run_job(job, maker)
                 else:
                     outcome = await elsewhere(job, pools)
@@ -800,9 +806,8 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
             pools = None if pool is None else Pools(pool)
             try:
                 async with asyncio.TaskGroup() as group:
-                    for before, index in zip([None, *pending], pending, strict=False):
-                        group.create_task(one(index, None if before is None
-                                              else opened[before]))
+                    for index in pending:
+                        group.create_task(one(index))
             finally:
                 driver.save()  # whatever happened, batch.json says where every item stands
                 if pools is not None:
