@@ -242,7 +242,6 @@ def test_a_killed_server_restarts_and_resumes_paying_for_nothing_twice(tmp_path:
                "AVGEN_CACHE_DIR": str(tmp_path / "cache")}
 
         killed: list[str] = []
-        stamps: list[float] = []
 
         async def first() -> None:
             async with Client(_server(root, env, "--budget", "5")) as client:
@@ -255,7 +254,6 @@ def test_a_killed_server_restarts_and_resumes_paying_for_nothing_twice(tmp_path:
                     await asyncio.sleep(0.1)
                 pid = json.loads(manifest.read_text())["host"]["pid"]
                 killed.append(session)
-                stamps.append(time.monotonic())
                 os.kill(pid, signal.SIGKILL)  # the server dies mid-run, stills in flight
 
         try:
@@ -264,8 +262,25 @@ def test_a_killed_server_restarts_and_resumes_paying_for_nothing_twice(tmp_path:
             if not killed:
                 raise
         [session] = killed
-        # sent, perhaps never answered: the stills take 2 s, anything else a moment
-        in_flight = {(c.kind, c.prompt) for c in fake.requests if c.at > stamps[0] - 2.5}
+        # what the killed server had kept: the steps its manifest records as done (an
+        # answer that came back but was not kept yet may be paid again; nothing kept may)
+        folder = root / session
+        steps = json.loads((folder / "metadata" / "manifest.json").read_text())["steps"]
+        kept = {key for key, step in steps.items() if step["status"] == "done"}
+        scenes = json.loads((folder / "scripts" / "script.json").read_text())["scenes"] \
+            if "script" in kept else []
+        before = {(c.kind, c.prompt) for c in fake.requests}
+
+        def was_kept(kind: str, prompt: str) -> bool:
+            if kind == "script":
+                return "script" in kept
+            for scene in scenes:
+                step = f"scene-{scene['index']:03d}"
+                if kind == "speech" and prompt == scene["narration"]:
+                    return f"{step}.narration" in kept
+                if kind == "image" and prompt.startswith(scene["visual"]):
+                    return f"{step}.visual" in kept
+            return False
 
         async def second() -> dict[str, Any]:
             async with Client(_server(root, env, "--budget", "5")) as client:
@@ -280,8 +295,11 @@ def test_a_killed_server_restarts_and_resumes_paying_for_nothing_twice(tmp_path:
         assert decode(Path(done["video"]))["has_video"]
         paid = Counter((c.kind, c.prompt) for c in fake.requests
                        if c.kind in ("script", "speech", "image") and c.status == 200)
-        # nothing whose answer had come back is paid again: only what was in flight
-        assert {key for key, count in paid.items() if count > 1} <= in_flight, paid
+        twice = {key for key, count in paid.items() if count > 1}
+        assert twice <= before, paid  # only what the killed server had asked for
+        assert not [key for key in twice if was_kept(*key)], (paid, kept)
+        assert any(kind == "image" and not was_kept(kind, prompt)
+                   for kind, prompt in before), kept  # it died with stills to make
         assert paid[("script", fake.calls("script")[0].prompt)] == 1
         assert sum(paid.values()) < 2 * len(paid)  # most was made once
 
