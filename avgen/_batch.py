@@ -760,12 +760,13 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                           driver.spent())
         async with driver.relay(coordination):
             limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
-            latest: list[asyncio.Event | None] = [None]  # set by the item started last
+            latest: asyncio.Event | None = None  # set by the item started last
 
             async def one(index: int) -> None:
+                nonlocal latest
                 async with limit:
-                    ahead, opened = latest[0], asyncio.Event()
-                    latest[0] = opened
+                    ahead, opened = latest, asyncio.Event()
+                    latest = opened
                     if ahead is not None and pool is None:
                         await _opening(ahead)
                     try:

@@ -36,7 +36,7 @@ from avgen._policy import AgentPolicy, call_agent, check_policies
 from avgen._reporting import EventHandler, RunEvent
 from avgen._run import RunContext, run_video
 from avgen._session import Session
-from avgen._threads import through_thread
+from avgen._threads import on_loop, through_thread
 from avgen._validate import check_budget, folder
 from avgen._version import __version__
 from avgen._versions import versions_of
@@ -83,13 +83,7 @@ def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoReque
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even inside a running event loop
     (a notebook cell): then it runs on its own loop in a worker thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        running = False  # left here, so an error of the run is not chained to this one
-    else:
-        running = True
-    if not running:
+    if not on_loop():
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="avgen") as pool:
         return pool.submit(asyncio.run, coro).result()

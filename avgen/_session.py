@@ -39,6 +39,7 @@ import attrs
 from avgen._hashing import file_sha256
 from avgen._models import asset_from_dict
 from avgen._scratch import sweep, temp_path
+from avgen._threads import on_loop
 from avgen._validate import (
     instance_validator,
     number_validator,
@@ -288,7 +289,7 @@ class Manifest:
         hand it to the writer thread (`_settle` writes it anywhere else)."""
         self._raise_failure()
         self._pending = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
-        if self._writer is None and _on_loop():
+        if self._writer is None and on_loop():
             # not a daemon: a process that ends while a state is being written waits for it
             self._writer = threading.Thread(target=self._write, name="avgen-manifest")
             self._writer.start()
@@ -296,7 +297,7 @@ class Manifest:
     def _settle(self) -> None:
         """Off an event loop's thread, write the save before returning (the caller may read
         the file): in this thread, once a writer thread started by a loop has ended."""
-        if not _on_loop():
+        if not on_loop():
             self.flush()
 
     def _raise_failure(self) -> None:
@@ -322,27 +323,11 @@ class Manifest:
     def _write(self) -> None:
         """The writer thread: write the newest state until none is left."""
         while True:
-            with self._writing:
-                with self._lock:
-                    text, self._pending = self._pending, None
-                    if text is None:
-                        self._writer = None
-                        return
-                try:
-                    self._session.write_text("metadata/manifest.json", text)
-                except BaseException as exc:  # raised by the next save, or `flush`
-                    with self._lock:
-                        self._failure, self._pending, self._writer = exc, None, None
+            with self._lock:
+                if self._pending is None:
+                    self._writer = None  # a save from now on starts another writer
                     return
-
-
-def _on_loop() -> bool:
-    """Whether this thread is running an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+            self._write_newest()
 
 
 class _SessionFilter(logging.Filter):

@@ -43,3 +43,12 @@ async def through_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T
     if cancelled:
         raise asyncio.CancelledError
     return result
+
+
+def on_loop() -> bool:
+    """Whether this thread is running an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

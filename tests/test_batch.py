@@ -443,7 +443,7 @@ def test_a_waiter_takes_a_freed_slot_at_once_not_at_its_next_poll(
 
 
 def test_items_in_this_process_start_in_turn_each_after_the_first_call_before_it(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Items sharing this process's event loop set up one at a time: item k starts once
     item k-1 has made its first agent call, so the first items' requests are out before
     the later items' set-up runs between their steps."""
@@ -466,6 +466,8 @@ def test_items_in_this_process_start_in_turn_each_after_the_first_call_before_it
         if event.kind == "batch.item" and event.data.get("status") == "running":
             log.append(("start", event.data["item"]))
 
+    # however slow the machine, an item waits for the one before it (not for a second)
+    monkeypatch.setattr("avgen._batch._OPENING_WAIT", 600.0)
     generator = VideoGenerator("local", script_writer=Recording(), narrator=ToneNarrator(),
                                output_dir=tmp_path / "out")
     result = generator.generate_many_sync([VideoRequest(script=s) for s in SCRIPTS],
