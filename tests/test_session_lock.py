@@ -85,7 +85,9 @@ def test_resuming_a_session_whose_run_is_going_is_refused_and_the_run_finishes(
     assert f"session: {session} is being worked on by process {process.pid}" \
         in refused.stderr
     assert "one process at a time" in refused.stderr and "Traceback" not in refused.stderr
-    assert sorted(path.name for path in (session / "audio").iterdir()) == before  # no sweep
+    # no sweep: every temporary file begun is still there (another scene's narration may
+    # have begun one since the snapshot; none may have gone)
+    assert before and set(before) <= {path.name for path in (session / "audio").iterdir()}
     holder = json.loads((session / LOCK_FILE).read_text())
     assert holder["pid"] == process.pid
     gate.touch()
