@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -178,3 +179,21 @@ def test_a_cache_that_cannot_be_written_still_gives_measured_words(tmp_path: Pat
     assert aligned
     assert len(voice.session.get_outputs()) > 1  # type: ignore[attr-defined]
     assert voices_folder().read_text() == "a file where the voices folder would be"
+
+
+def test_scenes_are_spoken_at_once_each_on_one_thread(tmp_path: Path) -> None:
+    """Piper's session computes on one thread and the narrator speaks a scene per core
+    (at most four), so two scenes' narrations run side by side, each still timed word by
+    word."""
+    voice, aligned = _load_voice_afresh()
+    assert aligned and voice.session.get_session_options().intra_op_num_threads == 1
+    cores = len(os.sched_getaffinity(0))
+    assert PiperNarrator().max_concurrency == max(1, min(4, cores))
+    script = "# Water\n\nRain falls on the hills.\n\nRivers carry it to the sea."
+    video = VideoGenerator(narrator=PiperNarrator(max_concurrency=2),
+                           output_dir=tmp_path).generate_sync(script=script, preset="draft")
+    steps = json.loads((video.session / "metadata" / "manifest.json").read_text())["steps"]
+    spans = sorted((step["started"], step["started"] + step["seconds"])
+                   for name, step in steps.items() if name.endswith(".narration"))
+    assert len(spans) == 2 and spans[1][0] < spans[0][1]  # the second began before the first ended
+    assert [word for word, _ in vtt_words(video.captions["vtt"])] == script.split()[2:]

@@ -11,6 +11,7 @@ __docformat__ = "google"
 import asyncio
 import functools
 import json
+import os
 import re
 import threading
 import wave
@@ -41,6 +42,10 @@ length of what it speaks in one go (about 1.9 GB for 250 words without a full st
 longer sentence is spoken in pieces of at most this length: cut after a comma, semicolon,
 colon or dash when one falls in the second half of a piece, else between words, and inside
 a word only when one word alone is longer."""
+
+_SCENES_AT_ONCE = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                              else os.cpu_count() or 1))
+"""`PiperNarrator.max_concurrency`'s default: the cores this process may use, at most four."""
 
 _CLAUSE_MARK = re.compile(r"[,;:\u2013\u2014\u3001\uff0c\uff1b]+[\"'\u201d\u2019\u00bb)\]]*$")
 
@@ -112,8 +117,6 @@ def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     voices (`_aligned_copy`) and later runs load it directly (``benchmarks/offline.py``
     prints both).
     Without ``onnx`` the voice still speaks, with estimated word timings."""
-    from piper import PiperVoice
-
     path = Path(model)
     config = path.with_suffix(".onnx.json")
     for _attempt in range(2):  # a damaged copy is made again once
@@ -121,18 +124,54 @@ def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
         if aligned is None:
             break
         try:
-            voice = PiperVoice.load(aligned, config)
+            voice = _piper_voice(aligned, config)
         except Exception:  # a truncated or foreign file
             voice = None
         if voice is not None and len(voice.session.get_outputs()) > 1:
             return voice, True
         aligned.unlink(missing_ok=True)
     try:
-        import onnx  # noqa: F401  (what include_alignments needs)
+        return _piper_voice(_patched(path), config), True
+    except Exception:  # no onnx, or a model Piper cannot patch (or one patched already)
+        voice = _piper_voice(path, config)
+        return voice, len(voice.session.get_outputs()) > 1
 
-        return PiperVoice.load(path, config, include_alignments=True), True
-    except Exception:  # no onnx, or a model that cannot be patched: no word timings
-        return PiperVoice.load(path, config), False
+
+def _piper_voice(model: Path | bytes, config: Path) -> Any:
+    """A Piper voice (``model``: an ``.onnx`` file or its bytes) whose ONNX session
+    computes on one thread.
+
+    A sentence spoken on every core leaves all but one idle through the Python work
+    around each model run (phonemes, alignments, writing), and threads that wait for
+    work spin; one thread per sentence and one scene per core (`PiperNarrator.
+    max_concurrency`) keep the cores busy for less CPU (``benchmarks/offline.py``)."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        model if isinstance(model, bytes) else str(model), sess_options=options,
+        providers=["CPUExecutionProvider"])
+    return PiperVoice(session=session,
+                      config=PiperConfig.from_dict(json.loads(config.read_text("utf-8"))))
+
+
+def _patched(model: Path) -> bytes:
+    """``model`` patched to report phoneme alignments, serialised (needs ``onnx``).
+
+    Raises:
+        ImportError: ``onnx`` is not installed.
+        ValueError: Piper cannot patch this model."""
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    patched = onnx.load(str(model))
+    add_alignment_output(patched)
+    data: bytes = patched.SerializeToString()
+    return data
 
 
 def _aligned_copy(model: Path, mtime_ns: int, size: int) -> Path | None:
@@ -149,12 +188,7 @@ def _aligned_copy(model: Path, mtime_ns: int, size: int) -> Path | None:
         piper_version = "?"
 
     def write(target: Path) -> None:
-        import onnx
-        from piper.patch_voice_with_alignment import add_alignment_output
-
-        patched = onnx.load(str(model))
-        add_alignment_output(patched)
-        target.write_bytes(patched.SerializeToString())
+        target.write_bytes(_patched(model))
 
     return derived_file("voices/aligned", model.name,
                         [str(model.resolve()), size, mtime_ns, piper_version], write)
@@ -196,8 +230,9 @@ class PiperNarrator:
     ``$AVGEN_PIPER_VOICES_URL``, else Piper's catalogue on Hugging Face)."""
     name: str = "piper"
     """Shown in the manifest."""
-    max_concurrency: int = 1
-    """Piper uses every core for one sentence; more at once would only compete."""
+    max_concurrency: int = attrs.field(factory=lambda: _SCENES_AT_ONCE)
+    """Scenes spoken at once, each on one thread (a scene's sentences one after the
+    other): one per core, at most four (each holds about 200 MB while it speaks)."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
 
