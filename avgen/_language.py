@@ -58,17 +58,19 @@ def written_in(text: str) -> tuple[str, str] | None:
     """The (language code, writing system) the letters of ``text`` are mostly written in,
     when it is not the Latin alphabet (``None`` for Latin text, or no letters). Japanese
     wins over Chinese when kana are present; Cyrillic is taken for Russian."""
+    if text.isascii():  # no letter outside the Latin alphabet
+        return None
     counts: Counter[str] = Counter()
     letters = 0
     for char in text:
         if not char.isalpha():
             continue
         letters += 1
-        name = unicodedata.name(char, "")
-        for prefix in _SCRIPTS:
-            if name.startswith(prefix):
-                counts[prefix] += 1
-                break
+        if char < "\u0250":  # the Latin alphabet and its extensions
+            continue
+        system = _system_of(char)
+        if system is not None:
+            counts[system] += 1
     if not letters or not counts:
         return None
     if counts["HIRAGANA"] or counts["KATAKANA"]:
@@ -77,6 +79,14 @@ def written_in(text: str) -> tuple[str, str] | None:
     if count < _SHARE * letters:
         return None
     return _SCRIPTS[script]
+
+
+@functools.lru_cache(maxsize=4096)
+def _system_of(char: str) -> str | None:
+    """The `_SCRIPTS` prefix of ``char``'s Unicode name, if any (looked up once a
+    character: a batch checks the script of every row)."""
+    name = unicodedata.name(char, "")
+    return next((prefix for prefix in _SCRIPTS if name.startswith(prefix)), None)
 
 
 _LATIN: dict[str, str] = {

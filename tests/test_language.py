@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from avgen import VideoGenerator, VideoRequest
-from avgen._language import base, detect, resolved, written_in
+from avgen._language import _SCRIPTS, base, detect, resolved, written_in
 from avgen.agents.local import PiperNarrator
 from avgen.errors import UsageError
 from avgen.testing import PatternImages, ToneNarrator
@@ -203,3 +207,34 @@ def test_a_py3langid_that_reads_its_model_otherwise_still_detects(
     finally:
         monkeypatch.setattr(_language, "_unpacked_identifier", real)
         _language._loaded_identifier.cache_clear()
+
+
+def _written_in_by_name(text: str) -> tuple[str, str] | None:
+    """The writing system by every letter's Unicode name, looked up each time."""
+    counts: Counter[str] = Counter()
+    letters = 0
+    for char in text:
+        if char.isalpha():
+            letters += 1
+            name = unicodedata.name(char, "")
+            prefix = next((p for p in _SCRIPTS if name.startswith(p)), None)
+            if prefix is not None:
+                counts[prefix] += 1
+    if not counts:
+        return None
+    if counts["HIRAGANA"] or counts["KATAKANA"]:
+        counts["HIRAGANA"] += counts.pop("CJK", 0) + counts.pop("KATAKANA", 0)
+    system, count = counts.most_common(1)[0]
+    return _SCRIPTS[system] if count >= 0.3 * letters else None
+
+
+_MIXED = st.text(alphabet=st.sampled_from(
+    "abc XYZ éßøĳ ǅ,. 42 שלום مرحبا 你好世界 こんにちはカタカナ 한국어 नमस्ते ไทย Привет Ελλάδα "
+    "বাংলা தமிழ் ქართული Հայերեն ɐɑɒ ʃ 🙂"), max_size=60)
+
+
+@given(text=_MIXED | st.text(max_size=40))
+def test_the_writing_system_is_what_every_letters_name_says(text: str) -> None:
+    """Latin letters are counted without a name lookup and other letters' systems are
+    remembered: the answer is the one the letters' Unicode names give."""
+    assert written_in(text) == _written_in_by_name(text)

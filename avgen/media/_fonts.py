@@ -58,15 +58,23 @@ def bundled_fonts_dir() -> Path:
     return Path(str(resources.files("avgen.media").joinpath("fonts")))
 
 
-def _system_dirs() -> list[Path]:
-    home = Path.home()
+def _system_dirs() -> tuple[Path, ...]:
+    return _system_dirs_of(os.path.expanduser("~"), sys.platform,
+                           os.environ.get("WINDIR", r"C:\Windows"))
+
+
+@functools.lru_cache(maxsize=8)
+def _system_dirs_of(home_dir: str, platform: str, windir: str) -> tuple[Path, ...]:
+    """The folders fonts are installed in, for this home folder (made once: a batch looks
+    up each row's caption font)."""
+    home = Path(home_dir)
     dirs = [home / ".fonts", home / ".local/share/fonts", Path("/usr/share/fonts"),
             Path("/usr/local/share/fonts")]
-    if sys.platform == "darwin":
+    if platform == "darwin":
         dirs += [home / "Library/Fonts", Path("/Library/Fonts"), Path("/System/Library/Fonts")]
-    if sys.platform == "win32":
-        dirs.append(Path(os.environ.get("WINDIR", r"C:\Windows")) / "Fonts")
-    return dirs
+    if platform == "win32":
+        dirs.append(Path(windir) / "Fonts")
+    return tuple(dirs)
 
 
 @attrs.frozen
