@@ -10,6 +10,7 @@ import math
 import os
 import re
 import socket
+import sys
 import unicodedata
 import warnings
 from collections import Counter
@@ -42,7 +43,14 @@ from avgen._versions import Version, aligned, cost_split, step_language, version
 from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents.local._script import author_scenes
 from avgen.costs import Ledger
-from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
+from avgen.errors import (
+    AgentError,
+    AvgenError,
+    GenerationError,
+    MediaError,
+    SessionError,
+    UsageError,
+)
 from avgen.media._cards import key_phrase, theme_for
 from avgen.media._ffmpeg import measure_sound, probe, run_ffmpeg
 from avgen.media._timeline import Timeline, shot_cuts
@@ -118,7 +126,7 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
             finally:
                 # an agent's worker thread outlives a cancelled step and may still have
                 # written into a temporary file after its step removed it
-                await session.manifest.aflush()  # (the loop goes on meanwhile)
+                await _saved_after(session, sys.exc_info()[1])
                 session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
@@ -131,6 +139,18 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                                         monitor_samples=samples[::step])
             await session.manifest.aflush()
             return video
+
+
+async def _saved_after(session: Session, failure: BaseException | None) -> None:
+    """Wait for the session's manifest to be written (the loop goes on meanwhile). When
+    the run is failing already, a manifest that cannot be written is noted on that
+    failure instead of taking its place: the run's own error is what the caller sees."""
+    try:
+        await session.manifest.aflush()
+    except SessionError as exc:
+        if failure is None:
+            raise
+        failure.add_note(f"the session's manifest could not be saved either: {exc}")
 
 
 class Run:

@@ -423,3 +423,25 @@ def test_a_failed_scene_keeps_the_cause_of_its_error(tmp_path: Path) -> None:
     error = failed.value.__cause__
     assert isinstance(error, AgentError)
     assert isinstance(error.__cause__, ConnectionAbortedError)
+
+
+class BreaksItsSession(ToneNarrator):
+    """Fails, after putting a file where the session keeps its manifest."""
+
+    async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
+        metadata = target.parent.parent / "metadata"
+        for child in metadata.iterdir():
+            child.unlink()
+        metadata.rmdir()
+        metadata.write_text("not a folder")
+        raise AgentError("the voice is gone", "breaks-its-session")
+
+
+def test_a_manifest_that_cannot_be_saved_does_not_hide_the_runs_error(tmp_path: Path) -> None:
+    """The run's own failure is what the caller gets; that its manifest could not be
+    saved either rides along as a note."""
+    generator = VideoGenerator(narrator=BreaksItsSession(), output_dir=tmp_path)
+    with pytest.raises(GenerationError, match="the voice is gone") as failed:
+        generator.generate_sync(script="Octopuses have three hearts.", preset="draft")
+    notes = getattr(failed.value, "__notes__", [])
+    assert any("manifest could not be saved" in note for note in notes), notes
