@@ -266,16 +266,20 @@ class VideoDesk:
             "session": session, "status": status, "progress": round(float(progress), 3),
             "step": step, "cost_usd": spent if isinstance(spent, int | float) else 0.0,
             "title": manifest.get("title"), "resumable": status == "failed",
-            "video": None, "report": None, "captions": {}, "error": error}
-        video = manifest.get("video")
-        if status == "done" and isinstance(video, str):
-            path = (folder / video).resolve()
-            if path.is_relative_to(folder) and path.is_file():
-                answer["video"] = str(path)
-                answer["captions"] = {
-                    kind: str(path.with_suffix(f".{kind}")) for kind in ("srt", "vtt", "ass")
-                    if path.with_suffix(f".{kind}").is_file()}
-                answer["report"] = _report(folder)
+            "video": None, "report": None, "captions": {}, "versions": {}, "error": error}
+        path = _inside(folder, manifest.get("video")) if status == "done" else None
+        if path is not None:
+            answer["video"] = str(path)
+            answer["captions"] = _captions_beside(path)
+            answer["report"] = _report(folder)
+            versions = manifest.get("versions")
+            for language, version in (versions.items() if isinstance(versions, dict) else ()):
+                named = len(language) <= 35 and _LANGUAGE.fullmatch(language) is not None
+                made = _inside(folder, version.get("video")) \
+                    if named and isinstance(version, dict) else None
+                if made is not None:
+                    answer["versions"][language] = {"video": str(made),
+                                                    "captions": _captions_beside(made)}
         return answer
 
     def videos(self) -> list[dict[str, Any]]:
@@ -308,6 +312,25 @@ class VideoDesk:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.generator.aclose()
+
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
+"""A language code as a manifest's ``versions`` may name it (``en``, ``pt-BR``)."""
+
+
+def _inside(folder: Path, relative: object) -> Path | None:
+    """The file a manifest names by ``relative``, when it is a file inside ``folder``
+    (a manifest is read as untrusted: absolute, ``..`` and symlinks out are refused)."""
+    if not isinstance(relative, str):
+        return None
+    path = (folder / relative).resolve()
+    return path if path.is_relative_to(folder) and path.is_file() else None
+
+
+def _captions_beside(video: Path) -> dict[str, str]:
+    """The caption files written beside ``video``, by kind."""
+    return {kind: str(video.with_suffix(f".{kind}")) for kind in ("srt", "vtt", "ass")
+            if video.with_suffix(f".{kind}").is_file()}
 
 
 def _report(folder: Path) -> str | None:

@@ -67,6 +67,16 @@ def build_server(desk: VideoDesk) -> Any:
         description="The narration's language as a BCP 47 code (en, es, ja …; default: the "
                     "script's own)")]
     Voice = Annotated[str | None, Field(description="The narrator's voice (list_voices)")]
+    Languages = Annotated[list[str] | None, Field(
+        description="One video per language, as BCP 47 codes, the script's own first "
+                    "(['en', 'es', 'de']): the pictures are made once and shared; each "
+                    "other language's script is translated by a script writer that "
+                    "translates, or taken from translations")]
+    Translations = Annotated[dict[str, str] | None, Field(
+        description="With languages: your own translated script per language code "
+                    "({'es': '...'}), scene for scene as the original")]
+    Voices = Annotated[dict[str, str] | None, Field(
+        description="With languages: the voice per language code (list_voices)")]
     Captions = Annotated[bool | None, Field(description="Burn captions in (default: yes)")]
     Style = Annotated[str | None, Field(
         description=f"Caption style: {', '.join(CAPTION_STYLES)} (default: classic)")]
@@ -79,12 +89,15 @@ def build_server(desk: VideoDesk) -> Any:
 
     def request(topic: str | None, script: str | None, preset: str | None,
                 duration: float | None, language: str | None, voice: str | None,
-                captions: bool | None, style: str | None, title: str | None = None) -> Any:
+                captions: bool | None, style: str | None, title: str | None = None, *,
+                languages: list[str] | None = None, translations: dict[str, str] | None = None,
+                voices: dict[str, str] | None = None) -> Any:
         try:
             return desk.request(topic=topic, script=script, preset=preset, duration=duration,
                                 language=language, voice=voice, captions=captions,
                                 caption_style=None if style is None else caption_style(style),
-                                title=title)
+                                title=title, languages=languages, translations=translations,
+                                voices=voices)
         except (AvgenError, TypeError, ValueError) as exc:
             raise ToolError(_argument(exc)) from None
 
@@ -103,10 +116,13 @@ def build_server(desk: VideoDesk) -> Any:
     def estimate_video(topic: Topic = None, script: Script = None, preset: Preset = None,
                        duration: Duration = None, language: Language = None,
                        voice: Voice = None, captions: Captions = None,
-                       caption_style: Style = None) -> dict[str, Any]:
+                       caption_style: Style = None, languages: Languages = None,
+                       translations: Translations = None,
+                       voices: Voices = None) -> dict[str, Any]:
         """What a video would cost, scene by scene, without spending anything."""
         made = request(topic, script, preset, duration, language, voice, captions,
-                       caption_style)
+                       caption_style, languages=languages, translations=translations,
+                       voices=voices)
         return guarded(lambda: desk.estimate(made))
 
     @server.tool()
@@ -114,11 +130,15 @@ def build_server(desk: VideoDesk) -> Any:
                          preset: Preset = None, duration: Duration = None,
                          language: Language = None, voice: Voice = None,
                          captions: Captions = None, caption_style: Style = None,
-                         title: Title = None, wait_seconds: Wait = 0.0) -> dict[str, Any]:
+                         title: Title = None, languages: Languages = None,
+                         translations: Translations = None, voices: Voices = None,
+                         wait_seconds: Wait = 0.0) -> dict[str, Any]:
         """Start a video in the background; answers at once with its session id (videos
-        run one or a few at a time, the others wait in a queue)."""
+        run one or a few at a time, the others wait in a queue). With languages, one
+        video per language (video_status names each)."""
         made = request(topic, script, preset, duration, language, voice, captions,
-                       caption_style, title)
+                       caption_style, title, languages=languages, translations=translations,
+                       voices=voices)
         session = guarded(lambda: desk.start(made))
         return await waited(ctx, session, wait_seconds)
 
@@ -126,7 +146,8 @@ def build_server(desk: VideoDesk) -> Any:
     def video_status(session: Session) -> dict[str, Any]:
         """Where a video stands: queued, running, done or failed; progress from 0 to 1,
         the current step, the cost so far; when done, the video's path, its report's and
-        its caption files'; when failed, why, and whether resume_video can finish it."""
+        its caption files' (with languages, each language's video and captions under
+        versions); when failed, why, and whether resume_video can finish it."""
         return guarded(lambda: desk.status(session))
 
     @server.tool()

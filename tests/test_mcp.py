@@ -354,3 +354,45 @@ def test_streamable_http_serves_on_loopback(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+SPANISH = "Las olas llegan.\n\nLas gaviotas gritan sobre la bahía."
+
+
+def test_a_video_in_two_languages_names_each_version(tmp_path: Path) -> None:
+    """languages and translations reach the run; video_status names each language's video
+    and captions, and only files inside the session (its manifest is not trusted)."""
+    desk = VideoDesk(tmp_path, VideoGenerator(narrator=ToneNarrator(), output_dir=tmp_path))
+
+    async def test(client: Client) -> None:
+        listed = await client.list_tools()
+        for name in ("make_video", "estimate_video"):
+            schema = next(t for t in listed.tools if t.name == name).input_schema
+            for argument in ("languages", "translations", "voices"):
+                assert schema["properties"][argument].get("description"), (name, argument)
+        refused = await client.call_tool("make_video", {
+            "script": SCRIPT, "languages": ["en", "es"], "translations": {"es": "Una."}})
+        assert refused.is_error and "translations" in refused.content[0].text
+        started = tool(await client.call_tool("make_video", {
+            "script": SCRIPT, "preset": "draft", "languages": ["en", "es"],
+            "translations": {"es": SPANISH}}))
+        done = await until(client, started["session"])
+        assert done["status"] == "done", done
+        assert sorted(done["versions"]) == ["en", "es"]
+        assert done["versions"]["en"]["video"] == done["video"]
+        spanish = done["versions"]["es"]
+        assert Path(spanish["video"]) != Path(done["video"])
+        assert decode(Path(spanish["video"]))["has_audio"]
+        assert "gaviotas" in Path(spanish["captions"]["vtt"]).read_text("utf-8")
+        folder = tmp_path / started["session"]
+        manifest_path = folder / "metadata" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+        outside = tmp_path / "outside.mp4"
+        outside.write_bytes(b"not the session's")
+        manifest["versions"]["es"]["video"] = "../outside.mp4"
+        manifest["versions"]["<script>"] = {"video": manifest["video"]}
+        manifest_path.write_text(json.dumps(manifest), "utf-8")
+        again = tool(await client.call_tool("video_status", {"session": started["session"]}))
+        assert sorted(again["versions"]) == ["en"]
+
+    serving(desk, test)
