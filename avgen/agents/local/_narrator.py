@@ -43,9 +43,13 @@ longer sentence is spoken in pieces of at most this length: cut after a comma, s
 colon or dash when one falls in the second half of a piece, else between words, and inside
 a word only when one word alone is longer."""
 
-_SCENES_AT_ONCE = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                              else os.cpu_count() or 1))
-"""`PiperNarrator.max_concurrency`'s default: the cores this process may use, at most four."""
+
+def _scenes_at_once() -> int:
+    """`PiperNarrator.max_concurrency`'s default: the cores this process may use, at most
+    four."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return max(1, min(4, cores or os.cpu_count() or 1))
+
 
 _CLAUSE_MARK = re.compile(r"[,;:\u2013\u2014\u3001\uff0c\uff1b]+[\"'\u201d\u2019\u00bb)\]]*$")
 
@@ -230,7 +234,7 @@ class PiperNarrator:
     ``$AVGEN_PIPER_VOICES_URL``, else Piper's catalogue on Hugging Face)."""
     name: str = "piper"
     """Shown in the manifest."""
-    max_concurrency: int = attrs.field(factory=lambda: _SCENES_AT_ONCE)
+    max_concurrency: int = attrs.field(factory=_scenes_at_once)
     """Scenes spoken at once, each on one thread (a scene's sentences one after the
     other): one per core, at most four (each holds about 200 MB while it speaks)."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
