@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from avgen._generator import VideoGenerator, _BatchMaker
-from avgen._models import VideoRequest
+from avgen._models import _LANGUAGE_TAG, MAX_LANGUAGE_CHARS, MAX_LANGUAGES, VideoRequest
 from avgen._progress import RunProgress
 from avgen._reporting import RunEvent
 from avgen._session import Session
@@ -270,16 +270,16 @@ class VideoDesk:
         path = _inside(folder, manifest.get("video")) if status == "done" else None
         if path is not None:
             answer["video"] = str(path)
-            answer["captions"] = _captions_beside(path)
+            answer["captions"] = _captions_beside(folder, path)
             answer["report"] = _report(folder)
             versions = manifest.get("versions")
-            for language, version in (versions.items() if isinstance(versions, dict) else ()):
-                named = len(language) <= 35 and _LANGUAGE.fullmatch(language) is not None
+            named = list(versions.items())[:MAX_LANGUAGES] if isinstance(versions, dict) else []
+            for language, version in named:
                 made = _inside(folder, version.get("video")) \
-                    if named and isinstance(version, dict) else None
+                    if _language_code(language) and isinstance(version, dict) else None
                 if made is not None:
                     answer["versions"][language] = {"video": str(made),
-                                                    "captions": _captions_beside(made)}
+                                                    "captions": _captions_beside(folder, made)}
         return answer
 
     def videos(self) -> list[dict[str, Any]]:
@@ -314,23 +314,29 @@ class VideoDesk:
         await self.generator.aclose()
 
 
-_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}")
-"""A language code as a manifest's ``versions`` may name it (``en``, ``pt-BR``)."""
-
-
 def _inside(folder: Path, relative: object) -> Path | None:
     """The file a manifest names by ``relative``, when it is a file inside ``folder``
-    (a manifest is read as untrusted: absolute, ``..`` and symlinks out are refused)."""
+    (a manifest is read as untrusted: absolute, ``..``, symlinks out, loops and NUL bytes
+    are refused)."""
     if not isinstance(relative, str):
         return None
-    path = (folder / relative).resolve()
-    return path if path.is_relative_to(folder) and path.is_file() else None
+    try:
+        path = (folder / relative).resolve()
+        return path if path.is_relative_to(folder) and path.is_file() else None
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop (3.11, 3.12)
+        return None
 
 
-def _captions_beside(video: Path) -> dict[str, str]:
-    """The caption files written beside ``video``, by kind."""
-    return {kind: str(video.with_suffix(f".{kind}")) for kind in ("srt", "vtt", "ass")
-            if video.with_suffix(f".{kind}").is_file()}
+def _captions_beside(folder: Path, video: Path) -> dict[str, str]:
+    """The caption files written beside ``video``, by kind (each inside ``folder``)."""
+    found = {kind: _inside(folder, str(video.with_suffix(f".{kind}").relative_to(folder)))
+             for kind in ("srt", "vtt", "ass")}
+    return {kind: str(path) for kind, path in found.items() if path is not None}
+
+
+def _language_code(key: str) -> bool:
+    """Whether a manifest's ``versions`` key is a language tag as requests take them."""
+    return len(key) <= MAX_LANGUAGE_CHARS and _LANGUAGE_TAG.fullmatch(key) is not None
 
 
 def _report(folder: Path) -> str | None:

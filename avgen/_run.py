@@ -10,7 +10,6 @@ import math
 import os
 import re
 import socket
-import sys
 import unicodedata
 import warnings
 from collections import Counter
@@ -36,7 +35,7 @@ from avgen._models import (
 from avgen._models import asset_to_dict as _saved
 from avgen._policy import AgentPolicy, guard
 from avgen._reporting import Reporter, RunEvent
-from avgen._session import Session
+from avgen._session import Session, note_unsaved
 from avgen._steps import Made, StepRunner
 from avgen._threads import through_thread
 from avgen._versions import Version, aligned, cost_split, step_language, versions_of
@@ -109,25 +108,32 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                                     agents=context.agents.names(),
                                     host={"name": socket.gethostname(), "pid": os.getpid()})
             try:
-                video = await run.execute()
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                session.manifest.update(status="interrupted", cost=run.cost())
-                raise
-            except AvgenError as exc:
-                session.manifest.update(status="failed", error=str(exc), cost=run.cost())
-                run.report.emit("failed", str(exc), 1.0)
-                if isinstance(exc, UsageError):
+                try:
+                    video = await run.execute()
+                except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+                    _record(session, exc, status="interrupted", cost=run.cost())
                     raise
-                raise GenerationError(f"the video could not be made: {exc}", session.root) \
-                    from exc
-            except Exception as exc:  # a bug in an agent: record it, let its traceback show
-                session.manifest.update(status="failed", error=repr(exc))
-                raise
-            finally:
+                except AvgenError as exc:
+                    error = exc if isinstance(exc, UsageError) else GenerationError(
+                        f"the video could not be made: {exc}", session.root)
+                    for note in getattr(exc, "__notes__", ()) if error is not exc else ():
+                        error.add_note(note)  # e.g. that the manifest could not be saved
+                    _record(session, error, status="failed", error=str(exc), cost=run.cost())
+                    run.report.emit("failed", str(exc), 1.0)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                except Exception as exc:  # a bug in an agent: record it, let its traceback show
+                    _record(session, exc, status="failed", error=repr(exc))
+                    raise
+            except BaseException as failure:
                 # an agent's worker thread outlives a cancelled step and may still have
                 # written into a temporary file after its step removed it
-                await _saved_after(session, sys.exc_info()[1])
+                await _saved_after(session, failure)
                 session.sweep()
+                raise
+            await _saved_after(session, None)
+            session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
             if context.monitor is not None:
@@ -150,7 +156,16 @@ async def _saved_after(session: Session, failure: BaseException | None) -> None:
     except SessionError as exc:
         if failure is None:
             raise
-        failure.add_note(f"the session's manifest could not be saved either: {exc}")
+        note_unsaved(failure, exc)
+
+
+def _record(session: Session, failure: BaseException, **values: Any) -> None:
+    """Record how a failing run ended in its manifest; a manifest that cannot be saved
+    is noted on ``failure``, which goes on."""
+    try:
+        session.manifest.update(**values)
+    except SessionError as exc:
+        note_unsaved(failure, exc)
 
 
 class Run:

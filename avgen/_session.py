@@ -132,6 +132,14 @@ class StepRecord:
         return structure(cls, data, where, convert)
 
 
+def note_unsaved(failure: BaseException, unsaved: SessionError) -> None:
+    """Note on ``failure`` (a failing step's or run's error) that its manifest could not
+    be saved either: the failure stays what its caller sees, and says so once."""
+    note = f"the session's manifest could not be saved either: {unsaved}"
+    if note not in getattr(failure, "__notes__", ()):
+        failure.add_note(note)
+
+
 class Manifest:
     """The session's ``metadata/manifest.json``: run facts and one `StepRecord` per step.
 

@@ -430,9 +430,7 @@ class BreaksItsSession(ToneNarrator):
 
     async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
         metadata = target.parent.parent / "metadata"
-        for child in metadata.iterdir():
-            child.unlink()
-        metadata.rmdir()
+        metadata.rename(metadata.with_name("metadata.gone"))  # at once, writes or not
         metadata.write_text("not a folder")
         raise AgentError("the voice is gone", "breaks-its-session")
 

@@ -391,8 +391,18 @@ def test_a_video_in_two_languages_names_each_version(tmp_path: Path) -> None:
         outside.write_bytes(b"not the session's")
         manifest["versions"]["es"]["video"] = "../outside.mp4"
         manifest["versions"]["<script>"] = {"video": manifest["video"]}
+        (folder / "loop").symlink_to("loop")
+        manifest["versions"]["de"] = {"video": "loop"}
+        manifest["versions"]["fr"] = {"video": "final_output/\u0000.mp4"}
         manifest_path.write_text(json.dumps(manifest), "utf-8")
+        srt = Path(done["captions"]["srt"])
+        srt.unlink()
+        srt.symlink_to(outside)
         again = tool(await client.call_tool("video_status", {"session": started["session"]}))
         assert sorted(again["versions"]) == ["en"]
+        assert sorted(again["versions"]["en"]["captions"]) == ["ass", "vtt"]
+        assert sorted(again["captions"]) == ["ass", "vtt"]
+        assert [video["session"] for video in tool(
+            await client.call_tool("list_videos", {}))["videos"]] == [started["session"]]
 
     serving(desk, test)

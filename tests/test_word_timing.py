@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,12 @@ from avgen import AudioAsset, Segment, VideoGenerator
 from avgen._models import spread_words
 from avgen.agents.local import PiperNarrator
 from avgen.agents.local._alignment import spoken_count, spoken_words, word_segments
-from avgen.agents.local._narrator import _aligned_copy, _bundled_model, _loaded_voice
+from avgen.agents.local._narrator import (
+    _aligned_copy,
+    _bundled_model,
+    _loaded_voice,
+    _scenes_at_once,
+)
 from avgen.agents.local._voices import voices_folder
 from avgen.testing import ToneNarrator
 
@@ -183,17 +188,39 @@ def test_a_cache_that_cannot_be_written_still_gives_measured_words(tmp_path: Pat
 
 def test_scenes_are_spoken_at_once_each_on_one_thread(tmp_path: Path) -> None:
     """Piper's session computes on one thread and the narrator speaks a scene per core
-    (at most four), so two scenes' narrations run side by side, each still timed word by
-    word."""
+    (at most four): two scenes are spoken side by side, each still timed word by word,
+    and a narrator of one turn speaks one at a time, across every run it serves."""
     voice, aligned = _load_voice_afresh()
     assert aligned and voice.session.get_session_options().intra_op_num_threads == 1
-    cores = len(os.sched_getaffinity(0))
-    assert PiperNarrator().max_concurrency == max(1, min(4, cores))
-    script = "# Water\n\nRain falls on the hills.\n\nRivers carry it to the sea."
-    video = VideoGenerator(narrator=PiperNarrator(max_concurrency=2),
-                           output_dir=tmp_path).generate_sync(script=script, preset="draft")
-    steps = json.loads((video.session / "metadata" / "manifest.json").read_text())["steps"]
-    spans = sorted((step["started"], step["started"] + step["seconds"])
-                   for name, step in steps.items() if name.endswith(".narration"))
-    assert len(spans) == 2 and spans[1][0] < spans[0][1]  # the second began before the first ended
+    assert PiperNarrator().max_concurrency == _scenes_at_once() <= 4
+
+    spans: list[tuple[float, float]] = []
+
+    class Timed(PiperNarrator):
+        def _speak(self, text: str, target: Path, voice: str | None) -> AudioAsset:
+            started = time.monotonic()
+            try:
+                return super()._speak(text, target, voice)
+            finally:
+                spans.append((started, time.monotonic()))
+
+    script = ("# Water\n\nRain falls on the hills and runs down to the valley floor.\n\n"
+              "Rivers carry it all the way to the sea, past towns and fields.")
+    video = VideoGenerator(narrator=Timed(max_concurrency=2), output_dir=tmp_path / "two"
+                           ).generate_sync(script=script, preset="draft")
+    first, second = sorted(spans)
+    assert second[0] < first[1]  # the second scene began before the first one ended
     assert [word for word, _ in vtt_words(video.captions["vtt"])] == script.split()[2:]
+
+    spans.clear()
+    one = Timed(max_concurrency=1)
+
+    async def two_runs() -> None:  # two runs on one loop, as a batch's items share it
+        generator = VideoGenerator(narrator=one, output_dir=tmp_path / "one")
+        await asyncio.gather(generator.generate(script="Rain falls on the hills.",
+                                                preset="draft"),
+                             generator.generate(script="Rivers carry it to the sea.",
+                                                preset="draft"))
+    asyncio.run(two_runs())
+    first, second = sorted(spans)
+    assert second[0] >= first[1]

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import wave
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ def _piper_voice(model: Path | bytes, config: Path) -> Any:
     session = onnxruntime.InferenceSession(
         model if isinstance(model, bytes) else str(model), sess_options=options,
         providers=["CPUExecutionProvider"])
-    return PiperVoice(session=session,
+    return PiperVoice(session=session, download_dir=Path.cwd(),
                       config=PiperConfig.from_dict(json.loads(config.read_text("utf-8"))))
 
 
@@ -235,10 +236,14 @@ class PiperNarrator:
     name: str = "piper"
     """Shown in the manifest."""
     max_concurrency: int = attrs.field(factory=_scenes_at_once)
-    """Scenes spoken at once, each on one thread (a scene's sentences one after the
-    other): one per core, at most four (each holds about 200 MB while it speaks)."""
+    """Scenes this narrator speaks at once, each on one thread (a scene's sentences one
+    after the other), across every run it serves on an event loop (the items of a batch
+    share it): by default one per core, at most four. Each holds about 200 MB while it
+    speaks."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+        attrs.field(factory=weakref.WeakKeyDictionary, init=False, repr=False)
 
     def _model_path(self, voice: str | None) -> Path:
         name = voice or self.voice
@@ -311,7 +316,19 @@ class PiperNarrator:
         Raises:
             AgentError: Piper produced no audio for the text.
         """
-        return await asyncio.to_thread(self._speak, text, target, voice)
+        async with self._gate():
+            return await asyncio.to_thread(self._speak, text, target, voice)
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The turns of this narrator on the running event loop: a run limits its own
+        scenes, this the scenes of every run it serves (a batch's items), so the memory
+        Piper holds stays bounded however many items run at once."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(max(1, int(self.max_concurrency)))
+            return gate
 
     def _speak(self, text: str, target: Path, voice: str | None) -> AudioAsset:
         from piper import SynthesisConfig
