@@ -396,8 +396,12 @@ def test_the_command_shows_warnings_and_retries_once_each(
 def test_ctrl_c_says_how_to_resume_the_session_it_made(fake: FakeGemini,
                                                        tmp_path: Path) -> None:
     fake.fail("script", "slow", seconds=600)  # the run waits on Google until interrupted
-    command = [sys.executable, "-m", "avgen", "make", "--script", str(bees(tmp_path)),
-               "--out", str(tmp_path / "out")]
+    # avgen as a terminal starts it, Ctrl-C included: a job a non-interactive shell starts
+    # in the background (as a CI script may start the tests) hands SIGINT on ignored, and
+    # Python keeps an ignored SIGINT ignored
+    command = [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, "
+               "signal.default_int_handler); from avgen._cli import main; sys.exit(main())",
+               "make", "--script", str(bees(tmp_path)), "--out", str(tmp_path / "out")]
     with subprocess.Popen(command, env=cli_env(tmp_path, fake.base_url), cwd=tmp_path,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
         guard = threading.Timer(300, proc.kill)  # only so a broken run cannot hang the tests

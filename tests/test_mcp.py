@@ -331,9 +331,11 @@ def test_streamable_http_serves_on_loopback(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "avgen", "mcp", "--root", str(tmp_path), "--agents", "local",
-         "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(  # SIGINT stops it, even if this process was started ignoring it
+        [sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, "
+         "signal.default_int_handler); from avgen._cli import main; sys.exit(main())",
+         "mcp", "--root", str(tmp_path), "--agents", "local", "--http", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         async def test() -> list[str]:
             deadline = time.monotonic() + 60
