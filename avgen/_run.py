@@ -35,21 +35,14 @@ from avgen._models import (
 from avgen._models import asset_to_dict as _saved
 from avgen._policy import AgentPolicy, guard
 from avgen._reporting import Reporter, RunEvent
-from avgen._session import Session, note_unsaved
+from avgen._session import Session, unsaved_noted_on
 from avgen._steps import Made, StepRunner
 from avgen._threads import through_thread
 from avgen._versions import Version, aligned, cost_split, step_language, versions_of
 from avgen.agents._protocols import AgentSet, agent_name
 from avgen.agents.local._script import author_scenes
 from avgen.costs import Ledger
-from avgen.errors import (
-    AgentError,
-    AvgenError,
-    GenerationError,
-    MediaError,
-    SessionError,
-    UsageError,
-)
+from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import key_phrase, theme_for
 from avgen.media._ffmpeg import measure_sound, probe, run_ffmpeg
 from avgen.media._timeline import Timeline, shot_cuts
@@ -111,28 +104,35 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                 try:
                     video = await run.execute()
                 except (asyncio.CancelledError, KeyboardInterrupt) as exc:
-                    _record(session, exc, status="interrupted", cost=run.cost())
+                    with unsaved_noted_on(exc):
+                        session.manifest.update(status="interrupted", cost=run.cost())
                     raise
                 except AvgenError as exc:
-                    error = exc if isinstance(exc, UsageError) else GenerationError(
-                        f"the video could not be made: {exc}", session.root)
-                    for note in getattr(exc, "__notes__", ()) if error is not exc else ():
-                        error.add_note(note)  # e.g. that the manifest could not be saved
-                    _record(session, error, status="failed", error=str(exc), cost=run.cost())
+                    error = exc
+                    if not isinstance(exc, UsageError):
+                        error = GenerationError(f"the video could not be made: {exc}",
+                                                session.root)
+                        for note in getattr(exc, "__notes__", ()):  # e.g. a manifest unsaved
+                            error.add_note(note)
+                    with unsaved_noted_on(error):
+                        session.manifest.update(status="failed", error=str(exc),
+                                                cost=run.cost())
                     run.report.emit("failed", str(exc), 1.0)
                     if error is exc:
                         raise
                     raise error from exc
                 except Exception as exc:  # a bug in an agent: record it, let its traceback show
-                    _record(session, exc, status="failed", error=repr(exc))
+                    with unsaved_noted_on(exc):
+                        session.manifest.update(status="failed", error=repr(exc))
                     raise
             except BaseException as failure:
                 # an agent's worker thread outlives a cancelled step and may still have
                 # written into a temporary file after its step removed it
-                await _saved_after(session, failure)
+                with unsaved_noted_on(failure):
+                    await session.manifest.aflush()  # (the loop goes on meanwhile)
                 session.sweep()
                 raise
-            await _saved_after(session, None)
+            await session.manifest.aflush()
             session.sweep()
             session.manifest.update(status="done", video=session.relative(video.path),
                                     cost=run.cost())
@@ -145,27 +145,6 @@ async def run_video(context: RunContext, session: Session, request: VideoRequest
                                         monitor_samples=samples[::step])
             await session.manifest.aflush()
             return video
-
-
-async def _saved_after(session: Session, failure: BaseException | None) -> None:
-    """Wait for the session's manifest to be written (the loop goes on meanwhile). When
-    the run is failing already, a manifest that cannot be written is noted on that
-    failure instead of taking its place: the run's own error is what the caller sees."""
-    try:
-        await session.manifest.aflush()
-    except SessionError as exc:
-        if failure is None:
-            raise
-        note_unsaved(failure, exc)
-
-
-def _record(session: Session, failure: BaseException, **values: Any) -> None:
-    """Record how a failing run ended in its manifest; a manifest that cannot be saved
-    is noted on ``failure``, which goes on."""
-    try:
-        session.manifest.update(**values)
-    except SessionError as exc:
-        note_unsaved(failure, exc)
 
 
 class Run:

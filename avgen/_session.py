@@ -132,12 +132,19 @@ class StepRecord:
         return structure(cls, data, where, convert)
 
 
-def note_unsaved(failure: BaseException, unsaved: SessionError) -> None:
-    """Note on ``failure`` (a failing step's or run's error) that its manifest could not
-    be saved either: the failure stays what its caller sees, and says so once."""
-    note = f"the session's manifest could not be saved either: {unsaved}"
-    if note not in getattr(failure, "__notes__", ()):
-        failure.add_note(note)
+@contextlib.contextmanager
+def unsaved_noted_on(failure: BaseException | None) -> Iterator[None]:
+    """Within, a manifest that cannot be saved (`avgen.errors.SessionError`) is noted on
+    ``failure`` — a failing step's or run's error, which stays what its caller sees —
+    instead of raised; with no failure, it is raised."""
+    try:
+        yield
+    except SessionError as unsaved:
+        if failure is None:
+            raise
+        note = f"the session's manifest could not be saved either: {unsaved}"
+        if note not in getattr(failure, "__notes__", ()):
+            failure.add_note(note)
 
 
 class Manifest:

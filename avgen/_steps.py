@@ -29,10 +29,9 @@ import attrs
 
 from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
-from avgen._session import Session, StepRecord, StepStatus, note_unsaved
+from avgen._session import Session, StepRecord, StepStatus, unsaved_noted_on
 from avgen.agents._protocols import agent_name
 from avgen.costs import Charge, Ledger
-from avgen.errors import SessionError
 from avgen.resilience import ResilienceEvent, collect
 from avgen.resilience._events import emit
 
@@ -140,13 +139,11 @@ class StepRunner:
                     async with self.turn(turn):
                         made = await work()
             except Exception as exc:
-                try:
+                with unsaved_noted_on(exc):  # the step's own error is what is raised
                     self._record(StepRecord(
                         step_id, agent, inputs, "failed", (), started, time.time() - started,
                         cost=_total_usd(tab), error=str(exc) or repr(exc),
                         data=self._facts({}, events, tab)))
-                except SessionError as unsaved:  # the step's own error is what is raised
-                    note_unsaved(exc, unsaved)
                 raise
         manifest = self.session.manifest
         self._record(StepRecord(

@@ -226,7 +226,10 @@ def measure(case: str, explain: bool = False) -> bool:
         with PeakMemory() as memory:
             wall, session, video = run_case(case, scratch / "out")
         steps = json.loads((session / "metadata/manifest.json").read_text())["steps"]
-        narration = sum(s["seconds"] for k, s in steps.items() if k.endswith("narration"))
+        spoken = [s for k, s in steps.items() if k.endswith("narration")]
+        narration = sum(s["seconds"] for s in spoken)
+        speaking = (max(s["started"] + s["seconds"] for s in spoken)  # first start to
+                    - min(s["started"] for s in spoken))  # last end
         compose = steps["compose"]["seconds"]
         info = probe(video)
         assert info.duration is not None
@@ -246,7 +249,8 @@ def measure(case: str, explain: bool = False) -> bool:
                f"{rtf / target:.2f}, {'met' if rtf_met else 'MISSED'}")
     print(f"  wall time        {wall:6.2f} s   real-time factor {rtf:.3f} ({verdict})"
           f"   SSIM {kept:.4f} (>= {MIN_SSIM})")
-    print(f"  narration        {narration:6.2f} s   (Piper, summed over scenes)")
+    print(f"  narration        {narration:6.2f} s   (Piper, summed over scenes; "
+          f"{speaking:.2f} s from the first scene's start to the last one's end)")
     print(f"  composition      {compose:6.2f} s   (loudness passes, picture, sound, mux)")
     print(f"  own command      {by_hand:6.2f} s   (the whole timeline in one process, by "
           f"hand): composition / it = {compose / by_hand:.2f}")

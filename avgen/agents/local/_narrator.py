@@ -238,8 +238,8 @@ class PiperNarrator:
     max_concurrency: int = attrs.field(factory=_scenes_at_once)
     """Scenes this narrator speaks at once, each on one thread (a scene's sentences one
     after the other), across every run it serves on an event loop (the items of a batch
-    share it): by default one per core, at most four. Each holds about 200 MB while it
-    speaks."""
+    share it): by default one per core, at most four. Each holds Piper's working memory
+    while it speaks (``benchmarks/narration_memory.py`` prints it)."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
