@@ -29,6 +29,7 @@ from __future__ import annotations
 __docformat__ = "google"
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import json
@@ -38,6 +39,7 @@ import pickle
 import re
 import secrets
 import shlex
+import stat
 import sys
 import time
 import unicodedata
@@ -49,7 +51,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from avgen._batch_pool import Pools, run_surviving
-from avgen._hashing import json_sha256
+from avgen._hashing import sha256_hasher
 from avgen._models import Video, VideoRequest
 from avgen._policy import first_call
 from avgen._reporting import EventHandler, RunEvent
@@ -205,7 +207,18 @@ class BatchItem:
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         """The JSON form ``batch.json`` keeps (paths relative to the batch folder)."""
-        return _item_dict(self, root, self.request.to_dict())
+        return {"index": self.index, "request": self.request.to_dict(),
+                **_item_facts(self, root)}
+
+
+def _counted(items: Sequence[BatchItem]) -> str:
+    """A batch's items in its ``repr``: how many stand where (each item's ``repr`` holds its
+    whole request: a batch of thousands would print pages, and ``asyncio.run`` formats
+    its result's once when it returns)."""
+    counts = collections.Counter(item.status for item in items)
+    standing = ", ".join(f"{counts[status]} {status}" for status in
+                         ("done", "failed", "pending", "running") if counts[status])
+    return f"<{len(items)} items{': ' if standing else ''}{standing}>"
 
 
 @attrs.frozen
@@ -217,7 +230,7 @@ class BatchResult:
 
     directory: Path
     """The batch folder (``outputs/batch_<id>``)."""
-    items: tuple[BatchItem, ...]
+    items: tuple[BatchItem, ...] = attrs.field(repr=_counted)
     """Every item, in the input order."""
     budget: float | None = None
     """The batch's budget, if it had one."""
@@ -284,24 +297,43 @@ def _slug(request: VideoRequest) -> str:
     return slug or "video"
 
 
-def _item_dict(item: BatchItem, root: Path, request: Mapping[str, Any]) -> dict[str, Any]:
-    """`BatchItem.to_dict` with the request's JSON form made already (a batch makes each
-    row's once: it is most of the work of writing an item)."""
-    return {"index": item.index, "request": request,
-            "session": item.session.relative_to(root).as_posix(), "status": item.status,
+def _item_facts(item: BatchItem, root: Path) -> dict[str, Any]:
+    """What `BatchItem.to_dict` says of an item besides its index and request."""
+    return {"session": item.session.relative_to(root).as_posix(), "status": item.status,
             "video": None if item.video is None else item.video.relative_to(root).as_posix(),
             "duration": item.duration, "cost": item.cost, "tiers": list(item.tiers),
             "error": item.error, "seconds": item.seconds}
 
 
+def _item_json(item: BatchItem, root: Path, request: str) -> str:
+    """`BatchItem.to_dict` as JSON, ``request`` the row's JSON made already (`_row_json`:
+    a batch makes each row's once; it was most of the work of writing an item)."""
+    return (f'{{"index": {item.index}, "request": {request}, '
+            f'{json.dumps(_item_facts(item, root))[1:]}')
+
+
+def _row_json(request: Mapping[str, Any]) -> str:
+    """A row's JSON form (`avgen.VideoRequest.to_dict`), as the batch's id digests it."""
+    return json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def batch_id(requests: Sequence[VideoRequest], agents: AgentSpec) -> str:
     """The id of a batch: a digest of its rows and its agents (the same rows and agents
     find the same folder)."""
-    return _batch_id([request.to_dict() for request in requests], agents)
+    return _batch_id([_row_json(request.to_dict()) for request in requests], agents)
 
 
-def _batch_id(requests: Sequence[Mapping[str, Any]], agents: AgentSpec) -> str:
-    return json_sha256({"requests": list(requests), "agents": agents.public()})[:12]
+def _batch_id(rows: Sequence[str], agents: AgentSpec) -> str:
+    """`batch_id` from the rows' `_row_json`: the digest of ``{"agents": ..., "requests":
+    [...]}`` as `avgen._hashing.json_sha256` writes it, each row's JSON written once."""
+    head = json.dumps({"agents": agents.public(), "requests": []}, sort_keys=True,
+                      ensure_ascii=False, default=str).removesuffix("]}")
+    digest = sha256_hasher()
+    digest.update(head.encode())
+    for position, row in enumerate(rows):
+        digest.update(f"{', ' if position else ''}{row}".encode())
+    digest.update(b"]}")
+    return digest.hexdigest()[:12]
 
 
 def _item_root(directory: Path, index: int, request: VideoRequest) -> Path:
@@ -309,7 +341,7 @@ def _item_root(directory: Path, index: int, request: VideoRequest) -> Path:
 
 
 def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
-                 items: Sequence[BatchItem], plain: Sequence[Mapping[str, Any]]) -> None:
+                 items: Sequence[BatchItem], rows: Sequence[str]) -> None:
     """Write ``batch.json`` whole (a temporary file moved into place)."""
     state = {"version": _VERSION, "id": directory.name.removeprefix("batch_"),
              "agents": spec.public(), "budget": budget, "updated": time.time(),
@@ -319,7 +351,7 @@ def _write_state(directory: Path, spec: AgentSpec, budget: float | None,
                         "cost": math.fsum(item.cost for item in items)}}
     # an item a line (json's indented form is written by its slow pure-Python encoder)
     head = json.dumps(state, indent=2).removesuffix("\n}")
-    lines = ",\n".join("    " + json.dumps(_item_dict(item, directory, plain[item.index]))
+    lines = ",\n".join("    " + _item_json(item, directory, rows[item.index])
                         for item in items)
     target = directory / BATCH_FILE
     temp = directory / f".{BATCH_FILE}.{secrets.token_hex(4)}.tmp"
@@ -392,15 +424,22 @@ def journal_entries(directory: Path) -> dict[int, dict[str, Any]]:
     return entries
 
 
-def _read_state(directory: Path) -> dict[int, dict[str, Any]]:
-    """The items a previous run of this batch recorded, by index ({} when none)."""
+def _read_state(directory: Path) -> tuple[dict[int, dict[str, Any]], float | None, bool]:
+    """The items a previous run of this batch recorded, by index ({} when none); the
+    budget it recorded; and whether ``batch.json`` holds all of it (it had no journal)."""
     if not os.path.lexists(directory / BATCH_FILE):
-        return {}
-    return {int(item["index"]): item for item in batch_record(directory)["items"]}
+        return {}, None, False
+    state = batch_record(directory)
+    budget = state.get("budget")
+    return ({int(item["index"]): item for item in state["items"]},
+            float(budget) if isinstance(budget, int | float) else None,
+            not os.path.lexists(directory / _JOURNAL))
 
 
 def _session_spent(root: Path) -> float:
     """What a session's recorded steps cost (0 when it has no manifest yet)."""
+    if not os.path.lexists(root):  # not started (most items of a new batch): no reading
+        return 0.0
     try:
         session = Session.open(root)
     except UsageError:
@@ -408,17 +447,37 @@ def _session_spent(root: Path) -> float:
     return math.fsum(step.cost for step in session.manifest.steps.values())
 
 
-def _finished(root: Path, recorded: Mapping[str, Any] | None,
-              item: BatchItem, real_root: Path) -> BatchItem | None:
+def _finished(recorded: Mapping[str, Any] | None, item: BatchItem,
+              real_items: str | None) -> BatchItem | None:
     """The item as a previous run finished it, if its video is still there
-    (``real_root``: ``root`` with its links resolved, found once for every item)."""
-    if not recorded or recorded.get("status") != "done" or not recorded.get("video"):
+    (``real_items``: the batch's ``items`` folder in the batch folder with its links
+    resolved, found once for every item; None when it is a link or no folder).
+
+    ``batch.json`` is untrusted: the video it names must be a regular file in the item's
+    own session, reached through folders that are no links (the item's own folder
+    included). That is three ``lstat`` calls for an item, where resolving the path would
+    look at every folder from the root down (resuming a batch of thousands did that).
+    """
+    if not recorded or recorded.get("status") != "done" or real_items is None:
         return None
-    video = (root / str(recorded["video"])).resolve()
-    # the item's folder is not resolved: one that is a link fails the check below
-    session = real_root / item.session.relative_to(root)
-    if not video.is_relative_to(session) or not video.is_file():
-        return None  # batch.json is untrusted: a video must be in the item's own session
+    text = recorded.get("video")
+    if not isinstance(text, str) or "\0" in text:
+        return None
+    parts = text.split("/")
+    if (len(parts) < 4 or parts[:2] != ["items", item.session.name]
+            or any(part in ("", ".", "..") for part in parts[2:])):
+        return None
+    path = real_items
+    try:
+        for part in parts[1:-1]:
+            path = f"{path}/{part}"
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return None  # a link, or not a folder
+        path = f"{path}/{parts[-1]}"
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+    except (OSError, ValueError):
+        return None
     tiers = recorded.get("tiers") or []
     try:
         duration = number("duration", recorded.get("duration"), low=0, optional=True)
@@ -428,7 +487,7 @@ def _finished(root: Path, recorded: Mapping[str, Any] | None,
         return None  # a recorded fact is not what avgen writes: the item resumes its session
     if not isinstance(tiers, list) or not all(isinstance(tier, str) for tier in tiers):
         return None
-    return attrs.evolve(item, status="done", video=video, tiers=tuple(tiers), cost=cost,
+    return attrs.evolve(item, status="done", video=Path(path), tiers=tuple(tiers), cost=cost,
                         duration=None if duration is None else float(duration),
                         seconds=None if seconds is None else float(seconds))
 
@@ -563,12 +622,12 @@ class _Driver:
     whole when the run starts and ends, a journal line per change in between."""
 
     def __init__(self, directory: Path, spec: AgentSpec, budget: float | None,
-                 items: list[BatchItem], plain: Sequence[Mapping[str, Any]],
-                 on_event: EventHandler | None) -> None:
+                 items: list[BatchItem], rows: Sequence[str],
+                 on_event: EventHandler | None, *, saved: bool = False) -> None:
         self.directory, self.spec, self.budget = directory, spec, budget
         self.items = items
-        self.plain = plain
-        """Each row's request in its JSON form, made once."""
+        self.rows = rows
+        """Each row's request in its JSON form (`_row_json`), made once."""
         self.on_event = on_event
         self.started: set[int] = set()
         """Items a worker said it started (since their last loss)."""
@@ -578,6 +637,8 @@ class _Driver:
             self._counts[item.status] += 1
             self._spent += item.cost
         self._journal: Any = None
+        self._saved = saved
+        """``batch.json`` holds every item as it is (nothing set since it was written)."""
 
     def set(self, index: int, item: BatchItem) -> None:
         """Put an item's new state in place, in the counts and in the journal."""
@@ -586,15 +647,19 @@ class _Driver:
         self._counts[item.status] += 1
         self._spent += item.cost - before.cost
         self.items[index] = item
+        self._saved = False
         if self._journal is None:
             self._journal = open(self.directory / _JOURNAL, "a", encoding="utf-8")  # noqa: SIM115
-        self._journal.write(json.dumps(_item_dict(item, self.directory,
-                                                  self.plain[index])) + "\n")
+        self._journal.write(_item_json(item, self.directory, self.rows[index]) + "\n")
         self._journal.flush()  # in the file, whatever happens to this process next
 
     def save(self) -> None:
-        """Write ``batch.json`` whole and start a new journal."""
-        _write_state(self.directory, self.spec, self.budget, self.items, self.plain)
+        """Write ``batch.json`` whole and start a new journal (nothing when it holds every
+        item as it is already)."""
+        if self._saved:
+            return
+        _write_state(self.directory, self.spec, self.budget, self.items, self.rows)
+        self._saved = True
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -678,21 +743,24 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
     number("concurrency", concurrency, integer=True, low=1)
     budget = check_budget(budget)
     rows = requests_from_rows(requests)
-    plain = [row.to_dict() for row in rows]  # each row's JSON form, made once
+    texts = [_row_json(row.to_dict()) for row in rows]  # each row's JSON form, made once
     spec = maker.spec()
     agents = spec.agents if spec is not None else AgentSpec(
         "custom", {"agents": dict(maker.names())})
     directory = folder("output_dir", output_dir if output_dir is not None
                        else maker.output_dir).expanduser().absolute() \
-        / f"batch_{_batch_id(plain, agents)}"
+        / f"batch_{_batch_id(texts, agents)}"
     # every row not already made, before anything runs (a row made by an earlier run was
     # checked then: resuming a finished batch of thousands checks none of them again)
-    recorded = _read_state(directory) if directory.is_dir() else {}
-    real = directory.resolve()
+    recorded, recorded_budget, whole = (_read_state(directory) if directory.is_dir()
+                                        else ({}, None, False))
+    listed = directory / "items"
+    real_items = (os.path.join(os.path.realpath(directory), "items") if recorded
+                  and not os.path.islink(listed) and os.path.isdir(listed) else None)
     items: list[BatchItem] = []
     for index, request in enumerate(rows):
         item = BatchItem(index, request, _item_root(directory, index, request))
-        made = _finished(directory, recorded.get(index), item, real)
+        made = _finished(recorded.get(index), item, real_items)
         items.append(made or item)
         if made is not None:
             continue
@@ -714,8 +782,11 @@ async def run_batch(maker: Maker, requests: Iterable[VideoRequest | Mapping[str,
                              "policies as plain values (no open clients, no lambdas)") from None
     directory.mkdir(parents=True, exist_ok=True)
     with _one_driver(directory):
-        return await _drive(maker, directory, items, plain, spec, agents, executor,
-                            concurrency, budget, on_event)
+        # a finished batch resumed with the budget it had: batch.json says it all already
+        current = whole and recorded_budget == budget and all(
+            item.status == "done" for item in items)
+        return await _drive(maker, directory, items, texts, spec, agents, executor,
+                            concurrency, budget, on_event, current=current)
 
 
 _OPENING_WAIT = 1.0
@@ -736,12 +807,13 @@ async def _opening(ahead: asyncio.Event) -> None:
 
 
 async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
-                 plain: Sequence[Mapping[str, Any]],
+                 rows: Sequence[str],
                  spec: WorkerSpec | None, agents: AgentSpec, executor: object,
                  concurrency: int, budget: float | None,
-                 on_event: EventHandler | None) -> BatchResult:
+                 on_event: EventHandler | None, *, current: bool = False) -> BatchResult:
     """Run the items of the batch in ``directory`` that are not done (``known``: every
-    item, those an earlier run made already done)."""
+    item, those an earlier run made already done; ``current``: ``batch.json`` records
+    them as they are, so it is not written again unless an item changes)."""
     items = [item if item.status == "done" else attrs.evolve(
         item, cost=_session_spent(item.session)) for item in known]
 
@@ -750,7 +822,7 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
             on_event(event)
         maker.emit(event)
 
-    driver = _Driver(directory, agents, budget, items, plain, tell)
+    driver = _Driver(directory, agents, budget, items, rows, tell, saved=current)
     driver.save()
     pending = [item.index for item in items if item.status != "done"]
     driver.emit("batch.start", f"batch {directory}: {len(items)} items, {len(pending)} to make",
@@ -762,9 +834,9 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
             limit = asyncio.Semaphore(concurrency if pool is None else len(pending) or 1)
             latest: asyncio.Event | None = None  # set by the item started last
 
-            async def one(index: int) -> None:
+            async def one(index: int) -> None:  # ``limit`` is held for it: released here
                 nonlocal latest
-                async with limit:
+                try:
                     ahead, opened = latest, asyncio.Event()
                     latest = opened
                     if ahead is not None and pool is None:
@@ -773,10 +845,12 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
                         await run(index, opened)
                     finally:
                         opened.set()
+                finally:
+                    limit.release()
 
             async def run(index: int, opened: asyncio.Event) -> None:
                 item = items[index]
-                job = _Job(index, dict(plain[index]), str(item.session), spec
+                job = _Job(index, json.loads(rows[index]), str(item.session), spec
                            if pool is not None else None, coordination,
                            owner=f"{directory.name}/{index}")
                 driver.set(index, attrs.evolve(driver.items[index], status="running"))
@@ -807,7 +881,10 @@ async def _drive(maker: Maker, directory: Path, known: Sequence[BatchItem],
             pools = None if pool is None else Pools(pool)
             try:
                 async with asyncio.TaskGroup() as group:
+                    # a task for an item only when it may start: the driver holds at most
+                    # ``concurrency`` items' tasks, however many rows the batch has
                     for index in pending:
+                        await limit.acquire()
                         group.create_task(one(index))
             finally:
                 driver.save()  # whatever happened, batch.json says where every item stands

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from avgen import RunEvent, VideoGenerator, VideoRequest
+from avgen import RunEvent, Video, VideoGenerator, VideoRequest
 from avgen._batch import BATCH_FILE
+from avgen._generator import _BatchMaker
 from avgen.errors import CircuitOpen, ServiceUnavailable, UsageError
 from avgen.media._ffmpeg import probe
 from avgen.resilience import CircuitBreaker, ResilienceEvent, _shared, collect
@@ -475,3 +478,116 @@ def test_items_in_this_process_start_in_turn_each_after_the_first_call_before_it
     assert result.ok
     assert log == [("start", 0), ("call", 0), ("start", 1), ("call", 1), ("start", 2),
                    ("call", 2)]
+
+
+@settings(deadline=None, max_examples=60)
+@given(scripts=st.lists(st.text(st.characters(blacklist_characters="\0",
+                                             blacklist_categories=("Cs",)),
+                                min_size=1, max_size=40), max_size=4),
+       preset=st.sampled_from(["draft", "shorts", "youtube"]),
+       options=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8),
+                               max_size=3))
+def test_a_batch_id_is_the_digest_of_its_rows_and_agents_as_one_json_value(
+        scripts: list[str], preset: str, options: dict[str, Any]) -> None:
+    """The id is digested row by row, each row's JSON made once; it stays the digest of
+    the whole value as `json_sha256` writes it, so a batch made before finds its folder."""
+    from avgen._batch import AgentSpec, batch_id
+    from avgen._hashing import json_sha256
+
+    rows = [VideoRequest(script=script, preset=preset) for script in scripts]
+    agents = AgentSpec("local", options)
+    whole = json_sha256({"requests": [row.to_dict() for row in rows],
+                         "agents": agents.public()})
+    assert batch_id(rows, agents) == whole[:12]
+
+
+class _InstantMaker(_BatchMaker):
+    """The offline generator's checks; each video made at once (a few bytes in its
+    session), noting the most tasks alive on the loop while items run."""
+
+    most_tasks = 0
+
+    async def make(self, root: Path, request: VideoRequest, on_event: Any) -> Video:
+        type(self).most_tasks = max(type(self).most_tasks, len(asyncio.all_tasks()))
+        out = root / "final_output"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "video.mp4").write_bytes(b"instant")
+        return Video(out / "video.mp4", 1.0, 16, 16, root, tiers=("card",))
+
+
+def test_a_batch_holds_tasks_for_the_items_running_not_for_every_row(tmp_path: Path
+                                                                     ) -> None:
+    """The driver makes an item's task when the item may start: however many rows, the
+    loop holds about ``concurrency`` of them (a task per row held memory for every row)."""
+    from avgen._batch import run_batch
+
+    maker = _InstantMaker(VideoGenerator("local", output_dir=tmp_path / "out"))
+    rows = [{"script": f"Row {n} is short.", "preset": "draft"} for n in range(80)]
+    result = asyncio.run(run_batch(maker, rows, concurrency=3))
+    assert result.ok and len(result) == 80
+    assert 3 <= maker.most_tasks <= 8  # three items, the driver, its relay
+
+
+def test_a_finished_batch_resumed_as_it_was_leaves_its_state_file_alone(tmp_path: Path
+                                                                        ) -> None:
+    generator, voice = toned(tmp_path)
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:2]]
+    first = generator.generate_many_sync(rows)
+    state = first.directory / BATCH_FILE
+
+    def written() -> tuple[int, int]:
+        facts = state.stat()
+        return facts.st_ino, facts.st_mtime_ns
+
+    before = written()
+    again = generator.generate_many_sync(rows)
+    assert again.ok and written() == before and voice.calls == 2
+    assert repr(again).count("<2 items: 2 done>") == 1  # its items counted, not printed
+    generator.generate_many_sync(rows, budget=5.0)  # a budget to record: written again
+    assert written() != before
+    assert json.loads(state.read_text())["budget"] == 5.0
+    before = written()
+    assert first[0].video is not None
+    first[0].video.unlink()  # gone: the item is made again from its session
+    third = generator.generate_many_sync(rows, budget=5.0)
+    assert third.ok and third[0].video is not None and third[0].video.is_file()
+    assert written() != before and voice.calls == 2
+
+
+@pytest.mark.parametrize("tamper", ["absolute", "dot-dot", "link-out", "linked-session",
+                                    "other-item", "folder"])
+def test_a_recorded_video_is_believed_only_in_its_own_session_through_no_link(
+        tmp_path: Path, tamper: str) -> None:
+    """``batch.json`` is untrusted: the video an item records must be a regular file in
+    its own session, reached through no link; otherwise the item resumes its session."""
+    generator, voice = toned(tmp_path)
+    rows = [VideoRequest(script=s) for s in SCRIPTS[:2]]
+    result = generator.generate_many_sync(rows)
+    state_file = result.directory / BATCH_FILE
+    state = json.loads(state_file.read_text())
+    session, other = result[0].session, result[1].session
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "video.mp4").write_bytes(b"not the item's video")
+    recorded = state["items"][0]["video"]
+    if tamper == "absolute":
+        state["items"][0]["video"] = str(result.directory / recorded)
+    elif tamper == "dot-dot":
+        state["items"][0]["video"] = f"{recorded}/../../../../../elsewhere/video.mp4"
+    elif tamper == "link-out":
+        (session / "final_output" / "out.mp4").symlink_to(outside / "video.mp4")
+        state["items"][0]["video"] = f"items/{session.name}/final_output/out.mp4"
+    elif tamper == "linked-session":
+        (session / "elsewhere").symlink_to(outside)
+        state["items"][0]["video"] = f"items/{session.name}/elsewhere/video.mp4"
+    elif tamper == "other-item":
+        state["items"][0]["video"] = state["items"][1]["video"]
+    else:
+        state["items"][0]["video"] = f"items/{session.name}/final_output"
+    state_file.write_text(json.dumps(state))
+    again = generator.generate_many_sync(rows)
+    video = again[0].video
+    assert again.ok and video is not None and video.is_file() and not video.is_symlink()
+    assert video.resolve().is_relative_to(session.resolve())
+    assert not video.resolve().is_relative_to(outside) and other not in video.parents
+    assert voice.calls == 2  # remade from its own session's steps, nothing spoken again

@@ -27,6 +27,30 @@ AVGEN = [sys.executable, "-m", "avgen"]
 
 # --- the cleaner ---------------------------------------------------------------------------
 
+_WORDS = st.sampled_from(["Bees", "NARRATOR", "HOST", "dance", "e.g.", "well-known", "Dr.",
+                          "1990", "3.", "2)", "-", "--", "—", "é", "日本", "«oui»", "50%",
+                          "what?", "end.", "'quoted'", '"so"', "…", "$5", "@home", "{x}",
+                          "/", "!", "a.m.", "x" * 3])
+_GAPS = st.sampled_from([" ", "  ", "\t", "\n", "\n\n", "\r\n", "\r", " \n ", "\u2028",
+                         "\x0b", "\u00a0", "\n- ", "\r- ", "\n 1. ", "\r2) ", "\n---\n"])
+_MARKUP = st.sampled_from(["*", "_", "[", "]", "(", ")", ":", "#", "=", "<", ">", "`", "~",
+                           "&amp;", "\\", "|", "+", "\ue000", "\ue002", "NARRATOR:", "HOST:",
+                           "(pause)", "[Music]", "*so*", "# Title", "===", "<b>", "> quoted"])
+
+
+@settings(deadline=None, max_examples=1500)
+@given(st.lists(st.tuples(st.one_of(_WORDS, _WORDS, _WORDS, _MARKUP), _GAPS), max_size=8),
+       st.booleans())
+def test_text_without_markup_is_cleaned_the_short_way_to_the_same_words(
+        words: list[tuple[str, str]], speakers: bool) -> None:
+    """Text holding no character a markup rule acts on skips the rules: it must come out
+    as every rule would leave it (lines opening with digits or dashes included)."""
+    from avgen.agents.local._script import _clean, _clean_marked
+
+    text = "".join(word + gap for word, gap in words)
+    assert _clean(text, speakers=speakers) == _clean_marked(text, speakers=speakers)
+
+
 
 @pytest.mark.parametrize(("text", "spoken"), [
     # speaker labels: a role in any case, with an optional number

@@ -267,8 +267,8 @@ def find_font(family: str, extra_dirs: Iterable[Path] = ()) -> FontFile:
     Raises:
         ConfigurationError: No bundled or system font has that family.
     """
-    candidate = Path(family).expanduser()
-    if candidate.suffix.lower() in _SUFFIXES:
+    if os.path.splitext(family)[1].lower() in _SUFFIXES:  # a path (a family name has none)
+        candidate = Path(family).expanduser()
         if not candidate.is_file():
             raise ConfigurationError(f"font file not found: {family!r}")
         found = FontFile.read(candidate)

@@ -255,7 +255,21 @@ def _narrative_line(line: str, speakers: bool) -> str:
     return line
 
 
+_PLAIN_BREAKER = re.compile(r"[\ue000-\ue003<>`~*_\[\]()\\&#=:|+]|(?:^|\r)[ \t]*[-\d]", re.M)
+"""A character some markup rule acts on (a tag, a link, emphasis, a direction, an entity,
+a heading, a label's colon), or a line opening as a bullet or rule may: text without one
+is only its words (`_clean`)."""
+
+
 def _clean(text: str, *, speakers: bool = True) -> str:
+    """The words of ``text`` to be read aloud (see `clean_narration`)."""
+    if _PLAIN_BREAKER.search(text) is None:  # no rule below would change a word
+        return " ".join(text.split())
+    return _clean_marked(text, speakers=speakers)
+
+
+def _clean_marked(text: str, *, speakers: bool = True) -> str:
+    """`_clean` for text that may hold markup: every rule, in order."""
     saved: list[str] = []
 
     def protect(span: str) -> str:
