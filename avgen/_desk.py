@@ -12,7 +12,6 @@ __docformat__ = "google"
 
 import asyncio
 import contextlib
-import json
 import math
 import re
 import time
@@ -26,7 +25,7 @@ from avgen._generator import VideoGenerator, _BatchMaker
 from avgen._models import _LANGUAGE_TAG, MAX_LANGUAGE_CHARS, MAX_LANGUAGES, VideoRequest
 from avgen._progress import RunProgress
 from avgen._reporting import RunEvent
-from avgen._session import Session
+from avgen._session import Session, read_manifest
 from avgen.errors import AvgenError, UsageError
 from avgen.resilience._shared import LocalCoordination, Shared, sharing
 
@@ -41,8 +40,8 @@ def _spent(root: Path) -> float:
     """What the sessions under ``root`` paid, by their manifests."""
     total = 0.0
     for manifest in root.glob("session_*/metadata/manifest.json"):
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            cost = json.loads(manifest.read_text("utf-8")).get("cost") or {}
+        with contextlib.suppress(AvgenError, TypeError, AttributeError):
+            cost = read_manifest(manifest).get("cost") or {}
             spent = float(cost.get("spent") or 0.0)
             if math.isfinite(spent) and spent > 0:
                 total += spent
@@ -198,7 +197,7 @@ class VideoDesk:
         job = self._jobs.get(session)
         if job is not None and job.status not in _DONE:
             raise UsageError("session", f"{session} is {job.status} already")
-        manifest = json.loads((folder / "metadata" / "manifest.json").read_text("utf-8"))
+        manifest = read_manifest(folder / "metadata" / "manifest.json")
         if manifest.get("status") == "done":
             raise UsageError("session", f"{session} is done: its video is made")
         request = VideoRequest.from_dict(manifest.get("request"), root=folder)
@@ -248,7 +247,7 @@ class VideoDesk:
     def status(self, session: str) -> dict[str, Any]:
         """Where a video stands (see the ``video_status`` tool)."""
         folder = self.folder(session)
-        manifest = json.loads((folder / "metadata" / "manifest.json").read_text("utf-8"))
+        manifest = read_manifest(folder / "metadata" / "manifest.json")
         job = self._jobs.get(session)
         if job is not None:
             status, progress, step, error = job.status, job.progress, job.step, job.error

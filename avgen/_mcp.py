@@ -197,7 +197,10 @@ def build_server(desk: VideoDesk) -> Any:
     @server.resource("avgen://sessions/{session}/manifest", mime_type="application/json")
     def manifest(session: str) -> str:
         """A session's manifest: every step, what it made, what it cost."""
-        return str((found(session) / "metadata" / "manifest.json").read_text("utf-8"))
+        from avgen._session import read_manifest
+
+        path = found(session) / "metadata" / "manifest.json"
+        return json.dumps(guarded(lambda: read_manifest(path)), indent=2)
 
     @server.resource("avgen://sessions/{session}/report", mime_type="text/html")
     def report(session: str) -> str:

@@ -35,8 +35,8 @@ from urllib.parse import quote
 from avgen._batch import BATCH_FILE, journal_entries
 from avgen._hashing import json_sha256
 from avgen._models import Video, contained
-from avgen._session import StepRecord
-from avgen.errors import UsageError
+from avgen._session import StepRecord, read_manifest
+from avgen.errors import SessionError, UsageError
 
 __all__ = ["ReportView", "write_report"]
 
@@ -108,6 +108,15 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError("path", f"cannot read {path}: {exc}") from None
+
+
+def _read_manifest(session: Path) -> dict[str, Any]:
+    """A session's manifest (`avgen._session.read_manifest`: a regular file of bounded
+    size holding an object)."""
+    try:
+        return read_manifest(session / "metadata" / "manifest.json")
+    except SessionError as exc:
+        raise UsageError("path", str(exc)) from None
 
 
 def _link(root: Path, target: Path, prefix: str = "./") -> str:
@@ -557,9 +566,7 @@ def _resource_chart(samples: Sequence[Mapping[str, Any]]) -> str | None:
 # -- the session page ------------------------------------------------------------------------
 
 def _session_context(root: Path, thumbnails: bool = True) -> dict[str, Any]:
-    manifest = _read_json(root / "metadata" / "manifest.json")
-    if not isinstance(manifest, dict):
-        raise UsageError("path", f"{root}/metadata/manifest.json is not an object")
+    manifest = _read_manifest(root)
     steps: dict[str, Any] = manifest.get("steps") or {}
     for key, raw in steps.items():  # untrusted: each step must be one avgen writes
         StepRecord.from_dict(raw, f"manifest steps[{key!r}]")
@@ -707,11 +714,10 @@ def _batch_report(root: Path) -> Path:
                 report = _link(root, _session_report(session))
             except UsageError:
                 report = None
-            manifest = _read_json(session / "metadata" / "manifest.json")
-            if isinstance(manifest, dict):
-                title = str(manifest.get("title") or "") or title
-                video = _item_video(root, session, manifest)
-            steps = (manifest.get("steps") or {}).values() if isinstance(manifest, dict) else []
+            manifest = _read_manifest(session)
+            title = str(manifest.get("title") or "") or title
+            video = _item_video(root, session, manifest)
+            steps = (manifest.get("steps") or {}).values()
             times = [(_number(s.get("started")), _number(s.get("started"))
                       + _number(s.get("seconds"))) for s in steps if _number(s.get("started"))]
             if times:

@@ -147,6 +147,45 @@ def unsaved_noted_on(failure: BaseException | None) -> Iterator[None]:
             failure.add_note(note)
 
 
+MANIFEST_LIMIT = 64 << 20
+"""The largest manifest avgen reads, in bytes (a run of a thousand scenes writes a few
+megabytes): a session folder is read as untrusted, and memory stays bounded."""
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The JSON object in the manifest at ``path``, read as untrusted: a regular file (not
+    a link, a FIFO or a device) of at most `MANIFEST_LIMIT` bytes, holding an object.
+
+    Raises:
+        SessionError: It cannot be read or parsed, or is not such a file (the message
+            names the file and what is wrong).
+    """
+    try:  # never through a symlink, never blocking on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SessionError(f"cannot read the manifest {path}: "
+                           f"{exc.strerror or exc}") from None
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SessionError(f"the manifest {path} is not a regular file")
+        try:
+            data = handle.read(MANIFEST_LIMIT + 1)
+        except OSError as exc:
+            raise SessionError(f"cannot read the manifest {path}: "
+                               f"{exc.strerror or exc}") from None
+    if len(data) > MANIFEST_LIMIT:
+        raise SessionError(f"the manifest {path} is larger than {MANIFEST_LIMIT:,} bytes, "
+                           "the most avgen reads; avgen writes none so large")
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SessionError(f"cannot read the manifest {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise SessionError(f"the manifest {path} must hold a JSON object, not "
+                           f"{type(value).__name__}")
+    return value
+
+
 class Manifest:
     """The session's ``metadata/manifest.json``: run facts and one `StepRecord` per step.
 
@@ -170,11 +209,8 @@ class Manifest:
         self._failure: BaseException | None = None
         self.path = session.path("metadata/manifest.json")
         """Where the manifest lives."""
-        if self.path.exists():
-            try:
-                self._data: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
-                raise SessionError(f"cannot read the manifest {self.path}: {exc}") from exc
+        if os.path.lexists(self.path):
+            self._data: dict[str, Any] = read_manifest(self.path)
             self._check()
         else:
             self._data = {"version": _MANIFEST_VERSION, "session": session.id, "steps": {}}

@@ -236,3 +236,61 @@ def test_a_caption_font_that_is_not_there_is_refused_before_any_work(tmp_path: P
         agents.generator(tmp_path).generate_sync(request)
     assert refused.value.field == "caption_style.font" and "No Such Sans" in refused.value.problem
     assert agents.calls == 0 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "list", "large"])
+def test_a_manifest_that_is_no_plain_file_of_bounded_size_is_refused(
+        made: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """The manifest is read as untrusted by every reader (a resume, the MCP desk, the
+    report): never from a FIFO (which would block), through a link, or beyond a size limit
+    (memory stays bounded), and it must hold an object; nothing blocks or crashes."""
+    import threading
+
+    from avgen import write_report
+    from avgen._desk import VideoDesk
+    from avgen.errors import AvgenError
+
+    session, manifest = copy_session(made, tmp_path)
+    path = session / "metadata" / "manifest.json"
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        elsewhere = tmp_path / "elsewhere.json"
+        elsewhere.write_text(json.dumps(manifest))
+        path.symlink_to(elsewhere)
+    elif kind == "list":
+        path.write_text(json.dumps([manifest]))
+    else:
+        monkeypatch.setattr("avgen._session.MANIFEST_LIMIT", 4096)
+        path.write_text(json.dumps(manifest) + " " * 4096)
+    agents = Counting()
+    desk = VideoDesk(tmp_path, family="local")
+    outcome: dict[str, object] = {}
+
+    def read(name: str, call: Callable[[], object]) -> None:
+        try:
+            outcome[name] = call()
+        except AvgenError as exc:
+            outcome[name] = exc
+
+    def every_reader() -> None:
+        read("resume", lambda: agents.generator(session.parent).resume_sync(session))
+        read("status", lambda: desk.status(session.name))
+        read("videos", desk.videos)
+        read("report", lambda: write_report(session))
+
+    worker = threading.Thread(target=every_reader, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), f"a reader blocked on the manifest: {outcome}"
+    assert agents.calls == 0 and outcome["videos"] == []
+    for name in ("resume", "status", "report"):
+        assert isinstance(outcome[name], AvgenError), (name, outcome[name])
+    if kind != "fifo":  # (a FIFO is no session folder at all: "no session")
+        said = {"symlink": ("outside the session", "symbolic links"),
+                "list": ("must hold a JSON object, not list",),
+                "large": ("larger than 4,096 bytes",)}[kind]
+        for name in ("status", "report") if kind == "symlink" else ("resume", "status",
+                                                                      "report"):
+            assert any(words in str(outcome[name]) for words in said), (name, outcome[name])
