@@ -9,6 +9,7 @@ import json
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -224,3 +225,21 @@ def test_scenes_are_spoken_at_once_each_on_one_thread(tmp_path: Path) -> None:
     asyncio.run(two_runs())
     first, second = sorted(spans)
     assert second[0] >= first[1]
+
+
+def test_a_voice_loading_never_holds_up_the_event_loop() -> None:
+    """A narrator's voice loads in a worker thread under the narrator's lock (a second or
+    so); taking a turn on the event loop must not wait for that lock, or every run on the
+    loop (a batch's items, an MCP server's videos) would stop while a voice loads."""
+    narrator = PiperNarrator(max_concurrency=1)
+    taken: list[bool] = []
+
+    async def take_a_turn() -> None:
+        async with narrator._gate():
+            taken.append(True)
+
+    with narrator._lock:  # a voice loading in another thread
+        turn = threading.Thread(target=lambda: asyncio.run(take_a_turn()), daemon=True)
+        turn.start()
+        turn.join(120)
+        assert not turn.is_alive() and taken == [True]

@@ -242,6 +242,10 @@ class PiperNarrator:
     while it speaks (``benchmarks/narration_memory.py`` prints it)."""
     _voices: dict[str, Any] = attrs.field(factory=dict, init=False, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    """Held while a voice loads (a second or so), in a worker thread."""
+    _gates_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    """Held for a moment by the event loops' threads: never the voice's lock, which would
+    stop a loop while a voice loads."""
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
         attrs.field(factory=weakref.WeakKeyDictionary, init=False, repr=False)
 
@@ -324,7 +328,7 @@ class PiperNarrator:
         scenes, this the scenes of every run it serves (a batch's items), so the memory
         Piper holds stays bounded however many items run at once."""
         loop = asyncio.get_running_loop()
-        with self._lock:
+        with self._gates_lock:
             gate = self._gates.get(loop)
             if gate is None:
                 gate = self._gates[loop] = asyncio.Semaphore(max(1, int(self.max_concurrency)))
