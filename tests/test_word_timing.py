@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -130,6 +131,7 @@ def test_estimated_words_round_trip_through_the_manifest_form() -> None:
 _SPEAK_AND_REPORT = """
 import asyncio, json, sys
 from pathlib import Path
+from typing import Any
 from avgen.agents.local import PiperNarrator
 audio = asyncio.run(PiperNarrator().speak("Bees dance. Rain drums.", Path(sys.argv[1])))
 print(json.dumps({"estimated": audio.words_estimated, "words": len(audio.words),
@@ -243,3 +245,94 @@ def test_a_voice_loading_never_holds_up_the_event_loop() -> None:
         turn.start()
         turn.join(120)
         assert not turn.is_alive() and taken == [True]
+
+
+def test_a_voice_not_phonemized_by_espeak_makes_its_phonemes_one_thread_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piper makes a Chinese, Hebrew, Japanese or Thai voice's phonemizer on its first
+    sentence without a lock (and eSpeak's under one): scenes spoken at once must not each
+    make one, nor share one at the same time."""
+    from piper import PiperVoice
+
+    from avgen.agents.local._narrator import _piper_voice
+
+    inside, most = 0, 0
+    counting = threading.Lock()
+    first_in, second_asked, second_in = (threading.Event(), threading.Event(),
+                                         threading.Event())
+
+    def phonemize(self: object, text: str) -> list[list[str]]:  # Piper's, slowed down
+        nonlocal inside, most
+        with counting:
+            inside += 1
+            most = max(most, inside)
+        if first_in.is_set():
+            second_in.set()
+        else:
+            first_in.set()
+            second_asked.wait(120)
+            second_in.wait(2)  # the second sentence would be in by now, without a lock
+        with counting:
+            inside -= 1
+        return [list(text)]
+
+    monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
+    model = _bundled_model()
+    config = json.loads(model.with_suffix(".onnx.json").read_text("utf-8"))
+    for kind, alone in (("text", True), ("espeak", False)):
+        config["phoneme_type"] = kind
+        written = tmp_path / f"{kind}.onnx.json"
+        written.write_text(json.dumps(config), "utf-8")
+        voice: Any = _piper_voice(model, written)
+        inside, most = 0, 0
+        for event in (first_in, second_asked, second_in):
+            event.clear()
+
+        def second(voice: Any = voice) -> None:
+            first_in.wait(120)
+            second_asked.set()
+            voice.phonemize("Second.")
+
+        other = threading.Thread(target=second)
+        other.start()
+        assert voice.phonemize("First.") == [list("First.")]
+        other.join(120)
+        # eSpeak's phonemes are Piper's to lock (it does): the wrapper leaves them alone
+        assert most == (1 if alone else 2), (kind, most)
+
+
+def test_narrators_of_one_process_load_a_voice_once_between_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each item of a batch on a worker builds its own narrator: two of them starting to
+    speak at once load the voice once, the second waiting for the first's."""
+    import functools
+
+    loads: list[str] = []
+    first_in, second_asked, second_in = (threading.Event(), threading.Event(),
+                                         threading.Event())
+
+    @functools.lru_cache(maxsize=4)
+    def loading(model: str, mtime_ns: int, size: int) -> tuple[object, bool]:
+        loads.append(model)
+        if first_in.is_set():
+            second_in.set()
+        else:
+            first_in.set()
+            second_asked.wait(120)
+            second_in.wait(2)  # the second load would have begun by now, without a lock
+        return object(), True
+
+    monkeypatch.setattr("avgen.agents.local._narrator._loaded_voice", loading)
+    one, two = PiperNarrator(), PiperNarrator()
+    got: list[object] = []
+
+    def second() -> None:
+        first_in.wait(120)
+        second_asked.set()
+        got.append(two._load(None)[0])
+
+    other = threading.Thread(target=second)
+    other.start()
+    got.append(one._load(None)[0])
+    other.join(120)
+    assert len(loads) == 1 and len(got) == 2 and got[0] is got[1]

