@@ -483,7 +483,7 @@ def test_items_in_this_process_start_in_turn_each_after_the_first_call_before_it
 @settings(deadline=None, max_examples=60)
 @given(scripts=st.lists(st.text(st.characters(blacklist_characters="\0",
                                              blacklist_categories=("Cs",)),
-                                min_size=1, max_size=40), max_size=4),
+                                min_size=1, max_size=40).filter(str.strip), max_size=4),
        preset=st.sampled_from(["draft", "shorts", "youtube"]),
        options=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8),
                                max_size=3))
