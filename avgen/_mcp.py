@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from avgen._desk import VideoDesk
 from avgen._models import CAPTION_STYLES, PRESETS, caption_style
+from avgen._session import read_manifest
 from avgen.errors import AvgenError, ConfigurationError
 
 __all__: list[str] = []
@@ -197,8 +198,6 @@ def build_server(desk: VideoDesk) -> Any:
     @server.resource("avgen://sessions/{session}/manifest", mime_type="application/json")
     def manifest(session: str) -> str:
         """A session's manifest: every step, what it made, what it cost."""
-        from avgen._session import read_manifest
-
         path = found(session) / "metadata" / "manifest.json"
         return json.dumps(guarded(lambda: read_manifest(path)), indent=2)
 

@@ -4,6 +4,7 @@ for a narrator that reports none; checked against the real voice's waveform."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import statistics
@@ -11,8 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given
@@ -247,6 +249,55 @@ def test_a_voice_loading_never_holds_up_the_event_loop() -> None:
         assert not turn.is_alive() and taken == [True]
 
 
+T = TypeVar("T")
+
+
+class _Meeting:
+    """Two threads calling one slowed-down function: the first, once in, waits until the
+    second has asked, then up to 2 s for it to come in too — which it does unless a lock
+    keeps it out. ``most`` is the most callers ever inside at once."""
+
+    def __init__(self) -> None:
+        self.first_in, self.second_asked, self.second_in = (
+            threading.Event(), threading.Event(), threading.Event())
+        self.inside = self.most = 0
+        self._counting = threading.Lock()
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Around the slowed-down function's body."""
+        with self._counting:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        try:
+            if self.first_in.is_set():
+                self.second_in.set()
+            else:
+                self.first_in.set()
+                self.second_asked.wait(120)
+                self.second_in.wait(2)  # the second would be in by now, without a lock
+            yield
+        finally:
+            with self._counting:
+                self.inside -= 1
+
+    def both(self, first: Callable[[], T], second: Callable[[], T]) -> tuple[T, T]:
+        """Call ``first`` here and ``second`` in another thread once ``first`` is in."""
+        got: list[T] = []
+
+        def other() -> None:
+            self.first_in.wait(120)
+            self.second_asked.set()
+            got.append(second())
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        mine = first()
+        thread.join(120)
+        assert not thread.is_alive() and len(got) == 1
+        return mine, got[0]
+
+
 def test_a_voice_not_phonemized_by_espeak_makes_its_phonemes_one_thread_at_a_time(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Piper makes a Chinese, Hebrew, Japanese or Thai voice's phonemizer on its first
@@ -256,49 +307,26 @@ def test_a_voice_not_phonemized_by_espeak_makes_its_phonemes_one_thread_at_a_tim
 
     from avgen.agents.local._narrator import _piper_voice
 
-    inside, most = 0, 0
-    counting = threading.Lock()
-    first_in, second_asked, second_in = (threading.Event(), threading.Event(),
-                                         threading.Event())
-
-    def phonemize(self: object, text: str) -> list[list[str]]:  # Piper's, slowed down
-        nonlocal inside, most
-        with counting:
-            inside += 1
-            most = max(most, inside)
-        if first_in.is_set():
-            second_in.set()
-        else:
-            first_in.set()
-            second_asked.wait(120)
-            second_in.wait(2)  # the second sentence would be in by now, without a lock
-        with counting:
-            inside -= 1
-        return [list(text)]
-
-    monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
     model = _bundled_model()
     config = json.loads(model.with_suffix(".onnx.json").read_text("utf-8"))
     for kind, alone in (("text", True), ("espeak", False)):
+        meeting = _Meeting()
+
+        def phonemize(self: object, text: str, meeting: _Meeting = meeting
+                      ) -> list[list[str]]:  # Piper's, slowed down
+            with meeting.entered():
+                return [list(text)]
+
+        monkeypatch.setattr(PiperVoice, "phonemize", phonemize)
         config["phoneme_type"] = kind
         written = tmp_path / f"{kind}.onnx.json"
         written.write_text(json.dumps(config), "utf-8")
         voice: Any = _piper_voice(model, written)
-        inside, most = 0, 0
-        for event in (first_in, second_asked, second_in):
-            event.clear()
-
-        def second(voice: Any = voice) -> None:
-            first_in.wait(120)
-            second_asked.set()
-            voice.phonemize("Second.")
-
-        other = threading.Thread(target=second)
-        other.start()
-        assert voice.phonemize("First.") == [list("First.")]
-        other.join(120)
+        first, _ = meeting.both(lambda voice=voice: voice.phonemize("First."),
+                                lambda voice=voice: voice.phonemize("Second."))
+        assert first == [list("First.")]
         # eSpeak's phonemes are Piper's to lock (it does): the wrapper leaves them alone
-        assert most == (1 if alone else 2), (kind, most)
+        assert meeting.most == (1 if alone else 2), (kind, meeting.most)
 
 
 def test_narrators_of_one_process_load_a_voice_once_between_them(
@@ -308,31 +336,15 @@ def test_narrators_of_one_process_load_a_voice_once_between_them(
     import functools
 
     loads: list[str] = []
-    first_in, second_asked, second_in = (threading.Event(), threading.Event(),
-                                         threading.Event())
+    meeting = _Meeting()
 
     @functools.lru_cache(maxsize=4)
     def loading(model: str, mtime_ns: int, size: int) -> tuple[object, bool]:
-        loads.append(model)
-        if first_in.is_set():
-            second_in.set()
-        else:
-            first_in.set()
-            second_asked.wait(120)
-            second_in.wait(2)  # the second load would have begun by now, without a lock
-        return object(), True
+        with meeting.entered():
+            loads.append(model)
+            return object(), True
 
     monkeypatch.setattr("avgen.agents.local._narrator._loaded_voice", loading)
     one, two = PiperNarrator(), PiperNarrator()
-    got: list[object] = []
-
-    def second() -> None:
-        first_in.wait(120)
-        second_asked.set()
-        got.append(two._load(None)[0])
-
-    other = threading.Thread(target=second)
-    other.start()
-    got.append(one._load(None)[0])
-    other.join(120)
-    assert len(loads) == 1 and len(got) == 2 and got[0] is got[1]
+    got = meeting.both(lambda: one._load(None)[0], lambda: two._load(None)[0])
+    assert len(loads) == 1 and got[0] is got[1] and meeting.most == 1
