@@ -203,7 +203,7 @@ class Manifest:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._lock = threading.Lock()
-        self._pending: str | None = None  # the newest state not yet written
+        self._pending = False  # whether a change is not yet written
         self._writer: threading.Thread | None = None
         self._writing = threading.Lock()  # held while a state is taken and written
         self._failure: BaseException | None = None
@@ -309,7 +309,7 @@ class Manifest:
             SessionError: A save could not be written.
         """
         with self._lock:
-            written = self._writer is None and self._pending is None
+            written = self._writer is None and not self._pending
             if written:
                 self._raise_failure()
         if not written:
@@ -336,10 +336,14 @@ class Manifest:
         return True
 
     def _save(self) -> None:
-        """Keep the state to write (the caller holds the lock); on an event loop's thread,
-        hand it to the writer thread (`_settle` writes it anywhere else)."""
+        """Mark the state as changed (the caller holds the lock); on an event loop's thread,
+        the writer thread writes it (`_settle` writes it anywhere else). The state is put
+        into words when it is written, not at each save: saves that come while a write is
+        under way are written together, once, and the loop's thread does not spend its time
+        on the text (a step of a long video would make every save put every step before it
+        into words)."""
         self._raise_failure()
-        self._pending = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
+        self._pending = True
         if self._writer is None and on_loop():
             # not a daemon: a process that ends while a state is being written waits for it
             self._writer = threading.Thread(target=self._write, name="avgen-manifest")
@@ -362,9 +366,10 @@ class Manifest:
         one; a failure is kept for the next save or `flush` to raise."""
         with self._writing:
             with self._lock:
-                text, self._pending = self._pending, None
-            if text is None:
-                return
+                if not self._pending:
+                    return
+                text = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
+                self._pending = False
             try:
                 self._session.write_text("metadata/manifest.json", text)
             except BaseException as exc:
@@ -375,7 +380,7 @@ class Manifest:
         """The writer thread: write the newest state until none is left."""
         while True:
             with self._lock:
-                if self._pending is None:
+                if not self._pending:
                     self._writer = None  # a save from now on starts another writer
                     return
             self._write_newest()

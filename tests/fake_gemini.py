@@ -483,6 +483,7 @@ class _Server(http.server.ThreadingHTTPServer):
 def _handler_class(fake: FakeGemini) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "FakeGemini/1.0"
+        protocol_version = "HTTP/1.1"  # connections kept alive between requests, as Google's
 
         def _any(self) -> None:
             fake._serve(self)

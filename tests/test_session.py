@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -366,6 +367,39 @@ def test_a_save_off_an_event_loop_is_written_by_its_caller_after_the_loop_s_writ
                        [threading.current_thread().name, "avgen-manifest", "avgen-manifest"])
     assert json.loads((session.root / "metadata" / "manifest.json").read_text(
         "utf-8"))["status"] == "after"
+
+
+def test_saves_on_a_loop_are_put_into_words_by_the_writer_once_per_write(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's thread never serialises the manifest (a long video's every step would
+    serialise every step before it), and saves that come while a write is under way are
+    written together."""
+    dumped: list[str] = []
+    dumps = json.dumps
+
+    def noted(value: Any, *args: Any, **kwargs: Any) -> str:
+        if isinstance(value, dict) and "steps" in value:
+            dumped.append(threading.current_thread().name)
+        return dumps(value, *args, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", noted)
+    release, entered = _held_writes(monkeypatch)
+
+    async def run() -> str:
+        session.manifest.update(status="first")  # its write is held
+        assert entered.wait(60)
+        for number in range(300):  # all while that write is held
+            session.manifest.record(StepRecord(f"scene-{number:03d}.narration", "agent",
+                                               "h", "done"))
+        release.set()
+        await session.manifest.aflush()
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(run())
+    assert loop_thread not in dumped
+    assert dumped == ["avgen-manifest", "avgen-manifest"]  # the held state, then the rest
+    on_disk = json.loads((session.root / "metadata" / "manifest.json").read_text("utf-8"))
+    assert len(on_disk["steps"]) == 300 and on_disk["status"] == "first"
 
 
 def test_writes_from_a_loop_land_in_order_with_the_newest_last(session: Session) -> None:
