@@ -58,6 +58,8 @@ SUBFOLDERS: tuple[str, ...] = (
 _logger = logging.getLogger("avgen.session")
 _active: contextvars.ContextVar[str | None] = contextvars.ContextVar("avgen_session", default=None)
 _MANIFEST_VERSION = 1
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+"""Puts a manifest's values into words (json's C encoder: no ``indent``)."""
 LOCK_FILE = "metadata/session.lock"
 """The file whose lock says which process is working on a session."""
 
@@ -204,6 +206,7 @@ class Manifest:
         self._session = session
         self._lock = threading.Lock()
         self._pending = False  # whether a change is not yet written
+        self._said: dict[str, tuple[object, str]] = {}  # each step's record and its line
         self._writer: threading.Thread | None = None
         self._writing = threading.Lock()  # held while a state is taken and written
         self._failure: BaseException | None = None
@@ -368,13 +371,36 @@ class Manifest:
             with self._lock:
                 if not self._pending:
                     return
-                text = json.dumps(self._data, indent=2, sort_keys=True, default=str) + "\n"
+                text = self._text()
                 self._pending = False
             try:
                 self._session.write_text("metadata/manifest.json", text)
             except BaseException as exc:
                 with self._lock:
                     self._failure = exc
+
+    def _text(self) -> str:
+        """The state as the file holds it (the caller holds the lock): a line for each
+        run-level value and for each step, keys sorted. Each line is made by json's C
+        encoder, and a step's line is kept until its record is replaced, so a write puts
+        into words what changed since the last one, not every step of the video."""
+        lines, said = [], {}
+        for key in sorted(self._data):
+            value = self._data[key]
+            if key == "steps" and isinstance(value, dict) and value:
+                steps = []
+                for step_id in sorted(value):
+                    record = value[step_id]
+                    kept = self._said.get(step_id)
+                    if kept is None or kept[0] is not record:  # a record replaced is new
+                        kept = (record, _ENCODER.encode(record))
+                    said[step_id] = kept
+                    steps.append(f"    {_ENCODER.encode(step_id)}: {kept[1]}")
+                lines.append('  "steps": {\n' + ",\n".join(steps) + "\n  }")
+            else:
+                lines.append(f"  {_ENCODER.encode(key)}: {_ENCODER.encode(value)}")
+        self._said = said
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     def _write(self) -> None:
         """The writer thread: write the newest state until none is left."""

@@ -374,15 +374,14 @@ def test_saves_on_a_loop_are_put_into_words_by_the_writer_once_per_write(
     """The loop's thread never serialises the manifest (a long video's every step would
     serialise every step before it), and saves that come while a write is under way are
     written together."""
-    dumped: list[str] = []
-    dumps = json.dumps
+    said: list[str] = []
+    text = Manifest._text
 
-    def noted(value: Any, *args: Any, **kwargs: Any) -> str:
-        if isinstance(value, dict) and "steps" in value:
-            dumped.append(threading.current_thread().name)
-        return dumps(value, *args, **kwargs)
+    def noted(self: Manifest) -> str:
+        said.append(threading.current_thread().name)
+        return text(self)
 
-    monkeypatch.setattr(json, "dumps", noted)
+    monkeypatch.setattr(Manifest, "_text", noted)
     release, entered = _held_writes(monkeypatch)
 
     async def run() -> str:
@@ -396,10 +395,49 @@ def test_saves_on_a_loop_are_put_into_words_by_the_writer_once_per_write(
         return threading.current_thread().name
 
     loop_thread = asyncio.run(run())
-    assert loop_thread not in dumped
-    assert dumped == ["avgen-manifest", "avgen-manifest"]  # the held state, then the rest
+    assert loop_thread not in said
+    assert said == ["avgen-manifest", "avgen-manifest"]  # the held state, then the rest
     on_disk = json.loads((session.root / "metadata" / "manifest.json").read_text("utf-8"))
     assert len(on_disk["steps"]) == 300 and on_disk["status"] == "first"
+
+
+_texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+_values = st.recursive(st.none() | st.booleans() | st.integers() | _texts
+                       | st.floats(allow_nan=False, allow_infinity=False),
+                       lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(_texts, inner, max_size=3), max_leaves=8)
+
+
+@settings(deadline=None, max_examples=40)
+@given(changes=st.lists(st.one_of(
+    st.tuples(st.just("step"), st.sampled_from(["script", "scene-000.visual", "a\"b"]),
+              st.sampled_from(["done", "failed", "fallback"]), _values),
+    st.tuples(st.just("update"), st.sampled_from(["status", "title", "cost", "ü"]),
+              _values)), min_size=1, max_size=12))
+def test_the_file_holds_the_state_after_any_saves(
+        tmp_path_factory: pytest.TempPathFactory,
+        changes: list[tuple[Any, ...]]) -> None:
+    """What is written is what is in memory: a record replaced is written anew (each
+    step's text is kept between writes), whatever the values."""
+    session = Session.create(tmp_path_factory.mktemp("out"))
+
+    async def run() -> None:
+        for change in changes:
+            if change[0] == "step":
+                _, step_id, status, value = change
+                session.manifest.record(StepRecord(step_id, "agent", "h", status,
+                                                   data={"value": value}))
+            else:
+                session.manifest.update(**{change[1]: change[2]})
+            await asyncio.sleep(0)
+        await session.manifest.aflush()
+
+    asyncio.run(run())
+    on_disk = json.loads(session.manifest.path.read_text("utf-8"))
+    in_memory = json.loads(json.dumps(session.manifest._data, default=str))
+    assert on_disk == in_memory
+    assert Manifest(session).steps == session.manifest.steps
+    session.close()
 
 
 def test_writes_from_a_loop_land_in_order_with_the_newest_last(session: Session) -> None:
