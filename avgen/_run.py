@@ -44,7 +44,7 @@ from avgen.agents.local._script import author_scenes
 from avgen.costs import Ledger
 from avgen.errors import AgentError, AvgenError, GenerationError, MediaError, UsageError
 from avgen.media._cards import key_phrase, theme_for
-from avgen.media._ffmpeg import measure_sound, probe, run_ffmpeg
+from avgen.media._ffmpeg import MediaInfo, measure_sound, probe, run_ffmpeg
 from avgen.media._timeline import Timeline, shot_cuts
 from avgen.resilience import CircuitRegistry, Monitor
 from avgen.resilience._shared import current_shared
@@ -543,6 +543,7 @@ class Run:
                      and step_language(s.id, original) in (None, version.language)]
         inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
                               agent_name(composer), *([relative] if version.named else [])])
+        rendered: list[MediaInfo] = []  # the file just made, as probed: not probed again
         if not self.steps.reusable(step_id, inputs):
             which = "" if not version.named else f" ({version.language})"
             self.report.emit("compose", f"composing {timeline.duration:.1f} s of video{which}",
@@ -558,13 +559,14 @@ class Run:
                         raise MediaError("the composed video has no picture", temp)
                     loudness = (await self._loudness(temp, progress.sound) if info.has_audio
                                 else None)
+                rendered.append(info)
                 return Made(None, (self.session.path(relative),), {
                     "duration": info.duration, "width": info.width, "height": info.height,
                     "loudness": loudness})
 
             await self.steps.run(step_id, agent_name(composer), inputs, render)
         final = self.session.path(relative)
-        info = await asyncio.to_thread(probe, final)
+        info = rendered[-1] if rendered else await asyncio.to_thread(probe, final)
         last = version is self.versions[-1]
         if last:
             self.report.emit("done", str(final), 1.0, path=str(final),
