@@ -29,7 +29,7 @@ import attrs
 
 from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
-from avgen._session import Session, StepRecord, StepStatus, unsaved_noted_on
+from avgen._session import OutputRecord, Session, StepRecord, StepStatus, unsaved_noted_on
 from avgen.agents._protocols import agent_name
 from avgen.costs import Charge, Ledger
 from avgen.resilience import ResilienceEvent, collect
@@ -146,11 +146,26 @@ class StepRunner:
                         data=self._facts({}, events, tab)))
                 raise
         manifest = self.session.manifest
+        # the outputs are checksummed in a worker thread (a long video's file held the
+        # event loop, and every other run of a batch, for a fraction of a second); the
+        # work is done and may be paid for, so a cancellation meanwhile waits for the
+        # record, then is raised
+        checksums: asyncio.Future[tuple[OutputRecord, ...]] = asyncio.ensure_future(
+            asyncio.to_thread(lambda: tuple(manifest.output(path) for path in made.outputs)))
+        cancelled = False
+        while not checksums.done():
+            try:
+                await asyncio.shield(checksums)
+            except asyncio.CancelledError:
+                if checksums.cancelled():
+                    raise
+                cancelled = True
         self._record(StepRecord(
-            step_id, made.agent or agent, inputs, made.status,
-            tuple(manifest.output(path) for path in made.outputs), started,
+            step_id, made.agent or agent, inputs, made.status, checksums.result(), started,
             time.time() - started, tier=made.tier, cost=_total_usd(tab), error=made.error,
             data=self._facts(made.data, events, tab)))
+        if cancelled:
+            raise asyncio.CancelledError
         return made
 
     def _record(self, step: StepRecord) -> None:

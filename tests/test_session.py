@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avgen._hashing import file_sha256
-from avgen._session import SUBFOLDERS, Manifest, Session, StepRecord
+from avgen._session import SUBFOLDERS, Manifest, OutputRecord, Session, StepRecord
 from avgen.errors import SessionError, UnsafePathError, UsageError
 
 NAME = re.compile(r"session_\d{8}_\d{6}_[0-9a-f]+")
@@ -587,3 +587,52 @@ def test_context_manager(tmp_path: Path) -> None:
     assert handler not in logging.getLogger("avgen").handlers
     assert made._handler is None
     made.close()  # closing twice is harmless
+
+
+def test_a_step_s_outputs_are_checksummed_off_the_loop_and_recorded_if_cancelled(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step whose work is done is recorded even when the run is cancelled while its
+    outputs are checksummed (the work may have been paid for), and the checksumming does
+    not hold up the event loop."""
+    from avgen._steps import Made, StepRunner
+    from avgen.costs import Ledger
+
+    release, entered = threading.Event(), threading.Event()
+    output = Manifest.output
+
+    def held(self: Manifest, path: Path) -> OutputRecord:
+        entered.set()
+        assert release.wait(60), "the test never released the checksum"
+        return output(self, path)
+
+    monkeypatch.setattr(Manifest, "output", held)
+    runner = StepRunner(session, Ledger(None))
+    clip = session.path("video_clips/scene_000.mp4")
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    clip.write_bytes(b"a paid clip")
+
+    async def made() -> Made[Path]:
+        return Made(clip, (clip,), {"asset": None})
+
+    async def run() -> tuple[bool, int]:
+        step = asyncio.create_task(runner.run("scene-000.visual", "veo", "h", made))
+        ticks = 0
+        while not entered.is_set():  # the loop goes on while the checksum is taken
+            await asyncio.sleep(0.001)
+        for _ in range(5):
+            await asyncio.sleep(0)
+            ticks += 1
+        step.cancel()
+        await asyncio.sleep(0.01)
+        waiting = not step.done()  # the cancellation waits for the record
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        return waiting, ticks
+
+    waiting, ticks = asyncio.run(run())
+    assert waiting and ticks == 5
+    record = session.manifest.step("scene-000.visual")
+    assert record is not None and record.status == "done"
+    assert [out.path for out in record.outputs] == ["video_clips/scene_000.mp4"]
+    assert record.outputs[0].sha256 == file_sha256(clip)
