@@ -262,7 +262,7 @@ class Run:
         def pairs(translated: Script) -> list[tuple[str, str]]:
             return [(scene.title, scene.narration) for scene in translated.scenes]
 
-        if self.steps.reusable(step_id, inputs):
+        if await self.steps.reusable(step_id, inputs):
             kept = Script.from_dict(json.loads(self.session.path(relative).read_text("utf-8")))
             self.report.emit("script", f"{version.language} script reused",
                              language=version.language)
@@ -329,7 +329,7 @@ class Run:
             inputs = json_sha256([character.description, script.style and script.style.text,
                                   file_sha256(given) if given is not None else None, name])
             step_id = f"cast-{slug}"
-            if self.steps.reusable(step_id, inputs):
+            if await self.steps.reusable(step_id, inputs):
                 return attrs.evolve(character, reference=self.session.path(relative))
 
             async def make() -> Made[Path]:
@@ -422,7 +422,7 @@ class Run:
         if asked.get("max_shot") is None:  # a session made before shots keeps its hash
             asked.pop("max_shot", None)
         inputs = json_sha256([asked, name])
-        if self.steps.reusable("script", inputs):
+        if await self.steps.reusable("script", inputs):
             script = Script.from_dict(json.loads(
                 self.session.path("scripts/script.json").read_text("utf-8")))
             self.report.scripted(f"script reused: {len(script.scenes)} scenes")
@@ -462,7 +462,7 @@ class Run:
         inputs = json_sha256([scene.narration, voice, name])
         which = "narration" if version.original else f"narration ({version.language})"
         told = {} if version.original else {"language": version.language}
-        reused = self.steps.reused_asset(step_id, inputs)
+        reused = await self.steps.reused_asset(step_id, inputs)
         if isinstance(reused, AudioAsset):  # its recorded length is checked, not trusted
             self.report.half_scene("narration", scene.index, f"{which} reused", **told)
             return _measured(reused, reused.path, scene)
@@ -496,7 +496,7 @@ class Run:
         inputs = json_sha256([scene.prompt, scene.title, preset.width, preset.height,
                               self.chain.names, *([references] if references else []),
                               *([terms] if terms else []), *([shot] if shot else [])])
-        reused = self.steps.reused_asset(step_id, inputs)
+        reused = await self.steps.reused_asset(step_id, inputs)
         if reused is not None and not isinstance(reused, AudioAsset):
             made: Made[Visual] = Made(reused, tier=reused.kind)
             if not shot:
@@ -544,7 +544,7 @@ class Run:
         inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
                               agent_name(composer), *([relative] if version.named else [])])
         rendered: list[MediaInfo] = []  # the file just made, as probed: not probed again
-        if not self.steps.reusable(step_id, inputs):
+        if not await self.steps.reusable(step_id, inputs):
             which = "" if not version.named else f" ({version.language})"
             self.report.emit("compose", f"composing {timeline.duration:.1f} s of video{which}",
                              Reporter.SCRIPT + Reporter.SCENES)

@@ -81,16 +81,20 @@ class StepRunner:
         self.ledger = ledger
         self._limits: dict[int, asyncio.Semaphore] = {}
 
-    def reusable(self, step_id: str, inputs: str) -> StepRecord | None:
-        """The recorded step, if it had these inputs, succeeded and its outputs check out."""
-        step = self.session.manifest.step(step_id)
-        if step is not None and self.session.manifest.is_valid(step, inputs):
-            return step
-        return None
+    async def reusable(self, step_id: str, inputs: str) -> StepRecord | None:
+        """The recorded step, if it had these inputs, succeeded and its outputs check out
+        (checksummed in a worker thread: a resumed batch's other runs go on meanwhile)."""
+        manifest = self.session.manifest
+        step = manifest.step(step_id)
+        if step is None or step.status == "failed" or step.inputs_hash != inputs:
+            return None
+        if step.outputs and not await asyncio.to_thread(manifest.is_valid, step, inputs):
+            return None
+        return step
 
-    def reused_asset(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
+    async def reused_asset(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
         """The asset a reusable step made, or None (see `reusable`)."""
-        step = self.reusable(step_id, inputs)
+        step = await self.reusable(step_id, inputs)
         if step is None or not step.data.get("asset"):
             return None
         return asset_from_dict(step.data["asset"], self.session.root)

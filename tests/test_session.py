@@ -636,3 +636,40 @@ def test_a_step_s_outputs_are_checksummed_off_the_loop_and_recorded_if_cancelled
     assert record is not None and record.status == "done"
     assert [out.path for out in record.outputs] == ["video_clips/scene_000.mp4"]
     assert record.outputs[0].sha256 == file_sha256(clip)
+
+
+def test_a_step_s_reuse_is_checked_off_the_loop(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a recorded step can be reused (its outputs checksummed again) is found in a
+    worker thread: a resumed batch's other runs go on meanwhile."""
+    from avgen._steps import StepRunner
+    from avgen.costs import Ledger
+
+    clip = session.path("video_clips/scene_000.mp4")
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    clip.write_bytes(b"a paid clip")
+    session.manifest.record(StepRecord("scene-000.visual", "veo", "h", "done",
+                                       (session.manifest.output(clip),)))
+    release, entered = threading.Event(), threading.Event()
+    is_valid = Manifest.is_valid
+
+    def held(self: Manifest, step: StepRecord, inputs_hash: str | None = None) -> bool:
+        entered.set()
+        assert release.wait(60), "the test never released the check"
+        return is_valid(self, step, inputs_hash)
+
+    monkeypatch.setattr(Manifest, "is_valid", held)
+    runner = StepRunner(session, Ledger(None))
+
+    async def run() -> tuple[bool, bool, bool]:
+        check = asyncio.create_task(runner.reusable("scene-000.visual", "h"))
+        while not entered.is_set():  # the loop goes on while the outputs are checked
+            await asyncio.sleep(0.001)
+        release.set()
+        found = await check
+        other = await runner.reusable("scene-000.visual", "other inputs")
+        clip.write_bytes(b"changed")
+        changed = await runner.reusable("scene-000.visual", "h")
+        return found is not None, other is None, changed is None
+
+    assert asyncio.run(run()) == (True, True, True)
