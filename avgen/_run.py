@@ -543,13 +543,15 @@ class Run:
                      and step_language(s.id, original) in (None, version.language)]
         inputs = json_sha256([_fingerprint(composer, timeline), sorted(checksums),
                               agent_name(composer), *([relative] if version.named else [])])
-        rendered: list[MediaInfo] = []  # the file just made, as probed: not probed again
-        if not await self.steps.reusable(step_id, inputs):
+        final = self.session.path(relative)
+        if await self.steps.reusable(step_id, inputs):
+            info = await asyncio.to_thread(probe, final)
+        else:
             which = "" if not version.named else f" ({version.language})"
             self.report.emit("compose", f"composing {timeline.duration:.1f} s of video{which}",
                              Reporter.SCRIPT + Reporter.SCENES)
 
-            async def render() -> Made[None]:
+            async def render() -> Made[MediaInfo]:  # the file as probed: not probed again
                 with self.session.atomic_path(relative) as temp:
                     progress = self.report.composing()
                     await self._guarded("composer", composer, "compose")(
@@ -559,14 +561,11 @@ class Run:
                         raise MediaError("the composed video has no picture", temp)
                     loudness = (await self._loudness(temp, progress.sound) if info.has_audio
                                 else None)
-                rendered.append(info)
-                return Made(None, (self.session.path(relative),), {
+                return Made(info, (final,), {
                     "duration": info.duration, "width": info.width, "height": info.height,
                     "loudness": loudness})
 
-            await self.steps.run(step_id, agent_name(composer), inputs, render)
-        final = self.session.path(relative)
-        info = rendered[-1] if rendered else await asyncio.to_thread(probe, final)
+            info = (await self.steps.run(step_id, agent_name(composer), inputs, render)).value
         last = version is self.versions[-1]
         if last:
             self.report.emit("done", str(final), 1.0, path=str(final),

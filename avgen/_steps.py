@@ -29,7 +29,8 @@ import attrs
 
 from avgen._models import AudioAsset, Visual, asset_from_dict
 from avgen._policy import summarize
-from avgen._session import OutputRecord, Session, StepRecord, StepStatus, unsaved_noted_on
+from avgen._session import Session, StepRecord, StepStatus, unsaved_noted_on
+from avgen._threads import to_its_end
 from avgen.agents._protocols import agent_name
 from avgen.costs import Charge, Ledger
 from avgen.resilience import ResilienceEvent, collect
@@ -86,11 +87,11 @@ class StepRunner:
         (checksummed in a worker thread: a resumed batch's other runs go on meanwhile)."""
         manifest = self.session.manifest
         step = manifest.step(step_id)
-        if step is None or step.status == "failed" or step.inputs_hash != inputs:
+        if step is None:
             return None
-        if step.outputs and not await asyncio.to_thread(manifest.is_valid, step, inputs):
-            return None
-        return step
+        valid = (await asyncio.to_thread(manifest.is_valid, step, inputs) if step.outputs
+                 else manifest.is_valid(step, inputs))  # nothing to read: no thread
+        return step if valid else None
 
     async def reused_asset(self, step_id: str, inputs: str) -> AudioAsset | Visual | None:
         """The asset a reusable step made, or None (see `reusable`)."""
@@ -154,18 +155,10 @@ class StepRunner:
         # event loop, and every other run of a batch, for a fraction of a second); the
         # work is done and may be paid for, so a cancellation meanwhile waits for the
         # record, then is raised
-        checksums: asyncio.Future[tuple[OutputRecord, ...]] = asyncio.ensure_future(
-            asyncio.to_thread(lambda: tuple(manifest.output(path) for path in made.outputs)))
-        cancelled = False
-        while not checksums.done():
-            try:
-                await asyncio.shield(checksums)
-            except asyncio.CancelledError:
-                if checksums.cancelled():
-                    raise
-                cancelled = True
+        outputs, cancelled = await to_its_end(
+            lambda: tuple(manifest.output(path) for path in made.outputs))
         self._record(StepRecord(
-            step_id, made.agent or agent, inputs, made.status, checksums.result(), started,
+            step_id, made.agent or agent, inputs, made.status, outputs, started,
             time.time() - started, tier=made.tier, cost=_total_usd(tab), error=made.error,
             data=self._facts(made.data, events, tab)))
         if cancelled:

@@ -30,19 +30,29 @@ async def through_thread(call: Callable[..., T], *args: Any, **kwargs: Any) -> T
     Raises:
         asyncio.CancelledError: The caller was cancelled (once ``call`` has ended).
     """
+    result, cancelled = await to_its_end(call, *args, **kwargs)
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
+async def to_its_end(call: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, bool]:
+    """``call(*args, **kwargs)`` in a worker thread, run to its end, and whether the caller
+    was cancelled meanwhile: for a caller with more to do before it stops (a step whose
+    paid work must be recorded); `through_thread` raises the cancellation at once.
+
+    Raises:
+        asyncio.CancelledError: The work itself was cancelled (its loop is closing).
+    """
     work = asyncio.ensure_future(asyncio.to_thread(call, *args, **kwargs))
     cancelled = False
     while True:
         try:
-            result = await asyncio.shield(work)
-            break
+            return await asyncio.shield(work), cancelled
         except asyncio.CancelledError:
             if work.cancelled():
                 raise
-            cancelled = True  # the work goes on: wait for it, then stop
-    if cancelled:
-        raise asyncio.CancelledError
-    return result
+            cancelled = True  # the work goes on: wait for it
 
 
 def on_loop() -> bool:

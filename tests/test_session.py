@@ -614,24 +614,19 @@ def test_a_step_s_outputs_are_checksummed_off_the_loop_and_recorded_if_cancelled
     async def made() -> Made[Path]:
         return Made(clip, (clip,), {"asset": None})
 
-    async def run() -> tuple[bool, int]:
+    async def run() -> bool:
         step = asyncio.create_task(runner.run("scene-000.visual", "veo", "h", made))
-        ticks = 0
         while not entered.is_set():  # the loop goes on while the checksum is taken
             await asyncio.sleep(0.001)
-        for _ in range(5):
-            await asyncio.sleep(0)
-            ticks += 1
         step.cancel()
         await asyncio.sleep(0.01)
         waiting = not step.done()  # the cancellation waits for the record
         release.set()
         with pytest.raises(asyncio.CancelledError):
             await step
-        return waiting, ticks
+        return waiting
 
-    waiting, ticks = asyncio.run(run())
-    assert waiting and ticks == 5
+    assert asyncio.run(run())
     record = session.manifest.step("scene-000.visual")
     assert record is not None and record.status == "done"
     assert [out.path for out in record.outputs] == ["video_clips/scene_000.mp4"]
