@@ -8,7 +8,9 @@ and recognised here, so what a sweep removes is exactly what avgen itself could 
   when complete (``.scene_000.1a2b3c4d.part.wav``, ``.manifest.1a2b3c4d.part.json``);
 - `scratch_path`: ``.<stem>.<8 hex><suffix>`` with a suffix from `SCRATCH_SUFFIXES` — the
   composer's caption script (``.ass``), join list (``.ffconcat``), rendered parts
-  (``.part<N>.mp4``) and soundtrack (``.sound.m4a``).
+  (``.part<N>.mp4``) and soundtrack (``.sound.m4a``); a clip agent's pieces of one scene
+  (``.part<N>.mp4``, ``.ffconcat``) and the pictures it starts them from (``.still.png``,
+  ``.frame<N>.png``).
 
 A process that dies without running its ``finally`` blocks (``kill -9``, a power cut)
 leaves such files behind; `sweep` removes them from a session's folders. It never follows
@@ -31,7 +33,8 @@ __all__: list[str] = []
 
 _logger = logging.getLogger("avgen.session")
 
-SCRATCH_SUFFIXES = re.compile(r"\.ass|\.ffconcat|\.part\d+\.mp4|\.sound\.m4a")
+SCRATCH_SUFFIXES = re.compile(
+    r"\.ass|\.ffconcat|\.part\d+\.mp4|\.sound\.m4a|\.still\.png|\.frame\d*\.png")
 """What may follow the random part of a scratch file's name."""
 
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.part(?:\.[^.]+)?", re.DOTALL)

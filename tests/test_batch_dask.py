@@ -28,6 +28,7 @@ from object_store import S3
 
 from avgen import BatchResult, VideoGenerator, VideoRequest
 from avgen._dask import DaskCoordination, worker_settings
+from avgen._scratch import is_debris
 from avgen.media._ffmpeg import probe
 from avgen.resilience._shared import LocalCoordination
 
@@ -36,7 +37,16 @@ PAID = ("script", "speech", "image", "veo")
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
+def worker_temp(tmp_path_factory: pytest.TempPathFactory,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary folder of the workers the test starts (theirs alone)."""
+    folder = tmp_path_factory.mktemp("worker-temp")
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def client(worker_temp: Path) -> Iterator[Any]:
     """Two worker processes with one thread each; a dead worker's leases expire in 2 s."""
     with dask.config.set({"distributed.scheduler.locks.lease-timeout": "2s",
                           "distributed.scheduler.locks.lease-validation-interval": "0.5s",
@@ -150,8 +160,8 @@ def test_the_batch_budget_holds_across_workers(client: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_batch_costs_no_repeated_request(client: Any, tmp_path: Path
-                                                            ) -> None:
+def test_a_worker_killed_mid_batch_costs_no_repeated_request(client: Any, tmp_path: Path,
+                                                            worker_temp: Path) -> None:
     rows = [one_scene(topic) for topic in ("Whales", "Wolves", "Wasps", "Willows")]
     with server(polls_until_done=3, operation_seconds=3.0) as fake:
         generator = google(fake, tmp_path / "cache", max_clip_operations=1)
@@ -185,6 +195,10 @@ def test_a_worker_killed_mid_batch_costs_no_repeated_request(client: Any, tmp_pa
         hosts = {json.loads((item.session / "metadata" / "manifest.json").read_text())
                  ["host"]["pid"] for item in result}
         assert killed[0] not in hosts or len(hosts) > 1  # the killed item ran again
+    # what the killed run was writing was in its session, swept when the item ran again;
+    # nothing was left in the system's temporary folder, where no sweep looks
+    assert [path for path in (tmp_path / "out").rglob("*") if is_debris(path.name)] == []
+    assert [path.name for path in worker_temp.iterdir() if "avgen" in path.name] == []
 
 
 @pytest.mark.parametrize("backend", ["local", "dask"])

@@ -208,7 +208,9 @@ def test_sweep_removes_only_avgen_temporary_files_inside_the_session(tmp_path: P
                 temp_path(root / "final_output/video.mp4"),
                 scratch_path(temp_path(root / "final_output/video.mp4"), ".ass"),
                 scratch_path(temp_path(root / "final_output/video.mp4"), ".ffconcat"),
-                scratch_path(temp_path(root / "final_output/video.mp4"), ".part3.mp4")]
+                scratch_path(temp_path(root / "final_output/video.mp4"), ".part3.mp4"),
+                scratch_path(temp_path(root / "video_clips/scene_000.mp4"), ".still.png"),
+                scratch_path(temp_path(root / "video_clips/scene_000.mp4"), ".frame1.png")]
         for path in made:
             path.write_bytes(b"half")
         kept = [root / "audio/scene_000.wav", root / "final_output/video.ass",
@@ -250,7 +252,8 @@ def test_sweep_removes_only_avgen_temporary_files_inside_the_session(tmp_path: P
 @given(stem=st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]),
                     min_size=1, max_size=30),
        suffix=st.sampled_from(["", ".wav", ".json", ".mp4", ".png", ".tar"]),
-       scratch=st.sampled_from([".ass", ".ffconcat", ".part0.mp4", ".part12.mp4"]))
+       scratch=st.sampled_from([".ass", ".ffconcat", ".part0.mp4", ".part12.mp4", ".still.png",
+                                ".frame.png", ".frame3.png"]))
 def test_every_name_avgen_makes_is_one_it_sweeps(stem: str, suffix: str, scratch: str) -> None:
     final = Path("folder") / f"{stem}{suffix}"
     if final.name in {".", ".."} or final.name != f"{stem}{suffix}":

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from media import decode, make_image, make_wav
 
 from avgen import VideoGenerator
 from avgen._models import ClipAsset, ImageAsset, Preset, Scene, VideoRequest
+from avgen._scratch import is_debris
 from avgen.agents._assets.cache import AssetCache
 from avgen.agents.google._clips import HOLD_SECONDS, VeoClips
 from avgen.agents.google._common import GOOGLE_POLICY
@@ -241,6 +243,40 @@ def test_image_to_video_animates_a_still(fake: FakeGemini, tmp_path: Path) -> No
     assert submit.has_image and submit.prompt == SCENE.visual
     assert sent_image(submit).startswith(b"\x89PNG")
     assert decode(asset.path)["frames"] == 96
+
+
+class ListingStills(RecordingStills):
+    """Remembers, at each still it draws, where it was asked to draw it and what the
+    target's folder held then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[Path, list[str]]] = []
+
+    async def generate(self, scene: Scene, preset: Preset, target: Path) -> ImageAsset:
+        self.seen.append((target, sorted(path.name for path in target.parent.iterdir())))
+        return await super().generate(scene, preset, target)
+
+
+def test_a_scene_of_several_clips_keeps_its_pieces_beside_its_target_and_removes_them(
+        fake: FakeGemini, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the system's temporary folder is left alone: a process killed while a scene is made
+    # would leave its pieces there, where nothing sweeps them
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    folder = tmp_path / "Tom's clips"  # a quote in a folder's name does not break the join
+    folder.mkdir()
+    stills = ListingStills()
+    asset = make(veo(fake, still=stills), folder / "clip.mp4", seconds=21.5)
+    [(still, _)] = stills.seen
+    assert still.parent == folder and is_debris(still.name)  # a session's sweep knows it
+    submits = fake.calls("veo")
+    assert [call.has_image for call in submits] == [True, True, True]
+    decoded = decode(asset.path)
+    assert decoded["errors"] == "" and abs(decoded["duration"] - 22.0) < 0.15
+    assert sorted(path.name for path in folder.iterdir()) == ["clip.mp4"]
+    assert list(system_temp.iterdir()) == []
 
 
 def _red_then_blue(path: Path) -> Path:

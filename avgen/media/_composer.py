@@ -40,6 +40,7 @@ from avgen.media._ffmpeg import (
     MediaInfo,
     ProgressCallback,
     decodes_audio,
+    ffconcat,
     measure_loudness,
     measure_mix,
     measure_sound,
@@ -189,7 +190,7 @@ class FFmpegComposer:
                     pictures = await self._render_parts(timeline, parts, target, ass, fonts,
                                                         temporary, progress)
             loudness, heard = mixing.result()
-            await run_ffmpeg(compile_mux(scratch(".ffconcat", _ffconcat(pictures)), sound,
+            await run_ffmpeg(compile_mux(scratch(".ffconcat", ffconcat(pictures)), sound,
                                          target), what=f"composing {target.name}")
             if callable(told):
                 told(*heard)
@@ -581,14 +582,6 @@ def _scene_infos(timeline: Timeline, probed: dict[Path, MediaInfo]) -> list[Medi
     """Each scene's picture probe: ``None`` for a card or a scene of several shots."""
     return [probed.get(scene.visual.path) if not scene.shots and isinstance(
         scene.visual, (ClipAsset, ImageAsset)) else None for scene in timeline.scenes]
-
-
-def _ffconcat(paths: list[Path]) -> str:
-    lines = ["ffconcat version 1.0"]
-    for path in paths:
-        quoted = str(path.resolve()).replace("'", "'\\''")
-        lines.append(f"file '{quoted}'")
-    return "\n".join(lines) + "\n"
 
 
 def _in_scene(where: str, exc: MediaError) -> MediaError:

@@ -41,7 +41,7 @@ import cachetools
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 from avgen.media._wav import wav_info
 
-__all__ = ["ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
+__all__ = ["ffconcat", "ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, from 0.0 to 1.0."""
@@ -237,6 +237,16 @@ _TOO_LARGE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 
 _probed: cachetools.LRUCache[tuple[int, int, int, int], MediaInfo] = cachetools.LRUCache(4096)
 _probed_lock = threading.Lock()
+
+
+def ffconcat(paths: Sequence[Path]) -> str:
+    """An ffconcat list of ``paths`` for ffmpeg's concat demuxer: absolute, each quoted (a
+    ``'`` in a folder's name is escaped, not taken for the quote's end)."""
+    lines = ["ffconcat version 1.0"]
+    for path in paths:
+        quoted = str(path.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
+    return "\n".join(lines) + "\n"
 
 
 def _command(args: Sequence[str], progress: bool, loglevel: str = "error") -> list[str]:

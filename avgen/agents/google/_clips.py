@@ -47,9 +47,8 @@ import json
 import logging
 import math
 import re
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +62,7 @@ from avgen._models import (
     Source,
     VideoRequest,
 )
+from avgen._scratch import scratch_path
 from avgen._threads import through_thread
 from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
@@ -84,7 +84,7 @@ from avgen.errors import (
     ServiceUnavailable,
     UsageError,
 )
-from avgen.media._ffmpeg import probe, run_ffmpeg
+from avgen.media._ffmpeg import ffconcat, probe, run_ffmpeg
 from avgen.media._graph import CLIP_HOLD_SECONDS
 from avgen.resilience import retry
 from avgen.resilience._retry import RetryDecorator
@@ -434,8 +434,8 @@ class VeoClips(GoogleAgent):
         resolution = self.resolution_for(preset)
         audio = self.audio
         pictures = references(scene)
-        with tempfile.TemporaryDirectory(prefix="avgen-veo-") as tmp:
-            image, method = await self._input_image(scene, preset, previous, Path(tmp),
+        with _scratch_beside(target) as scratch:
+            image, method = await self._input_image(scene, preset, previous, scratch,
                                                     pictures, send_references)
             refs = [path.read_bytes() for _, path in pictures][:self.can.reference_images] \
                 if image is None and send_references else []
@@ -451,7 +451,7 @@ class VeoClips(GoogleAgent):
             for part, duration in enumerate(clips):
                 ask = _Ask(compose(visual), image, tuple(refs), duration, aspect, audio,
                            resolution, part)
-                out = target if len(clips) == 1 else Path(tmp) / f"part{part}.mp4"
+                out = target if len(clips) == 1 else scratch(f".part{part}.mp4")
                 made, more, visual = await with_rewrites(
                     self, visual, compose, functools.partial(self._clip_of, ask, out),
                     rewriter=self.rewriter, rewrites=self.rewrites, what="video clip",
@@ -459,9 +459,9 @@ class VeoClips(GoogleAgent):
                 notes.extend(more)
                 parts.append(made)
                 if part + 1 < len(clips) and not refs:  # the next clip goes on from here
-                    image = await _last_frame(made.path, Path(tmp) / f"last{part}.png")
+                    image = await _last_frame(made.path, scratch(f".frame{part}.png"))
             if len(parts) > 1:
-                await _join(parts, target)
+                await _join(parts, target, scratch(".ffconcat"))
                 method += f"; {len(parts)} clips of {'+'.join(map(str, clips))} s joined"
             asset = await self._asset(target)
         return attrs.evolve(asset, source=Source(self.name, method=method, notes=notes))
@@ -527,13 +527,13 @@ class VeoClips(GoogleAgent):
     # -- steps ---------------------------------------------------------------------------
 
     async def _input_image(self, scene: Scene, preset: Preset, previous: Path | None,
-                           tmp: Path, pictures: list[tuple[str, Path]],
+                           scratch: Callable[[str], Path], pictures: list[tuple[str, Path]],
                            send_references: bool) -> tuple[bytes | None, str]:
         """The first clip's input image (or None: from words alone), and how it was found."""
         if self.continuity and previous is not None:
             if not Path(previous).is_file():
                 raise MediaError("the previous scene's clip is missing", previous)
-            frame = await _last_frame(Path(previous), tmp / "last.png")
+            frame = await _last_frame(Path(previous), scratch(".frame.png"))
             return frame, "image-to-video from the previous clip's last frame"
         painter = self.still
         method = "image-to-video from a still"
@@ -543,7 +543,7 @@ class VeoClips(GoogleAgent):
             method = ("image-to-video from the scene's still (reference images: "
                       + ", ".join(name for name, _ in pictures) + ")")
         if painter is not None:
-            still, make = tmp / "still.png", painter.generate
+            still, make = scratch(".still.png"), painter.generate
             if inspect.iscoroutinefunction(make):
                 await make(scene, preset, still)
             else:  # a plain (blocking) image generator runs in a worker thread
@@ -843,14 +843,31 @@ async def _last_frame(clip: Path, frame: Path) -> bytes:
     return frame.read_bytes()
 
 
-async def _join(parts: list[ClipAsset], target: Path) -> None:
-    """Join clips of one model end to end into ``target`` (stream copy: same codecs)."""
-    listing = target.with_name(target.name + ".txt")
-    listing.write_text("".join(f"file '{part.path.as_posix()}'\n" for part in parts),
-                       encoding="utf-8")
+async def _join(parts: list[ClipAsset], target: Path, listing: Path) -> None:
+    """Join clips of one model end to end into ``target`` (stream copy: same codecs),
+    through the ffconcat list written at ``listing``."""
+    listing.write_text(ffconcat([part.path for part in parts]), encoding="utf-8")
+    await run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                      "-movflags", "+faststart", "-f", "mp4", str(target)],
+                     what="joining a scene's clips")
+
+
+@contextlib.contextmanager
+def _scratch_beside(target: Path) -> Iterator[Callable[[str], Path]]:
+    """Hands out scratch names beside ``target`` (``scratch(".part0.mp4")``) and removes
+    those files at the end. They are in the target's folder (a session's, usually), not in
+    the system's temporary folder: a process killed meanwhile leaves them where the
+    session's sweep finds them when its run starts again."""
+    made: list[Path] = []
+
+    def scratch(suffix: str) -> Path:
+        path = scratch_path(target, suffix)
+        made.append(path)
+        return path
+
     try:
-        await run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-                          "-movflags", "+faststart", "-f", "mp4", str(target)],
-                         what="joining a scene's clips")
+        yield scratch
     finally:
-        listing.unlink(missing_ok=True)
+        for path in made:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
