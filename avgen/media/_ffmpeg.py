@@ -41,7 +41,7 @@ import cachetools
 from avgen.errors import ConfigurationError, FFmpegError, MediaError
 from avgen.media._wav import wav_info
 
-__all__ = ["ffconcat", "ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
+__all__ = ["ffmpeg_exe", "probe", "run_ffmpeg", "run_ffmpeg_sync"]
 
 ProgressCallback = Callable[[float], None]
 """Called with the fraction done, from 0.0 to 1.0."""
