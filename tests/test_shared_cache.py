@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import warnings
@@ -30,6 +31,7 @@ from media import decode
 from object_store import BUCKET, CREDENTIALS, HANG_GUARD, S3, free_port
 
 from avgen import VideoGenerator
+from avgen._scratch import is_debris
 from avgen.agents import AssetCache
 from avgen.agents._assets.journal import Entry
 from avgen.agents._assets.remote import TRAILER_SIZE, RemoteStore, is_url
@@ -178,6 +180,37 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[AssetCache, 
         cache = AssetCache(s3.url(), storage_options=s3.options)
     assert isinstance(cache.store, RemoteStore)
     return cache, cache.store.fs
+
+
+def test_copies_in_transit_are_beside_the_files_under_names_a_sweep_knows(
+        remote: tuple[AssetCache, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a process killed while it uploads or downloads leaves its copy in the session, where
+    # the session's sweep removes it, and nothing in the system's temporary folder
+    cache, fs = remote
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    folder = tmp_path / "session" / "video_clips"
+    folder.mkdir(parents=True)
+    media = os.urandom(3 << 20)
+    in_transit: list[Path] = []
+    for method in ("put_file", "get_file"):
+        real = getattr(fs, method)
+
+        def seen(first: str, second: str, *args: Any, real: Any = real,
+                 local: int = 0 if method == "put_file" else 1, **kwargs: Any) -> Any:
+            in_transit.append(Path((first, second)[local]))
+            return real(first, second, *args, **kwargs)
+
+        monkeypatch.setattr(fs, method, seen)
+    cache.keep(key("clip"), write(folder / "scene_000.mp4", media), source="veo")
+    assert cache.fetch(key("clip"), folder / "scene_001.mp4", source="veo")
+    assert (folder / "scene_001.mp4").read_bytes() == media
+    assert len(in_transit) == 2
+    assert all(path.parent == folder and is_debris(path.name) for path in in_transit)
+    assert sorted(path.name for path in folder.iterdir()) == ["scene_000.mp4", "scene_001.mp4"]
+    assert list(system_temp.iterdir()) == []
 
 
 @pytest.mark.parametrize("damage", ["other bytes", "cut short", "tiny", "flipped byte"])

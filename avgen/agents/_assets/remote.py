@@ -33,13 +33,13 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from avgen._hashing import sha256_hasher, sha256_hex
+from avgen._scratch import temp_path
 from avgen._validate import instance
 from avgen.errors import UsageError
 
@@ -212,7 +212,7 @@ class RemoteStore:
         ``target`` is replaced only by a whole, checked file.
         """
         name = self._entry(key)
-        part = target.parent / f".{target.name}.{uuid.uuid4().hex}.part"
+        part = temp_path(target)  # a name the session's sweep knows
         try:
             try:
                 with _io(f"reading {self._where(name)}"):
@@ -231,8 +231,10 @@ class RemoteStore:
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         """Upload a copy of the file at ``path`` under ``key``."""
         name = self._entry(key)
-        with tempfile.TemporaryDirectory(prefix="avgen-upload-") as tmp:
-            upload = Path(tmp) / "entry"
+        # the copy with its trailer is made beside the file (in a session, where its sweep
+        # finds it if the process is killed meanwhile), not in the system's temporary folder
+        upload = temp_path(Path(path))
+        try:
             digest = sha256_hasher()
             size = 0
             with Path(path).open("rb") as source, upload.open("wb") as out:
@@ -242,6 +244,9 @@ class RemoteStore:
                     size += len(chunk)
                 out.write(_trailer(digest.hexdigest(), size))
             self._publish(name, lambda to: self.fs.put_file(str(upload), to))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                upload.unlink()
 
     def get(self, key: str) -> Any | None:
         """The JSON value kept under ``key``, or None."""
