@@ -22,7 +22,7 @@ import inspect
 import logging
 import shutil
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -80,13 +80,24 @@ def _request(request: VideoRequest | None, fields: dict[str, Any]) -> VideoReque
     return resolved(attrs.evolve(request, **fields) if fields else request)
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def _run_sync(coro: Coroutine[Any, Any, T],
+              release: Callable[[], Awaitable[None]] | None = None) -> T:
     """Run a coroutine to completion from sync code, even inside a running event loop
-    (a notebook cell): then it runs on its own loop in a worker thread."""
+    (a notebook cell): then it runs on its own loop in a worker thread. ``release`` is
+    awaited on that loop when the coroutine is done, before the loop ends (what agents
+    opened on the loop is closed while it still runs)."""
+
+    async def whole() -> T:
+        try:
+            return await coro
+        finally:
+            if release is not None:
+                await release()
+
     if not on_loop():
-        return asyncio.run(coro)
+        return asyncio.run(whole())
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="avgen") as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(asyncio.run, whole()).result()
 
 
 class VideoGenerator:
@@ -216,6 +227,18 @@ class VideoGenerator:
             closer = getattr(agent, "aclose", None) or getattr(agent, "close", None)
             if callable(closer):
                 await call_agent(closer)
+
+    async def _release_loop(self) -> None:
+        """Let every agent close what it opened on the running event loop, which is about
+        to end (its ``release_loop()``, when it has one); a failure is logged."""
+        for agent in self.agents.distinct():
+            release = getattr(agent, "release_loop", None)
+            if callable(release):
+                try:
+                    await call_agent(release)
+                except Exception as exc:
+                    _logger.warning("%s could not close its connections on this event loop: "
+                                    "%s", agent_name(agent), exc)
 
     def __enter__(self) -> Self:
         return self
@@ -500,7 +523,7 @@ class VideoGenerator:
 
     def generate_sync(self, request: VideoRequest | None = None, /, **fields: Any) -> Video:
         """`generate` for plain scripts and notebook cells (works in a running event loop)."""
-        return _run_sync(self.generate(request, **fields))
+        return _run_sync(self.generate(request, **fields), self._release_loop)
 
     def resume_sync(self, session_dir: str | Path, *,
                     languages: str | Iterable[str] | None = None,
@@ -508,7 +531,8 @@ class VideoGenerator:
                     voices: Mapping[str, str] | None = None) -> Video:
         """`resume` for plain scripts and notebook cells."""
         return _run_sync(self.resume(session_dir, languages=languages,
-                                     translations=translations, voices=voices))
+                                     translations=translations, voices=voices),
+                         self._release_loop)
 
     async def generate_many(
             self, requests: Iterable[VideoRequest | Mapping[str, Any]], /, *,
@@ -572,7 +596,7 @@ class VideoGenerator:
         """`generate_many` for plain scripts and notebook cells."""
         return _run_sync(self.generate_many(
             requests, executor=executor, concurrency=concurrency, budget=budget,
-            output_dir=output_dir, on_event=on_event))
+            output_dir=output_dir, on_event=on_event), self._release_loop)
 
     def _emit(self, event: RunEvent) -> None:
         for handler in list(self._handlers):

@@ -3,6 +3,7 @@ decoded output; faults injected per scene; re-runs served by the cache; the comm
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from fake_gemini import FakeGemini
 from media import decode
@@ -330,6 +332,32 @@ def test_avgen_make_picks_the_google_agents_and_says_which(fake: FakeGemini,
     assert local.returncode == 0 and "agents: local:" in local.stderr
 
 
+def connections_to(port: int) -> list[Any]:
+    """This process's open TCP connections to ``port`` on this machine."""
+    process = psutil.Process()
+    listing = getattr(process, "net_connections", None) or process.connections  # psutil < 6
+    return [c for c in listing("tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED]
+
+
+def test_each_sync_call_closes_the_connections_its_loop_opened(fake: FakeGemini,
+                                                              tmp_path: Path) -> None:
+    # google-genai pools connections per event loop; a loop that has ended cannot close
+    # its pool, which would keep its sockets until the garbage collector found it
+    made = generator(vertex(fake), tmp_path)
+    port = int(fake.base_url.rsplit(":", 1)[1].split("/")[0])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for topic in ("bees", "owls"):
+            gc.collect()
+            video = made.generate_sync(topic=topic, preset="draft")
+            assert video.tiers == ("clip", "clip", "clip")
+            assert connections_to(port) == []
+            gc.collect()  # what was left unclosed would warn now
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == []
+    assert paid(fake)["script"] == 2  # the second call's loop opened a pool of its own
+
+
 def cli_env(tmp_path: Path, base_url: str) -> dict[str, str]:
     return {**os.environ, "GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": base_url,
             "AVGEN_CACHE_DIR": str(tmp_path / "cache")}
@@ -377,6 +405,7 @@ def test_the_command_shows_warnings_and_retries_once_each(
     fake.fail("script", "rate_limit", retry_after=1)
     hooks, handlers = stamina.instrumentation.get_on_retry_hooks(), logging.getLogger().handlers
     caplog.set_level(logging.DEBUG)
+    gc.collect()  # what earlier tests left to the collector warns before, not in, the window
     with warnings.catch_warnings(record=True) as escaped:
         warnings.simplefilter("always")
         status = main(["make", "--script", str(bees(tmp_path)), "--preset", "draft", "--out",

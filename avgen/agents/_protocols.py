@@ -169,6 +169,14 @@ class AgentCapabilities(Protocol):
         ``async with``."""
         ...
 
+    async def release_loop(self) -> None:
+        """Close what the agent opened on the running event loop, which is about to end,
+        and stay usable (a later call on another loop opens its own). The ``*_sync``
+        methods of `avgen.VideoGenerator` run each call on a loop of their own and call it
+        before that loop ends: an HTTP client's pool bound to the loop could not be closed
+        once the loop is gone."""
+        ...
+
 
 def _check(protocol: type, optional: bool = False) -> Callable[[Any, Any, Any], None]:
     def validator(_inst: Any, attribute: Any, value: Any) -> None:

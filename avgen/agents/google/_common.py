@@ -148,6 +148,11 @@ class GoogleAgent:
         """`close` from async code."""
         await self.connection.aclose()
 
+    async def release_loop(self) -> None:
+        """Close the shared connection's pool on the running event loop, which is about to
+        end (`GoogleConnection.release_loop`); the agent stays usable."""
+        await self.connection.release_loop()
+
     @property
     def name(self) -> str:
         """``<kind>:<model>``, as the manifest and events show it."""

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -158,6 +160,33 @@ class GoogleConnection:
         if self._owns_client:
             await self.client.aio.aclose()
             self.client.close()
+
+    async def release_loop(self) -> None:
+        """Close the connections the async client opened on the running event loop, which
+        is about to end; the connection stays usable (another loop opens its own).
+
+        google-genai keeps a pool of connections per event loop (an aiohttp session, or an
+        httpx client). Once its loop is closed nothing can close that pool: its sockets
+        stay open until the garbage collector finds it, and warn then. avgen's ``*_sync``
+        methods, which run each call on a loop of their own, release it before the loop
+        ends. Nothing is done for a client you passed in (`from_client`): its connections
+        are yours.
+        """
+        if self.closed or not self._owns_client:
+            return
+        loop = asyncio.get_running_loop()
+        api = getattr(self.client, "_api_client", None)
+        sessions = getattr(api, "_aiohttp_sessions", None)  # aiohttp: a session per loop
+        if isinstance(sessions, dict):
+            with getattr(api, "_sync_auth_lock", None) or contextlib.nullcontext():
+                session = sessions.pop(loop, None)
+            if session is not None:
+                await session.close()
+        pools = getattr(getattr(api, "_async_httpx_client", None), "_loop_clients", None)
+        if isinstance(pools, dict):  # httpx: a client per loop
+            pool = pools.pop(loop, None)
+            if pool is not None:
+                await pool.aclose()
 
     def __enter__(self) -> Self:
         return self
