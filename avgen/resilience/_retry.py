@@ -389,7 +389,10 @@ class _Call:
             reason = self.reason
         elif self.attempt >= self.policy.attempts or stamina.is_testing():
             reason = "attempts exhausted"
-        elif timeout is not None and time.monotonic() - self.start >= timeout:
+        elif timeout is not None:
+            # a retryable error with attempts left: only the time budget stops stamina,
+            # once it is spent or (stamina 26.2 and later) when the next backoff would
+            # end after it
             reason = "time budget spent"
         else:
             reason = "attempts exhausted"
