@@ -7,6 +7,7 @@ __docformat__ = "google"
 
 import contextlib
 import os
+import shutil
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,13 +34,15 @@ def cache_root(env: Mapping[str, str] | None = None) -> Path:
 
 def derived_file(folder: str, name: str, key: Any, write: Callable[[Path], object]
                  ) -> Path | None:
-    """A file derived from installed data (an unpacked or patched model), kept in
-    ``<cache>/<folder>/`` so later processes skip the work that makes it.
+    """A file (or a folder) derived from installed data (an unpacked or patched model, a
+    folder of font links), kept in ``<cache>/<folder>/`` so later processes skip the work
+    that makes it.
 
     The file is named ``name`` with a digest of ``key`` (what it was made from: a path,
     size, modification time, a package version) before its suffix; a changed ``key`` makes
-    a new file. It is made by ``write(temporary)`` and renamed into place, so processes
-    making it at once never see half a file.
+    a new file. It is made by ``write(temporary)`` — which may make a folder there instead
+    of a file — and renamed into place, so processes making it at once never see half of
+    it; the first one's is kept.
 
     Args:
         folder: The cache subfolder.
@@ -53,15 +56,18 @@ def derived_file(folder: str, name: str, key: Any, write: Callable[[Path], objec
     """
     stem, dot, suffix = name.partition(".")
     target = cache_root() / folder / f"{stem}-{json_sha256(key)[:16]}{dot}{suffix}"
-    if target.is_file():
+    if target.exists():
         return target
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write(temporary)
-        os.replace(temporary, target)
-    except Exception:  # an unwritable cache or a failed derivation: no copy kept
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        return None
+        os.replace(temporary, target)  # a folder replaces no folder that has something in it
+    except Exception:  # an unwritable cache, a failed derivation, or made meanwhile
+        if temporary.is_dir() and not temporary.is_symlink():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        return target if target.exists() else None
     return target

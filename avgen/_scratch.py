@@ -22,11 +22,12 @@ from __future__ import annotations
 
 __docformat__ = "google"
 
+import contextlib
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 __all__: list[str] = []
@@ -60,6 +61,41 @@ def scratch_path(target: Path, suffix: str) -> Path:
     if not SCRATCH_SUFFIXES.fullmatch(suffix):
         raise ValueError(f"{suffix!r} is not a scratch suffix avgen sweeps")
     return target.with_name(f".{target.stem}.{secrets.token_hex(4)}{suffix}")
+
+
+@contextlib.contextmanager
+def scratch_beside(target: Path) -> Iterator[Callable[[str], Path]]:
+    """Hands out `scratch_path` names beside ``target`` (``scratch(".part0.mp4")``) and
+    removes those files when the block ends, however it ends.
+
+    The files are in the target's folder (a session's, usually), not in the system's
+    temporary folder: a process killed meanwhile leaves them where the session's `sweep`
+    finds them when its run starts again. A name handed out but never written is no error.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with scratch_beside(Path(folder) / "video.mp4") as scratch:
+        ...         made = scratch(".ass")
+        ...         _ = made.write_text("[Script Info]")
+        ...         print(made.parent == Path(folder), is_debris(made.name))
+        ...     print(made.exists())
+        True True
+        False
+    """
+    made: list[Path] = []
+
+    def scratch(suffix: str) -> Path:
+        path = scratch_path(target, suffix)
+        made.append(path)
+        return path
+
+    try:
+        yield scratch
+    finally:
+        for path in made:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def is_debris(name: str) -> bool:

@@ -56,3 +56,29 @@ def test_a_failed_derivation_or_an_unwritable_cache_keeps_nothing() -> None:
     (cache_root() / "blocked").write_text("a file where a folder would be")
     assert derived_file("blocked", "m.bin", ["m"], lambda t: t.write_text("x")) is None
     assert (cache_root() / "blocked").read_text() == "a file where a folder would be"
+
+
+def test_a_derived_folder_made_by_two_at_once_is_the_first_ones_and_nothing_else_is_left(
+        ) -> None:
+    both_writing = threading.Barrier(2)
+    made: list[Path | None] = []
+
+    def write(target: Path) -> None:
+        target.mkdir()
+        (target / "a.txt").write_text(threading.current_thread().name)
+        both_writing.wait(timeout=300)  # each has its folder half made when the other starts
+        (target / "b.txt").write_text("b")
+
+    def derive() -> None:
+        made.append(derived_file("fonts", "folder", ["f", 1], write))
+
+    threads = [threading.Thread(target=derive, name=f"writer {n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made[0] is not None and made[0] == made[1] and made[0].is_dir()
+    assert sorted(p.name for p in made[0].iterdir()) == ["a.txt", "b.txt"]
+    assert (made[0] / "a.txt").read_text() in ("writer 0", "writer 1")
+    assert [p.name for p in (cache_root() / "fonts").iterdir()] == [made[0].name]
+    assert derived_file("fonts", "folder", ["f", 1], write) == made[0]  # kept: not made again

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
-from fonts import MACHINES, machine
+from fonts import MACHINES, fontconfig_with, machine, outline_font
 from media import (
     decode,
     gray_frame,
@@ -20,12 +21,13 @@ from media import (
 )
 
 from avgen import CaptionStyle, Preset, Scene, Soundtrack, Transition
+from avgen._cache_root import cache_root
 from avgen._models import AudioAsset, CardVisual, ClipAsset, ImageAsset, Segment
 from avgen.errors import ConfigurationError, UsageError
 from avgen.media._captions import make_cues
 from avgen.media._composer import FFmpegComposer
 from avgen.media._ffmpeg import ffmpeg_exe
-from avgen.media._fonts import find_font, uncovered
+from avgen.media._fonts import bundled_fonts_dir, find_font, uncovered
 from avgen.media._graph import copy_plan
 from avgen.media._timeline import Timeline
 
@@ -272,6 +274,43 @@ def test_a_font_file_path_works_and_names_its_family(tmp_path: Path) -> None:
                                    burn_captions=False), tmp_path / "plain.mp4")
     band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
     assert mean_abs_diff(out, plain, 0.5, band) > 1.0  # the Hebrew caption was drawn
+
+
+@pytest.mark.parametrize("cache", ["writable", "not writable"])
+def test_a_caption_font_from_elsewhere_reaches_libass_and_leaves_nothing_in_temp(
+        cache: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """libass gets the caption font and the bundled fonts in one folder: linked once in the
+    cache folder, or in a temporary folder removed at the end when the cache cannot be
+    written. Neither leaves anything in the system's temporary folder or beside the video."""
+    fontconfig_with(monkeypatch, tmp_path / "fontconfig")  # fontconfig sees no font at all
+    font = outline_font(tmp_path / "mine" / "Mine.ttf", "中文", family="Test Mine")
+    temp = tmp_path / "temp"  # with a cache folder, nothing may use the temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    if cache == "not writable":
+        temp.mkdir()
+        blocked = tmp_path / "blocked"
+        blocked.write_text("a file where the cache folder would be")
+        monkeypatch.setenv("AVGEN_CACHE_DIR", str(blocked))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+
+    def drawn(name: str, captions: bool = True) -> Path:
+        scene = tone_scene(tmp_path, 0, 1.0, text="中文")
+        style = CaptionStyle(font=str(font), font_size=0.2)
+        timeline = Timeline.build(TINY, [scene], style=style, burn_captions=captions)
+        return compose(timeline, videos / name)
+
+    first, second, plain = drawn("first.mp4"), drawn("second.mp4"), drawn("plain.mp4", False)
+    band = (0, int(TINY.height * 0.6), TINY.width, int(TINY.height * 0.25))
+    assert mean_abs_diff(first, plain, 0.5, band) > 1.0  # drawn in the font only it has
+    assert mean_abs_diff(first, second, 0.5, band) < 0.5
+    assert not temp.exists() if cache == "writable" else list(temp.iterdir()) == []
+    assert sorted(p.name for p in videos.iterdir()) == ["first.mp4", "plain.mp4", "second.mp4"]
+    if cache == "writable":
+        [linked] = (cache_root() / "fonts").iterdir()  # one folder for both renders
+        names = {path.name: path.resolve() for path in linked.iterdir()}
+        assert names["Mine.ttf"] == font.resolve()
+        assert {p.name for p in bundled_fonts_dir().glob("*.ttf")} <= set(names)
 
 
 # -- long videos in parts ------------------------------------------------------------------

@@ -28,13 +28,15 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 
+from avgen._cache_root import derived_file
 from avgen._hashing import json_sha256
 from avgen._models import ClipAsset, ImageAsset, Script, VideoRequest, Visual
-from avgen._scratch import scratch_path
+from avgen._scratch import scratch_beside
 from avgen.errors import ConfigurationError, MediaError, UsageError
 from avgen.media._ffmpeg import (
     MediaInfo,
@@ -150,21 +152,12 @@ class FFmpegComposer:
         drawn_in = faces(font, timeline.drawn_texts()) if font else {}
         if not timeline.burn_captions:
             _report_missing(font, timeline, progress)
-        temporary: list[Path] = []
-        folders: list[Path] = []
-
-        def scratch(suffix: str, text: str) -> Path:
-            path = scratch_path(target, suffix)
-            path.write_text(text, encoding="utf-8")
-            temporary.append(path)
-            return path
-
-        try:
-            fonts = _fonts_folder(font, timeline, folders)
-            ass = (scratch(".ass", timeline.ass_script(drawn_in)) if timeline.draws_on_picture
-                   else None)
-            sound = scratch_path(target, ".sound.m4a")
-            temporary.append(sound)
+        with scratch_beside(target) as scratch, _fonts_folder(font) as fonts:
+            ass = None
+            if timeline.draws_on_picture:
+                ass = scratch(".ass")
+                ass.write_text(timeline.ass_script(drawn_in), encoding="utf-8")
+            sound = scratch(".sound.m4a")
 
             told = getattr(progress, "measured", None)
 
@@ -187,22 +180,18 @@ class FFmpegComposer:
                     pictures = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
                 else:
                     parts = part_ranges(timeline, self.max_scenes_per_pass)
-                    pictures = await self._render_parts(timeline, parts, target, ass, fonts,
-                                                        temporary, progress)
+                    pictures = await self._render_parts(timeline, parts, ass, fonts, scratch,
+                                                        progress)
             loudness, heard = mixing.result()
-            await run_ffmpeg(compile_mux(scratch(".ffconcat", ffconcat(pictures)), sound,
-                                         target), what=f"composing {target.name}")
+            listing = scratch(".ffconcat")
+            listing.write_text(ffconcat(pictures), encoding="utf-8")
+            await run_ffmpeg(compile_mux(listing, sound, target),
+                             what=f"composing {target.name}")
             if callable(told):
                 told(*heard)
             if progress is not None:
                 progress(1.0)
             _report_loudness(loudness, progress)
-        finally:
-            for path in temporary:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            for folder in folders:
-                shutil.rmtree(folder, ignore_errors=True)
 
     def check(self, request: VideoRequest) -> None:
         """Refuse a request whose caption font cannot be found, or whose music is not
@@ -369,15 +358,16 @@ class FFmpegComposer:
         return Loudness(target, gain, levels, loud, None, music)
 
     @staticmethod
-    async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]], target: Path,
-                            ass: Path | None, fonts: Path | None, temporary: list[Path],
+    async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]],
+                            ass: Path | None, fonts: Path | None,
+                            scratch: Callable[[str], Path],
                             progress: ProgressCallback | None) -> list[Path]:
-        """Render the picture part by part; returns the part files in order."""
+        """Render the picture part by part into files ``scratch`` names; returns them in
+        order."""
         rendered: list[Path] = []
         total = timeline.frames
         for number, (first, stop) in enumerate(parts):
-            path = scratch_path(target, f".part{number}.mp4")
-            temporary.append(path)
+            path = scratch(f".part{number}.mp4")
             frames_before = sum(s.frames for s in timeline.scenes[:first])
             frames = sum(s.frames for s in timeline.scenes[first:stop])
 
@@ -467,26 +457,46 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
         _logger.warning("%s", message)
 
 
-def _fonts_folder(font: FontFile | None, timeline: Timeline,
-                  folders: list[Path]) -> Path | None:
-    """The folder libass takes fonts from: the bundled fonts' (text, emoji and icon
-    fonts), or, when the caption font is not one of them, a scratch folder linking the
-    caption font and the bundled fonts together."""
+@contextlib.contextmanager
+def _fonts_folder(font: FontFile | None) -> Iterator[Path | None]:
+    """The folder libass takes fonts from: the bundled fonts' (text, emoji and icon fonts),
+    or, when the caption font is not one of them, a folder linking the caption font and
+    the bundled fonts together.
+
+    That folder is kept in avgen's cache folder (``fonts/``), one per caption font file and
+    its modification time, made once for every later render; where the cache folder cannot
+    be written, it is a temporary folder removed when the block ends.
+    """
     if font is None:
-        return None
+        yield None
+        return
     bundled = bundled_fonts_dir()
     if font.path.parent == bundled:
-        return bundled
-    folder = Path(tempfile.mkdtemp(prefix="avgen-fonts-"))  # links only: nothing to sweep
-    folders.append(folder)
-    for path in (font.path, *sorted(bundled.glob("*.ttf"))):
-        link = folder / path.name
-        if not link.exists():
+        yield bundled
+        return
+    fonts = (font.path.resolve(), *sorted(path.resolve() for path in bundled.glob("*.ttf")))
+
+    def link(folder: Path) -> None:
+        folder.mkdir()
+        for path in fonts:  # the caption font first: a bundled font of its name is left out
+            entry = folder / path.name
+            if entry.is_symlink() or entry.exists():
+                continue
             try:
-                link.symlink_to(path.resolve())
+                entry.symlink_to(path)
             except OSError:  # no symlinks here (Windows without the right): a copy
-                shutil.copyfile(path, link)
-    return folder
+                shutil.copyfile(path, entry)
+
+    stat = font.path.stat()
+    key = {"fonts": [str(path) for path in fonts], "size": stat.st_size,
+           "modified": stat.st_mtime_ns}
+    kept = derived_file("fonts", "folder", key, link)
+    if kept is not None:
+        yield kept
+        return
+    with tempfile.TemporaryDirectory(prefix="avgen-fonts-") as folder:
+        link(Path(folder) / "fonts")
+        yield Path(folder) / "fonts"
 
 
 def missing_note(what: str, missing: str, where: str) -> str:

@@ -48,7 +48,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ from avgen._models import (
     Source,
     VideoRequest,
 )
-from avgen._scratch import scratch_path
+from avgen._scratch import scratch_beside
 from avgen._threads import through_thread
 from avgen._validate import flag, instance, number, text
 from avgen.agents._assets.cache import AssetCache
@@ -434,7 +434,7 @@ class VeoClips(GoogleAgent):
         resolution = self.resolution_for(preset)
         audio = self.audio
         pictures = references(scene)
-        with _scratch_beside(target) as scratch:
+        with scratch_beside(target) as scratch:
             image, method = await self._input_image(scene, preset, previous, scratch,
                                                     pictures, send_references)
             refs = [path.read_bytes() for _, path in pictures][:self.can.reference_images] \
@@ -850,24 +850,3 @@ async def _join(parts: list[ClipAsset], target: Path, listing: Path) -> None:
     await run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
                       "-movflags", "+faststart", "-f", "mp4", str(target)],
                      what="joining a scene's clips")
-
-
-@contextlib.contextmanager
-def _scratch_beside(target: Path) -> Iterator[Callable[[str], Path]]:
-    """Hands out scratch names beside ``target`` (``scratch(".part0.mp4")``) and removes
-    those files at the end. They are in the target's folder (a session's, usually), not in
-    the system's temporary folder: a process killed meanwhile leaves them where the
-    session's sweep finds them when its run starts again."""
-    made: list[Path] = []
-
-    def scratch(suffix: str) -> Path:
-        path = scratch_path(target, suffix)
-        made.append(path)
-        return path
-
-    try:
-        yield scratch
-    finally:
-        for path in made:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
