@@ -40,7 +40,7 @@ import psutil
 from avgen import Preset, Scene
 from avgen._models import AudioAsset, ClipAsset, Segment
 from avgen.media._captions import to_srt
-from avgen.media._composer import FFmpegComposer
+from avgen.media._composer import FFmpegComposer, burn_scripts, fit_stills
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._fonts import bundled_fonts_dir
 from avgen.media._graph import compile_graph, compile_mux, compile_sound, graph_threads
@@ -160,11 +160,15 @@ def own_commands(timeline: Timeline, out: Path, tmp: Path, *, copy: bool = False
         ffmpeg(*compile_sound(timeline, sound))
         ffmpeg(*compile_mux(listing, sound, out))
         return
-    ass = tmp / "own.ass"
-    ass.write_text(timeline.ass_script(), encoding="utf-8")
+    def write(suffix: str, text: str) -> Path:
+        path = tmp / f"own{len(list(tmp.glob('own*.ass')))}{suffix}"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    ass, stills = burn_scripts(timeline, {}, write)  # as the composer does
+    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
     ffmpeg(*graph_threads(os.cpu_count()),
-           *compile_graph(timeline, out, ass=ass if timeline.draws_on_picture else None,
-                          fonts_dir=bundled_fonts_dir()))
+           *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir(), stills=stills))
 
 
 def raw_copy(clips: list[Path], out: Path, listing: Path) -> None:

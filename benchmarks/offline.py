@@ -32,6 +32,7 @@ narration and composition steps, peak memory, and the composition against its li
 from __future__ import annotations
 
 import argparse
+import asyncio
 import compileall
 import contextlib
 import json
@@ -44,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -52,9 +54,16 @@ import psutil
 from avgen import PRESETS, VideoGenerator
 from avgen._models import Scene, Script, VideoRequest, asset_from_dict
 from avgen.media import _composer
+from avgen.media._composer import burn_scripts, fit_stills
 from avgen.media._ffmpeg import ffmpeg_exe, probe
 from avgen.media._fonts import bundled_fonts_dir
-from avgen.media._graph import _video_codec_args, compile_graph, compile_part, graph_threads
+from avgen.media._graph import (
+    Stills,
+    _video_codec_args,
+    compile_graph,
+    compile_part,
+    graph_threads,
+)
 from avgen.media._timeline import Timeline
 from avgen.testing import PatternImages
 
@@ -159,13 +168,22 @@ def timeline_of(session: Path) -> Timeline:
 
 def render_by_hand(timeline: Timeline, out: Path, scratch: Path) -> float:
     """The composer's own command (the whole timeline in one ffmpeg process), timed."""
-    ass = scratch / "captions.ass"
-    ass.write_text(timeline.ass_script(), encoding="utf-8")
+    ass, stills = burn_scripts(timeline, {}, writer(scratch))
+    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
     args = [*graph_threads(CORES),
-            *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir())]
+            *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir(), stills=stills)]
     started = time.perf_counter()
     ffmpeg("-loglevel", "error", *args)
     return time.perf_counter() - started
+
+
+def writer(folder: Path) -> Callable[[str, str], Path]:
+    """Writes the scripts `burn_scripts` makes into ``folder``, as the composer does."""
+    def write(suffix: str, text: str) -> Path:
+        path = folder / f"script{len(list(folder.glob('script*')))}{suffix}"
+        path.write_text(text, encoding="utf-8")
+        return path
+    return write
 
 
 def encoder_alone(video: Path, timeline: Timeline, scratch: Path) -> float:
@@ -285,19 +303,22 @@ print(language, time.perf_counter() - started)
 """
 
 
-_DRAWN = {"the cards' headline, phrase and rule": ("CardTitle", "CardPhrase", "CardText"),
-          "the cards' icons": ("CardIcon",), "the captions": ("Caption",)}
-"""What libass draws on the picture, by the ASS styles that draw it."""
+_STILL_TEXT = ("CardTitle", "CardPhrase", "CardText")
+"""The ASS styles of the cards' text that stands still (headline, phrase, rule)."""
+_DRAWN = {"the cards' icons": ("CardIcon",), "the captions": ("Caption",)}
+"""What libass draws on every frame, by the ASS styles that draw it."""
 
 
-def graph_cpu(timeline: Timeline, scratch: Path, script: str | None) -> float:
+def graph_cpu(timeline: Timeline, scratch: Path, script: str | None,
+              stills: Stills | None = None) -> float:
     """CPU seconds (best of two) of the picture's filter graph rendered to nothing — no
-    encoder — burning ``script`` (``None``: no libass at all)."""
+    encoder — burning ``script`` (``None``: no libass at all) and putting ``stills`` on."""
     ass = scratch / "where.ass"
     if script is not None:
         ass.write_text(script, encoding="utf-8")
     args = compile_part(timeline, 0, len(timeline.scenes), scratch / "unused.mp4",
-                        ass=ass if script is not None else None, fonts_dir=bundled_fonts_dir())
+                        ass=ass if script is not None else None, fonts_dir=bundled_fonts_dir(),
+                        stills=stills if script is not None else None)
     args = [*graph_threads(CORES), *args[:args.index("-an")], "-an", "-f", "null", "-"]
     spent = []
     for _ in range(2):
@@ -308,19 +329,36 @@ def graph_cpu(timeline: Timeline, scratch: Path, script: str | None) -> float:
     return min(spent)
 
 
+def without(script: str, styles: tuple[str, ...]) -> str:
+    """``script`` without the events of ``styles``."""
+    return "".join(line + "\n" for line in script.splitlines()
+                   if not (line.startswith("Dialogue:") and line.split(",", 4)[3] in styles))
+
+
 def where(timeline: Timeline, scratch: Path) -> list[str]:
     """Where the picture's filter graph spends its CPU, as lines to print: whole, then
-    without each kind of drawn text, then without libass."""
-    script = timeline.ass_script()
-    whole = graph_cpu(timeline, scratch, script)
+    without each kind of drawn text, then without libass; and what the cards' still text
+    would cost drawn by libass into every frame."""
+    ass, stills = burn_scripts(timeline, {}, writer(scratch))
+    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
+    assert ass is not None
+    script = ass.read_text("utf-8")
+    whole = graph_cpu(timeline, scratch, script, stills)
     lines = [f"  filter graph     {whole:6.2f} CPU s (the picture's, alone: no encoder), of which"]
+    if stills is not None:
+        bare = graph_cpu(timeline, scratch, without(script, _STILL_TEXT))
+        lines.append(f"    the cards' headline, phrase and rule, drawn once and overlaid "
+                     f"({len(stills.spans)} stills): {whole - bare:.2f} CPU s")
+        everything = timeline.ass_script()
+        every_frame = graph_cpu(timeline, scratch, everything)
+        plain = graph_cpu(timeline, scratch, without(everything, _STILL_TEXT))
+        lines.append(f"      (drawn by libass into every frame instead: {every_frame - plain:.2f}"
+                     f" CPU s; the whole graph {every_frame:.2f} CPU s)")
     for what, styles in _DRAWN.items():
-        kept = "".join(line + "\n" for line in script.splitlines()
-                       if not (line.startswith("Dialogue:")
-                               and line.split(",", 4)[3] in styles))
+        kept = without(script, styles)
         if kept.count("Dialogue:") == script.count("Dialogue:"):
             continue
-        lines.append(f"    {what}: {whole - graph_cpu(timeline, scratch, kept):.2f} CPU s")
+        lines.append(f"    {what}: {whole - graph_cpu(timeline, scratch, kept, stills):.2f} CPU s")
     lines.append(f"    libass in all: {whole - graph_cpu(timeline, scratch, None):.2f} CPU s")
     return lines
 

@@ -26,7 +26,15 @@ import pysubs2
 
 from avgen._models import CaptionStyle, CardVisual, Preset, Segment, spread_words
 from avgen._validate import number
-from avgen.media._cards import CardLayout, Theme, card_events, card_styles, right_to_left
+from avgen.media._cards import (
+    STILL_AFTER_CS,
+    CardDrawing,
+    CardLayout,
+    Theme,
+    card_drawing,
+    card_styles,
+    right_to_left,
+)
 from avgen.media._fonts import font_runs
 from avgen.media._lines import (
     ATTACH,
@@ -545,10 +553,78 @@ def _above_captions(style: CaptionStyle, size: int, height: int, margin: float) 
     return round(height * (1 - margin) - (style.max_lines + 0.5) * 1.2 * size)
 
 
+@attrs.frozen
+class Still:
+    """Card text that stands still over part of the video: drawn once by libass and put on
+    each frame from ``start_ms`` to ``end_ms`` by ffmpeg's ``overlay`` filter, which costs
+    a fraction of libass blending it into every frame (`card_stills`)."""
+
+    start_ms: int
+    """The first millisecond of the video it is shown at (as libass counts a frame's
+    time: its time in whole milliseconds)."""
+    end_ms: int
+    """The millisecond it is no longer shown at."""
+    box: tuple[int, int, int, int]
+    """``(x, y, width, height)`` of the part of the frame that holds it (even numbers)."""
+
+
+ASS_PARTS = ("all", "moving", "still")
+"""What an ASS script of `to_ass` draws: everything as it moves; all but the card text
+`card_stills` puts on the frames; only that text, still number ``k`` at seconds ``2k`` and
+``2k + 1`` (drawn once over black, once over white, which tells its transparency)."""
+
+
+def _designed_cards(cards: Sequence[tuple[float, float, str | CardVisual]], *, width: int,
+                    height: int, style: CaptionStyle, margin: float,
+                    faces: Mapping[str, str | None], language: str | None
+                    ) -> list[tuple[int, int, CardVisual, CardDrawing]]:
+    """Each designed card's start and end (centiseconds), the card, and how it is drawn."""
+    size = max(1, round(style.font_size * min(width, height)))
+    drawn = []
+    for start, end, card in cards:
+        if isinstance(card, CardVisual) and card.designed:
+            first, last = _ticks(start, 100), _ticks(end, 100)
+            drawn.append((first, last, card, card_drawing(
+                first, last, title=card.title, phrase=card.phrase,
+                icon=card.icon, theme=Theme(card.colors, card.accent),
+                layout=CardLayout(width, height, icon_middle=style.position == "middle",
+                                  bottom=_above_captions(style, size, height, margin)),
+                escape=lambda line: _ass_escape(line, faces), language=language)))
+    return drawn
+
+
+def _stands_still(start: int, end: int) -> bool:
+    """Whether a card from ``start`` to ``end`` (centiseconds) is long enough for its text
+    to stand still after `STILL_AFTER_CS` (a frame of 60 fps at least)."""
+    return end - start >= STILL_AFTER_CS + 2
+
+
+def card_stills(cards: Sequence[tuple[float, float, str | CardVisual]], *, width: int,
+                height: int, style: CaptionStyle, margin: float,
+                language: str | None = None) -> list[Still]:
+    """Where and when each designed card's headline, phrase and rule stand still, in the
+    order `to_ass` with ``part="still"`` draws them.
+
+    Args:
+        cards: As for `to_ass`.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        style: The caption style (where captions are decides where cards' text goes).
+        margin: As for `to_ass`.
+        language: As for `to_ass`.
+    """
+    return [Still(10 * (start + STILL_AFTER_CS), 10 * end, drawing.box)
+            for start, end, _card, drawing in _designed_cards(
+                cards, width=width, height=height, style=style, margin=margin,
+                faces=_NO_FACES, language=language)
+            if drawing.still and _stands_still(start, end)]
+
+
 def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle, margin: float,
            side_margin: float = 0.06,
            cards: Sequence[tuple[float, float, str | CardVisual]] = (),
-           faces: Mapping[str, str | None] = _NO_FACES, language: str | None = None) -> str:
+           faces: Mapping[str, str | None] = _NO_FACES, language: str | None = None,
+           part: str = "all") -> str:
     """Render cues (and optional title cards) as an Advanced SubStation Alpha v4.00+ script.
 
     The script has ``PlayResX``/``PlayResY`` equal to the frame size, ``WrapStyle: 0``
@@ -572,7 +648,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             `caption_margin`; unused in the middle).
         side_margin: Margin from the left and right edges as a fraction of the width.
         cards: ``(start, end, card)``: a `CardVisual` with a phrase or an icon is laid out
-            on a grid (`avgen.media._cards.card_events`); a plain one, or a title given as
+            on a grid (`avgen.media._cards.card_drawing`); a plain one, or a title given as
             text, is centred, wrapped at about 22 characters (0.7 × the classic line), up
             to 4 lines.
         faces: The font family of each character the style's font does not draw, or
@@ -580,6 +656,8 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             that family for those characters, and leaves out those no font has (a line
             left empty is dropped).
         language: The text's BCP 47 language, when known: where card lines may break.
+        part: One of `ASS_PARTS`: everything (the default), what moves, or the card text
+            that stands still (`card_stills`).
 
     Returns:
         The script text.
@@ -605,20 +683,31 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
     subs.styles["Card"] = _card_style(style, short, width, height)
 
     events: list[tuple[int, int, int, str, str]] = []
+    if part not in ASS_PARTS:
+        raise ValueError(f"part must be one of {', '.join(ASS_PARTS)}, not {part!r}")
+    drawings = _designed_cards(cards, width=width, height=height, style=style, margin=margin,
+                               faces=faces, language=language)
+    designed = bool(drawings)
+    if part == "still":  # still k over black at 2k s, over white at 2k + 1 s
+        stilled = (drawing.still for begins, ends, _card, drawing in drawings
+                   if drawing.still and _stands_still(begins, ends))
+        for index, still in enumerate(stilled):
+            events.extend((200 * index, layer, 200 * index + 200, name, text)
+                          for _start, layer, _end, name, text in still)
+        cues, cards = (), ()
+    else:
+        for begins, ends, _card, drawing in drawings:
+            cut = part == "moving" and bool(drawing.still) and _stands_still(begins, ends)
+            still_styles = {name for _start, _layer, _end, name, _text in drawing.still}
+            events.extend((first, layer, begins + STILL_AFTER_CS if cut and name in still_styles
+                           else last, name, text)
+                          for first, layer, last, name, text in drawing.events)
     for cue in cues:
         text = _caption_text(cue, style, faces)
         events.append((_ticks(cue.start, 100), 0, _ticks(cue.end, 100), "Caption", text))
     card_chars = max(8, round(_CLASSIC.max_chars_per_line * 0.7))
-    designed = False
     for start, end, card in cards:
         if isinstance(card, CardVisual) and card.designed:
-            designed = True
-            events.extend(card_events(
-                _ticks(start, 100), _ticks(end, 100), title=card.title, phrase=card.phrase,
-                icon=card.icon, theme=Theme(card.colors, card.accent),
-                layout=CardLayout(width, height, icon_middle=style.position == "middle",
-                                  bottom=_above_captions(style, size, height, margin)),
-                escape=lambda line: _ass_escape(line, faces), language=language))
             continue
         title = card.title if isinstance(card, CardVisual) else card
         lines = wrap_words(title, card_chars, language)

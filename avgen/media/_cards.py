@@ -18,8 +18,11 @@ heading:
 - **Motion**: the gradient drifts, the icon rises slowly and grows a little (parallax
   against the text), the text fades and slides in.
 
-All of it is drawn by libass in the one ffmpeg pass (`card_events` gives the ASS events);
-no frame passes through Python.
+All of it is drawn by libass in the picture's ffmpeg pass (`card_drawing` gives the ASS
+events); no frame passes through Python. Once the headline, phrase and rule stand still
+(`STILL_AFTER_CS`), libass draws them once per render and ffmpeg's ``overlay`` puts them on
+each frame (`avgen.media._graph.Stills`), which costs far less than blending them again
+into every frame; the icon keeps moving to the card's end and libass draws it throughout.
 """
 
 from __future__ import annotations
@@ -221,10 +224,41 @@ def right_to_left(text: str) -> bool:
     return False
 
 
+Event = tuple[int, int, int, str, str]
+"""An ASS event: ``(start_cs, layer, end_cs, style, text)``."""
+
+STILL_AFTER_CS = 70
+"""Centiseconds into a card after which its headline, phrase and rule stand still (the
+headline slides in over 0.5 s, the phrase from 0.15 s to 0.7 s; the fades are shorter)."""
+
+
+@attrs.frozen
+class CardDrawing:
+    """One card as libass draws it (`card_drawing`)."""
+
+    events: list[Event]
+    """Every event of the card, moving as designed."""
+    still: list[Event]
+    """The headline, phrase and rule as they stand once still (after `STILL_AFTER_CS`):
+    the same text, at its final place, without motion or fade."""
+    box: tuple[int, int, int, int]
+    """``(x, y, width, height)``: a part of the frame (even numbers) that holds everything
+    ``still`` draws, with room for a line more than planned and its shadow."""
+
+
 def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | None,
                 theme: Theme, layout: CardLayout, escape: Any,
-                language: str | None = None) -> list[tuple[int, int, int, str, str]]:
-    """The ASS events that draw one card: ``(start_cs, layer, end_cs, style, text)``.
+                language: str | None = None) -> list[Event]:
+    """The ASS events that draw one card: ``(start_cs, layer, end_cs, style, text)``
+    (`card_drawing`'s ``events``)."""
+    return card_drawing(start, end, title=title, phrase=phrase, icon=icon, theme=theme,
+                        layout=layout, escape=escape, language=language).events
+
+
+def card_drawing(start: int, end: int, *, title: str, phrase: str, icon: str | None,
+                 theme: Theme, layout: CardLayout, escape: Any,
+                 language: str | None = None) -> CardDrawing:
+    """The ASS events that draw one card, and the same text standing still.
 
     In a portrait or square frame the icon, the rule, the headline and the phrase stand
     one above the other; in a landscape frame the icon stands beside the text, the two as
@@ -243,7 +277,8 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
         escape: Makes user text literal for libass (``_ass_escape``).
         language: The text's BCP 47 language, when known: where lines may break.
     """
-    events: list[tuple[int, int, int, str, str]] = []
+    events: list[Event] = []
+    still: list[Event] = []
     span = max(1, (end - start) * 10)  # milliseconds
     width, short, height = layout.width, layout.short, layout.height
     headline, sub = (title, phrase) if title.strip() else (phrase, "")
@@ -305,24 +340,42 @@ def card_events(start: int, end: int, *, title: str, phrase: str, icon: str | No
                        f"{span}){scale}\\fscx94\\fscy94\\t(0,{span},\\fscx104\\fscy104)"
                        f"\\fad(400,0)\\1c{accent}}}{glyph}"))
     top = top + (block - sum(text_parts)) // 2 if wide else top + icon_part
-    events.append((start, 2, end, "CardText",
-                   f"{{\\an7\\pos({x(text_x, rule_w)},{top})\\fad(300,0)\\1c{accent}"
-                   f"\\bord0\\shad0\\p1}}m 0 0 l {rule_w} 0 l {rule_w} {rule_h} l 0 {rule_h}"
-                   "{\\p0}"))
+    first = top
+    rule = (f"\\an7\\pos({x(text_x, rule_w)},{top})", "\\fad(300,0)",
+            f"\\1c{accent}\\bord0\\shad0\\p1}}m 0 0 l {rule_w} 0 l {rule_w} {rule_h} "
+            f"l 0 {rule_h}{{\\p0}}")
+    events.append((start, 2, end, "CardText", "{" + "".join(rule)))
+    still.append((start, 2, end, "CardText", "{" + rule[0] + rule[2]))
     top += text_parts[0]
     slide = round(0.012 * height)
     colour = ass_color(theme.text)
     sizes = (f"\\fs{head_size}", f"\\fs{sub_size}") if wide else ("", "")
     if head_lines:
+        text = f"\\1c{colour}}}" + "\\N".join(head_lines)
         events.append((start, 2, end, "CardTitle",
                        f"{{{anchor}\\move({x(text_x)},{top + slide},{x(text_x)},{top},0,500)"
-                       f"{sizes[0]}\\fad(350,0)\\1c{colour}}}" + "\\N".join(head_lines)))
+                       f"{sizes[0]}\\fad(350,0){text}"))
+        still.append((start, 2, end, "CardTitle",
+                      f"{{{anchor}\\pos({x(text_x)},{top}){sizes[0]}{text}"))
         top += text_parts[1]
     if sub_lines:
+        text = f"\\1c{colour}}}" + "\\N".join(sub_lines)
         events.append((start, 2, end, "CardPhrase",
                        f"{{{anchor}\\move({x(text_x)},{top + slide},{x(text_x)},{top},150,700)"
-                       f"{sizes[1]}\\fad(500,0)\\1c{colour}}}" + "\\N".join(sub_lines)))
-    return events
+                       f"{sizes[1]}\\fad(500,0){text}"))
+        still.append((start, 2, end, "CardPhrase",
+                      f"{{{anchor}\\pos({x(text_x)},{top}){sizes[1]}{text}"))
+        top += text_parts[2]
+    # from the side the text is set from to the frame's other edge (a line libass wraps
+    # further may reach it), and from a little above the rule to a line and a half below
+    # the last planned line
+    pad = round(0.1 * head_size) + 2
+    x0 = max(0, x(text_x) - pad) // 2 * 2 if not flush_right else 0
+    x1 = min(width, x(text_x) + pad) if flush_right else width
+    y0 = max(0, first - round(0.25 * head_size)) // 2 * 2
+    y1 = min(height, top + round(1.5 * head_size))
+    return CardDrawing(events, still, (x0, y0, max(2, (x1 - x0) // 2 * 2),
+                                       max(2, (y1 - y0) // 2 * 2)))
 
 
 def gradient_corners(index: int, width: int, height: int) -> tuple[int, int, int, int]:

@@ -5,7 +5,8 @@ No frame passes through Python: the timeline compiles to ffmpeg commands
 reads the pictures, fits them to the frame, burns the captions with libass and encodes the
 picture (in parts for long videos) — or, when every clip already matches the output, the
 clips are used as they are; beside it, the sound is measured, levelled and encoded; a last
-process joins picture and sound by stream copy.
+process joins picture and sound by stream copy. Cards' text that stands still is drawn
+once and put on its frames by ffmpeg's ``overlay`` (`burn_scripts`, `fit_stills`).
 
 Everything that can be checked is checked before the encode starts: every asset is probed
 (a corrupt, empty or stream-less file fails naming its scene and path), and the caption
@@ -59,13 +60,16 @@ from avgen.media._fonts import (
 )
 from avgen.media._graph import (
     LIMITER_CEILING_DB,
+    Stills,
     compile_graph,
     compile_loudness_probe,
     compile_mux,
     compile_part,
     compile_sound,
+    compile_stills_probe,
     compile_voice_probe,
     copy_plan,
+    fitted_stills,
     graph_threads,
     music_gain,
     part_ranges,
@@ -153,10 +157,12 @@ class FFmpegComposer:
         if not timeline.burn_captions:
             _report_missing(font, timeline, progress)
         with scratch_beside(target) as scratch, _fonts_folder(font) as fonts:
-            ass = None
-            if timeline.draws_on_picture:
-                ass = scratch(".ass")
-                ass.write_text(timeline.ass_script(drawn_in), encoding="utf-8")
+            def write(suffix: str, text: str) -> Path:
+                path = scratch(suffix)
+                path.write_text(text, encoding="utf-8")
+                return path
+
+            ass, stills = burn_scripts(timeline, drawn_in, write)
             sound = scratch(".sound.m4a")
 
             told = getattr(progress, "measured", None)
@@ -180,8 +186,9 @@ class FFmpegComposer:
                     pictures = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
                 else:
                     parts = part_ranges(timeline, self.max_scenes_per_pass)
-                    pictures = await self._render_parts(timeline, parts, ass, fonts, scratch,
-                                                        progress)
+                    stills = await fit_stills(timeline, stills, fonts)
+                    pictures = await self._render_parts(timeline, parts, ass, stills, fonts,
+                                                        scratch, progress)
             loudness, heard = mixing.result()
             listing = scratch(".ffconcat")
             listing.write_text(ffconcat(pictures), encoding="utf-8")
@@ -253,12 +260,19 @@ class FFmpegComposer:
         """A digest of what `compose` renders from ``timeline``: the ffmpeg command, the
         burned-in script and this composer's settings (a resume renders again only when
         it changes)."""
-        args = compile_graph(timeline, Path("out.mp4"), ass=None, fonts_dir=None)
         drawn_in: dict[str, str | None] = {}
         if timeline.draws_on_picture:
             drawn_in = faces(find_font(timeline.style.font), timeline.drawn_texts())
+        scripts: list[str] = []
+
+        def keep(suffix: str, text: str) -> Path:
+            scripts.append(text)
+            return Path(f"script{len(scripts)}{suffix}")
+
+        ass, stills = burn_scripts(timeline, drawn_in, keep)
+        args = compile_graph(timeline, Path("out.mp4"), ass=ass, fonts_dir=None, stills=stills)
         track = timeline.soundtrack  # its levels are measured, not in the command above
-        return json_sha256([args, timeline.ass_script(drawn_in), attrs.asdict(self),
+        return json_sha256([args, scripts, attrs.asdict(self),
                             [track.loudness, track.music_volume]])
 
     @staticmethod
@@ -359,7 +373,7 @@ class FFmpegComposer:
 
     @staticmethod
     async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]],
-                            ass: Path | None, fonts: Path | None,
+                            ass: Path | None, stills: Stills | None, fonts: Path | None,
                             scratch: Callable[[str], Path],
                             progress: ProgressCallback | None) -> list[Path]:
         """Render the picture part by part into files ``scratch`` names; returns them in
@@ -376,7 +390,8 @@ class FFmpegComposer:
                     progress(0.95 * (before + size * fraction) / total)
 
             args = [*graph_threads(os.cpu_count()),
-                    *compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts)]
+                    *compile_part(timeline, first, stop, path, ass=ass, fonts_dir=fonts,
+                                  stills=stills)]
             await run_ffmpeg(args, total=frames / timeline.preset.fps, progress=report,
                              what=f"composing part {number + 1} of {len(parts)}")
             rendered.append(path)
@@ -455,6 +470,38 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
              gain=round(loudness.gain, 2))
     else:
         _logger.warning("%s", message)
+
+
+def burn_scripts(timeline: Timeline, faces: dict[str, str | None],
+                 write: Callable[[str, str], Path]) -> tuple[Path | None, Stills | None]:
+    """Write what the picture's render burns in: the ASS script libass draws on every
+    frame, and the cards' text that stands still, drawn once (`avgen.media._graph.Stills`).
+    ``(None, None)`` when nothing is drawn.
+
+    Args:
+        timeline: The timeline.
+        faces: The font of each character the caption font lacks (`faces`).
+        write: Writes a script (its suffix, its text) and returns its path.
+    """
+    if not timeline.draws_on_picture:
+        return None, None
+    spans = timeline.stills()
+    ass = write(".ass", timeline.ass_script(faces, "moving" if spans else "all"))
+    if not spans:
+        return ass, None
+    return ass, Stills(write(".ass", timeline.ass_script(faces, "still")), spans)
+
+
+async def fit_stills(timeline: Timeline, stills: Stills | None,
+                     fonts: Path | None) -> Stills | None:
+    """``stills`` with each box fitted to what it draws (`compile_stills_probe`: one
+    short ffmpeg run, beside the loudness passes)."""
+    if stills is None:
+        return None
+    report = await run_ffmpeg(compile_stills_probe(timeline, stills, fonts), loglevel="info",
+                              keep_lines=60 + len(stills.spans),
+                              what="measuring the cards' text")
+    return fitted_stills(timeline, stills, report)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,16 @@ from avgen._models import (
     Transition,
     Visual,
 )
-from avgen.media._captions import Cue, caption_margin, make_cues, to_ass, to_srt, to_vtt
+from avgen.media._captions import (
+    Cue,
+    Still,
+    caption_margin,
+    card_stills,
+    make_cues,
+    to_ass,
+    to_srt,
+    to_vtt,
+)
 
 __all__ = ["Timeline"]
 
@@ -285,21 +294,32 @@ class Timeline:
         return {"srt": to_srt(self.cues), "vtt": to_vtt(self.cues),
                 "ass": self._ass(self.cues, (), faces)}
 
-    def ass_script(self, faces: Mapping[str, str | None] | None = None) -> str:
+    def ass_script(self, faces: Mapping[str, str | None] | None = None,
+                   part: str = "all") -> str:
         """The ASS subtitle script the composer burns in: captions and card titles.
 
         Args:
             faces: The font family of each character the caption font does not draw, or
                 ``None`` for one no font has (left out): `avgen.media._fonts.faces`.
+            part: What it draws (`avgen.media._captions.ASS_PARTS`): everything; all but
+                the cards' text that `stills` puts on the frames; only that text.
         """
-        return self._ass(self.cues if self.burn_captions else (), self.cards, faces)
+        return self._ass(self.cues if self.burn_captions else (), self.cards, faces, part)
+
+    def stills(self) -> list[Still]:
+        """Where and when each card's headline, phrase and rule stand still
+        (`avgen.media._captions.card_stills`), in the order the script of
+        ``ass_script(part="still")`` draws them."""
+        return card_stills(self.cards, width=self.preset.width, height=self.preset.height,
+                           style=self.style, margin=caption_margin(self.style, self.preset),
+                           language=self.language)
 
     def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, CardVisual]],
-             faces: Mapping[str, str | None] | None) -> str:
+             faces: Mapping[str, str | None] | None, part: str = "all") -> str:
         return to_ass(cues, width=self.preset.width, height=self.preset.height, style=self.style,
                       margin=caption_margin(self.style, self.preset),
                       side_margin=self.preset.caption_side_margin, cards=cards,
-                      faces=faces or {}, language=self.language)
+                      faces=faces or {}, language=self.language, part=part)
 
     def drawn_texts(self) -> list[str]:
         """The texts drawn over the pictures: the burned captions and the card titles."""
