@@ -424,53 +424,40 @@ def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
     return ";".join(chains)
 
 
-_STILL_BACKGROUNDS = ((16, 16), (235, 240))
-"""The two backgrounds stills are drawn over, as ``(Y, Cb = Cr)``: the ends of the range
-of each plane, so every plane's transparency and colour can be told apart."""
-
-
 def _draw_stills(timeline: Timeline, stills: Stills, chosen: Sequence[int], fonts: str,
                  chains: list[str], *, colour: bool = True, crop: bool = True) -> None:
     """Draw the stills of ``chosen`` (positions in ``stills.spans``) once each: still
     ``n`` of them ends as ``[sd<n>m]``, its opacity (a grey plane), and with ``colour`` as
-    ``[sd<n>c]``, its colour (YUV 4:4:4); with ``crop``, both cut to the still's box.
+    ``[sd<n>c]``, its colour premultiplied by its opacity (YUV 4:4:4: luma times the
+    opacity, chroma about 128, as ffmpeg's premultiplied frames hold it); with ``crop``,
+    both cut to the still's box.
 
-    libass draws still ``k`` of the script at its second ``2k`` over one background and at
-    ``2k + 1`` over another, in the frame's own colours (YUV, the main picture's range and
-    matrix) without chroma subsampling. Blending is linear in each plane: a pixel is
-    ``opacity × colour + (1 - opacity) × background``, so the difference of the two renders
-    over the difference of the backgrounds tells the transparency, and either render then
-    tells the colour (`_STILL_BACKGROUNDS`).
+    libass draws still ``k`` of the script at its second ``2k`` over black (Y 0, chroma
+    128) and at ``2k + 1`` over white (Y 255), in the frame's own colours (YUV, the main
+    picture's range and matrix) without chroma subsampling. Blending is linear in each
+    plane — ``opacity × colour + (1 - opacity) × background`` — so the render over black
+    is the colour premultiplied, and the difference of the two renders' luma is the
+    transparency. Built-in blend modes and look-up tables only: no expression runs per
+    pixel.
     """
     p = timeline.preset
     outputs = "".join(f"[sd{n}b][sd{n}w]" for n in range(len(chosen)))
-    (y0, c0), (y1, c1) = _STILL_BACKGROUNDS
     chains.append(
         f"color=c=black:s={p.width}x{p.height}:r=1:d={2 * max(chosen) + 2},format=yuv444p,"
-        f"lutyuv=y={y0}:u={c0}:v={c0},lutyuv=y={y1}:u={c1}:v={c1}:enable='mod(n,2)',"
+        "lutyuv=y=0:u=128:v=128,lutyuv=y=255:enable='mod(n,2)',"
         f"ass=filename={escape_filter_value(str(stills.script))}{fonts},"
         f"split={2 * len(chosen)}{outputs}")
-
-    def plane(low: int, span: int, empty: int) -> str:
-        return (f"if(lt(B-A,{span}),clip(({span}*A-{low}*(B-A))/({span}-(B-A))+0.5,0,255),"
-                f"{empty})")
-
-    colours = (f"c0_expr='{plane(y0, y1 - y0, y0)}':c1_expr='{plane(c0, c1 - c0, 128)}':"
-               f"c2_expr='{plane(c0, c1 - c0, 128)}'")
-    opacity = f"all_expr='clip(255*({y1 - y0}-(B-A))/{y1 - y0}+0.5,0,255)'"
     for n, index in enumerate(chosen):
         x, y, width, height = stills.spans[index].box
         cut = f",crop={width}:{height}:{x}:{y}" if crop else ""
-        both = "split" if colour else "null"
-        extra = (f"[sd{n}p]", f"[sd{n}q]") if colour else ("", "")
+        over_black = f"split[sd{n}k][sd{n}c]" if colour else f"null[sd{n}k]"
         chains += [
             f"[sd{n}b]trim=start_frame={2 * index}:end_frame={2 * index + 1},setpts=0{cut},"
-            f"{both}[sd{n}k]{extra[0]}",
+            + over_black,
             f"[sd{n}w]trim=start_frame={2 * index + 1}:end_frame={2 * index + 2},setpts=0"
-            f"{cut},{both}[sd{n}v]{extra[1]}",
-            f"[sd{n}k][sd{n}v]blend={opacity},extractplanes=y[sd{n}m]"]
-        if colour:
-            chains.append(f"[sd{n}p][sd{n}q]blend={colours}[sd{n}c]")
+            f"{cut},extractplanes=y[sd{n}v]",
+            f"[sd{n}k]extractplanes=y[sd{n}y]",
+            f"[sd{n}y][sd{n}v]blend=all_mode=difference,negate[sd{n}m]"]
 
 
 def _put_stills(timeline: Timeline, stills: Stills, fonts: str, start: float, end: float,
@@ -488,9 +475,12 @@ def _put_stills(timeline: Timeline, stills: Stills, fonts: str, start: float, en
         still = stills.spans[index]
         x, y, _width, _height = still.box
         chains += [
-            f"[sd{n}c][sd{n}m]alphamerge,format=yuva420p[sd{n}]",
+            # tagged premultiplied: ffmpeg makes it straight once, for the overlay's
+            # straight blend (the one with SIMD)
+            f"[sd{n}c][sd{n}m]alphamerge,setparams=alpha_mode=premultiplied,"
+            f"format=yuva420p[sd{n}]",
             # t × 1000 against whole milliseconds: true on the frames libass shows it on
-            f"{tail}[sd{n}]overlay=x={x}:y={y}:eof_action=repeat:"
+            f"{tail}[sd{n}]overlay=x={x}:y={y}:eof_action=repeat:alpha=straight:"
             f"enable='gte(t*1000,{still.start_ms})*lt(t*1000,{still.end_ms})'[vst{n}]"]
         tail = f"[vst{n}]"
     return tail
