@@ -340,11 +340,16 @@ def where(timeline: Timeline, scratch: Path) -> list[str]:
     without each kind of drawn text, then without libass; and what the cards' still text
     would cost drawn by libass into every frame."""
     ass, stills = burn_scripts(timeline, {}, writer(scratch))
+    started = time.perf_counter()
     stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
+    fitting = time.perf_counter() - started
     assert ass is not None
     script = ass.read_text("utf-8")
     whole = graph_cpu(timeline, scratch, script, stills)
     lines = [f"  filter graph     {whole:6.2f} CPU s (the picture's, alone: no encoder), of which"]
+    if stills is not None:
+        lines.insert(0, f"  fitting the boxes of the cards' still text: {fitting:.2f} s (one "
+                        "ffmpeg run before the picture's, beside the loudness passes)")
     if stills is not None:
         bare = graph_cpu(timeline, scratch, without(script, _STILL_TEXT))
         lines.append(f"    the cards' headline, phrase and rule, drawn once and overlaid "
