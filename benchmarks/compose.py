@@ -40,7 +40,7 @@ import psutil
 from avgen import Preset, Scene
 from avgen._models import AudioAsset, ClipAsset, Segment
 from avgen.media._captions import to_srt
-from avgen.media._composer import FFmpegComposer, burn_scripts, fit_stills
+from avgen.media._composer import FFmpegComposer, burn_scripts, fit_still_texts
 from avgen.media._ffmpeg import ffmpeg_exe
 from avgen.media._fonts import bundled_fonts_dir
 from avgen.media._graph import compile_graph, compile_mux, compile_sound, graph_threads
@@ -166,7 +166,7 @@ def own_commands(timeline: Timeline, out: Path, tmp: Path, *, copy: bool = False
         return path
 
     ass, stills = burn_scripts(timeline, {}, write)  # as the composer does
-    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
+    stills = asyncio.run(fit_still_texts(timeline, stills, bundled_fonts_dir()))
     ffmpeg(*graph_threads(os.cpu_count()),
            *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir(), stills=stills))
 

@@ -54,11 +54,11 @@ import psutil
 from avgen import PRESETS, VideoGenerator
 from avgen._models import Scene, Script, VideoRequest, asset_from_dict
 from avgen.media import _composer
-from avgen.media._composer import burn_scripts, fit_stills
+from avgen.media._composer import burn_scripts, fit_still_texts
 from avgen.media._ffmpeg import ffmpeg_exe, probe
 from avgen.media._fonts import bundled_fonts_dir
 from avgen.media._graph import (
-    Stills,
+    StillTexts,
     _video_codec_args,
     compile_graph,
     compile_part,
@@ -169,7 +169,7 @@ def timeline_of(session: Path) -> Timeline:
 def render_by_hand(timeline: Timeline, out: Path, scratch: Path) -> float:
     """The composer's own command (the whole timeline in one ffmpeg process), timed."""
     ass, stills = burn_scripts(timeline, {}, writer(scratch))
-    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
+    stills = asyncio.run(fit_still_texts(timeline, stills, bundled_fonts_dir()))
     args = [*graph_threads(CORES),
             *compile_graph(timeline, out, ass=ass, fonts_dir=bundled_fonts_dir(), stills=stills)]
     started = time.perf_counter()
@@ -310,7 +310,7 @@ _DRAWN = {"the cards' icons": ("CardIcon",), "the captions": ("Caption",)}
 
 
 def graph_cpu(timeline: Timeline, scratch: Path, script: str | None,
-              stills: Stills | None = None) -> float:
+              stills: StillTexts | None = None) -> float:
     """CPU seconds (best of two) of the picture's filter graph rendered to nothing — no
     encoder — burning ``script`` (``None``: no libass at all) and putting ``stills`` on."""
     ass = scratch / "where.ass"
@@ -341,7 +341,7 @@ def where(timeline: Timeline, scratch: Path) -> list[str]:
     would cost drawn by libass into every frame."""
     ass, stills = burn_scripts(timeline, {}, writer(scratch))
     started = time.perf_counter()
-    stills = asyncio.run(fit_stills(timeline, stills, bundled_fonts_dir()))
+    stills = asyncio.run(fit_still_texts(timeline, stills, bundled_fonts_dir()))
     fitting = time.perf_counter() - started
     assert ass is not None
     script = ass.read_text("utf-8")
@@ -353,7 +353,7 @@ def where(timeline: Timeline, scratch: Path) -> list[str]:
     if stills is not None:
         bare = graph_cpu(timeline, scratch, without(script, _STILL_TEXT))
         lines.append(f"    the cards' headline, phrase and rule, drawn once and overlaid "
-                     f"({len(stills.spans)} stills): {whole - bare:.2f} CPU s")
+                     f"({len(stills.spans)} cards): {whole - bare:.2f} CPU s")
         everything = timeline.ass_script()
         every_frame = graph_cpu(timeline, scratch, everything)
         plain = graph_cpu(timeline, scratch, without(everything, _STILL_TEXT))

@@ -1,5 +1,5 @@
 """Cards' text that stands still is drawn once and put on its frames by ffmpeg's overlay
-(`avgen.media._graph.Stills`): the video looks as it did when libass drew it into every
+(`avgen.media._graph.StillTexts`): the video looks as it did when libass drew it into every
 frame — checked frame by frame against that render, on lossless encodes."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from media import _ffmpeg, make_image, make_wav
 
 from avgen import CaptionStyle, Preset, Scene, Transition
 from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
-from avgen.media._captions import Still, to_ass
+from avgen.media._captions import StillText, to_ass
 from avgen.media._cards import STILL_AFTER_CS
 from avgen.media._composer import FFmpegComposer
 from avgen.media._fonts import bundled_fonts_dir
-from avgen.media._graph import Stills, compile_graph, fitted_stills
+from avgen.media._graph import StillTexts, compile_graph, fitted_still_texts
 from avgen.media._timeline import Timeline
 
 PORTRAIT = Preset("portrait", 360, 640, fps=12, crf=0, encoder_preset="ultrafast",
@@ -81,7 +81,7 @@ def test_cards_look_as_libass_draws_them_on_every_frame(case: str, tmp_path: Pat
                                        scene(tmp_path, 1, 1.4, other),
                                        scene(tmp_path, 2, 0.6, card)],  # too short to stand
                               transition=Transition("fade", 0.3))
-    stills = timeline.stills()
+    stills = timeline.still_texts()
     assert len(stills) == 2  # the last card ends before its text stands still
     made = tmp_path / "made.mp4"
     asyncio.run(FFmpegComposer().compose(timeline, made))
@@ -102,7 +102,7 @@ def test_stills_across_parts_look_as_one_pass_by_libass(tmp_path: Path) -> None:
                    ImageAsset(still, 360, 640) if n % 2 else card) for n in range(5)]
     timeline = Timeline.build(PORTRAIT, parts, transition=Transition("fade", 0.25),
                               style=CaptionStyle(position="top"))
-    assert len(timeline.stills()) == 3
+    assert len(timeline.still_texts()) == 3
     made = tmp_path / "made.mp4"
     asyncio.run(FFmpegComposer(max_scenes_per_pass=1).compose(timeline, made))
     similar, errors = frame_differences(all_by_libass(timeline, tmp_path / "one.mp4", tmp_path),
@@ -151,7 +151,7 @@ def test_fitted_boxes_hold_what_ffmpeg_found_on_even_pixels_inside_the_frame(
     folder = tmp_path_factory.mktemp("fit")
     card = CardVisual("Rain", phrase="It falls", icon="cloud-rain")
     timeline = Timeline.build(PORTRAIT, [scene(folder, 0, 1.5, card)])
-    spans = [Still(700 + n, 1500, (0, 0, 360, 640)) for n in range(len(found))]
+    spans = [StillText(700 + n, 1500, (0, 0, 360, 640)) for n in range(len(found))]
     lines = ["[Parsed_ass_3 @ 0x55] Loading font file 'lucide.ttf'"]
     for n, rect in enumerate(found):
         if rect is None:  # nothing drawn: ffmpeg reports no box
@@ -162,7 +162,7 @@ def test_fitted_boxes_hold_what_ffmpeg_found_on_even_pixels_inside_the_frame(
         lines.append(f"[bbox@still{n} @ 0x7f] n:0 pts:0 pts_time:0 x1:{x} x2:{x + width - 1} "
                      f"y1:{y} y2:{y + height - 1} w:{width} h:{height} "
                      f"crop={width}:{height}:{x}:{y} drawbox={x}:{y}:{width}:{height}")
-    fitted = fitted_stills(timeline, Stills(Path("stills.ass"), spans), "\n".join(lines))
+    fitted = fitted_still_texts(timeline, StillTexts(Path("stills.ass"), spans), "\n".join(lines))
     for rect, still, before in zip(found, fitted.spans, spans, strict=True):
         assert (still.start_ms, still.end_ms) == (before.start_ms, before.end_ms)
         if rect is None:

@@ -554,10 +554,10 @@ def _above_captions(style: CaptionStyle, size: int, height: int, margin: float) 
 
 
 @attrs.frozen
-class Still:
+class StillText:
     """Card text that stands still over part of the video: drawn once by libass and put on
     each frame from ``start_ms`` to ``end_ms`` by ffmpeg's ``overlay`` filter, which costs
-    a fraction of libass blending it into every frame (`card_stills`)."""
+    a fraction of libass blending it into every frame (`card_still_texts`)."""
 
     start_ms: int
     """The first millisecond of the video it is shown at (as libass counts a frame's
@@ -570,7 +570,7 @@ class Still:
 
 ASS_PARTS = ("all", "moving", "still")
 """What an ASS script of `to_ass` draws: everything as it moves; all but the card text
-`card_stills` puts on the frames; only that text, still number ``k`` at seconds ``2k`` and
+`card_still_texts` puts on the frames; only that text, still number ``k`` at seconds ``2k`` and
 ``2k + 1`` (drawn once over black, once over white, which tells its transparency)."""
 
 
@@ -599,9 +599,9 @@ def _stands_still(start: int, end: int) -> bool:
     return end - start >= STILL_AFTER_CS + 2
 
 
-def card_stills(cards: Sequence[tuple[float, float, str | CardVisual]], *, width: int,
-                height: int, style: CaptionStyle, margin: float,
-                language: str | None = None) -> list[Still]:
+def card_still_texts(cards: Sequence[tuple[float, float, str | CardVisual]], *, width: int,
+                     height: int, style: CaptionStyle, margin: float,
+                     language: str | None = None) -> list[StillText]:
     """Where and when each designed card's headline, phrase and rule stand still, in the
     order `to_ass` with ``part="still"`` draws them.
 
@@ -613,7 +613,7 @@ def card_stills(cards: Sequence[tuple[float, float, str | CardVisual]], *, width
         margin: As for `to_ass`.
         language: As for `to_ass`.
     """
-    return [Still(10 * (start + STILL_AFTER_CS), 10 * end, drawing.box)
+    return [StillText(10 * (start + STILL_AFTER_CS), 10 * end, drawing.box)
             for start, end, _card, drawing in _designed_cards(
                 cards, width=width, height=height, style=style, margin=margin,
                 faces=_NO_FACES, language=language)
@@ -657,7 +657,7 @@ def to_ass(cues: Sequence[Cue], *, width: int, height: int, style: CaptionStyle,
             left empty is dropped).
         language: The text's BCP 47 language, when known: where card lines may break.
         part: One of `ASS_PARTS`: everything (the default), what moves, or the card text
-            that stands still (`card_stills`).
+            that stands still (`card_still_texts`).
 
     Returns:
         The script text.

@@ -21,7 +21,7 @@ heading:
 All of it is drawn by libass in the picture's ffmpeg pass (`card_drawing` gives the ASS
 events); no frame passes through Python. Once the headline, phrase and rule stand still
 (`STILL_AFTER_CS`), libass draws them once per render and ffmpeg's ``overlay`` puts them on
-each frame (`avgen.media._graph.Stills`), which costs far less than blending them again
+each frame (`avgen.media._graph.StillTexts`), which costs far less than blending them again
 into every frame; the icon keeps moving to the card's end and libass draws it throughout.
 """
 

@@ -6,7 +6,7 @@ reads the pictures, fits them to the frame, burns the captions with libass and e
 picture (in parts for long videos) — or, when every clip already matches the output, the
 clips are used as they are; beside it, the sound is measured, levelled and encoded; a last
 process joins picture and sound by stream copy. Cards' text that stands still is drawn
-once and put on its frames by ffmpeg's ``overlay`` (`burn_scripts`, `fit_stills`).
+once and put on its frames by ffmpeg's ``overlay`` (`burn_scripts`, `fit_still_texts`).
 
 Everything that can be checked is checked before the encode starts: every asset is probed
 (a corrupt, empty or stream-less file fails naming its scene and path), and the caption
@@ -60,16 +60,16 @@ from avgen.media._fonts import (
 )
 from avgen.media._graph import (
     LIMITER_CEILING_DB,
-    Stills,
+    StillTexts,
     compile_graph,
     compile_loudness_probe,
     compile_mux,
     compile_part,
     compile_sound,
-    compile_stills_probe,
+    compile_still_text_probe,
     compile_voice_probe,
     copy_plan,
-    fitted_stills,
+    fitted_still_texts,
     graph_threads,
     music_gain,
     part_ranges,
@@ -186,7 +186,7 @@ class FFmpegComposer:
                     pictures = [scene.visual.path for scene in timeline.scenes]  # type: ignore[union-attr]
                 else:
                     parts = part_ranges(timeline, self.max_scenes_per_pass)
-                    stills = await fit_stills(timeline, stills, fonts)
+                    stills = await fit_still_texts(timeline, stills, fonts)
                     pictures = await self._render_parts(timeline, parts, ass, stills, fonts,
                                                         scratch, progress)
             loudness, heard = mixing.result()
@@ -373,7 +373,7 @@ class FFmpegComposer:
 
     @staticmethod
     async def _render_parts(timeline: Timeline, parts: list[tuple[int, int]],
-                            ass: Path | None, stills: Stills | None, fonts: Path | None,
+                            ass: Path | None, stills: StillTexts | None, fonts: Path | None,
                             scratch: Callable[[str], Path],
                             progress: ProgressCallback | None) -> list[Path]:
         """Render the picture part by part into files ``scratch`` names; returns them in
@@ -473,9 +473,9 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
 
 
 def burn_scripts(timeline: Timeline, faces: dict[str, str | None],
-                 write: Callable[[str, str], Path]) -> tuple[Path | None, Stills | None]:
+                 write: Callable[[str, str], Path]) -> tuple[Path | None, StillTexts | None]:
     """Write what the picture's render burns in: the ASS script libass draws on every
-    frame, and the cards' text that stands still, drawn once (`avgen.media._graph.Stills`).
+    frame, and the cards' text that stands still, drawn once (`avgen.media._graph.StillTexts`).
     ``(None, None)`` when nothing is drawn.
 
     Args:
@@ -485,23 +485,23 @@ def burn_scripts(timeline: Timeline, faces: dict[str, str | None],
     """
     if not timeline.draws_on_picture:
         return None, None
-    spans = timeline.stills()
+    spans = timeline.still_texts()
     ass = write(".ass", timeline.ass_script(faces, "moving" if spans else "all"))
     if not spans:
         return ass, None
-    return ass, Stills(write(".ass", timeline.ass_script(faces, "still")), spans)
+    return ass, StillTexts(write(".ass", timeline.ass_script(faces, "still")), spans)
 
 
-async def fit_stills(timeline: Timeline, stills: Stills | None,
-                     fonts: Path | None) -> Stills | None:
-    """``stills`` with each box fitted to what it draws (`compile_stills_probe`: one
+async def fit_still_texts(timeline: Timeline, stills: StillTexts | None,
+                          fonts: Path | None) -> StillTexts | None:
+    """``stills`` with each box fitted to what it draws (`compile_still_text_probe`: one
     short ffmpeg run, beside the loudness passes)."""
     if stills is None:
         return None
-    report = await run_ffmpeg(compile_stills_probe(timeline, stills, fonts), loglevel="info",
-                              keep_lines=60 + len(stills.spans),
+    report = await run_ffmpeg(compile_still_text_probe(timeline, stills, fonts),
+                              loglevel="info", keep_lines=60 + len(stills.spans),
                               what="measuring the cards' text")
-    return fitted_stills(timeline, stills, report)
+    return fitted_still_texts(timeline, stills, report)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ Two filtergraphs (in one process, `compile_graph`, ffmpeg gives each its own thr
 - **video**: every scene's picture fitted to the frame (cover-crop or blur-pad), stills
   given Ken Burns motion, procedural cards drawn, each cut to an exact number of frames,
   joined by cuts or ``xfade`` transitions, captions and cards' text burned in with libass
-  (the text of a card once it stands still drawn once and overlaid: `Stills`);
+  (the text of a card once it stands still drawn once and overlaid: `StillTexts`);
 - **audio**: each narration levelled and padded to its scene, joined, optional music
   looped, set below the narration by its measured loudness (`music_gain`), faded and
   ducked under the narration with a sidechain compressor, the mix brought to the target
@@ -35,7 +35,7 @@ from avgen.media._cards import gradient_corners
 from avgen.media._ffmpeg import MediaInfo
 
 if TYPE_CHECKING:
-    from avgen.media._captions import Still
+    from avgen.media._captions import StillText
     from avgen.media._timeline import Timeline, TimelineScene
 
 __all__ = []
@@ -53,7 +53,7 @@ _AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
 
 
 @attrs.frozen
-class Stills:
+class StillTexts:
     """Card text that stands still, drawn once per render and put on its frames by ffmpeg's
     ``overlay`` (`avgen.media.Timeline.stills`), instead of libass blending it into each
     frame: on a 1080×1920 short, a third of the filter graph's CPU.
@@ -66,7 +66,7 @@ class Stills:
 
     script: Path
     """The ASS script of the stills (``Timeline.ass_script(part="still")``)."""
-    spans: Sequence[Still]
+    spans: Sequence[StillText]
     """Where and when each is shown, in the script's order."""
 
 
@@ -130,7 +130,7 @@ def copy_plan(timeline: Timeline, infos: Sequence[MediaInfo | None]) -> bool:
 def compile_graph(timeline: Timeline, output: Path, *, ass: Path | None,
                   fonts_dir: Path | None, gain_db: float = 0.0,
                   voice_gains: Sequence[float] = (), music_gain_db: float = 0.0,
-                  stills: Stills | None = None) -> list[str]:
+                  stills: StillTexts | None = None) -> list[str]:
     """The ffmpeg arguments (after the binary and global flags) that render ``timeline``
     whole in one process: picture and sound.
 
@@ -213,7 +213,7 @@ def part_ranges(timeline: Timeline, max_scenes: int) -> list[tuple[int, int]]:
 
 def compile_part(timeline: Timeline, first: int, stop: int, output: Path, *,
                  ass: Path | None, fonts_dir: Path | None,
-                 stills: Stills | None = None) -> list[str]:
+                 stills: StillTexts | None = None) -> list[str]:
     """The ffmpeg arguments rendering the picture (no sound) of scenes ``first:stop``.
 
     Parts are encoded alike, so they join by stream copy into the final video; the sound is
@@ -364,7 +364,7 @@ def _video_codec_args(timeline: Timeline) -> list[str]:
 
 def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
                  fonts_dir: Path | None, first: int = 0, stop: int | None = None,
-                 stills: Stills | None = None) -> str:
+                 stills: StillTexts | None = None) -> str:
     """The video graph of scenes ``first`` to ``stop`` (positions; all by default).
 
     A part that starts inside a transition also draws the tail of the scene before it, so
@@ -417,15 +417,16 @@ def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
             tail = "[vshift]"
         if stills is not None:
             seconds = sum(s.frames for s in everything[first:stop]) / p.fps
-            tail = _put_stills(timeline, stills, fonts, offset, offset + seconds, tail, chains)
+            tail = _put_still_texts(timeline, stills, fonts, offset, offset + seconds, tail, chains)
         tail += f"ass=filename={escape_filter_value(str(ass))}{fonts},"
         tail += "setpts=PTS-STARTPTS," if offset else ""
     chains.append(tail + "format=yuv420p[vout]")
     return ";".join(chains)
 
 
-def _draw_stills(timeline: Timeline, stills: Stills, chosen: Sequence[int], fonts: str,
-                 chains: list[str], *, colour: bool = True, crop: bool = True) -> None:
+def _draw_still_texts(timeline: Timeline, stills: StillTexts, chosen: Sequence[int],
+                      fonts: str, chains: list[str], *, colour: bool = True,
+                      crop: bool = True) -> None:
     """Draw the stills of ``chosen`` (positions in ``stills.spans``) once each: still
     ``n`` of them ends as ``[sd<n>m]``, its opacity (a grey plane), and with ``colour`` as
     ``[sd<n>c]``, its colour premultiplied by its opacity (YUV 4:4:4: luma times the
@@ -460,17 +461,17 @@ def _draw_stills(timeline: Timeline, stills: Stills, chosen: Sequence[int], font
             f"[sd{n}y][sd{n}v]blend=all_mode=difference,negate[sd{n}m]"]
 
 
-def _put_stills(timeline: Timeline, stills: Stills, fonts: str, start: float, end: float,
-                tail: str, chains: list[str]) -> str:
+def _put_still_texts(timeline: Timeline, stills: StillTexts, fonts: str, start: float,
+                     end: float, tail: str, chains: list[str]) -> str:
     """Draw the stills shown between ``start`` and ``end`` (seconds of the video) once
-    (`_draw_stills`) and put each on its frames of ``tail`` (a label); returns the label of
+    (`_draw_still_texts`) and put each on its frames of ``tail`` (a label); returns the label of
     the result."""
     chosen = [index for index, still in enumerate(stills.spans)
               if still.start_ms < end * 1000 and still.end_ms > start * 1000
               and still.box[2] > 0 and still.box[3] > 0]
     if not chosen:
         return tail
-    _draw_stills(timeline, stills, chosen, fonts, chains)
+    _draw_still_texts(timeline, stills, chosen, fonts, chains)
     for n, index in enumerate(chosen):
         still = stills.spans[index]
         x, y, _width, _height = still.box
@@ -486,16 +487,16 @@ def _put_stills(timeline: Timeline, stills: Stills, fonts: str, start: float, en
     return tail
 
 
-def compile_stills_probe(timeline: Timeline, stills: Stills,
-                         fonts_dir: Path | None) -> list[str]:
+def compile_still_text_probe(timeline: Timeline, stills: StillTexts,
+                             fonts_dir: Path | None) -> list[str]:
     """The ffmpeg arguments that draw each still once, whole frame, and report the box of
-    its visible pixels (ffmpeg's ``bbox``, at the ``info`` log level; `fitted_stills`
+    its visible pixels (ffmpeg's ``bbox``, at the ``info`` log level; `fitted_still_texts`
     reads it): the overlay's cost grows with the box, and the layout's boxes leave room
     for lines that were not planned."""
     fonts = f":fontsdir={escape_filter_value(str(fonts_dir))}" if fonts_dir else ""
     chains: list[str] = []
     chosen = range(len(stills.spans))
-    _draw_stills(timeline, stills, chosen, fonts, chains, colour=False, crop=False)
+    _draw_still_texts(timeline, stills, chosen, fonts, chains, colour=False, crop=False)
     for n in chosen:
         chains.append(f"[sd{n}m]bbox@still{n}=min_val=0" + (
             "[found]" if n == len(chosen) - 1 else ",nullsink"))
@@ -505,9 +506,9 @@ def compile_stills_probe(timeline: Timeline, stills: Stills,
 _BBOX = re.compile(r"\[bbox@still(\d+) @ [^\]]*\][^\n]*crop=(\d+):(\d+):(\d+):(\d+)")
 
 
-def fitted_stills(timeline: Timeline, stills: Stills, report: str) -> Stills:
-    """``stills`` with each box fitted to the pixels `compile_stills_probe` reported, with
-    a two-pixel margin, on even pixels; a still that draws nothing gets an empty box (it
+def fitted_still_texts(timeline: Timeline, stills: StillTexts, report: str) -> StillTexts:
+    """``stills`` with each box fitted to the pixels `compile_still_text_probe` reported,
+    with a two-pixel margin, on even pixels; a still that draws nothing gets an empty box (it
     is not put on the picture)."""
     p = timeline.preset
     found: dict[int, tuple[int, int, int, int]] = {}

@@ -32,9 +32,9 @@ from avgen._models import (
 )
 from avgen.media._captions import (
     Cue,
-    Still,
+    StillText,
     caption_margin,
-    card_stills,
+    card_still_texts,
     make_cues,
     to_ass,
     to_srt,
@@ -302,17 +302,18 @@ class Timeline:
             faces: The font family of each character the caption font does not draw, or
                 ``None`` for one no font has (left out): `avgen.media._fonts.faces`.
             part: What it draws (`avgen.media._captions.ASS_PARTS`): everything; all but
-                the cards' text that `stills` puts on the frames; only that text.
+                the cards' text that `still_texts` puts on the frames; only that text.
         """
         return self._ass(self.cues if self.burn_captions else (), self.cards, faces, part)
 
-    def stills(self) -> list[Still]:
+    def still_texts(self) -> list[StillText]:
         """Where and when each card's headline, phrase and rule stand still
-        (`avgen.media._captions.card_stills`), in the order the script of
+        (`avgen.media._captions.card_still_texts`), in the order the script of
         ``ass_script(part="still")`` draws them."""
-        return card_stills(self.cards, width=self.preset.width, height=self.preset.height,
-                           style=self.style, margin=caption_margin(self.style, self.preset),
-                           language=self.language)
+        return card_still_texts(self.cards, width=self.preset.width,
+                                height=self.preset.height, style=self.style,
+                                margin=caption_margin(self.style, self.preset),
+                                language=self.language)
 
     def _ass(self, cues: Sequence[Cue], cards: Sequence[tuple[float, float, CardVisual]],
              faces: Mapping[str, str | None] | None, part: str = "all") -> str:
