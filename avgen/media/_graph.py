@@ -442,20 +442,23 @@ def _draw_still_texts(timeline: Timeline, stills: StillTexts, chosen: Sequence[i
     pixel.
     """
     p = timeline.preset
+    first = min(chosen)  # the script's seconds before 2 × first are not drawn
     outputs = "".join(f"[sd{n}b][sd{n}w]" for n in range(len(chosen)))
     chains.append(
-        f"color=c=black:s={p.width}x{p.height}:r=1:d={2 * max(chosen) + 2},format=yuv444p,"
-        "lutyuv=y=0:u=128:v=128,lutyuv=y=255:enable='mod(n,2)',"
+        f"color=c=black:s={p.width}x{p.height}:r=1:d={2 * (max(chosen) - first) + 2},"
+        "format=yuv444p,lutyuv=y=0:u=128:v=128,lutyuv=y=255:enable='mod(n,2)',"
+        f"setpts=PTS+{2 * first}/TB,"
         f"ass=filename={escape_filter_value(str(stills.script))}{fonts},"
         f"split={2 * len(chosen)}{outputs}")
     for n, index in enumerate(chosen):
         x, y, width, height = stills.spans[index].box
         cut = f",crop={width}:{height}:{x}:{y}" if crop else ""
         over_black = f"split[sd{n}k][sd{n}c]" if colour else f"null[sd{n}k]"
+        frame = 2 * (index - first)
         chains += [
-            f"[sd{n}b]trim=start_frame={2 * index}:end_frame={2 * index + 1},setpts=0{cut},"
+            f"[sd{n}b]trim=start_frame={frame}:end_frame={frame + 1},setpts=0{cut},"
             + over_black,
-            f"[sd{n}w]trim=start_frame={2 * index + 1}:end_frame={2 * index + 2},setpts=0"
+            f"[sd{n}w]trim=start_frame={frame + 1}:end_frame={frame + 2},setpts=0"
             f"{cut},extractplanes=y[sd{n}v]",
             f"[sd{n}k]extractplanes=y[sd{n}y]",
             f"[sd{n}y][sd{n}v]blend=all_mode=difference,negate[sd{n}m]"]
