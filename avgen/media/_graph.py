@@ -55,8 +55,9 @@ _AddInput = Callable[..., int]  # registers an ffmpeg input, returns its index
 @attrs.frozen
 class StillTexts:
     """Card text that stands still, drawn once per render and put on its frames by ffmpeg's
-    ``overlay`` (`avgen.media.Timeline.stills`), instead of libass blending it into each
-    frame: on a 1080×1920 short, a third of the filter graph's CPU.
+    ``overlay`` (`avgen.media._timeline.Timeline.still_texts`), instead of libass blending it
+    into each frame: on the README's 1080×1920 short that text costs half the CPU it did
+    (``python benchmarks/offline.py --where``).
 
     Each still is drawn by libass over black and over white: the two tell each pixel's
     colour and transparency (whatever libass's own transparency does on a transparent
