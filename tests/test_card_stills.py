@@ -17,7 +17,8 @@ from avgen import CaptionStyle, Preset, Scene, Transition
 from avgen._models import AudioAsset, CardVisual, ImageAsset, Segment
 from avgen.media._captions import StillText, to_ass
 from avgen.media._cards import STILL_AFTER_CS
-from avgen.media._composer import FFmpegComposer
+from avgen.media._composer import MAX_STILL_TEXTS, FFmpegComposer, burn_scripts
+from avgen.media._ffmpeg import ffmpeg_exe, has_filter_option
 from avgen.media._fonts import bundled_fonts_dir
 from avgen.media._graph import StillTexts, compile_graph, fitted_still_texts
 from avgen.media._timeline import Timeline
@@ -176,3 +177,37 @@ def test_fitted_boxes_hold_what_ffmpeg_found_on_even_pixels_inside_the_frame(
         # the box holds what was found, with at most a few pixels more on each side
         assert x - 3 <= bx <= x and y - 3 <= by <= y
         assert x + width <= bx + bw <= x + width + 3 and y + height <= by + bh <= y + height + 3
+
+
+def scripts_of(timeline: Timeline) -> tuple[list[str], StillTexts | None]:
+    written: list[str] = []
+
+    def keep(suffix: str, text: str) -> Path:
+        written.append(text)
+        return Path(f"script{len(written)}{suffix}")
+
+    _ass, stills = burn_scripts(timeline, {}, keep)
+    return written, stills
+
+
+def test_beyond_the_most_cards_or_on_an_older_ffmpeg_libass_draws_it_all(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    card = CardVisual("Rain", phrase="It falls", icon="cloud-rain")
+
+    def timeline(cards: int) -> Timeline:
+        return Timeline.build(PORTRAIT, [scene(tmp_path, n, 1.0, card) for n in range(cards)])
+
+    few, many = timeline(MAX_STILL_TEXTS), timeline(MAX_STILL_TEXTS + 1)
+    written, stills = scripts_of(few)
+    assert stills is not None and len(stills.spans) == MAX_STILL_TEXTS and len(written) == 2
+    written, stills = scripts_of(many)  # the filter graph would outgrow one argument
+    assert stills is None and written == [many.ass_script()]
+    # an ffmpeg whose setparams has no alpha_mode (before 8): everything by libass
+    older = tmp_path / "ffmpeg"
+    older.write_text('#!/bin/sh\ncase "$*" in *filter=setparams*) exit 0;; esac\n'
+                     f'exec "{ffmpeg_exe()}" "$@"\n')
+    older.chmod(0o755)
+    monkeypatch.setenv("AVGEN_FFMPEG", str(older))
+    assert not has_filter_option("setparams", "alpha_mode")
+    written, stills = scripts_of(few)
+    assert stills is None and written == [few.ass_script()]

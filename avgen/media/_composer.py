@@ -44,6 +44,7 @@ from avgen.media._ffmpeg import (
     ProgressCallback,
     decodes_audio,
     ffconcat,
+    has_filter_option,
     measure_loudness,
     measure_mix,
     measure_sound,
@@ -472,11 +473,20 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
         _logger.warning("%s", message)
 
 
+MAX_STILL_TEXTS = 48
+"""The most cards whose still text is drawn once (`burn_scripts`): each adds about 700
+characters to the picture's filter graph, which ffmpeg takes as one argument (Linux allows
+128 KiB); a video with more cards has libass draw their text on every frame."""
+
+
 def burn_scripts(timeline: Timeline, faces: dict[str, str | None],
                  write: Callable[[str, str], Path]) -> tuple[Path | None, StillTexts | None]:
     """Write what the picture's render burns in: the ASS script libass draws on every
     frame, and the cards' text that stands still, drawn once (`avgen.media._graph.StillTexts`).
     ``(None, None)`` when nothing is drawn.
+
+    A video with more than `MAX_STILL_TEXTS` cards, or an ffmpeg without ``setparams``'s
+    ``alpha_mode`` (older than 8, set by ``AVGEN_FFMPEG``), has libass draw all of it.
 
     Args:
         timeline: The timeline.
@@ -486,6 +496,8 @@ def burn_scripts(timeline: Timeline, faces: dict[str, str | None],
     if not timeline.draws_on_picture:
         return None, None
     spans = timeline.still_texts()
+    if len(spans) > MAX_STILL_TEXTS or not has_filter_option("setparams", "alpha_mode"):
+        spans = []  # libass draws every frame of them, as it does what moves
     ass = write(".ass", timeline.ass_script(faces, "moving" if spans else "all"))
     if not spans:
         return ass, None

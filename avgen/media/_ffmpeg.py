@@ -239,6 +239,25 @@ _probed: cachetools.LRUCache[tuple[int, int, int, int], MediaInfo] = cachetools.
 _probed_lock = threading.Lock()
 
 
+@functools.cache
+def _filter_help(exe: str, name: str) -> str:
+    proc = subprocess.run([exe, "-hide_banner", "-h", f"filter={name}"], capture_output=True,
+                          text=True, errors="replace", check=False, timeout=60)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def has_filter_option(name: str, option: str) -> bool:
+    """Whether the ffmpeg avgen runs (`ffmpeg_exe`) has filter ``name`` with ``option``
+    (asked once per binary): an ``AVGEN_FFMPEG`` older than the bundled one may lack it.
+
+    Example:
+        >>> has_filter_option("setparams", "alpha_mode"), has_filter_option("setparams", "x")
+        (True, False)
+    """
+    return re.search(rf"^\s+{re.escape(option)}\s", _filter_help(ffmpeg_exe(), name),
+                     re.MULTILINE) is not None
+
+
 def ffconcat(paths: Sequence[Path]) -> str:
     """An ffconcat list of ``paths`` for ffmpeg's concat demuxer: absolute, each quoted (a
     ``'`` in a folder's name is escaped, not taken for the quote's end)."""
