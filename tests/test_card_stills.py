@@ -200,7 +200,7 @@ def test_beyond_the_most_cards_or_on_an_older_ffmpeg_libass_draws_it_all(
     few, many = timeline(MAX_STILL_TEXTS), timeline(MAX_STILL_TEXTS + 1)
     written, stills = scripts_of(few)
     assert stills is not None and len(stills.spans) == MAX_STILL_TEXTS and len(written) == 2
-    written, stills = scripts_of(many)  # the filter graph would outgrow one argument
+    written, stills = scripts_of(many)  # overlays on every frame would cost more than they save
     assert stills is None and written == [many.ass_script()]
     # an ffmpeg whose setparams has no alpha_mode (before 8): everything by libass
     older = tmp_path / "ffmpeg"

@@ -474,9 +474,10 @@ def _report_loudness(loudness: Loudness, progress: ProgressCallback | None) -> N
 
 
 MAX_STILL_TEXTS = 48
-"""The most cards whose still text is drawn once (`burn_scripts`): each adds about 700
-characters to the picture's filter graph, which ffmpeg takes as one argument (Linux allows
-128 KiB); a video with more cards has libass draw their text on every frame."""
+"""The most cards whose still text is drawn once (`burn_scripts`): each card's overlay is in
+the path of every frame of the picture and holds frames of its own, so the cost of many
+outgrows what they save; a video with more cards has libass draw their text on every
+frame."""
 
 
 def burn_scripts(timeline: Timeline, faces: dict[str, str | None],

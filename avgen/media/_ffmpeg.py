@@ -30,8 +30,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,59 @@ def _command(args: Sequence[str], progress: bool, loglevel: str = "error") -> li
     return _dying(head + list(args))
 
 
+_VERSION = re.compile(r"ffmpeg version n?(\d+)\.")
+
+
+@functools.cache
+def _graph_file_option(exe: str) -> str:
+    """The option that reads a ``-filter_complex`` graph from a file: ``-/filter_complex``
+    (ffmpeg 7 and later), ``-filter_complex_script`` before (removed in ffmpeg 8). A build
+    whose version is not a release number (``N-…``, from git) is taken as recent."""
+    proc = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
+                          errors="replace", check=False, timeout=60)
+    found = _VERSION.match(proc.stdout)
+    return "-filter_complex_script" if found and int(found[1]) < 7 else "-/filter_complex"
+
+
+def _anonymous_file() -> int:
+    """A descriptor of a new file with no name: nothing is left behind, however the
+    process ends (Linux: in memory, ``memfd_create``)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("avgen-graph", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as named_by_no_one:  # pragma: no cover - not Linux
+        return os.dup(named_by_no_one.fileno())
+
+
+@contextlib.contextmanager
+def _graphs_by_descriptor(args: Sequence[str]) -> Iterator[tuple[list[str], tuple[int, ...]]]:
+    """``args`` with each ``-filter_complex`` graph read by ffmpeg from an inherited
+    descriptor (``pipe:<fd>``) instead of taken as an argument, and those descriptors
+    (``pass_fds``), open for the block.
+
+    A picture's graph grows with its scenes and cards, and Linux takes at most 128 KiB in
+    one argument ("argument list too long"); a file has no such limit. The files have no
+    name, so nothing is left behind. Where a process inherits no descriptor (Windows), the
+    graphs stay arguments.
+    """
+    command = list(args)
+    fds: list[int] = []
+    try:
+        if os.name == "posix" and "-filter_complex" in command[:-1]:
+            option = _graph_file_option(ffmpeg_exe())
+            for position, arg in enumerate(command[:-1]):
+                if arg == "-filter_complex":
+                    fd = _anonymous_file()
+                    fds.append(fd)
+                    with open(fd, "wb", closefd=False) as graph:
+                        graph.write(command[position + 1].encode())
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    command[position:position + 2] = [option, f"pipe:{fd}"]
+        yield command, tuple(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
                     cwd: Path | None = None) -> None:
     """Run ffmpeg with ``args`` (after the common flags) and wait.
@@ -285,8 +339,10 @@ def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached.
     """
-    proc = subprocess.run(_command(args, False), capture_output=True, text=True,
-                          errors="replace", cwd=cwd, check=False, **_child_options())
+    with _graphs_by_descriptor(args) as (command, fds):
+        proc = subprocess.run(_command(command, False), capture_output=True, text=True,
+                              errors="replace", cwd=cwd, check=False, pass_fds=fds,
+                              **_child_options())
     if proc.returncode != 0:
         raise FFmpegError(what, proc.returncode, proc.stderr)
 
@@ -322,11 +378,12 @@ async def run_ffmpeg(
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *_command(args, progress is not None and bool(total), loglevel),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
-        **_child_options(),
-    )
+    with _graphs_by_descriptor(args) as (command, fds):
+        proc = await asyncio.create_subprocess_exec(
+            *_command(command, progress is not None and bool(total), loglevel),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd,
+            pass_fds=fds, **_child_options(),
+        )
     assert proc.stdout is not None and proc.stderr is not None
     tail: collections.deque[str] = collections.deque(maxlen=keep_lines)
 
