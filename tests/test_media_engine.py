@@ -345,6 +345,65 @@ def test_a_long_video_rendered_in_parts_matches_one_pass(tmp_path: Path) -> None
         assert mean_abs_diff(one, split, t, captions) < 6.0
 
 
+def frame_digests(path: Path) -> list[str]:
+    """Each decoded frame's MD5, in order."""
+    text = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v",
+                           "-f", "framemd5", "-"], capture_output=True, text=True,
+                          check=True).stdout
+    return [line.rsplit(",", 1)[-1].strip() for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("style", ["cut", "fade"])
+def test_one_pass_and_parts_draw_every_cue_from_the_frame_it_starts_on(
+        tmp_path: Path, style: str) -> None:
+    """Scenes start on frames such as 189 at 30 fps (6.3 s), where a time made from the
+    frame in floating point falls short of the cue's millisecond."""
+    lossless = Preset("lossless", 320, 180, fps=30, crf=0, encoder_preset="ultrafast",
+                      caption_margin=0.1)
+    image = make_image(tmp_path / "still.png", 320, 180)
+    words = ["Alpha one.", "Bravo two.", "Charlie three.", "Delta four."]
+    parts = []
+    for i in range(6):
+        seconds = 1.0 + 0.37 * i
+        wav = make_wav(tmp_path / f"n{i}.wav", seconds, freq=300 + 50 * i)
+        cues = tuple(Segment(w, seconds * k / 4, seconds * (k + 1) / 4)
+                     for k, w in enumerate(words))
+        visual = ImageAsset(image, 320, 180) if i % 2 else CardVisual(f"T{i}")
+        parts.append((Scene(i, " ".join(words)), AudioAsset(wav, seconds, cues), visual))
+    timeline = Timeline.build(lossless, parts, transition=Transition(style, 0.2))
+    starts = [round(scene.start * 30, 6) for scene in timeline.scenes]
+    assert 189 in starts and all(start == int(start) for start in starts)
+    one, split = tmp_path / "one.mp4", tmp_path / "split.mp4"
+    asyncio.run(FFmpegComposer(max_scenes_per_pass=100).compose(timeline, one))
+    asyncio.run(FFmpegComposer(max_scenes_per_pass=1).compose(timeline, split))
+    whole, parted = frame_digests(one), frame_digests(split)
+    assert len(whole) == timeline.frames
+    assert [n for n, (a, b) in enumerate(zip(whole, parted, strict=True)) if a != b] == []
+    # the scene starting at 6.3 s has its first caption on its first frame, not the next
+    captions = (0, int(180 * 0.6), 320, int(180 * 0.3))
+    # (the frame decoded from t on is the first whose time is t or later)
+    last, first, second = (_white_text(one, (n - 0.5) / 30, captions) for n in (188, 189, 190))
+    # "Alpha one." from 189 on, not from 190 ("Delta four." before)
+    assert overlap(first, second) >= 0.9 and overlap(last, second) <= 0.5
+
+
+def overlap(a: list[bool], b: list[bool]) -> float:
+    """The pixels white in both over the pixels white in either."""
+    both = sum(x and y for x, y in zip(a, b, strict=True))
+    either = sum(x or y for x, y in zip(a, b, strict=True))
+    return both / either if either else 0.0
+
+
+def _white_text(video: Path, t: float, box: tuple[int, int, int, int]) -> list[bool]:
+    """Which pixels of ``box`` in the frame at ``t`` are white (captions' text; no
+    picture of the test is that bright)."""
+    width, _height, pixels = gray_frame(video, t)
+    x, y, w, h = box
+    return [pixels[row * width + col] > 250 for row in range(y, y + h)
+            for col in range(x, x + w)]
+
+
 def test_loudness_gain_leaves_silence_alone_and_stays_bounded(tmp_path: Path) -> None:
     from avgen.media._graph import compile_loudness_probe, loudness_gain
 

@@ -382,14 +382,17 @@ def test_ffmpeg_args_structure(preset: Preset, parts: list[Part], burn: bool,
 
     # the subtitle tail: filename and fontsdir survive ffmpeg's two levels of unescaping
     tail = video_chains[-1]
-    assert tail.startswith("[vcat]") and tail.endswith("format=yuv420p[vout]")
     if ass is None:
         assert tail == "[vcat]format=yuv420p[vout]"
     else:
+        # each frame's drawing time: its own microsecond from the frame count, plus one
+        assert video_chains[-2] == (f"[vcat]settb=1/1000000,setpts=round((N+0)*1000000/"
+                                    f"{preset.fps})+1[vtimed]")
+        assert tail.startswith("[vtimed]ass=")
         assert option_values(tail, "filename") == [str(ass)]
         assert option_values(tail, "fontsdir") == ([str(fonts)] if fonts else [])
-        args_token, rest = av_get_token(tail[len("[vcat]ass="):], "[],;")
-        assert rest == ",format=yuv420p[vout]"
+        args_token, rest = av_get_token(tail[len("[vtimed]ass="):], "[],;")
+        assert rest == f",settb=1/{preset.fps},setpts=N,format=yuv420p[vout]"
         options = []
         while True:
             value, args_token = av_get_token(args_token, ":")

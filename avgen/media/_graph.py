@@ -413,16 +413,32 @@ def _video_graph(timeline: Timeline, add_input: _AddInput, ass: Path | None,
     tail = "[vcat]"
     if ass is not None:
         fonts = f":fontsdir={escape_filter_value(str(fonts_dir))}" if fonts_dir else ""
-        if offset:  # captions are timed for the whole video: show the part at its place
-            chains.append(f"[vcat]setpts=PTS+{offset:.6f}/TB[vshift]")
-            tail = "[vshift]"
+        chains.append(f"[vcat]{_drawing_clock(round(offset * p.fps), p.fps)}[vtimed]")
+        tail = "[vtimed]"
         if stills is not None:
             seconds = sum(s.frames for s in everything[first:stop]) / p.fps
             tail = _put_still_texts(timeline, stills, fonts, offset, offset + seconds, tail, chains)
         tail += f"ass=filename={escape_filter_value(str(ass))}{fonts},"
-        tail += "setpts=PTS-STARTPTS," if offset else ""
+        tail += f"settb=1/{p.fps},setpts=N,"  # the part's frames, from 0
     chains.append(tail + "format=yuv420p[vout]")
     return ";".join(chains)
+
+
+def _drawing_clock(first_frame: int, fps: int) -> str:
+    """Filters that give each frame the time what is drawn on it is looked up at: frame
+    ``n`` of the video (``first_frame`` is this part's first) at ``n / fps`` seconds in
+    microseconds, plus one.
+
+    libass, and the still text's ``enable`` that follows it, take a frame's time in whole
+    milliseconds, cut down from ``pts × time base × 1000`` in floating point. A frame that
+    starts exactly on a cue (frame 189 at 30 fps, 6.3 s) came out a hair short (6299.99…)
+    and showed the cue a frame late — depending on the time base, so one pass and a video
+    in parts disagreed. One microsecond is more than that error and less than any frame's
+    distance to the next millisecond at up to 120 fps (8.3 µs), so every frame is looked
+    up at exactly its own millisecond. The frame count also drops the drift ``concat``
+    adds (it rounds each input's start to the microsecond).
+    """
+    return f"settb=1/1000000,setpts=round((N+{first_frame})*1000000/{fps})+1"
 
 
 def _draw_still_texts(timeline: Timeline, stills: StillTexts, chosen: Sequence[int],
