@@ -334,7 +334,8 @@ def run_ffmpeg_sync(args: Sequence[str], *, what: str = "ffmpeg",
     """Run ffmpeg with ``args`` (after the common flags) and wait.
 
     The process dies with this one (see the module's description), and is killed if the
-    wait is interrupted (Ctrl-C).
+    wait is interrupted (Ctrl-C). A ``-filter_complex`` graph may be of any length: it
+    reaches ffmpeg through an inherited descriptor, not as an argument.
 
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached.
@@ -373,7 +374,8 @@ async def run_ffmpeg(
 
     The process dies with this one, even by SIGKILL on Linux (see the module's
     description). If the task is cancelled, or reading the output fails, the process is
-    killed and reaped before the exception propagates.
+    killed and reaped before the exception propagates. A ``-filter_complex`` graph may be
+    of any length: it reaches ffmpeg through an inherited descriptor, not as an argument.
 
     Raises:
         FFmpegError: ffmpeg failed; its last lines of output are attached.
