@@ -41,6 +41,7 @@ import secrets
 import shlex
 import stat
 import sys
+import threading
 import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
@@ -569,8 +570,40 @@ async def _run_job(job: _Job, maker: Maker | None = None) -> dict[str, Any]:
 
 
 def run_job(job: _Job) -> dict[str, Any]:
-    """`_run_job` in a worker (a process of an executor, or a Dask worker's thread)."""
-    return asyncio.run(_run_job(job))
+    """`_run_job` in a worker (a process of an executor, or a Dask worker's thread), its
+    set-up in turn with the other items started in the same process (`_set_up_in_turn`)."""
+    with _set_up_in_turn() as opened, first_call(opened):
+        return asyncio.run(_run_job(job))
+
+
+class _Turns:
+    """The item started last in this process, for `_set_up_in_turn`."""
+
+    lock = threading.Lock()
+    latest: threading.Event | None = None
+
+
+@contextlib.contextmanager
+def _set_up_in_turn() -> Iterator[threading.Event]:
+    """Wait until the item started before this one in the same process has made its first
+    agent call (or ended), at most `_OPENING_WAIT` seconds; the event handed out is set at
+    this item's first call (`first_call`), or when the block ends.
+
+    A Dask worker runs an item per thread. Started together, their set-ups (each builds
+    its agents: a Google client makes its TLS contexts, reading the certificate store)
+    share the process's one interpreter lock, and the first request of every item waited
+    for all of them; in turn, the first items' requests are on their way while the next
+    ones set up, as in a batch run in this process (`_opening`).
+    """
+    opened = threading.Event()
+    with _Turns.lock:
+        ahead, _Turns.latest = _Turns.latest, opened
+    if ahead is not None:
+        ahead.wait(_OPENING_WAIT)
+    try:
+        yield opened
+    finally:
+        opened.set()
 
 
 # -- where the items run ----------------------------------------------------------------

@@ -133,6 +133,12 @@ class DaskCoordination:
     def free_slot(self, name: str) -> None:
         self._semaphore(name, 1).release()
 
+    def wait_slot(self, name: str, limit: int, timeout: float) -> bool:
+        """`try_slot`, waiting at most ``timeout`` seconds for a slot to be given back: the
+        scheduler answers as soon as one is, so a waiter on another worker takes it at
+        once instead of at its next try."""
+        return bool(self._semaphore(name, limit).acquire(timeout=timeout))
+
     def try_start(self, name: str, per_minute: float) -> bool:
         leases = self._semaphore(f"rate:{name}", max(1, math.floor(per_minute)))
         if not leases.acquire(timeout=0):

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import threading
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -94,12 +95,12 @@ LOCAL_POLICY = AgentPolicy(retry=None)
 """For work done on this machine (the composer): a failure will not pass by retrying."""
 
 
-_calling: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
-    "avgen_calling", default=None)
+_calling: contextvars.ContextVar[asyncio.Event | threading.Event | None] = \
+    contextvars.ContextVar("avgen_calling", default=None)
 
 
 @contextlib.contextmanager
-def first_call(called: asyncio.Event) -> Iterator[None]:
+def first_call(called: asyncio.Event | threading.Event) -> Iterator[None]:
     """Within, the first agent call (`call_agent`) sets ``called``: a run's own set-up
     is over once it asks an agent for something."""
     token = _calling.set(called)

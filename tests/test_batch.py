@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -591,3 +593,43 @@ def test_a_recorded_video_is_believed_only_in_its_own_session_through_no_link(
     assert video.resolve().is_relative_to(session.resolve())
     assert not video.resolve().is_relative_to(outside) and other not in video.parents
     assert voice.calls == 2  # remade from its own session's steps, nothing spoken again
+
+
+def test_items_started_in_one_worker_process_set_up_in_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker runs an item per thread: the next one's set-up waits for the one
+    before it to make its first agent call, or to end (here with an error) without one."""
+    from avgen import _batch
+    from avgen._policy import call_agent, first_call
+
+    monkeypatch.setattr(_batch, "_OPENING_WAIT", 60.0)  # the order alone decides
+    monkeypatch.setattr(_batch._Turns, "latest", None)
+    order: list[str] = []
+    names = "ABCD"
+    started = {name: threading.Event() for name in names}
+
+    def item(name: str) -> None:
+        with contextlib.suppress(RuntimeError), _batch._set_up_in_turn() as opened, \
+                first_call(opened):
+            order.append(f"{name} sets up")
+            following = names[names.index(name) + 1:][:1]
+            if following:  # the next item has started: were it not to wait, it would
+                started[following].wait(30)  # set up during this pause
+                time.sleep(0.2)
+            if name == "C":
+                order.append("C gives up")
+                raise RuntimeError("its agents could not be built")
+            order.append(f"{name} asks an agent")
+            asyncio.run(call_agent(lambda: None))
+
+    threads = []
+    for name in names:
+        threads.append(threading.Thread(target=item, args=(name,)))
+        started[name].set()
+        threads[-1].start()
+        while f"{name} sets up" not in order and threads[-1].is_alive():
+            time.sleep(0.01)  # each starts while the one before sets up
+    for thread in threads:
+        thread.join(60)
+    assert order == ["A sets up", "A asks an agent", "B sets up", "B asks an agent",
+                     "C sets up", "C gives up", "D sets up", "D asks an agent"]

@@ -8,6 +8,7 @@ operations in flight never pass the quota, the budget is never passed, a worker 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -30,7 +31,7 @@ from avgen import BatchResult, VideoGenerator, VideoRequest
 from avgen._dask import DaskCoordination, worker_settings
 from avgen._scratch import is_debris
 from avgen.media._ffmpeg import probe
-from avgen.resilience._shared import LocalCoordination
+from avgen.resilience._shared import LocalCoordination, Shared
 
 KEY = "AIzaSyFAKE-batch-key-0000000000000000"
 PAID = ("script", "speech", "image", "veo")
@@ -229,6 +230,49 @@ def test_the_shared_state_means_the_same_on_every_backend(backend: str, client: 
     shared.publish({"item": 1, "kind": "note"})
     assert shared.drain() == [{"item": 1, "kind": "note"}]
     assert shared.drain() == []
+
+
+def test_a_slot_given_back_here_is_taken_by_a_waiter_on_a_worker_while_it_waits(
+        client: Any) -> None:
+    """A waiter refused once waits on the scheduler's side (`DaskCoordination.wait_slot`):
+    the slot given back reaches it during that wait, not at a later try of its own."""
+    shared = DaskCoordination("avgen-wake")
+    shared.setup()
+    assert shared.try_slot("veo", 1)
+    assert not shared.wait_slot("veo", 1, 0.1)  # nobody gives it back: refused when it ends
+
+    def wait_for_the_slot() -> list[Any]:
+        calls: list[Any] = []
+
+        class Counting(DaskCoordination):
+            def try_slot(self, name: str, limit: int) -> bool:
+                taken = super().try_slot(name, limit)
+                calls.append(("try", taken))
+                if not taken:
+                    self.publish({"waiting": True})
+                return taken
+
+            def wait_slot(self, name: str, limit: int, timeout: float) -> bool:
+                taken = super().wait_slot(name, limit, timeout)
+                calls.append(("wait", taken))
+                return taken
+
+        async def take() -> None:
+            async with Shared(Counting("avgen-wake"), "item").slot("veo", 1):
+                pass
+
+        asyncio.run(take())
+        return calls
+
+    future = client.submit(wait_for_the_slot, pure=False)
+    deadline = time.monotonic() + 60
+    while not shared.drain():  # until the worker has been refused
+        assert time.monotonic() < deadline and not future.done()
+        time.sleep(0.05)
+    shared.free_slot("veo")
+    calls = future.result(timeout=60)
+    assert calls[0] == ("try", False) and calls[-1] == ("wait", True)
+    assert all(kind == "wait" for kind, _ in calls[1:])  # no try of its own after the first
 
 
 def test_workers_on_the_scheduler_never_pass_the_last_dollar_together(client: Any) -> None:

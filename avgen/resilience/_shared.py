@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import math
 import threading
 import time
@@ -281,9 +282,12 @@ class Shared:
         the slot is given back, as ``quota.held`` (see `avgen.resilience.ResilienceEvent`).
         """
         waiting = time.time()
-        refused = await self._until(lambda: self.coordination.try_slot(name, limit),
-                                    undo=lambda: self.coordination.free_slot(name),
-                                    freed=name)
+        wait_slot = None if self._instant else getattr(self.coordination, "wait_slot", None)
+        refused = await self._until(
+            lambda: self.coordination.try_slot(name, limit),
+            undo=lambda: self.coordination.free_slot(name), freed=name,
+            blocking=(lambda timeout: bool(wait_slot(name, limit, timeout)))
+            if callable(wait_slot) else None)
         taken = _waited(name, waiting, "slot", refused)
         try:
             yield
@@ -338,12 +342,17 @@ class Shared:
 
     async def _until(self, attempt: Callable[[], bool], *, longest: float = _MAX_WAIT,
                      undo: Callable[[], None] | None = None,
-                     freed: str | None = None) -> bool:
+                     freed: str | None = None,
+                     blocking: Callable[[float], bool] | None = None) -> bool:
         """Try ``attempt`` (in a thread, unless the coordination is ``instant``) until it
         succeeds, sleeping longer each time. If the task is cancelled while an attempt runs
         in a thread, an attempt that then succeeds is undone: a cancelled waiter never keeps
         what it was waiting for. With ``freed`` (a slot's name) and a coordination that can
         `LocalCoordination.watch` it, a sleep ends as soon as such a slot is given back.
+        With ``blocking`` (an attempt that waits up to the seconds it is given, and is
+        answered as soon as it succeeds: ``DaskCoordination.wait_slot``), every attempt
+        after a refused first one is that, with no sleep between: a slot given back in
+        another process is taken at once, not at the end of a sleep.
         Returns whether an attempt was refused (the caller had to wait)."""
         wait, refused = _FIRST_WAIT, False
         loop = asyncio.get_running_loop()
@@ -361,7 +370,9 @@ class Shared:
                 if self._instant:
                     taken = attempt()  # nothing to cancel in between
                 else:
-                    trying = asyncio.ensure_future(asyncio.to_thread(attempt))
+                    call = (attempt if blocking is None or not refused
+                            else functools.partial(blocking, longest))
+                    trying = asyncio.ensure_future(asyncio.to_thread(call))
                     try:
                         taken = await asyncio.shield(trying)
                     except asyncio.CancelledError:
@@ -373,6 +384,8 @@ class Shared:
                 if taken:
                     return refused
                 refused = True
+                if blocking is not None and not self._instant:
+                    continue  # the next attempt waits on the coordination's side
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), wait)
                 wait = min(wait * 1.5, longest)
