@@ -135,10 +135,11 @@ def google_batch(count: int, executor: Any) -> tuple[float, int, float, int]:
         return wall, clips, compose_seconds(result), fake.peak_operations()
 
 
-def timeline(count: int) -> None:
-    """Run (a) once more and say where its time goes: when each kind of request is first
-    made, how late each wave of operations is seen done and how soon the next wave is
-    asked for, and the syncs to the disk made on the event loop's thread and elsewhere."""
+def timeline(count: int, executor: Any = None) -> None:
+    """Run (a) once more (with ``executor``, (b)) and say where its time goes: when each
+    kind of request is first made, how late each wave of operations is seen done and how
+    soon the next wave is asked for, and (in this process) the syncs to the disk made on
+    the event loop's thread and elsewhere."""
     syncs: list[tuple[float, bool]] = []
     real_fsync, loop_thread = os.fsync, threading.get_ident()
 
@@ -156,7 +157,7 @@ def timeline(count: int) -> None:
         os.fsync = timed_fsync
         try:
             origin = time.monotonic()
-            generator.generate_many_sync(rows(count), concurrency=count)
+            generator.generate_many_sync(rows(count), executor=executor, concurrency=count)
             end = time.monotonic() - origin
         finally:
             os.fsync = real_fsync
@@ -184,10 +185,11 @@ def timeline(count: int) -> None:
                default=origin) - origin
     on_loop = [seconds for seconds, here in syncs if here]
     elsewhere = [seconds for seconds, here in syncs if not here]
-    print(f"    the batch ended {end - last:.3f} s after the last operation was seen done; "
-          f"syncs to the disk: {len(on_loop)} on the event loop's thread (longest "
-          f"{1000 * max(on_loop, default=0.0):.1f} ms), {len(elsewhere)} in other threads "
-          f"(longest {1000 * max(elsewhere, default=0.0):.1f} ms)")
+    print(f"    the batch ended {end - last:.3f} s after the last operation was seen done"
+          + ("" if executor is not None else
+             f"; syncs to the disk: {len(on_loop)} on the event loop's thread (longest "
+             f"{1000 * max(on_loop, default=0.0):.1f} ms), {len(elsewhere)} in other threads "
+             f"(longest {1000 * max(elsewhere, default=0.0):.1f} ms)"))
 
 
 def cpu_seconds() -> float:
@@ -325,7 +327,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append",
                         help="run only these parts (repeatable)")
     parser.add_argument("--timeline", action="store_true",
-                        help="with (a): run it once more and say where its time goes")
+                        help="with (a) or (b): run it once more and say where its time goes")
     parser.add_argument("--rows", default="1000,10000",
                         help="row counts of part (d), comma-separated (default 1000,10000)")
     args = parser.parse_args()
@@ -363,9 +365,11 @@ def main() -> None:
             client.run(set_testing)
             client.run(warm)  # each worker's start-up, as this process's before (a)
             there, _, _, peak = google_batch(args.videos, client)
-        print(f"(b) the same batch on a 2-worker Dask LocalCluster: {there:.1f} s against "
-              f"{here:.1f} s in this process: overhead {100 * (there / here - 1):+.1f} % "
-              f"(target ≤ 10 %); peak operations {peak}")
+            print(f"(b) the same batch on a 2-worker Dask LocalCluster: {there:.1f} s "
+                  f"against {here:.1f} s in this process: overhead "
+                  f"{100 * (there / here - 1):+.1f} % (target ≤ 10 %); peak operations {peak}")
+            if args.timeline:
+                timeline(args.videos, client)
 
     if "c" in parts:
         per_video, wall, seconds = offline(args.offline)
