@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import wave
 from pathlib import Path
@@ -430,8 +432,14 @@ class BreaksItsSession(ToneNarrator):
 
     async def speak(self, text: str, target: Path, *, voice: str | None = None) -> AudioAsset:
         metadata = target.parent.parent / "metadata"
-        metadata.rename(metadata.with_name("metadata.gone"))  # at once, writes or not
-        metadata.write_text("not a folder")
+        for attempt in itertools.count():  # the manifest's writer may make it again between
+            with contextlib.suppress(FileNotFoundError):  # the two: then once more
+                metadata.rename(metadata.with_name(f"metadata.gone{attempt}"))
+            try:
+                metadata.write_text("not a folder")
+                break
+            except IsADirectoryError:
+                continue
         raise AgentError("the voice is gone", "breaks-its-session")
 
 
