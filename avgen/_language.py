@@ -129,11 +129,17 @@ def _loaded_identifier() -> Any:
     return identifier
 
 
+_ARRAYS = ("ptc", "pc", "classes", "nextmove", "out_feat", "nextmove_row")
+"""The arrays of py3langid's model, each kept in a ``.npy`` file of its own."""
+
+
 def _unpacked_identifier() -> Any:
     """py3langid's model read from an unpacked copy kept in ``<cache>/langid/`` (made on
-    first use): the packaged model is LZMA-compressed, and unpacking it was most of the load
-    (``benchmarks/offline.py`` prints both). None when the copy cannot be made or read, or this
-    py3langid lays its model out otherwise: the caller loads the packaged model."""
+    first use), one ``.npy`` file per array, memory-mapped: the packaged model is
+    LZMA-compressed, and unpacking it was most of the load, then reading its 67 MB whole
+    most of the rest; a text's classification reads a few pages of them
+    (``benchmarks/offline.py`` prints both). None when the copy cannot be made or read, or
+    this py3langid lays its model out otherwise: the caller loads the packaged model."""
     import lzma
     import shutil
     from importlib.metadata import version
@@ -150,23 +156,30 @@ def _unpacked_identifier() -> Any:
         packed = MODEL_DIR / MODEL_FILE
 
         def unpack(target: Path) -> None:
-            with lzma.open(packed) as source, target.open("wb") as unpacked:
+            target.mkdir()
+            whole = target / "model.npz"
+            with lzma.open(packed) as source, whole.open("wb") as unpacked:
                 shutil.copyfileobj(source, unpacked, length=1 << 20)
+            with np.load(whole, allow_pickle=False) as data:
+                for name in _ARRAYS:  # one array in memory at a time
+                    np.save(target / f"{name}.npy", data[name], allow_pickle=False)
+            whole.unlink()
 
         stat = packed.stat()
-        key = [str(packed), stat.st_size, stat.st_mtime_ns, version("py3langid")]
-        path = derived_file("langid", "model.npz", key, unpack)
+        key = [str(packed), stat.st_size, stat.st_mtime_ns, version("py3langid"), "npy"]
+        path = derived_file("langid", "model", key, unpack)
         if path is None:
             return None
-        with np.load(path, allow_pickle=False) as data:
-            return LanguageIdentifier(
-                np.asarray(data["ptc"]), np.asarray(data["pc"]), data["classes"].tolist(),
-                _to_array(data["nextmove"]), data["out_feat"].tolist(), norm_probs=True,
-                tk_row=_to_array(data["nextmove_row"]))
+        data = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                for name in _ARRAYS}
+        return LanguageIdentifier(
+            data["ptc"], np.asarray(data["pc"]), data["classes"].tolist(),
+            _to_array(data["nextmove"]), data["out_feat"].tolist(), norm_probs=True,
+            tk_row=_to_array(data["nextmove_row"]))
     except Exception:  # a damaged copy, or a py3langid that reads its model otherwise
         _logger.debug("py3langid's unpacked model could not be used", exc_info=True)
         if path is not None:
-            path.unlink(missing_ok=True)  # made again next time
+            shutil.rmtree(path, ignore_errors=True)  # made again next time
         return None
 
 

@@ -161,8 +161,10 @@ def test_threads_detecting_at_once_load_the_model_once(
 
 
 def test_the_model_is_unpacked_once_into_the_cache_and_read_from_there() -> None:
-    """The packaged model is LZMA-compressed; the unpacked copy in the cache answers the
-    same, and a damaged copy is dropped (the packed model is used) and made again."""
+    """The packaged model is LZMA-compressed; the unpacked copy in the cache (an array per
+    file, memory-mapped) answers the same, and a damaged copy is dropped (the packed model
+    is used) and made again."""
+    import numpy as np
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     from avgen import _language
@@ -170,21 +172,25 @@ def test_the_model_is_unpacked_once_into_the_cache_and_read_from_there() -> None
 
     assert not (cache_root() / "langid").exists()
     made = _language._unpacked_identifier()
-    copies = list((cache_root() / "langid").glob("model-*.npz"))
-    assert made is not None and len(copies) == 1
+    copies = list((cache_root() / "langid").glob("model-*"))
+    assert made is not None and len(copies) == 1 and copies[0].is_dir()
+    assert sorted(p.name for p in copies[0].iterdir()) == sorted(
+        f"{name}.npy" for name in _language._ARRAYS)  # nothing else left there
     assert not [p for p in copies[0].parent.iterdir() if p.name.startswith(".")]
     read = _language._unpacked_identifier()  # from the copy this time
+    assert isinstance(read._full_model[0], np.memmap)  # read as it is needed, not whole
     packed = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     for text in ("Every drop of water on Earth is on a journey.",
                  "Le soleil chauffe les océans, les lacs et les rivières.",
                  "Die Sonne wärmt die Ozeane, Seen und Flüsse."):
         assert read.classify(text) == packed.classify(text) == made.classify(text)
 
-    copies[0].write_bytes(copies[0].read_bytes()[:1000])
+    damaged = copies[0] / "nextmove.npy"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
     assert _language._unpacked_identifier() is None  # damaged: not used, and dropped
     assert not copies[0].exists()
     again = _language._unpacked_identifier()
-    assert again is not None and copies[0].stat().st_size > 1_000_000
+    assert again is not None and damaged.stat().st_size > 1_000_000
 
 
 def test_a_py3langid_that_reads_its_model_otherwise_still_detects(
@@ -197,7 +203,7 @@ def test_a_py3langid_that_reads_its_model_otherwise_still_detects(
     # a py3langid without the helper the unpacked copy is read with
     monkeypatch.setitem(sys.modules, "py3langid.modelio", types.ModuleType("py3langid.modelio"))
     assert _language._unpacked_identifier() is None
-    assert not list((cache_root() / "langid").glob("model-*.npz"))
+    assert not list((cache_root() / "langid").glob("model-*"))
     monkeypatch.undo()
     _language._loaded_identifier.cache_clear()
     real = _language._unpacked_identifier
