@@ -111,7 +111,7 @@ _LOADING = threading.Lock()
 
 
 def _identifier() -> Any:
-    """py3langid's model, limited to `_LATIN`: loaded once per process (~0.5 s), by the
+    """py3langid's model, limited to `_LATIN`: loaded once per process, by the
     first thread that needs it while the others wait (threads of a Dask worker each
     loading their own copy at once took seconds)."""
     with _LOADING:

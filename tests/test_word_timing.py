@@ -29,6 +29,7 @@ from avgen.agents.local._narrator import (
     _aligned_copy,
     _bundled_model,
     _loaded_voice,
+    _patched,
     _scenes_at_once,
 )
 from avgen.agents.local._voices import voices_folder
@@ -158,9 +159,7 @@ def test_the_voice_patched_for_alignments_is_kept_and_loaded_without_onnx(
     assert first == {"estimated": False, "words": 4, "onnx": True}
     copies = list(aligned.glob("*.onnx"))
     assert len(copies) == 1
-    import onnx
-
-    from avgen.agents.local._narrator import _patched
+    import onnx  # only this test reads models itself
 
     kept = onnx.load(str(copies[0]))
     patched = onnx.load_from_string(_patched(_bundled_model()))
